@@ -1,0 +1,27 @@
+//! auditlake: exact, resumable export of Zendesk audit logs into a Hive-partitioned Parquet lake.
+//!
+//! The modules follow the pipeline:
+//!
+//! ```text
+//! config ─▶ window (plan) ─▶ runner (bounded workers) ───────────────────────────────▶ manifest
+//!                            │ zendesk (pages) ─▶ decode ─▶ route (by day) ─▶ storage │
+//! ```
+//! - [`cli`] parses the command line; [`config`] validates it with the TOML file and environment.
+//! - [`window`] is the UTC grid and the plan of a run.
+//! - [`zendesk`] is the API client: auth, shared request budget, retries, pagination.
+//! - [`schema`] loads the declared schema from `schemas/`; [`decode`] turns pages into typed rows.
+//! - [`route`] keeps exactly a window's records, once, and sends them to their day's part file.
+//! - [`storage`] holds the lake: destinations, paths, Parquet part files, uploads.
+//! - [`manifest`] pins the dataset and commits windows; [`runner`] ties a run together.
+//! - [`status`] and [`ops`] serve the other commands; [`simulator`] is the built-in Zendesk.
+
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod manifest;
+pub mod route;
+pub mod runner;
+pub mod schema;
+pub mod storage;
+pub mod window;
+pub mod zendesk;

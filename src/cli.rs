@@ -1,0 +1,323 @@
+//! The command line, parsed only: every value stays as typed. [`crate::config`] turns it, with
+//! the TOML file and the environment, into one validated configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::zendesk::Pagination;
+
+/// Exact, resumable export of Zendesk audit logs into a Hive-partitioned Parquet lake.
+///
+/// Credentials come only from the environment: ZENDESK_OAUTH_TOKEN (an OAuth access token with
+/// the `read` or `auditlogs:read` scope), or ZENDESK_EMAIL with ZENDESK_API_TOKEN. Each may instead
+/// name a file holding the value: ZENDESK_OAUTH_TOKEN_FILE, ZENDESK_API_TOKEN_FILE.
+///
+/// Exit codes: 0 all done; 1 some windows failed (rerun to retry them); 2 usage or configuration
+/// error; 3 Zendesk refused the credentials or access (401/403); 4 the destination or its
+/// manifest failed; 130 interrupted (Ctrl-C or SIGTERM: no window was left half-committed).
+#[derive(Debug, Parser)]
+#[command(name = "auditlake", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// A TOML file with default values for any long option (keys as on the command line, e.g.
+    /// `subdomain = "acme"`, `filter-action = ["login"]`). Flags and environment win over the file.
+    #[arg(long, global = true, env = "AUDITLAKE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format: text for people, json for log collectors [default: text].
+    #[arg(long, global = true, env = "AUDITLAKE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log filter, in tracing's syntax (e.g. `debug`, `auditlake=debug`) [default: info].
+    #[arg(long, global = true, env = "AUDITLAKE_LOG", value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Print no progress bar and no summary; logs only warnings and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Export audit logs into the lake: closed windows once, the open window on every run.
+    Export(ExportArgs),
+    /// Show what the lake's manifest says: done windows, the open window, gaps, row counts.
+    Status(StatusArgs),
+    /// Fetch one audit log by id (the API's show operation) and print it as JSON.
+    Show(ShowArgs),
+    /// List audit logs (the API's list operation) as JSON lines on stdout.
+    List(ListArgs),
+    /// Ask Zendesk to prepare a CSV export (the API's export operation; 1 request per minute).
+    RequestExport(RequestExportArgs),
+    /// Run the whole job end to end against the built-in simulator, no account needed.
+    Demo(DemoArgs),
+    /// Serve a synthetic Zendesk account on 127.0.0.1 (the simulator the tests and demo use).
+    Simulate(SimulateArgs),
+}
+
+/// Where and how to reach Zendesk.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ApiArgs {
+    /// Zendesk subdomain: `acme` for acme.zendesk.com.
+    #[arg(long, env = "AUDITLAKE_SUBDOMAIN")]
+    pub subdomain: Option<String>,
+
+    /// Replaces https://SUBDOMAIN.zendesk.com (for the simulator, a proxy or tests). Plain http:// is
+    /// accepted only for loopback addresses.
+    #[arg(long, env = "AUDITLAKE_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Upper bound on requests per minute for this process [default: none beyond the share].
+    #[arg(long, env = "AUDITLAKE_MAX_REQUESTS_PER_MINUTE", value_name = "N")]
+    pub max_requests_per_minute: Option<u32>,
+
+    /// Fraction of the account's rate limit (from X-Rate-Limit) this process may use; the rest is
+    /// left to other integrations on the account [default: 0.5].
+    #[arg(long, env = "AUDITLAKE_RATE_LIMIT_SHARE", value_name = "FRACTION")]
+    pub rate_limit_share: Option<f64>,
+
+    /// Time limit of one HTTP request, body included [default: 60s].
+    #[arg(long, env = "AUDITLAKE_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+
+    /// Attempts per request before a transient failure (5xx, timeout, reset, bad body) fails
+    /// its window [default: 8].
+    #[arg(long, env = "AUDITLAKE_MAX_ATTEMPTS", value_name = "N")]
+    pub max_attempts: Option<u32>,
+
+    /// Time one request may spend retrying before it fails its window [default: 10m].
+    #[arg(long, env = "AUDITLAKE_MAX_RETRY_TIME", value_name = "DURATION")]
+    pub max_retry_time: Option<String>,
+
+    /// First retry delay, doubled per attempt with jitter (e.g. 500ms, 2s) [default: 500ms].
+    #[arg(long, env = "AUDITLAKE_RETRY_BASE_DELAY", value_name = "DURATION")]
+    pub retry_base_delay: Option<String>,
+}
+
+/// The API's record filters.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only records with this action (create, destroy, exported, login, update, ...); repeat for
+    /// several.
+    #[arg(long = "filter-action", value_name = "ACTION")]
+    pub filter_action: Vec<String>,
+
+    /// Only records about this source type (user, rule, ticket, apitoken, ...).
+    #[arg(long, value_name = "TYPE")]
+    pub filter_source_type: Option<String>,
+
+    /// Only records about this source id (needs --filter-source-type).
+    #[arg(long, value_name = "ID", allow_negative_numbers = true)]
+    pub filter_source_id: Option<i64>,
+
+    /// Only records by this actor id.
+    #[arg(long, value_name = "ID", allow_negative_numbers = true)]
+    pub filter_actor_id: Option<i64>,
+
+    /// Only records from this IP address.
+    #[arg(long, value_name = "IP")]
+    pub filter_ip_address: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    /// The lake: a local path or a file:// URL.
+    #[arg(long, env = "AUDITLAKE_DEST", value_name = "PATH_OR_URL")]
+    pub dest: Option<String>,
+
+    /// Start of the export: RFC 3339 (2024-01-01T00:00:00Z) or a date (2024-01-01 = midnight
+    /// UTC). Rounded down to the window grid.
+    #[arg(long, env = "AUDITLAKE_SINCE", value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// End of the export (exclusive) [default: now minus --settle-lag]. Never later than that:
+    /// younger records may not be visible yet.
+    #[arg(long, env = "AUDITLAKE_UNTIL", value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Window grid: 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or Nd. Pinned by the lake at its first run
+    /// [default: 1d].
+    #[arg(long, env = "AUDITLAKE_WINDOW", value_name = "STEP")]
+    pub window: Option<String>,
+
+    /// How far behind now data is treated as final; Zendesk is eventually consistent
+    /// [default: 5m].
+    #[arg(long, env = "AUDITLAKE_SETTLE_LAG", value_name = "DURATION")]
+    pub settle_lag: Option<String>,
+
+    /// Windows exported at once [default: 4].
+    #[arg(long, env = "AUDITLAKE_CONCURRENCY", value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// List pagination: cursor (default) or offset (at most 10,000 records per window).
+    #[arg(long, env = "AUDITLAKE_PAGINATION", value_enum)]
+    pub pagination: Option<Pagination>,
+
+    /// Also write the run summary as JSON to this file (for schedulers).
+    #[arg(long, env = "AUDITLAKE_SUMMARY_JSON", value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Directory for temporary Parquet files before upload [default: the system's].
+    #[arg(long, env = "AUDITLAKE_TMP_DIR", value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    /// The lake: a local path or a file:// URL.
+    #[arg(long, env = "AUDITLAKE_DEST", value_name = "PATH_OR_URL")]
+    pub dest: Option<String>,
+
+    /// The subdomain whose manifest to read.
+    #[arg(long, env = "AUDITLAKE_SUBDOMAIN")]
+    pub subdomain: Option<String>,
+
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ShowArgs {
+    /// The audit log's id.
+    pub id: i64,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    /// Only records created at or after this time (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only records created before this time (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Stop after this many records.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+
+    /// List pagination: cursor (default) or offset (at most 10,000 records).
+    #[arg(long, value_enum)]
+    pub pagination: Option<Pagination>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RequestExportArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub filters: FilterArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Where to leave the demo lake.
+    #[arg(long, default_value = "lake")]
+    pub dest: String,
+
+    /// Records in the simulated account.
+    #[arg(long, default_value_t = 20_000)]
+    pub records: u64,
+
+    /// Days of history in the simulated account, ending now.
+    #[arg(long, default_value_t = 14)]
+    pub days: u32,
+}
+
+/// How the simulator interprets `filter[created_at][]` bounds (undocumented by Zendesk).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BoundsArg {
+    Inclusive,
+    Exclusive,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SimulateArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8989")]
+    pub bind: std::net::SocketAddr,
+
+    /// Records in the synthetic account.
+    #[arg(long, default_value_t = 10_000)]
+    pub records: u64,
+
+    /// First instant of the account's history [default: 30 days before now].
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+
+    /// End of the account's history (exclusive) [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+
+    /// Seed of the synthetic data: the same seed gives the same account.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Whether filter[created_at][] bounds are inclusive or exclusive.
+    #[arg(long, value_enum, default_value_t = BoundsArg::Inclusive)]
+    pub bounds: BoundsArg,
+
+    /// Requests per minute reported in X-Rate-Limit and enforced with 429s.
+    #[arg(long, default_value_t = 700)]
+    pub rate_limit: u32,
+
+    /// The OAuth token the simulator accepts (a test value, not a secret).
+    #[arg(long, default_value = "sim-token")]
+    pub token: String,
+
+    /// Answer 403 to everything, like an account without the Enterprise plan.
+    #[arg(long)]
+    pub not_enterprise: bool,
+
+    /// Give a few records fields the documented schema does not have.
+    #[arg(long)]
+    pub extra_fields: bool,
+
+    /// Fraction of list requests answered with a 5xx.
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    pub fault_5xx: f64,
+
+    /// Fraction of list requests answered with 429 and Retry-After: 1.
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    pub fault_429: f64,
+
+    /// Fraction of list requests answered 200 with a truncated body.
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    pub fault_truncate: f64,
+
+    /// Fraction of list requests whose connection is reset.
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    pub fault_reset: f64,
+
+    /// Records become visible only this long after their created_at (eventual consistency).
+    #[arg(long, value_name = "DURATION")]
+    pub late_arrival: Option<String>,
+}

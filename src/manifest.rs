@@ -1,0 +1,298 @@
+//! The manifest under `DEST/_auditlake/`: what the dataset is, and which windows are done.
+//!
+//! Data first, commit last: a closed window's marker is written with create-if-absent only after
+//! every one of its files is in place, so a window is done exactly when its marker exists. A run
+//! that finds a marker it was about to write (`AlreadyExists`) knows another run finished the
+//! same window.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::schema::SCHEMA_VERSION;
+use crate::storage::{layout, Created, Lake, StorageError};
+use crate::window::{format_rfc3339, parse_compact, Grid, Window};
+use crate::zendesk::Filters;
+
+/// Version of the manifest's own JSON layout.
+const FORMAT: u32 = 1;
+
+/// Why the manifest could not be read or written, or does not match this run.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{path} is not a valid auditlake manifest file: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error("the lake at {dest} was created for subdomain {subdomain:?} with other settings: {differences}. Run with the dataset's settings, or export into another --dest")]
+    Mismatch {
+        dest: String,
+        subdomain: String,
+        differences: String,
+    },
+}
+
+/// What a dataset is, pinned by its first run: later runs with other settings are refused,
+/// because their files would not be comparable (another grid would re-export every window under
+/// other names; other filters would mix selections).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Dataset {
+    pub format: u32,
+    pub subdomain: String,
+    pub schema_version: u32,
+    /// The window grid, as `1h`…`12h`, `Nd`.
+    pub window: String,
+    #[serde(default)]
+    pub filters: Filters,
+    #[serde(default)]
+    pub created_by: String,
+}
+
+impl Dataset {
+    /// The dataset this run would create.
+    pub fn new(subdomain: &str, grid: Grid, filters: &Filters) -> Dataset {
+        Dataset {
+            format: FORMAT,
+            subdomain: subdomain.to_string(),
+            schema_version: SCHEMA_VERSION,
+            window: grid.to_string(),
+            filters: filters.clone(),
+            created_by: concat!("auditlake ", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+
+    /// Human-readable differences that matter, empty when compatible.
+    fn differences(&self, pinned: &Dataset) -> Vec<String> {
+        let mut out = Vec::new();
+        if pinned.window != self.window {
+            out.push(format!(
+                "--window is {} in the lake, {} in this run",
+                pinned.window, self.window
+            ));
+        }
+        if pinned.filters != self.filters {
+            let show = |f: &Filters| serde_json::to_string(f).unwrap_or_default();
+            out.push(format!(
+                "filters are {} in the lake, {} in this run",
+                show(&pinned.filters),
+                show(&self.filters)
+            ));
+        }
+        if pinned.schema_version != self.schema_version {
+            out.push(format!(
+                "schema version is {} in the lake, {} in this auditlake",
+                pinned.schema_version, self.schema_version
+            ));
+        }
+        out
+    }
+}
+
+/// One file of a window.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// A window's export: the marker of a closed window, or the record of the open window's latest run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WindowRecord {
+    pub window: String,
+    pub start: String,
+    pub end: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub files: Vec<FileEntry>,
+    pub completed_at: String,
+    pub auditlake_version: String,
+}
+
+impl WindowRecord {
+    /// The record of `window`'s export, completed now.
+    pub fn new(window: &Window, files: Vec<FileEntry>) -> WindowRecord {
+        WindowRecord {
+            window: window.id(),
+            start: format_rfc3339(window.start),
+            end: format_rfc3339(window.end),
+            rows: files.iter().map(|f| f.rows).sum(),
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            files,
+            completed_at: format_rfc3339(chrono::Utc::now().timestamp()),
+            auditlake_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// One subdomain's manifest in one lake.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    lake: Lake,
+    subdomain: String,
+}
+
+impl Manifest {
+    pub fn new(lake: Lake, subdomain: &str) -> Manifest {
+        Manifest {
+            lake,
+            subdomain: subdomain.to_string(),
+        }
+    }
+
+    /// Reads the dataset description, if the lake has one for this subdomain.
+    pub async fn dataset(&self) -> Result<Option<Dataset>, ManifestError> {
+        let path = layout::dataset(&self.subdomain);
+        match self.lake.read(&path).await? {
+            None => Ok(None),
+            Some(bytes) => parse(&path, &bytes).map(Some),
+        }
+    }
+
+    /// Pins `wanted` on first use, or checks it against what is pinned.
+    pub async fn pin(&self, wanted: &Dataset) -> Result<(), ManifestError> {
+        let path = layout::dataset(&self.subdomain);
+        let body = serde_json::to_vec_pretty(wanted).expect("plain data serializes");
+        if self.lake.create(&path, Bytes::from(body)).await? == Created::Created {
+            tracing::info!(path = %path, window = %wanted.window, "dataset created");
+            return Ok(());
+        }
+        let pinned = self.dataset().await?.ok_or_else(|| ManifestError::Corrupt {
+            path: path.to_string(),
+            reason: "vanished while being read".into(),
+        })?;
+        let differences = wanted.differences(&pinned);
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(ManifestError::Mismatch {
+                dest: self.lake.display().to_string(),
+                subdomain: self.subdomain.clone(),
+                differences: differences.join("; "),
+            })
+        }
+    }
+
+    /// The starts (UTC seconds) of the done windows, from one listing: no marker is read.
+    pub async fn done(&self) -> Result<Vec<i64>, ManifestError> {
+        let paths = self.lake.list(&layout::markers(&self.subdomain)).await?;
+        let mut starts: Vec<i64> = paths
+            .iter()
+            .filter_map(|p| layout::marker_window_id(p).and_then(parse_compact))
+            .collect();
+        starts.sort_unstable();
+        Ok(starts)
+    }
+
+    /// Every marker, by window start.
+    pub async fn markers(&self) -> Result<BTreeMap<i64, WindowRecord>, ManifestError> {
+        let mut out = BTreeMap::new();
+        for path in self.lake.list(&layout::markers(&self.subdomain)).await? {
+            let Some(start) = layout::marker_window_id(&path).and_then(parse_compact) else {
+                continue;
+            };
+            if let Some(bytes) = self.lake.read(&path).await? {
+                out.insert(start, parse(&path, &bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks a closed window done. `AlreadyExisted` means another run committed it first.
+    pub async fn commit(
+        &self,
+        window: &Window,
+        record: &WindowRecord,
+    ) -> Result<Created, ManifestError> {
+        let body = serde_json::to_vec_pretty(record).expect("plain data serializes");
+        Ok(self
+            .lake
+            .create(&layout::marker(&self.subdomain, window), Bytes::from(body))
+            .await?)
+    }
+
+    /// Records the open window's latest export (informational: never a done marker).
+    pub async fn record_open(&self, record: &WindowRecord) -> Result<(), ManifestError> {
+        let body = serde_json::to_vec_pretty(record).expect("plain data serializes");
+        self.lake
+            .write(&layout::open_window(&self.subdomain), Bytes::from(body))
+            .await?;
+        Ok(())
+    }
+
+    /// The open window's latest export, if any.
+    pub async fn open_window(&self) -> Result<Option<WindowRecord>, ManifestError> {
+        let path = layout::open_window(&self.subdomain);
+        match self.lake.read(&path).await? {
+            None => Ok(None),
+            Some(bytes) => parse(&path, &bytes).map(Some),
+        }
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(
+    path: &object_store::path::Path,
+    bytes: &[u8],
+) -> Result<T, ManifestError> {
+    serde_json::from_slice(bytes).map_err(|e| ManifestError::Corrupt {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lake() -> (tempfile::TempDir, Lake) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        (dir, lake)
+    }
+
+    #[tokio::test]
+    async fn a_dataset_is_pinned_and_other_settings_are_refused_with_the_difference() {
+        let (_dir, lake) = lake();
+        let m = Manifest::new(lake, "acme");
+        let daily = Dataset::new("acme", Grid::DAILY, &Filters::default());
+        m.pin(&daily).await.unwrap();
+        m.pin(&daily).await.unwrap();
+        let hourly = Dataset::new("acme", Grid::parse("1h").unwrap(), &Filters::default());
+        let err = m.pin(&hourly).await.unwrap_err().to_string();
+        assert!(err.contains("--window is 1d in the lake, 1h in this run"), "{err}");
+        let filtered = Dataset::new(
+            "acme",
+            Grid::DAILY,
+            &Filters {
+                actions: vec!["login".into()],
+                ..Filters::default()
+            },
+        );
+        let err = m.pin(&filtered).await.unwrap_err().to_string();
+        assert!(err.contains("filters are {} in the lake"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn subdomains_have_separate_manifests() {
+        let (_dir, lake) = lake();
+        let a = Manifest::new(lake.clone(), "a");
+        let b = Manifest::new(lake, "b");
+        a.pin(&Dataset::new("a", Grid::DAILY, &Filters::default()))
+            .await
+            .unwrap();
+        b.pin(&Dataset::new("b", Grid::parse("1h").unwrap(), &Filters::default()))
+            .await
+            .unwrap();
+        let w = Window {
+            start: 86_400,
+            end: 172_800,
+        };
+        let record = WindowRecord::new(&w, vec![]);
+        assert_eq!(a.commit(&w, &record).await.unwrap(), Created::Created);
+        assert_eq!(a.commit(&w, &record).await.unwrap(), Created::AlreadyExisted);
+        assert_eq!(a.done().await.unwrap(), [86_400]);
+        assert!(b.done().await.unwrap().is_empty());
+        assert_eq!(a.markers().await.unwrap()[&86_400], record);
+    }
+}

@@ -1,0 +1,270 @@
+//! Routing one window's rows: keep exactly the window's records, once each, and send them to the
+//! part file of their UTC day.
+//!
+//! The query asked for a slightly wider range than the window (see
+//! [`Window::query_range`](crate::window::Window::query_range)), and pages may repeat a record, so
+//! this is where exactness is made: `start <= created_at < end`, deduplicated on `id`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+
+use crate::decode::Row;
+use crate::storage::part_file::{FinishedPart, PartError, PartFile};
+use crate::window::{day_of, Window};
+
+/// Rows per part file before the next part of the same day starts: keeps single files within
+/// what engines split and cache comfortably. A window's file names stay deterministic because
+/// rows arrive in the same order on every run.
+const ROWS_PER_FILE: u64 = 4_000_000;
+
+/// A part file of one day, finished and waiting for upload.
+#[derive(Debug)]
+pub struct RoutedPart {
+    pub day: NaiveDate,
+    pub seq: u32,
+    pub part: FinishedPart,
+}
+
+/// Counts of what happened to the rows of a window.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RouteCounts {
+    /// Rows kept and written.
+    pub kept: u64,
+    /// Rows outside the window (the query's extra margin): dropped.
+    pub outside: u64,
+    /// Rows whose id was already kept: dropped.
+    pub duplicates: u64,
+    /// Rows written after a later row of the same file (see [`FinishedPart::out_of_order`]).
+    pub out_of_order: u64,
+}
+
+/// The window being written: one open part file per day that still receives rows.
+pub struct WindowRouter {
+    window: Window,
+    tmp_dir: PathBuf,
+    seen: HashSet<i64>,
+    open: BTreeMap<NaiveDate, (u32, PartFile)>,
+    next_seq: BTreeMap<NaiveDate, u32>,
+    finished: Vec<RoutedPart>,
+    counts: RouteCounts,
+}
+
+impl WindowRouter {
+    /// Starts routing `window`, with temporary files under `tmp_dir`.
+    pub fn new(window: Window, tmp_dir: PathBuf) -> WindowRouter {
+        WindowRouter {
+            window,
+            tmp_dir,
+            seen: HashSet::new(),
+            open: BTreeMap::new(),
+            next_seq: BTreeMap::new(),
+            finished: Vec::new(),
+            counts: RouteCounts::default(),
+        }
+    }
+
+    /// Offers one decoded row.
+    pub fn push(&mut self, row: &Row<'_, '_>) -> Result<(), PartError> {
+        let second = row.created_at.div_euclid(1_000_000);
+        if !self.window.contains(second) {
+            self.counts.outside += 1;
+            return Ok(());
+        }
+        if !self.seen.insert(row.id) {
+            self.counts.duplicates += 1;
+            return Ok(());
+        }
+        let day = day_of(second);
+        // Rows come in created_at order: once a later day starts, earlier days are complete.
+        while let Some((&first, _)) = self.open.first_key_value() {
+            if first >= day {
+                break;
+            }
+            self.close(first)?;
+        }
+        if !self.open.contains_key(&day) {
+            let seq = self.take_seq(day);
+            self.open.insert(day, (seq, PartFile::create(&self.tmp_dir)?));
+        }
+        let (_, part) = self.open.get_mut(&day).expect("opened above");
+        part.push(row)?;
+        self.counts.kept += 1;
+        if part.rows() >= ROWS_PER_FILE {
+            self.close(day)?;
+        }
+        Ok(())
+    }
+
+    fn take_seq(&mut self, day: NaiveDate) -> u32 {
+        let next = self.next_seq.entry(day).or_insert(0);
+        let seq = *next;
+        *next += 1;
+        seq
+    }
+
+    fn close(&mut self, day: NaiveDate) -> Result<(), PartError> {
+        if let Some((seq, part)) = self.open.remove(&day) {
+            let part = part.finish()?;
+            self.counts.out_of_order += part.out_of_order;
+            self.finished.push(RoutedPart { day, seq, part });
+        }
+        Ok(())
+    }
+
+    /// Finishes every open file and returns all parts with the window's counts.
+    pub fn finish(mut self) -> Result<(Vec<RoutedPart>, RouteCounts), PartError> {
+        let days: Vec<NaiveDate> = self.open.keys().copied().collect();
+        for day in days {
+            self.close(day)?;
+        }
+        Ok((self.finished, self.counts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::decode_page;
+    use crate::schema::Schema;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    const DAY: i64 = 86_400;
+
+    fn page(records: &[(i64, &str)]) -> String {
+        let items: Vec<String> = records
+            .iter()
+            .map(|(id, t)| format!(r#"{{"id":{id},"created_at":"{t}","action":"login"}}"#))
+            .collect();
+        format!(r#"{{"audit_logs":[{}]}}"#, items.join(","))
+    }
+
+    fn route(window: Window, body: &str) -> (Vec<RoutedPart>, RouteCounts) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut router = WindowRouter::new(window, dir.path().to_path_buf());
+        let mut err = None;
+        decode_page(body.as_bytes(), Schema::get(), |row| {
+            if let Err(e) = router.push(&row) {
+                err = Some(e);
+            }
+        })
+        .unwrap();
+        assert!(err.is_none());
+        router.finish().unwrap()
+    }
+
+    fn read_ids(part: &FinishedPart) -> Vec<(i64, i64)> {
+        let file = part.file.try_clone().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut out = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let ids = batch
+                .column_by_name("id")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .clone();
+            let ts = batch
+                .column_by_name("created_at")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+                .unwrap()
+                .clone();
+            out.extend(ts.values().iter().zip(ids.values().iter()).map(|(t, i)| (*t / 1_000_000, *i)));
+        }
+        out
+    }
+
+    #[test]
+    fn keeps_exactly_the_window_once_and_sorted() {
+        let window = Window {
+            start: DAY,
+            end: 2 * DAY,
+        };
+        let body = page(&[
+            (1, "1970-01-01T23:59:59Z"), // the query's margin before the window
+            (5, "1970-01-02T00:00:00Z"), // first instant of the window
+            (3, "1970-01-02T00:00:00Z"),
+            (5, "1970-01-02T00:00:00Z"), // repeated by the API
+            (4, "1970-01-02T23:59:59Z"), // last instant of the window
+            (2, "1970-01-03T00:00:00Z"), // the next window's first instant
+        ]);
+        let (parts, counts) = route(window, &body);
+        assert_eq!(
+            counts,
+            RouteCounts {
+                kept: 3,
+                outside: 2,
+                duplicates: 1,
+                out_of_order: 0
+            }
+        );
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].day.to_string(), "1970-01-02");
+        assert_eq!(read_ids(&parts[0].part), [(DAY, 3), (DAY, 5), (2 * DAY - 1, 4)]);
+    }
+
+    #[test]
+    fn multi_day_windows_route_rows_to_their_day() {
+        let window = Window {
+            start: 0,
+            end: 3 * DAY,
+        };
+        let body = page(&[
+            (1, "1970-01-01T10:00:00Z"),
+            (2, "1970-01-02T00:00:00Z"),
+            (3, "1970-01-03T23:59:59Z"),
+        ]);
+        let (parts, counts) = route(window, &body);
+        assert_eq!(counts.kept, 3);
+        let days: Vec<String> = parts.iter().map(|p| p.day.to_string()).collect();
+        assert_eq!(days, ["1970-01-01", "1970-01-02", "1970-01-03"]);
+        assert!(parts.iter().all(|p| p.seq == 0 && p.part.rows == 1));
+    }
+
+    #[test]
+    fn a_late_row_for_a_closed_day_gets_its_own_part() {
+        let window = Window {
+            start: 0,
+            end: 2 * DAY,
+        };
+        let body = page(&[
+            (1, "1970-01-01T10:00:00Z"),
+            (2, "1970-01-02T10:00:00Z"),
+            (3, "1970-01-01T11:00:00Z"),
+        ]);
+        let (parts, counts) = route(window, &body);
+        assert_eq!(counts.kept, 3);
+        let mut names: Vec<(String, u32)> =
+            parts.iter().map(|p| (p.day.to_string(), p.seq)).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ("1970-01-01".to_string(), 0),
+                ("1970-01-01".to_string(), 1),
+                ("1970-01-02".to_string(), 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn same_second_clusters_beyond_a_batch_stay_sorted_by_id() {
+        let window = Window { start: 0, end: DAY };
+        // 20,000 records in one second, ids descending, then one in the next second.
+        let mut records: Vec<(i64, &str)> = (0..20_000).map(|i| (50_000 - i, "1970-01-01T05:00:00Z")).collect();
+        records.push((1, "1970-01-01T05:00:01Z"));
+        let (parts, counts) = route(window, &page(&records));
+        assert_eq!(counts.kept, 20_001);
+        let rows = read_ids(&parts[0].part);
+        assert!(rows.windows(2).all(|w| w[0] < w[1]), "rows must be sorted by (created_at, id)");
+        assert_eq!(rows.len(), 20_001);
+    }
+}

@@ -1,0 +1,376 @@
+//! Window planning: the fixed UTC grid a dataset is cut into, and the windows one run covers.
+//!
+//! Everything here is pure arithmetic on UTC seconds since the Unix epoch, so it is unit- and
+//! property-tested without a clock. The grid is anchored at the epoch; every allowed grid step
+//! divides a day or is a whole number of days, so windows never straddle midnight unless they are
+//! multi-day windows (which then cover whole days).
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Hour steps that divide a day: the only sub-day grids, so each day is cut the same way.
+const HOUR_STEPS: [i64; 8] = [1, 2, 3, 4, 6, 8, 12, 24];
+
+/// Windows are limited to a year: a larger unit buys nothing (one request stream per window) and
+/// makes a crashed window costlier to redo.
+const MAX_DAYS: i64 = 366;
+
+/// A window grid: a step in seconds, anchored at the Unix epoch (UTC midnight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Grid {
+    step: i64,
+}
+
+/// Why a grid, duration or instant could not be parsed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("invalid window {0:?}: use 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or Nd (N days, at most {MAX_DAYS})")]
+    Grid(String),
+    #[error("invalid duration {0:?}: use a number followed by s, m, h or d (for example 90s, 5m, 1h)")]
+    Duration(String),
+    #[error("invalid time {0:?}: use RFC 3339 (2024-01-01T00:00:00Z) or a date (2024-01-01, midnight UTC)")]
+    Instant(String),
+}
+
+impl Grid {
+    /// The default grid: one window per UTC day.
+    pub const DAILY: Grid = Grid {
+        step: SECONDS_PER_DAY,
+    };
+
+    /// Parses `1h`…`12h` (hours dividing a day), `1d` or `Nd`.
+    pub fn parse(text: &str) -> Result<Grid, ParseError> {
+        let bad = || ParseError::Grid(text.to_string());
+        let text = text.trim();
+        let (number, unit) = text.split_at(text.len().saturating_sub(1));
+        let n: i64 = number.parse().map_err(|_| bad())?;
+        let step = match unit {
+            "h" if HOUR_STEPS.contains(&n) => n * 3600,
+            "d" if (1..=MAX_DAYS).contains(&n) => n * SECONDS_PER_DAY,
+            _ => return Err(bad()),
+        };
+        Ok(Grid { step })
+    }
+
+    /// The step in seconds.
+    pub fn seconds(self) -> i64 {
+        self.step
+    }
+
+    /// The start of the grid cell holding `t`.
+    pub fn floor(self, t: i64) -> i64 {
+        t.div_euclid(self.step) * self.step
+    }
+}
+
+impl fmt::Display for Grid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.step % SECONDS_PER_DAY == 0 {
+            write!(f, "{}d", self.step / SECONDS_PER_DAY)
+        } else {
+            write!(f, "{}h", self.step / 3600)
+        }
+    }
+}
+
+/// A half-open range of UTC seconds `[start, end)` on the grid. `end` is the grid cell's end for a
+/// closed window and the run's `until` for the open one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Window {
+    /// The window's name in file names and markers: its start, `YYYYMMDDTHHMMZ`. Stable across
+    /// runs for the open window too (its start never moves), so reruns replace its files.
+    pub fn id(&self) -> String {
+        format_compact(self.start)
+    }
+
+    /// Whether `t` (UTC seconds) falls in the window.
+    pub fn contains(&self, t: i64) -> bool {
+        self.start <= t && t < self.end
+    }
+
+    /// The `filter[created_at][]` pair that covers the window whether Zendesk's bounds are
+    /// inclusive or exclusive. Timestamps have second precision, so with exclusive bounds
+    /// `(start-1, end)` holds exactly `[start, end-1]`, and with inclusive bounds it holds that plus
+    /// the two neighbouring seconds, which the exact filter drops.
+    pub fn query_range(&self) -> (i64, i64) {
+        (self.start - 1, self.end)
+    }
+
+    /// The UTC days that hold some instant of the window, in order.
+    pub fn days(&self) -> Vec<NaiveDate> {
+        let first = self.start.div_euclid(SECONDS_PER_DAY);
+        let last = (self.end - 1).div_euclid(SECONDS_PER_DAY);
+        (first..=last).map(day_from_index).collect()
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", format_rfc3339(self.start), format_rfc3339(self.end))
+    }
+}
+
+/// What one run covers: the closed windows (exported once, then marked done) and at most one open
+/// window (cut at `until`, exported every run, never marked done).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub closed: Vec<Window>,
+    pub open: Option<Window>,
+}
+
+/// Cuts `[since, until)` into grid windows. `since` is rounded down to the grid, so every closed
+/// window is a whole grid cell: a marker always means the whole cell is in the lake.
+pub fn plan(grid: Grid, since: i64, until: i64) -> Plan {
+    let mut closed = Vec::new();
+    let mut start = grid.floor(since);
+    while start + grid.step <= until {
+        closed.push(Window {
+            start,
+            end: start + grid.step,
+        });
+        start += grid.step;
+    }
+    let open = (start < until).then_some(Window { start, end: until });
+    Plan { closed, open }
+}
+
+/// Parses `2024-01-01T00:00:00Z` (any RFC 3339 offset) or `2024-01-01` (midnight UTC) into UTC
+/// seconds. Sub-second parts are refused: Zendesk's timestamps have second precision.
+pub fn parse_instant(text: &str) -> Result<i64, ParseError> {
+    let bad = || ParseError::Instant(text.to_string());
+    let text = text.trim();
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc().timestamp());
+    }
+    let t = DateTime::parse_from_rfc3339(text).map_err(|_| bad())?;
+    if t.timestamp_subsec_nanos() != 0 {
+        return Err(bad());
+    }
+    Ok(t.timestamp())
+}
+
+/// Parses a duration such as `30s`, `5m`, `2h`, `1d` into seconds.
+pub fn parse_duration(text: &str) -> Result<u64, ParseError> {
+    let bad = || ParseError::Duration(text.to_string());
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit_seconds).ok_or_else(bad)
+}
+
+/// Parses a duration that may also be given in milliseconds (`250ms`), for retry delays.
+pub fn parse_duration_ms(text: &str) -> Result<std::time::Duration, ParseError> {
+    let trimmed = text.trim();
+    if let Some(ms) = trimmed.strip_suffix("ms") {
+        let n: u64 = ms
+            .parse()
+            .map_err(|_| ParseError::Duration(text.to_string()))?;
+        return Ok(std::time::Duration::from_millis(n));
+    }
+    parse_duration(text).map(std::time::Duration::from_secs)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, the only form `filter[created_at][]` accepts.
+pub fn format_rfc3339(t: i64) -> String {
+    utc(t).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `YYYYMMDDTHHMMZ`: sortable, and safe in file names and object keys.
+pub fn format_compact(t: i64) -> String {
+    utc(t).format("%Y%m%dT%H%MZ").to_string()
+}
+
+/// Parses [`format_compact`] back into UTC seconds.
+pub fn parse_compact(text: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%MZ")
+        .ok()
+        .map(|t| t.and_utc().timestamp())
+}
+
+/// The UTC day of `t`.
+pub fn day_of(t: i64) -> NaiveDate {
+    day_from_index(t.div_euclid(SECONDS_PER_DAY))
+}
+
+fn day_from_index(index: i64) -> NaiveDate {
+    utc(index * SECONDS_PER_DAY).date_naive()
+}
+
+fn utc(t: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(t, 0)
+        .single()
+        .expect("timestamps come from parsed instants and stay in chrono's range")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const DAY: i64 = SECONDS_PER_DAY;
+
+    #[test]
+    fn grids_parse_and_print() {
+        for text in ["1h", "2h", "3h", "4h", "6h", "8h", "12h", "1d", "7d", "30d"] {
+            assert_eq!(Grid::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(Grid::parse("24h").unwrap(), Grid::DAILY);
+        for text in ["5h", "0d", "0h", "1w", "", "d", "367d", "-1d", "1.5d"] {
+            assert!(Grid::parse(text).is_err(), "{text} should be refused");
+        }
+    }
+
+    #[test]
+    fn instants_parse_from_dates_and_rfc3339() {
+        assert_eq!(parse_instant("1970-01-02").unwrap(), DAY);
+        assert_eq!(parse_instant("2024-01-01T00:00:00Z").unwrap(), 1_704_067_200);
+        assert_eq!(parse_instant("2024-01-01T01:00:00+01:00").unwrap(), 1_704_067_200);
+        assert!(parse_instant("2024-01-01T00:00:00.5Z").is_err());
+        assert!(parse_instant("yesterday").is_err());
+        assert!(parse_instant("2024-13-01").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5m").unwrap(), 300);
+        assert_eq!(parse_duration("90s").unwrap(), 90);
+        assert_eq!(parse_duration("1d").unwrap(), DAY as u64);
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("m").is_err());
+        assert_eq!(
+            parse_duration_ms("250ms").unwrap(),
+            std::time::Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        let t = 1_704_067_200 + 3_723;
+        assert_eq!(format_rfc3339(t), "2024-01-01T01:02:03Z");
+        assert_eq!(format_compact(t), "20240101T0102Z");
+        assert_eq!(parse_compact("20240101T0102Z"), Some(t - 3));
+    }
+
+    #[test]
+    fn plan_rounds_since_down_and_cuts_the_open_window_at_until() {
+        let grid = Grid::parse("6h").unwrap();
+        let plan = plan(grid, 7 * 3600, DAY + 3600);
+        assert_eq!(plan.closed.first().unwrap().start, 6 * 3600);
+        assert_eq!(plan.closed.len(), 3);
+        assert_eq!(
+            plan.open,
+            Some(Window {
+                start: DAY,
+                end: DAY + 3600
+            })
+        );
+    }
+
+    #[test]
+    fn plan_on_a_boundary_has_no_open_window() {
+        let plan = plan(Grid::DAILY, 0, 2 * DAY);
+        assert_eq!(plan.closed.len(), 2);
+        assert_eq!(plan.open, None);
+    }
+
+    #[test]
+    fn query_range_is_one_second_wider_before_and_reaches_the_end() {
+        let w = Window {
+            start: DAY,
+            end: 2 * DAY,
+        };
+        assert_eq!(w.query_range(), (DAY - 1, 2 * DAY));
+        assert!(w.contains(DAY) && !w.contains(2 * DAY) && !w.contains(DAY - 1));
+    }
+
+    #[test]
+    fn days_of_a_multi_day_window() {
+        let w = Window {
+            start: 0,
+            end: 3 * DAY,
+        };
+        let days: Vec<String> = w.days().iter().map(|d| d.to_string()).collect();
+        assert_eq!(days, ["1970-01-01", "1970-01-02", "1970-01-03"]);
+        let hour = Window {
+            start: DAY - 3600,
+            end: DAY,
+        };
+        assert_eq!(hour.days().len(), 1);
+    }
+
+    fn grids() -> impl Strategy<Value = Grid> {
+        prop_oneof![
+            proptest::sample::select(HOUR_STEPS.to_vec()).prop_map(|h| Grid { step: h * 3600 }),
+            (1i64..40).prop_map(|d| Grid { step: d * DAY }),
+        ]
+    }
+
+    proptest! {
+        /// Windows tile the range: every instant in `[floor(since), until)` lies in exactly one
+        /// window, windows are contiguous, closed ones are whole grid cells, and nothing past
+        /// `until` is planned.
+        #[test]
+        fn windows_tile_the_range(
+            grid in grids(),
+            since in 0i64..4_000_000_000,
+            length in 0i64..(200 * DAY),
+            probes in proptest::collection::vec(0i64..(200 * DAY), 1..20),
+        ) {
+            let until = since + length;
+            let plan = plan(grid, since, until);
+            let all: Vec<Window> = plan.closed.iter().copied().chain(plan.open).collect();
+            let begin = grid.floor(since);
+            if until > begin {
+                prop_assert_eq!(all.first().unwrap().start, begin);
+                prop_assert_eq!(all.last().unwrap().end, until);
+            } else {
+                prop_assert!(all.is_empty());
+            }
+            for pair in all.windows(2) {
+                prop_assert_eq!(pair[0].end, pair[1].start);
+            }
+            for w in &plan.closed {
+                prop_assert_eq!(w.end - w.start, grid.seconds());
+                prop_assert_eq!(grid.floor(w.start), w.start);
+                prop_assert!(w.end <= until);
+            }
+            if let Some(open) = plan.open {
+                prop_assert!(open.end - open.start < grid.seconds());
+                prop_assert!(open.start < open.end);
+            }
+            for p in probes {
+                let t = begin + p;
+                let holders = all.iter().filter(|w| w.contains(t)).count();
+                prop_assert_eq!(holders, usize::from(t < until));
+            }
+        }
+
+        /// Every instant of a window lies in one of its days, and its ids are unique per grid.
+        #[test]
+        fn window_days_cover_the_window(grid in grids(), instant in 0i64..4_000_000_000, offset in 0i64..(40 * DAY)) {
+            let start = grid.floor(instant);
+            let w = Window { start, end: start + grid.seconds() };
+            let t = start + offset % grid.seconds();
+            prop_assert!(w.days().contains(&day_of(t)));
+            prop_assert_eq!(parse_compact(&w.id()), Some(start));
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! The HTTP client: one per process, authenticated, budgeted and retrying what is transient.
+//!
+//! Retryability is decided where a response is classified: 429, 5xx, timeouts, resets and a 200
+//! whose body does not parse are transient; 400, 401, 403 and 404 are permanent and fail at once
+//! with a message a person can act on.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use tokio::time::Instant;
+use url::Url;
+
+use super::auth::Credentials;
+use super::budget::RequestBudget;
+
+/// Longest excerpt of an error body kept in a message.
+const DETAIL_LIMIT: usize = 300;
+
+/// Longest `Retry-After` honoured: a larger value is more likely a bug than a plan, and the run's
+/// retry time bound applies anyway.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// How transient failures are retried.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included (429s do not count: they are the server pacing us).
+    pub max_attempts: u32,
+    /// Time one request may spend retrying before it fails.
+    pub max_elapsed: Duration,
+    /// First backoff; doubled per attempt, with jitter, up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            max_elapsed: Duration::from_secs(600),
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff before attempt `attempt + 1`: exponential with "equal jitter" (half fixed, half
+    /// random), so workers that failed together do not retry together.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        exp / 2 + exp.mul_f64(fastrand::f64() / 2.0)
+    }
+}
+
+/// Settings of the HTTP client.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// `https://SUB.zendesk.com`, or a replacement (simulator, proxy).
+    pub base_url: Url,
+    pub credentials: Credentials,
+    /// Time for one request, body included.
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// Counters of what the client did, for the run summary.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub throttled: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// Why a request failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Zendesk rejected the credentials (401) for {url}: check the {kind}; API tokens unused for 30 days are deactivated by Zendesk ({detail})")]
+    Unauthorized {
+        url: String,
+        kind: &'static str,
+        detail: String,
+    },
+    #[error("Zendesk refused access (403) to {url}: audit logs need an Enterprise plan and an admin user, or the token lacks the auditlogs:read scope ({detail})")]
+    Forbidden { url: String, detail: String },
+    #[error("no such audit log (404): {url}")]
+    NotFound { url: String },
+    #[error("Zendesk refused the request ({status}) {url}: {detail}")]
+    Rejected {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("Zendesk refused the pagination cursor ({status}) at {url}: {detail}")]
+    CursorRefused {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("offset pagination reads at most 10,000 records per query and {url} matches {count}: use a smaller --window, or --pagination cursor")]
+    OffsetCap { url: String, count: u64 },
+    #[error("gave up on {url} after {attempts} attempts in {elapsed:?}: {last}")]
+    GaveUp {
+        url: String,
+        attempts: u32,
+        elapsed: Duration,
+        last: String,
+    },
+    #[error("unexpected response from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+}
+
+impl ApiError {
+    /// Whether every other request with the same credentials will fail the same way, so the run
+    /// should stop instead of failing window after window.
+    pub fn is_fatal_for_run(&self) -> bool {
+        matches!(self, ApiError::Unauthorized { .. } | ApiError::Forbidden { .. })
+    }
+}
+
+/// One failed attempt that may succeed if repeated.
+enum Transient {
+    Status {
+        status: u16,
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    Network(String),
+    BadBody(String),
+}
+
+impl Transient {
+    fn describe(&self) -> String {
+        match self {
+            Transient::Status { status, detail, .. } => format!("HTTP {status}: {detail}"),
+            Transient::Network(e) => e.clone(),
+            Transient::BadBody(e) => format!("response body did not parse: {e}"),
+        }
+    }
+}
+
+/// The authenticated, budgeted client. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    credentials: Credentials,
+    auth_header: HeaderValue,
+    retry: RetryPolicy,
+    budget: Arc<RequestBudget>,
+    stats: Arc<ClientStats>,
+}
+
+impl Client {
+    /// Builds the process's client.
+    pub fn new(options: ClientOptions, budget: Arc<RequestBudget>) -> Result<Client, String> {
+        let mut auth_header = HeaderValue::from_str(options.credentials.header().expose())
+            .map_err(|_| "credentials contain characters not allowed in an HTTP header".to_string())?;
+        auth_header.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("auditlake/", env!("CARGO_PKG_VERSION")))
+            .timeout(options.request_timeout)
+            .connect_timeout(Duration::from_secs(10).min(options.request_timeout))
+            // A redirect could carry the credentials to another host: none are followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Client {
+            http,
+            base: options.base_url,
+            credentials: options.credentials,
+            auth_header,
+            retry: options.retry,
+            budget,
+            stats: Arc::new(ClientStats::default()),
+        })
+    }
+
+    /// The run's counters.
+    pub fn stats(&self) -> &Arc<ClientStats> {
+        &self.stats
+    }
+
+    /// The shared request budget.
+    pub fn budget(&self) -> &Arc<RequestBudget> {
+        &self.budget
+    }
+
+    /// `base` joined with an API path (`/api/v2/...`) and query pairs, in order.
+    pub fn url(&self, path: &str, pairs: &[(&str, String)]) -> Url {
+        let mut url = self.base.clone();
+        let base_path = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base_path}{path}"));
+        if !pairs.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    /// GETs `url`, retrying transient failures; `check` parses the body and decides whether it is
+    /// a usable response (an unparseable 200 is transient).
+    pub async fn get<T>(
+        &self,
+        url: &Url,
+        check: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<(Bytes, T), ApiError> {
+        self.send(Method::GET, url, check).await
+    }
+
+    /// Sends one request with retries. 4xx statuses are returned to `check` only through
+    /// [`ApiError`]; `check` sees 2xx bodies.
+    pub async fn send<T>(
+        &self,
+        method: Method,
+        url: &Url,
+        check: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<(Bytes, T), ApiError> {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let failure = match self.attempt(method.clone(), url).await {
+                Ok(Ok((status, body))) if status.is_success() => match check(&body) {
+                    Ok(parsed) => return Ok((body, parsed)),
+                    Err(e) => Transient::BadBody(e),
+                },
+                Ok(Ok((status, body))) => return Err(self.permanent(url, status, &body)),
+                Ok(Err(transient)) => transient,
+                Err(permanent) => return Err(permanent),
+            };
+            let throttled = matches!(failure, Transient::Status { status: 429, .. });
+            if throttled {
+                // 429s are pacing, not failure: they don't use up attempts.
+                attempts -= 1;
+            }
+            let elapsed = started.elapsed();
+            let delay = match &failure {
+                Transient::Status {
+                    retry_after: Some(d),
+                    ..
+                } => *d,
+                _ if throttled => Duration::from_secs(1),
+                _ => self.retry.backoff(attempts),
+            };
+            if attempts >= self.retry.max_attempts || elapsed + delay > self.retry.max_elapsed {
+                return Err(ApiError::GaveUp {
+                    url: url.to_string(),
+                    attempts: attempts.max(1),
+                    elapsed,
+                    last: failure.describe(),
+                });
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                url = %url,
+                attempt = attempts,
+                delay_ms = delay.as_millis() as u64,
+                error = %failure.describe(),
+                "request failed, retrying"
+            );
+            if throttled {
+                self.budget.pause(delay);
+            } else {
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+
+    /// One attempt: `Ok(Ok(..))` is an HTTP answer that is final (2xx, 4xx but 429), `Ok(Err(..))`
+    /// is transient, `Err` is permanent.
+    async fn attempt(
+        &self,
+        method: Method,
+        url: &Url,
+    ) -> Result<Result<(StatusCode, Bytes), Transient>, ApiError> {
+        self.budget.acquire().await;
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let response = match self
+            .http
+            .request(method, url.clone())
+            .header(AUTHORIZATION, self.auth_header.clone())
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(Transient::Network(describe_reqwest(&e)))),
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        self.learn_limits(&headers);
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(Transient::Network(describe_reqwest(&e)))),
+        };
+        self.stats
+            .bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Ok(Err(Transient::Status {
+                status: status.as_u16(),
+                detail: detail(&body),
+                retry_after: retry_after(&headers),
+            }));
+        }
+        if status.is_redirection() {
+            let to = headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?");
+            return Err(ApiError::Protocol {
+                url: url.to_string(),
+                reason: format!("redirect ({status}) to {to}; check --base-url"),
+            });
+        }
+        Ok(Ok((status, body)))
+    }
+
+    fn learn_limits(&self, headers: &HeaderMap) {
+        let number = |name: &str| -> Option<u64> {
+            headers.get(name)?.to_str().ok()?.trim().parse().ok()
+        };
+        if let Some(limit) = number("x-rate-limit").or_else(|| number("ratelimit-limit")) {
+            self.budget.observe_limit(limit.min(u64::from(u32::MAX)) as u32);
+        }
+        let remaining = number("x-rate-limit-remaining").or_else(|| number("ratelimit-remaining"));
+        if remaining == Some(0) {
+            if let Some(reset) = number("ratelimit-reset") {
+                self.budget
+                    .pause(Duration::from_secs(reset).min(MAX_RETRY_AFTER));
+            }
+        }
+    }
+
+    fn permanent(&self, url: &Url, status: StatusCode, body: &[u8]) -> ApiError {
+        let url = url.to_string();
+        let detail = detail(body);
+        match status.as_u16() {
+            401 => ApiError::Unauthorized {
+                url,
+                kind: self.credentials.kind(),
+                detail,
+            },
+            403 => ApiError::Forbidden { url, detail },
+            404 => ApiError::NotFound { url },
+            status => ApiError::Rejected {
+                url,
+                status,
+                detail,
+            },
+        }
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let seconds: f64 = value.parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0)
+        .then(|| Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// A short, single-line excerpt of an error body (Zendesk sends JSON or plain text).
+fn detail(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return "empty body".into();
+    }
+    match text.char_indices().nth(DETAIL_LIMIT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// reqwest's error with its causes: the top-level message alone ("error sending request") does not
+/// say whether it was a timeout, a refused connection or a reset.
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_ceiling() {
+        let p = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            ..RetryPolicy::default()
+        };
+        for attempt in 1..10 {
+            let d = p.backoff(attempt);
+            let exp = (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(1));
+            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn details_are_short_single_lines() {
+        assert_eq!(detail(b""), "empty body");
+        assert_eq!(detail(b"{\"error\":\n \"x\"}"), "{\"error\": \"x\"}");
+        let long = "é".repeat(1000);
+        assert_eq!(detail(long.as_bytes()).chars().count(), DETAIL_LIMIT + 1);
+    }
+
+    #[test]
+    fn retry_after_is_bounded() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("99999"));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! The Zendesk Audit Logs API, as auditlake uses it: one HTTP client per process with
+//! authentication, a request budget shared by every worker, retries for what is transient, and
+//! pages as a stream so callers never handle cursors.
+
+pub mod auth;
+pub mod budget;
+pub mod client;
+pub mod pagination;
+pub mod query;
+
+pub use auth::Credentials;
+pub use budget::RequestBudget;
+pub use client::{ApiError, Client, ClientOptions, ClientStats, RetryPolicy};
+pub use pagination::{Page, PageRequest, Pagination};
+pub use query::Filters;
