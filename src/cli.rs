@@ -17,7 +17,12 @@ use crate::zendesk::Pagination;
 /// error; 3 Zendesk refused the credentials or access (401/403); 4 the destination or its
 /// manifest failed; 130 interrupted (Ctrl-C or SIGTERM: no window was left half-committed).
 #[derive(Debug, Parser)]
-#[command(name = "auditlake", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "auditlake",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -39,12 +39,20 @@ impl Env {
     }
 
     /// An environment from pairs.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Env {
-        Env(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Env {
+        Env(pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect())
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -130,44 +138,63 @@ pub fn api(args: &ApiArgs, file: &FileConfig, env: &Env) -> Result<ApiConfig, Co
         .subdomain
         .clone()
         .or_else(|| file.subdomain.clone())
-        .ok_or_else(|| ConfigError("--subdomain is required (e.g. acme for acme.zendesk.com)".into()))?;
+        .ok_or_else(|| {
+            ConfigError("--subdomain is required (e.g. acme for acme.zendesk.com)".into())
+        })?;
     if !valid_subdomain(&subdomain) {
         return err(format!(
             "--subdomain {subdomain:?} is not a Zendesk subdomain: use lowercase letters, digits and hyphens (acme, not acme.zendesk.com)"
         ));
     }
-    let base_url = base_url(&subdomain, args.base_url.as_deref().or(file.base_url.as_deref()))?;
-    let share = args.rate_limit_share.or(file.rate_limit_share).unwrap_or(0.5);
+    let base_url = base_url(
+        &subdomain,
+        args.base_url.as_deref().or(file.base_url.as_deref()),
+    )?;
+    let share = args
+        .rate_limit_share
+        .or(file.rate_limit_share)
+        .unwrap_or(0.5);
     if !(share > 0.0 && share <= 1.0) {
-        return err(format!("--rate-limit-share {share} must be above 0 and at most 1"));
+        return err(format!(
+            "--rate-limit-share {share} must be above 0 and at most 1"
+        ));
     }
-    let max_rpm = args.max_requests_per_minute.or(file.max_requests_per_minute);
+    let max_rpm = args
+        .max_requests_per_minute
+        .or(file.max_requests_per_minute);
     if max_rpm == Some(0) {
         return err("--max-requests-per-minute must be at least 1");
     }
-    let duration = |flag: &str, given: Option<&String>, default: &str| -> Result<Duration, ConfigError> {
-        let text = given.map(String::as_str).unwrap_or(default);
-        let d = parse_duration_ms(text).map_err(|e| ConfigError(format!("--{flag}: {e}")))?;
-        if d.is_zero() {
-            return err(format!("--{flag} must be more than zero"));
-        }
-        Ok(d)
-    };
+    let duration =
+        |flag: &str, given: Option<&String>, default: &str| -> Result<Duration, ConfigError> {
+            let text = given.map(String::as_str).unwrap_or(default);
+            let d = parse_duration_ms(text).map_err(|e| ConfigError(format!("--{flag}: {e}")))?;
+            if d.is_zero() {
+                return err(format!("--{flag} must be more than zero"));
+            }
+            Ok(d)
+        };
     let request_timeout = duration(
         "request-timeout",
-        args.request_timeout.as_ref().or(file.request_timeout.as_ref()),
+        args.request_timeout
+            .as_ref()
+            .or(file.request_timeout.as_ref()),
         "60s",
     )?;
     let retry = RetryPolicy {
         max_attempts: args.max_attempts.or(file.max_attempts).unwrap_or(8).max(1),
         max_elapsed: duration(
             "max-retry-time",
-            args.max_retry_time.as_ref().or(file.max_retry_time.as_ref()),
+            args.max_retry_time
+                .as_ref()
+                .or(file.max_retry_time.as_ref()),
             "10m",
         )?,
         base_delay: duration(
             "retry-base-delay",
-            args.retry_base_delay.as_ref().or(file.retry_base_delay.as_ref()),
+            args.retry_base_delay
+                .as_ref()
+                .or(file.retry_base_delay.as_ref()),
             "500ms",
         )?,
         ..RetryPolicy::default()
@@ -193,10 +220,16 @@ pub fn filters(args: &FilterArgs, file: &FileConfig) -> Result<Filters, ConfigEr
         } else {
             args.filter_action.clone()
         },
-        source_type: args.filter_source_type.clone().or_else(|| file.filter_source_type.clone()),
+        source_type: args
+            .filter_source_type
+            .clone()
+            .or_else(|| file.filter_source_type.clone()),
         source_id: args.filter_source_id.or(file.filter_source_id),
         actor_id: args.filter_actor_id.or(file.filter_actor_id),
-        ip_address: args.filter_ip_address.clone().or_else(|| file.filter_ip_address.clone()),
+        ip_address: args
+            .filter_ip_address
+            .clone()
+            .or_else(|| file.filter_ip_address.clone()),
     };
     filters.validate().map_err(ConfigError)?;
     Ok(filters)
@@ -226,9 +259,14 @@ pub fn export(
         .or(file.since.as_ref())
         .ok_or_else(|| ConfigError("--since is required (e.g. 2024-01-01)".into()))?;
     let since = parse_instant(since_text).map_err(|e| ConfigError(format!("--since: {e}")))?;
-    let lag_text = args.settle_lag.as_deref().or(file.settle_lag.as_deref()).unwrap_or("5m");
+    let lag_text = args
+        .settle_lag
+        .as_deref()
+        .or(file.settle_lag.as_deref())
+        .unwrap_or("5m");
     let lag = parse_duration(lag_text).map_err(|e| ConfigError(format!("--settle-lag: {e}")))?;
-    let settled = now - i64::try_from(lag).map_err(|_| ConfigError("--settle-lag is too large".into()))?;
+    let settled =
+        now - i64::try_from(lag).map_err(|_| ConfigError("--settle-lag is too large".into()))?;
     let until = match args.until.as_ref().or(file.until.as_ref()) {
         Some(text) => {
             let until = parse_instant(text).map_err(|e| ConfigError(format!("--until: {e}")))?;
@@ -249,9 +287,14 @@ pub fn export(
             crate::window::format_rfc3339(until)
         ));
     }
-    let concurrency = args.concurrency.or(file.concurrency).unwrap_or(DEFAULT_CONCURRENCY);
+    let concurrency = args
+        .concurrency
+        .or(file.concurrency)
+        .unwrap_or(DEFAULT_CONCURRENCY);
     if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
-        return err(format!("--concurrency must be between 1 and {MAX_CONCURRENCY}"));
+        return err(format!(
+            "--concurrency must be between 1 and {MAX_CONCURRENCY}"
+        ));
     }
     let tmp_dir = args
         .tmp_dir
@@ -259,7 +302,10 @@ pub fn export(
         .or_else(|| file.tmp_dir.clone())
         .unwrap_or_else(std::env::temp_dir);
     if !tmp_dir.is_dir() {
-        return err(format!("--tmp-dir {} is not a directory", tmp_dir.display()));
+        return err(format!(
+            "--tmp-dir {} is not a directory",
+            tmp_dir.display()
+        ));
     }
     Ok(ExportConfig {
         api,
@@ -270,7 +316,10 @@ pub fn export(
         until,
         concurrency,
         pagination: args.pagination.or(file.pagination).unwrap_or_default(),
-        summary_json: args.summary_json.clone().or_else(|| file.summary_json.clone()),
+        summary_json: args
+            .summary_json
+            .clone()
+            .or_else(|| file.summary_json.clone()),
         tmp_dir,
     })
 }
@@ -283,10 +332,14 @@ fn base_url(subdomain: &str, given: Option<&str>) -> Result<Url, ConfigError> {
         .unwrap_or_else(|| format!("https://{subdomain}.zendesk.com"));
     let url = Url::parse(&text).map_err(|e| ConfigError(format!("--base-url {text:?}: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
-        return err("--base-url must not contain credentials; use ZENDESK_OAUTH_TOKEN or ZENDESK_API_TOKEN");
+        return err(
+            "--base-url must not contain credentials; use ZENDESK_OAUTH_TOKEN or ZENDESK_API_TOKEN",
+        );
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return err(format!("--base-url {text:?} must not have a query or fragment"));
+        return err(format!(
+            "--base-url {text:?} must not have a query or fragment"
+        ));
     }
     let loopback = match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
@@ -357,7 +410,16 @@ mod tests {
 
     fn args(extra: &[&str]) -> ExportArgs {
         use clap::Parser;
-        let mut argv = vec!["auditlake", "export", "--subdomain", "acme", "--dest", "/tmp", "--since", "2024-12-01"];
+        let mut argv = vec![
+            "auditlake",
+            "export",
+            "--subdomain",
+            "acme",
+            "--dest",
+            "/tmp",
+            "--since",
+            "2024-12-01",
+        ];
         argv.extend_from_slice(extra);
         match crate::cli::Cli::try_parse_from(argv).unwrap().command {
             crate::cli::Command::Export(a) => a,
@@ -369,7 +431,11 @@ mod tests {
     fn defaults_fill_what_is_not_given() {
         let c = export(&args(&[]), &FileConfig::default(), &env(), NOW).unwrap();
         assert_eq!(c.grid, Grid::DAILY);
-        assert_eq!(c.until, NOW - 300, "until defaults to now minus the 5m settle lag");
+        assert_eq!(
+            c.until,
+            NOW - 300,
+            "until defaults to now minus the 5m settle lag"
+        );
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(c.api.rate_limit_share, 0.5);
         assert_eq!(c.api.client.base_url.as_str(), "https://acme.zendesk.com/");
@@ -378,11 +444,29 @@ mod tests {
 
     #[test]
     fn until_never_passes_the_settle_lag() {
-        let c = export(&args(&["--until", "2030-01-01"]), &FileConfig::default(), &env(), NOW).unwrap();
+        let c = export(
+            &args(&["--until", "2030-01-01"]),
+            &FileConfig::default(),
+            &env(),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(c.until, NOW - 300);
-        let c = export(&args(&["--until", "2024-12-02"]), &FileConfig::default(), &env(), NOW).unwrap();
+        let c = export(
+            &args(&["--until", "2024-12-02"]),
+            &FileConfig::default(),
+            &env(),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(c.until, NOW - 30 * 86_400);
-        let e = export(&args(&["--until", "2024-11-01"]), &FileConfig::default(), &env(), NOW).unwrap_err();
+        let e = export(
+            &args(&["--until", "2024-11-01"]),
+            &FileConfig::default(),
+            &env(),
+            NOW,
+        )
+        .unwrap_err();
         assert!(e.0.contains("is not before"), "{e}");
     }
 
@@ -416,27 +500,53 @@ mod tests {
             let e = export(&args(extra), &FileConfig::default(), &env(), NOW).unwrap_err();
             assert!(e.0.contains(needle), "{extra:?}: {e}");
         }
-        assert!(export(&args(&["--base-url", "http://127.0.0.1:9"]), &FileConfig::default(), &env(), NOW).is_ok());
-        assert!(export(&args(&["--base-url", "http://[::1]:9"]), &FileConfig::default(), &env(), NOW).is_ok());
+        assert!(export(
+            &args(&["--base-url", "http://127.0.0.1:9"]),
+            &FileConfig::default(),
+            &env(),
+            NOW
+        )
+        .is_ok());
+        assert!(export(
+            &args(&["--base-url", "http://[::1]:9"]),
+            &FileConfig::default(),
+            &env(),
+            NOW
+        )
+        .is_ok());
     }
 
     #[test]
     fn credentials_come_from_the_environment_and_never_show() {
         let e = credentials(&Env::default()).unwrap_err();
         assert!(e.0.contains("ZENDESK_OAUTH_TOKEN"));
-        let both = Env::from_pairs([("ZENDESK_OAUTH_TOKEN", "a-SECRET"), ("ZENDESK_API_TOKEN", "b-SECRET")]);
+        let both = Env::from_pairs([
+            ("ZENDESK_OAUTH_TOKEN", "a-SECRET"),
+            ("ZENDESK_API_TOKEN", "b-SECRET"),
+        ]);
         let e = credentials(&both).unwrap_err();
         assert!(!e.0.contains("SECRET"));
-        let c = credentials(&Env::from_pairs([("ZENDESK_EMAIL", "a@b.c"), ("ZENDESK_API_TOKEN", "t-SECRET")])).unwrap();
+        let c = credentials(&Env::from_pairs([
+            ("ZENDESK_EMAIL", "a@b.c"),
+            ("ZENDESK_API_TOKEN", "t-SECRET"),
+        ]))
+        .unwrap();
         assert!(matches!(c, Credentials::ApiToken { .. }));
         assert!(!format!("{c:?}").contains("SECRET"));
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "file-SECRET\n").unwrap();
-        let c = credentials(&Env::from_pairs([("ZENDESK_OAUTH_TOKEN_FILE", path.to_str().unwrap())])).unwrap();
+        let c = credentials(&Env::from_pairs([(
+            "ZENDESK_OAUTH_TOKEN_FILE",
+            path.to_str().unwrap(),
+        )]))
+        .unwrap();
         assert_eq!(c, Credentials::OAuth(Secret::new("file-SECRET")));
         let missing = Env::from_pairs([("ZENDESK_OAUTH_TOKEN_FILE", "/nonexistent/token")]);
-        assert!(credentials(&missing).unwrap_err().0.contains("/nonexistent/token"));
+        assert!(credentials(&missing)
+            .unwrap_err()
+            .0
+            .contains("/nonexistent/token"));
     }
 }

@@ -78,7 +78,9 @@ where
 {
     let mut state = State::new(schema, sink);
     let mut de = serde_json::Deserializer::from_slice(body);
-    let result = PageSeed(&mut state).deserialize(&mut de).and_then(|()| de.end());
+    let result = PageSeed(&mut state)
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
     if let Some(err) = state.error.take() {
         return Err(err);
     }
@@ -93,7 +95,9 @@ where
 {
     let mut state = State::new(schema, sink);
     let mut de = serde_json::Deserializer::from_slice(body);
-    let result = RecordSeed(&mut state).deserialize(&mut de).and_then(|()| de.end());
+    let result = RecordSeed(&mut state)
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
     if let Some(err) = state.error.take() {
         return Err(err);
     }
@@ -532,7 +536,8 @@ mod tests {
 
     #[test]
     fn a_known_field_with_another_type_names_record_and_field() {
-        let body = r#"{"audit_logs":[{"actor_id":"42","id":7,"created_at":"2024-01-01T00:00:00Z"}]}"#;
+        let body =
+            r#"{"audit_logs":[{"actor_id":"42","id":7,"created_at":"2024-01-01T00:00:00Z"}]}"#;
         let err = decode(body).unwrap_err().to_string();
         assert_eq!(
             err,
@@ -541,15 +546,19 @@ mod tests {
         let body = r#"{"audit_logs":[{"id":7.5,"created_at":"2024-01-01T00:00:00Z"}]}"#;
         let err = decode(body).unwrap_err().to_string();
         assert!(err.contains("field \"id\" is JSON number"), "{err}");
-        let body = r#"{"audit_logs":[{"id":7,"action":["a"],"created_at":"2024-01-01T00:00:00Z"}]}"#;
+        let body =
+            r#"{"audit_logs":[{"id":7,"action":["a"],"created_at":"2024-01-01T00:00:00Z"}]}"#;
         assert!(decode(body).unwrap_err().to_string().contains("JSON array"));
-        let body = r#"{"audit_logs":[{"id":18446744073709551615,"created_at":"2024-01-01T00:00:00Z"}]}"#;
+        let body =
+            r#"{"audit_logs":[{"id":18446744073709551615,"created_at":"2024-01-01T00:00:00Z"}]}"#;
         assert!(decode(body).is_err(), "ids beyond i64 must not wrap");
     }
 
     #[test]
     fn missing_key_fields_and_bad_timestamps_fail() {
-        let err = decode(r#"{"audit_logs":[{"id":7}]}"#).unwrap_err().to_string();
+        let err = decode(r#"{"audit_logs":[{"id":7}]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("required field \"created_at\""), "{err}");
         let err = decode(r#"{"audit_logs":[{"id":7,"created_at":"2024-02-30T00:00:00Z"}]}"#)
             .unwrap_err()
@@ -561,7 +570,10 @@ mod tests {
     fn truncated_pages_fail_as_json_errors() {
         let body = r#"{"audit_logs":[{"id":1,"created_at":"2024-01-01T00:00:00Z"},{"id":2,"#;
         assert!(matches!(decode(body), Err(DecodeError::Json(_))));
-        assert!(matches!(decode(r#"{"records":[]}"#), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            decode(r#"{"records":[]}"#),
+            Err(DecodeError::Json(_))
+        ));
     }
 
     #[test]

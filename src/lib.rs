@@ -18,10 +18,14 @@
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod demo;
 pub mod manifest;
+pub mod ops;
 pub mod route;
 pub mod runner;
 pub mod schema;
+pub mod simulator;
+pub mod status;
 pub mod storage;
 pub mod window;
 pub mod zendesk;

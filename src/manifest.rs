@@ -158,10 +158,13 @@ impl Manifest {
             tracing::info!(path = %path, window = %wanted.window, "dataset created");
             return Ok(());
         }
-        let pinned = self.dataset().await?.ok_or_else(|| ManifestError::Corrupt {
-            path: path.to_string(),
-            reason: "vanished while being read".into(),
-        })?;
+        let pinned = self
+            .dataset()
+            .await?
+            .ok_or_else(|| ManifestError::Corrupt {
+                path: path.to_string(),
+                reason: "vanished while being read".into(),
+            })?;
         let differences = wanted.differences(&pinned);
         if differences.is_empty() {
             Ok(())
@@ -260,7 +263,10 @@ mod tests {
         m.pin(&daily).await.unwrap();
         let hourly = Dataset::new("acme", Grid::parse("1h").unwrap(), &Filters::default());
         let err = m.pin(&hourly).await.unwrap_err().to_string();
-        assert!(err.contains("--window is 1d in the lake, 1h in this run"), "{err}");
+        assert!(
+            err.contains("--window is 1d in the lake, 1h in this run"),
+            "{err}"
+        );
         let filtered = Dataset::new(
             "acme",
             Grid::DAILY,
@@ -281,16 +287,23 @@ mod tests {
         a.pin(&Dataset::new("a", Grid::DAILY, &Filters::default()))
             .await
             .unwrap();
-        b.pin(&Dataset::new("b", Grid::parse("1h").unwrap(), &Filters::default()))
-            .await
-            .unwrap();
+        b.pin(&Dataset::new(
+            "b",
+            Grid::parse("1h").unwrap(),
+            &Filters::default(),
+        ))
+        .await
+        .unwrap();
         let w = Window {
             start: 86_400,
             end: 172_800,
         };
         let record = WindowRecord::new(&w, vec![]);
         assert_eq!(a.commit(&w, &record).await.unwrap(), Created::Created);
-        assert_eq!(a.commit(&w, &record).await.unwrap(), Created::AlreadyExisted);
+        assert_eq!(
+            a.commit(&w, &record).await.unwrap(),
+            Created::AlreadyExisted
+        );
         assert_eq!(a.done().await.unwrap(), [86_400]);
         assert!(b.done().await.unwrap().is_empty());
         assert_eq!(a.markers().await.unwrap()[&86_400], record);

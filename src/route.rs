@@ -86,7 +86,8 @@ impl WindowRouter {
         }
         if !self.open.contains_key(&day) {
             let seq = self.take_seq(day);
-            self.open.insert(day, (seq, PartFile::create(&self.tmp_dir)?));
+            self.open
+                .insert(day, (seq, PartFile::create(&self.tmp_dir)?));
         }
         let (_, part) = self.open.get_mut(&day).expect("opened above");
         part.push(row)?;
@@ -177,7 +178,12 @@ mod tests {
                 .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
                 .unwrap()
                 .clone();
-            out.extend(ts.values().iter().zip(ids.values().iter()).map(|(t, i)| (*t / 1_000_000, *i)));
+            out.extend(
+                ts.values()
+                    .iter()
+                    .zip(ids.values().iter())
+                    .map(|(t, i)| (*t / 1_000_000, *i)),
+            );
         }
         out
     }
@@ -208,7 +214,10 @@ mod tests {
         );
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].day.to_string(), "1970-01-02");
-        assert_eq!(read_ids(&parts[0].part), [(DAY, 3), (DAY, 5), (2 * DAY - 1, 4)]);
+        assert_eq!(
+            read_ids(&parts[0].part),
+            [(DAY, 3), (DAY, 5), (2 * DAY - 1, 4)]
+        );
     }
 
     #[test]
@@ -259,12 +268,17 @@ mod tests {
     fn same_second_clusters_beyond_a_batch_stay_sorted_by_id() {
         let window = Window { start: 0, end: DAY };
         // 20,000 records in one second, ids descending, then one in the next second.
-        let mut records: Vec<(i64, &str)> = (0..20_000).map(|i| (50_000 - i, "1970-01-01T05:00:00Z")).collect();
+        let mut records: Vec<(i64, &str)> = (0..20_000)
+            .map(|i| (50_000 - i, "1970-01-01T05:00:00Z"))
+            .collect();
         records.push((1, "1970-01-01T05:00:01Z"));
         let (parts, counts) = route(window, &page(&records));
         assert_eq!(counts.kept, 20_001);
         let rows = read_ids(&parts[0].part);
-        assert!(rows.windows(2).all(|w| w[0] < w[1]), "rows must be sorted by (created_at, id)");
+        assert!(
+            rows.windows(2).all(|w| w[0] < w[1]),
+            "rows must be sorted by (created_at, id)"
+        );
         assert_eq!(rows.len(), 20_001);
     }
 }

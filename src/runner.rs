@@ -146,7 +146,11 @@ pub async fn export(
     let lake = Lake::open(&config.dest)?;
     let manifest = Manifest::new(lake.clone(), &config.api.subdomain);
     manifest
-        .pin(&Dataset::new(&config.api.subdomain, config.grid, &config.filters))
+        .pin(&Dataset::new(
+            &config.api.subdomain,
+            config.grid,
+            &config.filters,
+        ))
         .await?;
     let done: BTreeSet<i64> = manifest.done().await?.into_iter().collect();
     let plan = window::plan(config.grid, config.since, config.until);
@@ -160,7 +164,12 @@ pub async fn export(
     let mut summary = Summary {
         subdomain: config.api.subdomain.clone(),
         dest: lake.display().to_string(),
-        since: window::format_rfc3339(plan.closed.first().or(plan.open.as_ref()).map_or(config.since, |w| w.start)),
+        since: window::format_rfc3339(
+            plan.closed
+                .first()
+                .or(plan.open.as_ref())
+                .map_or(config.since, |w| w.start),
+        ),
         until: window::format_rfc3339(config.until),
         window: config.grid.to_string(),
         windows_planned: plan.closed.len() as u64,
@@ -383,7 +392,11 @@ async fn upload(
     }
     let written: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
     for day in window.days() {
-        for path in context.lake.list(&layout::partition(subdomain, day)).await? {
+        for path in context
+            .lake
+            .list(&layout::partition(subdomain, day))
+            .await?
+        {
             if layout::is_part_of(&path, &window) && !written.contains(path.as_ref()) {
                 tracing::info!(path = %path, "removing a stale part of this window");
                 context.lake.delete(&Path::from(path.as_ref())).await?;

@@ -215,14 +215,26 @@ mod tests {
         );
         let arrow = schema.arrow();
         assert_eq!(arrow.fields().len(), 13);
-        assert_eq!(arrow.field_with_name("id").unwrap().data_type(), &DataType::Int64);
-        assert_eq!(arrow.field_with_name("actor_id").unwrap().data_type(), &DataType::Int64);
-        assert_eq!(arrow.field_with_name("source_id").unwrap().data_type(), &DataType::Int64);
+        assert_eq!(
+            arrow.field_with_name("id").unwrap().data_type(),
+            &DataType::Int64
+        );
+        assert_eq!(
+            arrow.field_with_name("actor_id").unwrap().data_type(),
+            &DataType::Int64
+        );
+        assert_eq!(
+            arrow.field_with_name("source_id").unwrap().data_type(),
+            &DataType::Int64
+        );
         assert_eq!(
             arrow.field_with_name("created_at").unwrap().data_type(),
             &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
         );
-        assert_eq!(arrow.field_with_name("extra_json").unwrap().data_type(), &DataType::Utf8);
+        assert_eq!(
+            arrow.field_with_name("extra_json").unwrap().data_type(),
+            &DataType::Utf8
+        );
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub struct Grid {
 pub enum ParseError {
     #[error("invalid window {0:?}: use 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or Nd (N days, at most {MAX_DAYS})")]
     Grid(String),
-    #[error("invalid duration {0:?}: use a number followed by s, m, h or d (for example 90s, 5m, 1h)")]
+    #[error(
+        "invalid duration {0:?}: use a number followed by s, m, h or d (for example 90s, 5m, 1h)"
+    )]
     Duration(String),
     #[error("invalid time {0:?}: use RFC 3339 (2024-01-01T00:00:00Z) or a date (2024-01-01, midnight UTC)")]
     Instant(String),
@@ -114,7 +116,12 @@ impl Window {
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}..{}", format_rfc3339(self.start), format_rfc3339(self.end))
+        write!(
+            f,
+            "{}..{}",
+            format_rfc3339(self.start),
+            format_rfc3339(self.end)
+        )
     }
 }
 
@@ -148,7 +155,11 @@ pub fn parse_instant(text: &str) -> Result<i64, ParseError> {
     let bad = || ParseError::Instant(text.to_string());
     let text = text.trim();
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(date.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc().timestamp());
+        return Ok(date
+            .and_hms_opt(0, 0, 0)
+            .ok_or_else(bad)?
+            .and_utc()
+            .timestamp());
     }
     let t = DateTime::parse_from_rfc3339(text).map_err(|_| bad())?;
     if t.timestamp_subsec_nanos() != 0 {
@@ -161,9 +172,7 @@ pub fn parse_instant(text: &str) -> Result<i64, ParseError> {
 pub fn parse_duration(text: &str) -> Result<u64, ParseError> {
     let bad = || ParseError::Duration(text.to_string());
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(bad)?;
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().map_err(|_| bad())?;
     let unit_seconds = match unit {
@@ -241,8 +250,14 @@ mod tests {
     #[test]
     fn instants_parse_from_dates_and_rfc3339() {
         assert_eq!(parse_instant("1970-01-02").unwrap(), DAY);
-        assert_eq!(parse_instant("2024-01-01T00:00:00Z").unwrap(), 1_704_067_200);
-        assert_eq!(parse_instant("2024-01-01T01:00:00+01:00").unwrap(), 1_704_067_200);
+        assert_eq!(
+            parse_instant("2024-01-01T00:00:00Z").unwrap(),
+            1_704_067_200
+        );
+        assert_eq!(
+            parse_instant("2024-01-01T01:00:00+01:00").unwrap(),
+            1_704_067_200
+        );
         assert!(parse_instant("2024-01-01T00:00:00.5Z").is_err());
         assert!(parse_instant("yesterday").is_err());
         assert!(parse_instant("2024-13-01").is_err());

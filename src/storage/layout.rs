@@ -109,13 +109,22 @@ mod tests {
             marker("acme", &w).as_ref(),
             "_auditlake/subdomain=acme/windows/20240101T0000Z.json"
         );
-        assert_eq!(marker_window_id(&marker("acme", &w)), Some("20240101T0000Z"));
-        assert_eq!(dataset("acme").as_ref(), "_auditlake/subdomain=acme/dataset.json");
+        assert_eq!(
+            marker_window_id(&marker("acme", &w)),
+            Some("20240101T0000Z")
+        );
+        assert_eq!(
+            dataset("acme").as_ref(),
+            "_auditlake/subdomain=acme/dataset.json"
+        );
     }
 
     #[test]
     fn part_files_are_recognised_by_window() {
-        let w = Window { start: 0, end: 3600 };
+        let w = Window {
+            start: 0,
+            end: 3600,
+        };
         let other = Window {
             start: 3600,
             end: 7200,
@@ -123,8 +132,14 @@ mod tests {
         let p = part_file("a", day("1970-01-01"), &w, 12);
         assert!(is_part_of(&p, &w));
         assert!(!is_part_of(&p, &other));
-        assert!(!is_part_of(&Path::from("x/part-19700101T0000Z-.parquet"), &w));
-        assert!(!is_part_of(&Path::from("x/part-19700101T0000Z-1.parquet.tmp"), &w));
+        assert!(!is_part_of(
+            &Path::from("x/part-19700101T0000Z-.parquet"),
+            &w
+        ));
+        assert!(!is_part_of(
+            &Path::from("x/part-19700101T0000Z-1.parquet.tmp"),
+            &w
+        ));
     }
 
     #[test]

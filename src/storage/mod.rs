@@ -69,7 +69,9 @@ impl Lake {
         let local = if let Some(rest) = dest.strip_prefix("file://") {
             let url = url::Url::parse(dest).map_err(|e| open_err(e.to_string()))?;
             if !matches!(url.host_str(), None | Some("") | Some("localhost")) {
-                return Err(open_err(format!("file URLs name a local path, not a host ({rest})")));
+                return Err(open_err(format!(
+                    "file URLs name a local path, not a host ({rest})"
+                )));
             }
             url.to_file_path()
                 .map_err(|()| open_err("not a local file path".to_string()))?
@@ -156,7 +158,11 @@ impl Lake {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
-        match self.store.put_opts(path, PutPayload::from(data), opts).await {
+        match self
+            .store
+            .put_opts(path, PutPayload::from(data), opts)
+            .await
+        {
             Ok(_) => Ok(Created::Created),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExisted),
             Err(source) => Err(store_err("create", path, source)),
@@ -200,16 +206,26 @@ mod tests {
         let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
         let p = Path::from("_auditlake/subdomain=a/windows/x.json");
         assert_eq!(lake.read(&p).await.unwrap(), None);
-        assert_eq!(lake.create(&p, Bytes::from("1")).await.unwrap(), Created::Created);
+        assert_eq!(
+            lake.create(&p, Bytes::from("1")).await.unwrap(),
+            Created::Created
+        );
         assert_eq!(
             lake.create(&p, Bytes::from("2")).await.unwrap(),
             Created::AlreadyExisted
         );
         assert_eq!(lake.read(&p).await.unwrap().unwrap(), Bytes::from("1"));
-        assert_eq!(lake.list(&Path::from("_auditlake")).await.unwrap(), [p.clone()]);
+        assert_eq!(
+            lake.list(&Path::from("_auditlake")).await.unwrap(),
+            [p.clone()]
+        );
         lake.delete(&p).await.unwrap();
         lake.delete(&p).await.unwrap();
-        assert!(lake.list(&Path::from("_auditlake")).await.unwrap().is_empty());
+        assert!(lake
+            .list(&Path::from("_auditlake"))
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]

@@ -18,8 +18,8 @@ use arrow::array::{
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::decode::{Cell, Row};
 use crate::schema::{ColumnType, Schema, TIMEZONE};
@@ -113,10 +113,9 @@ impl PartFile {
             .iter()
             .map(|f| match f.column {
                 ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(BATCH_ROWS)),
-                ColumnType::Utf8 => ColumnBuilder::Utf8(StringBuilder::with_capacity(
-                    BATCH_ROWS,
-                    BATCH_ROWS * 32,
-                )),
+                ColumnType::Utf8 => {
+                    ColumnBuilder::Utf8(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 32))
+                }
                 ColumnType::TimestampUsUtc => ColumnBuilder::Timestamp(
                     TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone(TIMEZONE),
                 ),

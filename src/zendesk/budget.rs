@@ -106,7 +106,11 @@ mod tests {
     #[test]
     fn the_budget_is_the_lower_of_cap_and_share() {
         let b = RequestBudget::new(None, 0.5);
-        assert_eq!(b.per_minute(), 100, "half the assumed Team limit before learning");
+        assert_eq!(
+            b.per_minute(),
+            100,
+            "half the assumed Team limit before learning"
+        );
         b.observe_limit(700);
         assert_eq!(b.per_minute(), 350);
         let capped = RequestBudget::new(Some(60), 0.5);

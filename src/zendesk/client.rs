@@ -121,7 +121,10 @@ impl ApiError {
     /// Whether every other request with the same credentials will fail the same way, so the run
     /// should stop instead of failing window after window.
     pub fn is_fatal_for_run(&self) -> bool {
-        matches!(self, ApiError::Unauthorized { .. } | ApiError::Forbidden { .. })
+        matches!(
+            self,
+            ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }
+        )
     }
 }
 
@@ -162,7 +165,9 @@ impl Client {
     /// Builds the process's client.
     pub fn new(options: ClientOptions, budget: Arc<RequestBudget>) -> Result<Client, String> {
         let mut auth_header = HeaderValue::from_str(options.credentials.header().expose())
-            .map_err(|_| "credentials contain characters not allowed in an HTTP header".to_string())?;
+            .map_err(|_| {
+                "credentials contain characters not allowed in an HTTP header".to_string()
+            })?;
         auth_header.set_sensitive(true);
         let http = reqwest::Client::builder()
             .user_agent(concat!("auditlake/", env!("CARGO_PKG_VERSION")))
@@ -274,6 +279,31 @@ impl Client {
         }
     }
 
+    /// Sends one request without retrying, and returns any HTTP answer with its headers (for
+    /// operations whose 429 must be reported, not waited out, such as the export request).
+    pub async fn send_once(
+        &self,
+        method: Method,
+        url: &Url,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+        self.budget.acquire().await;
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .http
+            .request(method, url.clone())
+            .header(AUTHORIZATION, self.auth_header.clone())
+            .send()
+            .await
+            .map_err(|e| gave_up_once(url, &e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| gave_up_once(url, &e))?;
+        if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+            return Err(self.permanent(url, status, &body));
+        }
+        Ok((status, headers, body))
+    }
+
     /// One attempt: `Ok(Ok(..))` is an HTTP answer that is final (2xx, 4xx but 429), `Ok(Err(..))`
     /// is transient, `Err` is permanent.
     async fn attempt(
@@ -327,11 +357,11 @@ impl Client {
     }
 
     fn learn_limits(&self, headers: &HeaderMap) {
-        let number = |name: &str| -> Option<u64> {
-            headers.get(name)?.to_str().ok()?.trim().parse().ok()
-        };
+        let number =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
         if let Some(limit) = number("x-rate-limit").or_else(|| number("ratelimit-limit")) {
-            self.budget.observe_limit(limit.min(u64::from(u32::MAX)) as u32);
+            self.budget
+                .observe_limit(limit.min(u64::from(u32::MAX)) as u32);
         }
         let remaining = number("x-rate-limit-remaining").or_else(|| number("ratelimit-remaining"));
         if remaining == Some(0) {
@@ -362,7 +392,17 @@ impl Client {
     }
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+fn gave_up_once(url: &Url, e: &reqwest::Error) -> ApiError {
+    ApiError::GaveUp {
+        url: url.to_string(),
+        attempts: 1,
+        elapsed: Duration::ZERO,
+        last: describe_reqwest(e),
+    }
+}
+
+/// The `Retry-After` of a response, in seconds (the only form Zendesk sends).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let seconds: f64 = value.parse().ok()?;
     (seconds.is_finite() && seconds >= 0.0)
@@ -412,7 +452,8 @@ mod tests {
         };
         for attempt in 1..10 {
             let d = p.backoff(attempt);
-            let exp = (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(1));
+            let exp =
+                (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(1));
             assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?}");
         }
     }

@@ -212,7 +212,9 @@ async fn offset_page(
     let reached = u64::from(page_number) * u64::from(PAGE_SIZE);
     let (body, envelope) = match result {
         Ok(ok) => ok,
-        Err(ApiError::Rejected { url, status: 400, .. }) if reached > OFFSET_CAP => {
+        Err(ApiError::Rejected {
+            url, status: 400, ..
+        }) if reached > OFFSET_CAP => {
             return Err(ApiError::OffsetCap {
                 url,
                 count: reached,

@@ -57,7 +57,9 @@ impl Filters {
     /// Checks what the API would refuse with a 400 anyway.
     pub fn validate(&self) -> Result<(), String> {
         if self.source_id.is_some() && self.source_type.is_none() {
-            return Err("--filter-source-id needs --filter-source-type (the API requires both)".into());
+            return Err(
+                "--filter-source-id needs --filter-source-type (the API requires both)".into(),
+            );
         }
         if self.actions.iter().any(|a| a.trim().is_empty()) {
             return Err("--filter-action must not be empty".into());
@@ -85,10 +87,17 @@ mod tests {
     #[test]
     fn created_at_is_sent_twice_in_order() {
         let pairs = created_at_pairs(0, 86_400);
-        assert_eq!(pairs[0], ("filter[created_at][]", "1970-01-01T00:00:00Z".into()));
-        assert_eq!(pairs[1], ("filter[created_at][]", "1970-01-02T00:00:00Z".into()));
+        assert_eq!(
+            pairs[0],
+            ("filter[created_at][]", "1970-01-01T00:00:00Z".into())
+        );
+        assert_eq!(
+            pairs[1],
+            ("filter[created_at][]", "1970-01-02T00:00:00Z".into())
+        );
         let mut url = url::Url::parse("http://127.0.0.1/api/v2/audit_logs").unwrap();
-        url.query_pairs_mut().extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+        url.query_pairs_mut()
+            .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
         let back: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         assert_eq!(back.len(), 2, "both bounds survive encoding: {url}");
     }

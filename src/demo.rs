@@ -1,0 +1,157 @@
+//! `auditlake demo` and the glue between `auditlake simulate`'s flags and the simulator.
+//!
+//! The demo runs the real export, unchanged, against the built-in simulator on 127.0.0.1, and
+//! leaves a lake that DuckDB, pyarrow or Athena can read.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{BoundsArg, DemoArgs, SimulateArgs};
+use crate::config::{ApiConfig, ExportConfig};
+use crate::runner::{self, Progress, RunError, Summary};
+use crate::simulator::{Bounds, Faults, SimConfig, Simulator};
+use crate::storage::{layout, Lake};
+use crate::window::{parse_duration_ms, parse_instant, Grid};
+use crate::zendesk::auth::Secret;
+use crate::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
+
+/// The demo's subdomain: only this subdomain's files are replaced when the demo runs again.
+pub const DEMO_SUBDOMAIN: &str = "demo";
+
+/// The demo simulates an Enterprise Plus account (2,500 requests per minute), the fastest real plan.
+const DEMO_RATE_LIMIT: u32 = 2_500;
+
+/// The result of a demo run.
+pub struct DemoOutcome {
+    pub summary: Summary,
+    /// What to try next: a DuckDB query over the lake.
+    pub instructions: String,
+}
+
+/// Simulates an account of `args.records` records over the last `args.days` days, exports it into
+/// `args.dest`, and stops the simulator.
+pub async fn run(
+    args: &DemoArgs,
+    cancel: CancellationToken,
+    progress: &dyn Progress,
+) -> Result<DemoOutcome, RunError> {
+    let now = Utc::now().timestamp();
+    let start = (now - i64::from(args.days.max(1)) * 86_400).div_euclid(86_400) * 86_400;
+    let lake = Lake::open(&args.dest)?;
+    // The synthetic account is drawn anew for each run, so an earlier demo's files would not match
+    // it: start the demo subdomain afresh (other subdomains in the same lake are left alone).
+    for prefix in [
+        object_store::path::Path::from(format!("subdomain={DEMO_SUBDOMAIN}")),
+        layout::meta(DEMO_SUBDOMAIN),
+    ] {
+        for path in lake.list(&prefix).await? {
+            lake.delete(&path).await?;
+        }
+    }
+    let mut sim_config = SimConfig::new(args.records, utc(start), utc(now));
+    sim_config.rate_limit_per_minute = DEMO_RATE_LIMIT;
+    sim_config.extra_fields = true;
+    let token = sim_config.oauth_token.clone().unwrap_or_default();
+    let sim = Simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| RunError::Client(format!("cannot start the simulator: {e}")))?;
+    let config = ExportConfig {
+        api: ApiConfig {
+            subdomain: DEMO_SUBDOMAIN.to_string(),
+            client: ClientOptions {
+                base_url: url::Url::parse(&sim.base_url()).expect("the simulator's URL parses"),
+                credentials: Credentials::OAuth(Secret::new(token)),
+                request_timeout: Duration::from_secs(30),
+                retry: RetryPolicy::default(),
+            },
+            max_requests_per_minute: None,
+            rate_limit_share: 0.5,
+        },
+        filters: Filters::default(),
+        dest: args.dest.clone(),
+        grid: Grid::DAILY,
+        since: start,
+        // The simulator has no replication delay; a minute's lag still shows the open window.
+        until: now - 60,
+        concurrency: 4,
+        pagination: Pagination::Cursor,
+        summary_json: None,
+        tmp_dir: std::env::temp_dir(),
+    };
+    let summary = runner::export(config, cancel, progress).await;
+    sim.stop().await;
+    let summary = summary?;
+    let glob = format!("{}/subdomain=*/created_date=*/*.parquet", lake.display());
+    let instructions = format!(
+        "The lake is in {dest}. Try it with DuckDB:\n\n  SELECT created_date, action, count(*) AS n, count(DISTINCT id) AS ids\n  FROM read_parquet('{glob}', hive_partitioning = true)\n  GROUP BY ALL ORDER BY created_date, n DESC;\n\nand `auditlake status --dest {dest} --subdomain {DEMO_SUBDOMAIN}` for the manifest.",
+        dest = lake.display(),
+    );
+    Ok(DemoOutcome {
+        summary,
+        instructions,
+    })
+}
+
+/// The simulator's configuration from `auditlake simulate`'s flags.
+pub fn simulator_config(args: &SimulateArgs) -> Result<SimConfig, String> {
+    if !args.bind.ip().is_loopback() {
+        return Err(format!(
+            "--bind {}: the simulator listens on loopback addresses only",
+            args.bind
+        ));
+    }
+    let now = Utc::now().timestamp();
+    let instant = |flag: &str, given: &Option<String>, default: i64| -> Result<i64, String> {
+        given
+            .as_deref()
+            .map(|t| parse_instant(t).map_err(|e| format!("--{flag}: {e}")))
+            .unwrap_or(Ok(default))
+    };
+    let from = instant("from", &args.from, now - 30 * 86_400)?;
+    let to = instant("to", &args.to, now)?;
+    if from >= to {
+        return Err("--from must be before --to".into());
+    }
+    for (flag, rate) in [
+        ("fault-5xx", args.fault_5xx),
+        ("fault-429", args.fault_429),
+        ("fault-truncate", args.fault_truncate),
+        ("fault-reset", args.fault_reset),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(format!("--{flag} must be a fraction between 0 and 1"));
+        }
+    }
+    let mut config = SimConfig::new(args.records, utc(from), utc(to));
+    config.seed = args.seed;
+    config.bounds = match args.bounds {
+        BoundsArg::Inclusive => Bounds::Inclusive,
+        BoundsArg::Exclusive => Bounds::Exclusive,
+    };
+    config.rate_limit_per_minute = args.rate_limit.max(1);
+    config.oauth_token = Some(args.token.clone());
+    config.enterprise = !args.not_enterprise;
+    config.extra_fields = args.extra_fields;
+    config.faults = Faults {
+        error_5xx_rate: args.fault_5xx,
+        rate_429: args.fault_429,
+        truncate_rate: args.fault_truncate,
+        reset_rate: args.fault_reset,
+        late_arrival: args
+            .late_arrival
+            .as_deref()
+            .map(|t| parse_duration_ms(t).map_err(|e| format!("--late-arrival: {e}")))
+            .transpose()?,
+        ..Faults::default()
+    };
+    Ok(config)
+}
+
+fn utc(t: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(t, 0)
+        .single()
+        .expect("parsed instants are in range")
+}

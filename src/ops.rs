@@ -1,0 +1,154 @@
+//! The API's show, list and export operations, for a person at a terminal.
+
+use std::collections::HashSet;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::decode::parse_timestamp_us;
+use crate::zendesk::client::retry_after;
+use crate::zendesk::{pagination, ApiError, Client, Filters, PageRequest, Pagination};
+
+/// Fetches one audit log and returns it as the API sent it (the `audit_log` object).
+pub async fn show(client: &Client, id: i64) -> Result<String, ApiError> {
+    #[derive(Deserialize)]
+    struct Show<'a> {
+        #[serde(borrow)]
+        audit_log: &'a RawValue,
+    }
+    let url = client.url(&format!("/api/v2/audit_logs/{id}"), &[]);
+    let (body, ()) = client
+        .get(&url, |body| {
+            serde_json::from_slice::<Show>(body)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+    let show: Show = serde_json::from_slice(&body).expect("checked when received");
+    Ok(show.audit_log.get().to_string())
+}
+
+/// What `list` covers.
+#[derive(Clone, Debug, Default)]
+pub struct ListRequest {
+    pub filters: Filters,
+    /// `[since, until)` in UTC seconds; `None` lists everything.
+    pub range: Option<(i64, i64)>,
+    pub limit: Option<u64>,
+    pub pagination: Pagination,
+}
+
+/// Lists audit logs oldest first, handing each record's JSON (as sent) to `sink`. Like an export
+/// window, a range is queried slightly wider and cut exactly, and repeats are dropped. Returns the
+/// number of records listed.
+pub async fn list(
+    client: &Client,
+    request: &ListRequest,
+    mut sink: impl FnMut(&str),
+) -> Result<u64, ApiError> {
+    #[derive(Deserialize)]
+    struct Records<'a> {
+        #[serde(borrow)]
+        audit_logs: Vec<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Key<'a> {
+        id: Option<i64>,
+        #[serde(borrow)]
+        created_at: Option<std::borrow::Cow<'a, str>>,
+    }
+    let page_request = PageRequest {
+        filters: request.filters.clone(),
+        created_at: request.range.map(|(since, until)| (since - 1, until)),
+        pagination: request.pagination,
+    };
+    let mut pages = pin!(pagination::pages(client.clone(), page_request));
+    let mut seen = HashSet::new();
+    let mut listed = 0u64;
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        let records: Records =
+            serde_json::from_slice(&page.body).map_err(|e| ApiError::Protocol {
+                url: "list page".into(),
+                reason: e.to_string(),
+            })?;
+        for raw in records.audit_logs {
+            let key: Key = serde_json::from_str(raw.get()).map_err(|e| ApiError::Protocol {
+                url: "list page".into(),
+                reason: format!("record without a usable id or created_at: {e}"),
+            })?;
+            if let (Some((since, until)), Some(t)) = (
+                request.range,
+                key.created_at.as_deref().and_then(parse_timestamp_us),
+            ) {
+                let second = t.div_euclid(1_000_000);
+                if second < since || second >= until {
+                    continue;
+                }
+            }
+            if let Some(id) = key.id {
+                if !seen.insert(id) {
+                    continue;
+                }
+            }
+            sink(raw.get());
+            listed += 1;
+            if request.limit.is_some_and(|limit| listed >= limit) {
+                return Ok(listed);
+            }
+        }
+    }
+    Ok(listed)
+}
+
+/// The answer to an export request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportRequested {
+    /// 202: Zendesk prepares the CSV and delivers it on its side (by email to the requester; no job
+    /// id comes back). `remaining`/`resets_in` come from `Zendesk-RateLimit-audit-logs-export`.
+    Accepted {
+        remaining: Option<u64>,
+        resets_in: Option<Duration>,
+    },
+    /// 429: the 1-per-minute limit is used up.
+    Throttled { retry_after: Option<Duration> },
+}
+
+/// Requests a CSV export with `filters`. Not retried: a person decides whether to wait a minute.
+pub async fn request_export(
+    client: &Client,
+    filters: &Filters,
+) -> Result<ExportRequested, ApiError> {
+    let url = client.url("/api/v2/audit_logs/export", &filters.pairs());
+    let (status, headers, body) = client.send_once(Method::POST, &url).await?;
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Ok(ExportRequested::Throttled {
+            retry_after: retry_after(&headers),
+        });
+    }
+    if !status.is_success() {
+        return Err(ApiError::Protocol {
+            url: url.to_string(),
+            reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&body).trim()),
+        });
+    }
+    let limit = headers
+        .get("zendesk-ratelimit-audit-logs-export")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let field = |name: &str| -> Option<u64> {
+        limit
+            .split(';')
+            .filter_map(|part| part.trim().split_once('='))
+            .find(|(k, _)| k.trim() == name)
+            .and_then(|(_, v)| v.trim().parse().ok())
+    };
+    Ok(ExportRequested::Accepted {
+        remaining: field("remaining"),
+        resets_in: field("resets").map(Duration::from_secs),
+    })
+}
