@@ -204,12 +204,15 @@ pub async fn export(
         manifest,
         fetched: AtomicU64::new(0),
     });
-    let mut results = pin!(futures::stream::iter(pending)
-        .map(|(w, closed)| {
-            let context = context.clone();
-            async move { (w, export_window(&context, w, closed, progress).await) }
-        })
-        .buffer_unordered(concurrency));
+    // Boxed so that dropping it really drops the in-flight windows (a pinned reference would not).
+    let mut results = Box::pin(
+        futures::stream::iter(pending)
+            .map(|(w, closed)| {
+                let context = context.clone();
+                async move { (w, export_window(&context, w, closed, progress).await) }
+            })
+            .buffer_unordered(concurrency),
+    );
 
     loop {
         let next = tokio::select! {

@@ -547,7 +547,7 @@ fn push_boundary_records(
     end: i64,
 ) {
     let limit = ts.len() + budget;
-    let mut push = |ts: &mut Vec<i64>, t: i64| {
+    let push = |ts: &mut Vec<i64>, t: i64| {
         if ts.len() < limit && (start..end).contains(&t) {
             ts.push(t);
         }

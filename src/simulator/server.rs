@@ -314,8 +314,8 @@ fn show(sh: &Shared, id: &str, now: i64) -> Response {
 fn export(sh: &Shared, query: &str, now: i64) -> Response {
     inc(&sh.stats.export);
     let pairs = parse_pairs(query);
-    if let Err(resp) = parse_filters(&pairs) {
-        return resp;
+    if let Err(rejection) = parse_filters(&pairs) {
+        return rejection.response(sh);
     }
     let mut last = sh.export_last_ms.load(Ordering::Relaxed);
     loop {
@@ -365,7 +365,7 @@ fn parse_pairs(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn parse_filters(pairs: &[(String, String)]) -> Result<Filters, Response> {
+fn parse_filters(pairs: &[(String, String)]) -> Result<Filters, Rejection> {
     let mut created = Vec::new();
     let mut filter = SimFilter::default();
     for (k, v) in pairs {
@@ -449,7 +449,7 @@ enum Mode {
     },
 }
 
-fn parse_mode(pairs: &[(String, String)]) -> Result<Mode, Response> {
+fn parse_mode(pairs: &[(String, String)]) -> Result<Mode, Rejection> {
     let get = |key: &str| {
         pairs
             .iter()
@@ -519,11 +519,11 @@ async fn list(sh: &Shared, path: &str, query: &str, now: i64) -> Response {
     let pairs = parse_pairs(query);
     let filters = match parse_filters(&pairs) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(rejection) => return rejection.response(sh),
     };
     let mode = match parse_mode(&pairs) {
         Ok(m) => m,
-        Err(resp) => return resp,
+        Err(rejection) => return rejection.response(sh),
     };
     sh.windows
         .lock()
@@ -548,7 +548,7 @@ async fn list(sh: &Shared, path: &str, query: &str, now: i64) -> Response {
             inc(&sh.stats.resets);
             return reset_response();
         }
-        Fault::InvalidCursor => return invalid_cursor(sh),
+        Fault::InvalidCursor => return Rejection::InvalidCursor.response(sh),
         Fault::Stall => {
             inc(&sh.stats.stalls);
             tokio::time::sleep(sh.cfg.faults.stall).await;
@@ -581,22 +581,22 @@ async fn list(sh: &Shared, path: &str, query: &str, now: i64) -> Response {
             after,
             before,
         } => {
-            let decode = |c: &str| -> Result<usize, Response> {
-                let (pos, issued) = sh.decode_cursor(c).ok_or_else(|| invalid_cursor(sh))?;
+            let decode = |c: &str| -> Result<usize, Rejection> {
+                let (pos, issued) = sh.decode_cursor(c).ok_or(Rejection::InvalidCursor)?;
                 if let Some(ttl) = sh.cfg.faults.cursor_ttl {
                     if now - issued > ttl.as_millis() as i64 {
-                        return Err(invalid_cursor(sh));
+                        return Err(Rejection::InvalidCursor);
                     }
                 }
                 Ok(pos)
             };
             let after = match after.as_deref().map(&decode).transpose() {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(rejection) => return rejection.response(sh),
             };
             let before = match before.as_deref().map(&decode).transpose() {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(rejection) => return rejection.response(sh),
             };
             cursor_page(sh, &scope, &pairs, path, size, asc, after, before, now)
         }
@@ -606,10 +606,7 @@ async fn list(sh: &Shared, path: &str, query: &str, now: i64) -> Response {
             asc,
         } => {
             if page.saturating_mul(per_page) > OFFSET_CAP {
-                return json(
-                    StatusCode::BAD_REQUEST,
-                    r#"{"error":"InvalidPaginationParameter","description":"Offset pagination is limited to the first 10000 records. Use cursor pagination (page[size]) to fetch more."}"#,
-                );
+                return Rejection::OffsetCap.response(sh);
             }
             offset_page(sh, &scope, &pairs, path, page, per_page, asc)
         }
@@ -822,19 +819,39 @@ fn set(r: &mut Response, name: &'static str, value: &str) {
     }
 }
 
-fn invalid_value(detail: &str) -> Response {
-    let body = serde_json::json!({
-        "errors": [{"code": "InvalidValue", "title": "Invalid value", "detail": detail}]
-    });
-    json(StatusCode::BAD_REQUEST, body.to_string())
+fn invalid_value(detail: &str) -> Rejection {
+    Rejection::InvalidValue(detail.to_owned())
 }
 
-fn invalid_cursor(sh: &Shared) -> Response {
-    inc(&sh.stats.invalid_cursors);
-    json(
-        StatusCode::BAD_REQUEST,
-        r#"{"error":"InvalidCursor","description":"The cursor is invalid or has expired"}"#,
-    )
+/// Why a list or export request is refused before any page is rendered: always a 400.
+#[derive(Debug, thiserror::Error)]
+enum Rejection {
+    #[error("{0}")]
+    InvalidValue(String),
+    #[error("The cursor is invalid or has expired")]
+    InvalidCursor,
+    #[error("Offset pagination is limited to the first {OFFSET_CAP} records. Use cursor pagination (page[size]) to fetch more.")]
+    OffsetCap,
+}
+
+impl Rejection {
+    /// The body in the shape Zendesk uses for each kind of refusal.
+    fn response(&self, sh: &Shared) -> Response {
+        let body = match self {
+            Rejection::InvalidValue(detail) => serde_json::json!({
+                "errors": [{"code": "InvalidValue", "title": "Invalid value", "detail": detail}]
+            }),
+            Rejection::InvalidCursor => {
+                inc(&sh.stats.invalid_cursors);
+                serde_json::json!({"error": "InvalidCursor", "description": self.to_string()})
+            }
+            Rejection::OffsetCap => serde_json::json!({
+                "error": "InvalidPaginationParameter",
+                "description": self.to_string(),
+            }),
+        };
+        json(StatusCode::BAD_REQUEST, body.to_string())
+    }
 }
 
 fn not_found() -> Response {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::account::format_ts;
 use super::server::parse_ts;
@@ -645,7 +646,17 @@ async fn status_reset_and_stall_faults() {
     let url = format!("{}/api/v2/audit_logs", s.base_url());
     let err = c.get(&url).header("authorization", TOKEN).send().await;
     assert!(err.is_err(), "expected a connection error, got {err:?}");
-    assert_eq!(s.stats().resets, 1);
+    // Not even a status line reaches the client.
+    let mut conn = tokio::net::TcpStream::connect(s.addr())
+        .await
+        .expect("connect");
+    let req =
+        format!("GET /api/v2/audit_logs HTTP/1.1\r\nHost: x\r\nAuthorization: {TOKEN}\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.expect("write");
+    let mut got = Vec::new();
+    let _ = conn.read_to_end(&mut got).await;
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    assert_eq!(s.stats().resets, 2);
 
     cfg.faults = Faults {
         stall_rate: 1.0,
@@ -782,4 +793,33 @@ async fn stats_record_list_windows() {
         1
     );
     s.stop().await;
+}
+
+/// Throughput probe for the 1M-record benchmark; run with `--ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_one_million() {
+    let began = Instant::now();
+    let mut cfg = SimConfig::new(
+        1_000_000,
+        t("2020-01-01T00:00:00Z"),
+        t("2024-01-01T00:00:00Z"),
+    );
+    cfg.rate_limit_per_minute = u32::MAX;
+    let s = sim(cfg.clone()).await;
+    println!("generate: {:?}", began.elapsed());
+    let acc = s.account().clone();
+    let began = Instant::now();
+    let mut buf = Vec::new();
+    for i in 0..acc.len() {
+        buf.clear();
+        acc.write_record(&mut buf, i, false);
+    }
+    println!("render 1M: {:?}", began.elapsed());
+    let c = reqwest::Client::new();
+    let began = Instant::now();
+    let ids = cursor_walk(&s, &c, &window_query(cfg.start, cfg.end), true).await;
+    assert_eq!(ids.len(), 1_000_000);
+    let secs = began.elapsed().as_secs_f64();
+    println!("walk: {secs:.2}s, {:.0} records/s", 1e6 / secs);
 }

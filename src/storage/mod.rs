@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(lake.read(&p).await.unwrap().unwrap(), Bytes::from("1"));
         assert_eq!(
             lake.list(&Path::from("_auditlake")).await.unwrap(),
-            [p.clone()]
+            std::slice::from_ref(&p)
         );
         lake.delete(&p).await.unwrap();
         lake.delete(&p).await.unwrap();

@@ -1,0 +1,273 @@
+//! Shared helpers of the integration tests: a simulator, an export configuration pointing at it,
+//! and a reader that turns a lake back into records to compare with the simulator's ground truth.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use arrow::array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use chrono::{DateTime, TimeZone, Utc};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{Map, Value};
+
+use auditlake::config::{ApiConfig, ExportConfig};
+use auditlake::runner::{self, NoProgress, Summary};
+use auditlake::simulator::{SimConfig, SimFilter, Simulator};
+use auditlake::window::{parse_instant, Grid};
+use auditlake::zendesk::auth::Secret;
+use auditlake::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
+
+pub const TOKEN: &str = "sim-token";
+
+pub fn t(text: &str) -> i64 {
+    parse_instant(text).unwrap()
+}
+
+pub fn utc(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(seconds, 0).unwrap()
+}
+
+/// A simulated account of `records` records in `[from, to)`, with a rate limit high enough not
+/// to slow tests down unless a test lowers it.
+pub fn sim_config(records: u64, from: &str, to: &str) -> SimConfig {
+    let mut c = SimConfig::new(records, utc(t(from)), utc(t(to)));
+    c.rate_limit_per_minute = 1_000_000;
+    c.extra_fields = true;
+    c
+}
+
+pub async fn start(config: SimConfig) -> Simulator {
+    Simulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap()
+}
+
+/// An export of `sim` into `dest` over `[since, until)`.
+pub fn export_config(
+    sim: &Simulator,
+    dest: &Path,
+    since: &str,
+    until: &str,
+    window: &str,
+) -> ExportConfig {
+    ExportConfig {
+        api: ApiConfig {
+            subdomain: "acme".into(),
+            client: ClientOptions {
+                base_url: url::Url::parse(&sim.base_url()).unwrap(),
+                credentials: Credentials::OAuth(Secret::new(TOKEN)),
+                request_timeout: Duration::from_secs(10),
+                retry: RetryPolicy {
+                    max_attempts: 10,
+                    max_elapsed: Duration::from_secs(60),
+                    base_delay: Duration::from_millis(5),
+                    max_delay: Duration::from_millis(100),
+                },
+            },
+            max_requests_per_minute: None,
+            rate_limit_share: 0.5,
+        },
+        filters: Filters::default(),
+        dest: dest.to_str().unwrap().to_string(),
+        grid: Grid::parse(window).unwrap(),
+        since: t(since),
+        until: t(until),
+        concurrency: 4,
+        pagination: Pagination::Cursor,
+        summary_json: None,
+        tmp_dir: std::env::temp_dir(),
+    }
+}
+
+pub async fn export(config: ExportConfig) -> Summary {
+    runner::export(
+        config,
+        tokio_util::sync::CancellationToken::new(),
+        &NoProgress,
+    )
+    .await
+    .unwrap()
+}
+
+/// One row of the lake, rebuilt as the record JSON it came from (nulls omitted), with where it was.
+#[derive(Debug, Clone)]
+pub struct LakeRow {
+    pub record: Map<String, Value>,
+    pub id: i64,
+    pub created_at: i64,
+    pub path: PathBuf,
+}
+
+/// Every Parquet file under `dest` outside the manifest.
+pub fn parquet_files(dest: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dest.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.ends_with("_auditlake") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reads the lake back into records, checking each file's rows are sorted and in its partition.
+pub fn read_lake(dest: &Path) -> Vec<LakeRow> {
+    let mut rows = Vec::new();
+    for path in parquet_files(dest) {
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let partition_day = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .strip_prefix("created_date=")
+            .unwrap()
+            .to_string();
+        let mut file_rows: Vec<LakeRow> = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let schema = batch.schema();
+            for i in 0..batch.num_rows() {
+                let mut record = Map::new();
+                let mut id = 0;
+                let mut created = 0;
+                for (field, column) in schema.fields().iter().zip(batch.columns()) {
+                    if column.is_null(i) {
+                        continue;
+                    }
+                    let name = field.name().as_str();
+                    if let Some(a) = column.as_any().downcast_ref::<Int64Array>() {
+                        if name == "id" {
+                            id = a.value(i);
+                        }
+                        record.insert(name.into(), Value::from(a.value(i)));
+                    } else if let Some(a) =
+                        column.as_any().downcast_ref::<TimestampMicrosecondArray>()
+                    {
+                        created = a.value(i);
+                        let text = Utc
+                            .timestamp_micros(a.value(i))
+                            .unwrap()
+                            .format("%Y-%m-%dT%H:%M:%SZ")
+                            .to_string();
+                        record.insert(name.into(), Value::from(text));
+                    } else if let Some(a) = column.as_any().downcast_ref::<StringArray>() {
+                        if name == "extra_json" {
+                            let extra: Map<String, Value> =
+                                serde_json::from_str(a.value(i)).unwrap();
+                            record.extend(extra);
+                        } else {
+                            record.insert(name.into(), Value::from(a.value(i)));
+                        }
+                    } else {
+                        panic!("unexpected column type {field:?}");
+                    }
+                }
+                let day = Utc
+                    .timestamp_micros(created)
+                    .unwrap()
+                    .format("%Y-%m-%d")
+                    .to_string();
+                assert_eq!(
+                    day,
+                    partition_day,
+                    "row {id} is in the wrong partition: {}",
+                    path.display()
+                );
+                file_rows.push(LakeRow {
+                    record,
+                    id,
+                    created_at: created,
+                    path: path.clone(),
+                });
+            }
+        }
+        assert!(
+            file_rows
+                .windows(2)
+                .all(|w| (w[0].created_at, w[0].id) < (w[1].created_at, w[1].id)),
+            "{} is not sorted by (created_at, id)",
+            path.display()
+        );
+        rows.extend(file_rows);
+    }
+    rows
+}
+
+/// A record JSON as the lake should hold it: the list rendering, nulls omitted.
+pub fn normalize(json: &str) -> Map<String, Value> {
+    let value: Map<String, Value> = serde_json::from_str(json).unwrap();
+    value.into_iter().filter(|(_, v)| !v.is_null()).collect()
+}
+
+/// Asserts the lake holds exactly the expected records, each once, every field intact.
+pub fn assert_lake_exact(
+    dest: &Path,
+    sim: &Simulator,
+    filter: &SimFilter,
+    since: &str,
+    until: &str,
+) -> usize {
+    let expected = sim.account().expected(filter, utc(t(since)), utc(t(until)));
+    let rows = read_lake(dest);
+    let mut by_id: BTreeMap<i64, &LakeRow> = BTreeMap::new();
+    for row in &rows {
+        assert!(
+            by_id.insert(row.id, row).is_none(),
+            "id {} is in the lake twice",
+            row.id
+        );
+    }
+    let missing: Vec<i64> = expected
+        .iter()
+        .filter(|e| !by_id.contains_key(&e.id))
+        .map(|e| e.id)
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} records missing, e.g. {missing:?}",
+        expected.len() - rows.len().min(expected.len()),
+        expected.len()
+    );
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "the lake holds records it should not"
+    );
+    for e in &expected {
+        let row = by_id[&e.id];
+        assert_eq!(row.record, normalize(&e.json), "record {} differs", e.id);
+    }
+    expected.len()
+}
+
+/// The marker files of subdomain `acme`.
+pub fn markers(dest: &Path) -> Vec<String> {
+    let dir = dest.join("_auditlake/subdomain=acme/windows");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

@@ -1,0 +1,421 @@
+//! The export pipeline end to end against the built-in simulator: exactness under both bound
+//! semantics and several grids, filters, resume, the open window, faults and refusals.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use auditlake::manifest::ManifestError;
+use auditlake::runner::{self, NoProgress, Progress, RunError};
+use auditlake::simulator::{Bounds, SimFilter};
+use auditlake::zendesk::{Filters, Pagination};
+use common::*;
+use tokio_util::sync::CancellationToken;
+
+const FROM: &str = "2024-03-01";
+const TO: &str = "2024-03-07";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_windows_hold_every_record_once_with_inclusive_bounds() {
+    let sim = start(sim_config(6_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    assert_eq!(summary.windows_failed, 0, "{:?}", summary.failures);
+    assert_eq!(summary.windows_done, 6);
+    assert_eq!(summary.open_window, None);
+    let n = assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+    assert_eq!(summary.rows as usize, n);
+    assert_eq!(markers(dir.path()).len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_windows_are_exact_with_exclusive_bounds() {
+    let mut config = sim_config(4_000, FROM, "2024-03-03");
+    config.bounds = Bounds::Exclusive;
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = export(export_config(&sim, dir.path(), FROM, "2024-03-03", "1h")).await;
+    assert_eq!(summary.windows_failed, 0, "{:?}", summary.failures);
+    assert_eq!(summary.windows_done, 48);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, "2024-03-03");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_day_windows_split_into_daily_partitions() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = export(export_config(&sim, dir.path(), FROM, TO, "3d")).await;
+    assert_eq!(summary.windows_done, 2);
+    assert_eq!(summary.files, 6, "one file per day");
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_makes_no_request_for_done_windows() {
+    let sim = start(sim_config(2_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    sim.reset_stats();
+    let again = export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    assert_eq!(again.windows_skipped, 6);
+    assert_eq!(again.windows_done, 0);
+    assert_eq!(again.requests, 0);
+    assert_eq!(sim.stats().requests, 0);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_window_is_refreshed_every_run_and_committed_once_closed() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = export(export_config(
+        &sim,
+        dir.path(),
+        FROM,
+        "2024-03-02T06:00:00Z",
+        "1d",
+    ))
+    .await;
+    assert_eq!(first.windows_done, 1);
+    assert!(first.open_window.is_some());
+    assert_eq!(
+        markers(dir.path()).len(),
+        1,
+        "the open window is never marked done"
+    );
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-02T06:00:00Z",
+    );
+
+    sim.reset_stats();
+    let second = export(export_config(
+        &sim,
+        dir.path(),
+        FROM,
+        "2024-03-02T18:30:00Z",
+        "1d",
+    ))
+    .await;
+    assert_eq!(second.windows_skipped, 1);
+    assert_eq!(
+        // The open window's query starts one second early (2024-03-01T23:59:59): nothing else
+        // of the done window may be asked for.
+        sim.list_requests_overlapping(utc(t(FROM)), utc(t("2024-03-01T23:59:59Z"))),
+        0,
+        "the done window is not requested again"
+    );
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-02T18:30:00Z",
+    );
+
+    let third = export(export_config(&sim, dir.path(), FROM, "2024-03-03", "1d")).await;
+    assert_eq!(third.windows_done, 1);
+    assert_eq!(third.open_window, None);
+    assert_eq!(markers(dir.path()).len(), 2);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, "2024-03-03");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_select_exactly_the_matching_records() {
+    let sim = start(sim_config(5_000, FROM, "2024-03-04")).await;
+    let probe = sim
+        .account()
+        .expected(&SimFilter::default(), utc(t(FROM)), utc(t("2024-03-04")));
+    let actor = probe[probe.len() / 2].actor_id;
+    let cases = [
+        (
+            Filters {
+                actions: vec!["login".into()],
+                ..Filters::default()
+            },
+            SimFilter {
+                actions: vec!["login".into()],
+                ..SimFilter::default()
+            },
+        ),
+        (
+            Filters {
+                actions: vec!["create".into(), "destroy".into()],
+                ..Filters::default()
+            },
+            SimFilter {
+                actions: vec!["create".into(), "destroy".into()],
+                ..SimFilter::default()
+            },
+        ),
+        (
+            Filters {
+                actor_id: Some(actor),
+                source_type: Some("user".into()),
+                ..Filters::default()
+            },
+            SimFilter {
+                actor_id: Some(actor),
+                source_type: Some("user".into()),
+                ..SimFilter::default()
+            },
+        ),
+    ];
+    for (filters, sim_filter) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = export_config(&sim, dir.path(), FROM, "2024-03-04", "1d");
+        config.filters = filters.clone();
+        let summary = export(config).await;
+        assert_eq!(
+            summary.windows_failed, 0,
+            "{filters:?}: {:?}",
+            summary.failures
+        );
+        let n = assert_lake_exact(dir.path(), &sim, &sim_filter, FROM, "2024-03-04");
+        assert!(
+            n > 0 && n < probe.len(),
+            "{filters:?} selected {n} of {}",
+            probe.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lake_refuses_a_run_with_other_settings() {
+    let sim = start(sim_config(100, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    let err = runner::export(
+        export_config(&sim, dir.path(), FROM, TO, "6h"),
+        CancellationToken::new(),
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, RunError::Manifest(ManifestError::Mismatch { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("--window is 1d in the lake, 6h in this run"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_are_retried_and_the_lake_stays_exact() {
+    let mut config = sim_config(4_000, FROM, TO);
+    config.faults.error_5xx_rate = 0.08;
+    config.faults.rate_429 = 0.05;
+    config.faults.truncate_rate = 0.05;
+    config.faults.reset_rate = 0.04;
+    config.faults.invalid_cursor_rate = 0.04;
+    config.faults.seed = 7;
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    assert_eq!(summary.windows_failed, 0, "{:?}", summary.failures);
+    let stats = sim.stats();
+    assert!(
+        stats.responses_5xx > 0
+            && stats.responses_429 > 0
+            && stats.truncated > 0
+            && stats.resets > 0,
+        "{stats:?}"
+    );
+    assert!(stats.invalid_cursors > 0, "{stats:?}");
+    assert!(summary.retries > 0);
+    assert!(summary.throttled > 0);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_5xx_fails_the_window_after_bounded_attempts_and_a_rerun_completes() {
+    let mut config = sim_config(1_000, FROM, "2024-03-03");
+    config.faults.error_5xx_rate = 1.0;
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut export_cfg = export_config(&sim, dir.path(), FROM, "2024-03-03", "1d");
+    export_cfg.api.client.retry.max_attempts = 3;
+    let summary = export(export_cfg).await;
+    assert_eq!(summary.windows_failed, 2);
+    assert!(
+        summary.failures[0].error.contains("after 3 attempts"),
+        "{:?}",
+        summary.failures
+    );
+    assert!(markers(dir.path()).is_empty());
+    assert!(parquet_files(dir.path()).is_empty());
+    assert_eq!(sim.stats().list_requests, 6, "3 attempts per window");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_stop_the_run_at_once() {
+    let sim = start(sim_config(1_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = export_config(&sim, dir.path(), FROM, TO, "1d");
+    config.api.client.credentials = auditlake::zendesk::Credentials::OAuth(
+        auditlake::zendesk::auth::Secret::new("wrong-SECRET"),
+    );
+    config.concurrency = 1;
+    let summary = export(config).await;
+    let fatal = summary.fatal.clone().expect("401 is fatal");
+    assert!(
+        fatal.contains("401") && fatal.contains("ZENDESK_OAUTH_TOKEN"),
+        "{fatal}"
+    );
+    assert!(!fatal.contains("SECRET"));
+    assert_eq!(
+        summary.windows_failed, 1,
+        "no window after the first is tried"
+    );
+    assert_eq!(sim.stats().requests, 1, "a 401 is not retried");
+    assert!(markers(dir.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_without_enterprise_gets_a_message_naming_the_cause() {
+    let mut config = sim_config(100, FROM, TO);
+    config.enterprise = false;
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    let fatal = summary.fatal.expect("403 is fatal");
+    assert!(
+        fatal.contains("audit logs need an Enterprise plan and an admin user, or the token lacks the auditlogs:read scope"),
+        "{fatal}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_pagination_is_exact_and_its_cap_is_a_clear_error() {
+    let sim = start(sim_config(3_000, FROM, "2024-03-03")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = export_config(&sim, dir.path(), FROM, "2024-03-03", "1d");
+    config.pagination = Pagination::Offset;
+    let summary = export(config).await;
+    assert_eq!(summary.windows_failed, 0, "{:?}", summary.failures);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, "2024-03-03");
+
+    let big = start(sim_config(12_000, FROM, "2024-03-02")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = export_config(&big, dir.path(), FROM, "2024-03-02", "1d");
+    config.pagination = Pagination::Offset;
+    let summary = export(config).await;
+    assert_eq!(summary.windows_failed, 1);
+    let error = &summary.failures[0].error;
+    assert!(
+        error.contains("10,000") && error.contains("smaller --window"),
+        "{error}"
+    );
+    assert!(
+        big.stats().list_requests <= 2,
+        "the cap is noticed on the first page"
+    );
+}
+
+/// Cancels the run once `after` windows have finished: a run stopped half-way.
+struct StopAfter {
+    after: u64,
+    finished: AtomicU64,
+    cancel: CancellationToken,
+}
+
+impl Progress for StopAfter {
+    fn start(&self, _: u64) {}
+    fn records(&self, _: u64) {}
+    fn window_finished(&self) {
+        if self.finished.fetch_add(1, Ordering::SeqCst) + 1 >= self.after {
+            self.cancel.cancel();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_half_way_resumes_without_loss_or_duplicates() {
+    let sim = start(sim_config(8_000, FROM, "2024-03-11")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let stop = Arc::new(StopAfter {
+        after: 3,
+        finished: AtomicU64::new(0),
+        cancel: cancel.clone(),
+    });
+    let mut config = export_config(&sim, dir.path(), FROM, "2024-03-11", "1d");
+    config.concurrency = 2;
+    let first = runner::export(config, cancel, stop.as_ref()).await.unwrap();
+    assert!(first.interrupted);
+    let done = markers(dir.path()).len();
+    assert!(
+        (3..10).contains(&done),
+        "{done} windows done before the stop"
+    );
+
+    sim.reset_stats();
+    let second = export(export_config(&sim, dir.path(), FROM, "2024-03-11", "1d")).await;
+    assert_eq!(second.windows_skipped as usize, done);
+    assert_eq!(second.windows_done as usize, 10 - done);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, "2024-03-11");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_left_by_a_crashed_attempt_are_removed() {
+    let sim = start(sim_config(1_000, FROM, "2024-03-03")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let partition = dir.path().join("subdomain=acme/created_date=2024-03-02");
+    std::fs::create_dir_all(&partition).unwrap();
+    let stale = partition.join("part-20240302T0000Z-7.parquet");
+    std::fs::write(&stale, b"left by a crashed attempt").unwrap();
+    let unrelated = partition.join("notes.txt");
+    std::fs::write(&unrelated, b"not ours").unwrap();
+    let summary = export(export_config(&sim, dir.path(), FROM, "2024-03-03", "1d")).await;
+    assert_eq!(summary.windows_failed, 0);
+    assert!(!stale.exists(), "the stale part is removed");
+    assert!(
+        unrelated.exists(),
+        "files that are not parts of the window are left alone"
+    );
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, "2024-03-03");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_budget_is_shared_and_paces_429s() {
+    // 120 requests per minute reported, half of it ours: one request every second at most.
+    let mut config = sim_config(300, FROM, "2024-03-01T04:00:00Z");
+    config.rate_limit_per_minute = 120;
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let summary = export(export_config(
+        &sim,
+        dir.path(),
+        FROM,
+        "2024-03-01T04:00:00Z",
+        "1h",
+    ))
+    .await;
+    assert_eq!(summary.windows_failed, 0);
+    assert_eq!(
+        sim.stats().responses_429,
+        0,
+        "the budget keeps under the limit"
+    );
+    // 4 windows of 1+ page each with 4 workers, paced at 60 per minute after the first response.
+    assert!(summary.requests >= 4);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "requests are spaced, not burst"
+    );
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-01T04:00:00Z",
+    );
+}
