@@ -1,0 +1,33 @@
+"""Queries an auditlake lake with DuckDB: what `make demo` shows after exporting.
+
+Usage: python examples/query_lake.py LAKE_DIR
+"""
+
+import sys
+
+import duckdb
+
+lake = sys.argv[1] if len(sys.argv) > 1 else "lake"
+files = f"{lake}/subdomain=*/created_date=*/*.parquet"
+cur = duckdb.connect().cursor()
+
+print(f"DuckDB over {files}\n")
+cur.execute(f"""
+    SELECT subdomain, count(*) AS records, count(DISTINCT id) AS distinct_ids,
+           min(created_at) AS first, max(created_at) AS last
+    FROM read_parquet('{files}', hive_partitioning = true)
+    GROUP BY subdomain
+""")
+for subdomain, records, ids, first, last in cur.fetchall():
+    print(f"{subdomain}: {records} records, {ids} distinct ids, {first} .. {last}")
+
+print("\nrecords per day and action (first 5 days):")
+cur.execute(f"""
+    SELECT created_date, action, count(*) AS n
+    FROM read_parquet('{files}', hive_partitioning = true)
+    WHERE created_date IN (SELECT DISTINCT created_date FROM read_parquet('{files}', hive_partitioning = true)
+                           ORDER BY 1 LIMIT 5)
+    GROUP BY ALL ORDER BY created_date, n DESC
+""")
+for day, action, n in cur.fetchall():
+    print(f"  {day}  {action:<10} {n}")
