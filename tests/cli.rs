@@ -1,0 +1,506 @@
+//! The `auditlake` binary as a user runs it: exit codes, messages, secrets, signals, and the
+//! show, list, request-export and status commands, against the simulator in this process.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use auditlake::simulator::SimFilter;
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
+const SECRET: &str = "tok-SECRET-4242";
+
+fn auditlake(args: &[&str], token: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ZENDESK_OAUTH_TOKEN", token)
+        .stdin(Stdio::null());
+    cmd
+}
+
+async fn run(args: &[&str], token: &str) -> Output {
+    let mut cmd = auditlake(args, token);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2_and_say_what_is_wrong() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["export", "--subdomain", "acme", "--dest", "/tmp/x"],
+            "--since is required",
+        ),
+        (
+            &[
+                "export",
+                "--subdomain",
+                "acme",
+                "--dest",
+                "/tmp/x",
+                "--since",
+                "2024-01-01",
+                "--window",
+                "5h",
+            ],
+            "--window",
+        ),
+        (
+            &[
+                "export",
+                "--subdomain",
+                "Acme.zendesk.com",
+                "--dest",
+                "/tmp/x",
+                "--since",
+                "2024-01-01",
+            ],
+            "not a Zendesk subdomain",
+        ),
+        (
+            &[
+                "export",
+                "--subdomain",
+                "acme",
+                "--dest",
+                "/tmp/x",
+                "--since",
+                "2024-01-01",
+                "--base-url",
+                "http://example.com",
+            ],
+            "loopback",
+        ),
+        (
+            &[
+                "export",
+                "--subdomain",
+                "acme",
+                "--dest",
+                "s3://bucket/x",
+                "--since",
+                "2024-01-01",
+            ],
+            "not supported",
+        ),
+        (&["export", "--bogus-flag"], "unexpected argument"),
+    ];
+    for (args, needle) in cases {
+        let out = run(args, SECRET).await;
+        let all = text(&out);
+        let code = out.status.code();
+        // A destination that cannot be opened is a destination error (4), the rest usage (2).
+        let expected = if needle == &"not supported" { 4 } else { 2 };
+        assert_eq!(code, Some(expected), "{args:?}: {all}");
+        assert!(all.contains(needle), "{args:?}: {all}");
+    }
+    let out = run(
+        &[
+            "export",
+            "--subdomain",
+            "acme",
+            "--dest",
+            "/tmp/x",
+            "--since",
+            "2024-01-01",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no credentials"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_export_writes_a_summary_and_never_prints_the_token() {
+    let sim = start(sim_config(2_000, "2024-03-01", "2024-03-04")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let summary = dir.path().join("summary.json");
+    let base = sim.base_url();
+    let args = [
+        "export",
+        "--subdomain",
+        "acme",
+        "--dest",
+        lake.to_str().unwrap(),
+        "--since",
+        "2024-03-01",
+        "--until",
+        "2024-03-04",
+        "--base-url",
+        &base,
+        "--summary-json",
+        summary.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "--log-level",
+        "trace",
+    ];
+    let out = run(&args, "sim-token").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(json["windows_done"], 3);
+    assert_eq!(json["windows_failed"], 0);
+    assert_eq!(json["exit_code"], 0);
+    let rows = assert_lake_exact(
+        &lake,
+        &sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-04",
+    );
+    assert_eq!(json["rows"], rows as u64);
+    assert!(json["requests"].as_u64().unwrap() >= 3);
+    assert!(
+        !text(&out).contains("sim-token"),
+        "the token leaked into the output"
+    );
+
+    // A wrong token: exit 3, an actionable message, and the secret nowhere, even at trace level.
+    let other = dir.path().join("other");
+    let args = [
+        "export",
+        "--subdomain",
+        "acme",
+        "--dest",
+        other.to_str().unwrap(),
+        "--since",
+        "2024-03-01",
+        "--until",
+        "2024-03-04",
+        "--base-url",
+        &base,
+        "--log-level",
+        "trace",
+    ];
+    let out = run(&args, SECRET).await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("401") && all.contains("ZENDESK_OAUTH_TOKEN"),
+        "{all}"
+    );
+    assert!(
+        !all.contains(SECRET) && !all.contains("SECRET"),
+        "the token leaked: {all}"
+    );
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SECRET)
+                && !String::from_utf8_lossy(&bytes).contains("sim-token"),
+            "{} holds the token",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+async fn sim_12h() -> auditlake::simulator::Simulator {
+    start(sim_config(3_000, "2024-03-01", "2024-03-01T12:00:00Z")).await
+}
+
+/// Twelve hourly windows of about two pages each. `slow` paces the run at one request a second,
+/// so that it is still busy when it is signalled; the rerun goes at full speed.
+fn export_args(lake: &std::path::Path, base: &str, slow: bool) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "export",
+        "--subdomain",
+        "acme",
+        "--dest",
+        lake.to_str().unwrap(),
+        "--since",
+        "2024-03-01",
+        "--until",
+        "2024-03-01T12:00:00Z",
+        "--window",
+        "1h",
+        "--base-url",
+        base,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if slow {
+        args.extend(["--concurrency", "1", "--max-requests-per-minute", "60"].map(String::from));
+    }
+    args
+}
+
+async fn wait_for_markers(lake: &std::path::Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while markers(lake).len() < n {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_promptly_with_exit_130_and_a_rerun_finishes_exactly() {
+    let sim = sim_12h().await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let args = export_args(&lake, &sim.base_url(), true);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = auditlake(&args, "sim-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_markers(&lake, 2).await;
+    let signalled = Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    let done = markers(&lake).len();
+    assert!(done < 12);
+
+    let fast = export_args(&lake, &sim.base_url(), false);
+    let fast: Vec<&str> = fast.iter().map(String::as_str).collect();
+    let out = run(&fast, "sim-token").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(markers(&lake).len(), 12);
+    assert_lake_exact(
+        &lake,
+        &sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-01T12:00:00Z",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_half_way_resumes_exactly() {
+    let sim = sim_12h().await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let args = export_args(&lake, &sim.base_url(), true);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = auditlake(&args, "sim-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_markers(&lake, 3).await;
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let done = markers(&lake).len();
+    assert!((3..12).contains(&done));
+
+    sim.reset_stats();
+    let fast = export_args(&lake, &sim.base_url(), false);
+    let fast: Vec<&str> = fast.iter().map(String::as_str).collect();
+    let out = run(&fast, "sim-token").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(markers(&lake).len(), 12);
+    assert_lake_exact(
+        &lake,
+        &sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-01T12:00:00Z",
+    );
+    for start in 0..done {
+        let from = utc(t("2024-03-01") + start as i64 * 3600);
+        let to = utc(t("2024-03-01") + start as i64 * 3600 + 3599);
+        assert_eq!(
+            sim.list_requests_overlapping(from, to),
+            0,
+            "done window {start} was requested again"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_list_and_request_export_behave_as_documented() {
+    let sim = start(sim_config(500, "2024-03-01", "2024-03-02")).await;
+    let base = sim.base_url();
+    let api = ["--subdomain", "acme", "--base-url", base.as_str()];
+    let expected = sim.account().expected(
+        &SimFilter::default(),
+        utc(t("2024-03-01")),
+        utc(t("2024-03-02")),
+    );
+
+    let id = expected[17].id.to_string();
+    let out = run(&[&["show", &id][..], &api].concat(), "sim-token").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["id"].as_i64(), Some(expected[17].id));
+    assert!(
+        shown.get("action_label").is_some(),
+        "show includes action_label"
+    );
+
+    let out = run(&[&["show", "1"][..], &api].concat(), "sim-token").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("no audit log with id 1"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(
+        &[
+            &[
+                "list",
+                "--since",
+                "2024-03-01T06:00:00Z",
+                "--until",
+                "2024-03-01T12:00:00Z",
+            ][..],
+            &api,
+        ]
+        .concat(),
+        "sim-token",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let want: Vec<i64> = sim
+        .account()
+        .expected(
+            &SimFilter::default(),
+            utc(t("2024-03-01T06:00:00Z")),
+            utc(t("2024-03-01T12:00:00Z")),
+        )
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let mut got: Vec<i64> = listed.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    got.sort_unstable();
+    let mut want_sorted = want.clone();
+    want_sorted.sort_unstable();
+    assert_eq!(got, want_sorted, "list covers exactly [since, until)");
+
+    let out = run(
+        &[
+            &["list", "--limit", "7", "--filter-action", "login"][..],
+            &api,
+        ]
+        .concat(),
+        "sim-token",
+    )
+    .await;
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 7);
+    assert!(lines.iter().all(|r| r["action"] == "login"));
+
+    let out = run(
+        &[&["request-export", "--filter-action", "login"][..], &api].concat(),
+        "sim-token",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("202") && text(&out).contains("1 export request per minute"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&[&["request-export"][..], &api].concat(), "sim-token").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("1 export request per minute") && text(&out).contains("429"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sim.stats().export_requests, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_done_windows_gaps_and_the_open_window() {
+    let sim = start(sim_config(1_000, "2024-03-01", "2024-03-05")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    export(export_config(
+        &sim,
+        &lake,
+        "2024-03-01",
+        "2024-03-04T06:00:00Z",
+        "1d",
+    ))
+    .await;
+    std::fs::remove_file(lake.join("_auditlake/subdomain=acme/windows/20240302T0000Z.json"))
+        .unwrap();
+    let out = run(
+        &[
+            "status",
+            "--dest",
+            lake.to_str().unwrap(),
+            "--subdomain",
+            "acme",
+            "--json",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["done_windows"], 2);
+    assert_eq!(status["gaps"][0]["from"], "2024-03-02T00:00:00Z");
+    assert_eq!(status["gaps"][0]["windows"], 1);
+    assert_eq!(status["open_window"]["start"], "2024-03-04T00:00:00Z");
+    assert_eq!(status["open_window"]["end"], "2024-03-04T06:00:00Z");
+    let out = run(
+        &[
+            "status",
+            "--dest",
+            lake.to_str().unwrap(),
+            "--subdomain",
+            "acme",
+        ],
+        "",
+    )
+    .await;
+    let human = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        human.contains("gap:") && human.contains("open window: 2024-03-04T00:00:00Z"),
+        "{human}"
+    );
+}
