@@ -104,8 +104,9 @@ where
     result.map_err(DecodeError::Json)
 }
 
-/// What the visitors share: the schema, reusable scratch space and the first schema error.
-struct State<'s, F> {
+/// What the visitors share: the schema, reusable scratch space (so a record costs no
+/// allocation unless a string has escapes) and the first schema error.
+struct State<'s, 'de, F> {
     schema: &'s Schema,
     sink: F,
     count: usize,
@@ -114,13 +115,17 @@ struct State<'s, F> {
     /// turns the field lookup into one string comparison.
     next_guess: usize,
     extra: String,
+    values: Vec<Value<'de>>,
+    cells: Vec<Cell<'de>>,
 }
 
-impl<'s, F> State<'s, F>
+impl<'s, 'de, F> State<'s, 'de, F>
 where
     F: for<'r, 'a> FnMut(Row<'r, 'a>),
 {
     fn new(schema: &'s Schema, sink: F) -> Self {
+        let mut values = Vec::with_capacity(schema.fields.len());
+        values.resize_with(schema.fields.len(), || Value::Absent);
         State {
             schema,
             sink,
@@ -128,6 +133,8 @@ where
             error: None,
             next_guess: 0,
             extra: String::new(),
+            values,
+            cells: Vec::with_capacity(schema.fields.len()),
         }
     }
 
@@ -147,15 +154,15 @@ where
 
     /// Type-checks one record's values and hands the row on. Errors are kept in `self.error` so
     /// that they can carry the record id, which may come after the bad field.
-    fn finish_record(&mut self, values: &mut [Value<'_>], has_extra: bool) -> bool {
-        let id = match values[self.schema.id_index] {
+    fn finish_record(&mut self, has_extra: bool) -> bool {
+        let id = match self.values[self.schema.id_index] {
             Value::Int(id) => Some(id),
             _ => None,
         };
         let record = RecordId(id);
-        let mut cells: Vec<Cell<'_>> = Vec::with_capacity(values.len());
+        self.cells.clear();
         let mut created_at = None;
-        for (spec, value) in self.schema.fields.iter().zip(values.iter_mut()) {
+        for (spec, value) in self.schema.fields.iter().zip(self.values.iter_mut()) {
             let value = std::mem::replace(value, Value::Absent);
             let cell = match (spec.column, value) {
                 (_, Value::Absent | Value::Null) => Cell::Null,
@@ -195,7 +202,7 @@ where
                 });
                 return false;
             }
-            cells.push(cell);
+            self.cells.push(cell);
         }
         let (Some(id), Some(created_at)) = (id, created_at) else {
             unreachable!("id and created_at are non-nullable, checked above");
@@ -209,7 +216,7 @@ where
         (self.sink)(Row {
             id,
             created_at,
-            cells: &cells,
+            cells: &self.cells,
             extra,
         });
         self.count += 1;
@@ -291,9 +298,9 @@ impl<'de> de::Deserialize<'de> for Value<'de> {
     }
 }
 
-struct PageSeed<'x, 's, F>(&'x mut State<'s, F>);
+struct PageSeed<'x, 's, 'de, F>(&'x mut State<'s, 'de, F>);
 
-impl<'de, F> DeserializeSeed<'de> for PageSeed<'_, '_, F>
+impl<'de, F> DeserializeSeed<'de> for PageSeed<'_, '_, 'de, F>
 where
     F: for<'r, 'a> FnMut(Row<'r, 'a>),
 {
@@ -303,7 +310,7 @@ where
     }
 }
 
-impl<'de, F> Visitor<'de> for PageSeed<'_, '_, F>
+impl<'de, F> Visitor<'de> for PageSeed<'_, '_, 'de, F>
 where
     F: for<'r, 'a> FnMut(Row<'r, 'a>),
 {
@@ -328,9 +335,9 @@ where
     }
 }
 
-struct RecordsSeed<'x, 's, F>(&'x mut State<'s, F>);
+struct RecordsSeed<'x, 's, 'de, F>(&'x mut State<'s, 'de, F>);
 
-impl<'de, F> DeserializeSeed<'de> for RecordsSeed<'_, '_, F>
+impl<'de, F> DeserializeSeed<'de> for RecordsSeed<'_, '_, 'de, F>
 where
     F: for<'r, 'a> FnMut(Row<'r, 'a>),
 {
@@ -340,7 +347,7 @@ where
     }
 }
 
-impl<'de, F> Visitor<'de> for RecordsSeed<'_, '_, F>
+impl<'de, F> Visitor<'de> for RecordsSeed<'_, '_, 'de, F>
 where
     F: for<'r, 'a> FnMut(Row<'r, 'a>),
 {
@@ -354,9 +361,9 @@ where
     }
 }
 
-struct RecordSeed<'x, 's, F>(&'x mut State<'s, F>);
+struct RecordSeed<'x, 's, 'de, F>(&'x mut State<'s, 'de, F>);
 
-impl<'de, F> DeserializeSeed<'de> for RecordSeed<'_, '_, F>
+impl<'de, F> DeserializeSeed<'de> for RecordSeed<'_, '_, 'de, F>
 where
     F: for<'r, 'a> FnMut(Row<'r, 'a>),
 {
@@ -366,7 +373,7 @@ where
     }
 }
 
-impl<'de, F> Visitor<'de> for RecordSeed<'_, '_, F>
+impl<'de, F> Visitor<'de> for RecordSeed<'_, '_, 'de, F>
 where
     F: for<'r, 'a> FnMut(Row<'r, 'a>),
 {
@@ -376,14 +383,12 @@ where
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.0;
-        let mut values: Vec<Value<'de>> = Vec::with_capacity(state.schema.fields.len());
-        values.resize_with(state.schema.fields.len(), || Value::Absent);
         state.next_guess = 0;
         state.extra.clear();
         let mut has_extra = false;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match state.position(&key) {
-                Some(i) => values[i] = map.next_value()?,
+                Some(i) => state.values[i] = map.next_value()?,
                 None => {
                     let raw: &'de RawValue = map.next_value()?;
                     state.extra.push(if has_extra { ',' } else { '{' });
@@ -397,7 +402,7 @@ where
                 }
             }
         }
-        if state.finish_record(&mut values, has_extra) {
+        if state.finish_record(has_extra) {
             Ok(())
         } else {
             Err(de::Error::custom("record does not fit the schema"))

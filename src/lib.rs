@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod demo;
+pub mod lease;
 pub mod manifest;
 pub mod ops;
 pub mod route;

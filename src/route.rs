@@ -6,6 +6,7 @@
 //! this is where exactness is made: `start <= created_at < end`, deduplicated on `id`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
@@ -18,6 +19,66 @@ use crate::window::{day_of, Window};
 /// what engines split and cache comfortably. A window's file names stay deterministic because
 /// rows arrive in the same order on every run.
 const ROWS_PER_FILE: u64 = 4_000_000;
+
+/// A hasher for the window's set of ids: one multiply instead of SipHash. Ids come from the
+/// account's own API, not an adversary, so flooding resistance buys nothing here.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_i64(&mut self, n: i64) {
+        // Fibonacci hashing: spreads consecutive ids over the table's high bits, which hashbrown uses.
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type IdSet = HashSet<i64, BuildHasherDefault<IdHasher>>;
+
+/// Remembers which ids a window has kept. A record's `created_at` never changes, so a repeated
+/// record repeats its second: while rows arrive in time order only the current second's ids need
+/// a hash set (a few entries, in cache), and every id is appended to a plain list. Should a row
+/// arrive earlier than the current second, the list becomes a full set for the rest of the window,
+/// so exactness never depends on the API's ordering.
+#[derive(Default)]
+struct Dedupe {
+    second: i64,
+    this_second: IdSet,
+    kept: Vec<i64>,
+    everything: Option<IdSet>,
+}
+
+impl Dedupe {
+    /// Whether `id` (created in `second`) is seen for the first time; records it if so.
+    fn first_time(&mut self, id: i64, second: i64) -> bool {
+        if let Some(all) = &mut self.everything {
+            return all.insert(id);
+        }
+        if second < self.second && !self.kept.is_empty() {
+            let mut all: IdSet = self.kept.drain(..).collect();
+            let fresh = all.insert(id);
+            self.everything = Some(all);
+            return fresh;
+        }
+        if second > self.second || self.kept.is_empty() {
+            self.second = second;
+            self.this_second.clear();
+        }
+        if self.this_second.insert(id) {
+            self.kept.push(id);
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// A part file of one day, finished and waiting for upload.
 #[derive(Debug)]
@@ -44,7 +105,7 @@ pub struct RouteCounts {
 pub struct WindowRouter {
     window: Window,
     tmp_dir: PathBuf,
-    seen: HashSet<i64>,
+    seen: Dedupe,
     open: BTreeMap<NaiveDate, (u32, PartFile)>,
     next_seq: BTreeMap<NaiveDate, u32>,
     finished: Vec<RoutedPart>,
@@ -57,7 +118,7 @@ impl WindowRouter {
         WindowRouter {
             window,
             tmp_dir,
-            seen: HashSet::new(),
+            seen: Dedupe::default(),
             open: BTreeMap::new(),
             next_seq: BTreeMap::new(),
             finished: Vec::new(),
@@ -72,7 +133,7 @@ impl WindowRouter {
             self.counts.outside += 1;
             return Ok(());
         }
-        if !self.seen.insert(row.id) {
+        if !self.seen.first_time(row.id, second) {
             self.counts.duplicates += 1;
             return Ok(());
         }
@@ -218,6 +279,24 @@ mod tests {
             read_ids(&parts[0].part),
             [(DAY, 3), (DAY, 5), (2 * DAY - 1, 4)]
         );
+    }
+
+    #[test]
+    fn repeats_are_dropped_even_when_the_api_returns_rows_out_of_order() {
+        let window = Window { start: 0, end: DAY };
+        let body = page(&[
+            (1, "1970-01-01T00:00:01Z"),
+            (2, "1970-01-01T00:00:02Z"),
+            (3, "1970-01-01T00:00:03Z"),
+            (1, "1970-01-01T00:00:01Z"), // out of order and a repeat
+            (4, "1970-01-01T00:00:01Z"), // out of order, new
+            (2, "1970-01-01T00:00:02Z"), // a repeat, after the switch to the full set
+            (3, "1970-01-01T00:00:03Z"),
+        ]);
+        let (_, counts) = route(window, &body);
+        assert_eq!(counts.kept, 4);
+        assert_eq!(counts.duplicates, 3);
+        assert!(counts.out_of_order > 0 || counts.kept == 4);
     }
 
     #[test]

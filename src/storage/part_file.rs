@@ -98,9 +98,13 @@ impl PartFile {
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_sorting_columns(Some(sorting))
-            // Unique per row: a dictionary would only be built to be thrown away.
+            // Unique or nearly unique per row: a dictionary would only be built (hashing every
+            // value) to be thrown away. Low-cardinality columns (action, source_type, ...) keep it.
             .set_column_dictionary_enabled("id".into(), false)
             .set_column_dictionary_enabled("url".into(), false)
+            .set_column_dictionary_enabled("change_description".into(), false)
+            .set_column_dictionary_enabled("source_label".into(), false)
+            .set_column_dictionary_enabled("extra_json".into(), false)
             .set_created_by(concat!("auditlake ", env!("CARGO_PKG_VERSION")).into())
             .build();
         let writer = ArrowWriter::try_new(

@@ -68,14 +68,18 @@ impl RequestBudget {
 
     /// Waits for this request's turn.
     pub async fn acquire(&self) {
-        let at = {
+        let (at, now) = {
             let mut state = self.lock();
             let now = Instant::now();
             let at = now.max(state.next).max(state.paused_until);
             state.next = at + Duration::from_secs(60) / state.per_minute;
-            at
+            (at, now)
         };
-        tokio::time::sleep_until(at).await;
+        // The timer wheel has millisecond ticks: sleeping even until `now` would cost up to a
+        // millisecond per request, so a turn that is already due goes at once.
+        if at > now {
+            tokio::time::sleep_until(at).await;
+        }
     }
 
     /// Learns the account's limit from a response's `X-Rate-Limit` (or `ratelimit-limit`).
