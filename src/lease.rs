@@ -128,7 +128,9 @@ impl Lease {
                 renewed_at: stamp,
                 expires_at: now() + ttl.as_secs() as i64,
             };
-            if write_generation(lake, subdomain, &record).await? == Created::Created {
+            if write_generation(lake, subdomain, &record).await? == Created::Created
+                && highest(lake, subdomain).await? == Some(next_generation)
+            {
                 let lease = Lease {
                     lake: lake.clone(),
                     subdomain: subdomain.to_string(),
@@ -138,6 +140,8 @@ impl Lease {
                 lease.prune().await;
                 return Ok(lease);
             }
+            // Lost a race: another run created this generation, or a higher one (it read the
+            // chain after ours was read). The next round reads who holds it now.
         }
         Err(LeaseError::Contended(subdomain.to_string()))
     }
@@ -254,26 +258,34 @@ async fn write_generation(
         .await?)
 }
 
-/// The highest generation, if any.
-pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>, LeaseError> {
-    let mut generations: Vec<(u64, Path)> = lake
+/// The number of the highest generation, if any.
+async fn highest(lake: &Lake, subdomain: &str) -> Result<Option<u64>, LeaseError> {
+    Ok(lake
         .list(&folder(subdomain))
         .await?
-        .into_iter()
-        .filter_map(|p| parse_generation(&p).map(|g| (g, p)))
-        .collect();
-    generations.sort_by_key(|(g, _)| *g);
-    // A generation pruned between the listing and the read: the next lower one is then current.
-    while let Some((_, path)) = generations.pop() {
+        .iter()
+        .filter_map(parse_generation)
+        .max())
+}
+
+/// The highest generation, if any: the lease as it stands.
+pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>, LeaseError> {
+    for _ in 0..ACQUIRE_ATTEMPTS {
+        let Some(generation) = highest(lake, subdomain).await? else {
+            return Ok(None);
+        };
+        let path = generation_path(subdomain, generation);
+        // Pruned between the listing and the read: a newer generation exists, list again.
         if let Some(bytes) = lake.read(&path).await? {
-            let record = serde_json::from_slice(&bytes).map_err(|e| LeaseError::Corrupt {
-                path: path.to_string(),
-                reason: e.to_string(),
-            })?;
-            return Ok(Some(record));
+            return serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| LeaseError::Corrupt {
+                    path: path.to_string(),
+                    reason: e.to_string(),
+                });
         }
     }
-    Ok(None)
+    Err(LeaseError::Contended(subdomain.to_string()))
 }
 
 #[cfg(test)]
