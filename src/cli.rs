@@ -15,7 +15,8 @@ use crate::zendesk::Pagination;
 ///
 /// Exit codes: 0 all done; 1 some windows failed (rerun to retry them); 2 usage or configuration
 /// error; 3 Zendesk refused the credentials or access (401/403); 4 the destination or its
-/// manifest failed; 130 interrupted (Ctrl-C or SIGTERM: no window was left half-committed).
+/// manifest failed; 5 another run holds the lease on this lake and subdomain (or took it over);
+/// 130 interrupted (Ctrl-C or SIGTERM: no window was left half-committed).
 #[derive(Debug, Parser)]
 #[command(
     name = "auditlake",
@@ -182,6 +183,11 @@ pub struct ExportArgs {
     /// Directory for temporary Parquet files before upload [default: the system's].
     #[arg(long, env = "AUDITLAKE_TMP_DIR", value_name = "DIR")]
     pub tmp_dir: Option<PathBuf>,
+
+    /// How long the run's lease on (dest, subdomain) lasts without renewal; a run renews it every
+    /// third of this. A run that was killed blocks the next one at most this long [default: 10m].
+    #[arg(long, env = "AUDITLAKE_LEASE_TTL", value_name = "DURATION")]
+    pub lease_ttl: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]

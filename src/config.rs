@@ -83,6 +83,7 @@ pub struct FileConfig {
     pub pagination: Option<Pagination>,
     pub summary_json: Option<PathBuf>,
     pub tmp_dir: Option<PathBuf>,
+    pub lease_ttl: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
 }
@@ -123,6 +124,8 @@ pub struct ExportConfig {
     pub pagination: Pagination,
     pub summary_json: Option<PathBuf>,
     pub tmp_dir: PathBuf,
+    /// How long a lease lasts without renewal (a crashed run blocks the next one this long).
+    pub lease_ttl: Duration,
 }
 
 /// Windows exported at once by default: enough to overlap requests, decoding and uploads; the
@@ -307,7 +310,19 @@ pub fn export(
             tmp_dir.display()
         ));
     }
+    let lease_text = args
+        .lease_ttl
+        .as_deref()
+        .or(file.lease_ttl.as_deref())
+        .unwrap_or("10m");
+    let lease_ttl =
+        parse_duration(lease_text).map_err(|e| ConfigError(format!("--lease-ttl: {e}")))?;
+    // Renewal runs every third of the time to live; below a few seconds a slow store could not keep up.
+    if lease_ttl < 3 {
+        return err("--lease-ttl must be at least 3s");
+    }
     Ok(ExportConfig {
+        lease_ttl: Duration::from_secs(lease_ttl),
         api,
         filters,
         dest,

@@ -80,6 +80,7 @@ pub async fn run(
         pagination: Pagination::Cursor,
         summary_json: None,
         tmp_dir: std::env::temp_dir(),
+        lease_ttl: Duration::from_secs(600),
     };
     let summary = runner::export(config, cancel, progress).await;
     sim.stop().await;

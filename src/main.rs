@@ -27,6 +27,7 @@ mod exit {
     pub const USAGE: u8 = 2;
     pub const ACCESS: u8 = 3;
     pub const DESTINATION: u8 = 4;
+    pub const LEASE: u8 = 5;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -63,7 +64,8 @@ impl From<RunError> for Failed {
     fn from(e: RunError) -> Self {
         let code = match &e {
             RunError::Manifest(ManifestError::Mismatch { .. }) | RunError::Client(_) => exit::USAGE,
-            RunError::Storage(_) | RunError::Manifest(_) => exit::DESTINATION,
+            RunError::Lease(auditlake::lease::LeaseError::Held { .. }) => exit::LEASE,
+            RunError::Storage(_) | RunError::Manifest(_) | RunError::Lease(_) => exit::DESTINATION,
         };
         Failed {
             code,
@@ -319,6 +321,8 @@ fn client(args: &auditlake::cli::ApiArgs, file: &FileConfig, env: &Env) -> Resul
 fn summary_code(summary: &Summary) -> u8 {
     if summary.interrupted {
         exit::INTERRUPTED
+    } else if summary.lease_lost {
+        exit::LEASE
     } else if summary.fatal.is_some() {
         exit::ACCESS
     } else if summary.windows_failed > 0 {

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ExportConfig;
 use crate::decode::{decode_page, DecodeError};
+use crate::lease::{holder_name, Lease, LeaseError};
 use crate::manifest::{Dataset, FileEntry, Manifest, ManifestError, WindowRecord};
 use crate::route::{RouteCounts, RoutedPart, WindowRouter};
 use crate::schema::Schema;
@@ -58,6 +59,8 @@ pub enum RunError {
     Manifest(#[from] ManifestError),
     #[error("{0}")]
     Client(String),
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
 }
 
 /// A failed window, for the summary.
@@ -99,6 +102,8 @@ pub struct Summary {
     /// A fatal error that stopped the whole run (401, 403).
     pub fatal: Option<String>,
     pub interrupted: bool,
+    /// The run stopped because another run took its lease over.
+    pub lease_lost: bool,
     pub failures: Vec<Failure>,
 }
 
@@ -144,6 +149,41 @@ pub async fn export(
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
     let lake = Lake::open(&config.dest)?;
+    let lease = Lease::acquire(
+        &lake,
+        &config.api.subdomain,
+        config.lease_ttl,
+        &holder_name(),
+    )
+    .await?;
+    let stop_renewing = CancellationToken::new();
+    let lost = CancellationToken::new();
+    let renewal = lease.keep(stop_renewing.clone(), lost.clone());
+    let outcome = export_leased(config, lake, cancel, lost.clone(), progress, started).await;
+    stop_renewing.cancel();
+    let lease = renewal.await.expect("the renewal task does not panic");
+    if !lost.is_cancelled() {
+        if let Err(e) = lease.release().await {
+            tracing::warn!(error = %e, "could not release the lease; it expires by itself");
+        }
+    }
+    let mut summary = outcome?;
+    summary.lease_lost = lost.is_cancelled();
+    if summary.lease_lost {
+        summary.fatal = Some("another run took the lease over; this run stopped".into());
+    }
+    Ok(summary)
+}
+
+/// The run proper, under the lease; `lost` fires if the lease is lost.
+async fn export_leased(
+    config: ExportConfig,
+    lake: Lake,
+    cancel: CancellationToken,
+    lost: CancellationToken,
+    progress: &dyn Progress,
+    started: Instant,
+) -> Result<Summary, RunError> {
     let manifest = Manifest::new(lake.clone(), &config.api.subdomain);
     manifest
         .pin(&Dataset::new(
@@ -222,6 +262,7 @@ pub async fn export(
                 tracing::warn!("interrupted: in-flight windows are dropped, nothing partial is committed");
                 break;
             }
+            () = lost.cancelled() => break,
             next = results.next() => next,
         };
         let Some((w, result)) = next else { break };

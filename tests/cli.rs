@@ -244,6 +244,9 @@ fn export_args(lake: &std::path::Path, base: &str, slow: bool) -> Vec<String> {
         "1h",
         "--base-url",
         base,
+        // Short, so that a killed run's lease expires within the test.
+        "--lease-ttl",
+        "3s",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -320,10 +323,11 @@ async fn a_run_killed_half_way_resumes_exactly() {
         .spawn()
         .unwrap();
     wait_for_markers(&lake, 3).await;
-    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.kill().unwrap(); // SIGKILL: no chance to clean up, nor to release the lease
     child.wait().unwrap();
     let done = markers(&lake).len();
     assert!((3..12).contains(&done));
+    tokio::time::sleep(Duration::from_secs(4)).await; // until the killed run's lease expires
 
     sim.reset_stats();
     let fast = export_args(&lake, &sim.base_url(), false);
@@ -502,5 +506,73 @@ async fn status_reports_done_windows_gaps_and_the_open_window() {
     assert!(
         human.contains("gap:") && human.contains("open window: 2024-03-04T00:00:00Z"),
         "{human}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_run_per_subdomain_holds_the_lease_and_a_killed_runs_lease_expires() {
+    let sim = sim_12h().await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let slow = export_args(&lake, &sim.base_url(), true);
+    let slow: Vec<&str> = slow.iter().map(String::as_str).collect();
+    let mut first = auditlake(&slow, "sim-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Three windows take about six seconds: longer than the 3 s lease, so it must be renewed.
+    wait_for_markers(&lake, 3).await;
+
+    // A second run on the same subdomain is refused, naming the holder.
+    let fast = export_args(&lake, &sim.base_url(), false);
+    let fast: Vec<&str> = fast.iter().map(String::as_str).collect();
+    let out = run(&fast, "sim-token").await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{all}");
+    assert!(
+        all.contains("holds the lease") && all.contains(&format!("pid {}", first.id())),
+        "{all}"
+    );
+    assert!(all.contains("since"), "{all}");
+
+    // Another subdomain in the same lake is not blocked.
+    let other: Vec<String> = fast
+        .iter()
+        .map(|a| {
+            if *a == "acme" {
+                "other".to_string()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    let out = run(&other, "sim-token").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // A killed run stops renewing; its lease blocks until it expires, then is taken over.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let killed_at = Instant::now();
+    let out = run(&fast, "sim-token").await;
+    if killed_at.elapsed() < Duration::from_secs(2) {
+        assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let out = run(&fast, "sim-token").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("taking over an expired lease"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(markers(&lake).len(), 12);
+    assert_lake_exact(
+        &lake,
+        &sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-01T12:00:00Z",
     );
 }

@@ -79,6 +79,7 @@ pub fn export_config(
         pagination: Pagination::Cursor,
         summary_json: None,
         tmp_dir: std::env::temp_dir(),
+        lease_ttl: Duration::from_secs(600),
     }
 }
 
@@ -226,7 +227,7 @@ pub fn assert_lake_exact(
     until: &str,
 ) -> usize {
     let expected = sim.account().expected(filter, utc(t(since)), utc(t(until)));
-    let rows = read_lake(dest);
+    let rows = read_lake(&dest.join("subdomain=acme"));
     let mut by_id: BTreeMap<i64, &LakeRow> = BTreeMap::new();
     for row in &rows {
         assert!(
