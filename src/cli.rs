@@ -136,15 +136,32 @@ pub struct FilterArgs {
     pub filter_ip_address: Option<String>,
 }
 
+/// Reaching the lake's object store (credentials and other settings come from the cloud's usual
+/// environment variables, e.g. AWS_ACCESS_KEY_ID, AWS_REGION, AWS_ENDPOINT_URL).
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreArgs {
+    /// Allow a plain-HTTP object-store endpoint that is not a loopback address.
+    #[arg(long, env = "AUDITLAKE_ALLOW_HTTP")]
+    pub allow_http: bool,
+
+    /// Time limit of one object-store request (one upload part, one small object) [default: 30s].
+    #[arg(long, env = "AUDITLAKE_STORE_TIMEOUT", value_name = "DURATION")]
+    pub store_timeout: Option<String>,
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub api: ApiArgs,
 
     #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
     pub filters: FilterArgs,
 
-    /// The lake: a local path or a file:// URL.
+    /// The lake: a local path, file://, s3://bucket/prefix, gs://bucket/prefix or
+    /// az://container/prefix.
     #[arg(long, env = "AUDITLAKE_DEST", value_name = "PATH_OR_URL")]
     pub dest: Option<String>,
 
@@ -192,9 +209,12 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct StatusArgs {
-    /// The lake: a local path or a file:// URL.
+    /// The lake: a local path or an object store URL, as for export.
     #[arg(long, env = "AUDITLAKE_DEST", value_name = "PATH_OR_URL")]
     pub dest: Option<String>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// The subdomain whose manifest to read.
     #[arg(long, env = "AUDITLAKE_SUBDOMAIN")]

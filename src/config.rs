@@ -12,8 +12,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::cli::{ApiArgs, ExportArgs, FilterArgs, LogFormat};
+use crate::cli::{ApiArgs, ExportArgs, FilterArgs, LogFormat, StoreArgs};
 use crate::storage::layout::valid_subdomain;
+use crate::storage::StoreOptions;
 use crate::window::{parse_duration, parse_duration_ms, parse_instant, Grid};
 use crate::zendesk::auth::Secret;
 use crate::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
@@ -84,8 +85,14 @@ pub struct FileConfig {
     pub summary_json: Option<PathBuf>,
     pub tmp_dir: Option<PathBuf>,
     pub lease_ttl: Option<String>,
+    pub allow_http: Option<bool>,
+    pub store_timeout: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
+    /// Object-store settings by `object_store` key (`aws_region`, `aws_endpoint`, ...); never
+    /// secrets, which belong in the environment.
+    #[serde(default)]
+    pub storage: std::collections::BTreeMap<String, String>,
 }
 
 impl FileConfig {
@@ -126,6 +133,7 @@ pub struct ExportConfig {
     pub tmp_dir: PathBuf,
     /// How long a lease lasts without renewal (a crashed run blocks the next one this long).
     pub lease_ttl: Duration,
+    pub store: StoreOptions,
 }
 
 /// Windows exported at once by default: enough to overlap requests, decoding and uploads; the
@@ -323,6 +331,7 @@ pub fn export(
     }
     Ok(ExportConfig {
         lease_ttl: Duration::from_secs(lease_ttl),
+        store: store(&args.store, file, env)?,
         api,
         filters,
         dest,
@@ -336,6 +345,60 @@ pub fn export(
             .clone()
             .or_else(|| file.summary_json.clone()),
         tmp_dir,
+    })
+}
+
+/// Environment prefixes of the clouds' standard variables, as `object_store` reads them.
+const STORE_ENV_PREFIXES: [&str; 3] = ["AWS_", "GOOGLE_", "AZURE_"];
+
+/// Words that mark a storage setting as a secret: those are accepted only from the environment.
+const SECRET_WORDS: [&str; 5] = ["secret", "token", "password", "access_key", "account_key"];
+
+/// Object-store settings: the TOML file's `[storage]` table, then the environment's `AWS_*`,
+/// `GOOGLE_*` and `AZURE_*` variables that `object_store` knows (the environment wins).
+pub fn store(args: &StoreArgs, file: &FileConfig, env: &Env) -> Result<StoreOptions, ConfigError> {
+    use object_store::aws::AmazonS3ConfigKey;
+    use object_store::azure::AzureConfigKey;
+    use object_store::gcp::GoogleConfigKey;
+    let mut settings = Vec::new();
+    for (key, value) in &file.storage {
+        let key = key.to_ascii_lowercase();
+        if SECRET_WORDS.iter().any(|w| key.contains(w)) {
+            return err(format!(
+                "--config: [storage] {key} is a secret; set it in the environment ({}) instead of a file",
+                key.to_ascii_uppercase()
+            ));
+        }
+        settings.push((key, value.clone()));
+    }
+    let known = |key: &str| {
+        key.parse::<AmazonS3ConfigKey>().is_ok()
+            || key.parse::<GoogleConfigKey>().is_ok()
+            || key.parse::<AzureConfigKey>().is_ok()
+    };
+    let mut from_env: Vec<(String, String)> = env
+        .0
+        .iter()
+        .filter(|(k, v)| STORE_ENV_PREFIXES.iter().any(|p| k.starts_with(p)) && !v.is_empty())
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .filter(|(k, _)| known(k))
+        .collect();
+    from_env.sort();
+    settings.extend(from_env);
+    let timeout_text = args
+        .store_timeout
+        .as_deref()
+        .or(file.store_timeout.as_deref())
+        .unwrap_or("30s");
+    let timeout = parse_duration_ms(timeout_text)
+        .map_err(|e| ConfigError(format!("--store-timeout: {e}")))?;
+    if timeout.is_zero() {
+        return err("--store-timeout must be more than zero");
+    }
+    Ok(StoreOptions {
+        settings,
+        allow_http: args.allow_http || file.allow_http.unwrap_or(false),
+        timeout,
     })
 }
 
@@ -529,6 +592,41 @@ mod tests {
             NOW
         )
         .is_ok());
+    }
+
+    #[test]
+    fn store_settings_come_from_the_file_and_the_environment_but_secrets_only_from_the_environment()
+    {
+        let file: FileConfig = toml::from_str(
+            "[storage]\naws_region = \"eu-west-1\"\naws_endpoint = \"http://127.0.0.1:9000\"",
+        )
+        .unwrap();
+        let env = Env::from_pairs([
+            ("AWS_REGION", "us-east-2"),
+            ("AWS_SECRET_ACCESS_KEY", "s3-SECRET"),
+            ("AWS_PROFILE", "not-an-object-store-key"),
+            ("HOME", "/root"),
+        ]);
+        let s = store(&StoreArgs::default(), &file, &env).unwrap();
+        let keys: Vec<&str> = s.settings.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "aws_endpoint",
+                "aws_region",
+                "aws_region",
+                "aws_secret_access_key"
+            ]
+        );
+        assert_eq!(
+            s.settings[2].1, "us-east-2",
+            "the environment comes last, so it wins"
+        );
+        assert!(!format!("{s:?}").contains("SECRET"));
+        let secret: FileConfig =
+            toml::from_str("[storage]\naws_secret_access_key = \"x\"").unwrap();
+        let e = store(&StoreArgs::default(), &secret, &Env::default()).unwrap_err();
+        assert!(e.0.contains("AWS_SECRET_ACCESS_KEY"), "{e}");
     }
 
     #[test]

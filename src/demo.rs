@@ -13,7 +13,7 @@ use crate::cli::{BoundsArg, DemoArgs, SimulateArgs};
 use crate::config::{ApiConfig, ExportConfig};
 use crate::runner::{self, Progress, RunError, Summary};
 use crate::simulator::{Bounds, Faults, SimConfig, Simulator};
-use crate::storage::{layout, Lake};
+use crate::storage::{layout, Lake, StoreOptions};
 use crate::window::{parse_duration_ms, parse_instant, Grid};
 use crate::zendesk::auth::Secret;
 use crate::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
@@ -40,7 +40,7 @@ pub async fn run(
 ) -> Result<DemoOutcome, RunError> {
     let now = Utc::now().timestamp();
     let start = (now - i64::from(args.days.max(1)) * 86_400).div_euclid(86_400) * 86_400;
-    let lake = Lake::open(&args.dest)?;
+    let lake = Lake::open(&args.dest, &StoreOptions::default())?;
     // The synthetic account is drawn anew for each run, so an earlier demo's files would not match
     // it: start the demo subdomain afresh (other subdomains in the same lake are left alone).
     for prefix in [
@@ -81,6 +81,7 @@ pub async fn run(
         summary_json: None,
         tmp_dir: std::env::temp_dir(),
         lease_ttl: Duration::from_secs(600),
+        store: StoreOptions::default(),
     };
     let summary = runner::export(config, cancel, progress).await;
     sim.stop().await;

@@ -164,7 +164,8 @@ async fn run(cli: Cli, file: FileConfig, show_progress: bool) -> Result<u8, Fail
                 ))
                 .into());
             }
-            let lake = Lake::open(&dest).map_err(|e| Failed {
+            let store = config::store(&args.store, &file, &env)?;
+            let lake = Lake::open(&dest, &store).map_err(|e| Failed {
                 code: exit::DESTINATION,
                 message: e.to_string(),
             })?;

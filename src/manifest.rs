@@ -250,7 +250,7 @@ mod tests {
 
     fn lake() -> (tempfile::TempDir, Lake) {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), &Default::default()).unwrap();
         (dir, lake)
     }
 

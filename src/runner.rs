@@ -148,7 +148,8 @@ pub async fn export(
     progress: &dyn Progress,
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
-    let lake = Lake::open(&config.dest)?;
+    let lake = Lake::open(&config.dest, &config.store)?;
+    lake.verify_conditional_create().await?;
     let lease = Lease::acquire(
         &lake,
         &config.api.subdomain,

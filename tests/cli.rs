@@ -90,7 +90,7 @@ async fn usage_errors_exit_2_and_say_what_is_wrong() {
                 "--subdomain",
                 "acme",
                 "--dest",
-                "s3://bucket/x",
+                "ftp://host/x",
                 "--since",
                 "2024-01-01",
             ],

@@ -3,18 +3,30 @@
 //! documents, create-if-absent, list, delete).
 //!
 //! Local paths go through `object_store` too, so local disk and object stores share one code path.
+//! Object stores are configured with `object_store`'s own setting keys (`aws_region`,
+//! `aws_endpoint`, `google_service_account`, `azure_storage_account_name`, ...), gathered by
+//! [`crate::config`] from the standard environment of each cloud and the TOML file.
 
 pub mod layout;
 pub mod part_file;
 
+use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::buffered::BufWriter;
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::prefix::PrefixStore;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig,
+};
 use tokio::io::AsyncWriteExt;
 
 /// Bytes buffered per upload before it switches to a multipart upload: bounds the memory of each
@@ -24,11 +36,74 @@ const UPLOAD_BUFFER: usize = 8 << 20;
 /// Parts of one multipart upload sent at once.
 const UPLOAD_CONCURRENCY: usize = 2;
 
+/// Time to open a connection to an object store: a dead endpoint fails fast.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Retries of one store request: a few, with short backoff, bounded in time, so a store that is
+/// down fails the run within about a minute with a clear error instead of minutes of silence
+/// (object_store's default is 10 retries over up to 3 minutes).
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(30),
+    }
+}
+
+/// How to reach an object store.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// `object_store` settings by key (`aws_region`, `aws_endpoint`, ...). Values may be secrets:
+    /// they are never printed (see the `Debug` impl).
+    pub settings: Vec<(String, String)>,
+    /// Allow a plain-HTTP endpoint that is not on loopback.
+    pub allow_http: bool,
+    /// Time limit of one store request (one upload part, one small object).
+    pub timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            settings: Vec::new(),
+            allow_http: false,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&str> = self.settings.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("StoreOptions")
+            .field("setting_keys", &keys)
+            .field("allow_http", &self.allow_http)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl StoreOptions {
+    fn setting(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// What went wrong with the destination.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("destination {dest:?}: {reason}")]
     Open { dest: String, reason: String },
+    #[error("destination {dest:?} does not support conditional writes (create-if-absent): window markers and the lease would not be safe, so the run stops here. For S3-compatible stores, use one that supports If-None-Match (AWS S3, R2, recent MinIO) and do not set aws_conditional_put=disabled")]
+    NoConditionalWrites { dest: String },
     #[error("{op} {path}: {source}")]
     Store {
         op: &'static str,
@@ -59,9 +134,11 @@ pub struct Lake {
 }
 
 impl Lake {
-    /// Opens a destination given as a local path or a `file://` URL. The directory is created if
-    /// needed.
-    pub fn open(dest: &str) -> Result<Lake, StorageError> {
+    /// Opens a destination: a local path, a `file://` URL, or an object store URL
+    /// (`s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`,
+    /// `abfss://container@account.dfs.core.windows.net/prefix`). A local directory is created if
+    /// needed; buckets must exist.
+    pub fn open(dest: &str, options: &StoreOptions) -> Result<Lake, StorageError> {
         let open_err = |reason: String| StorageError::Open {
             dest: dest.to_string(),
             reason,
@@ -75,10 +152,8 @@ impl Lake {
             }
             url.to_file_path()
                 .map_err(|()| open_err("not a local file path".to_string()))?
-        } else if let Some((scheme, _)) = dest.split_once("://") {
-            return Err(open_err(format!(
-                "the {scheme}:// scheme is not supported; give a local path or a file:// URL"
-            )));
+        } else if dest.contains("://") {
+            return Lake::open_object_store(dest, options);
         } else {
             std::path::PathBuf::from(dest)
         };
@@ -93,6 +168,116 @@ impl Lake {
             store: Arc::new(store),
             display: root.display().to_string(),
         })
+    }
+
+    fn open_object_store(dest: &str, options: &StoreOptions) -> Result<Lake, StorageError> {
+        let open_err = |reason: String| StorageError::Open {
+            dest: dest.to_string(),
+            reason,
+        };
+        let url = url::Url::parse(dest).map_err(|e| open_err(e.to_string()))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(open_err(
+                "credentials do not belong in the URL; use the cloud's environment variables"
+                    .into(),
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(open_err("the URL must not have a query or fragment".into()));
+        }
+        // Client options first: setting them later would replace every earlier client setting.
+        let client = ClientOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(options.timeout);
+        let allow_http = plain_http_allowed(options).map_err(open_err)?;
+        let unknown = |key: &str| open_err(format!("unknown storage setting {key:?}"));
+        let store: Arc<dyn ObjectStore> = match url.scheme() {
+            "s3" | "s3a" => {
+                let mut builder = AmazonS3Builder::new()
+                    .with_client_options(client)
+                    .with_retry(retry_config());
+                for (key, value) in options.settings.iter().filter(|(k, _)| k.starts_with("aws_")) {
+                    let key: AmazonS3ConfigKey = key.parse().map_err(|_| unknown(key))?;
+                    builder = builder.with_config(key, value);
+                }
+                let builder = builder.with_url(dest).with_allow_http(allow_http);
+                Arc::new(builder.build().map_err(|e| open_err(e.to_string()))?)
+            }
+            "gs" => {
+                let mut builder = GoogleCloudStorageBuilder::new()
+                    .with_client_options(client)
+                    .with_retry(retry_config());
+                for (key, value) in options.settings.iter().filter(|(k, _)| k.starts_with("google_")) {
+                    let key: GoogleConfigKey = key.parse().map_err(|_| unknown(key))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.with_url(dest).build().map_err(|e| open_err(e.to_string()))?)
+            }
+            "az" | "adl" | "azure" | "abfs" | "abfss" => {
+                let mut builder = MicrosoftAzureBuilder::new()
+                    .with_client_options(client)
+                    .with_retry(retry_config());
+                for (key, value) in options.settings.iter().filter(|(k, _)| k.starts_with("azure_")) {
+                    let key: AzureConfigKey = key.parse().map_err(|_| unknown(key))?;
+                    builder = builder.with_config(key, value);
+                }
+                let builder = builder.with_url(dest).with_allow_http(allow_http);
+                Arc::new(builder.build().map_err(|e| open_err(e.to_string()))?)
+            }
+            other => {
+                return Err(open_err(format!(
+                    "the {other}:// scheme is not supported; use a local path, file://, s3://, gs:// or az://"
+                )))
+            }
+        };
+        let prefix = url.path().trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            store
+        } else {
+            Arc::new(PrefixStore::new(store, prefix))
+        };
+        Ok(Lake {
+            store,
+            display: dest.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// Checks that the store really refuses a second create of the same object: markers and the
+    /// lease depend on it, and some S3-compatible stores silently ignore the condition.
+    pub async fn verify_conditional_create(&self) -> Result<(), StorageError> {
+        let probe = Path::from(format!(
+            "{}/probes/{:016x}",
+            layout::META_DIR,
+            fastrand::u64(..)
+        ));
+        let unsupported = || StorageError::NoConditionalWrites {
+            dest: self.display.clone(),
+        };
+        let first = self.create(&probe, Bytes::from_static(b"1")).await;
+        let second = match first {
+            Ok(Created::Created) => self.create(&probe, Bytes::from_static(b"2")).await,
+            Ok(Created::AlreadyExisted) => Ok(Created::AlreadyExisted),
+            Err(StorageError::Store {
+                source:
+                    object_store::Error::NotImplemented { .. }
+                    | object_store::Error::NotSupported { .. },
+                ..
+            }) => return Err(unsupported()),
+            Err(e) => return Err(e),
+        };
+        // Best effort: a leftover probe is a few bytes in a hidden folder.
+        let _ = self.delete(&probe).await;
+        match second {
+            Ok(Created::AlreadyExisted) => Ok(()),
+            Ok(Created::Created) => Err(unsupported()),
+            Err(StorageError::Store {
+                source:
+                    object_store::Error::NotImplemented { .. }
+                    | object_store::Error::NotSupported { .. },
+                ..
+            }) => Err(unsupported()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Wraps an already configured store (for tests and other back ends).
@@ -188,6 +373,49 @@ impl Lake {
     }
 }
 
+/// Whether a plain-HTTP endpoint may be used: on loopback always (local test servers), elsewhere
+/// only when allowed explicitly (`--allow-http`, or the store's own `*_allow_http` setting).
+fn plain_http_allowed(options: &StoreOptions) -> Result<bool, String> {
+    let explicit = options.allow_http
+        || ["aws_allow_http", "azure_allow_http", "google_allow_http"]
+            .iter()
+            .any(|k| {
+                options
+                    .setting(k)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            });
+    let endpoints = [
+        "aws_endpoint",
+        "aws_endpoint_url",
+        "aws_endpoint_url_s3",
+        "azure_endpoint",
+    ];
+    for key in endpoints {
+        let Some(endpoint) = options.setting(key) else {
+            continue;
+        };
+        let url = url::Url::parse(endpoint).map_err(|e| format!("endpoint {endpoint:?}: {e}"))?;
+        if url.scheme() != "http" {
+            continue;
+        }
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if loopback {
+            return Ok(true);
+        }
+        if !explicit {
+            return Err(format!(
+                "plain-HTTP endpoint {endpoint} is accepted only on loopback; use https, or --allow-http if you mean it"
+            ));
+        }
+    }
+    Ok(explicit)
+}
+
 fn store_err(op: &'static str, path: &Path, source: object_store::Error) -> StorageError {
     StorageError::Store {
         op,
@@ -203,7 +431,11 @@ mod tests {
     #[tokio::test]
     async fn local_lake_round_trips_and_creates_once() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+        let lake = Lake::open(
+            dir.path().join("lake").to_str().unwrap(),
+            &StoreOptions::default(),
+        )
+        .unwrap();
         let p = Path::from("_auditlake/subdomain=a/windows/x.json");
         assert_eq!(lake.read(&p).await.unwrap(), None);
         assert_eq!(
@@ -232,7 +464,11 @@ mod tests {
     async fn uploads_stream_a_file_larger_than_the_buffer() {
         use std::io::{Seek, Write};
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(&format!("file://{}", dir.path().display())).unwrap();
+        let lake = Lake::open(
+            &format!("file://{}", dir.path().display()),
+            &StoreOptions::default(),
+        )
+        .unwrap();
         let mut file = tempfile::tempfile().unwrap();
         let chunk = vec![7u8; 1 << 20];
         for _ in 0..(UPLOAD_BUFFER / chunk.len() + 3) {
@@ -247,7 +483,59 @@ mod tests {
 
     #[test]
     fn unsupported_schemes_are_refused_clearly() {
-        let err = Lake::open("ftp://example/lake").unwrap_err().to_string();
+        let err = Lake::open("ftp://example/lake", &StoreOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ftp:// scheme is not supported"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_endpoints_only_on_loopback_unless_allowed() {
+        let with = |endpoint: &str, allow: bool| StoreOptions {
+            settings: vec![
+                ("aws_endpoint".into(), endpoint.into()),
+                ("aws_region".into(), "us-east-1".into()),
+            ],
+            allow_http: allow,
+            ..StoreOptions::default()
+        };
+        assert!(Lake::open("s3://bucket/prefix", &with("http://127.0.0.1:9000", false)).is_ok());
+        let err = Lake::open(
+            "s3://bucket/prefix",
+            &with("http://minio.internal:9000", false),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--allow-http"), "{err}");
+        assert!(Lake::open(
+            "s3://bucket/prefix",
+            &with("http://minio.internal:9000", true)
+        )
+        .is_ok());
+        assert!(Lake::open("s3://bucket/prefix", &with("https://minio.internal", false)).is_ok());
+    }
+
+    #[test]
+    fn settings_are_checked_and_never_printed() {
+        let options = StoreOptions {
+            settings: vec![
+                ("aws_secret_access_key".into(), "very-SECRET".into()),
+                ("aws_no_such_setting".into(), "x".into()),
+            ],
+            ..StoreOptions::default()
+        };
+        assert!(!format!("{options:?}").contains("very-SECRET"));
+        let err = Lake::open("s3://bucket", &options).unwrap_err().to_string();
+        assert!(
+            err.contains("aws_no_such_setting") && !err.contains("SECRET"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn local_disk_supports_conditional_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), &StoreOptions::default()).unwrap();
+        lake.verify_conditional_create().await.unwrap();
     }
 }

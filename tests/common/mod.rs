@@ -80,6 +80,7 @@ pub fn export_config(
         summary_json: None,
         tmp_dir: std::env::temp_dir(),
         lease_ttl: Duration::from_secs(600),
+        store: Default::default(),
     }
 }
 
