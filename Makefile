@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 BIN    := target/debug/auditlake
 DEMO_LAKE ?= lake
 
-.PHONY: all build demo test check unit readback bench clean
+.PHONY: all build demo test check unit services readback bench clean
 
 all: build
 
@@ -26,7 +26,7 @@ demo: build $(VENV)/.installed
 	@echo
 	$(PY) examples/query_lake.py $(DEMO_LAKE)
 
-test: check unit readback
+test: check unit services
 
 check:
 	$(CARGO) fmt --check
@@ -35,8 +35,12 @@ check:
 unit:
 	$(CARGO) test --locked
 
-readback: build $(VENV)/.installed
-	AUDITLAKE_BIN=$(BIN) $(PY) -m pytest -q tests/readback
+# Tests against real services: a local S3-compatible server (moto) for the S3 tests, and real
+# DuckDB and pyarrow reading the lake back. tests/with-moto.sh stops the server even on failure.
+services: build $(VENV)/.installed
+	bash tests/with-moto.sh sh -c '$(CARGO) test --locked --test s3 -- --ignored && AUDITLAKE_BIN=$(BIN) $(PY) -m pytest -q tests/readback'
+
+readback: services
 
 bench:
 	$(CARGO) build --locked --release

@@ -127,90 +127,85 @@ pub fn parquet_files(dest: &Path) -> Vec<PathBuf> {
 pub fn read_lake(dest: &Path) -> Vec<LakeRow> {
     let mut rows = Vec::new();
     for path in parquet_files(dest) {
-        let file = std::fs::File::open(&path).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        let partition_day = path
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .strip_prefix("created_date=")
-            .unwrap()
-            .to_string();
-        let mut file_rows: Vec<LakeRow> = Vec::new();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let schema = batch.schema();
-            for i in 0..batch.num_rows() {
-                let mut record = Map::new();
-                let mut id = 0;
-                let mut created = 0;
-                for (field, column) in schema.fields().iter().zip(batch.columns()) {
-                    if column.is_null(i) {
-                        continue;
-                    }
-                    let name = field.name().as_str();
-                    if let Some(a) = column.as_any().downcast_ref::<Int64Array>() {
-                        if name == "id" {
-                            id = a.value(i);
-                        }
-                        record.insert(name.into(), Value::from(a.value(i)));
-                    } else if let Some(a) =
-                        column.as_any().downcast_ref::<TimestampMicrosecondArray>()
-                    {
-                        created = a.value(i);
-                        let text = Utc
-                            .timestamp_micros(a.value(i))
-                            .unwrap()
-                            .format("%Y-%m-%dT%H:%M:%SZ")
-                            .to_string();
-                        record.insert(name.into(), Value::from(text));
-                    } else if let Some(a) = column.as_any().downcast_ref::<StringArray>() {
-                        if name == "extra_json" {
-                            let extra: Map<String, Value> =
-                                serde_json::from_str(a.value(i)).unwrap();
-                            record.extend(extra);
-                        } else {
-                            record.insert(name.into(), Value::from(a.value(i)));
-                        }
-                    } else {
-                        panic!("unexpected column type {field:?}");
-                    }
-                }
-                let day = Utc
-                    .timestamp_micros(created)
-                    .unwrap()
-                    .format("%Y-%m-%d")
-                    .to_string();
-                assert_eq!(
-                    day,
-                    partition_day,
-                    "row {id} is in the wrong partition: {}",
-                    path.display()
-                );
-                file_rows.push(LakeRow {
-                    record,
-                    id,
-                    created_at: created,
-                    path: path.clone(),
-                });
-            }
-        }
-        assert!(
-            file_rows
-                .windows(2)
-                .all(|w| (w[0].created_at, w[0].id) < (w[1].created_at, w[1].id)),
-            "{} is not sorted by (created_at, id)",
-            path.display()
-        );
-        rows.extend(file_rows);
+        let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
+        rows.extend(read_part(&path.to_string_lossy(), bytes));
     }
     rows
+}
+
+/// The rows of one part file, given its path (for the partition) and its bytes.
+pub fn read_part(path: &str, bytes: bytes::Bytes) -> Vec<LakeRow> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
+    let partition_day = path
+        .split('/')
+        .find_map(|segment| segment.strip_prefix("created_date="))
+        .unwrap_or_else(|| panic!("{path} is not in a created_date partition"))
+        .to_string();
+    let mut file_rows: Vec<LakeRow> = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let schema = batch.schema();
+        for i in 0..batch.num_rows() {
+            let mut record = Map::new();
+            let mut id = 0;
+            let mut created = 0;
+            for (field, column) in schema.fields().iter().zip(batch.columns()) {
+                if column.is_null(i) {
+                    continue;
+                }
+                let name = field.name().as_str();
+                if let Some(a) = column.as_any().downcast_ref::<Int64Array>() {
+                    if name == "id" {
+                        id = a.value(i);
+                    }
+                    record.insert(name.into(), Value::from(a.value(i)));
+                } else if let Some(a) = column.as_any().downcast_ref::<TimestampMicrosecondArray>()
+                {
+                    created = a.value(i);
+                    let text = Utc
+                        .timestamp_micros(a.value(i))
+                        .unwrap()
+                        .format("%Y-%m-%dT%H:%M:%SZ")
+                        .to_string();
+                    record.insert(name.into(), Value::from(text));
+                } else if let Some(a) = column.as_any().downcast_ref::<StringArray>() {
+                    if name == "extra_json" {
+                        let extra: Map<String, Value> = serde_json::from_str(a.value(i)).unwrap();
+                        record.extend(extra);
+                    } else {
+                        record.insert(name.into(), Value::from(a.value(i)));
+                    }
+                } else {
+                    panic!("unexpected column type {field:?}");
+                }
+            }
+            let day = Utc
+                .timestamp_micros(created)
+                .unwrap()
+                .format("%Y-%m-%d")
+                .to_string();
+            assert_eq!(
+                day, partition_day,
+                "row {id} is in the wrong partition: {path}"
+            );
+            file_rows.push(LakeRow {
+                record,
+                id,
+                created_at: created,
+                path: PathBuf::from(path),
+            });
+        }
+    }
+    assert!(
+        file_rows
+            .windows(2)
+            .all(|w| (w[0].created_at, w[0].id) < (w[1].created_at, w[1].id)),
+        "{path} is not sorted by (created_at, id)"
+    );
+    file_rows
 }
 
 /// A record JSON as the lake should hold it: the list rendering, nulls omitted.
@@ -227,8 +222,18 @@ pub fn assert_lake_exact(
     since: &str,
     until: &str,
 ) -> usize {
+    assert_rows_exact(read_lake(&dest.join("subdomain=acme")), sim, filter, since, until)
+}
+
+/// Asserts `rows` are exactly the expected records, each once, every field intact.
+pub fn assert_rows_exact(
+    rows: Vec<LakeRow>,
+    sim: &Simulator,
+    filter: &SimFilter,
+    since: &str,
+    until: &str,
+) -> usize {
     let expected = sim.account().expected(filter, utc(t(since)), utc(t(until)));
-    let rows = read_lake(&dest.join("subdomain=acme"));
     let mut by_id: BTreeMap<i64, &LakeRow> = BTreeMap::new();
     for row in &rows {
         assert!(

@@ -20,9 +20,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(args, **kwargs):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENDESK_", "AUDITLAKE_"))}
+def run(args, env_extra=None, **kwargs):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENDESK_", "AUDITLAKE_", "AWS_"))}
     env["ZENDESK_OAUTH_TOKEN"] = TOKEN
+    env.update(env_extra or {})
     return subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=600, **kwargs)
 
 

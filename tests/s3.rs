@@ -1,0 +1,475 @@
+//! The lake in a real S3-compatible server (moto, started by `make test` through
+//! `tests/with-moto.sh`): exactness, resume, leases between concurrent runs, a server that stops
+//! mid-run, multipart uploads, and a store without conditional writes.
+//!
+//! These tests are `#[ignore]`d for a plain `cargo test`, which has no S3 server; `make test` runs
+//! them with `--ignored` under the harness, so in CI they always run.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use auditlake::lease::{Lease, LeaseError};
+use auditlake::runner::{self, NoProgress, Progress, RunError};
+use auditlake::simulator::SimFilter;
+use auditlake::storage::{Lake, StorageError, StoreOptions};
+use common::*;
+use object_store::path::Path;
+use tokio_util::sync::CancellationToken;
+
+const NEEDS_S3: &str = "run through `make test`, which starts a local S3 server";
+
+fn endpoint() -> String {
+    std::env::var("AUDITLAKE_TEST_S3_ENDPOINT")
+        .expect("AUDITLAKE_TEST_S3_ENDPOINT is not set: run through `make test`")
+}
+
+fn options(endpoint: &str) -> StoreOptions {
+    StoreOptions {
+        settings: vec![
+            ("aws_endpoint".into(), endpoint.into()),
+            ("aws_region".into(), "us-east-1".into()),
+            ("aws_access_key_id".into(), "testing".into()),
+            ("aws_secret_access_key".into(), "testing".into()),
+        ],
+        timeout: Duration::from_secs(5),
+        ..StoreOptions::default()
+    }
+}
+
+/// A fresh bucket (moto accepts an unsigned PUT).
+async fn bucket(endpoint: &str) -> String {
+    let name = format!("lake-{:016x}", fastrand::u64(..));
+    let status = reqwest::Client::new()
+        .put(format!("{endpoint}/{name}"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "creating bucket {name}: {status}");
+    name
+}
+
+fn s3_config(
+    sim: &auditlake::simulator::Simulator,
+    endpoint: &str,
+    bucket: &str,
+    since: &str,
+    until: &str,
+) -> auditlake::config::ExportConfig {
+    let mut config = export_config(sim, std::path::Path::new("/unused"), since, until, "1d");
+    config.dest = format!("s3://{bucket}/lake");
+    config.store = options(endpoint);
+    config
+}
+
+fn lake(endpoint: &str, bucket: &str) -> Lake {
+    Lake::open(&format!("s3://{bucket}/lake"), &options(endpoint)).unwrap()
+}
+
+async fn read_s3(lake: &Lake, subdomain: &str) -> Vec<LakeRow> {
+    let mut rows = Vec::new();
+    for path in lake
+        .list(&Path::from(format!("subdomain={subdomain}")))
+        .await
+        .unwrap()
+    {
+        let bytes = lake.read(&path).await.unwrap().unwrap();
+        rows.extend(read_part(path.as_ref(), bytes));
+    }
+    rows
+}
+
+async fn markers_s3(lake: &Lake, subdomain: &str) -> usize {
+    lake.list(&Path::from(format!(
+        "_auditlake/subdomain={subdomain}/windows"
+    )))
+    .await
+    .unwrap()
+    .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a local S3 server: run through `make test`"]
+async fn an_export_into_a_bucket_is_exact_and_a_rerun_requests_nothing() {
+    let endpoint = endpoint();
+    let bucket = bucket(&endpoint).await;
+    let sim = start(sim_config(5_000, "2024-03-01", "2024-03-05")).await;
+    let summary = export(s3_config(
+        &sim,
+        &endpoint,
+        &bucket,
+        "2024-03-01",
+        "2024-03-05",
+    ))
+    .await;
+    assert_eq!(summary.windows_failed, 0, "{:?}", summary.failures);
+    assert_eq!(summary.dest, format!("s3://{bucket}/lake"));
+    let lake = lake(&endpoint, &bucket);
+    assert_rows_exact(
+        read_s3(&lake, "acme").await,
+        &sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-05",
+    );
+    assert_eq!(markers_s3(&lake, "acme").await, 4);
+
+    sim.reset_stats();
+    let again = export(s3_config(
+        &sim,
+        &endpoint,
+        &bucket,
+        "2024-03-01",
+        "2024-03-05",
+    ))
+    .await;
+    assert_eq!((again.windows_skipped, again.requests), (4, 0));
+    assert_eq!(sim.stats().requests, 0);
+}
+
+struct StopAfter(u64, AtomicU64, CancellationToken);
+
+impl Progress for StopAfter {
+    fn start(&self, _: u64) {}
+    fn records(&self, _: u64) {}
+    fn window_finished(&self) {
+        if self.1.fetch_add(1, Ordering::SeqCst) + 1 >= self.0 {
+            self.2.cancel();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a local S3 server: run through `make test`"]
+async fn a_stopped_run_resumes_exactly() {
+    let endpoint = endpoint();
+    let bucket = bucket(&endpoint).await;
+    let sim = start(sim_config(6_000, "2024-03-01", "2024-03-09")).await;
+    let cancel = CancellationToken::new();
+    let stop = StopAfter(3, AtomicU64::new(0), cancel.clone());
+    let mut config = s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-09");
+    config.concurrency = 2;
+    let first = runner::export(config, cancel, &stop).await.unwrap();
+    assert!(first.interrupted);
+    let lake = lake(&endpoint, &bucket);
+    let done = markers_s3(&lake, "acme").await;
+    assert!((3..8).contains(&done), "{done}");
+    let second = export(s3_config(
+        &sim,
+        &endpoint,
+        &bucket,
+        "2024-03-01",
+        "2024-03-09",
+    ))
+    .await;
+    assert_eq!(second.windows_skipped as usize, done);
+    assert_rows_exact(
+        read_s3(&lake, "acme").await,
+        &sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-09",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a local S3 server: run through `make test`"]
+async fn concurrent_runs_one_subdomain_refuses_other_subdomains_proceed() {
+    let endpoint = endpoint();
+    let bucket = bucket(&endpoint).await;
+    let sim = start(sim_config(3_000, "2024-03-01", "2024-03-04")).await;
+    // The first run is paced at one request a second, so it is still running when the others start.
+    let mut slow = s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-04");
+    slow.concurrency = 1;
+    slow.api.max_requests_per_minute = Some(60);
+    let first = tokio::spawn(runner::export(slow, CancellationToken::new(), &NoProgress));
+    let lake = lake(&endpoint, &bucket);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while auditlake::lease::latest(&lake, "acme")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let refused = runner::export(
+        s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-04"),
+        CancellationToken::new(),
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(refused, RunError::Lease(LeaseError::Held { .. })),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("pid"), "{refused}");
+
+    let mut other = s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-04");
+    other.api.subdomain = "other".into();
+    let other = export(other).await;
+    assert_eq!(other.windows_done, 3);
+
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.windows_done, 3, "{:?}", first.failures);
+    assert_rows_exact(
+        read_s3(&lake, "acme").await,
+        &sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-04",
+    );
+    let other_rows = read_s3(&lake, "other").await;
+    assert_eq!(other_rows.len(), read_s3(&lake, "acme").await.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a local S3 server: run through `make test`"]
+async fn a_lease_left_by_a_killed_run_is_taken_over_after_it_expires() {
+    let endpoint = endpoint();
+    let bucket = bucket(&endpoint).await;
+    let sim = start(sim_config(500, "2024-03-01", "2024-03-02")).await;
+    let lake = lake(&endpoint, &bucket);
+    // A run that died holding its lease: acquired, never renewed nor released.
+    let abandoned = Lease::acquire(&lake, "acme", Duration::from_secs(3), "killed-host pid 1")
+        .await
+        .unwrap();
+    drop(abandoned);
+    let err = runner::export(
+        s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-02"),
+        CancellationToken::new(),
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("killed-host pid 1"), "{err}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let summary = export(s3_config(
+        &sim,
+        &endpoint,
+        &bucket,
+        "2024-03-01",
+        "2024-03-02",
+    ))
+    .await;
+    assert_eq!(summary.windows_done, 1);
+    let lease = auditlake::lease::latest(&lake, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lease.holder.is_empty(), "released at the end: {lease:?}");
+    assert!(
+        lease.generation >= 3,
+        "taken over, then released: {lease:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a local S3 server: run through `make test`"]
+async fn large_files_go_up_as_multipart_uploads() {
+    use std::io::{Seek, Write};
+    let endpoint = endpoint();
+    let bucket = bucket(&endpoint).await;
+    let lake = lake(&endpoint, &bucket);
+    let mut file = tempfile::tempfile().unwrap();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let data: Vec<u8> = (0..20 << 20).map(|_| rng.u8(..)).collect();
+    file.write_all(&data).unwrap();
+    file.rewind().unwrap();
+    let path = Path::from("subdomain=acme/created_date=2024-03-01/part-20240301T0000Z-0.parquet");
+    lake.upload_file(&path, file).await.unwrap();
+    assert_eq!(
+        lake.read(&path).await.unwrap().unwrap().as_ref(),
+        data.as_slice()
+    );
+    // S3 names a multipart object's ETag "<digest>-<parts>".
+    let head = reqwest::Client::new()
+        .head(format!("{endpoint}/{bucket}/lake/{path}"))
+        .send()
+        .await
+        .unwrap();
+    let etag = head.headers()["etag"].to_str().unwrap().to_string();
+    assert!(
+        etag.trim_matches('"').contains('-'),
+        "not a multipart upload: {etag}"
+    );
+    // No upload is left half-done.
+    let uploads = reqwest::Client::new()
+        .get(format!("{endpoint}/{bucket}?uploads"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!uploads.contains("<Upload>"), "{uploads}");
+}
+
+#[tokio::test]
+#[ignore = "needs a local S3 server: run through `make test`"]
+async fn a_store_without_conditional_writes_is_refused_at_start() {
+    let endpoint = endpoint();
+    let bucket = bucket(&endpoint).await;
+    let sim = start(sim_config(100, "2024-03-01", "2024-03-02")).await;
+    let mut config = s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-02");
+    config
+        .store
+        .settings
+        .push(("aws_conditional_put".into(), "disabled".into()));
+    let err = runner::export(config, CancellationToken::new(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RunError::Storage(StorageError::NoConditionalWrites { .. })
+        ),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("does not support conditional writes"));
+    assert_eq!(
+        sim.stats().requests,
+        0,
+        "nothing is fetched for a lake that can't commit safely"
+    );
+}
+
+/// Starts a moto server of this test's own (it is paused and resumed).
+fn own_moto() -> (std::process::Child, String) {
+    let moto = std::env::var("AUDITLAKE_TEST_MOTO").expect(NEEDS_S3);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    assert!(Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a local S3 server: run through `make test`"]
+async fn a_store_that_stops_answering_fails_the_run_in_bounded_time_and_a_rerun_is_exact() {
+    let (mut moto, endpoint) = own_moto();
+    let bucket = bucket(&endpoint).await;
+    let sim = start(sim_config(3_000, "2024-03-01", "2024-03-01T12:00:00Z")).await;
+    let dest = format!("s3://{bucket}/lake");
+    let base = sim.base_url();
+    let args = move |slow: bool| {
+        let mut a: Vec<String> = [
+            "export",
+            "--subdomain",
+            "acme",
+            "--dest",
+            &dest,
+            "--since",
+            "2024-03-01",
+            "--until",
+            "2024-03-01T12:00:00Z",
+            "--window",
+            "1h",
+            "--base-url",
+            &base,
+            "--store-timeout",
+            "2s",
+            "--lease-ttl",
+            "3s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if slow {
+            a.extend(["--concurrency", "1", "--max-requests-per-minute", "60"].map(String::from));
+        }
+        a
+    };
+    let endpoint_for_runs = endpoint.clone();
+    let command = move |args: Vec<String>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_auditlake"));
+        c.args(args)
+            .env_clear()
+            .env("ZENDESK_OAUTH_TOKEN", "sim-token")
+            .env("AWS_ENDPOINT_URL", &endpoint_for_runs)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    };
+    let mut run = command(args(true)).spawn().unwrap();
+    let lake = lake(&endpoint, &bucket);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while markers_s3(&lake, "acme").await < 2 {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    signal(&moto, "-STOP");
+    let stopped = Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        let status = run.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+        (status, err)
+    });
+    let (status, stderr) = output.await.unwrap();
+    let took = stopped.elapsed();
+    signal(&moto, "-CONT");
+    assert!(
+        !status.success(),
+        "the run must fail while the store is down: {stderr}"
+    );
+    assert!(
+        took < Duration::from_secs(90),
+        "took {took:?} to give up: {stderr}"
+    );
+    assert!(
+        stderr.contains("error") || stderr.contains("failed"),
+        "{stderr}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(4)).await; // the failed run's lease expires
+    let rerun = tokio::task::spawn_blocking(move || command(args(false)).output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        rerun.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    assert_eq!(markers_s3(&lake, "acme").await, 12);
+    assert_rows_exact(
+        read_s3(&lake, "acme").await,
+        &sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-01T12:00:00Z",
+    );
+    moto.kill().unwrap();
+    moto.wait().unwrap();
+}
