@@ -222,7 +222,13 @@ pub fn assert_lake_exact(
     since: &str,
     until: &str,
 ) -> usize {
-    assert_rows_exact(read_lake(&dest.join("subdomain=acme")), sim, filter, since, until)
+    assert_rows_exact(
+        read_lake(&dest.join("subdomain=acme")),
+        sim,
+        filter,
+        since,
+        until,
+    )
 }
 
 /// Asserts `rows` are exactly the expected records, each once, every field intact.
