@@ -292,11 +292,7 @@ pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>,
 mod tests {
     use super::*;
 
-    fn lake() -> (tempfile::TempDir, Lake) {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap(), &Default::default()).unwrap();
-        (dir, lake)
-    }
+    use crate::storage::temp_lake as lake;
 
     #[tokio::test]
     async fn a_held_lease_is_refused_with_its_holder_and_released_for_the_next_run() {

@@ -248,11 +248,7 @@ fn parse<T: for<'de> Deserialize<'de>>(
 mod tests {
     use super::*;
 
-    fn lake() -> (tempfile::TempDir, Lake) {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap(), &Default::default()).unwrap();
-        (dir, lake)
-    }
+    use crate::storage::temp_lake as lake;
 
     #[tokio::test]
     async fn a_dataset_is_pinned_and_other_settings_are_refused_with_the_difference() {

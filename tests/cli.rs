@@ -265,18 +265,42 @@ async fn wait_for_markers(lake: &std::path::Path, n: usize) {
     }
 }
 
+/// Starts a paced export of the 12-hour account in the background.
+fn spawn_slow_export(
+    lake: &std::path::Path,
+    sim: &auditlake::simulator::Simulator,
+) -> std::process::Child {
+    let args = export_args(lake, &sim.base_url(), true);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    auditlake(&args, "sim-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Reruns the export at full speed and checks that the lake ends complete and exact.
+async fn rerun_and_check_exact(lake: &std::path::Path, sim: &auditlake::simulator::Simulator) {
+    let fast = export_args(lake, &sim.base_url(), false);
+    let fast: Vec<&str> = fast.iter().map(String::as_str).collect();
+    let out = run(&fast, "sim-token").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(markers(lake).len(), 12);
+    assert_lake_exact(
+        lake,
+        sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-01T12:00:00Z",
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_promptly_with_exit_130_and_a_rerun_finishes_exactly() {
     let sim = sim_12h().await;
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let args = export_args(&lake, &sim.base_url(), true);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = auditlake(&args, "sim-token")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_slow_export(&lake, &sim);
     wait_for_markers(&lake, 2).await;
     let signalled = Instant::now();
     let term = Command::new("kill")
@@ -295,19 +319,7 @@ async fn sigterm_stops_promptly_with_exit_130_and_a_rerun_finishes_exactly() {
     assert_eq!(status.code(), Some(130));
     let done = markers(&lake).len();
     assert!(done < 12);
-
-    let fast = export_args(&lake, &sim.base_url(), false);
-    let fast: Vec<&str> = fast.iter().map(String::as_str).collect();
-    let out = run(&fast, "sim-token").await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(markers(&lake).len(), 12);
-    assert_lake_exact(
-        &lake,
-        &sim,
-        &SimFilter::default(),
-        "2024-03-01",
-        "2024-03-01T12:00:00Z",
-    );
+    rerun_and_check_exact(&lake, &sim).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,13 +327,7 @@ async fn a_run_killed_half_way_resumes_exactly() {
     let sim = sim_12h().await;
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let args = export_args(&lake, &sim.base_url(), true);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = auditlake(&args, "sim-token")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_slow_export(&lake, &sim);
     wait_for_markers(&lake, 3).await;
     child.kill().unwrap(); // SIGKILL: no chance to clean up, nor to release the lease
     child.wait().unwrap();
@@ -330,18 +336,7 @@ async fn a_run_killed_half_way_resumes_exactly() {
     tokio::time::sleep(Duration::from_secs(4)).await; // until the killed run's lease expires
 
     sim.reset_stats();
-    let fast = export_args(&lake, &sim.base_url(), false);
-    let fast: Vec<&str> = fast.iter().map(String::as_str).collect();
-    let out = run(&fast, "sim-token").await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(markers(&lake).len(), 12);
-    assert_lake_exact(
-        &lake,
-        &sim,
-        &SimFilter::default(),
-        "2024-03-01",
-        "2024-03-01T12:00:00Z",
-    );
+    rerun_and_check_exact(&lake, &sim).await;
     for start in 0..done {
         let from = utc(t("2024-03-01") + start as i64 * 3600);
         let to = utc(t("2024-03-01") + start as i64 * 3600 + 3599);
@@ -514,13 +509,7 @@ async fn one_run_per_subdomain_holds_the_lease_and_a_killed_runs_lease_expires()
     let sim = sim_12h().await;
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let slow = export_args(&lake, &sim.base_url(), true);
-    let slow: Vec<&str> = slow.iter().map(String::as_str).collect();
-    let mut first = auditlake(&slow, "sim-token")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_slow_export(&lake, &sim);
     // Three windows take about six seconds: longer than the 3 s lease, so it must be renewed.
     wait_for_markers(&lake, 3).await;
 

@@ -416,6 +416,18 @@ fn plain_http_allowed(options: &StoreOptions) -> Result<bool, String> {
     Ok(explicit)
 }
 
+/// A lake in a new temporary directory, for unit tests.
+#[cfg(test)]
+pub fn temp_lake() -> (tempfile::TempDir, Lake) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let lake = Lake::open(
+        dir.path().to_str().expect("temp paths are UTF-8"),
+        &StoreOptions::default(),
+    )
+    .expect("a local lake opens");
+    (dir, lake)
+}
+
 fn store_err(op: &'static str, path: &Path, source: object_store::Error) -> StorageError {
     StorageError::Store {
         op,
