@@ -125,17 +125,6 @@ pub async fn request_export(
 ) -> Result<ExportRequested, ApiError> {
     let url = client.url("/api/v2/audit_logs/export", &filters.pairs());
     let (status, headers, body) = client.send_once(Method::POST, &url).await?;
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        return Ok(ExportRequested::Throttled {
-            retry_after: retry_after(&headers),
-        });
-    }
-    if !status.is_success() {
-        return Err(ApiError::Protocol {
-            url: url.to_string(),
-            reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&body).trim()),
-        });
-    }
     let limit = headers
         .get("zendesk-ratelimit-audit-logs-export")
         .and_then(|v| v.to_str().ok())
@@ -147,6 +136,17 @@ pub async fn request_export(
             .find(|(k, _)| k.trim() == name)
             .and_then(|(_, v)| v.trim().parse().ok())
     };
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Ok(ExportRequested::Throttled {
+            retry_after: retry_after(&headers).or_else(|| field("resets").map(Duration::from_secs)),
+        });
+    }
+    if !status.is_success() {
+        return Err(ApiError::Protocol {
+            url: url.to_string(),
+            reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&body).trim()),
+        });
+    }
     Ok(ExportRequested::Accepted {
         remaining: field("remaining"),
         resets_in: field("resets").map(Duration::from_secs),

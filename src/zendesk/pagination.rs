@@ -52,6 +52,13 @@ pub struct Page {
 struct CursorEnvelope {
     audit_logs: RecordCount,
     meta: CursorMeta,
+    #[serde(default)]
+    links: Option<Links>,
+}
+
+#[derive(Deserialize)]
+struct Links {
+    next: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -166,9 +173,17 @@ async fn cursor_page(
                 detail,
             })
         }
+        Err(ApiError::NotFound { url }) if after.is_some() => {
+            return Err(ApiError::CursorRefused {
+                url,
+                status: 404,
+                detail: "not found".into(),
+            })
+        }
         Err(e) => return Err(e),
     };
-    let next = match (envelope.meta.has_more, envelope.meta.after_cursor) {
+    let after_cursor = next_cursor(envelope.meta.after_cursor, envelope.links);
+    let next = match (envelope.meta.has_more, after_cursor) {
         (false, _) => Next::Done,
         (true, Some(cursor)) if Some(&cursor) == after.as_ref() => {
             return Err(ApiError::Protocol {
@@ -190,6 +205,20 @@ async fn cursor_page(
         number,
     };
     Ok((page, (next, number)))
+}
+
+/// The next page's cursor. The API documents both `meta.after_cursor` and `links.next`; the
+/// cursor is preferred (it goes into our own query, to our own host), the `page[after]` of the
+/// link is the fallback.
+fn next_cursor(after_cursor: Option<String>, links: Option<Links>) -> Option<String> {
+    after_cursor.filter(|c| !c.is_empty()).or_else(|| {
+        let next = url::Url::parse(links?.next.as_deref()?).ok()?;
+        let cursor = next
+            .query_pairs()
+            .find(|(k, _)| k == "page[after]")
+            .map(|(_, v)| v.into_owned());
+        cursor
+    })
 }
 
 async fn offset_page(
@@ -244,6 +273,17 @@ async fn offset_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_cursor_falls_back_to_links_next() {
+        let body = br#"{"audit_logs":[],"meta":{"has_more":true},"links":{"next":"https://acme.zendesk.com/api/v2/audit_logs?page%5Bafter%5D=xyz&page%5Bsize%5D=100"}}"#;
+        let e: CursorEnvelope = serde_json::from_slice(body).unwrap();
+        assert_eq!(e.meta.after_cursor, None);
+        let next = url::Url::parse(e.links.unwrap().next.as_deref().unwrap()).unwrap();
+        assert!(next
+            .query_pairs()
+            .any(|(k, v)| k == "page[after]" && v == "xyz"));
+    }
 
     #[test]
     fn envelopes_parse_without_decoding_records() {
