@@ -21,13 +21,20 @@ cur.execute(f"""
 for subdomain, records, ids, first, last in cur.fetchall():
     print(f"{subdomain}: {records} records, {ids} distinct ids, {first} .. {last}")
 
-print("\nrecords per day and action (first 5 days):")
+print("\nrecords per day:")
 cur.execute(f"""
-    SELECT created_date, action, count(*) AS n
+    SELECT created_date, count(*) AS n, count(DISTINCT actor_id) AS actors
     FROM read_parquet('{files}', hive_partitioning = true)
-    WHERE created_date IN (SELECT DISTINCT created_date FROM read_parquet('{files}', hive_partitioning = true)
-                           ORDER BY 1 LIMIT 5)
-    GROUP BY ALL ORDER BY created_date, n DESC
+    GROUP BY ALL ORDER BY created_date
 """)
-for day, action, n in cur.fetchall():
-    print(f"  {day}  {action:<10} {n}")
+for day, n, actors in cur.fetchall():
+    print(f"  {day}  {n:>6} records  {actors:>3} actors")
+
+print("\ntop actions:")
+cur.execute(f"""
+    SELECT action, count(*) AS n
+    FROM read_parquet('{files}', hive_partitioning = true)
+    GROUP BY ALL ORDER BY n DESC LIMIT 5
+""")
+for action, n in cur.fetchall():
+    print(f"  {action:<16} {n}")
