@@ -115,24 +115,39 @@ pub struct ApiArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct FilterArgs {
     /// Only records with this action (create, destroy, exported, login, update, ...); repeat for
-    /// several.
-    #[arg(long = "filter-action", value_name = "ACTION")]
+    /// several (in the environment: comma-separated).
+    #[arg(
+        long = "filter-action",
+        value_name = "ACTION",
+        env = "AUDITLAKE_FILTER_ACTION",
+        value_delimiter = ','
+    )]
     pub filter_action: Vec<String>,
 
     /// Only records about this source type (user, rule, ticket, apitoken, ...).
-    #[arg(long, value_name = "TYPE")]
+    #[arg(long, value_name = "TYPE", env = "AUDITLAKE_FILTER_SOURCE_TYPE")]
     pub filter_source_type: Option<String>,
 
     /// Only records about this source id (needs --filter-source-type).
-    #[arg(long, value_name = "ID", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "ID",
+        allow_negative_numbers = true,
+        env = "AUDITLAKE_FILTER_SOURCE_ID"
+    )]
     pub filter_source_id: Option<i64>,
 
     /// Only records by this actor id.
-    #[arg(long, value_name = "ID", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "ID",
+        allow_negative_numbers = true,
+        env = "AUDITLAKE_FILTER_ACTOR_ID"
+    )]
     pub filter_actor_id: Option<i64>,
 
     /// Only records from this IP address.
-    #[arg(long, value_name = "IP")]
+    #[arg(long, value_name = "IP", env = "AUDITLAKE_FILTER_IP_ADDRESS")]
     pub filter_ip_address: Option<String>,
 }
 
