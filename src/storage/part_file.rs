@@ -12,8 +12,8 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Int64Array, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondArray,
-    TimestampMicrosecondBuilder, UInt32Array,
+    Array, ArrayRef, Int64Array, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondArray, TimestampMicrosecondBuilder, UInt32Array,
 };
 use arrow::compute::take_record_batch;
 use parquet::arrow::ArrowWriter;
@@ -180,12 +180,12 @@ impl PartFile {
             .map(|b| -> ArrayRef {
                 match b {
                     ColumnBuilder::Int64(b) => Arc::new(b.finish()),
-                    ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
+                    ColumnBuilder::Utf8(b) => finish_strings(b),
                     ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
                 }
             })
             .collect();
-        arrays.push(Arc::new(self.extra.finish()));
+        arrays.push(finish_strings(&mut self.extra));
         let mut batch = RecordBatch::try_new(schema.arrow().clone(), arrays)?;
         let created = batch.column(schema.created_at_index).clone();
         let ids = batch.column(schema.id_index).clone();
@@ -223,6 +223,17 @@ impl PartFile {
             out_of_order: self.out_of_order,
         })
     }
+}
+
+/// The builder's strings as an array. The builder starts over with room for a batch like this
+/// one: arrow's `finish` leaves it empty, and growing it again by doubling copied every column
+/// several times per batch.
+fn finish_strings(builder: &mut StringBuilder) -> ArrayRef {
+    let array = builder.finish();
+    let headroom = |n: usize| n + n / 8;
+    *builder =
+        StringBuilder::with_capacity(headroom(array.len()), headroom(array.value_data().len()));
+    Arc::new(array)
 }
 
 /// The row order that sorts a batch by `(created_at, id)`, or `None` when it already is sorted
