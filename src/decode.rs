@@ -77,7 +77,7 @@ where
     F: for<'r, 'a> FnMut(Row<'r, 'a>),
 {
     let mut state = State::new(schema, sink);
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_str(utf8(body)?);
     let result = PageSeed(&mut state)
         .deserialize(&mut de)
         .and_then(|()| de.end());
@@ -94,7 +94,7 @@ where
     F: for<'r, 'a> FnMut(Row<'r, 'a>),
 {
     let mut state = State::new(schema, sink);
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_str(utf8(body)?);
     let result = RecordSeed(&mut state)
         .deserialize(&mut de)
         .and_then(|()| de.end());
@@ -102,6 +102,17 @@ where
         return Err(err);
     }
     result.map_err(DecodeError::Json)
+}
+
+/// The page as text. One check of the whole page is much cheaper than the check of every string
+/// that parsing bytes does.
+fn utf8(body: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(body).map_err(|e| {
+        DecodeError::Json(de::Error::custom(format_args!(
+            "invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        )))
+    })
 }
 
 /// What the visitors share: the schema, reusable scratch space (so a record costs no
@@ -298,6 +309,32 @@ impl<'de> de::Deserialize<'de> for Value<'de> {
     }
 }
 
+/// An object key, borrowed from the page unless it has escapes. (serde's own `Cow<str>` always
+/// allocates: it borrows only for `#[serde(borrow)]` fields.)
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 struct PageSeed<'x, 's, 'de, F>(&'x mut State<'s, 'de, F>);
 
 impl<'de, F> DeserializeSeed<'de> for PageSeed<'_, '_, 'de, F>
@@ -320,8 +357,8 @@ where
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if key == "audit_logs" {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if key.0 == "audit_logs" {
                 map.next_value_seed(RecordsSeed(&mut *self.0))?;
                 seen = true;
             } else {
@@ -386,8 +423,8 @@ where
         state.next_guess = 0;
         state.extra.clear();
         let mut has_extra = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match state.position(&key) {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match state.position(&key.0) {
                 Some(i) => state.values[i] = map.next_value()?,
                 None => {
                     let raw: &'de RawValue = map.next_value()?;
@@ -395,7 +432,7 @@ where
                     // Keys are re-escaped; values are kept byte for byte as the API sent them.
                     state
                         .extra
-                        .push_str(&serde_json::to_string(&*key).map_err(de::Error::custom)?);
+                        .push_str(&serde_json::to_string(&*key.0).map_err(de::Error::custom)?);
                     state.extra.push(':');
                     state.extra.push_str(raw.get());
                     has_extra = true;
@@ -579,6 +616,18 @@ mod tests {
             decode(r#"{"records":[]}"#),
             Err(DecodeError::Json(_))
         ));
+    }
+
+    #[test]
+    fn invalid_utf8_fails_as_a_json_error() {
+        let mut body =
+            br#"{"audit_logs":[{"id":1,"created_at":"2024-01-01T00:00:00Z","action":"x"}]}"#
+                .to_vec();
+        let at = body.iter().position(|&b| b == b'x').unwrap();
+        body[at] = 0xff;
+        let err = decode_page(&body, Schema::get(), |_| {}).unwrap_err();
+        assert!(matches!(err, DecodeError::Json(_)), "{err}");
+        assert!(err.to_string().contains(&format!("byte {at}")), "{err}");
     }
 
     #[test]

@@ -82,7 +82,14 @@ fn main() -> ExitCode {
     };
     let show_progress = !cli.quiet && std::io::stderr().is_terminal();
     init_logging(&cli, &file, show_progress);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // An export's async work is light (HTTP and waiting); decoding and Parquet run on blocking
+    // threads. One async thread keeps each request, its connection task and its page on one
+    // thread: on a multi-threaded runtime every page cost several cross-thread wakeups.
+    let mut builder = match cli.command {
+        Command::Export(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .expect("the tokio runtime starts");

@@ -12,10 +12,10 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Int64Array, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondArray,
-    TimestampMicrosecondBuilder,
+    Array, ArrayRef, Int64Array, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondArray, TimestampMicrosecondBuilder, UInt32Array,
 };
-use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::compute::take_record_batch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
@@ -180,12 +180,12 @@ impl PartFile {
             .map(|b| -> ArrayRef {
                 match b {
                     ColumnBuilder::Int64(b) => Arc::new(b.finish()),
-                    ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
+                    ColumnBuilder::Utf8(b) => finish_strings(b),
                     ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
                 }
             })
             .collect();
-        arrays.push(Arc::new(self.extra.finish()));
+        arrays.push(finish_strings(&mut self.extra));
         let mut batch = RecordBatch::try_new(schema.arrow().clone(), arrays)?;
         let created = batch.column(schema.created_at_index).clone();
         let ids = batch.column(schema.id_index).clone();
@@ -199,25 +199,9 @@ impl PartFile {
             .downcast_ref::<Int64Array>()
             .expect("id is built as an int64 column")
             .values();
-        let sorted = (1..created_values.len()).all(|i| {
-            (created_values[i - 1], id_values[i - 1]) <= (created_values[i], id_values[i])
-        });
         let max = created_values.iter().copied().max();
-        if !sorted {
-            let indices = lexsort_to_indices(
-                &[
-                    SortColumn {
-                        values: created,
-                        options: None,
-                    },
-                    SortColumn {
-                        values: ids,
-                        options: None,
-                    },
-                ],
-                None,
-            )?;
-            batch = take_record_batch(&batch, &indices)?;
+        if let Some(order) = sort_order(created_values, id_values) {
+            batch = take_record_batch(&batch, &UInt32Array::from(order))?;
         }
         self.writer.write(&batch)?;
         self.written_max = self.written_max.max(max);
@@ -238,5 +222,54 @@ impl PartFile {
             bytes,
             out_of_order: self.out_of_order,
         })
+    }
+}
+
+/// The builder's strings as an array. The builder starts over with room for a batch like this
+/// one: arrow's `finish` leaves it empty, and growing it again by doubling copied every column
+/// several times per batch.
+fn finish_strings(builder: &mut StringBuilder) -> ArrayRef {
+    let array = builder.finish();
+    let headroom = |n: usize| n + n / 8;
+    *builder =
+        StringBuilder::with_capacity(headroom(array.len()), headroom(array.value_data().len()));
+    Arc::new(array)
+}
+
+/// The row order that sorts a batch by `(created_at, id)`, or `None` when it already is sorted
+/// (then the batch is written as it is, without copying every column).
+fn sort_order(created_at: &[i64], ids: &[i64]) -> Option<Vec<u32>> {
+    let key = |i: usize| (created_at[i], ids[i]);
+    if (1..created_at.len()).all(|i| key(i - 1) <= key(i)) {
+        return None;
+    }
+    let rows = u32::try_from(created_at.len()).expect("a batch has fewer than 2^32 rows");
+    let mut order: Vec<u32> = (0..rows).collect();
+    // Ids are unique within a window (deduplicated before they get here), so no two keys are
+    // equal and an unstable sort gives the one sorted order.
+    order.sort_unstable_by_key(|&i| key(i as usize));
+    Some(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_batches_are_left_alone() {
+        assert_eq!(sort_order(&[], &[]), None);
+        assert_eq!(sort_order(&[1, 1, 2, 5], &[3, 4, 1, 1]), None);
+    }
+
+    #[test]
+    fn batches_are_ordered_by_created_at_then_id() {
+        let created_at = [10, 10, 10, 11, 11, 9];
+        let ids = [7, 2, 5, 1, 0, 8];
+        let order = sort_order(&created_at, &ids).unwrap();
+        let keys: Vec<(i64, i64)> = order
+            .iter()
+            .map(|&i| (created_at[i as usize], ids[i as usize]))
+            .collect();
+        assert_eq!(keys, [(9, 8), (10, 2), (10, 5), (10, 7), (11, 0), (11, 1)]);
     }
 }
