@@ -19,6 +19,7 @@ trap cleanup EXIT
 
 start_sim() { # from to
   cleanup
+  rm -f "$OUT/sim.url"  # a stale URL would point this run at the previous, stopped simulator
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   # The simulator's rate limit is lifted: this measures auditlake, not Zendesk's quota.
   "$BIN" simulate --bind "127.0.0.1:$port" --records "$RECORDS" --from "$1" --to "$2" \
