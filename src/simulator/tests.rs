@@ -797,7 +797,7 @@ async fn stats_record_list_windows() {
 
 /// Throughput probe for the 1M-record benchmark; run with `--ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a throughput probe for profiling, not a test: run with --ignored --nocapture"]
 async fn throughput_one_million() {
     let began = Instant::now();
     let mut cfg = SimConfig::new(
