@@ -419,15 +419,9 @@ fn base_url(subdomain: &str, given: Option<&str>) -> Result<Url, ConfigError> {
             "--base-url {text:?} must not have a query or fragment"
         ));
     }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
     match url.scheme() {
         "https" => Ok(url),
-        "http" if loopback => Ok(url),
+        "http" if crate::storage::is_loopback(&url) => Ok(url),
         "http" => err(format!(
             "--base-url {text:?}: plain http is accepted only for loopback addresses (127.0.0.1, ::1, localhost); use https"
         )),

@@ -4,19 +4,16 @@
 //! leaves a lake that DuckDB, pyarrow or Athena can read.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BoundsArg, DemoArgs, SimulateArgs};
-use crate::config::{ApiConfig, ExportConfig};
+use crate::cli::{ApiArgs, BoundsArg, DemoArgs, ExportArgs, SimulateArgs};
+use crate::config::{self, Env, FileConfig};
 use crate::runner::{self, Progress, RunError, Summary};
 use crate::simulator::{Bounds, Faults, SimConfig, Simulator};
 use crate::storage::{layout, Lake, StoreOptions};
-use crate::window::{parse_duration_ms, parse_instant, Grid};
-use crate::zendesk::auth::Secret;
-use crate::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
+use crate::window::{format_rfc3339, parse_duration_ms, parse_instant};
 
 /// The demo's subdomain: only this subdomain's files are replaced when the demo runs again.
 pub const DEMO_SUBDOMAIN: &str = "demo";
@@ -58,30 +55,27 @@ pub async fn run(
     let sim = Simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(|e| RunError::Client(format!("cannot start the simulator: {e}")))?;
-    let config = ExportConfig {
-        api: ApiConfig {
-            subdomain: DEMO_SUBDOMAIN.to_string(),
-            client: ClientOptions {
-                base_url: url::Url::parse(&sim.base_url()).expect("the simulator's URL parses"),
-                credentials: Credentials::OAuth(Secret::new(token)),
-                request_timeout: Duration::from_secs(30),
-                retry: RetryPolicy::default(),
-            },
-            max_requests_per_minute: None,
-            rate_limit_share: 0.5,
+    // The demo goes through the same validation and defaults as `auditlake export`; only the
+    // settle lag is shorter, since the simulator has no replication delay (a minute's lag still
+    // shows an open window).
+    let export_args = ExportArgs {
+        api: ApiArgs {
+            subdomain: Some(DEMO_SUBDOMAIN.to_string()),
+            base_url: Some(sim.base_url()),
+            ..ApiArgs::default()
         },
-        filters: Filters::default(),
-        dest: args.dest.clone(),
-        grid: Grid::DAILY,
-        since: start,
-        // The simulator has no replication delay; a minute's lag still shows the open window.
-        until: now - 60,
-        concurrency: 4,
-        pagination: Pagination::Cursor,
-        summary_json: None,
-        tmp_dir: std::env::temp_dir(),
-        lease_ttl: Duration::from_secs(600),
-        store: StoreOptions::default(),
+        dest: Some(args.dest.clone()),
+        since: Some(format_rfc3339(start)),
+        settle_lag: Some("1m".into()),
+        ..ExportArgs::default()
+    };
+    let credentials = Env::from_pairs([("ZENDESK_OAUTH_TOKEN", token)]);
+    let config = match config::export(&export_args, &FileConfig::default(), &credentials, now) {
+        Ok(config) => config,
+        Err(e) => {
+            sim.stop().await;
+            return Err(RunError::Client(e.to_string()));
+        }
     };
     let summary = runner::export(config, cancel, progress).await;
     sim.stop().await;

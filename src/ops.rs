@@ -73,13 +73,13 @@ pub async fn list(
         let page = page?;
         let records: Records =
             serde_json::from_slice(&page.body).map_err(|e| ApiError::Protocol {
-                url: "list page".into(),
-                reason: e.to_string(),
+                url: format!("page {} of the list", page.number),
+                reason: format!("its records did not parse: {e}"),
             })?;
         for raw in records.audit_logs {
             let key: Key = serde_json::from_str(raw.get()).map_err(|e| ApiError::Protocol {
-                url: "list page".into(),
-                reason: format!("record without a usable id or created_at: {e}"),
+                url: format!("page {} of the list", page.number),
+                reason: format!("a record has an id or created_at of the wrong type: {e}"),
             })?;
             if let (Some((since, until)), Some(t)) = (
                 request.range,

@@ -384,7 +384,7 @@ async fn parts_left_by_a_crashed_attempt_are_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_request_budget_is_shared_and_paces_429s() {
+async fn the_request_budget_spaces_requests_below_the_account_limit() {
     // 120 requests per minute reported, half of it ours: one request every second at most.
     let mut config = sim_config(300, FROM, "2024-03-01T04:00:00Z");
     config.rate_limit_per_minute = 120;

@@ -373,6 +373,17 @@ impl Lake {
     }
 }
 
+/// Whether a URL points at this machine (localhost, 127.0.0.0/8, ::1): the only place plain HTTP
+/// is accepted without asking, since nothing crosses a network.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// Whether a plain-HTTP endpoint may be used: on loopback always (local test servers), elsewhere
 /// only when allowed explicitly (`--allow-http`, or the store's own `*_allow_http` setting).
 fn plain_http_allowed(options: &StoreOptions) -> Result<bool, String> {
@@ -398,13 +409,7 @@ fn plain_http_allowed(options: &StoreOptions) -> Result<bool, String> {
         if url.scheme() != "http" {
             continue;
         }
-        let loopback = match url.host() {
-            Some(url::Host::Domain(d)) => d == "localhost",
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
-        if loopback {
+        if is_loopback(&url) {
             return Ok(true);
         }
         if !explicit {
