@@ -220,6 +220,13 @@ pub struct ExportArgs {
     /// third of this. A run that was killed blocks the next one at most this long [default: 10m].
     #[arg(long, env = "AUDITLAKE_LEASE_TTL", value_name = "DURATION")]
     pub lease_ttl: Option<String>,
+
+    /// Re-count the committed windows that ended within this span before the run's end against
+    /// the API (one or two requests per window), and repair those where Zendesk now holds more
+    /// records: records that became visible later than --settle-lag still reach the lake. 0 turns
+    /// it off [default: 1d].
+    #[arg(long, env = "AUDITLAKE_RECHECK", value_name = "DURATION")]
+    pub recheck: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -85,6 +85,7 @@ pub struct FileConfig {
     pub summary_json: Option<PathBuf>,
     pub tmp_dir: Option<PathBuf>,
     pub lease_ttl: Option<String>,
+    pub recheck: Option<String>,
     pub allow_http: Option<bool>,
     pub store_timeout: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -133,12 +134,19 @@ pub struct ExportConfig {
     pub tmp_dir: PathBuf,
     /// How long a lease lasts without renewal (a crashed run blocks the next one this long).
     pub lease_ttl: Duration,
+    /// Committed windows ending within this span before `until` are re-counted against the API
+    /// (zero: never).
+    pub recheck: Duration,
     pub store: StoreOptions,
 }
 
 /// Windows exported at once by default: enough to overlap requests, decoding and uploads; the
 /// request budget, not this, bounds the load on Zendesk.
 const DEFAULT_CONCURRENCY: usize = 4;
+
+/// Recheck the last day by default: Zendesk's late records show up within minutes to hours, and a
+/// daily grid then costs one or two requests per run.
+const DEFAULT_RECHECK: &str = "1d";
 
 /// More windows at once only add memory (each holds an open Parquet row group).
 const MAX_CONCURRENCY: usize = 64;
@@ -329,8 +337,16 @@ pub fn export(
     if lease_ttl < 3 {
         return err("--lease-ttl must be at least 3s");
     }
+    let recheck_text = args
+        .recheck
+        .as_deref()
+        .or(file.recheck.as_deref())
+        .unwrap_or(DEFAULT_RECHECK);
+    let recheck =
+        parse_duration(recheck_text).map_err(|e| ConfigError(format!("--recheck: {e}")))?;
     Ok(ExportConfig {
         lease_ttl: Duration::from_secs(lease_ttl),
+        recheck: Duration::from_secs(recheck),
         store: store(&args.store, file, env)?,
         api,
         filters,

@@ -16,12 +16,14 @@
 //! - [`status`] and [`ops`] serve the other commands; [`simulator`] is the built-in Zendesk.
 
 pub mod cli;
+pub mod commit;
 pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod lease;
 pub mod manifest;
 pub mod ops;
+pub mod recount;
 pub mod route;
 pub mod runner;
 pub mod schema;

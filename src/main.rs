@@ -65,7 +65,11 @@ impl From<RunError> for Failed {
         let code = match &e {
             RunError::Manifest(ManifestError::Mismatch { .. }) | RunError::Client(_) => exit::USAGE,
             RunError::Lease(auditlake::lease::LeaseError::Held { .. }) => exit::LEASE,
-            RunError::Storage(_) | RunError::Manifest(_) | RunError::Lease(_) => exit::DESTINATION,
+            RunError::Commit(e) if !e.is_storage() => exit::LEASE,
+            RunError::Storage(_)
+            | RunError::Manifest(_)
+            | RunError::Lease(_)
+            | RunError::Commit(_) => exit::DESTINATION,
         };
         Failed {
             code,
@@ -331,6 +335,8 @@ fn summary_code(summary: &Summary) -> u8 {
         exit::INTERRUPTED
     } else if summary.lease_lost {
         exit::LEASE
+    } else if summary.store_failed {
+        exit::DESTINATION
     } else if summary.fatal.is_some() {
         exit::ACCESS
     } else if summary.windows_failed > 0 {

@@ -3,11 +3,13 @@
 //! Data first, commit last: a closed window's marker is written with create-if-absent only after
 //! every one of its files is in place, so a window is done exactly when its marker exists. A run
 //! that finds a marker it was about to write (`AlreadyExists`) knows another run finished the
-//! same window.
+//! same window. A repair writes the next *generation* of a window's marker (see
+//! [`layout`](crate::storage::layout)); the highest generation is the window's truth.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::schema::SCHEMA_VERSION;
@@ -17,6 +19,10 @@ use crate::zendesk::Filters;
 
 /// Version of the manifest's own JSON layout.
 const FORMAT: u32 = 1;
+
+/// Markers read at once: a lake of years of hourly windows has tens of thousands, and each is a
+/// small GET whose latency dominates.
+const MARKER_READS: usize = 16;
 
 /// Why the manifest could not be read or written, or does not match this run.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +107,12 @@ pub struct FileEntry {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WindowRecord {
     pub window: String,
+    /// 1 for the first export; each repair writes the next generation.
+    #[serde(default = "first_generation")]
+    pub generation: u32,
+    /// Why this generation was written, for a repair (absent for a first export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub start: String,
     pub end: String,
     pub rows: u64,
@@ -110,11 +122,27 @@ pub struct WindowRecord {
     pub auditlake_version: String,
 }
 
+fn first_generation() -> u32 {
+    1
+}
+
+/// A repair in progress, as journaled before its first file is written.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RepairJournal {
+    pub window: String,
+    pub from_generation: u32,
+    pub to_generation: u32,
+    pub reason: String,
+    pub started_at: String,
+}
+
 impl WindowRecord {
-    /// The record of `window`'s export, completed now.
+    /// The record of `window`'s export (generation 1), completed now.
     pub fn new(window: &Window, files: Vec<FileEntry>) -> WindowRecord {
         WindowRecord {
             window: window.id(),
+            generation: 1,
+            reason: None,
             start: format_rfc3339(window.start),
             end: format_rfc3339(window.end),
             rows: files.iter().map(|f| f.rows).sum(),
@@ -179,40 +207,96 @@ impl Manifest {
 
     /// The starts (UTC seconds) of the done windows, from one listing: no marker is read.
     pub async fn done(&self) -> Result<Vec<i64>, ManifestError> {
-        let paths = self.lake.list(&layout::markers(&self.subdomain)).await?;
-        let mut starts: Vec<i64> = paths
-            .iter()
-            .filter_map(|p| layout::marker_window_id(p).and_then(parse_compact))
-            .collect();
-        starts.sort_unstable();
-        Ok(starts)
+        Ok(self.generations().await?.into_keys().collect())
     }
 
-    /// Every marker, by window start.
-    pub async fn markers(&self) -> Result<BTreeMap<i64, WindowRecord>, ManifestError> {
+    /// The highest marker generation of every done window, by window start, from one listing.
+    pub async fn generations(&self) -> Result<BTreeMap<i64, u32>, ManifestError> {
         let mut out = BTreeMap::new();
         for path in self.lake.list(&layout::markers(&self.subdomain)).await? {
-            let Some(start) = layout::marker_window_id(&path).and_then(parse_compact) else {
-                continue;
-            };
-            if let Some(bytes) = self.lake.read(&path).await? {
-                out.insert(start, parse(&path, &bytes)?);
+            if let Some((start, generation)) = layout::parse_marker(&path) {
+                let highest = out.entry(start).or_insert(generation);
+                *highest = (*highest).max(generation);
             }
         }
         Ok(out)
     }
 
-    /// Marks a closed window done. `AlreadyExisted` means another run committed it first.
+    /// The current marker (highest generation) of every done window, by window start.
+    pub async fn markers(&self) -> Result<BTreeMap<i64, WindowRecord>, ManifestError> {
+        let generations = self.generations().await?;
+        let reads = generations.into_iter().map(|(start, generation)| async move {
+            Ok::<_, ManifestError>((start, self.marker(&named(start), generation).await?))
+        });
+        let mut out = BTreeMap::new();
+        let mut reads = futures::stream::iter(reads).buffer_unordered(MARKER_READS);
+        while let Some(read) = reads.next().await {
+            let (start, record) = read?;
+            if let Some(record) = record {
+                out.insert(start, record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One generation of a window's marker, if it exists.
+    pub async fn marker(
+        &self,
+        window: &Window,
+        generation: u32,
+    ) -> Result<Option<WindowRecord>, ManifestError> {
+        let path = layout::marker(&self.subdomain, window, generation);
+        match self.lake.read(&path).await? {
+            None => Ok(None),
+            Some(bytes) => parse(&path, &bytes).map(Some),
+        }
+    }
+
+    /// Marks a closed window done (or a repair's generation current): creates the marker of
+    /// `record.generation`. `AlreadyExisted` means another run wrote that generation first.
     pub async fn commit(
         &self,
         window: &Window,
         record: &WindowRecord,
     ) -> Result<Created, ManifestError> {
         let body = serde_json::to_vec_pretty(record).expect("plain data serializes");
-        Ok(self
-            .lake
-            .create(&layout::marker(&self.subdomain, window), Bytes::from(body))
-            .await?)
+        let path = layout::marker(&self.subdomain, window, record.generation);
+        Ok(self.lake.create(&path, Bytes::from(body)).await?)
+    }
+
+    /// Journals a repair before its first file is written.
+    pub async fn begin_repair(
+        &self,
+        window: &Window,
+        journal: &RepairJournal,
+    ) -> Result<(), ManifestError> {
+        let body = serde_json::to_vec_pretty(journal).expect("plain data serializes");
+        self.lake
+            .write(
+                &layout::repair_journal(&self.subdomain, window),
+                Bytes::from(body),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a repair's journal once its old files are gone.
+    pub async fn end_repair(&self, window: &Window) -> Result<(), ManifestError> {
+        self.lake
+            .delete(&layout::repair_journal(&self.subdomain, window))
+            .await?;
+        Ok(())
+    }
+
+    /// The starts (UTC seconds) of windows whose repair did not finish.
+    pub async fn unfinished_repairs(&self) -> Result<Vec<i64>, ManifestError> {
+        let paths = self.lake.list(&layout::repairs(&self.subdomain)).await?;
+        let mut starts: Vec<i64> = paths
+            .iter()
+            .filter_map(|p| p.filename()?.strip_suffix(".json").and_then(parse_compact))
+            .collect();
+        starts.sort_unstable();
+        Ok(starts)
     }
 
     /// Records the open window's latest export (informational: never a done marker).
@@ -232,6 +316,12 @@ impl Manifest {
             Some(bytes) => parse(&path, &bytes).map(Some),
         }
     }
+}
+
+/// A window that names a marker: only its start goes into the marker's name (the manifest does
+/// not know the grid; the marker itself records the end).
+fn named(start: i64) -> Window {
+    Window { start, end: start }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(

@@ -1,8 +1,10 @@
 //! The export run: plan windows, export the pending ones with bounded concurrency, commit each
-//! closed window once its files are in place, and report.
+//! closed window once its files are in place, recheck recent windows against the API, and report.
 //!
 //! A window is an atomic unit: it counts only once committed, so dropping in-flight work (Ctrl-C,
-//! SIGTERM, a fatal error elsewhere) is always safe: the next run redoes it from scratch.
+//! SIGTERM, a fatal error elsewhere) is always safe: the next run redoes it from scratch. A
+//! committed window's files change only through a repair ([`crate::commit`]); the open-window
+//! path never touches a window that has a marker.
 
 use std::collections::BTreeSet;
 use std::pin::pin;
@@ -11,19 +13,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use object_store::path::Path;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::commit::{CommitError, Committer};
 use crate::config::ExportConfig;
 use crate::decode::{decode_page, DecodeError};
 use crate::lease::{holder_name, Lease, LeaseError};
-use crate::manifest::{Dataset, FileEntry, Manifest, ManifestError, WindowRecord};
+use crate::manifest::{Dataset, Manifest, ManifestError, WindowRecord};
+use crate::recount::count_window;
 use crate::route::{RouteCounts, RoutedPart, WindowRouter};
 use crate::schema::Schema;
 use crate::storage::part_file::PartError;
-use crate::storage::{layout, Created, Lake, StorageError};
+use crate::storage::{Created, Lake, StorageError};
 use crate::window::{self, Window};
 use crate::zendesk::{pagination, ApiError, Client, Page, PageRequest, RequestBudget};
 
@@ -52,6 +55,25 @@ pub enum WindowError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+impl WindowError {
+    /// Whether the destination failed: the store already retried it, so later windows would
+    /// fail the same way after downloading all their pages. The run stops instead.
+    fn is_storage(&self) -> bool {
+        match self {
+            WindowError::Storage(_) | WindowError::Manifest(ManifestError::Storage(_)) => true,
+            WindowError::Commit(e) => e.is_storage(),
+            _ => false,
+        }
+    }
+
+    /// Whether the run's lease is no longer certainly held.
+    fn is_lease(&self) -> bool {
+        matches!(self, WindowError::Commit(CommitError::Lease(_)))
+    }
 }
 
 /// Why the run as a whole could not go on.
@@ -65,6 +87,8 @@ pub enum RunError {
     Client(String),
     #[error(transparent)]
     Lease(#[from] LeaseError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
 }
 
 /// A failed window, for the summary.
@@ -102,6 +126,17 @@ pub struct Summary {
     pub bytes_received: u64,
     /// Rows the API returned twice within a window (dropped).
     pub duplicates_dropped: u64,
+    /// Committed windows re-counted against the API (`--recheck`).
+    pub windows_rechecked: u64,
+    /// Committed windows replaced by a repair because the API held more records than the lake.
+    pub windows_repaired: u64,
+    /// Committed windows for which the API now returns fewer records than the lake holds: kept
+    /// as they are (an archive does not drop records), reported for a person to look at.
+    pub windows_api_fewer: u64,
+    /// Interrupted repairs that this run finished (see `repair`).
+    pub repairs_converged: u64,
+    /// The destination failed (after the store's own retries): the run stopped scheduling.
+    pub store_failed: bool,
     pub seconds: f64,
     /// A fatal error that stopped the whole run (401, 403).
     pub fatal: Option<String>,
@@ -124,8 +159,7 @@ struct Done {
 struct Context {
     config: ExportConfig,
     client: Client,
-    lake: Lake,
-    manifest: Manifest,
+    committer: Committer,
     fetched: AtomicU64,
 }
 
@@ -163,8 +197,15 @@ pub async fn export(
     .await?;
     let stop_renewing = CancellationToken::new();
     let lost = CancellationToken::new();
+    let fence = lease.fence();
     let renewal = lease.keep(stop_renewing.clone(), lost.clone());
-    let outcome = export_leased(config, lake, cancel, lost.clone(), progress, started).await;
+    let committer = Committer::new(
+        lake.clone(),
+        Manifest::new(lake.clone(), &config.api.subdomain),
+        &config.api.subdomain,
+        fence,
+    );
+    let outcome = export_leased(config, lake, committer, cancel, lost.clone(), progress, started).await;
     stop_renewing.cancel();
     let lease = renewal.await.expect("the renewal task does not panic");
     if !lost.is_cancelled() {
@@ -184,12 +225,13 @@ pub async fn export(
 async fn export_leased(
     config: ExportConfig,
     lake: Lake,
+    committer: Committer,
     cancel: CancellationToken,
     lost: CancellationToken,
     progress: &dyn Progress,
     started: Instant,
 ) -> Result<Summary, RunError> {
-    let manifest = Manifest::new(lake.clone(), &config.api.subdomain);
+    let manifest = committer.manifest().clone();
     manifest
         .pin(&Dataset::new(
             &config.api.subdomain,
@@ -197,7 +239,9 @@ async fn export_leased(
             &config.filters,
         ))
         .await?;
-    let done: BTreeSet<i64> = manifest.done().await?.into_iter().collect();
+    let generations = manifest.generations().await?;
+    let repairs_converged = converge_repairs(&committer, config.grid, &generations).await?;
+    let done: BTreeSet<i64> = generations.keys().copied().collect();
     let plan = window::plan(config.grid, config.since, config.until);
 
     let budget = Arc::new(RequestBudget::new(
@@ -218,6 +262,7 @@ async fn export_leased(
         until: window::format_rfc3339(config.until),
         window: config.grid.to_string(),
         windows_planned: plan.closed.len() as u64,
+        repairs_converged,
         ..Summary::default()
     };
     let mut pending: Vec<(Window, bool)> = Vec::new();
@@ -228,8 +273,15 @@ async fn export_leased(
             pending.push((*w, true));
         }
     }
-    if let Some(open) = plan.open {
-        pending.push((open, false));
+    match plan.open {
+        // The run ends inside a committed window (an earlier --until, a longer --settle-lag, a
+        // clock behind the last run's): that window is done and changes only by repair.
+        Some(open) if done.contains(&open.start) => tracing::info!(
+            window = %open.id(),
+            "the run ends inside a committed window; it is left as committed"
+        ),
+        Some(open) => pending.push((open, false)),
+        None => {}
     }
     tracing::info!(
         subdomain = %config.api.subdomain,
@@ -242,11 +294,11 @@ async fn export_leased(
     progress.start(pending.len() as u64);
 
     let concurrency = config.concurrency;
+    let recheck = recheck_windows(&config, &plan.closed, &done);
     let context = Arc::new(Context {
         config,
         client,
-        lake,
-        manifest,
+        committer,
         fetched: AtomicU64::new(0),
     });
     // Boxed so that dropping it really drops the in-flight windows (a pinned reference would not).
@@ -275,21 +327,18 @@ async fn export_leased(
         match result {
             Ok(done) => record_done(&mut summary, done),
             Err(e) => {
-                summary.windows_failed += 1;
-                tracing::error!(window = %w.id(), error = %e, "window failed");
-                let fatal = matches!(&e, WindowError::Api(api) if api.is_fatal_for_run());
-                summary.failures.push(Failure {
-                    window: w.id(),
-                    error: e.to_string(),
-                });
-                if fatal {
-                    summary.fatal = Some(e.to_string());
+                if record_failure(&mut summary, w, &e) {
                     break;
                 }
             }
         }
     }
     drop(results);
+
+    let stopped = summary.fatal.is_some() || summary.interrupted || lost.is_cancelled();
+    if !stopped && !recheck.is_empty() {
+        recheck_and_repair(&context, &recheck, &cancel, &lost, &mut summary).await;
+    }
 
     let stats = context.client.stats();
     summary.requests = stats.requests.load(Ordering::Relaxed);
@@ -298,6 +347,154 @@ async fn export_leased(
     summary.bytes_received = stats.bytes.load(Ordering::Relaxed);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Finishes the repairs that a crash interrupted, so readers stop seeing two generations.
+async fn converge_repairs(
+    committer: &Committer,
+    grid: window::Grid,
+    generations: &std::collections::BTreeMap<i64, u32>,
+) -> Result<u64, RunError> {
+    let manifest = committer.manifest();
+    let mut converged = 0;
+    for start in manifest.unfinished_repairs().await? {
+        let window = Window {
+            start,
+            end: start + grid.seconds(),
+        };
+        let current = match generations.get(&start) {
+            Some(&generation) => manifest.marker(&window, generation).await?,
+            None => None,
+        };
+        let removed = committer
+            .converge(&window, current.as_ref())
+            .await
+            .map_err(RunError::from)?;
+        tracing::warn!(window = %window.id(), removed, "finished a repair that was interrupted");
+        converged += 1;
+    }
+    Ok(converged)
+}
+
+/// Records a failed window; returns whether the run must stop (access refused, the store down,
+/// the lease no longer held).
+fn record_failure(summary: &mut Summary, w: Window, e: &WindowError) -> bool {
+    summary.windows_failed += 1;
+    tracing::error!(window = %w.id(), error = %e, "window failed");
+    summary.failures.push(Failure {
+        window: w.id(),
+        error: e.to_string(),
+    });
+    if e.is_lease() {
+        summary.lease_lost = true;
+        summary.fatal = Some(e.to_string());
+        return true;
+    }
+    if e.is_storage() {
+        summary.store_failed = true;
+        summary.fatal = Some(format!("the destination failed; no further window was started: {e}"));
+        return true;
+    }
+    if matches!(e, WindowError::Api(api) if api.is_fatal_for_run()) {
+        summary.fatal = Some(e.to_string());
+        return true;
+    }
+    false
+}
+
+/// The committed windows that `--recheck` covers: those ending within the recheck span before
+/// the run's end, committed before this run (a window this run exported is fresh).
+fn recheck_windows(config: &ExportConfig, closed: &[Window], done: &BTreeSet<i64>) -> Vec<Window> {
+    let span = config.recheck.as_secs() as i64;
+    if span == 0 {
+        return Vec::new();
+    }
+    closed
+        .iter()
+        .filter(|w| done.contains(&w.start) && w.end > config.until - span)
+        .copied()
+        .collect()
+}
+
+/// Re-counts `windows` against the API and repairs those where Zendesk now holds more records
+/// than the lake (records that became visible after the settle lag).
+async fn recheck_and_repair(
+    context: &Context,
+    windows: &[Window],
+    cancel: &CancellationToken,
+    lost: &CancellationToken,
+    summary: &mut Summary,
+) {
+    let manifest = context.committer.manifest();
+    let generations = match manifest.generations().await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the markers to recheck");
+            summary.store_failed = true;
+            summary.fatal = Some(e.to_string());
+            return;
+        }
+    };
+    for window in windows {
+        if cancel.is_cancelled() || lost.is_cancelled() {
+            summary.interrupted |= cancel.is_cancelled();
+            return;
+        }
+        let outcome = recheck_one(context, window, generations.get(&window.start).copied()).await;
+        summary.windows_rechecked += 1;
+        match outcome {
+            Ok(Recheck::Same) => {}
+            Ok(Recheck::Repaired { lake, api }) => {
+                summary.windows_repaired += 1;
+                tracing::warn!(window = %window.id(), lake, api, "recheck: Zendesk holds more records than the lake; window repaired");
+            }
+            Ok(Recheck::ApiFewer { lake, api }) => {
+                summary.windows_api_fewer += 1;
+                tracing::warn!(window = %window.id(), lake, api, "recheck: Zendesk now returns fewer records than the lake holds; the lake keeps them");
+            }
+            Err(e) => {
+                if record_failure(summary, *window, &e) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What a recheck found.
+enum Recheck {
+    Same,
+    Repaired { lake: u64, api: u64 },
+    ApiFewer { lake: u64, api: u64 },
+}
+
+async fn recheck_one(
+    context: &Context,
+    window: &Window,
+    generation: Option<u32>,
+) -> Result<Recheck, WindowError> {
+    let manifest = context.committer.manifest();
+    let Some(current) = (match generation {
+        Some(g) => manifest.marker(window, g).await?,
+        None => None,
+    }) else {
+        return Ok(Recheck::Same);
+    };
+    let api = count_window(&context.client, &context.config.filters, window).await?;
+    let lake = current.rows;
+    if api == lake {
+        return Ok(Recheck::Same);
+    }
+    if api < lake {
+        return Ok(Recheck::ApiFewer { lake, api });
+    }
+    let (parts, _) = fetch_window(context, *window, &NoProgress).await?;
+    let reason = format!("recheck: the API held {api} records, the lake {lake}");
+    context
+        .committer
+        .replace(window, &current, parts, &reason)
+        .await?;
+    Ok(Recheck::Repaired { lake, api })
 }
 
 fn record_done(summary: &mut Summary, done: Done) {
@@ -339,25 +536,12 @@ async fn export_window(
     closed: bool,
     progress: &dyn Progress,
 ) -> Result<Done, WindowError> {
-    let mut restarts = 0;
-    let (parts, counts) = loop {
-        match fetch_and_encode(context, window, progress).await {
-            Err(WindowError::Api(ApiError::CursorRefused { url, .. }))
-                if restarts < MAX_WINDOW_RESTARTS =>
-            {
-                restarts += 1;
-                tracing::warn!(window = %window.id(), url = %url, restarts, "cursor refused; restarting the window");
-            }
-            other => break other?,
-        }
-    };
-    let files = upload(context, window, parts).await?;
-    let record = WindowRecord::new(&window, files);
-    let committed = if closed {
-        context.manifest.commit(&window, &record).await? == Created::Created
+    let (parts, counts) = fetch_window(context, window, progress).await?;
+    let (record, committed) = if closed {
+        let (record, created) = context.committer.commit_closed(&window, parts).await?;
+        (record, created == Created::Created)
     } else {
-        context.manifest.record_open(&record).await?;
-        false
+        (context.committer.refresh_open(&window, parts).await?, false)
     };
     Ok(Done {
         window,
@@ -366,6 +550,27 @@ async fn export_window(
         record,
         counts,
     })
+}
+
+/// Fetches and encodes a window's records into temporary part files, restarting from the first
+/// page if the API refuses a cursor.
+async fn fetch_window(
+    context: &Context,
+    window: Window,
+    progress: &dyn Progress,
+) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
+    let mut restarts = 0;
+    loop {
+        match fetch_and_encode(context, window, progress).await {
+            Err(WindowError::Api(ApiError::CursorRefused { url, .. }))
+                if restarts < MAX_WINDOW_RESTARTS =>
+            {
+                restarts += 1;
+                tracing::warn!(window = %window.id(), url = %url, restarts, "cursor refused; restarting the window");
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Fetches the window's pages and, on a blocking thread, decodes and writes them to temporary
@@ -430,39 +635,4 @@ async fn fetch_and_encode(
     let encoded = encoder.await.expect("the encoder thread does not panic");
     fetched?;
     encoded
-}
-
-/// Uploads a window's parts, then removes any part of the same window that this attempt did not
-/// write (left by an earlier, crashed attempt, or by an open window that since shrank).
-async fn upload(
-    context: &Context,
-    window: Window,
-    parts: Vec<RoutedPart>,
-) -> Result<Vec<FileEntry>, WindowError> {
-    let subdomain = &context.config.api.subdomain;
-    let mut files = Vec::with_capacity(parts.len());
-    for part in parts {
-        let path = layout::part_file(subdomain, part.day, &window, part.seq);
-        context.lake.upload_file(&path, part.part.file).await?;
-        files.push(FileEntry {
-            path: path.to_string(),
-            rows: part.part.rows,
-            bytes: part.part.bytes,
-        });
-    }
-    let written: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    for day in window.days() {
-        for path in context
-            .lake
-            .list(&layout::partition(subdomain, day))
-            .await?
-        {
-            if layout::is_part_of(&path, &window) && !written.contains(path.as_ref()) {
-                tracing::info!(path = %path, "removing a stale part of this window");
-                context.lake.delete(&Path::from(path.as_ref())).await?;
-            }
-        }
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
 }

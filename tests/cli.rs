@@ -247,6 +247,9 @@ fn export_args(lake: &std::path::Path, base: &str, slow: bool) -> Vec<String> {
         // Short, so that a killed run's lease expires within the test.
         "--lease-ttl",
         "3s",
+        // These tests count the requests of a resumed run; rechecking is tested on its own.
+        "--recheck",
+        "0",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -2,12 +2,20 @@
 //! paths, relative to the destination's root. Writers receive these paths; they never build them.
 //!
 //! ```text
-//! subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-<n>.parquet   data, Hive-partitioned
-//! _auditlake/subdomain=SUB/dataset.json                             what the dataset is (pinned)
-//! _auditlake/subdomain=SUB/windows/<window>.json                    one marker per closed window
-//! _auditlake/subdomain=SUB/open.json                                the open window's last export
+//! subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-<n>.parquet       data, Hive-partitioned
+//! subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-g<G>-<n>.parquet  generation G (G >= 2) of a repaired window
+//! _auditlake/subdomain=SUB/dataset.json                                 what the dataset is (pinned)
+//! _auditlake/subdomain=SUB/windows/<window>.json                        marker of a closed window (generation 1)
+//! _auditlake/subdomain=SUB/windows/<window>.g<G>.json                   marker generation G, written by a repair
+//! _auditlake/subdomain=SUB/repairs/<window>.json                        a repair in progress (its journal)
+//! _auditlake/subdomain=SUB/open.json                                    the open window's last export
 //! ```
 //! The leading underscore hides the manifest from Hive, Athena, Spark and DuckDB's globbing.
+//!
+//! Generations: a committed window's files are never rewritten in place. A repair writes the
+//! next generation's files under new names, then that generation's marker, then removes the old
+//! files, so at every moment the highest marker names a complete set of files. Generation 1 keeps
+//! the names auditlake 0.1 wrote, so existing lakes stay valid.
 
 use chrono::NaiveDate;
 use object_store::path::Path;
@@ -25,24 +33,77 @@ pub fn partition(subdomain: &str, day: NaiveDate) -> Path {
     ))
 }
 
-/// The file name prefix shared by every part of one window; deterministic, so a rerun of the
-/// window writes the same names and replaces rather than adds.
-pub fn part_prefix(window: &Window) -> String {
-    format!("part-{}-", window.id())
+/// The data folder of one subdomain: every part file of the subdomain is below it.
+pub fn data(subdomain: &str) -> Path {
+    Path::from(format!("subdomain={subdomain}"))
 }
 
-/// The path of part `seq` of `window` in the partition of `day`.
-pub fn part_file(subdomain: &str, day: NaiveDate, window: &Window, seq: u32) -> Path {
-    partition(subdomain, day).join(format!("{}{seq}.parquet", part_prefix(window)))
+/// The file name prefix shared by every part of one generation of a window; deterministic, so a
+/// rerun of the window writes the same names and replaces rather than adds.
+fn part_prefix(window: &Window, generation: u32) -> String {
+    if generation <= 1 {
+        format!("part-{}-", window.id())
+    } else {
+        format!("part-{}-g{generation}-", window.id())
+    }
 }
 
-/// Whether `path` is a part file written for `window` (by this or any earlier attempt).
-pub fn is_part_of(path: &Path, window: &Window) -> bool {
-    path.filename().is_some_and(|name| {
-        name.strip_prefix(&part_prefix(window))
-            .and_then(|rest| rest.strip_suffix(".parquet"))
-            .is_some_and(|seq| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()))
+/// The path of part `seq` of generation `generation` of `window` in the partition of `day`.
+pub fn part_file(
+    subdomain: &str,
+    day: NaiveDate,
+    window: &Window,
+    generation: u32,
+    seq: u32,
+) -> Path {
+    partition(subdomain, day).join(format!("{}{seq}.parquet", part_prefix(window, generation)))
+}
+
+/// What a part file's name says: its window (as [`Window::id`]), generation and sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartName<'a> {
+    pub window_id: &'a str,
+    pub generation: u32,
+    pub seq: u32,
+}
+
+/// Parses a part file name (`part-<window>-<n>.parquet` or `part-<window>-g<G>-<n>.parquet`).
+pub fn parse_part_name(name: &str) -> Option<PartName<'_>> {
+    let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let (head, seq) = rest.rsplit_once('-')?;
+    let seq = digits(seq)?;
+    let (window_id, generation) = match head.rsplit_once("-g") {
+        Some((id, g)) if digits(g).is_some_and(|g| g >= 2) => (id, digits(g)?),
+        _ => (head, 1),
+    };
+    let valid_id = window_id.len() == 14 && crate::window::parse_compact(window_id).is_some();
+    valid_id.then_some(PartName {
+        window_id,
+        generation,
+        seq,
     })
+}
+
+fn digits(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Whether `path` is a part file written for `window` (of any generation, by any attempt).
+pub fn is_part_of(path: &Path, window: &Window) -> bool {
+    path.filename()
+        .and_then(parse_part_name)
+        .is_some_and(|p| p.window_id == window.id())
+}
+
+/// The final name a local staging file was being written for: `object_store` writes a local
+/// file as `<name>#<n>` and renames it when complete, so a process killed mid-write leaves one
+/// behind, hidden from `object_store`'s own listings.
+pub fn staging_target(name: &str) -> Option<&str> {
+    let (target, n) = name.rsplit_once('#')?;
+    digits(n).map(|_| target)
 }
 
 /// The manifest folder of one subdomain: dataset, markers and lease are per subdomain, so runs for
@@ -61,14 +122,36 @@ pub fn markers(subdomain: &str) -> Path {
     meta(subdomain).join("windows")
 }
 
-/// The marker of a closed window: it exists exactly when the window is done.
-pub fn marker(subdomain: &str, window: &Window) -> Path {
-    markers(subdomain).join(format!("{}.json", window.id()))
+/// The marker of generation `generation` of a closed window: the window is done exactly when
+/// a marker of it exists, and the highest generation names its files.
+pub fn marker(subdomain: &str, window: &Window, generation: u32) -> Path {
+    let name = if generation <= 1 {
+        format!("{}.json", window.id())
+    } else {
+        format!("{}.g{generation}.json", window.id())
+    };
+    markers(subdomain).join(name)
 }
 
-/// The window id a marker path names, if it is a marker.
-pub fn marker_window_id(path: &Path) -> Option<&str> {
-    path.filename()?.strip_suffix(".json")
+/// The window start (UTC seconds) and generation a marker path names, if it is a marker.
+pub fn parse_marker(path: &Path) -> Option<(i64, u32)> {
+    let stem = path.filename()?.strip_suffix(".json")?;
+    let (id, generation) = match stem.split_once(".g") {
+        Some((id, g)) => (id, digits(g).filter(|&g| g >= 2)?),
+        None => (stem, 1),
+    };
+    Some((crate::window::parse_compact(id)?, generation))
+}
+
+/// The folder of repair journals.
+pub fn repairs(subdomain: &str) -> Path {
+    meta(subdomain).join("repairs")
+}
+
+/// The journal of a repair of `window` in progress: written before the repair's first file,
+/// removed after its last step, so a run that finds it knows the window must be converged.
+pub fn repair_journal(subdomain: &str, window: &Window) -> Path {
+    repairs(subdomain).join(format!("{}.json", window.id()))
 }
 
 /// The record of the open window's latest export (for `status`; never a done marker).
@@ -102,17 +185,25 @@ mod tests {
             end: 1_704_153_600,
         };
         assert_eq!(
-            part_file("acme", day("2024-01-01"), &w, 0).as_ref(),
+            part_file("acme", day("2024-01-01"), &w, 1, 0).as_ref(),
             "subdomain=acme/created_date=2024-01-01/part-20240101T0000Z-0.parquet"
         );
         assert_eq!(
-            marker("acme", &w).as_ref(),
+            part_file("acme", day("2024-01-01"), &w, 3, 2).as_ref(),
+            "subdomain=acme/created_date=2024-01-01/part-20240101T0000Z-g3-2.parquet"
+        );
+        assert_eq!(
+            marker("acme", &w, 1).as_ref(),
             "_auditlake/subdomain=acme/windows/20240101T0000Z.json"
         );
         assert_eq!(
-            marker_window_id(&marker("acme", &w)),
-            Some("20240101T0000Z")
+            marker("acme", &w, 2).as_ref(),
+            "_auditlake/subdomain=acme/windows/20240101T0000Z.g2.json"
         );
+        assert_eq!(parse_marker(&marker("acme", &w, 1)), Some((w.start, 1)));
+        assert_eq!(parse_marker(&marker("acme", &w, 7)), Some((w.start, 7)));
+        assert_eq!(parse_marker(&Path::from("x/20240101T0000Z.g1.json")), None);
+        assert_eq!(parse_marker(&Path::from("x/nonsense.json")), None);
         assert_eq!(
             dataset("acme").as_ref(),
             "_auditlake/subdomain=acme/dataset.json"
@@ -129,8 +220,19 @@ mod tests {
             start: 3600,
             end: 7200,
         };
-        let p = part_file("a", day("1970-01-01"), &w, 12);
+        let p = part_file("a", day("1970-01-01"), &w, 1, 12);
         assert!(is_part_of(&p, &w));
+        let g = part_file("a", day("1970-01-01"), &w, 4, 0);
+        assert!(is_part_of(&g, &w));
+        assert!(!is_part_of(&g, &other));
+        assert_eq!(
+            parse_part_name(g.filename().unwrap()),
+            Some(PartName {
+                window_id: "19700101T0000Z",
+                generation: 4,
+                seq: 0
+            })
+        );
         assert!(!is_part_of(&p, &other));
         assert!(!is_part_of(
             &Path::from("x/part-19700101T0000Z-.parquet"),
@@ -140,6 +242,11 @@ mod tests {
             &Path::from("x/part-19700101T0000Z-1.parquet.tmp"),
             &w
         ));
+        assert_eq!(
+            staging_target("part-19700101T0000Z-1.parquet#3"),
+            Some("part-19700101T0000Z-1.parquet")
+        );
+        assert_eq!(staging_target("part-19700101T0000Z-1.parquet"), None);
     }
 
     #[test]
@@ -154,12 +261,22 @@ mod tests {
     proptest! {
         /// Distinct windows never share a part name, so one window's cleanup can't touch another's.
         #[test]
-        fn part_names_never_collide(a in 0i64..10_000_000, b in 0i64..10_000_000, seq in 0u32..1000) {
+        fn part_names_never_collide(a in 0i64..10_000_000, b in 0i64..10_000_000, seq in 0u32..1000, generation in 1u32..50) {
             let wa = Window { start: a * 3600, end: a * 3600 + 3600 };
             let wb = Window { start: b * 3600, end: b * 3600 + 3600 };
-            let p = part_file("s", crate::window::day_of(wa.start), &wa, seq);
+            let p = part_file("s", crate::window::day_of(wa.start), &wa, generation, seq);
             prop_assert!(is_part_of(&p, &wa));
             prop_assert_eq!(is_part_of(&p, &wb), a == b);
+            let parsed = parse_part_name(p.filename().unwrap()).unwrap();
+            prop_assert_eq!((parsed.generation, parsed.seq), (generation, seq));
+        }
+
+        /// No file name, however odd, makes the name parsers panic.
+        #[test]
+        fn name_parsers_never_panic(name in "\\PC{0,40}") {
+            let _ = parse_part_name(&name);
+            let _ = staging_target(&name);
+            let _ = parse_marker(&Path::from(format!("m/{}", name.replace('/', "_"))));
         }
     }
 }

@@ -117,6 +117,18 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    #[error("uploading {path}: {source}")]
+    Upload {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("removing staging leftover {path}: {source}")]
+    Staging {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Whether a create-if-absent write created the object or found it there.
@@ -131,6 +143,9 @@ pub enum Created {
 pub struct Lake {
     store: Arc<dyn ObjectStore>,
     display: String,
+    /// The root directory of a local lake: `object_store` hides its staging files (`name#N`)
+    /// from listings, so finding the leftovers of a killed write needs the directory itself.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl Lake {
@@ -167,6 +182,7 @@ impl Lake {
         Ok(Lake {
             store: Arc::new(store),
             display: root.display().to_string(),
+            local_root: Some(root),
         })
     }
 
@@ -239,6 +255,7 @@ impl Lake {
         Ok(Lake {
             store,
             display: dest.trim_end_matches('/').to_string(),
+            local_root: None,
         })
     }
 
@@ -285,6 +302,7 @@ impl Lake {
         Lake {
             store,
             display: display.into(),
+            local_root: None,
         }
     }
 
@@ -296,23 +314,120 @@ impl Lake {
     /// Streams a finished local file to `path`, replacing any object there. Large files go up as
     /// multipart uploads; a failed upload is aborted so it leaves no parts behind.
     pub async fn upload_file(&self, path: &Path, file: std::fs::File) -> Result<(), StorageError> {
+        use tokio::io::AsyncReadExt;
         let mut reader = tokio::fs::File::from_std(file);
         let mut writer = BufWriter::with_capacity(self.store.clone(), path.clone(), UPLOAD_BUFFER)
             .with_max_concurrency(UPLOAD_CONCURRENCY);
+        // Reading and writing are told apart so that a store outage is named as an upload error,
+        // not as a problem with the local temporary file.
+        let mut chunk = vec![0u8; 256 << 10];
         let copied = async {
-            tokio::io::copy(&mut reader, &mut writer).await?;
-            writer.shutdown().await
-        }
-        .await;
-        if let Err(source) = copied {
-            // Best effort: the upload already failed; the abort only frees staged parts.
-            let _ = writer.abort().await;
-            return Err(StorageError::Local {
+            loop {
+                let n = reader
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|source| StorageError::Local {
+                        path: path.to_string(),
+                        source,
+                    })?;
+                if n == 0 {
+                    break;
+                }
+                writer.write_all(&chunk[..n]).await.map_err(|source| {
+                    StorageError::Upload {
+                        path: path.to_string(),
+                        source,
+                    }
+                })?;
+            }
+            writer.shutdown().await.map_err(|source| StorageError::Upload {
                 path: path.to_string(),
                 source,
-            });
+            })
         }
-        Ok(())
+        .await;
+        if copied.is_err() {
+            // Best effort: the upload already failed; the abort only frees staged parts.
+            let _ = writer.abort().await;
+        }
+        copied
+    }
+
+    /// Reads `range` of an object (for Parquet footers).
+    pub async fn read_range(
+        &self,
+        path: &Path,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, StorageError> {
+        self.store
+            .get_range(path, range)
+            .await
+            .map_err(|source| store_err("read", path, source))
+    }
+
+    /// Every object under `prefix` with its size in bytes.
+    pub async fn list_sized(&self, prefix: &Path) -> Result<Vec<(Path, u64)>, StorageError> {
+        self.store
+            .list(Some(prefix))
+            .map_ok(|meta| (meta.location, meta.size))
+            .try_collect()
+            .await
+            .map_err(|source| store_err("list", prefix, source))
+    }
+
+    /// Staging files left under `prefix` by writes that never finished (a local lake only:
+    /// `object_store` writes `name#N` and renames it when complete; object stores stage
+    /// multipart uploads invisibly and expire them by lifecycle rule). Paths are relative to the
+    /// lake, with the `#N` suffix.
+    pub fn staging_leftovers(&self, prefix: &Path) -> Result<Vec<String>, StorageError> {
+        let Some(root) = &self.local_root else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        let mut folders = vec![root.join(prefix.as_ref())];
+        while let Some(folder) = folders.pop() {
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(StorageError::Staging {
+                        path: folder.display().to_string(),
+                        source,
+                    })
+                }
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    folders.push(path);
+                } else if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| layout::staging_target(n).is_some())
+                {
+                    if let Ok(relative) = path.strip_prefix(root) {
+                        found.push(relative.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Removes a staging leftover found by [`Lake::staging_leftovers`].
+    pub fn remove_staging(&self, relative: &str) -> Result<(), StorageError> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        match std::fs::remove_file(root.join(relative)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StorageError::Staging {
+                path: relative.to_string(),
+                source,
+            }),
+        }
     }
 
     /// Reads a small object, or `None` when it does not exist.

@@ -79,6 +79,7 @@ pub fn export_config(
         pagination: Pagination::Cursor,
         summary_json: None,
         tmp_dir: std::env::temp_dir(),
+        recheck: Duration::ZERO,
         lease_ttl: Duration::from_secs(600),
         store: Default::default(),
     }

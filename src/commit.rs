@@ -1,0 +1,221 @@
+//! Committing a window: its files go up, what they replace goes away, and a marker makes them the
+//! window's truth — one step, in that order (data first, commit last).
+//!
+//! The three ways a window's files change all live here:
+//! - **first export** of a closed window: upload generation 1, remove stale parts of earlier
+//!   attempts, create the marker (create-if-absent). Until the marker exists nothing counts.
+//! - **open window**: upload, remove stale parts, record `open.json`. Never a committed window:
+//!   the runner skips an open window that has a marker, because its files change only by repair.
+//! - **repair**: journal the repair, upload generation N+1 under new names, create marker N+1,
+//!   remove generation N, end the journal. At every moment the highest marker names a complete
+//!   set of files; a crash leaves the journal, and [`Committer::converge`] (run by the next export
+//!   or repair) removes whichever generation the highest marker does not name.
+//!
+//! Every step that writes or deletes first checks the run's lease [`Fence`], so a run that lost
+//! its lease (paused past its expiry) stops before it can touch another run's work.
+
+use std::collections::BTreeSet;
+
+use object_store::path::Path;
+
+use crate::lease::{Fence, LeaseError};
+use crate::manifest::{FileEntry, Manifest, ManifestError, RepairJournal, WindowRecord};
+use crate::route::RoutedPart;
+use crate::storage::{layout, Created, Lake, StorageError};
+use crate::window::{format_rfc3339, Window};
+
+/// Why a commit step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    #[error("window {window}: marker generation {generation} already exists; another run repaired this window at the same time")]
+    Conflict { window: String, generation: u32 },
+}
+
+impl CommitError {
+    /// Whether the destination itself failed (as opposed to the lease or a conflict).
+    pub fn is_storage(&self) -> bool {
+        matches!(
+            self,
+            CommitError::Storage(_) | CommitError::Manifest(ManifestError::Storage(_))
+        )
+    }
+}
+
+/// Commits windows of one subdomain in one lake, fenced by the run's lease.
+#[derive(Clone, Debug)]
+pub struct Committer {
+    lake: Lake,
+    manifest: Manifest,
+    subdomain: String,
+    fence: Fence,
+}
+
+impl Committer {
+    pub fn new(lake: Lake, manifest: Manifest, subdomain: &str, fence: Fence) -> Committer {
+        Committer {
+            lake,
+            manifest,
+            subdomain: subdomain.to_string(),
+            fence,
+        }
+    }
+
+    /// The manifest this committer writes.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The first export of a closed window. `AlreadyExisted` means another run committed it
+    /// first (its marker stands; this attempt's files had the same names and were replaced).
+    pub async fn commit_closed(
+        &self,
+        window: &Window,
+        parts: Vec<RoutedPart>,
+    ) -> Result<(WindowRecord, Created), CommitError> {
+        let files = self.upload(window, 1, parts).await?;
+        self.sweep(window, &files).await?;
+        let record = WindowRecord::new(window, files);
+        self.fence.check()?;
+        let created = self.manifest.commit(window, &record).await?;
+        Ok((record, created))
+    }
+
+    /// Replaces the open window's files with this run's export and records it in `open.json`.
+    /// The caller guarantees the window has no marker.
+    pub async fn refresh_open(
+        &self,
+        window: &Window,
+        parts: Vec<RoutedPart>,
+    ) -> Result<WindowRecord, CommitError> {
+        let files = self.upload(window, 1, parts).await?;
+        self.sweep(window, &files).await?;
+        let record = WindowRecord::new(window, files);
+        self.fence.check()?;
+        self.manifest.record_open(&record).await?;
+        Ok(record)
+    }
+
+    /// Replaces a committed window's files atomically: journal, new generation's files, new
+    /// marker, old files removed, journal ended.
+    pub async fn replace(
+        &self,
+        window: &Window,
+        current: &WindowRecord,
+        parts: Vec<RoutedPart>,
+        reason: &str,
+    ) -> Result<WindowRecord, CommitError> {
+        let generation = current.generation + 1;
+        self.fence.check()?;
+        self.manifest
+            .begin_repair(
+                window,
+                &RepairJournal {
+                    window: window.id(),
+                    from_generation: current.generation,
+                    to_generation: generation,
+                    reason: reason.to_string(),
+                    started_at: format_rfc3339(chrono::Utc::now().timestamp()),
+                },
+            )
+            .await?;
+        let files = self.upload(window, generation, parts).await?;
+        let mut record = WindowRecord::new(window, files);
+        record.generation = generation;
+        record.reason = Some(reason.to_string());
+        self.fence.check()?;
+        if self.manifest.commit(window, &record).await? == Created::AlreadyExisted {
+            return Err(CommitError::Conflict {
+                window: window.id(),
+                generation,
+            });
+        }
+        self.sweep(window, &record.files).await?;
+        self.fence.check()?;
+        self.manifest.end_repair(window).await?;
+        Ok(record)
+    }
+
+    /// Finishes a repair that a crash interrupted: keeps exactly the files the window's current
+    /// marker names (`current`, or none if the window has no marker) and ends the journal.
+    pub async fn converge(
+        &self,
+        window: &Window,
+        current: Option<&WindowRecord>,
+    ) -> Result<u64, CommitError> {
+        let keep = current.map_or(&[][..], |r| r.files.as_slice());
+        let removed = self.sweep(window, keep).await?;
+        self.fence.check()?;
+        self.manifest.end_repair(window).await?;
+        Ok(removed)
+    }
+
+    /// Removes a file that no marker names (found by verify), after checking the lease.
+    pub async fn remove_stray(&self, path: &str) -> Result<(), CommitError> {
+        self.fence.check()?;
+        if layout::staging_target(path).is_some() {
+            self.lake.remove_staging(path)?;
+        } else {
+            self.lake.delete(&Path::from(path)).await?;
+        }
+        Ok(())
+    }
+
+    /// Uploads a window's parts under the names of `generation`.
+    async fn upload(
+        &self,
+        window: &Window,
+        generation: u32,
+        parts: Vec<RoutedPart>,
+    ) -> Result<Vec<FileEntry>, CommitError> {
+        let mut files = Vec::with_capacity(parts.len());
+        for part in parts {
+            let path = layout::part_file(&self.subdomain, part.day, window, generation, part.seq);
+            self.fence.check()?;
+            self.lake.upload_file(&path, part.part.file).await?;
+            files.push(FileEntry {
+                path: path.to_string(),
+                rows: part.part.rows,
+                bytes: part.part.bytes,
+            });
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// Removes every part of `window` (of any generation, by any attempt) that `keep` does not
+    /// name, and the staging leftovers of the window's writes. Returns how many were removed.
+    async fn sweep(&self, window: &Window, keep: &[FileEntry]) -> Result<u64, CommitError> {
+        let keep: BTreeSet<&str> = keep.iter().map(|f| f.path.as_str()).collect();
+        let mut removed = 0;
+        for day in window.days() {
+            let partition = layout::partition(&self.subdomain, day);
+            for path in self.lake.list(&partition).await? {
+                if layout::is_part_of(&path, window) && !keep.contains(path.as_ref()) {
+                    self.fence.check()?;
+                    tracing::info!(path = %path, window = %window.id(), "removing a part this window no longer names");
+                    self.lake.delete(&path).await?;
+                    removed += 1;
+                }
+            }
+            for staged in self.lake.staging_leftovers(&partition)? {
+                let name = staged.rsplit('/').next().unwrap_or(&staged);
+                let of_window = layout::staging_target(name)
+                    .and_then(layout::parse_part_name)
+                    .is_some_and(|p| p.window_id == window.id());
+                if of_window {
+                    self.fence.check()?;
+                    tracing::info!(path = %staged, window = %window.id(), "removing the staging leftover of an interrupted write");
+                    self.lake.remove_staging(&staged)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
