@@ -60,6 +60,12 @@ pub enum Command {
     Export(ExportArgs),
     /// Show what the lake's manifest says: done windows, the open window, gaps, row counts.
     Status(StatusArgs),
+    /// Prove the lake against its markers (and, with --against-api, against Zendesk's counts).
+    /// Exit 0 when clean, 6 when anything differs.
+    Verify(VerifyArgs),
+    /// Re-export the windows verify finds wrong, atomically (new files, then a new marker
+    /// generation, then the old files removed), and remove files that no marker names.
+    Repair(RepairArgs),
     /// Fetch one audit log by id (the API's show operation) and print it as JSON.
     Show(ShowArgs),
     /// List audit logs (the API's list operation) as JSON lines on stdout.
@@ -227,6 +233,61 @@ pub struct ExportArgs {
     /// it off [default: 1d].
     #[arg(long, env = "AUDITLAKE_RECHECK", value_name = "DURATION")]
     pub recheck: Option<String>,
+}
+
+/// What `verify` checks.
+#[derive(Debug, Args, Clone, Default)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The lake: a local path or an object store URL, as for export.
+    #[arg(long, env = "AUDITLAKE_DEST", value_name = "PATH_OR_URL")]
+    pub dest: Option<String>,
+
+    /// Only windows starting at or after this time [default: the lake's first].
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only windows ending at or before this time [default: the lake's last].
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Read every file: ids unique across the lake, every created_at in its window and day
+    /// partition, sort order as declared, schema as in schemas/.
+    #[arg(long)]
+    pub deep: bool,
+
+    /// Also ask Zendesk how many records each committed window holds now (one or two requests
+    /// per window, within the shared request budget); needs credentials as for export.
+    #[arg(long)]
+    pub against_api: bool,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `repair` repairs, and how it re-exports.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub check: VerifyArgs,
+
+    /// List pagination for re-exports: cursor (default) or offset.
+    #[arg(long, env = "AUDITLAKE_PAGINATION", value_enum)]
+    pub pagination: Option<Pagination>,
+
+    /// Directory for temporary Parquet files before upload [default: the system's].
+    #[arg(long, env = "AUDITLAKE_TMP_DIR", value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
+
+    /// How long the repair's lease on (dest, subdomain) lasts without renewal [default: 10m].
+    #[arg(long, env = "AUDITLAKE_LEASE_TTL", value_name = "DURATION")]
+    pub lease_ttl: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -32,9 +32,15 @@ pub enum CommitError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
-    Lease(#[from] LeaseError),
+    Lease(Box<LeaseError>),
     #[error("window {window}: marker generation {generation} already exists; another run repaired this window at the same time")]
     Conflict { window: String, generation: u32 },
+}
+
+impl From<LeaseError> for CommitError {
+    fn from(e: LeaseError) -> Self {
+        CommitError::Lease(Box::new(e))
+    }
 }
 
 impl CommitError {

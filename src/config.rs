@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::cli::{ApiArgs, ExportArgs, FilterArgs, LogFormat, StoreArgs};
+use crate::cli::{ApiArgs, ExportArgs, FilterArgs, LogFormat, RepairArgs, StoreArgs, VerifyArgs};
 use crate::storage::layout::valid_subdomain;
 use crate::storage::StoreOptions;
 use crate::window::{parse_duration, parse_duration_ms, parse_instant, Grid};
@@ -58,7 +58,7 @@ impl Env {
 }
 
 /// The TOML file: every key optional, named like the long flags.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct FileConfig {
     pub subdomain: Option<String>,
@@ -362,6 +362,115 @@ pub fn export(
             .or_else(|| file.summary_json.clone()),
         tmp_dir,
     })
+}
+
+/// Everything `verify` needs.
+#[derive(Clone, Debug)]
+pub struct VerifyConfig {
+    pub dest: String,
+    pub subdomain: String,
+    pub store: StoreOptions,
+    pub options: crate::verify::VerifyOptions,
+    /// Reaching Zendesk, with `--against-api`.
+    pub api: Option<ApiConfig>,
+}
+
+/// Validates `verify`'s settings.
+pub fn verify(
+    args: &VerifyArgs,
+    file: &FileConfig,
+    env: &Env,
+) -> Result<VerifyConfig, ConfigError> {
+    let dest = args
+        .dest
+        .clone()
+        .or_else(|| file.dest.clone())
+        .ok_or_else(|| ConfigError("--dest is required".into()))?;
+    let subdomain = args
+        .api
+        .subdomain
+        .clone()
+        .or_else(|| file.subdomain.clone())
+        .ok_or_else(|| ConfigError("--subdomain is required".into()))?;
+    if !valid_subdomain(&subdomain) {
+        return err(format!(
+            "--subdomain {subdomain:?} is not a Zendesk subdomain"
+        ));
+    }
+    let instant = |flag: &str, text: Option<&String>| -> Result<Option<i64>, ConfigError> {
+        text.map(|t| parse_instant(t).map_err(|e| ConfigError(format!("--{flag}: {e}"))))
+            .transpose()
+    };
+    let since = instant("since", args.since.as_ref())?;
+    let until = instant("until", args.until.as_ref())?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if s >= u {
+            return err("--since must be before --until");
+        }
+    }
+    Ok(VerifyConfig {
+        store: store(&args.store, file, env)?,
+        api: if args.against_api {
+            Some(api(&args.api, file, env)?)
+        } else {
+            None
+        },
+        dest,
+        subdomain,
+        options: crate::verify::VerifyOptions {
+            since,
+            until,
+            deep: args.deep,
+        },
+    })
+}
+
+/// Everything `repair` needs: what to check, and how to re-export (the export's settings; the
+/// grid and filters come from the lake's `dataset.json`).
+#[derive(Clone, Debug)]
+pub struct RepairConfig {
+    pub check: VerifyConfig,
+    pub export: ExportConfig,
+}
+
+/// Validates `repair`'s settings; `now` is the current time in UTC seconds.
+pub fn repair(
+    args: &RepairArgs,
+    file: &FileConfig,
+    env: &Env,
+    now: i64,
+) -> Result<RepairConfig, ConfigError> {
+    let check = verify(&args.check, file, env)?;
+    let export_args = ExportArgs {
+        api: args.check.api.clone(),
+        store: args.check.store.clone(),
+        dest: Some(check.dest.clone()),
+        since: Some(
+            args.check
+                .since
+                .clone()
+                .unwrap_or_else(|| "1970-01-01".into()),
+        ),
+        until: args.check.until.clone(),
+        pagination: args.pagination,
+        tmp_dir: args.tmp_dir.clone(),
+        lease_ttl: args.lease_ttl.clone(),
+        recheck: Some("0".into()),
+        ..ExportArgs::default()
+    };
+    // The file's filters and grid do not apply: a repair uses the ones the lake pinned.
+    let file = FileConfig {
+        filter_action: Vec::new(),
+        filter_source_type: None,
+        filter_source_id: None,
+        filter_actor_id: None,
+        filter_ip_address: None,
+        window: None,
+        settle_lag: Some("0s".into()),
+        ..file.clone()
+    };
+    let export = export(&export_args, &file, env, now)?;
+    Ok(RepairConfig { check, export })
 }
 
 /// Environment prefixes of the clouds' standard variables, as `object_store` reads them.

@@ -30,5 +30,6 @@ pub mod schema;
 pub mod simulator;
 pub mod status;
 pub mod storage;
+pub mod verify;
 pub mod window;
 pub mod zendesk;

@@ -18,7 +18,7 @@ use auditlake::runner::{self, NoProgress, Progress, RunError, Summary};
 use auditlake::storage::{layout, Lake};
 use auditlake::window::parse_instant;
 use auditlake::zendesk::{ApiError, Client, RequestBudget};
-use auditlake::{demo, simulator};
+use auditlake::{demo, simulator, verify};
 
 /// Exit codes, as documented in `--help` and the README.
 mod exit {
@@ -28,6 +28,7 @@ mod exit {
     pub const ACCESS: u8 = 3;
     pub const DESTINATION: u8 = 4;
     pub const LEASE: u8 = 5;
+    pub const NOT_EXACT: u8 = 6;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -66,6 +67,15 @@ impl From<RunError> for Failed {
             RunError::Manifest(ManifestError::Mismatch { .. }) | RunError::Client(_) => exit::USAGE,
             RunError::Lease(auditlake::lease::LeaseError::Held { .. }) => exit::LEASE,
             RunError::Commit(e) if !e.is_storage() => exit::LEASE,
+            RunError::Interrupted => exit::INTERRUPTED,
+            RunError::Verify(auditlake::verify::VerifyError::Api(api))
+                if api.is_fatal_for_run() =>
+            {
+                exit::ACCESS
+            }
+            RunError::Verify(auditlake::verify::VerifyError::Api(_)) => exit::WINDOWS_FAILED,
+            RunError::Verify(auditlake::verify::VerifyError::NoDataset { .. }) => exit::USAGE,
+            RunError::Verify(_) => exit::DESTINATION,
             RunError::Storage(_)
             | RunError::Manifest(_)
             | RunError::Lease(_)
@@ -195,6 +205,62 @@ async fn run(cli: Cli, file: FileConfig, show_progress: bool) -> Result<u8, Fail
                 let _ = write!(out, "{status}");
             }
             Ok(exit::OK)
+        }
+        Command::Verify(args) => {
+            let config = config::verify(&args, &file, &env)?;
+            let lake = Lake::open(&config.dest, &config.store).map_err(|e| Failed {
+                code: exit::DESTINATION,
+                message: e.to_string(),
+            })?;
+            let client = match config.api.clone() {
+                Some(api) => {
+                    let budget =
+                        RequestBudget::new(api.max_requests_per_minute, api.rate_limit_share);
+                    Some(
+                        Client::new(api.client, std::sync::Arc::new(budget)).map_err(|e| {
+                            Failed {
+                                code: exit::USAGE,
+                                message: e,
+                            }
+                        })?,
+                    )
+                }
+                None => None,
+            };
+            let report = verify::verify(&lake, &config.subdomain, &config.options, client.as_ref())
+                .await
+                .map_err(|e| Failed::from(RunError::Verify(e)))?;
+            print_report(&report, args.json, &report);
+            Ok(if report.is_clean() {
+                exit::OK
+            } else {
+                exit::NOT_EXACT
+            })
+        }
+        Command::Repair(args) => {
+            let now = chrono::Utc::now().timestamp();
+            let config = config::repair(&args, &file, &env, now)?;
+            let outcome = runner::repair(config, cancel_on_signals()).await?;
+            print_report(&outcome, args.check.json, &outcome.after);
+            if !cli.quiet && !args.check.json {
+                eprintln!(
+                    "auditlake: repair: {} window(s) re-exported, {} file(s) removed, {} interrupted repair(s) finished, {} failed",
+                    outcome.windows_repaired.len(),
+                    outcome.files_removed,
+                    outcome.repairs_converged,
+                    outcome.failures.len()
+                );
+                for failure in &outcome.failures {
+                    eprintln!("  failed {}: {}", failure.window, failure.error);
+                }
+            }
+            Ok(if !outcome.failures.is_empty() {
+                exit::WINDOWS_FAILED
+            } else if outcome.after.is_clean() {
+                exit::OK
+            } else {
+                exit::NOT_EXACT
+            })
         }
         Command::Show(args) => {
             let client = client(&args.api, &file, &env)?;
@@ -328,6 +394,17 @@ fn client(args: &auditlake::cli::ApiArgs, file: &FileConfig, env: &Env) -> Resul
         code: exit::USAGE,
         message: e,
     })
+}
+
+/// Prints a verify report (or a repair's outcome) on stdout: JSON, or the report for people.
+fn print_report<T: serde::Serialize>(value: &T, json: bool, report: &verify::Report) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let text = serde_json::to_string_pretty(value).expect("plain data serializes");
+        let _ = writeln!(out, "{text}");
+    } else {
+        let _ = write!(out, "{report}");
+    }
 }
 
 fn summary_code(summary: &Summary) -> u8 {

@@ -225,9 +225,11 @@ impl Manifest {
     /// The current marker (highest generation) of every done window, by window start.
     pub async fn markers(&self) -> Result<BTreeMap<i64, WindowRecord>, ManifestError> {
         let generations = self.generations().await?;
-        let reads = generations.into_iter().map(|(start, generation)| async move {
-            Ok::<_, ManifestError>((start, self.marker(&named(start), generation).await?))
-        });
+        let reads = generations
+            .into_iter()
+            .map(|(start, generation)| async move {
+                Ok::<_, ManifestError>((start, self.marker(&named(start), generation).await?))
+            });
         let mut out = BTreeMap::new();
         let mut reads = futures::stream::iter(reads).buffer_unordered(MARKER_READS);
         while let Some(read) = reads.next().await {

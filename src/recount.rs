@@ -126,10 +126,11 @@ async fn list_whole(client: &Client, filters: &Filters, window: &Window) -> Resu
     let mut pages = pin!(pagination::pages(client.clone(), request));
     while let Some(page) = pages.next().await {
         let page = page?;
-        let parsed: AnyPage = serde_json::from_slice(&page.body).map_err(|e| ApiError::Protocol {
-            url: format!("list page {}", page.number),
-            reason: e.to_string(),
-        })?;
+        let parsed: AnyPage =
+            serde_json::from_slice(&page.body).map_err(|e| ApiError::Protocol {
+                url: format!("list page {}", page.number),
+                reason: e.to_string(),
+            })?;
         ids.extend(
             parsed
                 .audit_logs

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::commit::{CommitError, Committer};
-use crate::config::ExportConfig;
+use crate::config::{ExportConfig, RepairConfig};
 use crate::decode::{decode_page, DecodeError};
 use crate::lease::{holder_name, Lease, LeaseError};
 use crate::manifest::{Dataset, Manifest, ManifestError, WindowRecord};
@@ -27,6 +27,7 @@ use crate::route::{RouteCounts, RoutedPart, WindowRouter};
 use crate::schema::Schema;
 use crate::storage::part_file::PartError;
 use crate::storage::{Created, Lake, StorageError};
+use crate::verify::{verify, Report, VerifyError};
 use crate::window::{self, Window};
 use crate::zendesk::{pagination, ApiError, Client, Page, PageRequest, RequestBudget};
 
@@ -89,6 +90,10 @@ pub enum RunError {
     Lease(#[from] LeaseError),
     #[error(transparent)]
     Commit(#[from] CommitError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("interrupted; an unfinished repair is finished by the next export or repair")]
+    Interrupted,
 }
 
 /// A failed window, for the summary.
@@ -205,7 +210,16 @@ pub async fn export(
         &config.api.subdomain,
         fence,
     );
-    let outcome = export_leased(config, lake, committer, cancel, lost.clone(), progress, started).await;
+    let outcome = export_leased(
+        config,
+        lake,
+        committer,
+        cancel,
+        lost.clone(),
+        progress,
+        started,
+    )
+    .await;
     stop_renewing.cancel();
     let lease = renewal.await.expect("the renewal task does not panic");
     if !lost.is_cancelled() {
@@ -349,6 +363,178 @@ async fn export_leased(
     Ok(summary)
 }
 
+/// What `repair` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairOutcome {
+    /// What verify found before repairing.
+    pub before: Report,
+    /// Windows re-exported under a new generation.
+    pub windows_repaired: Vec<String>,
+    /// Files removed because no marker named them.
+    pub files_removed: u64,
+    /// Interrupted repairs finished first.
+    pub repairs_converged: u64,
+    /// Windows that could not be repaired, with why.
+    pub failures: Vec<Failure>,
+    /// What verify found after repairing (lake only: the API is not asked twice).
+    pub after: Report,
+    pub requests: u64,
+}
+
+/// Repairs what verify finds wrong: removes files no marker names and re-exports damaged
+/// windows (and, with `--against-api`, windows where Zendesk holds more records), each replaced
+/// atomically, under the lease.
+pub async fn repair(
+    config: RepairConfig,
+    cancel: CancellationToken,
+) -> Result<RepairOutcome, RunError> {
+    let mut export_config = config.export;
+    let lake = Lake::open(&export_config.dest, &export_config.store)?;
+    lake.verify_conditional_create().await?;
+    let subdomain = config.check.subdomain.clone();
+    let manifest = Manifest::new(lake.clone(), &subdomain);
+    let dataset = manifest.dataset().await?.ok_or_else(|| {
+        RunError::Verify(VerifyError::NoDataset {
+            dest: lake.display().to_string(),
+            subdomain: subdomain.clone(),
+        })
+    })?;
+    export_config.grid = window::Grid::parse(&dataset.window)
+        .map_err(|_| RunError::Verify(VerifyError::Grid(dataset.window.clone())))?;
+    export_config.filters = dataset.filters.clone();
+    export_config.api.subdomain = subdomain.clone();
+
+    let lease = Lease::acquire(&lake, &subdomain, export_config.lease_ttl, &holder_name()).await?;
+    let stop_renewing = CancellationToken::new();
+    let lost = CancellationToken::new();
+    let committer = Committer::new(lake.clone(), manifest, &subdomain, lease.fence());
+    let renewal = lease.keep(stop_renewing.clone(), lost.clone());
+    let outcome = tokio::select! {
+        outcome = repair_leased(export_config, &config.check, lake, committer) => outcome,
+        () = cancel.cancelled() => Err(RunError::Interrupted),
+        () = lost.cancelled() => Err(RunError::Lease(LeaseError::Lost {
+            subdomain: subdomain.clone(),
+            holder: "another run".into(),
+        })),
+    };
+    stop_renewing.cancel();
+    let lease = renewal.await.expect("the renewal task does not panic");
+    if !lost.is_cancelled() {
+        if let Err(e) = lease.release().await {
+            tracing::warn!(error = %e, "could not release the lease; it expires by itself");
+        }
+    }
+    outcome
+}
+
+async fn repair_leased(
+    config: ExportConfig,
+    check: &crate::config::VerifyConfig,
+    lake: Lake,
+    committer: Committer,
+) -> Result<RepairOutcome, RunError> {
+    let manifest = committer.manifest().clone();
+    let generations = manifest.generations().await?;
+    let repairs_converged = converge_repairs(&committer, config.grid, &generations).await?;
+    let budget = Arc::new(RequestBudget::new(
+        config.api.max_requests_per_minute,
+        config.api.rate_limit_share,
+    ));
+    let client = Client::new(config.api.client.clone(), budget).map_err(RunError::Client)?;
+    let api = check.api.is_some().then_some(&client);
+    let before = verify(&lake, &check.subdomain, &check.options, api).await?;
+
+    let mut files_removed = 0;
+    for path in before.files_to_remove() {
+        tracing::info!(path, "removing a file that no marker names");
+        committer.remove_stray(path).await?;
+        files_removed += 1;
+    }
+    let context = Context {
+        config,
+        client,
+        committer,
+        fetched: AtomicU64::new(0),
+    };
+    let mut windows_repaired = Vec::new();
+    let mut failures = Vec::new();
+    for start in before.windows_to_reexport() {
+        let window = Window {
+            start,
+            end: start + context.config.grid.seconds(),
+        };
+        let kinds: BTreeSet<String> = before
+            .findings
+            .iter()
+            .filter(|f| f.window.as_deref() == Some(window.id().as_str()))
+            .map(|f| format!("{:?}", f.kind))
+            .collect();
+        let reason = format!(
+            "repair: {}",
+            kinds.into_iter().collect::<Vec<_>>().join(", ")
+        );
+        match repair_window(&context, &window, generations.get(&start).copied(), &reason).await {
+            Ok(record) => {
+                tracing::info!(window = %window.id(), generation = record.generation, rows = record.rows, "window repaired");
+                windows_repaired.push(window.id());
+            }
+            Err(e) => {
+                tracing::error!(window = %window.id(), error = %e, "window not repaired");
+                let stop = e.is_storage()
+                    || e.is_lease()
+                    || matches!(&e, WindowError::Api(a) if a.is_fatal_for_run());
+                failures.push(Failure {
+                    window: window.id(),
+                    error: e.to_string(),
+                });
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    let after = verify(&lake, &check.subdomain, &check.options, None).await?;
+    Ok(RepairOutcome {
+        before,
+        windows_repaired,
+        files_removed,
+        repairs_converged,
+        failures,
+        after,
+        requests: context.client.stats().requests.load(Ordering::Relaxed),
+    })
+}
+
+/// Re-exports one committed window and replaces it atomically.
+async fn repair_window(
+    context: &Context,
+    window: &Window,
+    generation: Option<u32>,
+    reason: &str,
+) -> Result<WindowRecord, WindowError> {
+    let generation = generation.unwrap_or(1);
+    let manifest = context.committer.manifest();
+    // A marker that does not parse still has a generation: the repair writes the next one.
+    let current = match manifest.marker(window, generation).await {
+        Ok(Some(record)) => record,
+        Ok(None) | Err(ManifestError::Corrupt { .. }) => {
+            let mut placeholder = WindowRecord::new(window, Vec::new());
+            placeholder.generation = generation;
+            placeholder
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (parts, _) = fetch_window(context, *window, &NoProgress).await?;
+    let rows: u64 = parts.iter().map(|p| p.part.rows).sum();
+    if rows < current.rows {
+        tracing::warn!(window = %window.id(), before = current.rows, now = rows, "the re-export holds fewer records than the window's marker recorded");
+    }
+    Ok(context
+        .committer
+        .replace(window, &current, parts, reason)
+        .await?)
+}
+
 /// Finishes the repairs that a crash interrupted, so readers stop seeing two generations.
 async fn converge_repairs(
     committer: &Committer,
@@ -392,7 +578,9 @@ fn record_failure(summary: &mut Summary, w: Window, e: &WindowError) -> bool {
     }
     if e.is_storage() {
         summary.store_failed = true;
-        summary.fatal = Some(format!("the destination failed; no further window was started: {e}"));
+        summary.fatal = Some(format!(
+            "the destination failed; no further window was started: {e}"
+        ));
         return true;
     }
     if matches!(e, WindowError::Api(api) if api.is_fatal_for_run()) {

@@ -196,6 +196,15 @@ impl Simulator {
         self.shared.stats.snapshot()
     }
 
+    /// Makes records created at or after `from` invisible to list and show until called again
+    /// with `None`: records that arrive late, after an export already closed their window.
+    pub fn hide_from(&self, from: Option<DateTime<Utc>>) {
+        let t = from.map_or(i64::MAX, |t| t.timestamp());
+        self.shared
+            .hidden_from
+            .store(t, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Zeroes the counters and forgets recorded list windows. The fault draw sequence and the
     /// rate-limit state are not reset.
     pub fn reset_stats(&self) {

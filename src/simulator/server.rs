@@ -46,6 +46,9 @@ pub(crate) struct Shared {
     pub windows: Mutex<Vec<(i64, i64)>>,
     bearer: Option<String>,
     basic: Option<String>,
+    /// Records created at or after this unix second are invisible (see
+    /// [`Simulator::hide_from`](super::Simulator::hide_from)); `i64::MAX`: none hidden.
+    pub hidden_from: AtomicI64,
 }
 
 impl Shared {
@@ -68,6 +71,7 @@ impl Shared {
             windows: Mutex::new(Vec::new()),
             bearer,
             basic,
+            hidden_from: AtomicI64::new(i64::MAX),
         }
     }
 
@@ -113,13 +117,19 @@ impl Shared {
 
     /// Last position (exclusive) visible at `now_ms` under late arrival.
     fn visible_end(&self, now_ms: i64) -> usize {
-        match self.cfg.faults.late_arrival {
+        let hidden_from = self.hidden_from.load(Ordering::Relaxed);
+        let held_back = if hidden_from == i64::MAX {
+            self.account.len()
+        } else {
+            self.account.lower_bound(hidden_from)
+        };
+        held_back.min(match self.cfg.faults.late_arrival {
             None => self.account.len(),
             Some(lag) => {
                 let cutoff = (now_ms - lag.as_millis() as i64).div_euclid(1000);
                 self.account.lower_bound(cutoff.saturating_add(1))
             }
-        }
+        })
     }
 
     fn cursor(&self, pos: usize, now_ms: i64) -> String {

@@ -333,17 +333,21 @@ impl Lake {
                 if n == 0 {
                     break;
                 }
-                writer.write_all(&chunk[..n]).await.map_err(|source| {
-                    StorageError::Upload {
+                writer
+                    .write_all(&chunk[..n])
+                    .await
+                    .map_err(|source| StorageError::Upload {
                         path: path.to_string(),
                         source,
-                    }
-                })?;
+                    })?;
             }
-            writer.shutdown().await.map_err(|source| StorageError::Upload {
-                path: path.to_string(),
-                source,
-            })
+            writer
+                .shutdown()
+                .await
+                .map_err(|source| StorageError::Upload {
+                    path: path.to_string(),
+                    source,
+                })
         }
         .await;
         if copied.is_err() {

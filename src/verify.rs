@@ -1,0 +1,695 @@
+//! Proof that the lake is whole: the lake against its markers, and against the API.
+//!
+//! - **Default** (cheap: one listing and a footer read per file): every committed window's files
+//!   exist with the recorded sizes and row counts (from the Parquet footers) in a partition of
+//!   the window's days; no part file outside a committed window but the open window's; no staging
+//!   leftovers; `dataset.json` and the markers parse.
+//! - **Deep** (reads every file): ids unique within and across windows, every `created_at` inside
+//!   its window and its day partition, sort order as declared, schema equal to `schemas/`.
+//! - **Against the API**: the number of records Zendesk returns now for each committed window
+//!   ([`crate::recount`]), against the lake's.
+//!
+//! Each finding names its window and file, and says whether a repair re-exports the window.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{
+    DataType, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use serde::Serialize;
+
+use crate::manifest::{Manifest, ManifestError, WindowRecord};
+use crate::recount::count_window;
+use crate::schema::Schema;
+use crate::storage::{layout, Lake, StorageError};
+use crate::window::{day_of, parse_compact, Grid, Window};
+use crate::zendesk::{ApiError, Client};
+
+/// Files whose footers are read at once: each is one or two small ranged reads.
+const FOOTER_READS: usize = 16;
+
+/// Why verification could not run (as opposed to what it found).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("no auditlake dataset for subdomain {subdomain:?} at {dest}: nothing to verify (is --dest or --subdomain wrong?)")]
+    NoDataset { dest: String, subdomain: String },
+    #[error("dataset.json names window grid {0:?}, which this auditlake does not understand")]
+    Grid(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// What verify looks at.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// Only windows starting at or after this (UTC seconds).
+    pub since: Option<i64>,
+    /// Only windows ending at or before this (UTC seconds).
+    pub until: Option<i64>,
+    /// Read every file.
+    pub deep: bool,
+}
+
+/// A kind of problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A file a marker names is not in the lake.
+    MissingFile,
+    /// A file's size differs from its marker's.
+    WrongSize,
+    /// A file's row count (footer) differs from its marker's.
+    WrongRows,
+    /// A file is not readable Parquet.
+    Unreadable,
+    /// A file sits in a day partition outside its window.
+    WrongPartition,
+    /// A marker or `open.json` does not parse.
+    CorruptManifest,
+    /// A part file that no marker (nor the open window) names: every reader would count it.
+    Stray,
+    /// A staging leftover of an interrupted write.
+    Staging,
+    /// An id appears twice (deep).
+    DuplicateId,
+    /// A row's `created_at` is outside its window (deep).
+    OutsideWindow,
+    /// A row's UTC day differs from its partition (deep).
+    WrongDay,
+    /// A file declares a sort order its rows do not follow (deep).
+    NotSorted,
+    /// A file's schema differs from `schemas/` (deep).
+    WrongSchema,
+    /// Zendesk returns more records for the window than the lake holds.
+    ApiMore,
+    /// Zendesk returns fewer records for the window than the lake holds.
+    ApiFewer,
+}
+
+impl Kind {
+    /// Whether a repair re-exports the window this finding is about. Strays and staging
+    /// leftovers are removed instead; fewer records at Zendesk than in the lake are only
+    /// reported (an archive keeps what it holds).
+    pub fn needs_reexport(self) -> bool {
+        !matches!(self, Kind::Stray | Kind::Staging | Kind::ApiFewer)
+    }
+}
+
+/// One problem, named by window and file.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: Kind,
+    /// The window's id (`YYYYMMDDTHHMMZ`), when the problem belongs to one.
+    pub window: Option<String>,
+    /// The file, relative to the lake.
+    pub path: Option<String>,
+    pub detail: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.kind)?;
+        if let Some(w) = &self.window {
+            write!(f, " window {w}")?;
+        }
+        if let Some(p) = &self.path {
+            write!(f, " file {p}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// One committed window, as checked.
+#[derive(Clone, Debug, Serialize)]
+pub struct WindowCheck {
+    pub window: String,
+    pub start: i64,
+    pub end: i64,
+    pub generation: u32,
+    /// Rows the marker records.
+    pub lake_rows: u64,
+    /// Rows Zendesk returns now (with `--against-api`).
+    pub api_rows: Option<u64>,
+    pub problems: Vec<Kind>,
+}
+
+/// What verify found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub subdomain: String,
+    pub dest: String,
+    pub deep: bool,
+    pub against_api: bool,
+    pub windows_checked: u64,
+    pub files_checked: u64,
+    pub rows: u64,
+    pub windows: Vec<WindowCheck>,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Whether the lake is exactly what its markers (and the API, if asked) say.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// The committed windows a repair re-exports, by start.
+    pub fn windows_to_reexport(&self) -> BTreeSet<i64> {
+        let by_id: HashMap<&str, i64> = self
+            .windows
+            .iter()
+            .map(|w| (w.window.as_str(), w.start))
+            .collect();
+        self.findings
+            .iter()
+            .filter(|f| f.kind.needs_reexport())
+            .filter_map(|f| by_id.get(f.window.as_deref()?).copied())
+            .collect()
+    }
+
+    /// Files that no marker names (strays and staging leftovers): a repair removes them.
+    pub fn files_to_remove(&self) -> Vec<&str> {
+        self.findings
+            .iter()
+            .filter(|f| matches!(f.kind, Kind::Stray | Kind::Staging))
+            .filter_map(|f| f.path.as_deref())
+            .collect()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match (self.deep, self.against_api) {
+            (true, true) => "deep, against the API",
+            (true, false) => "deep",
+            (false, true) => "against the API",
+            (false, false) => "files and footers",
+        };
+        writeln!(
+            f,
+            "{} {} ({mode}): {} windows, {} files, {} rows",
+            self.dest, self.subdomain, self.windows_checked, self.files_checked, self.rows
+        )?;
+        let troubled: Vec<&WindowCheck> = self
+            .windows
+            .iter()
+            .filter(|w| !w.problems.is_empty())
+            .collect();
+        if !troubled.is_empty() {
+            writeln!(
+                f,
+                "{:<16} {:>10} {:>10}  problem",
+                "window", "lake rows", "api rows"
+            )?;
+            for w in troubled {
+                let problems: BTreeSet<Kind> = w.problems.iter().copied().collect();
+                let problems: Vec<String> = problems.iter().map(|k| format!("{k:?}")).collect();
+                let api = w.api_rows.map_or("-".to_string(), |n| n.to_string());
+                writeln!(
+                    f,
+                    "{:<16} {:>10} {:>10}  {}",
+                    w.window,
+                    w.lake_rows,
+                    api,
+                    problems.join(", ")
+                )?;
+            }
+        }
+        for finding in &self.findings {
+            writeln!(f, "  {finding}")?;
+        }
+        if self.is_clean() {
+            writeln!(f, "clean: the lake is exactly what its markers say")
+        } else {
+            writeln!(
+                f,
+                "{} problem(s); `auditlake repair` re-exports damaged windows and removes files no marker names",
+                self.findings.len()
+            )
+        }
+    }
+}
+
+/// Verifies one subdomain of a lake. `api` asks Zendesk for each window's count.
+pub async fn verify(
+    lake: &Lake,
+    subdomain: &str,
+    options: &VerifyOptions,
+    api: Option<&Client>,
+) -> Result<Report, VerifyError> {
+    let manifest = Manifest::new(lake.clone(), subdomain);
+    let Some(dataset) = manifest.dataset().await? else {
+        return Err(VerifyError::NoDataset {
+            dest: lake.display().to_string(),
+            subdomain: subdomain.to_string(),
+        });
+    };
+    let grid =
+        Grid::parse(&dataset.window).map_err(|_| VerifyError::Grid(dataset.window.clone()))?;
+    let mut findings = Vec::new();
+
+    // Every current marker, in the lake (strays are judged against all of them) and in range.
+    let mut markers: BTreeMap<i64, WindowRecord> = BTreeMap::new();
+    for (start, generation) in manifest.generations().await? {
+        let window = Window {
+            start,
+            end: start + grid.seconds(),
+        };
+        match manifest.marker(&window, generation).await {
+            Ok(Some(record)) => {
+                markers.insert(start, record);
+            }
+            Ok(None) => {}
+            Err(ManifestError::Corrupt { path, reason }) => findings.push(Finding {
+                kind: Kind::CorruptManifest,
+                window: Some(window.id()),
+                path: Some(path),
+                detail: reason,
+            }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let open = match manifest.open_window().await {
+        Ok(open) => open
+            .filter(|o| parse_compact(&o.window).is_none_or(|start| !markers.contains_key(&start))),
+        Err(ManifestError::Corrupt { path, reason }) => {
+            findings.push(Finding {
+                kind: Kind::CorruptManifest,
+                window: None,
+                path: Some(path),
+                detail: reason,
+            });
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let in_range = |start: i64| {
+        options.since.is_none_or(|s| start >= grid.floor(s))
+            && options.until.is_none_or(|u| start + grid.seconds() <= u)
+    };
+
+    let listing: HashMap<String, u64> = lake
+        .list_sized(&layout::data(subdomain))
+        .await?
+        .into_iter()
+        .map(|(p, size)| (p.to_string(), size))
+        .collect();
+    let named: HashSet<&str> = markers
+        .values()
+        .chain(open.iter())
+        .flat_map(|r| r.files.iter().map(|f| f.path.as_str()))
+        .collect();
+
+    let mut windows = Vec::new();
+    let mut to_read = Vec::new();
+    for (&start, record) in markers.iter().filter(|(&s, _)| in_range(s)) {
+        let window = Window {
+            start,
+            end: start + grid.seconds(),
+        };
+        windows.push(WindowCheck {
+            window: window.id(),
+            start,
+            end: window.end,
+            generation: record.generation,
+            lake_rows: record.rows,
+            api_rows: None,
+            problems: Vec::new(),
+        });
+        let days: BTreeSet<String> = window
+            .days()
+            .iter()
+            .map(|d| layout::partition(subdomain, *d).to_string())
+            .collect();
+        let mut recorded = 0;
+        for file in &record.files {
+            recorded += file.rows;
+            let finding = |kind, detail: String| Finding {
+                kind,
+                window: Some(window.id()),
+                path: Some(file.path.clone()),
+                detail,
+            };
+            let folder = file.path.rsplit_once('/').map_or("", |(d, _)| d);
+            if !days.contains(folder) {
+                findings.push(finding(
+                    Kind::WrongPartition,
+                    "the file is not in a day partition of its window".into(),
+                ));
+            }
+            match listing.get(&file.path) {
+                None => findings.push(finding(
+                    Kind::MissingFile,
+                    format!(
+                        "the marker names it ({} rows) but it is not in the lake",
+                        file.rows
+                    ),
+                )),
+                Some(&size) if size != file.bytes => findings.push(finding(
+                    Kind::WrongSize,
+                    format!("{size} bytes, the marker says {}", file.bytes),
+                )),
+                Some(&size) => to_read.push((window, file.path.clone(), size, file.rows)),
+            }
+        }
+        if recorded != record.rows {
+            findings.push(Finding {
+                kind: Kind::CorruptManifest,
+                window: Some(window.id()),
+                path: None,
+                detail: format!(
+                    "the marker's files hold {recorded} rows, its total says {}",
+                    record.rows
+                ),
+            });
+        }
+    }
+
+    // Files no marker names, and staging leftovers, in the windows checked.
+    let window_in_range = |name: &str| {
+        layout::parse_part_name(name)
+            .and_then(|p| parse_compact(p.window_id))
+            .is_none_or(in_range)
+    };
+    let mut strays: Vec<&String> = listing
+        .keys()
+        .filter(|p| !named.contains(p.as_str()))
+        .filter(|p| window_in_range(p.rsplit('/').next().unwrap_or(p)))
+        .collect();
+    strays.sort();
+    for path in strays {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        findings.push(Finding {
+            kind: Kind::Stray,
+            window: layout::parse_part_name(name).map(|p| p.window_id.to_string()),
+            path: Some(path.clone()),
+            detail: "no marker names this file; readers count its rows".into(),
+        });
+    }
+    for staged in lake.staging_leftovers(&layout::data(subdomain))? {
+        let name = staged.rsplit('/').next().unwrap_or(&staged);
+        let target = layout::staging_target(name).unwrap_or(name);
+        if !window_in_range(target) {
+            continue;
+        }
+        findings.push(Finding {
+            kind: Kind::Staging,
+            window: layout::parse_part_name(target).map(|p| p.window_id.to_string()),
+            path: Some(staged.clone()),
+            detail: "the leftover of a write that was interrupted; directory readers choke on it"
+                .into(),
+        });
+    }
+
+    // Footers (and, deep, every row) of the files that are where their markers say.
+    let files_checked = to_read.len() as u64;
+    let mut ids: HashSet<i64> = HashSet::new();
+    if options.deep {
+        for (window, path, _, rows) in &to_read {
+            match lake.read(&Path::from(path.as_str())).await? {
+                Some(bytes) => deep_check(window, path, *rows, bytes, &mut ids, &mut findings),
+                None => findings.push(Finding {
+                    kind: Kind::MissingFile,
+                    window: Some(window.id()),
+                    path: Some(path.clone()),
+                    detail: "vanished while being read".into(),
+                }),
+            }
+        }
+    } else {
+        let mut reads = futures::stream::iter(to_read.into_iter().map(
+            |(window, path, size, rows)| async move {
+                let footer = read_footer(lake, &path, size).await;
+                (window, path, rows, footer)
+            },
+        ))
+        .buffer_unordered(FOOTER_READS);
+        while let Some((window, path, rows, footer)) = reads.next().await {
+            match footer {
+                Ok(meta) => {
+                    let got = meta.file_metadata().num_rows() as u64;
+                    if got != rows {
+                        findings.push(Finding {
+                            kind: Kind::WrongRows,
+                            window: Some(window.id()),
+                            path: Some(path),
+                            detail: format!("{got} rows in the file, the marker says {rows}"),
+                        });
+                    }
+                }
+                Err(FooterError::Store(e)) => return Err(e.into()),
+                Err(FooterError::Invalid(reason)) => findings.push(Finding {
+                    kind: Kind::Unreadable,
+                    window: Some(window.id()),
+                    path: Some(path),
+                    detail: reason,
+                }),
+            }
+        }
+    }
+
+    if let Some(client) = api {
+        for check in &mut windows {
+            let window = Window {
+                start: check.start,
+                end: check.end,
+            };
+            let count = count_window(client, &dataset.filters, &window).await?;
+            check.api_rows = Some(count);
+            let kind = match count.cmp(&check.lake_rows) {
+                std::cmp::Ordering::Equal => continue,
+                std::cmp::Ordering::Greater => Kind::ApiMore,
+                std::cmp::Ordering::Less => Kind::ApiFewer,
+            };
+            findings.push(Finding {
+                kind,
+                window: Some(check.window.clone()),
+                path: None,
+                detail: format!(
+                    "Zendesk returns {count} records, the lake holds {}",
+                    check.lake_rows
+                ),
+            });
+        }
+    }
+
+    let by_window: HashMap<String, Vec<Kind>> =
+        findings.iter().fold(HashMap::new(), |mut acc, f| {
+            if let Some(w) = &f.window {
+                acc.entry(w.clone()).or_default().push(f.kind);
+            }
+            acc
+        });
+    for check in &mut windows {
+        if let Some(kinds) = by_window.get(&check.window) {
+            check.problems = kinds.clone();
+        }
+    }
+    findings.sort_by(|a, b| (&a.window, &a.path, a.kind).cmp(&(&b.window, &b.path, b.kind)));
+    Ok(Report {
+        subdomain: subdomain.to_string(),
+        dest: lake.display().to_string(),
+        deep: options.deep,
+        against_api: api.is_some(),
+        windows_checked: windows.len() as u64,
+        files_checked,
+        rows: windows.iter().map(|w| w.lake_rows).sum(),
+        windows,
+        findings,
+    })
+}
+
+enum FooterError {
+    Store(StorageError),
+    Invalid(String),
+}
+
+/// Reads a Parquet file's footer with two ranged reads (its length, then the metadata).
+async fn read_footer(lake: &Lake, path: &str, size: u64) -> Result<ParquetMetaData, FooterError> {
+    let path = Path::from(path);
+    if size < 12 {
+        return Err(FooterError::Invalid(format!(
+            "{size} bytes is too small for Parquet"
+        )));
+    }
+    let tail = lake
+        .read_range(&path, size - 8..size)
+        .await
+        .map_err(FooterError::Store)?;
+    if &tail[4..] != b"PAR1" {
+        return Err(FooterError::Invalid(
+            "no Parquet magic at the end: the file is truncated or not Parquet".into(),
+        ));
+    }
+    let len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if len + 12 > size {
+        return Err(FooterError::Invalid(format!(
+            "the footer claims {len} bytes, more than the file holds"
+        )));
+    }
+    let meta = lake
+        .read_range(&path, size - 8 - len..size - 8)
+        .await
+        .map_err(FooterError::Store)?;
+    ParquetMetaDataReader::decode_metadata(&meta)
+        .map_err(|e| FooterError::Invalid(format!("the footer does not decode: {e}")))
+}
+
+/// Checks every row of one file: schema, count, ids unique across the lake, `created_at` in the
+/// window and the file's day partition, and the declared sort order.
+fn deep_check(
+    window: &Window,
+    path: &str,
+    rows: u64,
+    bytes: Bytes,
+    ids: &mut HashSet<i64>,
+    findings: &mut Vec<Finding>,
+) {
+    let mut found = |kind, detail: String| {
+        findings.push(Finding {
+            kind,
+            window: Some(window.id()),
+            path: Some(path.to_string()),
+            detail,
+        })
+    };
+    let builder = match ParquetRecordBatchReaderBuilder::try_new(bytes) {
+        Ok(b) => b,
+        Err(e) => return found(Kind::Unreadable, e.to_string()),
+    };
+    let declared_sorted = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .any(|rg| rg.sorting_columns().is_some_and(|c| !c.is_empty()));
+    let expected = Schema::get().arrow();
+    let actual = builder.schema().clone();
+    let same_schema = expected.fields().len() == actual.fields().len()
+        && expected
+            .fields()
+            .iter()
+            .zip(actual.fields().iter())
+            .all(|(e, a)| e.name() == a.name() && e.data_type() == a.data_type());
+    if !same_schema {
+        return found(
+            Kind::WrongSchema,
+            format!(
+                "columns {:?} differ from schemas/",
+                actual.fields().iter().map(|f| f.name()).collect::<Vec<_>>()
+            ),
+        );
+    }
+    let day = path
+        .split('/')
+        .find_map(|part| part.strip_prefix("created_date="))
+        .unwrap_or("")
+        .to_string();
+    let schema = Schema::get();
+    let reader = match builder.build() {
+        Ok(r) => r,
+        Err(e) => return found(Kind::Unreadable, e.to_string()),
+    };
+    let mut count = 0u64;
+    let mut previous: Option<(i64, i64)> = None;
+    let (mut duplicates, mut outside, mut wrong_day, mut unsorted) = (0u64, 0u64, 0u64, false);
+    for batch in reader {
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => return found(Kind::Unreadable, e.to_string()),
+        };
+        count += batch.num_rows() as u64;
+        let id_col = batch.column(schema.id_index).as_primitive::<Int64Type>();
+        let times = seconds(batch.column(schema.created_at_index).as_ref());
+        for (row, &second) in times.iter().enumerate() {
+            let id = id_col.value(row);
+            if !ids.insert(id) {
+                duplicates += 1;
+            }
+            if !window.contains(second) {
+                outside += 1;
+            }
+            if day_of(second).format("%Y-%m-%d").to_string() != day {
+                wrong_day += 1;
+            }
+            let key = (second, id);
+            if previous.is_some_and(|p| key <= p) {
+                unsorted = true;
+            }
+            previous = Some(key);
+        }
+    }
+    if count != rows {
+        found(
+            Kind::WrongRows,
+            format!("{count} rows read, the marker says {rows}"),
+        );
+    }
+    if duplicates > 0 {
+        found(
+            Kind::DuplicateId,
+            format!("{duplicates} ids already seen in this or another file"),
+        );
+    }
+    if outside > 0 {
+        found(
+            Kind::OutsideWindow,
+            format!("{outside} rows created outside the window {window}"),
+        );
+    }
+    if wrong_day > 0 {
+        found(
+            Kind::WrongDay,
+            format!("{wrong_day} rows of another UTC day than the partition's"),
+        );
+    }
+    if declared_sorted && unsorted {
+        found(
+            Kind::NotSorted,
+            "the file declares sorting_columns (created_at, id) but its rows are not in that order"
+                .into(),
+        );
+    }
+}
+
+/// A timestamp column's values as UTC seconds (nulls as `i64::MIN`, which no window contains).
+fn seconds(column: &dyn Array) -> Vec<i64> {
+    let per_second = match column.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000_000,
+        _ => return vec![i64::MIN; column.len()],
+    };
+    let value = |i: usize, v: i64| {
+        if column.is_null(i) {
+            i64::MIN
+        } else {
+            v.div_euclid(per_second)
+        }
+    };
+    match column.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => column
+            .as_primitive::<TimestampMillisecondType>()
+            .values()
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| value(i, v))
+            .collect(),
+        _ => column
+            .as_primitive::<TimestampMicrosecondType>()
+            .values()
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| value(i, v))
+            .collect(),
+    }
+}

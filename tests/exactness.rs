@@ -1,0 +1,337 @@
+//! Provable exactness: a committed window changes only through a repair, `verify` finds every
+//! kind of damage by window and file, `repair` makes the lake exact again, an interrupted repair
+//! is finished by the next run, and `--recheck` heals records that arrive late.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use auditlake::config::{RepairConfig, VerifyConfig};
+use auditlake::runner::{self, RepairOutcome};
+use auditlake::simulator::SimFilter;
+use auditlake::storage::{Lake, StoreOptions};
+use auditlake::verify::{self, Kind, Report, VerifyOptions};
+use common::*;
+use tokio_util::sync::CancellationToken;
+
+const FROM: &str = "2024-03-01";
+const TO: &str = "2024-03-04";
+
+fn lake(dest: &Path) -> Lake {
+    Lake::open(dest.to_str().unwrap(), &StoreOptions::default()).unwrap()
+}
+
+async fn check(dest: &Path, deep: bool) -> Report {
+    let options = VerifyOptions {
+        deep,
+        ..VerifyOptions::default()
+    };
+    verify::verify(&lake(dest), "acme", &options, None)
+        .await
+        .unwrap()
+}
+
+async fn repair(
+    sim: &auditlake::simulator::Simulator,
+    dest: &Path,
+    against_api: bool,
+) -> RepairOutcome {
+    let export = export_config(sim, dest, "1970-01-01", TO, "1d");
+    let config = RepairConfig {
+        check: VerifyConfig {
+            dest: export.dest.clone(),
+            subdomain: "acme".into(),
+            store: StoreOptions::default(),
+            options: VerifyOptions::default(),
+            api: against_api.then(|| export.api.clone()),
+        },
+        export,
+    };
+    runner::repair(config, CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+fn kinds(report: &Report) -> Vec<Kind> {
+    report.findings.iter().map(|f| f.kind).collect()
+}
+
+/// Every file under the lake's data folder, with its bytes.
+fn snapshot(dest: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = parquet_files(dest)
+        .into_iter()
+        .map(|p| (p.to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Regression (issue 6, defect 1): a run whose `until` fell inside a committed window exported
+/// it as its open window, replaced its files with fewer rows and deleted the rest, forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_ending_inside_a_committed_window_leaves_it_unchanged() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    assert_eq!(first.windows_done, 3);
+    let before = snapshot(dir.path());
+    let markers_before = markers(dir.path());
+
+    let inside = export(export_config(
+        &sim,
+        dir.path(),
+        FROM,
+        "2024-03-02T06:00:00Z",
+        "1d",
+    ))
+    .await;
+    assert_eq!(inside.windows_failed, 0);
+    assert_eq!(
+        inside.open_window, None,
+        "a committed window is never an open window"
+    );
+    assert_eq!(snapshot(dir.path()), before, "no committed file changed");
+    assert_eq!(markers(dir.path()), markers_before);
+    assert!(check(dir.path(), true).await.is_clean());
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_each_damage_and_repair_makes_the_lake_exact() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    let clean = check(dir.path(), true).await;
+    assert!(clean.is_clean(), "{clean}");
+    assert_eq!(clean.windows_checked, 3);
+    assert_eq!(clean.rows, 3_000);
+
+    let day = |d: &str| dir.path().join(format!("subdomain=acme/created_date={d}"));
+    // A deleted part, a truncated part, a stray file and a staging leftover.
+    let deleted = day("2024-03-01").join("part-20240301T0000Z-0.parquet");
+    std::fs::remove_file(&deleted).unwrap();
+    let truncated = day("2024-03-02").join("part-20240302T0000Z-0.parquet");
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let stray = day("2024-03-03").join("part-20240303T0000Z-g9-0.parquet");
+    std::fs::copy(
+        day("2024-03-03").join("part-20240303T0000Z-0.parquet"),
+        &stray,
+    )
+    .unwrap();
+    let staging = day("2024-03-03").join("part-20240303T0000Z-0.parquet#1");
+    std::fs::write(&staging, b"half an upload").unwrap();
+
+    let report = check(dir.path(), false).await;
+    let text = report.to_string();
+    for (kind, window, file) in [
+        (
+            Kind::MissingFile,
+            "20240301T0000Z",
+            "part-20240301T0000Z-0.parquet",
+        ),
+        (
+            Kind::WrongSize,
+            "20240302T0000Z",
+            "part-20240302T0000Z-0.parquet",
+        ),
+        (
+            Kind::Stray,
+            "20240303T0000Z",
+            "part-20240303T0000Z-g9-0.parquet",
+        ),
+        (
+            Kind::Staging,
+            "20240303T0000Z",
+            "part-20240303T0000Z-0.parquet#1",
+        ),
+    ] {
+        assert!(
+            report.findings.iter().any(|f| f.kind == kind
+                && f.window.as_deref() == Some(window)
+                && f.path.as_deref().is_some_and(|p| p.ends_with(file))),
+            "{kind:?} of {file} not reported:\n{text}"
+        );
+    }
+    assert_eq!(report.findings.len(), 4, "{text}");
+    assert_eq!(
+        report.windows_to_reexport().len(),
+        2,
+        "the deleted and the truncated window are re-exported"
+    );
+
+    let outcome = repair(&sim, dir.path(), false).await;
+    assert_eq!(
+        outcome.windows_repaired,
+        ["20240301T0000Z", "20240302T0000Z"]
+    );
+    assert_eq!(outcome.files_removed, 2);
+    assert!(outcome.after.is_clean(), "{}", outcome.after);
+    let deep = check(dir.path(), true).await;
+    assert!(deep.is_clean(), "{deep}");
+    assert!(!stray.exists() && !staging.exists());
+    assert!(
+        markers(dir.path()).contains(&"20240301T0000Z.g2.json".to_string()),
+        "{:?}",
+        markers(dir.path())
+    );
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_file_of_the_right_size_is_caught_by_its_footer_and_deep_reads() {
+    let sim = start(sim_config(2_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    let file = dir
+        .path()
+        .join("subdomain=acme/created_date=2024-03-02/part-20240302T0000Z-0.parquet");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(b"XXXX");
+    std::fs::write(&file, &bytes).unwrap();
+    let report = check(dir.path(), false).await;
+    assert_eq!(kinds(&report), [Kind::Unreadable], "{report}");
+    assert!(report.findings[0].detail.contains("truncated"), "{report}");
+}
+
+/// A repair killed after its new files were uploaded, or after its new marker, leaves two
+/// generations on disk; the next export finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_repair_is_finished_by_the_next_export() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    let journal_dir = dir.path().join("_auditlake/subdomain=acme/repairs");
+    std::fs::create_dir_all(&journal_dir).unwrap();
+    let journal = |id: &str| {
+        let path = journal_dir.join(format!("{id}.json"));
+        std::fs::write(
+            &path,
+            format!(r#"{{"window":"{id}","from_generation":1,"to_generation":2,"reason":"test","started_at":"2024-03-05T00:00:00Z"}}"#),
+        )
+        .unwrap();
+        path
+    };
+    let part = |d: &str, name: &str| {
+        dir.path()
+            .join(format!("subdomain=acme/created_date={d}/{name}"))
+    };
+    // Killed after uploading generation 2 of 03-01, before its marker: generation 2 goes.
+    let j1 = journal("20240301T0000Z");
+    let uploaded = part("2024-03-01", "part-20240301T0000Z-g2-0.parquet");
+    std::fs::copy(
+        part("2024-03-01", "part-20240301T0000Z-0.parquet"),
+        &uploaded,
+    )
+    .unwrap();
+    // Killed after the marker of generation 2 of 03-02, before removing generation 1: it goes.
+    let j2 = journal("20240302T0000Z");
+    let old = part("2024-03-02", "part-20240302T0000Z-0.parquet");
+    let new = part("2024-03-02", "part-20240302T0000Z-g2-0.parquet");
+    std::fs::copy(&old, &new).unwrap();
+    let windows = dir.path().join("_auditlake/subdomain=acme/windows");
+    let marker = std::fs::read_to_string(windows.join("20240302T0000Z.json")).unwrap();
+    let marker = marker
+        .replace(
+            "part-20240302T0000Z-0.parquet",
+            "part-20240302T0000Z-g2-0.parquet",
+        )
+        .replace("\"generation\": 1", "\"generation\": 2");
+    std::fs::write(windows.join("20240302T0000Z.g2.json"), marker).unwrap();
+    assert_eq!(
+        kinds(&check(dir.path(), false).await),
+        [Kind::Stray, Kind::Stray],
+        "readers see both generations until the repair is finished"
+    );
+
+    let summary = export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    assert_eq!(summary.repairs_converged, 2);
+    assert!(!uploaded.exists() && !old.exists() && new.exists());
+    assert!(!j1.exists() && !j2.exists());
+    let deep = check(dir.path(), true).await;
+    assert!(deep.is_clean(), "{deep}");
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}
+
+/// Records that became visible after their window was committed: missing after one run,
+/// reported by `verify --against-api`, present after the next run's `--recheck`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_records_are_reported_by_verify_and_healed_by_recheck() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let late_from = utc(t("2024-03-03T18:00:00Z"));
+    sim.hide_from(Some(late_from));
+    let dir = tempfile::tempdir().unwrap();
+    let first = export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    assert_eq!(first.windows_done, 3);
+    let visible = assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-03T18:00:00Z",
+    );
+    assert!(visible < 3_000);
+
+    sim.hide_from(None);
+    let lake = lake(dir.path());
+    let api = export_config(&sim, dir.path(), FROM, TO, "1d").api;
+    let client = auditlake::zendesk::Client::new(
+        api.client,
+        std::sync::Arc::new(auditlake::zendesk::RequestBudget::new(None, 1.0)),
+    )
+    .unwrap();
+    sim.reset_stats();
+    let report = verify::verify(&lake, "acme", &VerifyOptions::default(), Some(&client))
+        .await
+        .unwrap();
+    assert_eq!(kinds(&report), [Kind::ApiMore], "{report}");
+    assert_eq!(report.findings[0].window.as_deref(), Some("20240303T0000Z"));
+    let late = sim
+        .account()
+        .expected(&SimFilter::default(), utc(t("2024-03-03")), utc(t(TO)))
+        .len() as u64;
+    let row = report
+        .windows
+        .iter()
+        .find(|w| w.window == "20240303T0000Z")
+        .unwrap();
+    assert_eq!(row.api_rows, Some(late), "the API's count is exact");
+    assert!(
+        sim.stats().list_requests <= 6,
+        "one or two requests per window: {}",
+        sim.stats().list_requests
+    );
+
+    let mut config = export_config(&sim, dir.path(), FROM, TO, "1d");
+    config.recheck = Duration::from_secs(86_400);
+    let second = export(config).await;
+    assert_eq!((second.windows_rechecked, second.windows_repaired), (1, 1));
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+    let after = verify::verify(
+        &lake,
+        "acme",
+        &VerifyOptions {
+            deep: true,
+            ..VerifyOptions::default()
+        },
+        Some(&client),
+    )
+    .await
+    .unwrap();
+    assert!(after.is_clean(), "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_against_the_api_re_exports_windows_zendesk_grew() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    sim.hide_from(Some(utc(t("2024-03-01T12:00:00Z"))));
+    let dir = tempfile::tempdir().unwrap();
+    export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    sim.hide_from(None);
+    let outcome = repair(&sim, dir.path(), true).await;
+    assert_eq!(outcome.windows_repaired.len(), 3, "{}", outcome.before);
+    assert!(outcome.after.is_clean(), "{}", outcome.after);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}
