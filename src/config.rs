@@ -1108,4 +1108,169 @@ mod tests {
             .0
             .contains("/nonexistent/token"));
     }
+
+    /// Sets the `field`-th string setting of `export` (flag or file) to `text`.
+    fn with_text(field: usize, text: &str, in_file: bool) -> (ExportArgs, FileConfig) {
+        let mut a = args(&[]);
+        let mut f = FileConfig::default();
+        let t = Some(text.to_string());
+        if in_file {
+            match field {
+                0 => f.subdomain = t,
+                1 => f.base_url = t,
+                2 => f.request_timeout = t,
+                3 => f.max_retry_time = t,
+                4 => f.retry_base_delay = t,
+                5 => f.filter_action = vec![text.to_string()],
+                6 => f.filter_source_type = t,
+                7 => f.filter_ip_address = t,
+                8 => f.dest = t,
+                9 => f.since = t,
+                10 => f.until = t,
+                11 => f.window = t,
+                12 => f.settle_lag = t,
+                13 => f.lease_ttl = t,
+                _ => f.store_timeout = t,
+            }
+            // The flags that `args` sets would win over the file.
+            match field {
+                0 => a.api.subdomain = None,
+                8 => a.dest = None,
+                9 => a.since = None,
+                _ => {}
+            }
+        } else {
+            match field {
+                0 => a.api.subdomain = t,
+                1 => a.api.base_url = t,
+                2 => a.api.request_timeout = t,
+                3 => a.api.max_retry_time = t,
+                4 => a.api.retry_base_delay = t,
+                5 => a.filters.filter_action = vec![text.to_string()],
+                6 => a.filters.filter_source_type = t,
+                7 => a.filters.filter_ip_address = t,
+                8 => a.dest = t,
+                9 => a.since = t,
+                10 => a.until = t,
+                11 => a.window = t,
+                12 => a.settle_lag = t,
+                13 => a.lease_ttl = t,
+                _ => a.store.store_timeout = t,
+            }
+        }
+        (a, f)
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// No flag or file value makes validation panic: each is accepted or refused.
+        #[test]
+        fn no_flag_or_file_value_panics(field in 0usize..15, text in any::<String>(), in_file: bool) {
+            let (a, f) = with_text(field, &text, in_file);
+            let _ = export(&a, &f, &env(), NOW);
+        }
+
+        /// The same over texts that look almost right.
+        #[test]
+        fn no_near_miss_value_panics(
+            field in 0usize..15,
+            text in "[ +-]?[0-9]{0,22}[a-zé:./T-]{0,4}[0-9]{0,12}\\PC{0,2}",
+            in_file: bool,
+        ) {
+            let (a, f) = with_text(field, &text, in_file);
+            let _ = export(&a, &f, &env(), NOW);
+        }
+
+        /// No number in range makes validation panic either.
+        #[test]
+        fn no_number_panics(
+            share in any::<f64>(),
+            rpm in any::<u32>(),
+            attempts in any::<u32>(),
+            concurrency in any::<usize>(),
+            source_id in any::<i64>(),
+        ) {
+            let mut a = args(&["--filter-source-type", "user"]);
+            a.api.rate_limit_share = Some(share);
+            a.api.max_requests_per_minute = Some(rpm);
+            a.api.max_attempts = Some(attempts);
+            a.concurrency = Some(concurrency);
+            a.filters.filter_source_id = Some(source_id);
+            let _ = export(&a, &FileConfig::default(), &env(), NOW);
+        }
+
+        /// No TOML text, and no `[storage]` key or value, makes the file's handling panic; a
+        /// refused value never shows in the message.
+        #[test]
+        fn no_file_text_or_storage_setting_panics(
+            text in any::<String>(),
+            key in "[a-z_]{0,40}|\\PC{0,10}",
+            value in "[A-Za-z0-9]{12}",
+        ) {
+            let _ = FileConfig::parse(&text);
+            let mut f = FileConfig::default();
+            f.storage.insert(key, value.clone());
+            if let Err(e) = store(&StoreArgs::default(), &f, &Env::default()) {
+                prop_assert!(!e.0.contains(&value), "{}", e);
+            }
+        }
+
+        /// No environment value makes credentials, storage or logging settings panic.
+        #[test]
+        fn no_environment_value_panics(name in 0usize..6, value in any::<String>()) {
+            let var = ["ZENDESK_OAUTH_TOKEN", "ZENDESK_API_TOKEN", "ZENDESK_EMAIL", "AWS_ENDPOINT", "AZURE_STORAGE_ENDPOINT", "AUDITLAKE_LOG"][name];
+            let env = Env::from_pairs([(var, value.as_str())]);
+            let _ = credentials(&env);
+            let _ = log_level(None, &FileConfig::default(), &env);
+            if let Ok(s) = store(&StoreArgs::default(), &FileConfig::default(), &env) {
+                let _ = crate::storage::Lake::open("s3://bucket/lake", &s);
+            }
+        }
+
+        /// Any subdomain is accepted or refused; valid ones give their Zendesk URL.
+        #[test]
+        fn subdomains_round_trip_into_the_base_url(sub in "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?") {
+            let mut a = args(&[]);
+            a.api.subdomain = Some(sub.clone());
+            let c = export(&a, &FileConfig::default(), &env(), NOW).unwrap();
+            prop_assert_eq!(c.api.client.base_url.as_str(), format!("https://{sub}.zendesk.com/"));
+        }
+
+        /// An https base URL is kept as given; plain http only on loopback.
+        #[test]
+        fn base_urls_round_trip(host in "[a-z][a-z0-9]{0,10}\\.[a-z]{2,5}", port in 1u16..) {
+            let text = format!("https://{host}:{port}/");
+            let url = base_url("acme", Some(&text)).unwrap();
+            let expected = if port == 443 { format!("https://{host}/") } else { text.clone() };
+            prop_assert_eq!(url.as_str(), expected);
+            let remote = format!("http://{host}:{port}/");
+            let local = format!("http://127.0.0.1:{port}/");
+            prop_assert!(base_url("acme", Some(&remote)).is_err());
+            prop_assert!(base_url("acme", Some(&local)).is_ok());
+        }
+
+        /// Valid filter values survive validation unchanged.
+        #[test]
+        fn filters_round_trip(action in "[a-z_]{1,12}", ip in any::<std::net::IpAddr>(), id in any::<i64>()) {
+            let f = FileConfig {
+                filter_action: vec![action.clone()],
+                filter_ip_address: Some(ip.to_string()),
+                filter_source_type: Some("user".into()),
+                filter_source_id: Some(id),
+                ..FileConfig::default()
+            };
+            let got = filters(&FilterArgs::default(), &f).unwrap();
+            prop_assert_eq!(got.actions, vec![action]);
+            prop_assert_eq!(got.ip_address, Some(ip.to_string()));
+            prop_assert_eq!(got.source_id, Some(id));
+        }
+
+        /// A switch's value is parsed or refused, never a panic; the spellings round-trip.
+        #[test]
+        fn switches_parse_or_refuse(text in any::<String>(), b: bool) {
+            let _ = crate::cli::parse_switch(&text);
+            prop_assert_eq!(crate::cli::parse_switch(&b.to_string()), Ok(b));
+        }
+    }
 }
