@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::zendesk::Pagination;
 
@@ -12,6 +12,10 @@ use crate::zendesk::Pagination;
 /// Credentials come only from the environment: ZENDESK_OAUTH_TOKEN (an OAuth access token with
 /// the `read` or `auditlogs:read` scope), or ZENDESK_EMAIL with ZENDESK_API_TOKEN. Each may instead
 /// name a file holding the value: ZENDESK_OAUTH_TOKEN_FILE, ZENDESK_API_TOKEN_FILE.
+///
+/// Every switch (--quiet, --allow-http, ...) also takes a value, so that one set in the
+/// environment or the config file can be turned off on the command line: `--quiet=false`,
+/// `--allow-http=no` (true/false, yes/no, on/off, 1/0).
 ///
 /// Exit codes: 0 all done; 1 some windows failed (rerun to retry them); 2 usage or configuration
 /// error; 3 Zendesk refused the credentials or access (401/403); 4 the destination or its
@@ -38,12 +42,41 @@ pub struct Cli {
     pub log_format: Option<LogFormat>,
 
     /// Log filter, in tracing's syntax (e.g. `debug`, `auditlake=debug`) [default: info].
-    #[arg(long, global = true, env = "AUDITLAKE_LOG", value_name = "FILTER")]
+    /// AUDITLAKE_LOG, its former name, still works when this is not set (deprecated).
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLAKE_LOG_LEVEL",
+        value_name = "FILTER"
+    )]
     pub log_level: Option<String>,
 
     /// Print no progress bar and no summary; logs only warnings and errors.
-    #[arg(long, short, global = true)]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "AUDITLAKE_QUIET",
+        value_name = "BOOL",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        hide_default_value = true,
+        value_parser = parse_switch
+    )]
     pub quiet: bool,
+}
+
+/// A switch's value: true/false, yes/no, on/off, 1/0 (any case). Empty, as from a variable set to
+/// nothing, is false, as the environment's other empty values count as unset.
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" | "" => Ok(false),
+        _ => Err("expected true or false (also yes/no, on/off, 1/0)".to_string()),
+    }
 }
 
 /// Log output format.
@@ -161,9 +194,18 @@ pub struct FilterArgs {
 /// environment variables, e.g. AWS_ACCESS_KEY_ID, AWS_REGION, AWS_ENDPOINT_URL).
 #[derive(Debug, Args, Clone, Default)]
 pub struct StoreArgs {
-    /// Allow a plain-HTTP object-store endpoint that is not a loopback address.
-    #[arg(long, env = "AUDITLAKE_ALLOW_HTTP")]
-    pub allow_http: bool,
+    /// Allow a plain-HTTP object-store endpoint that is not a loopback address
+    /// (`--allow-http=false` turns off an `allow-http = true` from the config file).
+    #[arg(
+        long,
+        env = "AUDITLAKE_ALLOW_HTTP",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse_switch
+    )]
+    pub allow_http: Option<bool>,
 
     /// Time limit of one object-store request (one upload part, one small object) [default: 30s].
     #[arg(long, env = "AUDITLAKE_STORE_TIMEOUT", value_name = "DURATION")]
@@ -304,7 +346,17 @@ pub struct StatusArgs {
     pub subdomain: Option<String>,
 
     /// Print the status as JSON.
-    #[arg(long)]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        hide_default_value = true,
+        value_parser = parse_switch
+    )]
     pub json: bool,
 }
 
@@ -408,11 +460,31 @@ pub struct SimulateArgs {
     pub token: String,
 
     /// Answer 403 to everything, like an account without the Enterprise plan.
-    #[arg(long)]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        hide_default_value = true,
+        value_parser = parse_switch
+    )]
     pub not_enterprise: bool,
 
     /// Give a few records fields the documented schema does not have.
-    #[arg(long)]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        hide_default_value = true,
+        value_parser = parse_switch
+    )]
     pub extra_fields: bool,
 
     /// Fraction of list requests answered with a 5xx.

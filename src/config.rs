@@ -104,7 +104,69 @@ impl FileConfig {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))
+        FileConfig::parse(&text)
+            .map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))
+    }
+
+    /// Parses the file's text. The error names the line, never quotes it: a line in `[storage]`
+    /// may hold a secret (refused, but only after parsing), so there the reason is left out too,
+    /// as toml's reasons can quote the value.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let Some(span) = e.span() else {
+                return e.message().to_string();
+            };
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let table = before
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| l.starts_with('['))
+                .unwrap_or("");
+            let line_text = text.lines().nth(line - 1).unwrap_or("");
+            // Also `storage = { ... }` and `storage.key = ...` on the line itself.
+            if table.trim_matches(|c| c == '[' || c == ']' || c == ' ') == "storage"
+                || line_text.contains("storage")
+            {
+                format!("line {line}: invalid [storage] entry (value not shown; storage values are strings)")
+            } else {
+                format!("line {line}: {}", e.message())
+            }
+        })
+    }
+}
+
+/// The log filter the user asked for, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLevel {
+    /// A filter in tracing's syntax; `None` leaves the default to the caller.
+    pub filter: Option<String>,
+    /// The filter came from `AUDITLAKE_LOG`, the variable's former name: worth a warning.
+    pub from_deprecated_env: bool,
+}
+
+/// Former name of `AUDITLAKE_LOG_LEVEL`, from before every flag's variable was named after it.
+const DEPRECATED_LOG_ENV: &str = "AUDITLAKE_LOG";
+
+/// The log filter: `--log-level` or `AUDITLAKE_LOG_LEVEL` (both in `flag`, parsed by clap), then
+/// the deprecated `AUDITLAKE_LOG`, then the file's `log-level`.
+pub fn log_level(flag: Option<&str>, file: &FileConfig, env: &Env) -> LogLevel {
+    if let Some(filter) = flag {
+        return LogLevel {
+            filter: Some(filter.to_string()),
+            from_deprecated_env: false,
+        };
+    }
+    if let Some(filter) = env.get(DEPRECATED_LOG_ENV) {
+        return LogLevel {
+            filter: Some(filter.to_string()),
+            from_deprecated_env: true,
+        };
+    }
+    LogLevel {
+        filter: file.log_level.clone(),
+        from_deprecated_env: false,
     }
 }
 
@@ -151,6 +213,60 @@ const DEFAULT_RECHECK: &str = "1d";
 /// More windows at once only add memory (each holds an open Parquet row group).
 const MAX_CONCURRENCY: usize = 64;
 
+/// Longest timeout or retry time a flag may set: far beyond any use, and it keeps deadline
+/// arithmetic (`Instant + duration`, sums of delays) far from overflow, which would panic.
+const MAX_SETTING_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
+/// Longest settle lag, in seconds: Zendesk's delay is minutes; a year keeps `now - lag` (and the
+/// time printed from it) well inside the calendar.
+const MAX_SETTLE_LAG: u64 = 365 * 86_400;
+
+/// Longest lease: a killed run blocks the next one this long, and expiry arithmetic on UTC
+/// seconds stays far from overflow.
+const MAX_LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Store requests in one lease renewal, one after the other: the create-if-absent PUT of the next
+/// generation, then a LIST of the chain, then either a DELETE of the previous generation (the
+/// prune) or, when the PUT found the generation there, a GET of it.
+const REQUESTS_PER_RENEWAL: u32 = 3;
+
+/// The shortest `--lease-ttl` for an object store whose requests are limited to `store_timeout`
+/// each: one renewal must fit in a renewal period (a third of the time to live).
+///
+/// Why that is enough: the generation written by a renewal that starts at `s` expires at
+/// `s + ttl` (a second earlier at worst, since expiries are whole seconds). That renewal ends by
+/// `s + W`, where `W = REQUESTS_PER_RENEWAL * worst_case_request`; the next starts a third of
+/// the time to live later and its PUT lands by `s + W + ttl/3 + R` (`R` one worst-case request).
+/// With `W <= ttl/3` that is at most `s + ttl - (W - R)`, i.e. `2R` before the expiry: room for
+/// the whole-second rounding and for a prune that has more than one generation to delete. And
+/// a renewal that fails is retried only while a period is left (see `lease::Lease::keep`).
+///
+/// For the default 30 s timeout: R = 61.6 s, W = 184.8 s, so at least 554.4 s, rounded up to
+/// 555 s (9m15s), under the 10m default. For 2 s: R = 13 s, W = 39 s, at least 117 s.
+pub fn min_lease_ttl(store_timeout: Duration) -> Duration {
+    let renewal =
+        crate::storage::worst_case_request(store_timeout).saturating_mul(REQUESTS_PER_RENEWAL);
+    let period = renewal.saturating_mul(3);
+    // Whole seconds, rounded up: the lease's expiry is kept in seconds.
+    let rounded = period.as_secs() + u64::from(period.subsec_nanos() > 0);
+    Duration::from_secs(rounded)
+}
+
+/// Whether the lake is an object store reached over the network (as [`crate::storage::Lake::open`]
+/// decides): a URL other than `file://`. Local paths have no request timeouts or retries.
+fn is_object_store(dest: &str) -> bool {
+    dest.contains("://") && !dest.starts_with("file://")
+}
+
+/// A duration as the user would type it: `250ms` or `30s`.
+fn humantime_ms(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 /// Validates `api` (flags and `AUDITLAKE_*` variables) over `file`, with credentials from `env`.
 pub fn api(args: &ApiArgs, file: &FileConfig, env: &Env) -> Result<ApiConfig, ConfigError> {
     let subdomain = args
@@ -190,6 +306,9 @@ pub fn api(args: &ApiArgs, file: &FileConfig, env: &Env) -> Result<ApiConfig, Co
             let d = parse_duration_ms(text).map_err(|e| ConfigError(format!("--{flag}: {e}")))?;
             if d.is_zero() {
                 return err(format!("--{flag} must be more than zero"));
+            }
+            if d > MAX_SETTING_DURATION {
+                return err(format!("--{flag} {text} is too long: at most 7d"));
             }
             Ok(d)
         };
@@ -284,8 +403,14 @@ pub fn export(
         .or(file.settle_lag.as_deref())
         .unwrap_or("5m");
     let lag = parse_duration(lag_text).map_err(|e| ConfigError(format!("--settle-lag: {e}")))?;
-    let settled =
-        now - i64::try_from(lag).map_err(|_| ConfigError("--settle-lag is too large".into()))?;
+    if lag > MAX_SETTLE_LAG {
+        return err(format!(
+            "--settle-lag {lag_text} is too long: at most {}d",
+            MAX_SETTLE_LAG / 86_400
+        ));
+    }
+    // In range: `lag` is at most a year, and `now` comes from the clock.
+    let settled = now - lag as i64;
     let until = match args.until.as_ref().or(file.until.as_ref()) {
         Some(text) => {
             let until = parse_instant(text).map_err(|e| ConfigError(format!("--until: {e}")))?;
@@ -326,6 +451,7 @@ pub fn export(
             tmp_dir.display()
         ));
     }
+    let store = store(&args.store, file, env)?;
     let lease_text = args
         .lease_ttl
         .as_deref()
@@ -333,9 +459,26 @@ pub fn export(
         .unwrap_or("10m");
     let lease_ttl =
         parse_duration(lease_text).map_err(|e| ConfigError(format!("--lease-ttl: {e}")))?;
-    // Renewal runs every third of the time to live; below a few seconds a slow store could not keep up.
-    if lease_ttl < 3 {
-        return err("--lease-ttl must be at least 3s");
+    if lease_ttl > MAX_LEASE_TTL.as_secs() {
+        return err(format!(
+            "--lease-ttl {lease_text} is too long: at most {}h (a killed run blocks the next one this long)",
+            MAX_LEASE_TTL.as_secs() / 3600
+        ));
+    }
+    let lease_ttl = Duration::from_secs(lease_ttl);
+    let minimum = if is_object_store(&dest) {
+        min_lease_ttl(store.timeout)
+    } else {
+        // Local disk: no request timeouts or retries, only the renewal period's arithmetic.
+        Duration::from_secs(3)
+    };
+    if lease_ttl < minimum {
+        return err(format!(
+            "--lease-ttl {lease_text} is too short: with --store-timeout {} one lease renewal can take up to {}s of store requests and retries, so the lease must last at least {}s (or lower --store-timeout)",
+            humantime_ms(store.timeout),
+            (minimum / 3).as_secs(),
+            minimum.as_secs()
+        ));
     }
     let recheck_text = args
         .recheck
@@ -345,9 +488,9 @@ pub fn export(
     let recheck =
         parse_duration(recheck_text).map_err(|e| ConfigError(format!("--recheck: {e}")))?;
     Ok(ExportConfig {
-        lease_ttl: Duration::from_secs(lease_ttl),
+        lease_ttl,
         recheck: Duration::from_secs(recheck),
-        store: store(&args.store, file, env)?,
+        store,
         api,
         filters,
         dest,
@@ -476,37 +619,131 @@ pub fn repair(
 /// Environment prefixes of the clouds' standard variables, as `object_store` reads them.
 const STORE_ENV_PREFIXES: [&str; 3] = ["AWS_", "GOOGLE_", "AZURE_"];
 
-/// Words that mark a storage setting as a secret: those are accepted only from the environment.
-const SECRET_WORDS: [&str; 5] = ["secret", "token", "password", "access_key", "account_key"];
+/// `[storage]` keys the TOML file may set: object_store's settings that hold no secret (regions,
+/// endpoints, bucket and account names, switches, identifiers and paths to credential files).
+/// Anything else is refused, so a secret key that object_store adds later, or one spelled by an
+/// alias, is refused too (a deny-list of words once let `aws_sse_customer_key_base64`,
+/// `azure_storage_master_key`, `azure_storage_sas_key` and `azure_storage_encryption_key`
+/// through).
+///
+/// Deliberately left out although not secret themselves: the container-credential URIs and the
+/// token file that goes with them (`aws_container_credentials_*`,
+/// `aws_container_authorization_token_file`): the container runtime sets them in the
+/// environment, the relative URI is a bearer capability in ECS, and the full URI decides where
+/// a credential token is sent. Also left out: client settings other than `*_allow_http`
+/// (`proxy_url` may carry a password; `allow_invalid_certificates` turns TLS off) and the
+/// Fabric runtime's settings.
+const FILE_STORAGE_KEYS: &[&str] = &[
+    // Amazon S3 and compatible stores.
+    "aws_region",
+    "aws_default_region",
+    "aws_bucket",
+    "aws_bucket_name",
+    "aws_endpoint",
+    "aws_endpoint_url",
+    "aws_endpoint_url_s3",
+    "aws_endpoint_url_sts",
+    "aws_virtual_hosted_style_request",
+    "aws_allow_http",
+    "aws_conditional_put",
+    "aws_copy_if_not_exists",
+    "aws_skip_signature",
+    "aws_checksum_algorithm",
+    "aws_s3_express",
+    "aws_unsigned_payload",
+    "aws_imdsv1_fallback",
+    "aws_metadata_endpoint",
+    "aws_disable_tagging",
+    "aws_disable_bulk_delete",
+    "aws_request_payer",
+    "aws_role_arn",
+    "aws_role_session_name",
+    "aws_web_identity_token_file",
+    "aws_server_side_encryption",
+    "aws_sse_kms_key_id",
+    "aws_sse_bucket_key_enabled",
+    // Google Cloud Storage: the service account's *path*, never its key.
+    "google_bucket",
+    "google_bucket_name",
+    "google_service_account",
+    "google_service_account_path",
+    "google_application_credentials",
+    "google_base_url",
+    "google_skip_signature",
+    "google_allow_http",
+    // Azure Blob Storage.
+    "azure_storage_account_name",
+    "azure_container_name",
+    "azure_storage_endpoint",
+    "azure_endpoint",
+    "azure_storage_use_emulator",
+    "azure_use_fabric_endpoint",
+    "azure_disable_tagging",
+    "azure_skip_signature",
+    "azure_allow_http",
+    "azure_storage_client_id",
+    "azure_client_id",
+    "azure_storage_tenant_id",
+    "azure_tenant_id",
+    "azure_storage_authority_id",
+    "azure_authority_id",
+    "azure_storage_authority_host",
+    "azure_authority_host",
+    "azure_msi_endpoint",
+    "azure_identity_endpoint",
+    "azure_object_id",
+    "azure_msi_resource_id",
+    "azure_federated_token_file",
+    "azure_use_azure_cli",
+    "azure_credential_type",
+];
+
+/// Checks one `[storage]` key of the TOML file against [`FILE_STORAGE_KEYS`]. The message names
+/// the key and the environment variable to use instead, never the value.
+fn file_storage_key(key: &str) -> Result<String, ConfigError> {
+    let key = key.to_ascii_lowercase();
+    if FILE_STORAGE_KEYS.contains(&key.as_str()) {
+        return Ok(key);
+    }
+    let known = STORE_ENV_PREFIXES
+        .iter()
+        .any(|p| key.starts_with(&p.to_ascii_lowercase()))
+        && object_store_key(&key);
+    if known {
+        err(format!(
+            "--config: [storage] {key} is not accepted in a file (it holds or leads to a secret); set it in the environment as {} instead",
+            key.to_ascii_uppercase()
+        ))
+    } else {
+        err(format!(
+            "--config: [storage] {key} is not a storage setting a file may hold; use object_store's aws_*, google_* or azure_* names (e.g. aws_region, aws_endpoint), and put secrets in the environment"
+        ))
+    }
+}
+
+/// Whether `key` is one of object_store's setting keys.
+fn object_store_key(key: &str) -> bool {
+    use object_store::aws::AmazonS3ConfigKey;
+    use object_store::azure::AzureConfigKey;
+    use object_store::gcp::GoogleConfigKey;
+    key.parse::<AmazonS3ConfigKey>().is_ok()
+        || key.parse::<GoogleConfigKey>().is_ok()
+        || key.parse::<AzureConfigKey>().is_ok()
+}
 
 /// Object-store settings: the TOML file's `[storage]` table, then the environment's `AWS_*`,
 /// `GOOGLE_*` and `AZURE_*` variables that `object_store` knows (the environment wins).
 pub fn store(args: &StoreArgs, file: &FileConfig, env: &Env) -> Result<StoreOptions, ConfigError> {
-    use object_store::aws::AmazonS3ConfigKey;
-    use object_store::azure::AzureConfigKey;
-    use object_store::gcp::GoogleConfigKey;
     let mut settings = Vec::new();
     for (key, value) in &file.storage {
-        let key = key.to_ascii_lowercase();
-        if SECRET_WORDS.iter().any(|w| key.contains(w)) {
-            return err(format!(
-                "--config: [storage] {key} is a secret; set it in the environment ({}) instead of a file",
-                key.to_ascii_uppercase()
-            ));
-        }
-        settings.push((key, value.clone()));
+        settings.push((file_storage_key(key)?, value.clone()));
     }
-    let known = |key: &str| {
-        key.parse::<AmazonS3ConfigKey>().is_ok()
-            || key.parse::<GoogleConfigKey>().is_ok()
-            || key.parse::<AzureConfigKey>().is_ok()
-    };
     let mut from_env: Vec<(String, String)> = env
         .0
         .iter()
         .filter(|(k, v)| STORE_ENV_PREFIXES.iter().any(|p| k.starts_with(p)) && !v.is_empty())
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .filter(|(k, _)| known(k))
+        .filter(|(k, _)| object_store_key(k))
         .collect();
     from_env.sort();
     settings.extend(from_env);
@@ -520,9 +757,14 @@ pub fn store(args: &StoreArgs, file: &FileConfig, env: &Env) -> Result<StoreOpti
     if timeout.is_zero() {
         return err("--store-timeout must be more than zero");
     }
+    if timeout > MAX_SETTING_DURATION {
+        return err(format!(
+            "--store-timeout {timeout_text} is too long: at most 7d"
+        ));
+    }
     Ok(StoreOptions {
         settings,
-        allow_http: args.allow_http || file.allow_http.unwrap_or(false),
+        allow_http: args.allow_http.or(file.allow_http).unwrap_or(false),
         timeout,
     })
 }
@@ -748,6 +990,216 @@ mod tests {
         assert!(e.0.contains("AWS_SECRET_ACCESS_KEY"), "{e}");
     }
 
+    fn file(text: &str) -> FileConfig {
+        FileConfig::parse(text).unwrap()
+    }
+
+    #[test]
+    fn secret_storage_keys_in_the_file_are_refused_by_an_allow_list() {
+        // Regression: a deny-list of words let the first four through.
+        for key in [
+            "aws_sse_customer_key_base64",
+            "azure_storage_master_key",
+            "azure_storage_sas_key",
+            "azure_storage_encryption_key",
+            "aws_secret_access_key",
+            "aws_session_token",
+            "google_service_account_key",
+            "azure_storage_account_key",
+            "azure_client_secret",
+            "aws_container_credentials_full_uri",
+            "aws_proxy_url",
+        ] {
+            let f = file(&format!("[storage]\n{key} = \"value-Qz7\""));
+            let e = store(&StoreArgs::default(), &f, &Env::default()).unwrap_err();
+            assert!(e.0.contains(key), "{key}: {e}");
+            assert!(e.0.contains(&key.to_ascii_uppercase()), "{key}: {e}");
+            assert!(!e.0.contains("Qz7"), "{key}: {e}");
+        }
+        for key in ["region", "access_key", "aws_bogus", "bucket"] {
+            let f = file(&format!("[storage]\n{key} = \"value-Qz7\""));
+            let e = store(&StoreArgs::default(), &f, &Env::default()).unwrap_err();
+            assert!(e.0.contains(key) && !e.0.contains("Qz7"), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn settings_that_hold_no_secret_are_accepted_from_the_file() {
+        let f = file(
+            "[storage]\naws_region = \"eu-west-1\"\naws_endpoint_url = \"https://s3.example\"\n\
+             aws_sse_kms_key_id = \"arn:aws:kms:key/1\"\ngoogle_service_account = \"/etc/sa.json\"\n\
+             azure_storage_account_name = \"acct\"\nazure_container_name = \"c\"\n\
+             azure_storage_use_emulator = \"true\"\naws_conditional_put = \"etag\"",
+        );
+        let s = store(&StoreArgs::default(), &f, &Env::default()).unwrap();
+        assert_eq!(s.settings.len(), 8);
+    }
+
+    #[test]
+    fn every_key_the_file_may_hold_is_an_object_store_key() {
+        for key in FILE_STORAGE_KEYS {
+            assert!(
+                object_store_key(key),
+                "{key} is not one of object_store's keys"
+            );
+        }
+    }
+
+    #[test]
+    fn a_toml_error_names_the_line_but_never_quotes_a_storage_value() {
+        // Regression: toml's message quoted the offending line, secret included.
+        for text in [
+            "[storage]\naws_secret_access_key = 12345678",
+            "[storage]\naws_secret_access_key = abc/Qz7",
+            "storage = { aws_secret_access_key = 12345678 }",
+            "storage.aws_secret_access_key = 12345678",
+        ] {
+            let e = FileConfig::parse(text).unwrap_err();
+            assert!(!e.contains("12345678") && !e.contains("Qz7"), "{text}: {e}");
+            assert!(e.contains("line"), "{e}");
+        }
+        let e = FileConfig::parse("window = \"1d\"\nsubdomian = \"typo\"").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("subdomian"), "{e}");
+    }
+
+    #[test]
+    fn a_boolean_from_the_file_is_turned_off_by_its_flag() {
+        let on = file("allow-http = true");
+        let allow = |extra: &[&str], f: &FileConfig| {
+            export(&args(extra), f, &env(), NOW)
+                .unwrap()
+                .store
+                .allow_http
+        };
+        assert!(allow(&[], &on), "the file's value holds without a flag");
+        assert!(!allow(&["--allow-http=false"], &on));
+        assert!(!allow(&["--allow-http=no"], &on));
+        assert!(allow(&["--allow-http"], &FileConfig::default()));
+        assert!(allow(&["--allow-http=true"], &file("allow-http = false")));
+
+        use clap::Parser;
+        let quiet = |argv: &[&str]| crate::cli::Cli::try_parse_from(argv).unwrap().quiet;
+        assert!(quiet(&["auditlake", "-q", "status"]));
+        assert!(quiet(&["auditlake", "status", "--quiet"]));
+        assert!(!quiet(&["auditlake", "status", "--quiet=false"]));
+        assert!(!quiet(&["auditlake", "status"]));
+        assert!(crate::cli::Cli::try_parse_from(["auditlake", "status", "--quiet=maybe"]).is_err());
+        // A switch without `=` does not swallow the next argument.
+        assert!(crate::cli::Cli::try_parse_from(["auditlake", "show", "-q", "123"]).is_ok());
+    }
+
+    #[test]
+    fn every_environment_variable_is_named_after_its_flag() {
+        // Regression: --log-level read AUDITLAKE_LOG, and --quiet had no variable.
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, seen: &mut Vec<(String, String)>) {
+            for arg in cmd.get_arguments() {
+                if let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) {
+                    seen.push((long.to_string(), env.to_string_lossy().into_owned()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, seen);
+            }
+        }
+        let mut seen = Vec::new();
+        walk(&crate::cli::Cli::command(), &mut seen);
+        for (long, env) in &seen {
+            assert_eq!(
+                *env,
+                format!("AUDITLAKE_{}", long.to_ascii_uppercase().replace('-', "_")),
+                "--{long}"
+            );
+        }
+        for flag in ["log-level", "quiet", "allow-http"] {
+            assert!(
+                seen.iter().any(|(l, _)| l == flag),
+                "--{flag} has no variable"
+            );
+        }
+    }
+
+    #[test]
+    fn auditlake_log_still_works_as_a_deprecated_alias() {
+        let old = Env::from_pairs([("AUDITLAKE_LOG", "debug")]);
+        let f = file("log-level = \"trace\"");
+        assert_eq!(
+            log_level(None, &f, &old),
+            LogLevel {
+                filter: Some("debug".into()),
+                from_deprecated_env: true
+            }
+        );
+        let level = log_level(Some("warn"), &f, &old);
+        assert_eq!(
+            level.filter.as_deref(),
+            Some("warn"),
+            "--log-level and AUDITLAKE_LOG_LEVEL win"
+        );
+        assert!(!level.from_deprecated_env);
+        assert_eq!(
+            log_level(None, &f, &Env::default()).filter.as_deref(),
+            Some("trace")
+        );
+    }
+
+    #[test]
+    fn the_lease_must_outlast_one_renewal_on_an_object_store() {
+        let s3 = |extra: &[&str]| {
+            let mut a = args(extra);
+            a.dest = Some("s3://bucket/lake".into());
+            export(&a, &FileConfig::default(), &env(), NOW)
+        };
+        // Regression: 5m passed, although one renewal can take over 3 minutes with a 30s timeout.
+        let e = s3(&["--lease-ttl", "5m"]).unwrap_err();
+        assert!(
+            e.0.contains("--lease-ttl") && e.0.contains("555s") && e.0.contains("30s"),
+            "{e}"
+        );
+        assert!(s3(&[]).is_ok(), "the defaults fit together");
+        assert_eq!(
+            min_lease_ttl(Duration::from_secs(30)),
+            Duration::from_secs(555)
+        );
+        assert!(s3(&["--store-timeout", "2s", "--lease-ttl", "117s"]).is_ok());
+        let e = s3(&["--store-timeout", "2s", "--lease-ttl", "116s"]).unwrap_err();
+        assert!(e.0.contains("117s"), "{e}");
+        let local = export(
+            &args(&["--lease-ttl", "3s"]),
+            &FileConfig::default(),
+            &env(),
+            NOW,
+        );
+        assert!(local.is_ok(), "a local lake has no store timeouts");
+        let e = export(
+            &args(&["--lease-ttl", "2d"]),
+            &FileConfig::default(),
+            &env(),
+            NOW,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("too long"), "{e}");
+    }
+
+    #[test]
+    fn huge_durations_are_refused_instead_of_panicking_later() {
+        // Regression: a settle lag beyond chrono's calendar panicked when the error printed it.
+        let cases: &[(&[&str], &str)] = &[
+            (&["--settle-lag", "100000000000d"], "--settle-lag"),
+            (&["--max-retry-time", "99999999d"], "--max-retry-time"),
+            (
+                &["--request-timeout", "18446744073709551615ms"],
+                "--request-timeout",
+            ),
+            (&["--retry-base-delay", "8d"], "--retry-base-delay"),
+            (&["--store-timeout", "8d"], "--store-timeout"),
+        ];
+        for (extra, needle) in cases {
+            let e = export(&args(extra), &FileConfig::default(), &env(), NOW).unwrap_err();
+            assert!(e.0.contains(needle), "{extra:?}: {e}");
+        }
+    }
+
     #[test]
     fn credentials_come_from_the_environment_and_never_show() {
         let e = credentials(&Env::default()).unwrap_err();
@@ -780,5 +1232,170 @@ mod tests {
             .unwrap_err()
             .0
             .contains("/nonexistent/token"));
+    }
+
+    /// Sets the `field`-th string setting of `export` (flag or file) to `text`.
+    fn with_text(field: usize, text: &str, in_file: bool) -> (ExportArgs, FileConfig) {
+        let mut a = args(&[]);
+        let mut f = FileConfig::default();
+        let t = Some(text.to_string());
+        if in_file {
+            match field {
+                0 => f.subdomain = t,
+                1 => f.base_url = t,
+                2 => f.request_timeout = t,
+                3 => f.max_retry_time = t,
+                4 => f.retry_base_delay = t,
+                5 => f.filter_action = vec![text.to_string()],
+                6 => f.filter_source_type = t,
+                7 => f.filter_ip_address = t,
+                8 => f.dest = t,
+                9 => f.since = t,
+                10 => f.until = t,
+                11 => f.window = t,
+                12 => f.settle_lag = t,
+                13 => f.lease_ttl = t,
+                _ => f.store_timeout = t,
+            }
+            // The flags that `args` sets would win over the file.
+            match field {
+                0 => a.api.subdomain = None,
+                8 => a.dest = None,
+                9 => a.since = None,
+                _ => {}
+            }
+        } else {
+            match field {
+                0 => a.api.subdomain = t,
+                1 => a.api.base_url = t,
+                2 => a.api.request_timeout = t,
+                3 => a.api.max_retry_time = t,
+                4 => a.api.retry_base_delay = t,
+                5 => a.filters.filter_action = vec![text.to_string()],
+                6 => a.filters.filter_source_type = t,
+                7 => a.filters.filter_ip_address = t,
+                8 => a.dest = t,
+                9 => a.since = t,
+                10 => a.until = t,
+                11 => a.window = t,
+                12 => a.settle_lag = t,
+                13 => a.lease_ttl = t,
+                _ => a.store.store_timeout = t,
+            }
+        }
+        (a, f)
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// No flag or file value makes validation panic: each is accepted or refused.
+        #[test]
+        fn no_flag_or_file_value_panics(field in 0usize..15, text in any::<String>(), in_file: bool) {
+            let (a, f) = with_text(field, &text, in_file);
+            let _ = export(&a, &f, &env(), NOW);
+        }
+
+        /// The same over texts that look almost right.
+        #[test]
+        fn no_near_miss_value_panics(
+            field in 0usize..15,
+            text in "[ +-]?[0-9]{0,22}[a-zé:./T-]{0,4}[0-9]{0,12}\\PC{0,2}",
+            in_file: bool,
+        ) {
+            let (a, f) = with_text(field, &text, in_file);
+            let _ = export(&a, &f, &env(), NOW);
+        }
+
+        /// No number in range makes validation panic either.
+        #[test]
+        fn no_number_panics(
+            share in any::<f64>(),
+            rpm in any::<u32>(),
+            attempts in any::<u32>(),
+            concurrency in any::<usize>(),
+            source_id in any::<i64>(),
+        ) {
+            let mut a = args(&["--filter-source-type", "user"]);
+            a.api.rate_limit_share = Some(share);
+            a.api.max_requests_per_minute = Some(rpm);
+            a.api.max_attempts = Some(attempts);
+            a.concurrency = Some(concurrency);
+            a.filters.filter_source_id = Some(source_id);
+            let _ = export(&a, &FileConfig::default(), &env(), NOW);
+        }
+
+        /// No TOML text, and no `[storage]` key or value, makes the file's handling panic; a
+        /// refused value never shows in the message.
+        #[test]
+        fn no_file_text_or_storage_setting_panics(
+            text in any::<String>(),
+            key in "[a-z_]{0,40}|\\PC{0,10}",
+            value in "[A-Za-z0-9]{12}",
+        ) {
+            let _ = FileConfig::parse(&text);
+            let mut f = FileConfig::default();
+            f.storage.insert(key, value.clone());
+            if let Err(e) = store(&StoreArgs::default(), &f, &Env::default()) {
+                prop_assert!(!e.0.contains(&value), "{}", e);
+            }
+        }
+
+        /// No environment value makes credentials, storage or logging settings panic.
+        #[test]
+        fn no_environment_value_panics(name in 0usize..6, value in any::<String>()) {
+            let var = ["ZENDESK_OAUTH_TOKEN", "ZENDESK_API_TOKEN", "ZENDESK_EMAIL", "AWS_ENDPOINT", "AZURE_STORAGE_ENDPOINT", "AUDITLAKE_LOG"][name];
+            let env = Env::from_pairs([(var, value.as_str())]);
+            let _ = credentials(&env);
+            let _ = log_level(None, &FileConfig::default(), &env);
+            if let Ok(s) = store(&StoreArgs::default(), &FileConfig::default(), &env) {
+                let _ = crate::storage::Lake::open("s3://bucket/lake", &s);
+            }
+        }
+
+        /// Any subdomain is accepted or refused; valid ones give their Zendesk URL.
+        #[test]
+        fn subdomains_round_trip_into_the_base_url(sub in "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?") {
+            let mut a = args(&[]);
+            a.api.subdomain = Some(sub.clone());
+            let c = export(&a, &FileConfig::default(), &env(), NOW).unwrap();
+            prop_assert_eq!(c.api.client.base_url.as_str(), format!("https://{sub}.zendesk.com/"));
+        }
+
+        /// An https base URL is kept as given; plain http only on loopback.
+        #[test]
+        fn base_urls_round_trip(host in "[a-z][a-z0-9]{0,10}\\.[a-z]{2,5}", port in 1u16..) {
+            let text = format!("https://{host}:{port}/");
+            let url = base_url("acme", Some(&text)).unwrap();
+            let expected = if port == 443 { format!("https://{host}/") } else { text.clone() };
+            prop_assert_eq!(url.as_str(), expected);
+            let remote = format!("http://{host}:{port}/");
+            let local = format!("http://127.0.0.1:{port}/");
+            prop_assert!(base_url("acme", Some(&remote)).is_err());
+            prop_assert!(base_url("acme", Some(&local)).is_ok());
+        }
+
+        /// Valid filter values survive validation unchanged.
+        #[test]
+        fn filters_round_trip(action in "[a-z_]{1,12}", ip in any::<std::net::IpAddr>(), id in any::<i64>()) {
+            let f = FileConfig {
+                filter_action: vec![action.clone()],
+                filter_ip_address: Some(ip.to_string()),
+                filter_source_type: Some("user".into()),
+                filter_source_id: Some(id),
+                ..FileConfig::default()
+            };
+            let got = filters(&FilterArgs::default(), &f).unwrap();
+            prop_assert_eq!(got.actions, vec![action]);
+            prop_assert_eq!(got.ip_address, Some(ip.to_string()));
+            prop_assert_eq!(got.source_id, Some(id));
+        }
+
+        /// A switch's value is parsed or refused, never a panic; the spellings round-trip.
+        #[test]
+        fn switches_parse_or_refuse(text in any::<String>(), b: bool) {
+            let _ = crate::cli::parse_switch(&text);
+            prop_assert_eq!(crate::cli::parse_switch(&b.to_string()), Ok(b));
+        }
     }
 }

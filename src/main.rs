@@ -94,8 +94,9 @@ fn main() -> ExitCode {
         Ok(file) => file,
         Err(e) => return fail(Failed::from(e)),
     };
+    let env = Env::capture();
     let show_progress = !cli.quiet && std::io::stderr().is_terminal();
-    init_logging(&cli, &file, show_progress);
+    init_logging(&cli, &file, &env, show_progress);
     // An export's async work is light (HTTP and waiting); decoding and Parquet run on blocking
     // threads. One async thread keeps each request, its connection task and its page on one
     // thread: on a multi-threaded runtime every page cost several cross-thread wakeups.
@@ -107,7 +108,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    match runtime.block_on(run(cli, file, show_progress)) {
+    match runtime.block_on(run(cli, file, env, show_progress)) {
         Ok(code) => ExitCode::from(code),
         Err(failed) => fail(failed),
     }
@@ -118,17 +119,14 @@ fn fail(failed: Failed) -> ExitCode {
     ExitCode::from(failed.code)
 }
 
-fn init_logging(cli: &Cli, file: &FileConfig, show_progress: bool) {
+fn init_logging(cli: &Cli, file: &FileConfig, env: &Env, show_progress: bool) {
     let default = if cli.quiet || show_progress {
         "warn"
     } else {
         "info"
     };
-    let filter = cli
-        .log_level
-        .clone()
-        .or_else(|| file.log_level.clone())
-        .unwrap_or_else(|| default.to_string());
+    let level = config::log_level(cli.log_level.as_deref(), file, env);
+    let filter = level.filter.unwrap_or_else(|| default.to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -142,10 +140,12 @@ fn init_logging(cli: &Cli, file: &FileConfig, show_progress: bool) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
+    if level.from_deprecated_env {
+        tracing::warn!("AUDITLAKE_LOG is deprecated: use AUDITLAKE_LOG_LEVEL");
+    }
 }
 
-async fn run(cli: Cli, file: FileConfig, show_progress: bool) -> Result<u8, Failed> {
-    let env = Env::capture();
+async fn run(cli: Cli, file: FileConfig, env: Env, show_progress: bool) -> Result<u8, Failed> {
     match cli.command {
         Command::Export(args) => {
             let now = chrono::Utc::now().timestamp();

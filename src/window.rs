@@ -43,12 +43,12 @@ impl Grid {
         step: SECONDS_PER_DAY,
     };
 
-    /// Parses `1h`…`12h` (hours dividing a day), `1d` or `Nd`.
+    /// Parses `1h`…`12h` (hours dividing a day), `1d` or `Nd`. Any other text is an error, never
+    /// a panic.
     pub fn parse(text: &str) -> Result<Grid, ParseError> {
         let bad = || ParseError::Grid(text.to_string());
-        let text = text.trim();
-        let (number, unit) = text.split_at(text.len().saturating_sub(1));
-        let n: i64 = number.parse().map_err(|_| bad())?;
+        let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
+        let n = i64::try_from(n).map_err(|_| bad())?;
         let step = match unit {
             "h" if HOUR_STEPS.contains(&n) => n * 3600,
             "d" if (1..=MAX_DAYS).contains(&n) => n * SECONDS_PER_DAY,
@@ -149,52 +149,80 @@ pub fn plan(grid: Grid, since: i64, until: i64) -> Plan {
     Plan { closed, open }
 }
 
+/// Earliest instant [`parse_instant`] accepts: audit logs are younger than the epoch, and
+/// refusing earlier times keeps every window (and its grid floor) inside chrono's range.
+const MIN_INSTANT: i64 = 0;
+
+/// Latest instant [`parse_instant`] accepts (9999-12-31T23:59:59Z): a four-digit year, so window
+/// ends a grid step later still format and partition paths stay the same width.
+const MAX_INSTANT: i64 = 253_402_300_799;
+
 /// Parses `2024-01-01T00:00:00Z` (any RFC 3339 offset) or `2024-01-01` (midnight UTC) into UTC
-/// seconds. Sub-second parts are refused: Zendesk's timestamps have second precision.
+/// seconds, from 1970 to 9999. Sub-second parts are refused: Zendesk's timestamps have second
+/// precision.
 pub fn parse_instant(text: &str) -> Result<i64, ParseError> {
     let bad = || ParseError::Instant(text.to_string());
-    let text = text.trim();
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(date
-            .and_hms_opt(0, 0, 0)
+    let trimmed = text.trim();
+    let t = if let Ok(date) = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d") {
+        date.and_hms_opt(0, 0, 0)
             .ok_or_else(bad)?
             .and_utc()
-            .timestamp());
-    }
-    let t = DateTime::parse_from_rfc3339(text).map_err(|_| bad())?;
-    if t.timestamp_subsec_nanos() != 0 {
+            .timestamp()
+    } else {
+        let t = DateTime::parse_from_rfc3339(trimmed).map_err(|_| bad())?;
+        if t.timestamp_subsec_nanos() != 0 {
+            return Err(bad());
+        }
+        t.timestamp()
+    };
+    if !(MIN_INSTANT..=MAX_INSTANT).contains(&t) {
         return Err(bad());
     }
-    Ok(t.timestamp())
+    Ok(t)
+}
+
+/// Splits `90s` into `(90, "s")`: one or more ASCII digits (no sign), then the rest. `None` when
+/// there is no leading number or it does not fit in a `u64`. Works on characters, so any UTF-8
+/// input is safe (slicing by byte count once panicked on `1é`).
+fn split_number(text: &str) -> Option<(u64, &str)> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    // The first `digits` bytes are ASCII, so this index is a character boundary.
+    let (number, unit) = text.split_at(digits);
+    Some((number.parse().ok()?, unit))
+}
+
+/// Seconds per unit of a duration: `s`, `m`, `h` or `d`.
+fn unit_seconds(unit: &str) -> Option<u64> {
+    match unit {
+        "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
+    }
 }
 
 /// Parses a duration such as `30s`, `5m`, `2h`, `1d` into seconds.
 pub fn parse_duration(text: &str) -> Result<u64, ParseError> {
     let bad = || ParseError::Duration(text.to_string());
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let unit_seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(unit_seconds).ok_or_else(bad)
+    let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
+    n.checked_mul(unit_seconds(unit).ok_or_else(bad)?)
+        .ok_or_else(bad)
 }
 
 /// Parses a duration that may also be given in milliseconds (`250ms`), for retry delays.
 pub fn parse_duration_ms(text: &str) -> Result<std::time::Duration, ParseError> {
-    let trimmed = text.trim();
-    if let Some(ms) = trimmed.strip_suffix("ms") {
-        let n: u64 = ms
-            .parse()
-            .map_err(|_| ParseError::Duration(text.to_string()))?;
+    let bad = || ParseError::Duration(text.to_string());
+    let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
+    if unit == "ms" {
         return Ok(std::time::Duration::from_millis(n));
     }
-    parse_duration(text).map(std::time::Duration::from_secs)
+    n.checked_mul(unit_seconds(unit).ok_or_else(bad)?)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, the only form `filter[created_at][]` accepts.
@@ -274,6 +302,55 @@ mod tests {
             parse_duration_ms("250ms").unwrap(),
             std::time::Duration::from_millis(250)
         );
+    }
+
+    #[test]
+    fn a_window_ending_in_a_multibyte_character_is_an_error_not_a_panic() {
+        // Regression: `--window 1é` sliced the text one byte before its end, inside `é`.
+        for text in ["1é", "é", "1hé", "12ĥ", "7d\u{1F600}", "\u{0660}d"] {
+            assert!(
+                matches!(Grid::parse(text), Err(ParseError::Grid(_))),
+                "{text}"
+            );
+            assert!(parse_duration(text).is_err(), "{text}");
+            assert!(parse_duration_ms(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn numbers_with_signs_or_overflow_are_refused() {
+        for text in [
+            "+1d",
+            "-1d",
+            "+5m",
+            "99999999999999999999s",
+            "18446744073709551615d",
+        ] {
+            assert!(Grid::parse(text).is_err(), "{text}");
+            assert!(parse_duration(text).is_err(), "{text}");
+        }
+        assert!(parse_duration_ms("18446744073709551615m").is_err());
+        assert_eq!(
+            parse_duration_ms("18446744073709551615ms").unwrap(),
+            std::time::Duration::from_millis(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn instants_outside_1970_to_9999_are_refused() {
+        // Earlier or later times would put windows outside chrono's range, where formatting
+        // a window's name panics.
+        for text in [
+            "1969-12-31",
+            "1969-12-31T23:59:59Z",
+            "+10000-01-01",
+            "-0001-01-01",
+        ] {
+            assert!(parse_instant(text).is_err(), "{text}");
+        }
+        assert_eq!(parse_instant("1970-01-01").unwrap(), 0);
+        assert_eq!(parse_instant("9999-12-31T23:59:59Z").unwrap(), MAX_INSTANT);
+        assert!(parse_instant("9999-12-31T23:59:59-01:00").is_err());
     }
 
     #[test]
@@ -376,6 +453,50 @@ mod tests {
                 let holders = all.iter().filter(|w| w.contains(t)).count();
                 prop_assert_eq!(holders, usize::from(t < until));
             }
+        }
+
+        /// No text makes a parser panic: every one answers with a value or an error.
+        #[test]
+        fn parsers_never_panic(text in any::<String>()) {
+            let _ = Grid::parse(&text);
+            let _ = parse_duration(&text);
+            let _ = parse_duration_ms(&text);
+            let _ = parse_instant(&text);
+            let _ = parse_compact(&text);
+        }
+
+        /// The same over texts that look almost right: digits, then any few characters.
+        #[test]
+        fn parsers_never_panic_on_near_misses(text in "[ +-]?[0-9]{0,22}\\PC{0,3}") {
+            let _ = Grid::parse(&text);
+            let _ = parse_duration(&text);
+            let _ = parse_duration_ms(&text);
+            let _ = parse_instant(&text);
+            let _ = parse_compact(&text);
+        }
+
+        /// What a grid prints, it parses back.
+        #[test]
+        fn grids_round_trip(grid in grids()) {
+            prop_assert_eq!(Grid::parse(&grid.to_string()), Ok(grid));
+        }
+
+        /// A number and a unit parse to the number times the unit, in both duration parsers.
+        #[test]
+        fn durations_round_trip(n in 0u64..1_000_000_000, unit in proptest::sample::select(vec![("s", 1u64), ("m", 60), ("h", 3600), ("d", 86_400)])) {
+            let text = format!("{n}{}", unit.0);
+            prop_assert_eq!(parse_duration(&text), Ok(n * unit.1));
+            prop_assert_eq!(parse_duration_ms(&text), Ok(std::time::Duration::from_secs(n * unit.1)));
+            prop_assert_eq!(parse_duration_ms(&format!("{n}ms")), Ok(std::time::Duration::from_millis(n)));
+        }
+
+        /// Every instant in range prints as RFC 3339 and parses back; midnights also as dates.
+        #[test]
+        fn instants_round_trip(t in MIN_INSTANT..=MAX_INSTANT) {
+            prop_assert_eq!(parse_instant(&format_rfc3339(t)), Ok(t));
+            let midnight = t - t.rem_euclid(DAY);
+            prop_assert_eq!(parse_instant(&day_of(t).to_string()), Ok(midnight));
+            prop_assert_eq!(parse_compact(&format_compact(midnight)), Some(midnight));
         }
 
         /// Every instant of a window lies in one of its days, and its ids are unique per grid.

@@ -54,6 +54,38 @@ fn retry_config() -> RetryConfig {
     }
 }
 
+/// The longest one store request can take, retries included, when each attempt is limited to
+/// `timeout`. Computed from [`retry_config`], so a change there is seen by every check that
+/// depends on it (the lease's minimum time to live).
+///
+/// object_store retries a failed attempt while `retries < max_retries` and the time since the
+/// first attempt is at most `retry_timeout`, sleeping a backoff before each retry. The n-th
+/// backoff (from 0) is at most `min(max_backoff, init_backoff * base^n)`. So the request ends
+/// by the smaller of two bounds:
+/// - by count: `(max_retries + 1) * timeout + sum of the max_retries backoffs`;
+/// - by time: the last retry starts only if at most `retry_timeout` has passed, so
+///   `retry_timeout + largest backoff + timeout`.
+///
+/// With today's settings (4 retries, 30 s, backoffs at most 0.2 + 0.4 + 0.8 + 1.6 = 3 s):
+/// `min(5 * timeout + 3 s, 31.6 s + timeout)`, i.e. 61.6 s for the default 30 s timeout and
+/// 13 s for a 2 s one.
+pub fn worst_case_request(timeout: Duration) -> Duration {
+    let retry = retry_config();
+    let retries = u32::try_from(retry.max_retries).unwrap_or(u32::MAX);
+    let backoffs: Vec<Duration> = (0..retries)
+        .map(|n| {
+            let grown =
+                retry.backoff.init_backoff.as_secs_f64() * retry.backoff.base.powi(n as i32);
+            Duration::from_secs_f64(grown.min(retry.backoff.max_backoff.as_secs_f64()))
+        })
+        .collect();
+    let by_count =
+        timeout.saturating_mul(retries.saturating_add(1)) + backoffs.iter().sum::<Duration>();
+    let by_time =
+        retry.retry_timeout + backoffs.iter().max().copied().unwrap_or_default() + timeout;
+    by_count.min(by_time)
+}
+
 /// How to reach an object store.
 #[derive(Clone)]
 pub struct StoreOptions {
@@ -505,6 +537,9 @@ pub fn is_loopback(url: &url::Url) -> bool {
 
 /// Whether a plain-HTTP endpoint may be used: on loopback always (local test servers), elsewhere
 /// only when allowed explicitly (`--allow-http`, or the store's own `*_allow_http` setting).
+/// Every endpoint entry is checked, whatever its alias (`aws_endpoint`, `aws_endpoint_url`, ...)
+/// and wherever it came from: the builder applies them in order and the last one wins, so a
+/// loopback alias must not vouch for a remote one.
 fn plain_http_allowed(options: &StoreOptions) -> Result<bool, String> {
     let explicit = options.allow_http
         || ["aws_allow_http", "azure_allow_http", "google_allow_http"]
@@ -514,30 +549,30 @@ fn plain_http_allowed(options: &StoreOptions) -> Result<bool, String> {
                     .setting(k)
                     .is_some_and(|v| v.eq_ignore_ascii_case("true"))
             });
-    let endpoints = [
-        "aws_endpoint",
-        "aws_endpoint_url",
-        "aws_endpoint_url_s3",
-        "azure_endpoint",
-    ];
-    for key in endpoints {
-        let Some(endpoint) = options.setting(key) else {
-            continue;
-        };
-        let url = url::Url::parse(endpoint).map_err(|e| format!("endpoint {endpoint:?}: {e}"))?;
+    let mut loopback_http = false;
+    for (key, endpoint) in options.settings.iter().filter(|(k, _)| is_endpoint_key(k)) {
+        let url = url::Url::parse(endpoint).map_err(|e| format!("{key} {endpoint:?}: {e}"))?;
         if url.scheme() != "http" {
             continue;
         }
         if is_loopback(&url) {
-            return Ok(true);
-        }
-        if !explicit {
+            loopback_http = true;
+        } else if !explicit {
             return Err(format!(
-                "plain-HTTP endpoint {endpoint} is accepted only on loopback; use https, or --allow-http if you mean it"
+                "plain-HTTP endpoint {endpoint} ({key}) is accepted only on loopback; use https, or --allow-http if you mean it"
             ));
         }
     }
-    Ok(explicit)
+    Ok(explicit || loopback_http)
+}
+
+/// Whether a setting names the endpoint that store requests go to, under any of its aliases.
+fn is_endpoint_key(key: &str) -> bool {
+    matches!(
+        key.parse::<AmazonS3ConfigKey>(),
+        Ok(AmazonS3ConfigKey::Endpoint | AmazonS3ConfigKey::S3Endpoint)
+    ) || matches!(key.parse::<AzureConfigKey>(), Ok(AzureConfigKey::Endpoint))
+        || matches!(key.parse::<GoogleConfigKey>(), Ok(GoogleConfigKey::BaseUrl))
 }
 
 /// A lake in a new temporary directory, for unit tests.
@@ -649,6 +684,72 @@ mod tests {
         )
         .is_ok());
         assert!(Lake::open("s3://bucket/prefix", &with("https://minio.internal", false)).is_ok());
+    }
+
+    #[test]
+    fn a_loopback_endpoint_alias_does_not_vouch_for_a_remote_plain_http_one() {
+        // Regression: the check returned at the first loopback endpoint, so a remote http://
+        // endpoint under another alias (applied later, so the one used) passed unchecked.
+        let remote = "http://minio.internal:9000";
+        for (first, second) in [
+            ("aws_endpoint", "aws_endpoint_url"),
+            ("aws_endpoint_url", "aws_endpoint"),
+            ("aws_endpoint", "aws_endpoint"),
+            ("azure_endpoint", "azure_storage_endpoint"),
+            ("google_base_url", "google_base_url"),
+        ] {
+            for (a, b) in [
+                ("http://127.0.0.1:9000", remote),
+                (remote, "http://[::1]:9000"),
+            ] {
+                let options = StoreOptions {
+                    settings: vec![(first.into(), a.into()), (second.into(), b.into())],
+                    ..StoreOptions::default()
+                };
+                let err = plain_http_allowed(&options).unwrap_err();
+                assert!(err.contains("minio.internal"), "{first} {second}: {err}");
+                let allowed = StoreOptions {
+                    allow_http: true,
+                    ..options
+                };
+                assert_eq!(plain_http_allowed(&allowed), Ok(true));
+            }
+        }
+        let both_local = StoreOptions {
+            settings: vec![
+                ("aws_endpoint".into(), "http://localhost:9000".into()),
+                ("aws_endpoint_url".into(), "http://127.0.0.1:9000".into()),
+            ],
+            ..StoreOptions::default()
+        };
+        assert_eq!(plain_http_allowed(&both_local), Ok(true));
+    }
+
+    #[test]
+    fn the_worst_case_request_follows_the_retry_settings() {
+        // 5 attempts of 2 s and 3 s of backoff, below the 31.6 s + 2 s of the time bound.
+        assert_eq!(
+            worst_case_request(Duration::from_secs(2)),
+            Duration::from_secs(13)
+        );
+        // 5 * 30 s + 3 s = 153 s by count, but the time bound stops retries: 30 + 1.6 + 30.
+        assert_eq!(
+            worst_case_request(Duration::from_secs(30)),
+            Duration::from_millis(61_600)
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the endpoint text, the check answers and never panics.
+        #[test]
+        fn the_plain_http_check_never_panics(endpoint in proptest::prelude::any::<String>(), allow: bool) {
+            let options = StoreOptions {
+                settings: vec![("aws_endpoint".into(), endpoint)],
+                allow_http: allow,
+                ..StoreOptions::default()
+            };
+            let _ = plain_http_allowed(&options);
+        }
     }
 
     #[test]
