@@ -288,21 +288,6 @@ pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>,
     Err(LeaseError::Contended(subdomain.to_string()))
 }
 
-// PLACEHOLDER-FENCE: replaced by the real fence from the lease work.
-#[derive(Clone, Debug, Default)]
-pub struct Fence;
-impl Fence {
-    #[allow(clippy::result_large_err)]
-    pub fn check(&self) -> Result<(), LeaseError> {
-        Ok(())
-    }
-}
-impl Lease {
-    pub fn fence(&self) -> Fence {
-        Fence
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
