@@ -71,6 +71,7 @@ pub enum LeaseError {
         subdomain: String,
         expired_at: String,
     },
+    /// The fence closed because this run released its lease.
     #[error("this run already released its lease on subdomain {0:?}; stopping before writing")]
     Released(String),
     #[error("lease file {path} is not valid: {reason}")]
@@ -134,7 +135,8 @@ pub struct Lease {
 }
 
 /// Whether the lease is still certainly this run's, shared by every worker of the run and updated
-/// by the renewal task. Cheap to clone and to check: no store request.
+/// by the renewal task. Cheap to clone and to check: no store request. Every destructive step of
+/// a run (upload, delete, commit) calls [`Fence::check`] just before it and stops on an error.
 #[derive(Clone, Debug)]
 pub struct Fence {
     state: Arc<FenceState>,
