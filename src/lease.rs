@@ -178,6 +178,16 @@ pub fn fence_margin(ttl: Duration) -> Duration {
     (ttl / 10).max(Duration::from_secs(2)).min(ttl / 3)
 }
 
+/// How long one renewal may take, from sending to confirmation, without the fence closing
+/// before it is confirmed: renewals are sent a third of the ttl apart and the fence stays open
+/// ttl − margin after the last confirmed one. A store whose worst case for one request (timeout ×
+/// attempts, plus backoff) exceeds this would stop runs that are merely slow, so the
+/// configuration should refuse such a `--lease-ttl`.
+pub fn renewal_allowance(ttl: Duration) -> Duration {
+    ttl.saturating_sub(fence_margin(ttl))
+        .saturating_sub(ttl / 3)
+}
+
 impl Fence {
     fn new(subdomain: &str, ttl: Duration, sent: Instant, sent_wall: i64) -> Fence {
         let margin = fence_margin(ttl);
@@ -1206,5 +1216,24 @@ mod tests {
             None,
             "an old holder is never known dead"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_slower_than_usual_but_within_its_allowance_keeps_the_fence_open() {
+        let (store, lake) = faulty_lake();
+        let ttl = Duration::from_secs(30);
+        assert_eq!(renewal_allowance(ttl), Duration::from_secs(17));
+        let lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        let fence = lease.fence();
+        let (stop, lost) = (CancellationToken::new(), CancellationToken::new());
+        inject(&store, Fault::Slow(Duration::from_millis(16_900)));
+        let kept = lease.keep(stop.clone(), lost.clone());
+        for _ in 0..600 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fence.check().unwrap();
+        }
+        assert!(!lost.is_cancelled());
+        stop.cancel();
+        kept.await.unwrap();
     }
 }
