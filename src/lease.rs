@@ -8,12 +8,41 @@
 //! (which has no conditional update) and on object stores. Generations never restart: releasing
 //! writes a last, already expired generation instead of deleting the chain, so a holder that was
 //! frozen past its expiry cannot sneak back in with a stale generation number.
+//!
+//! **Our own write, reported as a failure.** Every record names the run that wrote it (a random
+//! run id, unique per [`Lease::acquire`]). A create-if-absent that applied but whose answer was lost
+//! (a timeout or a 5xx after the store wrote it) is retried by the store client and then answers
+//! "already exists"; when the generation found there carries our run id, the write was ours and
+//! counts as done — in acquire, renew and release alike. A write that fails outright is read back
+//! the same way before it is reported. A renewal that fails because the store is down is a store
+//! error ([`LeaseError::Storage`]), never "another run took the lease".
+//!
+//! **Fencing.** Renewal alone cannot stop a run that was frozen (VM pause, SIGSTOP) past its expiry:
+//! when it wakes, its workers would go on uploading, deleting and committing over the windows of the
+//! run that took over. So every destructive step asks a [`Fence`] first. The fence is local and
+//! cheap (no store request): it is open while the last confirmed write of the lease, counted from
+//! the moment its request was *sent*, plus the time to live minus a safety margin (see
+//! [`fence_margin`]) is still ahead on this machine's monotonic clock, and it closes for good once
+//! the lease is known lost or released.
+//!
+//! **A holder that is provably dead.** A run killed with `kill -9` cannot release its lease, which
+//! would block the next run for the whole time to live. Each record therefore also names the
+//! holder's process: host name, boot id, pid namespace, user, pid and the process's start time. When
+//! a lease that has not expired was written on this same machine (same host name, boot id and pid
+//! namespace, same user so that the process table is fully visible) and its process is gone — no
+//! `/proc/<pid>`, or that pid now belongs to a process started at another time (which covers a pid
+//! reused by this very run) — the lease is taken over at once, with a warning naming the holder and
+//! why it is known dead. Anything less certain (another machine, an old record without these
+//! fields, a system without `/proc`, or this very process, whose other lease objects may still be
+//! at work) waits for expiry as before: a live holder is never taken over.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::storage::{layout, Created, Lake, StorageError};
@@ -36,6 +65,15 @@ pub enum LeaseError {
     },
     #[error("lost the lease on subdomain {subdomain:?} to {holder}: this run stopped renewing in time (was it paused?)")]
     Lost { subdomain: String, holder: String },
+    /// The fence closed: by this machine's clock the lease may have expired for other runs.
+    #[error("this run's lease on subdomain {subdomain:?} expired at {expired_at} (the process was paused or the store too slow to renew); stopping before writing")]
+    Expired {
+        subdomain: String,
+        expired_at: String,
+    },
+    /// The fence closed because this run released its lease.
+    #[error("this run already released its lease on subdomain {0:?}; stopping before writing")]
+    Released(String),
     #[error("lease file {path} is not valid: {reason}")]
     Corrupt { path: String, reason: String },
     #[error("could not settle the lease on subdomain {0:?}: other runs keep racing for it")]
@@ -54,6 +92,31 @@ pub struct LeaseRecord {
     pub renewed_at: String,
     /// UTC seconds after which another run may take the lease over.
     pub expires_at: i64,
+    /// The run that wrote this generation, unique per acquire: tells our own write, answered
+    /// "already exists" after a retry, from another run's. Empty in leases of older versions.
+    #[serde(default)]
+    pub run_id: String,
+    /// The holder's process, to take over at once a lease whose holder is provably dead. Absent in
+    /// leases of older versions and where it cannot be known (no `/proc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessIdentity>,
+}
+
+/// Names one process among all processes of all machines and boots, as far as Linux tells.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessIdentity {
+    pub hostname: String,
+    /// `/proc/sys/kernel/random/boot_id`: pids and start times mean nothing across boots.
+    pub boot_id: String,
+    /// The target of `/proc/self/ns/pid`: pids mean nothing across pid namespaces (containers).
+    pub pid_namespace: String,
+    /// Owner of the process: `/proc` may hide other users' processes (`hidepid`), so only a
+    /// holder of our own user can be proven absent.
+    pub uid: u32,
+    pub pid: u32,
+    /// Field 22 of `/proc/<pid>/stat`, in clock ticks since boot: with the pid, names one process
+    /// even after its pid is reused.
+    pub start_time: u64,
 }
 
 /// A held lease.
@@ -63,18 +126,249 @@ pub struct Lease {
     subdomain: String,
     ttl: Duration,
     current: LeaseRecord,
+    fence: Fence,
+    /// When the first request for a generation not yet confirmed was sent: if a failed write
+    /// applied after all, the stored expiry counts from that earlier moment.
+    pending: Option<(u64, Instant, i64)>,
+    /// Why [`Lease::keep`] stopped renewing, for the run's outcome.
+    failure: Option<LeaseError>,
+}
+
+/// Whether the lease is still certainly this run's, shared by every worker of the run and updated
+/// by the renewal task. Cheap to clone and to check: no store request. Every destructive step of
+/// a run (upload, delete, commit) calls [`Fence::check`] just before it and stops on an error.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    state: Arc<FenceState>,
+}
+
+#[derive(Debug)]
+struct FenceState {
+    subdomain: String,
+    margin: Duration,
+    inner: Mutex<FenceInner>,
+}
+
+#[derive(Debug)]
+struct FenceInner {
+    /// Writes are allowed strictly before this instant (local monotonic clock).
+    open_until: Instant,
+    /// The same moment on the wall clock, for messages.
+    open_until_wall: i64,
+    closed: Option<Closed>,
+}
+
+#[derive(Debug)]
+enum Closed {
+    Lost { holder: String },
+    Released,
+}
+
+/// How long before the lease's stored expiry this run stops writing.
+///
+/// Other runs judge expiry by their own wall clock against `expires_at`, while this run counts on
+/// its monotonic clock from the moment it sent the write. The margin covers what separates the
+/// two: `expires_at` is rounded down to the second (up to 1 s earlier than send + ttl), wall
+/// clocks of machines differ (NTP keeps them within tens of milliseconds; a second more is
+/// generous), and clocks run at slightly different rates over a time to live (parts per million;
+/// a tenth of the ttl is far beyond that). Hence max(ttl/10, 2 s) — but at most a third of the
+/// ttl, so that with the shortest ttl the config allows (3 s) the fence stays open across the
+/// renewals, sent every third of the ttl.
+pub fn fence_margin(ttl: Duration) -> Duration {
+    (ttl / 10).max(Duration::from_secs(2)).min(ttl / 3)
+}
+
+/// How long one renewal may take, from sending to confirmation, without the fence closing
+/// before it is confirmed: renewals are sent a third of the ttl apart and the fence stays open
+/// ttl − margin after the last confirmed one. A store whose worst case for one request (timeout ×
+/// attempts, plus backoff) exceeds this would stop runs that are merely slow, so the
+/// configuration should refuse such a `--lease-ttl`.
+pub fn renewal_allowance(ttl: Duration) -> Duration {
+    ttl.saturating_sub(fence_margin(ttl))
+        .saturating_sub(ttl / 3)
+}
+
+impl Fence {
+    fn new(subdomain: &str, ttl: Duration, sent: Instant, sent_wall: i64) -> Fence {
+        let margin = fence_margin(ttl);
+        let open_for = ttl.saturating_sub(margin);
+        Fence {
+            state: Arc::new(FenceState {
+                subdomain: subdomain.to_string(),
+                margin,
+                inner: Mutex::new(FenceInner {
+                    open_until: sent + open_for,
+                    open_until_wall: sent_wall + open_for.as_secs() as i64,
+                    closed: None,
+                }),
+            }),
+        }
+    }
+
+    /// Ok while the lease is certainly still ours: the last confirmed renewal + ttl − margin is
+    /// still in the future by the local monotonic clock, and the lease has not been reported lost.
+    // The error is large because of `Held`, which `check` never returns; the Ok path stays a
+    // lock and a clock read, and the error is made once, when the run stops.
+    #[allow(clippy::result_large_err)]
+    pub fn check(&self) -> Result<(), LeaseError> {
+        let inner = self.lock();
+        let subdomain = self.state.subdomain.clone();
+        match &inner.closed {
+            Some(Closed::Lost { holder }) => {
+                return Err(LeaseError::Lost {
+                    subdomain,
+                    holder: holder.clone(),
+                })
+            }
+            Some(Closed::Released) => return Err(LeaseError::Released(subdomain)),
+            None => {}
+        }
+        if Instant::now() >= inner.open_until {
+            return Err(LeaseError::Expired {
+                subdomain,
+                expired_at: format_rfc3339(inner.open_until_wall),
+            });
+        }
+        Ok(())
+    }
+
+    /// The moment (local monotonic clock) the fence closes unless the lease is renewed.
+    pub fn open_until(&self) -> Instant {
+        self.lock().open_until
+    }
+
+    /// The store confirmed a write of the lease, sent at `sent` (`sent_wall` on the wall clock).
+    fn confirm(&self, ttl: Duration, sent: Instant, sent_wall: i64) {
+        let open_for = ttl.saturating_sub(self.state.margin);
+        let mut inner = self.lock();
+        // A renewal confirmed late never shortens what an earlier one granted.
+        if sent + open_for > inner.open_until {
+            inner.open_until = sent + open_for;
+            inner.open_until_wall = sent_wall + open_for.as_secs() as i64;
+        }
+    }
+
+    fn close(&self, why: Closed) {
+        self.lock().closed.get_or_insert(why);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FenceInner> {
+        // The lock guards plain values, valid whatever a panicking holder left half done.
+        self.state
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A name for this run, for other runs' messages: host, pid and a random tag.
 pub fn holder_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into());
     format!(
-        "{host} pid {} run {:08x}",
+        "{} pid {} run {:08x}",
+        hostname().unwrap_or_else(|| "unknown-host".into()),
         std::process::id(),
         fastrand::u32(..)
     )
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+}
+
+/// Elsewhere than Linux there is no `/proc` to prove a holder dead: leases wait for expiry.
+#[cfg(not(target_os = "linux"))]
+fn this_process() -> Option<ProcessIdentity> {
+    None
+}
+
+/// This process's identity, or `None` where `/proc` cannot tell it.
+#[cfg(target_os = "linux")]
+fn this_process() -> Option<ProcessIdentity> {
+    static THIS: std::sync::OnceLock<Option<ProcessIdentity>> = std::sync::OnceLock::new();
+    THIS.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        let pid = std::process::id();
+        // A `/proc` mounted from another pid namespace would describe other processes.
+        let self_link = std::fs::read_link("/proc/self").ok()?;
+        if self_link.to_str()? != pid.to_string() {
+            return None;
+        }
+        let identity = ProcessIdentity {
+            hostname: hostname()?,
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()?
+                .trim()
+                .to_string(),
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .ok()?
+                .to_str()?
+                .to_string(),
+            uid: std::fs::metadata("/proc/self").ok()?.uid(),
+            pid,
+            start_time: start_time(pid).ok()??,
+        };
+        let known = |s: &str| !s.is_empty();
+        (known(&identity.hostname) && known(&identity.boot_id) && known(&identity.pid_namespace))
+            .then_some(identity)
+    })
+    .clone()
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`): `Ok(None)` when no such
+/// process exists, an error when it cannot be told.
+fn start_time(pid: u32) -> std::io::Result<Option<u64>> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // The command name (field 2) is in parentheses and may hold spaces and ')'; fields after the
+    // last ')' start at field 3.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(22 - 3))
+        .and_then(|field| field.parse().ok())
+        .map(Some)
+        .ok_or_else(|| std::io::Error::other(format!("/proc/{pid}/stat has no start time")))
+}
+
+/// Why the holder of `record` is certainly dead, or `None` when that cannot be proven.
+fn known_dead(record: &LeaseRecord) -> Option<String> {
+    let holder = record.process.as_ref()?;
+    let me = this_process()?;
+    let same_machine = holder.hostname == me.hostname
+        && holder.boot_id == me.boot_id
+        && holder.pid_namespace == me.pid_namespace
+        && holder.uid == me.uid;
+    if !same_machine {
+        return None;
+    }
+    if holder.pid == me.pid {
+        // This very process may hold other leases still at work (a library caller, tests).
+        return (holder.start_time != me.start_time).then(|| {
+            format!(
+                "its pid {} is now this run's own, so that process has exited",
+                holder.pid
+            )
+        });
+    }
+    match start_time(holder.pid) {
+        Ok(None) => Some(format!(
+            "process {} no longer exists on this machine",
+            holder.pid
+        )),
+        Ok(Some(started)) if started != holder.start_time => Some(format!(
+            "pid {} now belongs to another process (started at tick {started}, not {})",
+            holder.pid, holder.start_time
+        )),
+        Ok(Some(_)) | Err(_) => None,
+    }
+}
+
+/// A new run id: 128 random bits, so no two runs ever share one.
+fn new_run_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 fn folder(subdomain: &str) -> Path {
@@ -98,21 +392,29 @@ impl Lease {
         ttl: Duration,
         holder: &str,
     ) -> Result<Lease, LeaseError> {
+        let run_id = new_run_id();
         for _ in 0..ACQUIRE_ATTEMPTS {
             let latest = latest(lake, subdomain).await?;
             let next_generation = latest.as_ref().map_or(1, |l| l.generation + 1);
             if let Some(held) = &latest {
                 if !held.holder.is_empty() && held.expires_at > now() {
-                    return Err(LeaseError::Held {
-                        dest: lake.display().to_string(),
-                        subdomain: subdomain.to_string(),
-                        holder: held.holder.clone(),
-                        since: held.acquired_at.clone(),
-                        renewed: held.renewed_at.clone(),
-                        expires: format_rfc3339(held.expires_at),
-                    });
-                }
-                if !held.holder.is_empty() {
+                    let Some(why) = known_dead(held) else {
+                        return Err(LeaseError::Held {
+                            dest: lake.display().to_string(),
+                            subdomain: subdomain.to_string(),
+                            holder: held.holder.clone(),
+                            since: held.acquired_at.clone(),
+                            renewed: held.renewed_at.clone(),
+                            expires: format_rfc3339(held.expires_at),
+                        });
+                    };
+                    tracing::warn!(
+                        previous_holder = %held.holder,
+                        why_dead = %why,
+                        expires = %format_rfc3339(held.expires_at),
+                        "taking over the lease at once: its holder is dead on this machine"
+                    );
+                } else if !held.holder.is_empty() {
                     tracing::warn!(
                         previous_holder = %held.holder,
                         expired = %format_rfc3339(held.expires_at),
@@ -120,25 +422,33 @@ impl Lease {
                     );
                 }
             }
-            let stamp = format_rfc3339(now());
+            // Taken before the record's wall-clock stamp: the fence never outlasts `expires_at`.
+            let sent = Instant::now();
+            let sent_wall = now();
+            let stamp = format_rfc3339(sent_wall);
             let record = LeaseRecord {
                 generation: next_generation,
                 holder: holder.to_string(),
                 acquired_at: stamp.clone(),
                 renewed_at: stamp,
-                expires_at: now() + ttl.as_secs() as i64,
+                expires_at: sent_wall + ttl.as_secs() as i64,
+                run_id: run_id.clone(),
+                process: this_process(),
             };
-            if write_generation(lake, subdomain, &record).await? == Created::Created
-                && highest(lake, subdomain).await? == Some(next_generation)
-            {
-                let lease = Lease {
-                    lake: lake.clone(),
-                    subdomain: subdomain.to_string(),
-                    ttl,
-                    current: record,
-                };
-                lease.prune().await;
-                return Ok(lease);
+            if let Written::Ours(record) = write_generation(lake, subdomain, &record).await? {
+                if highest(lake, subdomain).await? == Some(next_generation) {
+                    let lease = Lease {
+                        lake: lake.clone(),
+                        subdomain: subdomain.to_string(),
+                        ttl,
+                        fence: Fence::new(subdomain, ttl, sent, sent_wall),
+                        current: record,
+                        pending: None,
+                        failure: None,
+                    };
+                    lease.prune().await;
+                    return Ok(lease);
+                }
             }
             // Lost a race: another run created this generation, or a higher one (it read the
             // chain after ours was read). The next round reads who holds it now.
@@ -151,31 +461,58 @@ impl Lease {
         &self.current
     }
 
-    /// Extends the lease by its time to live.
-    pub async fn renew(&mut self) -> Result<(), LeaseError> {
-        let record = LeaseRecord {
-            generation: self.current.generation + 1,
-            renewed_at: format_rfc3339(now()),
-            expires_at: now() + self.ttl.as_secs() as i64,
-            ..self.current.clone()
-        };
-        if write_generation(&self.lake, &self.subdomain, &record).await? == Created::AlreadyExisted
-        {
-            let winner = latest(&self.lake, &self.subdomain)
-                .await?
-                .map_or_else(|| "another run".to_string(), |l| l.holder);
-            return Err(LeaseError::Lost {
-                subdomain: self.subdomain.clone(),
-                holder: winner,
-            });
-        }
-        self.current = record;
-        self.prune().await;
-        Ok(())
+    /// The fence every destructive step of the run checks first.
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
     }
 
-    /// Renews the lease every third of its time to live until `stop` fires. If the lease is lost
-    /// (or cannot be renewed before it expires), `lost` is cancelled so the run stops.
+    /// Why [`Lease::keep`] stopped renewing before it was told to, once: a [`LeaseError::Lost`]
+    /// when another run took the lease over, a [`LeaseError::Storage`] when the store failed
+    /// every renewal until the lease was about to expire.
+    pub fn take_failure(&mut self) -> Option<LeaseError> {
+        self.failure.take()
+    }
+
+    /// Extends the lease by its time to live.
+    pub async fn renew(&mut self) -> Result<(), LeaseError> {
+        let generation = self.current.generation + 1;
+        // Taken before the record's wall-clock stamp: the fence never outlasts `expires_at`.
+        let (sent, sent_wall) = match self.pending {
+            Some((g, first, first_wall)) if g == generation => (first, first_wall),
+            _ => (Instant::now(), now()),
+        };
+        self.pending = Some((generation, sent, sent_wall));
+        let stamp = now();
+        let record = LeaseRecord {
+            generation,
+            renewed_at: format_rfc3339(stamp),
+            expires_at: stamp + self.ttl.as_secs() as i64,
+            ..self.current.clone()
+        };
+        match write_generation(&self.lake, &self.subdomain, &record).await? {
+            Written::Ours(stored) => {
+                self.fence.confirm(self.ttl, sent, sent_wall);
+                self.current = stored;
+                self.pending = None;
+                self.prune().await;
+                Ok(())
+            }
+            Written::Theirs(winner) => {
+                let holder = winner.map_or_else(|| "another run".to_string(), |l| l.holder);
+                self.fence.close(Closed::Lost {
+                    holder: holder.clone(),
+                });
+                Err(LeaseError::Lost {
+                    subdomain: self.subdomain.clone(),
+                    holder,
+                })
+            }
+        }
+    }
+
+    /// Renews the lease every third of its time to live until `stop` fires, updating the fence
+    /// on every confirmed renewal. If the lease is lost, or cannot be renewed before the fence
+    /// closes, `lost` is cancelled so the run stops, and [`Lease::take_failure`] says why.
     pub fn keep(
         mut self,
         stop: CancellationToken,
@@ -194,11 +531,13 @@ impl Lease {
                     }
                     Err(e @ LeaseError::Lost { .. }) => {
                         tracing::error!(error = %e, "lease lost; stopping the run");
+                        self.failure = Some(e);
                         lost.cancel();
                         return self;
                     }
-                    Err(e) if self.current.expires_at <= now() + every.as_secs() as i64 => {
+                    Err(e) if self.fence.open_until() <= Instant::now() + every => {
                         tracing::error!(error = %e, "cannot renew the lease before it expires; stopping the run");
+                        self.failure = Some(e);
                         lost.cancel();
                         return self;
                     }
@@ -208,16 +547,22 @@ impl Lease {
         })
     }
 
-    /// Gives the lease up: writes a last generation that is already expired.
+    /// Gives the lease up: writes a last generation that is already expired. The fence closes
+    /// first: nothing of this run may write once it starts letting go.
     pub async fn release(self) -> Result<(), LeaseError> {
+        self.fence.close(Closed::Released);
         let record = LeaseRecord {
             generation: self.current.generation + 1,
             holder: String::new(),
             acquired_at: self.current.acquired_at.clone(),
             renewed_at: format_rfc3339(now()),
             expires_at: 0,
+            run_id: self.current.run_id.clone(),
+            process: None,
         };
-        if write_generation(&self.lake, &self.subdomain, &record).await? == Created::Created {
+        if let Written::Ours(record) =
+            write_generation(&self.lake, &self.subdomain, &record).await?
+        {
             let released = Lease {
                 current: record,
                 ..self
@@ -244,18 +589,56 @@ fn parse_generation(path: &Path) -> Option<u64> {
     path.filename()?.strip_suffix(".json")?.parse().ok()
 }
 
+/// Whose a generation is after we tried to create it.
+enum Written {
+    /// Ours, as stored: created now, or by an earlier attempt of ours that applied.
+    Ours(LeaseRecord),
+    /// Another run's (`None` when it was pruned meanwhile: a newer generation exists).
+    Theirs(Option<LeaseRecord>),
+}
+
+/// Creates `record`'s generation. "Already exists" with our own run id, or a failure after which
+/// the generation turns out to hold our run id, is our write having applied: success.
 async fn write_generation(
     lake: &Lake,
     subdomain: &str,
     record: &LeaseRecord,
-) -> Result<Created, LeaseError> {
+) -> Result<Written, LeaseError> {
+    let path = generation_path(subdomain, record.generation);
     let body = serde_json::to_vec_pretty(record).expect("plain data serializes");
-    Ok(lake
-        .create(
-            &generation_path(subdomain, record.generation),
-            Bytes::from(body),
-        )
-        .await?)
+    let ours = |stored: &LeaseRecord| !record.run_id.is_empty() && stored.run_id == record.run_id;
+    match lake.create(&path, Bytes::from(body)).await {
+        Ok(Created::Created) => Ok(Written::Ours(record.clone())),
+        Ok(Created::AlreadyExisted) => match read_generation(lake, &path).await? {
+            Some(stored) if ours(&stored) => {
+                tracing::info!(
+                    generation = record.generation,
+                    "the store answered \"already exists\" for this run's own lease write (a retried request that had applied)"
+                );
+                Ok(Written::Ours(stored))
+            }
+            other => Ok(Written::Theirs(other)),
+        },
+        Err(e) => match read_generation(lake, &path).await {
+            Ok(Some(stored)) if ours(&stored) => {
+                tracing::info!(generation = record.generation, error = %e, "a lease write reported a failure but had applied");
+                Ok(Written::Ours(stored))
+            }
+            _ => Err(e.into()),
+        },
+    }
+}
+
+async fn read_generation(lake: &Lake, path: &Path) -> Result<Option<LeaseRecord>, LeaseError> {
+    let Some(bytes) = lake.read(path).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| LeaseError::Corrupt {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// The number of the highest generation, if any.
@@ -274,25 +657,220 @@ pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>,
         let Some(generation) = highest(lake, subdomain).await? else {
             return Ok(None);
         };
-        let path = generation_path(subdomain, generation);
         // Pruned between the listing and the read: a newer generation exists, list again.
-        if let Some(bytes) = lake.read(&path).await? {
-            return serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| LeaseError::Corrupt {
-                    path: path.to_string(),
-                    reason: e.to_string(),
-                });
+        if let Some(record) = read_generation(lake, &generation_path(subdomain, generation)).await?
+        {
+            return Ok(Some(record));
         }
     }
     Err(LeaseError::Contended(subdomain.to_string()))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures::future::Future;
+    use futures::stream::BoxStream;
+    use futures::StreamExt;
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    };
+
     use crate::storage::temp_lake as lake;
+
+    /// How the next create-if-absent of [`Faulty`] goes wrong.
+    #[derive(Clone, Copy, Debug)]
+    enum Fault {
+        /// Applies, then answers "already exists", as a client retry after a lost answer does.
+        AppliedThenAlreadyExists,
+        /// Applies, then fails, as a request that timed out after the store wrote it does.
+        AppliedThenTimedOut,
+        /// Applies after this long (virtual time in paused tests).
+        Slow(Duration),
+    }
+
+    /// An in-memory store that injects the failures of a real one into lease writes.
+    #[derive(Debug, Default)]
+    struct Faulty {
+        inner: InMemory,
+        next_create: Mutex<Option<Fault>>,
+        /// Every request fails without effect, as when the store is unreachable.
+        down: AtomicBool,
+    }
+
+    impl std::fmt::Display for Faulty {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Faulty")
+        }
+    }
+
+    fn unreachable_store() -> object_store::Error {
+        object_store::Error::Generic {
+            store: "Faulty",
+            source: "connection refused".into(),
+        }
+    }
+
+    type Boxed<'a, T> = Pin<Box<dyn Future<Output = object_store::Result<T>> + Send + 'a>>;
+
+    // Written out as `#[async_trait]` would expand it: the crate does not depend on async-trait.
+    impl ObjectStore for Faulty {
+        fn put_opts<'life0, 'life1, 'async_trait>(
+            &'life0 self,
+            location: &'life1 Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> Boxed<'async_trait, PutResult>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async move {
+                if self.down.load(Ordering::SeqCst) {
+                    return Err(unreachable_store());
+                }
+                let fault = if matches!(opts.mode, PutMode::Create) {
+                    self.next_create.lock().unwrap().take()
+                } else {
+                    None
+                };
+                if let Some(Fault::Slow(delay)) = fault {
+                    tokio::time::sleep(delay).await;
+                }
+                let applied = self.inner.put_opts(location, payload, opts).await?;
+                match fault {
+                    Some(Fault::AppliedThenAlreadyExists) => {
+                        Err(object_store::Error::AlreadyExists {
+                            path: location.to_string(),
+                            source: "the retried request found the object".into(),
+                        })
+                    }
+                    Some(Fault::AppliedThenTimedOut) => Err(object_store::Error::Generic {
+                        store: "Faulty",
+                        source: "request timed out".into(),
+                    }),
+                    Some(Fault::Slow(_)) | None => Ok(applied),
+                }
+            })
+        }
+
+        fn put_multipart_opts<'life0, 'life1, 'async_trait>(
+            &'life0 self,
+            location: &'life1 Path,
+            opts: PutMultipartOptions,
+        ) -> Boxed<'async_trait, Box<dyn MultipartUpload>>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            Self: 'async_trait,
+        {
+            self.inner.put_multipart_opts(location, opts)
+        }
+
+        fn get_opts<'life0, 'life1, 'async_trait>(
+            &'life0 self,
+            location: &'life1 Path,
+            options: GetOptions,
+        ) -> Boxed<'async_trait, GetResult>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            Self: 'async_trait,
+        {
+            if self.down.load(Ordering::SeqCst) {
+                return Box::pin(async { Err(unreachable_store()) });
+            }
+            self.inner.get_opts(location, options)
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            if self.down.load(Ordering::SeqCst) {
+                return futures::stream::once(async { Err(unreachable_store()) }).boxed();
+            }
+            self.inner.list(prefix)
+        }
+
+        fn list_with_delimiter<'life0, 'life1, 'async_trait>(
+            &'life0 self,
+            prefix: Option<&'life1 Path>,
+        ) -> Boxed<'async_trait, ListResult>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            Self: 'async_trait,
+        {
+            self.inner.list_with_delimiter(prefix)
+        }
+
+        fn copy_opts<'life0, 'life1, 'life2, 'async_trait>(
+            &'life0 self,
+            from: &'life1 Path,
+            to: &'life2 Path,
+            options: CopyOptions,
+        ) -> Boxed<'async_trait, ()>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            'life2: 'async_trait,
+            Self: 'async_trait,
+        {
+            self.inner.copy_opts(from, to, options)
+        }
+    }
+
+    fn faulty_lake() -> (Arc<Faulty>, Lake) {
+        let store = Arc::new(Faulty::default());
+        (store.clone(), Lake::from_store(store, "memory://faulty"))
+    }
+
+    fn inject(store: &Faulty, fault: Fault) {
+        *store.next_create.lock().unwrap() = Some(fault);
+    }
+
+    /// Writes a generation as another run would, bypassing [`Lease`].
+    async fn plant(lake: &Lake, generation: u64, holder: &str, process: Option<ProcessIdentity>) {
+        let record = LeaseRecord {
+            generation,
+            holder: holder.to_string(),
+            acquired_at: format_rfc3339(now()),
+            renewed_at: format_rfc3339(now()),
+            expires_at: now() + 600,
+            run_id: new_run_id(),
+            process,
+        };
+        assert!(matches!(
+            write_generation(lake, "acme", &record).await.unwrap(),
+            Written::Ours(_)
+        ));
+    }
+
+    fn me() -> ProcessIdentity {
+        this_process().expect("the tests run on Linux with /proc")
+    }
+
+    /// The pid of a process that ran on this machine and has exited.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
 
     #[tokio::test]
     async fn a_held_lease_is_refused_with_its_holder_and_released_for_the_next_run() {
@@ -371,5 +949,291 @@ mod tests {
             }
         }
         assert_eq!(winners, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fence_is_open_after_acquire_and_closes_when_ttl_minus_margin_passes_without_renewal(
+    ) {
+        let (_store, lake) = faulty_lake();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(fence_margin(ttl), Duration::from_secs(6));
+        let mut lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        let fence = lease.fence();
+        fence.check().unwrap();
+        tokio::time::advance(Duration::from_secs(53)).await;
+        fence.check().unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let err = fence.check().unwrap_err();
+        assert!(matches!(err, LeaseError::Expired { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("\"acme\" expired at")
+                && message.contains("paused")
+                && message.contains("stopping before writing"),
+            "{message}"
+        );
+        lease.renew().await.unwrap();
+        fence.check().unwrap();
+        tokio::time::advance(Duration::from_secs(53)).await;
+        fence.check().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fence_counts_from_when_the_renewal_was_sent_not_when_it_returned() {
+        let (store, lake) = faulty_lake();
+        let ttl = Duration::from_secs(60);
+        let mut lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        let fence = lease.fence();
+        inject(&store, Fault::Slow(Duration::from_secs(20)));
+        lease.renew().await.unwrap();
+        // Sent 20 s ago: open for 54 s from then, so 33 s more, not 54.
+        tokio::time::advance(Duration::from_secs(33)).await;
+        fence.check().unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(matches!(fence.check(), Err(LeaseError::Expired { .. })));
+    }
+
+    #[tokio::test]
+    async fn the_fence_closes_once_the_lease_is_lost_even_before_it_expires() {
+        let (_store, lake) = faulty_lake();
+        let mut lease = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me")
+            .await
+            .unwrap();
+        let fence = lease.fence();
+        // A run that took over while this one was frozen.
+        plant(&lake, 2, "taker", None).await;
+        assert!(matches!(lease.renew().await, Err(LeaseError::Lost { .. })));
+        let err = fence.check().unwrap_err().to_string();
+        assert!(
+            err.contains("lost the lease") && err.contains("taker"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_fence_closes_when_the_lease_is_released() {
+        let (_store, lake) = faulty_lake();
+        let lease = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me")
+            .await
+            .unwrap();
+        let fence = lease.fence();
+        lease.release().await.unwrap();
+        assert!(matches!(fence.check(), Err(LeaseError::Released(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keeping_the_lease_keeps_the_fence_open_and_closes_it_when_another_run_takes_over() {
+        let (_store, lake) = faulty_lake();
+        let lease = Lease::acquire(&lake, "acme", Duration::from_secs(30), "me")
+            .await
+            .unwrap();
+        let fence = lease.fence();
+        let (stop, lost) = (CancellationToken::new(), CancellationToken::new());
+        let kept = lease.keep(stop.clone(), lost.clone());
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        fence.check().unwrap();
+        let generation = latest(&lake, "acme").await.unwrap().unwrap().generation;
+        assert!(generation >= 10, "renewed every 10 s: {generation}");
+        plant(&lake, generation + 1, "taker", None).await;
+        tokio::time::timeout(Duration::from_secs(15), lost.cancelled())
+            .await
+            .expect("the next renewal finds the lease lost");
+        assert!(matches!(fence.check(), Err(LeaseError::Lost { .. })));
+        stop.cancel();
+        let mut lease = kept.await.unwrap();
+        assert!(matches!(
+            lease.take_failure(),
+            Some(LeaseError::Lost { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_lease_write_that_applied_but_answered_already_exists_is_this_runs_own() {
+        let (store, lake) = faulty_lake();
+        let ttl = Duration::from_secs(600);
+        inject(&store, Fault::AppliedThenAlreadyExists);
+        let mut lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        assert_eq!(lease.record().generation, 1, "no orphan generation");
+        inject(&store, Fault::AppliedThenAlreadyExists);
+        lease.renew().await.unwrap();
+        assert_eq!(lease.record().generation, 2);
+        lease.fence().check().unwrap();
+        inject(&store, Fault::AppliedThenAlreadyExists);
+        lease.release().await.unwrap();
+        let next = Lease::acquire(&lake, "acme", ttl, "next run")
+            .await
+            .unwrap();
+        assert_eq!(next.record().generation, 4, "released, not orphaned");
+    }
+
+    #[tokio::test]
+    async fn a_lease_write_that_applied_but_timed_out_is_this_runs_own() {
+        let (store, lake) = faulty_lake();
+        let ttl = Duration::from_secs(600);
+        inject(&store, Fault::AppliedThenTimedOut);
+        let mut lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        inject(&store, Fault::AppliedThenTimedOut);
+        lease.renew().await.unwrap();
+        inject(&store, Fault::AppliedThenTimedOut);
+        lease.release().await.unwrap();
+        let next = Lease::acquire(&lake, "acme", ttl, "next run")
+            .await
+            .unwrap();
+        assert_eq!(next.record().generation, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_the_store_cannot_take_is_a_store_error_not_a_lost_lease() {
+        let (store, lake) = faulty_lake();
+        let mut lease = Lease::acquire(&lake, "acme", Duration::from_secs(30), "me")
+            .await
+            .unwrap();
+        let fence = lease.fence();
+        store.down.store(true, Ordering::SeqCst);
+        let err = lease.renew().await.unwrap_err();
+        assert!(matches!(err, LeaseError::Storage(_)), "{err}");
+        assert!(!err.to_string().contains("lost"), "{err}");
+
+        let (stop, lost) = (CancellationToken::new(), CancellationToken::new());
+        let kept = lease.keep(stop.clone(), lost.clone());
+        tokio::time::timeout(Duration::from_secs(30), lost.cancelled())
+            .await
+            .expect("the run is stopped before the lease expires");
+        stop.cancel();
+        let mut lease = kept.await.unwrap();
+        let failure = lease.take_failure().expect("keep says why it stopped");
+        assert!(matches!(failure, LeaseError::Storage(_)), "{failure}");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(matches!(fence.check(), Err(LeaseError::Expired { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_lease_whose_holder_died_on_this_machine_is_taken_over_at_once() {
+        let (_store, lake) = faulty_lake();
+        let dead = ProcessIdentity {
+            pid: dead_pid(),
+            ..me()
+        };
+        plant(&lake, 1, "killed -9", Some(dead)).await;
+        let lease = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me")
+            .await
+            .unwrap();
+        assert_eq!(lease.record().generation, 2);
+    }
+
+    #[tokio::test]
+    async fn a_lease_whose_pid_is_now_this_runs_own_is_taken_over_at_once() {
+        let (_store, lake) = faulty_lake();
+        let earlier = ProcessIdentity {
+            start_time: me().start_time.wrapping_sub(1),
+            ..me()
+        };
+        plant(&lake, 1, "killed -9, pid reused", Some(earlier)).await;
+        Lease::acquire(&lake, "acme", Duration::from_secs(600), "me")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_live_holder_on_this_machine_is_never_taken_over() {
+        let (_store, lake) = faulty_lake();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = sleeper.id();
+        let live = ProcessIdentity {
+            pid,
+            start_time: start_time(pid).unwrap().unwrap(),
+            ..me()
+        };
+        plant(&lake, 1, "sleeping holder", Some(live)).await;
+        let refused = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me").await;
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        assert!(
+            matches!(refused, Err(LeaseError::Held { .. })),
+            "{refused:?}"
+        );
+
+        let parent = std::os::unix::process::parent_id();
+        let parent = ProcessIdentity {
+            pid: parent,
+            start_time: start_time(parent).unwrap().unwrap(),
+            ..me()
+        };
+        plant(&lake, 2, "our parent", Some(parent)).await;
+        let refused = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me").await;
+        assert!(
+            matches!(refused, Err(LeaseError::Held { .. })),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dead_holder_is_not_provably_dead_on_another_boot_machine_or_user() {
+        let (_store, lake) = faulty_lake();
+        let dead = ProcessIdentity {
+            pid: dead_pid(),
+            ..me()
+        };
+        let elsewhere = [
+            ProcessIdentity {
+                boot_id: "another boot".into(),
+                ..dead.clone()
+            },
+            ProcessIdentity {
+                hostname: "another-host".into(),
+                ..dead.clone()
+            },
+            ProcessIdentity {
+                pid_namespace: "pid:[1]".into(),
+                ..dead.clone()
+            },
+            ProcessIdentity {
+                uid: dead.uid.wrapping_add(1),
+                ..dead.clone()
+            },
+        ];
+        for (generation, process) in (1..).zip(elsewhere.into_iter().map(Some).chain([None])) {
+            plant(&lake, generation, "elsewhere", process.clone()).await;
+            let refused = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me").await;
+            assert!(
+                matches!(refused, Err(LeaseError::Held { .. })),
+                "{process:?}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lease_records_of_older_versions_still_read() {
+        let old = r#"{"generation": 7, "holder": "h pid 1 run 0", "acquired_at": "2024-01-01T00:00:00Z",
+            "renewed_at": "2024-01-01T00:00:00Z", "expires_at": 1704067800}"#;
+        let record: LeaseRecord = serde_json::from_str(old).unwrap();
+        assert_eq!((record.run_id.as_str(), &record.process), ("", &None));
+        assert_eq!(
+            known_dead(&record),
+            None,
+            "an old holder is never known dead"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_slower_than_usual_but_within_its_allowance_keeps_the_fence_open() {
+        let (store, lake) = faulty_lake();
+        let ttl = Duration::from_secs(30);
+        assert_eq!(renewal_allowance(ttl), Duration::from_secs(17));
+        let lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        let fence = lease.fence();
+        let (stop, lost) = (CancellationToken::new(), CancellationToken::new());
+        inject(&store, Fault::Slow(Duration::from_millis(16_900)));
+        let kept = lease.keep(stop.clone(), lost.clone());
+        for _ in 0..600 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fence.check().unwrap();
+        }
+        assert!(!lost.is_cancelled());
+        stop.cancel();
+        kept.await.unwrap();
     }
 }
