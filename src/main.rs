@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use auditlake::cli::{Cli, Command, LogFormat};
 use auditlake::config::{self, ConfigError, Env, FileConfig};
+use auditlake::lease::LeaseError;
 use auditlake::manifest::{Manifest, ManifestError};
 use auditlake::ops::{self, ExportRequested, ListRequest};
 use auditlake::runner::{self, NoProgress, Progress, RunError, Summary};
@@ -65,7 +66,12 @@ impl From<RunError> for Failed {
     fn from(e: RunError) -> Self {
         let code = match &e {
             RunError::Manifest(ManifestError::Mismatch { .. }) | RunError::Client(_) => exit::USAGE,
-            RunError::Lease(auditlake::lease::LeaseError::Held { .. }) => exit::LEASE,
+            RunError::Lease(
+                LeaseError::Held { .. }
+                | LeaseError::Lost { .. }
+                | LeaseError::Expired { .. }
+                | LeaseError::Released(_),
+            ) => exit::LEASE,
             RunError::Commit(e) if !e.is_storage() => exit::LEASE,
             RunError::Interrupted => exit::INTERRUPTED,
             RunError::Verify(auditlake::verify::VerifyError::Api(api))

@@ -220,19 +220,42 @@ pub async fn export(
         started,
     )
     .await;
+    let failure = let_go(renewal, stop_renewing, &lost).await;
+    let mut summary = outcome?;
+    match failure {
+        // The store failed while the lease was being renewed: a destination error (exit 4),
+        // not another run's doing.
+        Some(e @ LeaseError::Storage(_)) => {
+            summary.store_failed = true;
+            summary.lease_lost = false;
+            summary.fatal = Some(format!("could not renew the lease: {e}"));
+        }
+        Some(e) => {
+            summary.lease_lost = true;
+            summary.store_failed = false;
+            summary.fatal = Some(format!("{e}; this run stopped"));
+        }
+        None => {}
+    }
+    Ok(summary)
+}
+
+/// Stops renewing the lease and gives it up (unless it was lost); returns why renewal stopped
+/// early, if it did.
+async fn let_go(
+    renewal: tokio::task::JoinHandle<Lease>,
+    stop_renewing: CancellationToken,
+    lost: &CancellationToken,
+) -> Option<LeaseError> {
     stop_renewing.cancel();
-    let lease = renewal.await.expect("the renewal task does not panic");
+    let mut lease = renewal.await.expect("the renewal task does not panic");
+    let failure = lease.take_failure();
     if !lost.is_cancelled() {
         if let Err(e) = lease.release().await {
             tracing::warn!(error = %e, "could not release the lease; it expires by itself");
         }
     }
-    let mut summary = outcome?;
-    summary.lease_lost = lost.is_cancelled();
-    if summary.lease_lost {
-        summary.fatal = Some("another run took the lease over; this run stopped".into());
-    }
-    Ok(summary)
+    failure
 }
 
 /// The run proper, under the lease; `lost` fires if the lease is lost.
@@ -417,14 +440,10 @@ pub async fn repair(
             holder: "another run".into(),
         })),
     };
-    stop_renewing.cancel();
-    let lease = renewal.await.expect("the renewal task does not panic");
-    if !lost.is_cancelled() {
-        if let Err(e) = lease.release().await {
-            tracing::warn!(error = %e, "could not release the lease; it expires by itself");
-        }
+    match let_go(renewal, stop_renewing, &lost).await {
+        Some(e) if outcome.is_ok() || lost.is_cancelled() => Err(RunError::Lease(e)),
+        _ => outcome,
     }
-    outcome
 }
 
 async fn repair_leased(
