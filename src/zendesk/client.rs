@@ -2,7 +2,13 @@
 //!
 //! Retryability is decided where a response is classified: 429, 5xx, timeouts, resets and a 200
 //! whose body does not parse are transient; 400, 401, 403 and 404 are permanent and fail at once
-//! with a message a person can act on.
+//! with a message a person can act on. A TLS certificate the machine does not trust is permanent
+//! too, and fatal for the run: every other request goes to the same host through the same trust
+//! store.
+//!
+//! Nothing read from the network may panic the process: every header and body parser here is
+//! total (a value that does not parse is treated as absent) and property-tested on arbitrary
+//! input.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -118,6 +124,30 @@ pub enum ApiError {
     },
     #[error("unexpected response from {url}: {reason}")]
     Protocol { url: String, reason: String },
+    /// The server's certificate chain does not verify against this machine's trusted roots (or is
+    /// not valid for the host name): retrying cannot help, and every window would fail the same
+    /// way.
+    #[error("the TLS certificate of {host} is not trusted ({detail}); if a proxy or a private CA signs it, point SSL_CERT_FILE at a PEM bundle that holds that CA, e.g. SSL_CERT_FILE=/path/to/ca.pem (the file replaces the system's roots; HTTPS_PROXY is honoured)")]
+    UntrustedCertificate { host: String, detail: String },
+    /// Pagination stopped advancing: the API handed back a cursor already used in this query, or
+    /// pages that add no record not already received. The window fails (it is not restarted: the
+    /// server would loop again).
+    #[error("pagination does not advance at {url} (cursor {cursor}): {reason}")]
+    PaginationLoop {
+        url: String,
+        cursor: String,
+        reason: String,
+    },
+    /// An offset query ended with a number of distinct records other than the `count` the API
+    /// reported for it: rows shifted between pages (records added or removed while paging, or
+    /// ties on `created_at` ordered differently on two requests), so some may have been skipped.
+    #[error("offset pagination of created_at {range} received {got} distinct records but the API counts {expected} for that query ({url}): rows shifted between pages; the window is retried on the next run, or use --pagination cursor")]
+    CountMismatch {
+        url: String,
+        range: String,
+        expected: u64,
+        got: u64,
+    },
 }
 
 impl ApiError {
@@ -126,7 +156,9 @@ impl ApiError {
     pub fn is_fatal_for_run(&self) -> bool {
         matches!(
             self,
-            ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }
+            ApiError::Unauthorized { .. }
+                | ApiError::Forbidden { .. }
+                | ApiError::UntrustedCertificate { .. }
         )
     }
 }
@@ -297,10 +329,10 @@ impl Client {
             .header(AUTHORIZATION, self.auth_header.clone())
             .send()
             .await
-            .map_err(|e| gave_up_once(url, &e))?;
+            .map_err(|e| failed_once(url, &e))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| gave_up_once(url, &e))?;
+        let body = response.bytes().await.map_err(|e| failed_once(url, &e))?;
         if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
             return Err(self.permanent(url, status, &body));
         }
@@ -324,14 +356,14 @@ impl Client {
             .await
         {
             Ok(r) => r,
-            Err(e) => return Ok(Err(Transient::Network(describe_reqwest(&e)))),
+            Err(e) => return network_failure(url, &e).map(Err),
         };
         let status = response.status();
         let headers = response.headers().clone();
         self.learn_limits(&headers);
         let body = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => return Ok(Err(Transient::Network(describe_reqwest(&e)))),
+            Err(e) => return network_failure(url, &e).map(Err),
         };
         self.stats
             .bytes
@@ -360,18 +392,12 @@ impl Client {
     }
 
     fn learn_limits(&self, headers: &HeaderMap) {
-        let number =
-            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
-        if let Some(limit) = number("x-rate-limit").or_else(|| number("ratelimit-limit")) {
-            self.budget
-                .observe_limit(limit.min(u64::from(u32::MAX)) as u32);
+        let limits = RateLimits::from_headers(headers);
+        if let Some(limit) = limits.limit {
+            self.budget.observe_limit(limit);
         }
-        let remaining = number("x-rate-limit-remaining").or_else(|| number("ratelimit-remaining"));
-        if remaining == Some(0) {
-            if let Some(reset) = number("ratelimit-reset") {
-                self.budget
-                    .pause(Duration::from_secs(reset).min(MAX_RETRY_AFTER));
-            }
+        if let Some(pause) = limits.pause {
+            self.budget.pause(pause);
         }
     }
 
@@ -395,21 +421,116 @@ impl Client {
     }
 }
 
-fn gave_up_once(url: &Url, e: &reqwest::Error) -> ApiError {
-    ApiError::GaveUp {
-        url: url.to_string(),
-        attempts: 1,
-        elapsed: Duration::ZERO,
-        last: describe_reqwest(e),
+/// What the rate-limit headers of a response tell the budget.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct RateLimits {
+    /// The account's requests per minute (`X-Rate-Limit` or `ratelimit-limit`).
+    limit: Option<u32>,
+    /// How long every worker should wait: set only when no request is left
+    /// (`X-Rate-Limit-Remaining`/`ratelimit-remaining` is 0), from `ratelimit-reset`, capped.
+    pause: Option<Duration>,
+}
+
+impl RateLimits {
+    fn from_headers(headers: &HeaderMap) -> RateLimits {
+        let number =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let limit = number("x-rate-limit")
+            .or_else(|| number("ratelimit-limit"))
+            .map(|l| l.min(u64::from(u32::MAX)) as u32);
+        let remaining = number("x-rate-limit-remaining").or_else(|| number("ratelimit-remaining"));
+        let pause = match remaining {
+            Some(0) => number("ratelimit-reset")
+                .map(|reset| Duration::from_secs(reset.min(MAX_RETRY_AFTER.as_secs()))),
+            _ => None,
+        };
+        RateLimits { limit, pause }
     }
 }
 
-/// The `Retry-After` of a response, in seconds (the only form Zendesk sends).
+/// One request failed without an HTTP answer: a certificate the machine does not trust is
+/// permanent (and fatal for the run), anything else (timeout, reset, refused) is transient.
+fn network_failure(url: &Url, e: &reqwest::Error) -> Result<Transient, ApiError> {
+    match untrusted_certificate(e) {
+        Some(detail) => Err(ApiError::UntrustedCertificate {
+            host: host_of(url),
+            detail,
+        }),
+        None => Ok(Transient::Network(describe_reqwest(e))),
+    }
+}
+
+/// A failure of a request that is not retried.
+fn failed_once(url: &Url, e: &reqwest::Error) -> ApiError {
+    match network_failure(url, e) {
+        Ok(transient) => ApiError::GaveUp {
+            url: url.to_string(),
+            attempts: 1,
+            elapsed: Duration::ZERO,
+            last: transient.describe(),
+        },
+        Err(permanent) => permanent,
+    }
+}
+
+/// `host` or `host:port` of a URL, as a person would type it.
+fn host_of(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// The message of the certificate error in `e`'s source chain, if there is one.
+///
+/// reqwest wraps hyper's error, which wraps the `io::Error` that carries rustls's error; none of
+/// them is a type this crate can name without depending on rustls itself, so the chain is matched
+/// on rustls's own wording: every `rustls::Error::InvalidCertificate` displays as
+/// "invalid peer certificate: …" (UnknownIssuer, NotValidForName, expired, revoked, bad
+/// signature…). Alerts the server sends about a client certificate are not matched: they are not
+/// about trusting the server.
+fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    const SIGNS: [&str; 4] = [
+        "invalid peer certificate",
+        "UnknownIssuer",
+        "NotValidForName",
+        "certificate not valid for name",
+    ];
+    let mut source = Some(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if let Some(at) = SIGNS.iter().filter_map(|sign| text.find(sign)).min() {
+            return Some(text[at..].to_string());
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// The `Retry-After` of a response, capped at five minutes; `None` when absent or unusable.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let seconds: f64 = value.parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0)
-        .then(|| Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER))
+    parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?, chrono::Utc::now())
+}
+
+/// A `Retry-After` value: delay-seconds (Zendesk's form; a fraction is tolerated) or an HTTP-date
+/// (RFC 9110's IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`), relative to `now`. The cap is
+/// applied before any conversion, so no value can overflow a `Duration`; NaN, infinities and
+/// negative numbers are treated as absent, and a date in the past as "now".
+fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let cap = MAX_RETRY_AFTER.as_secs_f64();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(cap)));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = date.with_timezone(&chrono::Utc) - now;
+    // Whole milliseconds are ample; `num_milliseconds` saturates instead of overflowing.
+    let millis = wait
+        .num_milliseconds()
+        .clamp(0, MAX_RETRY_AFTER.as_millis() as i64);
+    Some(Duration::from_millis(millis as u64))
 }
 
 /// A short, single-line excerpt of an error body (Zendesk sends JSON or plain text).
