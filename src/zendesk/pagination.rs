@@ -520,13 +520,275 @@ mod tests {
     fn envelopes_parse_without_decoding_records() {
         let body = br#"{"audit_logs":[{"id":1},{"anything":[1,2]}],"meta":{"has_more":true,"after_cursor":"abc","before_cursor":null},"links":{"next":"x","prev":null}}"#;
         let e: CursorEnvelope = serde_json::from_slice(body).unwrap();
-        assert_eq!(e.audit_logs.0, 2);
+        assert_eq!(e.audit_logs.count, 2);
+        assert_eq!(e.audit_logs.ids, vec![1]);
         assert!(e.meta.has_more);
         assert_eq!(e.meta.after_cursor.as_deref(), Some("abc"));
         let truncated = &body[..body.len() / 2];
         assert!(serde_json::from_slice::<CursorEnvelope>(truncated).is_err());
         let offset = br#"{"audit_logs":[],"next_page":null,"previous_page":null,"count":0}"#;
         let o: OffsetEnvelope = serde_json::from_slice(offset).unwrap();
-        assert_eq!((o.audit_logs.0, o.count), (0, Some(0)));
+        assert_eq!((o.audit_logs.count, o.count), (0, Some(0)));
+    }
+
+    #[test]
+    fn record_ids_are_picked_from_the_top_level_of_each_record_only() {
+        let body = br#"{"audit_logs":[
+            {"actor":{"id":9},"id":1,"changes":[{"id":8}]},
+            {"id":"not a number"},
+            {"id":12.5},
+            {"source_id":3},
+            {"\u0069d":4},
+            {"id":9223372036854775807}
+        ],"next_page":null,"count":6}"#;
+        let o = parse_offset_envelope(body).unwrap();
+        assert_eq!(o.audit_logs.count, 6);
+        assert_eq!(o.audit_logs.ids, vec![1, 4, i64::MAX]);
+    }
+
+    #[test]
+    fn a_record_that_is_not_an_object_makes_the_page_unparseable() {
+        assert!(parse_cursor_envelope(br#"{"audit_logs":[1],"meta":{"has_more":false}}"#).is_err());
+    }
+
+    #[test]
+    fn progress_tolerates_two_stalled_pages_and_fails_on_the_third() {
+        let mut p = Progress::new();
+        assert!(p.page(2, &[1, 2]).is_ok());
+        assert!(p.page(0, &[]).is_ok(), "one empty page");
+        assert!(p.page(2, &[2, 1]).is_ok(), "a repeat");
+        assert!(p.page(1, &[3]).is_ok(), "a new record resets the count");
+        assert!(p.page(1, &[3]).is_ok());
+        assert!(p.page(2, &[1, 3]).is_ok());
+        let err = p.page(1, &[3]).unwrap_err();
+        assert!(err.starts_with("3 pages in a row"), "{err}");
+    }
+
+    #[test]
+    fn records_without_ids_count_as_progress() {
+        let mut p = Progress::new();
+        for _ in 0..10 {
+            assert!(p.page(2, &[1]).is_ok());
+        }
+        assert_eq!(p.stalled, 0);
+    }
+
+    #[test]
+    fn a_cursor_is_reported_used_the_second_time_only() {
+        let mut p = Progress::new();
+        assert!(p.first_use_of("A"));
+        assert!(p.first_use_of("B"));
+        assert!(!p.first_use_of("A"));
+    }
+
+    mod server {
+        //! A scripted API on 127.0.0.1: each test says what every page request answers.
+
+        use std::collections::HashMap;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use axum::extract::RawQuery;
+        use futures::StreamExt;
+
+        use super::super::*;
+        use crate::zendesk::auth::{Credentials, Secret};
+        use crate::zendesk::budget::RequestBudget;
+        use crate::zendesk::client::{ClientOptions, RetryPolicy};
+
+        type Script = dyn Fn(&HashMap<String, String>) -> String + Send + Sync;
+
+        /// Serves `script` (query parameters to JSON body) and returns a client for it and the
+        /// number of requests served so far.
+        async fn serve(script: Arc<Script>) -> (Client, Arc<AtomicUsize>) {
+            let served = Arc::new(AtomicUsize::new(0));
+            let counter = served.clone();
+            let app = axum::Router::new().fallback(move |RawQuery(query): RawQuery| {
+                let script = script.clone();
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let params: HashMap<String, String> =
+                        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                            .into_owned()
+                            .collect();
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        script(&params),
+                    )
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            let budget = Arc::new(RequestBudget::new(None, 1.0));
+            budget.observe_limit(u32::MAX);
+            let client = Client::new(
+                ClientOptions {
+                    base_url: url::Url::parse(&format!("http://{addr}")).unwrap(),
+                    credentials: Credentials::OAuth(Secret::new("test-token")),
+                    request_timeout: Duration::from_secs(10),
+                    retry: RetryPolicy {
+                        max_attempts: 2,
+                        max_elapsed: Duration::from_secs(10),
+                        base_delay: Duration::from_millis(1),
+                        max_delay: Duration::from_millis(1),
+                    },
+                },
+                budget,
+            )
+            .unwrap();
+            (client, served)
+        }
+
+        fn request(pagination: Pagination) -> PageRequest {
+            PageRequest {
+                filters: Filters::default(),
+                created_at: Some((1_704_067_200, 1_704_153_600)),
+                pagination,
+            }
+        }
+
+        fn cursor_body(ids: &[i64], after: Option<&str>) -> String {
+            let records: Vec<String> = ids.iter().map(|id| format!(r#"{{"id":{id}}}"#)).collect();
+            let meta = match after {
+                Some(c) => format!(r#"{{"has_more":true,"after_cursor":"{c}"}}"#),
+                None => r#"{"has_more":false,"after_cursor":null}"#.to_string(),
+            };
+            format!(r#"{{"audit_logs":[{}],"meta":{meta}}}"#, records.join(","))
+        }
+
+        fn offset_body(ids: &[i64], last: bool, count: u64) -> String {
+            let records: Vec<String> = ids.iter().map(|id| format!(r#"{{"id":{id}}}"#)).collect();
+            let next = if last { "null" } else { r#""next""# };
+            format!(
+                r#"{{"audit_logs":[{}],"next_page":{next},"count":{count}}}"#,
+                records.join(",")
+            )
+        }
+
+        /// Up to `limit` items of the stream (a looping stream never ends by itself).
+        async fn first(
+            client: Client,
+            request: PageRequest,
+            limit: usize,
+        ) -> Vec<Result<Page, ApiError>> {
+            pages(client, request).take(limit).collect().await
+        }
+
+        #[tokio::test]
+        async fn a_cursor_cycle_a_b_a_fails_the_query_once_the_cursor_comes_back() {
+            let (client, served) = serve(Arc::new(|q: &HashMap<String, String>| {
+                match q.get("page[after]").map(String::as_str) {
+                    None => cursor_body(&[1, 2], Some("A")),
+                    Some("A") => cursor_body(&[3, 4], Some("B")),
+                    Some(_) => cursor_body(&[5, 6], Some("A")),
+                }
+            }))
+            .await;
+            let items = first(client, request(Pagination::Cursor), 50).await;
+            assert_eq!(items.len(), 3, "two pages, then the error");
+            assert!(items[..2].iter().all(Result::is_ok));
+            match &items[2] {
+                Err(ApiError::PaginationLoop {
+                    url,
+                    cursor,
+                    reason,
+                }) => {
+                    assert_eq!(cursor, "A");
+                    assert!(url.contains("page%5Bafter%5D=B"), "{url}");
+                    assert!(reason.contains("already used"), "{reason}");
+                }
+                other => panic!("expected a pagination loop, got {other:?}"),
+            }
+            assert_eq!(
+                served.load(Ordering::SeqCst),
+                3,
+                "cursor A is not requested twice"
+            );
+        }
+
+        #[tokio::test]
+        async fn fresh_cursors_over_the_same_records_fail_after_three_pages_without_progress() {
+            let (client, served) = serve(Arc::new(|q: &HashMap<String, String>| {
+                let n: u32 = q
+                    .get("page[after]")
+                    .map_or(0, |c| c.trim_start_matches('c').parse().unwrap());
+                cursor_body(&[7, 8, 9], Some(&format!("c{}", n + 1)))
+            }))
+            .await;
+            let items = first(client, request(Pagination::Cursor), 50).await;
+            assert_eq!(items.len(), 4, "{items:?}");
+            assert!(items[..3].iter().all(Result::is_ok));
+            let err = items[3].as_ref().unwrap_err();
+            assert!(
+                matches!(err, ApiError::PaginationLoop { cursor, .. } if cursor == "c3"),
+                "{err}"
+            );
+            assert!(!err.is_fatal_for_run());
+            assert!(err.to_string().contains("3 pages in a row"), "{err}");
+            assert_eq!(served.load(Ordering::SeqCst), 4);
+        }
+
+        #[tokio::test]
+        async fn a_cursor_query_that_advances_ends_normally_even_with_an_empty_page() {
+            let (client, _) = serve(Arc::new(|q: &HashMap<String, String>| {
+                match q.get("page[after]").map(String::as_str) {
+                    None => cursor_body(&[1, 2], Some("A")),
+                    Some("A") => cursor_body(&[], Some("B")),
+                    Some("B") => cursor_body(&[3], Some("C")),
+                    Some(_) => cursor_body(&[4], None),
+                }
+            }))
+            .await;
+            let items = first(client, request(Pagination::Cursor), 50).await;
+            let records: Vec<usize> = items.into_iter().map(|p| p.unwrap().records).collect();
+            assert_eq!(records, vec![2, 0, 1, 1]);
+        }
+
+        #[tokio::test]
+        async fn an_offset_query_missing_a_shifted_row_fails_naming_range_expected_and_got() {
+            // Five records; between the two requests a tie moved record 4 onto page 1, so page 2
+            // repeats record 3 and record 4 is never seen.
+            let (client, _) = serve(Arc::new(|q: &HashMap<String, String>| {
+                match q.get("page").map(String::as_str) {
+                    Some("1") => offset_body(&[1, 2, 3], false, 5),
+                    _ => offset_body(&[3, 5], true, 5),
+                }
+            }))
+            .await;
+            let items = first(client, request(Pagination::Offset), 50).await;
+            assert_eq!(items.len(), 2);
+            let err = items[1].as_ref().unwrap_err();
+            match err {
+                ApiError::CountMismatch {
+                    range,
+                    expected,
+                    got,
+                    ..
+                } => {
+                    assert_eq!((*expected, *got), (5, 4));
+                    assert_eq!(range, "2024-01-01T00:00:00Z..2024-01-02T00:00:00Z");
+                }
+                other => panic!("expected a count mismatch, got {other:?}"),
+            }
+            assert!(!err.is_fatal_for_run());
+        }
+
+        #[tokio::test]
+        async fn an_offset_query_with_a_repeated_row_but_every_record_passes() {
+            let (client, _) = serve(Arc::new(|q: &HashMap<String, String>| {
+                match q.get("page").map(String::as_str) {
+                    Some("1") => offset_body(&[1, 2, 3], false, 6),
+                    // A record arrived while paging: the latest count is the one that holds.
+                    _ => offset_body(&[3, 4, 5, 6], true, 6),
+                }
+            }))
+            .await;
+            let items = first(client, request(Pagination::Offset), 50).await;
+            let records: Vec<usize> = items.into_iter().map(|p| p.unwrap().records).collect();
+            assert_eq!(records, vec![3, 4]);
+        }
     }
 }
