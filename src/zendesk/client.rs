@@ -600,4 +600,391 @@ mod tests {
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }
+
+    #[test]
+    fn retry_after_of_1e30_is_capped_instead_of_panicking() {
+        let now = chrono::Utc::now();
+        assert_eq!(parse_retry_after("1e30", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("1e308", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse_retry_after(" 2.5 ", now),
+            Some(Duration::from_millis(2500))
+        );
+        for absent in ["NaN", "inf", "-inf", "-1", "-0.5", "", "soon", "1e400"] {
+            let expected = None;
+            assert_eq!(parse_retry_after(absent, now), expected, "{absent:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_honours_the_http_date_form() {
+        let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jan 2024 00:02:00 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 31 Dec 2023 23:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 99 Jan 2024 00:02:00 GMT", now),
+            None
+        );
+    }
+
+    #[test]
+    fn an_exhausted_rate_limit_pauses_until_its_capped_reset() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-rate-limit",
+            HeaderValue::from_static("99999999999999999999"),
+        );
+        h.insert("x-rate-limit-remaining", HeaderValue::from_static("0"));
+        h.insert(
+            "ratelimit-reset",
+            HeaderValue::from_static("18446744073709551615"),
+        );
+        assert_eq!(
+            RateLimits::from_headers(&h),
+            RateLimits {
+                limit: None,
+                pause: Some(MAX_RETRY_AFTER)
+            }
+        );
+        h.insert("x-rate-limit", HeaderValue::from_static(" 700 "));
+        h.insert("ratelimit-reset", HeaderValue::from_static("12"));
+        assert_eq!(
+            RateLimits::from_headers(&h),
+            RateLimits {
+                limit: Some(700),
+                pause: Some(Duration::from_secs(12))
+            }
+        );
+        h.insert("x-rate-limit-remaining", HeaderValue::from_static("5"));
+        assert_eq!(RateLimits::from_headers(&h).pause, None);
+    }
+
+    /// An error whose source is another error, to build chains like reqwest's.
+    #[derive(Debug)]
+    struct Chain(String, Option<Box<Chain>>);
+
+    impl std::fmt::Display for Chain {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Chain {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|c| c as _)
+        }
+    }
+
+    fn chain(messages: &[&str]) -> Chain {
+        messages
+            .iter()
+            .rev()
+            .fold(None, |inner, m| {
+                Some(Chain(m.to_string(), inner.map(Box::new)))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn certificate_errors_are_found_anywhere_in_the_source_chain() {
+        let e = chain(&[
+            "error sending request for url (https://acme.zendesk.com/)",
+            "client error (Connect)",
+            "invalid peer certificate: certificate not valid for name \"acme.zendesk.com\"; certificate is only valid for DnsName(\"proxy.corp\")",
+        ]);
+        let found = untrusted_certificate(&e).unwrap();
+        assert!(found.starts_with("invalid peer certificate: certificate not valid for name"));
+        let e = chain(&["error sending request", "io error: UnknownIssuer"]);
+        assert_eq!(untrusted_certificate(&e).as_deref(), Some("UnknownIssuer"));
+        for transient in [
+            "connection refused",
+            "connection reset by peer",
+            "operation timed out",
+            "received fatal alert: HandshakeFailure",
+        ] {
+            assert_eq!(
+                untrusted_certificate(&chain(&["error sending request", transient])),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn only_credential_and_certificate_errors_stop_the_run() {
+        let tls = ApiError::UntrustedCertificate {
+            host: "acme.zendesk.com".into(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert!(tls.is_fatal_for_run());
+        let message = tls.to_string();
+        for part in [
+            "acme.zendesk.com",
+            "SSL_CERT_FILE=/path/to/ca.pem",
+            "HTTPS_PROXY",
+        ] {
+            assert!(message.contains(part), "{message}");
+        }
+        let looping = ApiError::PaginationLoop {
+            url: "u".into(),
+            cursor: "c".into(),
+            reason: "r".into(),
+        };
+        let mismatch = ApiError::CountMismatch {
+            url: "u".into(),
+            range: "r".into(),
+            expected: 2,
+            got: 1,
+        };
+        assert!(!looping.is_fatal_for_run() && !mismatch.is_fatal_for_run());
+    }
+
+    mod never_panics {
+        //! Whatever the network sends, the parsers answer (usually "absent"), never panic.
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn retry_after_parses_any_text_within_the_cap(value in ".{0,40}", secs in any::<i64>()) {
+                let now = chrono::DateTime::from_timestamp(secs % 253_402_300_799, 0).unwrap_or_default();
+                if let Some(d) = parse_retry_after(&value, now) {
+                    prop_assert!(d <= MAX_RETRY_AFTER);
+                }
+            }
+
+            #[test]
+            fn retry_after_parses_any_number_within_the_cap(n in any::<f64>()) {
+                let got = parse_retry_after(&n.to_string(), chrono::Utc::now());
+                prop_assert_eq!(got.is_some(), n.is_finite() && n >= 0.0);
+                prop_assert!(got.unwrap_or_default() <= MAX_RETRY_AFTER);
+            }
+
+            #[test]
+            fn rate_limit_headers_of_any_bytes_stay_within_bounds(
+                values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..24), 6),
+                numbers in proptest::collection::vec(any::<u64>(), 6),
+            ) {
+                let names = [
+                    "x-rate-limit", "ratelimit-limit", "x-rate-limit-remaining",
+                    "ratelimit-remaining", "ratelimit-reset", RETRY_AFTER.as_str(),
+                ];
+                for text in [false, true] {
+                    let mut h = HeaderMap::new();
+                    for (i, name) in names.iter().enumerate() {
+                        let value = if text {
+                            HeaderValue::from_str(&numbers[i].to_string()).ok()
+                        } else {
+                            HeaderValue::from_bytes(&values[i]).ok()
+                        };
+                        if let Some(v) = value {
+                            h.insert(*name, v);
+                        }
+                    }
+                    let limits = RateLimits::from_headers(&h);
+                    prop_assert!(limits.pause.unwrap_or_default() <= MAX_RETRY_AFTER);
+                    prop_assert!(retry_after(&h).unwrap_or_default() <= MAX_RETRY_AFTER);
+                }
+            }
+
+            #[test]
+            fn error_bodies_of_any_bytes_become_short_single_lines(body in proptest::collection::vec(any::<u8>(), 0..2000)) {
+                let d = detail(&body);
+                prop_assert!(d.chars().count() <= DETAIL_LIMIT + 1);
+                prop_assert!(!d.contains('\n'));
+            }
+
+            #[test]
+            fn certificate_detection_reads_any_message(messages in proptest::collection::vec(".{0,60}", 1..4)) {
+                let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+                let _ = untrusted_certificate(&chain(&refs));
+            }
+        }
+
+        fn chain(messages: &[&str]) -> super::Chain {
+            super::chain(messages)
+        }
+    }
+
+    mod tls {
+        //! A local HTTPS server whose certificate (for 127.0.0.1, signed by a test CA made with
+        //! `openssl` for these tests, valid until 2126) the machine does not trust.
+
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        use base64::Engine;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        use super::super::*;
+        use crate::zendesk::auth::Secret;
+
+        const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBnzCCAUWgAwIBAgIUKnH9E3gr2O2AAcl+KGrNuXzK5WcwCgYIKoZIzj0EAwIw\nHDEaMBgGA1UEAwwRYXVkaXRsYWtlIHRlc3QgQ0EwIBcNMjYxMTI2MDczNTU3WhgP\nMjEyNjExMDIwNzM1NTdaMBwxGjAYBgNVBAMMEWF1ZGl0bGFrZSB0ZXN0IENBMFkw\nEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEIGxTJaPjJKzRLdVt39ebLkwb6mNeXIXl\nFWfzO7NPsLq+byBEdJzSWZbqlTbjHHo0ty4I6mC9fsKwA6DFxvAFDKNjMGEwHQYD\nVR0OBBYEFG4Rhug5RpVDV1g3vz0+A7GQPqbqMB8GA1UdIwQYMBaAFG4Rhug5RpVD\nV1g3vz0+A7GQPqbqMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgIEMAoG\nCCqGSM49BAMCA0gAMEUCIBfxpPiObuihjxFVPZEz0/hr/CDc28hSssnlr+MGwJkc\nAiEAg7CSsRA8bH7Rva6QnwT6hBkCJ5tKTJYd6tIB47vnSGY=\n-----END CERTIFICATE-----";
+        const LEAF_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBpzCCAU2gAwIBAgIUDOBROnXL73GvqFsc5V78muuHs3owCgYIKoZIzj0EAwIw\nHDEaMBgGA1UEAwwRYXVkaXRsYWtlIHRlc3QgQ0EwIBcNMjYxMTI2MDczNTU3WhgP\nMjEyNjExMDIwNzM1NTdaMBQxEjAQBgNVBAMMCTEyNy4wLjAuMTBZMBMGByqGSM49\nAgEGCCqGSM49AwEHA0IABLd3L9R6JQq5zWeIYqQK7cIZtcrTDtR4LqWk7dlRHa4Z\nXLhuqDGJID6+BaGjjtgMKtb37ZT/2A7Jz1PQX5/LsnqjczBxMA8GA1UdEQQIMAaH\nBH8AAAEwCQYDVR0TBAIwADATBgNVHSUEDDAKBggrBgEFBQcDATAdBgNVHQ4EFgQU\nK/5aqK4varOV6hPZZ1U3jWcYqKkwHwYDVR0jBBgwFoAUbhGG6DlGlUNXWDe/PT4D\nsZA+puowCgYIKoZIzj0EAwIDSAAwRQIgCt0XrNotprSNoV6HTznWIpGO71Q0EpM9\nm9ecIp4VOfkCIQDH9laycbBfSAg/uiUgR3bvdySJ7APwJfMlEcc8iCrNLA==\n-----END CERTIFICATE-----";
+        const LEAF_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg+Onm2NwSt8zwtqD7\ndazR3Z7AmiOar87hX5O7KgmhqYahRANCAAS3dy/UeiUKuc1niGKkCu3CGbXK0w7U\neC6lpO3ZUR2uGVy4bqgxiSA+vgWho47YDCrW9+2U/9gOyc9T0F+fy7J6\n-----END PRIVATE KEY-----";
+
+        /// Environment variable that tells the child test which port to try.
+        const CHILD_PORT: &str = "AUDITLAKE_TEST_TLS_CHILD_PORT";
+
+        fn der(pem: &str) -> Vec<u8> {
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap()
+        }
+
+        /// Serves HTTPS on 127.0.0.1 (a `{}` body to any request); returns the port and the
+        /// number of TCP connections accepted.
+        async fn https_server() -> (u16, Arc<AtomicUsize>) {
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![
+                        CertificateDer::from(der(LEAF_PEM)),
+                        CertificateDer::from(der(CA_PEM)),
+                    ],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der(LEAF_KEY_PEM))),
+                )
+                .unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let connections = Arc::new(AtomicUsize::new(0));
+            let counter = connections.clone();
+            tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let mut buf = vec![0u8; 8192];
+                        let _ = tls.read(&mut buf).await;
+                        let _ = tls
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                            .await;
+                        let _ = tls.shutdown().await;
+                    });
+                }
+            });
+            (port, connections)
+        }
+
+        fn client(base: &str) -> Client {
+            let budget = Arc::new(RequestBudget::new(None, 1.0));
+            budget.observe_limit(u32::MAX);
+            Client::new(
+                ClientOptions {
+                    base_url: Url::parse(base).unwrap(),
+                    credentials: Credentials::OAuth(Secret::new("test-token")),
+                    request_timeout: Duration::from_secs(10),
+                    retry: RetryPolicy {
+                        max_attempts: 4,
+                        max_elapsed: Duration::from_secs(30),
+                        base_delay: Duration::from_millis(1),
+                        max_delay: Duration::from_millis(1),
+                    },
+                },
+                budget,
+            )
+            .unwrap()
+        }
+
+        #[tokio::test]
+        async fn an_untrusted_certificate_fails_once_and_stops_the_run_naming_the_host() {
+            let (port, connections) = https_server().await;
+            let client = client(&format!("https://127.0.0.1:{port}"));
+            let url = client.url("/api/v2/audit_logs", &[]);
+            let err = client.get(&url, |_| Ok(())).await.unwrap_err();
+            assert!(
+                matches!(err, ApiError::UntrustedCertificate { .. }),
+                "{err}"
+            );
+            assert!(err.is_fatal_for_run());
+            let message = err.to_string();
+            assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+            assert!(message.contains("SSL_CERT_FILE"), "{message}");
+            assert_eq!(connections.load(Ordering::SeqCst), 1, "no retry");
+            assert_eq!(client.stats().requests.load(Ordering::Relaxed), 1);
+            assert_eq!(client.stats().retries.load(Ordering::Relaxed), 0);
+        }
+
+        #[tokio::test]
+        async fn an_untrusted_certificate_is_fatal_for_requests_sent_once_too() {
+            let (port, _) = https_server().await;
+            let client = client(&format!("https://127.0.0.1:{port}"));
+            let url = client.url("/api/v2/audit_logs/export", &[]);
+            let err = client.send_once(Method::POST, &url).await.unwrap_err();
+            assert!(err.is_fatal_for_run(), "{err}");
+        }
+
+        /// Runs [`child_trusts_the_test_ca_through_ssl_cert_file`] in a new process whose
+        /// `SSL_CERT_FILE` names the test CA (the variable is read when the client is built, and a
+        /// test must not change its own process's environment under other tests).
+        #[tokio::test]
+        async fn ssl_cert_file_makes_the_client_trust_a_private_ca_and_names_are_still_checked() {
+            let (port, _) = https_server().await;
+            let dir = tempfile::tempdir().unwrap();
+            let ca = dir.path().join("ca.pem");
+            std::fs::write(&ca, CA_PEM).unwrap();
+            let output = tokio::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "zendesk::client::tests::tls::child_trusts_the_test_ca_through_ssl_cert_file",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("SSL_CERT_FILE", &ca)
+                .env_remove("SSL_CERT_DIR")
+                .env(CHILD_PORT, port.to_string())
+                .output()
+                .await
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && stdout.contains("1 passed"),
+                "child failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+
+        #[tokio::test]
+        #[ignore = "run in a child process by ssl_cert_file_makes_the_client_trust_a_private_ca_and_names_are_still_checked"]
+        async fn child_trusts_the_test_ca_through_ssl_cert_file() {
+            let port: u16 = std::env::var(CHILD_PORT)
+                .expect("run by its parent test")
+                .parse()
+                .unwrap();
+            let trusted = client(&format!("https://127.0.0.1:{port}"));
+            let url = trusted.url("/api/v2/audit_logs", &[]);
+            trusted.get(&url, |_| Ok(())).await.unwrap();
+            // The certificate is for 127.0.0.1 only: "localhost" is a name it is not valid for.
+            let wrong_name = client(&format!("https://localhost:{port}"));
+            let url = wrong_name.url("/api/v2/audit_logs", &[]);
+            let err = wrong_name.get(&url, |_| Ok(())).await.unwrap_err();
+            assert!(err.is_fatal_for_run(), "{err}");
+            assert!(err.to_string().contains("localhost"), "{err}");
+        }
+    }
 }

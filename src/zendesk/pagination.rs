@@ -581,6 +581,73 @@ mod tests {
         assert!(!p.first_use_of("A"));
     }
 
+    mod never_panics {
+        //! Whatever the network sends, the envelope parsers answer (often with an error), never
+        //! panic, and valid envelopes give back their records' count and ids.
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn records(ids: &[Option<i64>]) -> String {
+            let records: Vec<String> = ids
+                .iter()
+                .map(|id| match id {
+                    Some(id) => format!(r#"{{"action":"update","id":{id},"actor":{{"id":1}}}}"#),
+                    None => r#"{"action":"create"}"#.to_string(),
+                })
+                .collect();
+            records.join(",")
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes_are_an_envelope_or_an_error(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let _ = parse_cursor_envelope(&body);
+                let _ = parse_offset_envelope(&body);
+            }
+
+            #[test]
+            fn any_text_is_an_envelope_or_an_error(body in r#"[{}\[\]":,0-9a-z_ .-]{0,200}"#) {
+                let _ = parse_cursor_envelope(body.as_bytes());
+                let _ = parse_offset_envelope(body.as_bytes());
+            }
+
+            #[test]
+            fn any_next_link_is_a_cursor_or_none(after in proptest::option::of(".{0,40}"), next in proptest::option::of(".{0,80}")) {
+                let _ = next_cursor(after, Some(Links { next }));
+            }
+
+            #[test]
+            fn valid_envelopes_give_their_count_and_ids(
+                ids in proptest::collection::vec(proptest::option::of(any::<i64>()), 0..120),
+                cursor in "[A-Za-z0-9=_-]{1,40}",
+                count in any::<u64>(),
+            ) {
+                let expected: Vec<i64> = ids.iter().flatten().copied().collect();
+                let body = format!(
+                    r#"{{"audit_logs":[{}],"meta":{{"has_more":true,"after_cursor":"{cursor}"}},"links":{{"next":null}}}}"#,
+                    records(&ids)
+                );
+                let e = parse_cursor_envelope(body.as_bytes()).unwrap();
+                prop_assert_eq!(e.audit_logs.count, ids.len());
+                prop_assert_eq!(&e.audit_logs.ids, &expected);
+                prop_assert_eq!(e.meta.after_cursor, Some(cursor));
+                let body = format!(
+                    r#"{{"audit_logs":[{}],"next_page":null,"count":{count}}}"#,
+                    records(&ids)
+                );
+                let o = parse_offset_envelope(body.as_bytes()).unwrap();
+                prop_assert_eq!(o.audit_logs.count, ids.len());
+                prop_assert_eq!(&o.audit_logs.ids, &expected);
+                prop_assert_eq!(o.count, Some(count));
+                // Cut anywhere, a valid envelope no longer parses: a truncated 200 is retried.
+                let cut = body.len() * 2 / 3;
+                prop_assert!(parse_offset_envelope(&body.as_bytes()[..cut]).is_err());
+            }
+        }
+    }
+
     mod server {
         //! A scripted API on 127.0.0.1: each test says what every page request answers.
 
