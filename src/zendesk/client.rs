@@ -127,7 +127,7 @@ pub enum ApiError {
     /// The server's certificate chain does not verify against this machine's trusted roots (or is
     /// not valid for the host name): retrying cannot help, and every window would fail the same
     /// way.
-    #[error("the TLS certificate of {host} is not trusted ({detail}); if a proxy or a private CA signs it, point SSL_CERT_FILE at a PEM bundle that holds that CA, e.g. SSL_CERT_FILE=/path/to/ca.pem (the file replaces the system's roots; HTTPS_PROXY is honoured)")]
+    #[error("the TLS certificate of {host} is not trusted ({detail}); if a proxy or a private CA signs it, point SSL_CERT_FILE at a PEM bundle that holds that CA, e.g. SSL_CERT_FILE=/path/to/ca.pem (unless SSL_CERT_DIR is set too, the file replaces the system's roots for every host, storage included, so append the CA to a copy of the system bundle); HTTPS_PROXY is honoured")]
     UntrustedCertificate { host: String, detail: String },
     /// Pagination stopped advancing: the API handed back a cursor already used in this query, or
     /// pages that add no record not already received. The window fails (it is not restarted: the
@@ -211,7 +211,7 @@ impl Client {
             // A redirect could carry the credentials to another host: none are followed.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(|e| format!("HTTP client: {}{}", describe_reqwest(&e), trust_hint()))?;
         Ok(Client {
             http,
             base: options.base_url,
@@ -479,6 +479,29 @@ fn host_of(url: &Url) -> String {
     match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host.to_string(),
+    }
+}
+
+/// When building the client fails, the likeliest cause is a trust store that did not load: the
+/// roots come from `SSL_CERT_FILE`/`SSL_CERT_DIR` when either is set (through
+/// rustls-platform-verifier and rustls-native-certs), so name them.
+fn trust_hint() -> String {
+    let set: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .iter()
+        .filter_map(|name| {
+            Some(format!(
+                "{name}={}",
+                std::env::var_os(name)?.to_string_lossy()
+            ))
+        })
+        .collect();
+    if set.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (CA certificates are read from {}: check that it names readable PEM certificates)",
+            set.join(" and ")
+        )
     }
 }
 
@@ -938,24 +961,19 @@ mod tests {
             assert!(err.is_fatal_for_run(), "{err}");
         }
 
-        /// Runs [`child_trusts_the_test_ca_through_ssl_cert_file`] in a new process whose
-        /// `SSL_CERT_FILE` names the test CA (the variable is read when the client is built, and a
-        /// test must not change its own process's environment under other tests).
-        #[tokio::test]
-        async fn ssl_cert_file_makes_the_client_trust_a_private_ca_and_names_are_still_checked() {
-            let (port, _) = https_server().await;
-            let dir = tempfile::tempdir().unwrap();
-            let ca = dir.path().join("ca.pem");
-            std::fs::write(&ca, CA_PEM).unwrap();
+        /// Runs the ignored test `child` in a new process with `SSL_CERT_FILE` set to `cert_file`
+        /// and `SSL_CERT_DIR` unset (the variables are read when the client is built, and a test
+        /// must not change its own process's environment under other tests); asserts it passed.
+        async fn run_child(child: &str, cert_file: &std::path::Path, port: u16) {
             let output = tokio::process::Command::new(std::env::current_exe().unwrap())
                 .args([
                     "--exact",
-                    "zendesk::client::tests::tls::child_trusts_the_test_ca_through_ssl_cert_file",
+                    &format!("zendesk::client::tests::tls::{child}"),
                     "--ignored",
                     "--nocapture",
                     "--test-threads=1",
                 ])
-                .env("SSL_CERT_FILE", &ca)
+                .env("SSL_CERT_FILE", cert_file)
                 .env_remove("SSL_CERT_DIR")
                 .env(CHILD_PORT, port.to_string())
                 .output()
@@ -964,9 +982,44 @@ mod tests {
             let stdout = String::from_utf8_lossy(&output.stdout);
             assert!(
                 output.status.success() && stdout.contains("1 passed"),
-                "child failed:\n{stdout}\n{}",
+                "child {child} failed:\n{stdout}\n{}",
                 String::from_utf8_lossy(&output.stderr)
             );
+        }
+
+        #[tokio::test]
+        async fn ssl_cert_file_makes_the_client_trust_a_private_ca_and_names_are_still_checked() {
+            let (port, _) = https_server().await;
+            let dir = tempfile::tempdir().unwrap();
+            let ca = dir.path().join("ca.pem");
+            std::fs::write(&ca, CA_PEM).unwrap();
+            run_child("child_trusts_the_test_ca_through_ssl_cert_file", &ca, port).await;
+        }
+
+        #[tokio::test]
+        async fn an_unreadable_ssl_cert_file_is_named_when_the_client_cannot_be_built() {
+            let dir = tempfile::tempdir().unwrap();
+            let missing = dir.path().join("missing.pem");
+            run_child("child_names_a_missing_ssl_cert_file", &missing, 0).await;
+        }
+
+        #[tokio::test]
+        #[ignore = "run in a child process by an_unreadable_ssl_cert_file_is_named_when_the_client_cannot_be_built"]
+        async fn child_names_a_missing_ssl_cert_file() {
+            let file = std::env::var("SSL_CERT_FILE").expect("run by its parent test");
+            let err = Client::new(
+                ClientOptions {
+                    base_url: Url::parse("https://acme.zendesk.com").unwrap(),
+                    credentials: Credentials::OAuth(Secret::new("test-token")),
+                    request_timeout: Duration::from_secs(10),
+                    retry: RetryPolicy::default(),
+                },
+                Arc::new(RequestBudget::new(None, 1.0)),
+            )
+            .err()
+            .expect("no CA certificate could be loaded");
+            assert!(err.contains(&format!("SSL_CERT_FILE={file}")), "{err}");
+            assert!(!err.contains("test-token"), "{err}");
         }
 
         #[tokio::test]
