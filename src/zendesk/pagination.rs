@@ -192,10 +192,11 @@ enum Next {
 /// What one query's stream has seen, to tell a server that stopped advancing from one that is
 /// merely slow.
 ///
-/// Memory stays bounded per query: cursors are kept as 64-bit hashes (8 bytes a page, so about
-/// 160 KB for a 2-million-record window; a false "repeat" needs a hash collision, about 1 in
-/// 10^10 for 20,000 pages), ids only for the last [`REMEMBERED_PAGES`] pages (at most 400), and
-/// the distinct ids of an offset query, which the API caps at 10,000 records.
+/// Memory stays small per query: cursors are kept as 64-bit hashes (one per page, so about
+/// 20,000 hashes, a few hundred KB, for a 2-million-record window, against the records' own 100
+/// per page; a false "repeat" needs a hash collision, about 1 in 10^11 at 20,000 pages), ids only
+/// for the last [`REMEMBERED_PAGES`] pages (at most 400), and, for offset queries only, their
+/// distinct ids, which the API's 10,000-record cap per offset query bounds.
 struct Progress {
     hasher: RandomState,
     cursors: HashSet<u64>,
