@@ -989,7 +989,10 @@ mod tests {
         #[tokio::test]
         #[ignore = "run in a child process by a_missing_ssl_cert_file_is_named_when_the_client_cannot_be_built"]
         async fn child_names_a_missing_ssl_cert_file() {
-            std::env::var(CHILD_PORT).expect("run by its parent test");
+            // Run alone (`cargo test -- --ignored`) it has nothing to do: its parent sets this.
+            if std::env::var_os(CHILD_PORT).is_none() {
+                return;
+            }
             let err = Client::new(
                 ClientOptions {
                     base_url: Url::parse("https://acme.zendesk.com").unwrap(),
@@ -1009,10 +1012,11 @@ mod tests {
         #[tokio::test]
         #[ignore = "run in a child process by ssl_cert_file_makes_the_client_trust_a_private_ca_and_names_are_still_checked"]
         async fn child_trusts_the_test_ca_through_ssl_cert_file() {
-            let port: u16 = std::env::var(CHILD_PORT)
-                .expect("run by its parent test")
-                .parse()
-                .unwrap();
+            // Run alone (`cargo test -- --ignored`) it has nothing to do: its parent sets this.
+            let Ok(port) = std::env::var(CHILD_PORT) else {
+                return;
+            };
+            let port: u16 = port.parse().unwrap();
             let trusted = client(&format!("https://127.0.0.1:{port}"));
             let url = trusted.url("/api/v2/audit_logs", &[]);
             trusted.get(&url, |_| Ok(())).await.unwrap();
