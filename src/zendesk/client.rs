@@ -2,7 +2,13 @@
 //!
 //! Retryability is decided where a response is classified: 429, 5xx, timeouts, resets and a 200
 //! whose body does not parse are transient; 400, 401, 403 and 404 are permanent and fail at once
-//! with a message a person can act on.
+//! with a message a person can act on. A TLS certificate the machine does not trust is permanent
+//! too, and fatal for the run: every other request goes to the same host through the same trust
+//! store.
+//!
+//! Nothing read from the network may panic the process: every header and body parser here is
+//! total (a value that does not parse is treated as absent) and property-tested on arbitrary
+//! input.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -118,6 +124,30 @@ pub enum ApiError {
     },
     #[error("unexpected response from {url}: {reason}")]
     Protocol { url: String, reason: String },
+    /// The server's certificate chain does not verify against this machine's trusted roots (or is
+    /// not valid for the host name): retrying cannot help, and every window would fail the same
+    /// way.
+    #[error("the TLS certificate of {host} is not trusted ({detail}); if a proxy or a private CA signs it, point SSL_CERT_FILE at a PEM bundle that holds that CA, e.g. SSL_CERT_FILE=/path/to/ca.pem (unless SSL_CERT_DIR is set too, the file replaces the system's roots for every host, storage included, so append the CA to a copy of the system bundle); HTTPS_PROXY is honoured")]
+    UntrustedCertificate { host: String, detail: String },
+    /// Pagination stopped advancing: the API handed back a cursor already used in this query, or
+    /// pages that add no record not already received. The window fails (it is not restarted: the
+    /// server would loop again).
+    #[error("pagination does not advance at {url} (cursor {cursor}): {reason}")]
+    PaginationLoop {
+        url: String,
+        cursor: String,
+        reason: String,
+    },
+    /// An offset query ended with a number of distinct records other than the `count` the API
+    /// reported for it: rows shifted between pages (records added or removed while paging, or
+    /// ties on `created_at` ordered differently on two requests), so some may have been skipped.
+    #[error("offset pagination of created_at {range} received {got} distinct records but the API counts {expected} for that query ({url}): rows shifted between pages; the window is retried on the next run, or use --pagination cursor")]
+    CountMismatch {
+        url: String,
+        range: String,
+        expected: u64,
+        got: u64,
+    },
 }
 
 impl ApiError {
@@ -126,7 +156,9 @@ impl ApiError {
     pub fn is_fatal_for_run(&self) -> bool {
         matches!(
             self,
-            ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }
+            ApiError::Unauthorized { .. }
+                | ApiError::Forbidden { .. }
+                | ApiError::UntrustedCertificate { .. }
         )
     }
 }
@@ -179,7 +211,7 @@ impl Client {
             // A redirect could carry the credentials to another host: none are followed.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(|e| format!("HTTP client: {}{TRUST_HINT}", describe_reqwest(&e)))?;
         Ok(Client {
             http,
             base: options.base_url,
@@ -297,10 +329,10 @@ impl Client {
             .header(AUTHORIZATION, self.auth_header.clone())
             .send()
             .await
-            .map_err(|e| gave_up_once(url, &e))?;
+            .map_err(|e| failed_once(url, &e))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| gave_up_once(url, &e))?;
+        let body = response.bytes().await.map_err(|e| failed_once(url, &e))?;
         if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
             return Err(self.permanent(url, status, &body));
         }
@@ -324,14 +356,14 @@ impl Client {
             .await
         {
             Ok(r) => r,
-            Err(e) => return Ok(Err(Transient::Network(describe_reqwest(&e)))),
+            Err(e) => return network_failure(url, &e).map(Err),
         };
         let status = response.status();
         let headers = response.headers().clone();
         self.learn_limits(&headers);
         let body = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => return Ok(Err(Transient::Network(describe_reqwest(&e)))),
+            Err(e) => return network_failure(url, &e).map(Err),
         };
         self.stats
             .bytes
@@ -360,18 +392,12 @@ impl Client {
     }
 
     fn learn_limits(&self, headers: &HeaderMap) {
-        let number =
-            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
-        if let Some(limit) = number("x-rate-limit").or_else(|| number("ratelimit-limit")) {
-            self.budget
-                .observe_limit(limit.min(u64::from(u32::MAX)) as u32);
+        let limits = RateLimits::from_headers(headers);
+        if let Some(limit) = limits.limit {
+            self.budget.observe_limit(limit);
         }
-        let remaining = number("x-rate-limit-remaining").or_else(|| number("ratelimit-remaining"));
-        if remaining == Some(0) {
-            if let Some(reset) = number("ratelimit-reset") {
-                self.budget
-                    .pause(Duration::from_secs(reset).min(MAX_RETRY_AFTER));
-            }
+        if let Some(pause) = limits.pause {
+            self.budget.pause(pause);
         }
     }
 
@@ -395,21 +421,122 @@ impl Client {
     }
 }
 
-fn gave_up_once(url: &Url, e: &reqwest::Error) -> ApiError {
-    ApiError::GaveUp {
-        url: url.to_string(),
-        attempts: 1,
-        elapsed: Duration::ZERO,
-        last: describe_reqwest(e),
+/// What the rate-limit headers of a response tell the budget.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct RateLimits {
+    /// The account's requests per minute (`X-Rate-Limit` or `ratelimit-limit`).
+    limit: Option<u32>,
+    /// How long every worker should wait: set only when no request is left
+    /// (`X-Rate-Limit-Remaining`/`ratelimit-remaining` is 0), from `ratelimit-reset`, capped.
+    pause: Option<Duration>,
+}
+
+impl RateLimits {
+    fn from_headers(headers: &HeaderMap) -> RateLimits {
+        let number =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let limit = number("x-rate-limit")
+            .or_else(|| number("ratelimit-limit"))
+            .map(|l| l.min(u64::from(u32::MAX)) as u32);
+        let remaining = number("x-rate-limit-remaining").or_else(|| number("ratelimit-remaining"));
+        let pause = match remaining {
+            Some(0) => number("ratelimit-reset")
+                .map(|reset| Duration::from_secs(reset.min(MAX_RETRY_AFTER.as_secs()))),
+            _ => None,
+        };
+        RateLimits { limit, pause }
     }
 }
 
-/// The `Retry-After` of a response, in seconds (the only form Zendesk sends).
+/// One request failed without an HTTP answer: a certificate the machine does not trust is
+/// permanent (and fatal for the run), anything else (timeout, reset, refused) is transient.
+fn network_failure(url: &Url, e: &reqwest::Error) -> Result<Transient, ApiError> {
+    match untrusted_certificate(e) {
+        Some(detail) => Err(ApiError::UntrustedCertificate {
+            host: host_of(url),
+            detail,
+        }),
+        None => Ok(Transient::Network(describe_reqwest(e))),
+    }
+}
+
+/// A failure of a request that is not retried.
+fn failed_once(url: &Url, e: &reqwest::Error) -> ApiError {
+    match network_failure(url, e) {
+        Ok(transient) => ApiError::GaveUp {
+            url: url.to_string(),
+            attempts: 1,
+            elapsed: Duration::ZERO,
+            last: transient.describe(),
+        },
+        Err(permanent) => permanent,
+    }
+}
+
+/// `host` or `host:port` of a URL, as a person would type it.
+fn host_of(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// Building the client fails mostly when no CA certificate loads: the roots come from
+/// `SSL_CERT_FILE`/`SSL_CERT_DIR` when either is set (rustls-platform-verifier reads them through
+/// rustls-native-certs), so the message names them. (Only the config layer reads the environment,
+/// so the variables are named, not their values.)
+const TRUST_HINT: &str = " (CA certificates come from SSL_CERT_FILE and SSL_CERT_DIR when set, else from the system store: check that they name readable PEM certificates)";
+
+/// The message of the certificate error in `e`'s source chain, if there is one.
+///
+/// reqwest wraps hyper's error, which wraps the `io::Error` that carries rustls's error; none of
+/// them is a type this crate can name without depending on rustls itself, so the chain is matched
+/// on rustls's own wording: every `rustls::Error::InvalidCertificate` displays as
+/// "invalid peer certificate: …" (UnknownIssuer, NotValidForName, expired, revoked, bad
+/// signature…). Alerts the server sends about a client certificate are not matched: they are not
+/// about trusting the server.
+fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    const SIGNS: [&str; 4] = [
+        "invalid peer certificate",
+        "UnknownIssuer",
+        "NotValidForName",
+        "certificate not valid for name",
+    ];
+    let mut source = Some(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if let Some(at) = SIGNS.iter().filter_map(|sign| text.find(sign)).min() {
+            return Some(text[at..].to_string());
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// The `Retry-After` of a response, capped at five minutes; `None` when absent or unusable.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let seconds: f64 = value.parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0)
-        .then(|| Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER))
+    parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?, chrono::Utc::now())
+}
+
+/// A `Retry-After` value: delay-seconds (Zendesk's form; a fraction is tolerated) or an HTTP-date
+/// (RFC 9110's IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`), relative to `now`. The cap is
+/// applied before any conversion, so no value can overflow a `Duration`; NaN, infinities and
+/// negative numbers are treated as absent, and a date in the past as "now".
+fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let cap = MAX_RETRY_AFTER.as_secs_f64();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(cap)));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = date.with_timezone(&chrono::Utc) - now;
+    // Whole milliseconds are ample; `num_milliseconds` saturates instead of overflowing.
+    let millis = wait
+        .num_milliseconds()
+        .clamp(0, MAX_RETRY_AFTER.as_millis() as i64);
+    Some(Duration::from_millis(millis as u64))
 }
 
 /// A short, single-line excerpt of an error body (Zendesk sends JSON or plain text).
@@ -478,5 +605,427 @@ mod tests {
         assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn retry_after_of_1e30_is_capped_instead_of_panicking() {
+        let now = chrono::Utc::now();
+        assert_eq!(parse_retry_after("1e30", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("1e308", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse_retry_after(" 2.5 ", now),
+            Some(Duration::from_millis(2500))
+        );
+        for absent in ["NaN", "inf", "-inf", "-1", "-0.5", "", "soon", "1e400"] {
+            let expected = None;
+            assert_eq!(parse_retry_after(absent, now), expected, "{absent:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_honours_the_http_date_form() {
+        let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jan 2024 00:02:00 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 31 Dec 2023 23:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 99 Jan 2024 00:02:00 GMT", now),
+            None
+        );
+    }
+
+    #[test]
+    fn an_exhausted_rate_limit_pauses_until_its_capped_reset() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-rate-limit",
+            HeaderValue::from_static("99999999999999999999"),
+        );
+        h.insert("x-rate-limit-remaining", HeaderValue::from_static("0"));
+        h.insert(
+            "ratelimit-reset",
+            HeaderValue::from_static("18446744073709551615"),
+        );
+        assert_eq!(
+            RateLimits::from_headers(&h),
+            RateLimits {
+                limit: None,
+                pause: Some(MAX_RETRY_AFTER)
+            }
+        );
+        h.insert("x-rate-limit", HeaderValue::from_static(" 700 "));
+        h.insert("ratelimit-reset", HeaderValue::from_static("12"));
+        assert_eq!(
+            RateLimits::from_headers(&h),
+            RateLimits {
+                limit: Some(700),
+                pause: Some(Duration::from_secs(12))
+            }
+        );
+        h.insert("x-rate-limit-remaining", HeaderValue::from_static("5"));
+        assert_eq!(RateLimits::from_headers(&h).pause, None);
+    }
+
+    /// An error whose source is another error, to build chains like reqwest's.
+    #[derive(Debug)]
+    struct Chain(String, Option<Box<Chain>>);
+
+    impl std::fmt::Display for Chain {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Chain {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|c| c as _)
+        }
+    }
+
+    fn chain(messages: &[&str]) -> Chain {
+        messages
+            .iter()
+            .rev()
+            .fold(None, |inner, m| {
+                Some(Chain(m.to_string(), inner.map(Box::new)))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn certificate_errors_are_found_anywhere_in_the_source_chain() {
+        let e = chain(&[
+            "error sending request for url (https://acme.zendesk.com/)",
+            "client error (Connect)",
+            "invalid peer certificate: certificate not valid for name \"acme.zendesk.com\"; certificate is only valid for DnsName(\"proxy.corp\")",
+        ]);
+        let found = untrusted_certificate(&e).unwrap();
+        assert!(found.starts_with("invalid peer certificate: certificate not valid for name"));
+        let e = chain(&["error sending request", "io error: UnknownIssuer"]);
+        assert_eq!(untrusted_certificate(&e).as_deref(), Some("UnknownIssuer"));
+        for transient in [
+            "connection refused",
+            "connection reset by peer",
+            "operation timed out",
+            "received fatal alert: HandshakeFailure",
+        ] {
+            assert_eq!(
+                untrusted_certificate(&chain(&["error sending request", transient])),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn only_credential_and_certificate_errors_stop_the_run() {
+        let tls = ApiError::UntrustedCertificate {
+            host: "acme.zendesk.com".into(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert!(tls.is_fatal_for_run());
+        let message = tls.to_string();
+        for part in [
+            "acme.zendesk.com",
+            "SSL_CERT_FILE=/path/to/ca.pem",
+            "HTTPS_PROXY",
+        ] {
+            assert!(message.contains(part), "{message}");
+        }
+        let looping = ApiError::PaginationLoop {
+            url: "u".into(),
+            cursor: "c".into(),
+            reason: "r".into(),
+        };
+        let mismatch = ApiError::CountMismatch {
+            url: "u".into(),
+            range: "r".into(),
+            expected: 2,
+            got: 1,
+        };
+        assert!(!looping.is_fatal_for_run() && !mismatch.is_fatal_for_run());
+    }
+
+    mod never_panics {
+        //! Whatever the network sends, the parsers answer (usually "absent"), never panic.
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn retry_after_parses_any_text_within_the_cap(value in ".{0,40}", secs in any::<i64>()) {
+                let now = chrono::DateTime::from_timestamp(secs % 253_402_300_799, 0).unwrap_or_default();
+                if let Some(d) = parse_retry_after(&value, now) {
+                    prop_assert!(d <= MAX_RETRY_AFTER);
+                }
+            }
+
+            #[test]
+            fn retry_after_parses_any_number_within_the_cap(n in any::<f64>()) {
+                let got = parse_retry_after(&n.to_string(), chrono::Utc::now());
+                prop_assert_eq!(got.is_some(), n.is_finite() && n >= 0.0);
+                prop_assert!(got.unwrap_or_default() <= MAX_RETRY_AFTER);
+            }
+
+            #[test]
+            fn rate_limit_headers_of_any_bytes_stay_within_bounds(
+                values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..24), 6),
+                numbers in proptest::collection::vec(any::<u64>(), 6),
+            ) {
+                let names = [
+                    "x-rate-limit", "ratelimit-limit", "x-rate-limit-remaining",
+                    "ratelimit-remaining", "ratelimit-reset", RETRY_AFTER.as_str(),
+                ];
+                for text in [false, true] {
+                    let mut h = HeaderMap::new();
+                    for (i, name) in names.iter().enumerate() {
+                        let value = if text {
+                            HeaderValue::from_str(&numbers[i].to_string()).ok()
+                        } else {
+                            HeaderValue::from_bytes(&values[i]).ok()
+                        };
+                        if let Some(v) = value {
+                            h.insert(*name, v);
+                        }
+                    }
+                    let limits = RateLimits::from_headers(&h);
+                    prop_assert!(limits.pause.unwrap_or_default() <= MAX_RETRY_AFTER);
+                    prop_assert!(retry_after(&h).unwrap_or_default() <= MAX_RETRY_AFTER);
+                }
+            }
+
+            #[test]
+            fn error_bodies_of_any_bytes_become_short_single_lines(body in proptest::collection::vec(any::<u8>(), 0..2000)) {
+                let d = detail(&body);
+                prop_assert!(d.chars().count() <= DETAIL_LIMIT + 1);
+                prop_assert!(!d.contains('\n'));
+            }
+
+            #[test]
+            fn certificate_detection_reads_any_message(messages in proptest::collection::vec(".{0,60}", 1..4)) {
+                let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+                let _ = untrusted_certificate(&chain(&refs));
+            }
+        }
+
+        fn chain(messages: &[&str]) -> super::Chain {
+            super::chain(messages)
+        }
+    }
+
+    mod tls {
+        //! A local HTTPS server whose certificate (for 127.0.0.1, signed by a test CA made with
+        //! `openssl` for these tests, valid until 2126) the machine does not trust.
+
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        use base64::Engine;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        use super::super::*;
+        use crate::zendesk::auth::Secret;
+
+        const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBnzCCAUWgAwIBAgIUKnH9E3gr2O2AAcl+KGrNuXzK5WcwCgYIKoZIzj0EAwIw\nHDEaMBgGA1UEAwwRYXVkaXRsYWtlIHRlc3QgQ0EwIBcNMjYxMTI2MDczNTU3WhgP\nMjEyNjExMDIwNzM1NTdaMBwxGjAYBgNVBAMMEWF1ZGl0bGFrZSB0ZXN0IENBMFkw\nEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEIGxTJaPjJKzRLdVt39ebLkwb6mNeXIXl\nFWfzO7NPsLq+byBEdJzSWZbqlTbjHHo0ty4I6mC9fsKwA6DFxvAFDKNjMGEwHQYD\nVR0OBBYEFG4Rhug5RpVDV1g3vz0+A7GQPqbqMB8GA1UdIwQYMBaAFG4Rhug5RpVD\nV1g3vz0+A7GQPqbqMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgIEMAoG\nCCqGSM49BAMCA0gAMEUCIBfxpPiObuihjxFVPZEz0/hr/CDc28hSssnlr+MGwJkc\nAiEAg7CSsRA8bH7Rva6QnwT6hBkCJ5tKTJYd6tIB47vnSGY=\n-----END CERTIFICATE-----";
+        const LEAF_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBpzCCAU2gAwIBAgIUDOBROnXL73GvqFsc5V78muuHs3owCgYIKoZIzj0EAwIw\nHDEaMBgGA1UEAwwRYXVkaXRsYWtlIHRlc3QgQ0EwIBcNMjYxMTI2MDczNTU3WhgP\nMjEyNjExMDIwNzM1NTdaMBQxEjAQBgNVBAMMCTEyNy4wLjAuMTBZMBMGByqGSM49\nAgEGCCqGSM49AwEHA0IABLd3L9R6JQq5zWeIYqQK7cIZtcrTDtR4LqWk7dlRHa4Z\nXLhuqDGJID6+BaGjjtgMKtb37ZT/2A7Jz1PQX5/LsnqjczBxMA8GA1UdEQQIMAaH\nBH8AAAEwCQYDVR0TBAIwADATBgNVHSUEDDAKBggrBgEFBQcDATAdBgNVHQ4EFgQU\nK/5aqK4varOV6hPZZ1U3jWcYqKkwHwYDVR0jBBgwFoAUbhGG6DlGlUNXWDe/PT4D\nsZA+puowCgYIKoZIzj0EAwIDSAAwRQIgCt0XrNotprSNoV6HTznWIpGO71Q0EpM9\nm9ecIp4VOfkCIQDH9laycbBfSAg/uiUgR3bvdySJ7APwJfMlEcc8iCrNLA==\n-----END CERTIFICATE-----";
+        const LEAF_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg+Onm2NwSt8zwtqD7\ndazR3Z7AmiOar87hX5O7KgmhqYahRANCAAS3dy/UeiUKuc1niGKkCu3CGbXK0w7U\neC6lpO3ZUR2uGVy4bqgxiSA+vgWho47YDCrW9+2U/9gOyc9T0F+fy7J6\n-----END PRIVATE KEY-----";
+
+        /// Environment variable that tells the child test which port to try.
+        const CHILD_PORT: &str = "AUDITLAKE_TEST_TLS_CHILD_PORT";
+
+        fn der(pem: &str) -> Vec<u8> {
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap()
+        }
+
+        /// Serves HTTPS on 127.0.0.1 (a `{}` body to any request); returns the port and the
+        /// number of TCP connections accepted.
+        async fn https_server() -> (u16, Arc<AtomicUsize>) {
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![
+                        CertificateDer::from(der(LEAF_PEM)),
+                        CertificateDer::from(der(CA_PEM)),
+                    ],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der(LEAF_KEY_PEM))),
+                )
+                .unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let connections = Arc::new(AtomicUsize::new(0));
+            let counter = connections.clone();
+            tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let mut buf = vec![0u8; 8192];
+                        let _ = tls.read(&mut buf).await;
+                        let _ = tls
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                            .await;
+                        let _ = tls.shutdown().await;
+                    });
+                }
+            });
+            (port, connections)
+        }
+
+        fn client(base: &str) -> Client {
+            let budget = Arc::new(RequestBudget::new(None, 1.0));
+            budget.observe_limit(u32::MAX);
+            Client::new(
+                ClientOptions {
+                    base_url: Url::parse(base).unwrap(),
+                    credentials: Credentials::OAuth(Secret::new("test-token")),
+                    request_timeout: Duration::from_secs(10),
+                    retry: RetryPolicy {
+                        max_attempts: 4,
+                        max_elapsed: Duration::from_secs(30),
+                        base_delay: Duration::from_millis(1),
+                        max_delay: Duration::from_millis(1),
+                    },
+                },
+                budget,
+            )
+            .unwrap()
+        }
+
+        #[tokio::test]
+        async fn an_untrusted_certificate_fails_once_and_stops_the_run_naming_the_host() {
+            let (port, connections) = https_server().await;
+            let client = client(&format!("https://127.0.0.1:{port}"));
+            let url = client.url("/api/v2/audit_logs", &[]);
+            let err = client.get(&url, |_| Ok(())).await.unwrap_err();
+            assert!(
+                matches!(err, ApiError::UntrustedCertificate { .. }),
+                "{err}"
+            );
+            assert!(err.is_fatal_for_run());
+            let message = err.to_string();
+            assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+            assert!(message.contains("SSL_CERT_FILE"), "{message}");
+            assert_eq!(connections.load(Ordering::SeqCst), 1, "no retry");
+            assert_eq!(client.stats().requests.load(Ordering::Relaxed), 1);
+            assert_eq!(client.stats().retries.load(Ordering::Relaxed), 0);
+        }
+
+        #[tokio::test]
+        async fn an_untrusted_certificate_is_fatal_for_requests_sent_once_too() {
+            let (port, _) = https_server().await;
+            let client = client(&format!("https://127.0.0.1:{port}"));
+            let url = client.url("/api/v2/audit_logs/export", &[]);
+            let err = client.send_once(Method::POST, &url).await.unwrap_err();
+            assert!(err.is_fatal_for_run(), "{err}");
+        }
+
+        /// Runs the ignored test `child` in a new process with `SSL_CERT_FILE` set to `cert_file`
+        /// and `SSL_CERT_DIR` unset (the variables are read when the client is built, and a test
+        /// must not change its own process's environment under other tests); asserts it passed.
+        async fn run_child(child: &str, cert_file: &std::path::Path, port: u16) {
+            let output = tokio::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    &format!("zendesk::client::tests::tls::{child}"),
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("SSL_CERT_FILE", cert_file)
+                .env_remove("SSL_CERT_DIR")
+                .env(CHILD_PORT, port.to_string())
+                .output()
+                .await
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && stdout.contains("1 passed"),
+                "child {child} failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+
+        #[tokio::test]
+        async fn ssl_cert_file_makes_the_client_trust_a_private_ca_and_names_are_still_checked() {
+            let (port, _) = https_server().await;
+            let dir = tempfile::tempdir().unwrap();
+            let ca = dir.path().join("ca.pem");
+            std::fs::write(&ca, CA_PEM).unwrap();
+            run_child("child_trusts_the_test_ca_through_ssl_cert_file", &ca, port).await;
+        }
+
+        #[tokio::test]
+        async fn a_missing_ssl_cert_file_is_named_when_the_client_cannot_be_built() {
+            let dir = tempfile::tempdir().unwrap();
+            let missing = dir.path().join("missing.pem");
+            run_child("child_names_a_missing_ssl_cert_file", &missing, 0).await;
+        }
+
+        #[tokio::test]
+        #[ignore = "run in a child process by a_missing_ssl_cert_file_is_named_when_the_client_cannot_be_built"]
+        async fn child_names_a_missing_ssl_cert_file() {
+            // Run alone (`cargo test -- --ignored`) it has nothing to do: its parent sets this.
+            if std::env::var_os(CHILD_PORT).is_none() {
+                return;
+            }
+            let err = Client::new(
+                ClientOptions {
+                    base_url: Url::parse("https://acme.zendesk.com").unwrap(),
+                    credentials: Credentials::OAuth(Secret::new("test-token")),
+                    request_timeout: Duration::from_secs(10),
+                    retry: RetryPolicy::default(),
+                },
+                Arc::new(RequestBudget::new(None, 1.0)),
+            )
+            .err()
+            .expect("no CA certificate could be loaded");
+            assert!(err.contains("No CA certificates were loaded"), "{err}");
+            assert!(err.contains("SSL_CERT_FILE"), "{err}");
+            assert!(!err.contains("test-token"), "{err}");
+        }
+
+        #[tokio::test]
+        #[ignore = "run in a child process by ssl_cert_file_makes_the_client_trust_a_private_ca_and_names_are_still_checked"]
+        async fn child_trusts_the_test_ca_through_ssl_cert_file() {
+            // Run alone (`cargo test -- --ignored`) it has nothing to do: its parent sets this.
+            let Ok(port) = std::env::var(CHILD_PORT) else {
+                return;
+            };
+            let port: u16 = port.parse().unwrap();
+            let trusted = client(&format!("https://127.0.0.1:{port}"));
+            let url = trusted.url("/api/v2/audit_logs", &[]);
+            trusted.get(&url, |_| Ok(())).await.unwrap();
+            // The certificate is for 127.0.0.1 only: "localhost" is a name it is not valid for.
+            let wrong_name = client(&format!("https://localhost:{port}"));
+            let url = wrong_name.url("/api/v2/audit_logs", &[]);
+            let err = wrong_name.get(&url, |_| Ok(())).await.unwrap_err();
+            assert!(err.is_fatal_for_run(), "{err}");
+            assert!(err.to_string().contains("localhost"), "{err}");
+        }
     }
 }
