@@ -205,8 +205,12 @@ fn unit_seconds(unit: &str) -> Option<u64> {
     }
 }
 
-/// Parses a duration such as `30s`, `5m`, `2h`, `1d` into seconds.
+/// Parses a duration such as `30s`, `5m`, `2h`, `1d` into seconds; a bare `0` is zero (nothing
+/// to say a unit of).
 pub fn parse_duration(text: &str) -> Result<u64, ParseError> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
     let bad = || ParseError::Duration(text.to_string());
     let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
     n.checked_mul(unit_seconds(unit).ok_or_else(bad)?)
