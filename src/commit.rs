@@ -225,3 +225,95 @@ impl Committer {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::time::Duration;
+
+    use crate::decode::decode_page;
+    use crate::lease::Lease;
+    use crate::route::WindowRouter;
+    use crate::schema::Schema;
+    use crate::storage::temp_lake;
+
+    const DAY: Window = Window {
+        start: 1_709_251_200, // 2024-03-01
+        end: 1_709_337_600,
+    };
+
+    fn parts(window: Window) -> Vec<RoutedPart> {
+        let body = br#"{"audit_logs":[{"id":1,"created_at":"2024-03-01T10:00:00Z","action":"login"},{"id":2,"created_at":"2024-03-01T11:00:00Z","action":"login"}]}"#;
+        let mut router = WindowRouter::new(window, std::env::temp_dir());
+        decode_page(body, Schema::get(), |row| router.push(&row).unwrap()).unwrap();
+        router.finish().unwrap().0
+    }
+
+    async fn committer(lake: &Lake, ttl: Duration) -> (Lease, Committer) {
+        let lease = Lease::acquire(lake, "acme", ttl, "test").await.unwrap();
+        let manifest = Manifest::new(lake.clone(), "acme");
+        let committer = Committer::new(lake.clone(), manifest, "acme", lease.fence());
+        (lease, committer)
+    }
+
+    /// Regression (issue 6, defect 2): only renewal checked the lease, so a run frozen past its
+    /// lease could still upload, delete and commit over the work of the run that took over.
+    #[tokio::test]
+    async fn a_run_whose_lease_ran_out_writes_nothing() {
+        let (_dir, lake) = temp_lake();
+        let (_lease, stale) = committer(&lake, Duration::from_secs(3)).await;
+        // Never renewed (as if the process had been paused): the fence closes before expiry.
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let err = stale.commit_closed(&DAY, parts(DAY)).await.unwrap_err();
+        assert!(matches!(err, CommitError::Lease(_)), "{err}");
+        assert!(err.to_string().contains("stopping before writing"), "{err}");
+        let data = lake.list(&layout::data("acme")).await.unwrap();
+        assert!(data.is_empty(), "nothing uploaded: {data:?}");
+        assert!(Manifest::new(lake, "acme").done().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_repair_writes_the_next_generation_and_removes_the_old_one() {
+        let (_dir, lake) = temp_lake();
+        let (_lease, committer) = committer(&lake, Duration::from_secs(60)).await;
+        let (first, created) = committer.commit_closed(&DAY, parts(DAY)).await.unwrap();
+        assert_eq!((first.generation, created), (1, Created::Created));
+        let second = committer
+            .replace(&DAY, &first, parts(DAY), "test")
+            .await
+            .unwrap();
+        assert_eq!(second.generation, 2);
+        assert!(second.files[0].path.contains("-g2-"), "{:?}", second.files);
+        let data = lake.list(&layout::data("acme")).await.unwrap();
+        assert_eq!(
+            data.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            [second.files[0].path.clone()],
+            "only the new generation is left"
+        );
+        let manifest = Manifest::new(lake.clone(), "acme");
+        assert_eq!(manifest.generations().await.unwrap()[&DAY.start], 2);
+        assert!(manifest.unfinished_repairs().await.unwrap().is_empty());
+    }
+
+    /// Regression (issue 6, defect 8): object_store hides local staging files (`name#N`) from
+    /// listings, so a write killed mid-way left one behind for good; readers that scan the
+    /// directory choke on it.
+    #[tokio::test]
+    async fn staging_leftovers_of_the_window_are_swept() {
+        let (dir, lake) = temp_lake();
+        let folder = dir.path().join("subdomain=acme/created_date=2024-03-01");
+        std::fs::create_dir_all(&folder).unwrap();
+        let ours = folder.join("part-20240301T0000Z-0.parquet#1");
+        let other = folder.join("part-20240302T0000Z-0.parquet#1");
+        std::fs::write(&ours, b"half").unwrap();
+        std::fs::write(&other, b"half").unwrap();
+        let (_lease, committer) = committer(&lake, Duration::from_secs(60)).await;
+        committer.commit_closed(&DAY, parts(DAY)).await.unwrap();
+        assert!(!ours.exists(), "this window's leftover is removed");
+        assert!(
+            other.exists(),
+            "another window's leftover is that window's to sweep"
+        );
+    }
+}

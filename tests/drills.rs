@@ -125,10 +125,16 @@ fn twenty_kills_at_random_moments_then_one_clean_run_leave_the_lake_exact() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    assert!(killed >= 10, "only {killed} of 20 runs were killed mid-run (seed {seed})");
+    assert!(
+        killed >= 10,
+        "only {killed} of 20 runs were killed mid-run (seed {seed})"
+    );
 
     let (code, stderr) = run_to_end(&export_args(&lake, &sim, TO, "3d"));
-    assert_eq!(code, 0, "the clean run (seed {seed}, {finished} finished early): {stderr}");
+    assert_eq!(
+        code, 0,
+        "the clean run (seed {seed}, {finished} finished early): {stderr}"
+    );
     let report = runtime.block_on(verify::verify(
         &Lake::open(lake.to_str().unwrap(), &StoreOptions::default()).unwrap(),
         "acme",
@@ -198,6 +204,9 @@ async fn twenty_seeds_of_api_faults_end_in_exact_lakes() {
         .unwrap();
         assert!(report.is_clean(), "seed {seed}: {report}");
         let stats = sim.stats();
-        assert!(stats.responses_5xx + stats.responses_429 + stats.truncated + stats.resets > 0, "seed {seed}: {stats:?}");
+        assert!(
+            stats.responses_5xx + stats.responses_429 + stats.truncated + stats.resets > 0,
+            "seed {seed}: {stats:?}"
+        );
     }
 }
