@@ -19,8 +19,14 @@ use crate::zendesk::Pagination;
 ///
 /// Exit codes: 0 all done; 1 some windows failed (rerun to retry them); 2 usage or configuration
 /// error; 3 Zendesk refused the credentials or access (401/403); 4 the destination or its
-/// manifest failed; 5 another run holds the lease on this lake and subdomain (or took it over);
-/// 130 interrupted (Ctrl-C or SIGTERM: no window was left half-committed).
+/// manifest failed (a failing store stops the run at once); 5 another run holds the lease on this
+/// lake and subdomain (or took it over, or this run's lease ran out before a write); 6 verify found
+/// the lake different from its markers or the API; 130 interrupted (Ctrl-C or SIGTERM: no window was
+/// left half-committed).
+///
+/// A committed window's files change only through a repair: new files under the next generation's
+/// names, then that generation's marker (create-if-absent), then the old files removed, journaled
+/// so that a killed repair is finished by the next export or repair.
 #[derive(Debug, Parser)]
 #[command(
     name = "auditlake",
