@@ -465,6 +465,12 @@ fn human_summary(s: &Summary) -> String {
         s.bytes_received as f64 / 1e6,
         s.seconds
     ));
+    if s.windows_rechecked > 0 || s.repairs_converged > 0 {
+        text.push_str(&format!(
+            "  recheck: {} windows re-counted, {} repaired, {} with fewer records at Zendesk than in the lake; {} interrupted repairs finished\n",
+            s.windows_rechecked, s.windows_repaired, s.windows_api_fewer, s.repairs_converged
+        ));
+    }
     if let Some(fatal) = &s.fatal {
         text.push_str(&format!("  stopped: {fatal}\n"));
     }

@@ -8,8 +8,9 @@
 //! - `count` fits in one page: that page is the whole answer (**one request**);
 //! - otherwise `count` minus the extra seconds' records seen on the two first pages
 //!   (**two requests**);
-//! - an extra second with a full page of records (a bulk change) cannot be counted that way: the
-//!   window is listed whole (cursor pagination, exact cut and dedupe on `id`).
+//! - an extra second with a full page of records (a bulk change), a page not in the order asked
+//!   for, no `count`, or an API that refuses the offset form: the window is listed whole (cursor
+//!   pagination, exact cut and dedupe on `id`).
 
 use std::collections::HashSet;
 use std::pin::pin;
@@ -53,7 +54,12 @@ pub async fn count_window(
     filters: &Filters,
     window: &Window,
 ) -> Result<u64, ApiError> {
-    let ascending = first_page(client, filters, window, "asc").await?;
+    let ascending = match first_page(client, filters, window, "asc").await {
+        Ok(page) => page,
+        // An API that refuses the offset form (or its sort parameters) can still be listed.
+        Err(ApiError::Rejected { .. }) => return list_whole(client, filters, window).await,
+        Err(e) => return Err(e),
+    };
     let total = ascending.count.unwrap_or(u64::MAX);
     if total <= ascending.audit_logs.len() as u64 {
         let ids: HashSet<i64> = ascending
@@ -66,7 +72,11 @@ pub async fn count_window(
         return Ok(ids.len() as u64);
     }
     let below = edge(&ascending.audit_logs, true, |t| t < window.start);
-    let descending = first_page(client, filters, window, "desc").await?;
+    let descending = match first_page(client, filters, window, "desc").await {
+        Ok(page) => page,
+        Err(ApiError::Rejected { .. }) => return list_whole(client, filters, window).await,
+        Err(e) => return Err(e),
+    };
     let above = edge(&descending.audit_logs, false, |t| t >= window.end);
     match (below, above, ascending.count) {
         (Some(below), Some(above), Some(count)) => Ok(count.saturating_sub(below + above)),

@@ -335,3 +335,52 @@ async fn repair_against_the_api_re_exports_windows_zendesk_grew() {
     assert!(outcome.after.is_clean(), "{}", outcome.after);
     assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
 }
+
+/// The API's count of a window is exact whichever bound semantics the API has, on windows whose
+/// margins hold records (the simulator puts records on every midnight and hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_is_counted_exactly_in_one_or_two_requests_under_both_bound_semantics() {
+    use auditlake::simulator::Bounds;
+    use auditlake::window::{plan, Grid};
+    for bounds in [Bounds::Inclusive, Bounds::Exclusive] {
+        let mut config = sim_config(3_000, FROM, TO);
+        config.bounds = bounds;
+        let sim = start(config).await;
+        let api = export_config(&sim, Path::new("/unused"), FROM, TO, "1d").api;
+        let client = auditlake::zendesk::Client::new(
+            api.client,
+            std::sync::Arc::new(auditlake::zendesk::RequestBudget::new(None, 1.0)),
+        )
+        .unwrap();
+        for grid in ["1h", "1d"] {
+            for window in plan(Grid::parse(grid).unwrap(), t(FROM), t(TO)).closed {
+                sim.reset_stats();
+                let counted = auditlake::recount::count_window(
+                    &client,
+                    &auditlake::zendesk::Filters::default(),
+                    &window,
+                )
+                .await
+                .unwrap();
+                let expected = sim
+                    .account()
+                    .expected(&SimFilter::default(), utc(window.start), utc(window.end))
+                    .len() as u64;
+                assert_eq!(counted, expected, "{bounds:?} {window}");
+                // One or two requests, unless a margin second holds a page of records (a bulk
+                // change): then the window is listed whole.
+                let margin = |from: i64| {
+                    sim.account()
+                        .expected(&SimFilter::default(), utc(from), utc(from + 1))
+                        .len()
+                };
+                let bulk = margin(window.start - 1) >= 100 || margin(window.end) >= 100;
+                let requests = sim.stats().list_requests;
+                assert!(
+                    requests <= 2 || bulk,
+                    "{bounds:?} {window}: {requests} requests"
+                );
+            }
+        }
+    }
+}
