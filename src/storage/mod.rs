@@ -353,6 +353,7 @@ impl Lake {
         // Reading and writing are told apart so that a store outage is named as an upload error,
         // not as a problem with the local temporary file.
         let mut chunk = vec![0u8; 256 << 10];
+        let mut shutting_down = false;
         let copied = async {
             loop {
                 let n = reader
@@ -373,6 +374,7 @@ impl Lake {
                         source,
                     })?;
             }
+            shutting_down = true;
             writer
                 .shutdown()
                 .await
@@ -382,8 +384,10 @@ impl Lake {
                 })
         }
         .await;
-        if copied.is_err() {
-            // Best effort: the upload already failed; the abort only frees staged parts.
+        // Best effort: the upload already failed; the abort only frees staged parts. A writer
+        // that began shutting down cannot be aborted (object_store panics); the bucket's
+        // AbortIncompleteMultipartUpload rule collects what it left.
+        if copied.is_err() && !shutting_down {
             let _ = writer.abort().await;
         }
         copied
