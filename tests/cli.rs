@@ -606,3 +606,60 @@ async fn the_demo_leaves_a_lake_that_reads_back_whole() {
     let ids: std::collections::BTreeSet<i64> = again.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), again.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_exits_6_on_a_damaged_lake_and_repair_brings_it_back_to_0() {
+    let sim = sim_12h().await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let args = export_args(&lake, &sim.base_url(), false);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(run(&args, "sim-token").await.status.code(), Some(0));
+    let dest = lake.to_str().unwrap();
+    let verify = ["verify", "--subdomain", "acme", "--dest", dest];
+    let out = run(&verify, "unused").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("clean"), "{}", text(&out));
+
+    let victim = lake.join("subdomain=acme/created_date=2024-03-01/part-20240301T0500Z-0.parquet");
+    std::fs::remove_file(&victim).unwrap();
+    let out = run(&[&verify[..], &["--json"]].concat(), "unused").await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["findings"][0]["kind"], "missing_file");
+    assert_eq!(report["findings"][0]["window"], "20240301T0500Z");
+    let out = run(&verify, "unused").await;
+    assert!(
+        text(&out).contains("20240301T0500Z")
+            && text(&out).contains("part-20240301T0500Z-0.parquet"),
+        "{}",
+        text(&out)
+    );
+
+    let base = sim.base_url();
+    let repair = [
+        "repair",
+        "--subdomain",
+        "acme",
+        "--dest",
+        dest,
+        "--base-url",
+        &base,
+    ];
+    let out = run(&repair, "sim-token").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 window(s) re-exported"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&[&verify[..], &["--deep"]].concat(), "unused").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_lake_exact(
+        &lake,
+        &sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-01T12:00:00Z",
+    );
+}
