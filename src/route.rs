@@ -6,7 +6,9 @@
 //! this is where exactness is made: `start <= created_at < end`, deduplicated on `id`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
@@ -42,41 +44,111 @@ impl Hasher for IdHasher {
 
 type IdSet = HashSet<i64, BuildHasherDefault<IdHasher>>;
 
-/// Remembers which ids a window has kept. A record's `created_at` never changes, so a repeated
-/// record repeats its second: while rows arrive in time order only the current second's ids need
-/// a hash set (a few entries, in cache), and every id is appended to a plain list. Should a row
-/// arrive earlier than the current second, the list becomes a full set for the rest of the window,
-/// so exactness never depends on the API's ordering.
-#[derive(Default)]
+/// Entries the current second's id set keeps room for when the next second starts: a second with
+/// thousands of records grows the set, and without shrinking it that table would stay for the rest
+/// of the window.
+const SECOND_SET_KEEP: usize = 1_024;
+
+/// Remembers which ids a window has kept, in memory bounded by the largest second while rows
+/// arrive in time order.
+///
+/// A record's `created_at` never changes, so a repeated record repeats its second: while rows
+/// arrive in time order only the current second's ids need a hash set. Every kept id is also
+/// appended to a spill file (8 bytes each, buffered) in the window's temporary directory. Should a
+/// row arrive earlier than the current second, the spill is read back into a full set for the rest
+/// of the window, so exactness never depends on the API's ordering; only then does memory grow
+/// with the window.
 struct Dedupe {
-    second: i64,
+    window: String,
+    tmp_dir: PathBuf,
+    /// The second of the latest row, `None` before the first.
+    second: Option<i64>,
     this_second: IdSet,
-    kept: Vec<i64>,
+    /// Every id kept so far, created on the first one.
+    spill: Option<BufWriter<File>>,
+    /// Every id kept, once a row arrived out of order.
     everything: Option<IdSet>,
 }
 
 impl Dedupe {
+    fn new(window: String, tmp_dir: PathBuf) -> Dedupe {
+        Dedupe {
+            window,
+            tmp_dir,
+            second: None,
+            this_second: IdSet::default(),
+            spill: None,
+            everything: None,
+        }
+    }
+
     /// Whether `id` (created in `second`) is seen for the first time; records it if so.
-    fn first_time(&mut self, id: i64, second: i64) -> bool {
+    fn first_time(&mut self, id: i64, second: i64) -> io::Result<bool> {
         if let Some(all) = &mut self.everything {
-            return all.insert(id);
+            return Ok(all.insert(id));
         }
-        if second < self.second && !self.kept.is_empty() {
-            let mut all: IdSet = self.kept.drain(..).collect();
-            let fresh = all.insert(id);
-            self.everything = Some(all);
-            return fresh;
+        match self.second {
+            Some(current) if second < current => {
+                let mut all = self.read_spill()?;
+                tracing::warn!(
+                    window = %self.window,
+                    ids = all.len(),
+                    second,
+                    current,
+                    "a row arrived earlier than the current second; keeping every id of the window in memory"
+                );
+                let fresh = all.insert(id);
+                self.everything = Some(all);
+                self.this_second = IdSet::default();
+                return Ok(fresh);
+            }
+            Some(current) if second == current => {}
+            _ => {
+                self.second = Some(second);
+                self.this_second.clear();
+                if self.this_second.capacity() > SECOND_SET_KEEP {
+                    self.this_second.shrink_to(SECOND_SET_KEEP);
+                }
+            }
         }
-        if second > self.second || self.kept.is_empty() {
-            self.second = second;
-            self.this_second.clear();
+        if !self.this_second.insert(id) {
+            return Ok(false);
         }
-        if self.this_second.insert(id) {
-            self.kept.push(id);
-            true
-        } else {
-            false
+        let spill = match &mut self.spill {
+            Some(spill) => spill,
+            None => self
+                .spill
+                .insert(BufWriter::new(tempfile::tempfile_in(&self.tmp_dir)?)),
+        };
+        spill.write_all(&id.to_le_bytes())?;
+        Ok(true)
+    }
+
+    /// Every id kept so far, read back from the spill (which is then no longer needed).
+    fn read_spill(&mut self) -> io::Result<IdSet> {
+        let Some(spill) = self.spill.take() else {
+            return Ok(IdSet::default());
+        };
+        let mut file = spill.into_inner().map_err(|e| e.into_error())?;
+        let len = file.seek(SeekFrom::End(0))?;
+        file.seek(SeekFrom::Start(0))?;
+        let mut all = IdSet::with_capacity_and_hasher(
+            usize::try_from(len / 8).unwrap_or(0),
+            Default::default(),
+        );
+        let mut reader = BufReader::new(file);
+        let mut id = [0u8; 8];
+        for _ in 0..len / 8 {
+            reader.read_exact(&mut id)?;
+            all.insert(i64::from_le_bytes(id));
         }
+        Ok(all)
+    }
+
+    /// Ids held in memory: the current second's while in order, every id after the fallback.
+    #[cfg(test)]
+    fn ids_in_memory(&self) -> usize {
+        self.this_second.capacity() + self.everything.as_ref().map_or(0, |all| all.capacity())
     }
 }
 
@@ -116,9 +188,9 @@ impl WindowRouter {
     /// Starts routing `window`, with temporary files under `tmp_dir`.
     pub fn new(window: Window, tmp_dir: PathBuf) -> WindowRouter {
         WindowRouter {
+            seen: Dedupe::new(window.id(), tmp_dir.clone()),
             window,
             tmp_dir,
-            seen: Dedupe::default(),
             open: BTreeMap::new(),
             next_seq: BTreeMap::new(),
             finished: Vec::new(),
@@ -133,7 +205,7 @@ impl WindowRouter {
             self.counts.outside += 1;
             return Ok(());
         }
-        if !self.seen.first_time(row.id, second) {
+        if !self.seen.first_time(row.id, second)? {
             self.counts.duplicates += 1;
             return Ok(());
         }
@@ -296,6 +368,72 @@ mod tests {
         let (_, counts) = route(window, &body);
         assert_eq!(counts.kept, 4);
         assert_eq!(counts.duplicates, 3);
+    }
+
+    #[test]
+    fn a_duplicate_arriving_after_an_out_of_order_row_is_still_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = Dedupe::new("w".into(), dir.path().to_path_buf());
+        // In order: ids of earlier seconds are only in the spill, not in memory.
+        for (id, second) in [(1, 10), (2, 10), (3, 11), (4, 12), (5, 13)] {
+            assert!(seen.first_time(id, second).unwrap());
+        }
+        assert!(seen.first_time(9, 11).unwrap(), "out of order, new");
+        for (id, second) in [(1, 10), (2, 10), (3, 11), (4, 12), (5, 13), (9, 11)] {
+            assert!(!seen.first_time(id, second).unwrap(), "{id} is a repeat");
+        }
+        assert!(seen.first_time(6, 14).unwrap());
+    }
+
+    #[test]
+    fn dedupe_memory_stays_at_one_second_while_rows_arrive_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = Dedupe::new("w".into(), dir.path().to_path_buf());
+        // One big second, then many small ones: neither the big second's table nor the window's
+        // ids stay in memory.
+        for id in 0..20_000 {
+            assert!(seen.first_time(id, 1).unwrap());
+        }
+        for id in 20_000..220_000 {
+            assert!(seen.first_time(id, id).unwrap());
+        }
+        assert!(
+            seen.ids_in_memory() <= 2 * SECOND_SET_KEEP,
+            "{} ids held",
+            seen.ids_in_memory()
+        );
+        assert!(!seen.first_time(20_000, 20_000).unwrap());
+        assert!(seen.first_time(220_000, 220_000).unwrap());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn dedupe_keeps_exactly_the_first_occurrences(
+            ids in proptest::collection::vec(0i64..300, 0..600),
+            swaps in proptest::collection::vec((0usize..600, 0usize..600), 0..4),
+        ) {
+            // A record's second never changes; rows come sorted by second (ids in any order
+            // within one), then a few swaps put some rows out of order.
+            let second = |id: i64| 1_000 + id / 7;
+            let mut rows = ids;
+            rows.sort_by_key(|&id| second(id));
+            if !rows.is_empty() {
+                for (a, b) in swaps {
+                    let n = rows.len();
+                    rows.swap(a % n, b % n);
+                }
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let mut seen = Dedupe::new("w".into(), dir.path().to_path_buf());
+            let mut model = HashSet::new();
+            for id in rows {
+                proptest::prop_assert_eq!(
+                    seen.first_time(id, second(id)).unwrap(),
+                    model.insert(id),
+                    "id {}", id
+                );
+            }
+        }
     }
 
     #[test]

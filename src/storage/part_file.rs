@@ -5,10 +5,15 @@
 //! within one second; sorting each batch by `(created_at, id)` is therefore enough for the whole file
 //! to be sorted. Memory holds one batch and the Parquet row group being encoded, whatever the size
 //! of the file.
+//!
+//! The file declares `sorting_columns = (created_at, id)` only when that is true. Should the API
+//! break its order (a row whose key is at or before one already written), the finished file is
+//! rewritten once, streaming, without the declaration: engines that trust the declaration (to skip
+//! a sort or merge files) would otherwise return wrong results.
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom};
-use std::path::Path as FsPath;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -16,6 +21,7 @@ use arrow::array::{
     TimestampMicrosecondArray, TimestampMicrosecondBuilder, UInt32Array,
 };
 use arrow::compute::take_record_batch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
@@ -31,6 +37,10 @@ const BATCH_ROWS: usize = 8_192;
 /// Rows per Parquet row group: the unit of statistics-based skipping and of the writer's memory
 /// (one encoded row group is held before it is flushed to disk).
 const ROW_GROUP_ROWS: usize = 131_072;
+
+/// Rows the string builders keep room for after a batch: a second with a huge number of records
+/// makes one huge batch, and keeping its capacity would pin that memory for the rest of the file.
+const KEEP_STRING_ROWS: usize = 2 * BATCH_ROWS;
 
 /// Why a part file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -49,21 +59,32 @@ pub struct FinishedPart {
     pub file: File,
     pub rows: u64,
     pub bytes: u64,
-    /// Rows that arrived earlier in time than an already written batch: still written, but the
-    /// file is then not fully sorted. Zero unless the API breaks its `sort=created_at` promise.
+    /// Rows whose `(created_at, id)` was at or before a row already written to the file: still
+    /// written, but the file is then not sorted and does not declare `sorting_columns`. Zero
+    /// unless the API breaks its `sort=created_at` promise.
     pub out_of_order: u64,
+}
+
+impl FinishedPart {
+    /// Whether the file is sorted by `(created_at, id)` and declares so in its metadata.
+    pub fn sorted(&self) -> bool {
+        self.out_of_order == 0
+    }
 }
 
 /// A Parquet file being written.
 pub struct PartFile {
     writer: ArrowWriter<BufWriter<File>>,
+    /// Where the temporary file lives, for the rewrite of an unsorted file.
+    dir: PathBuf,
     columns: Vec<ColumnBuilder>,
     extra: StringBuilder,
     buffered: usize,
     /// The second of the last buffered row, to cut batches only between seconds.
     last_second: Option<i64>,
-    /// The latest `created_at` written so far, to notice rows arriving out of order.
-    written_max: Option<i64>,
+    /// The largest `(created_at, id)` written so far: a row at or before it cannot be sorted into
+    /// place any more (batches are sorted only within themselves).
+    written_max: Option<(i64, i64)>,
     rows: u64,
     out_of_order: u64,
 }
@@ -79,39 +100,7 @@ impl PartFile {
     /// dropped, so a crash leaves nothing behind).
     pub fn create(dir: &FsPath) -> Result<PartFile, PartError> {
         let schema = Schema::get();
-        let file = tempfile::tempfile_in(dir)?;
-        let sorting = vec![
-            SortingColumn {
-                column_idx: schema.created_at_index as i32,
-                descending: false,
-                nulls_first: false,
-            },
-            SortingColumn {
-                column_idx: schema.id_index as i32,
-                descending: false,
-                nulls_first: false,
-            },
-        ];
-        let props = WriterProperties::builder()
-            // ZSTD level 1: within a few percent of level 3's size at a fraction of its CPU.
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_sorting_columns(Some(sorting))
-            // Unique or nearly unique per row: a dictionary would only be built (hashing every
-            // value) to be thrown away. Low-cardinality columns (action, source_type, ...) keep it.
-            .set_column_dictionary_enabled("id".into(), false)
-            .set_column_dictionary_enabled("url".into(), false)
-            .set_column_dictionary_enabled("change_description".into(), false)
-            .set_column_dictionary_enabled("source_label".into(), false)
-            .set_column_dictionary_enabled("extra_json".into(), false)
-            .set_created_by(concat!("auditlake ", env!("CARGO_PKG_VERSION")).into())
-            .build();
-        let writer = ArrowWriter::try_new(
-            BufWriter::with_capacity(1 << 20, file),
-            schema.arrow().clone(),
-            Some(props),
-        )?;
+        let writer = new_writer(dir, true)?;
         let columns = schema
             .fields
             .iter()
@@ -127,6 +116,7 @@ impl PartFile {
             .collect();
         Ok(PartFile {
             writer,
+            dir: dir.to_path_buf(),
             columns,
             extra: StringBuilder::new(),
             buffered: 0,
@@ -148,7 +138,10 @@ impl PartFile {
         if self.buffered >= BATCH_ROWS && self.last_second != Some(second) {
             self.flush_batch()?;
         }
-        if self.written_max.is_some_and(|max| row.created_at < max) {
+        if self
+            .written_max
+            .is_some_and(|max| (row.created_at, row.id) <= max)
+        {
             self.out_of_order += 1;
         }
         for (builder, cell) in self.columns.iter_mut().zip(row.cells) {
@@ -199,21 +192,34 @@ impl PartFile {
             .downcast_ref::<Int64Array>()
             .expect("id is built as an int64 column")
             .values();
-        let max = created_values.iter().copied().max();
-        if let Some(order) = sort_order(created_values, id_values) {
-            batch = take_record_batch(&batch, &UInt32Array::from(order))?;
-        }
+        let last = match sort_order(created_values, id_values) {
+            None => created_values.len() - 1,
+            Some(order) => {
+                let last = *order.last().expect("a flushed batch has rows") as usize;
+                batch = take_record_batch(&batch, &UInt32Array::from(order))?;
+                last
+            }
+        };
+        let max = Some((created_values[last], id_values[last]));
         self.writer.write(&batch)?;
         self.written_max = self.written_max.max(max);
         self.buffered = 0;
         Ok(())
     }
 
-    /// Flushes the last batch and the Parquet footer; the file is rewound for upload.
+    /// Flushes the last batch and the Parquet footer; the file is rewound for upload. A file that
+    /// turned out unsorted is first rewritten without its sort declaration.
     pub fn finish(mut self) -> Result<FinishedPart, PartError> {
         self.flush_batch()?;
-        let buffered = self.writer.into_inner()?;
-        let mut file = buffered.into_inner().map_err(|e| e.into_error())?;
+        let mut file = close_writer(self.writer)?;
+        if self.out_of_order > 0 {
+            tracing::info!(
+                rows = self.rows,
+                out_of_order = self.out_of_order,
+                "part file is not sorted; rewriting it without a sort declaration"
+            );
+            file = rewrite_unsorted(file, &self.dir)?;
+        }
         let bytes = file.seek(SeekFrom::End(0))?;
         file.seek(SeekFrom::Start(0))?;
         Ok(FinishedPart {
@@ -225,14 +231,85 @@ impl PartFile {
     }
 }
 
+/// A Parquet writer on a new anonymous temporary file under `dir`, declaring the sort order of
+/// `(created_at, id)` when `sorted`.
+fn new_writer(dir: &FsPath, sorted: bool) -> Result<ArrowWriter<BufWriter<File>>, PartError> {
+    let schema = Schema::get();
+    let file = tempfile::tempfile_in(dir)?;
+    let sorting = sorted.then(|| {
+        vec![
+            SortingColumn {
+                column_idx: schema.created_at_index as i32,
+                descending: false,
+                nulls_first: false,
+            },
+            SortingColumn {
+                column_idx: schema.id_index as i32,
+                descending: false,
+                nulls_first: false,
+            },
+        ]
+    });
+    let props = WriterProperties::builder()
+        // ZSTD level 1: within a few percent of level 3's size at a fraction of its CPU.
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_sorting_columns(sorting)
+        // Unique or nearly unique per row: a dictionary would only be built (hashing every
+        // value) to be thrown away. Low-cardinality columns (action, source_type, ...) keep it.
+        .set_column_dictionary_enabled("id".into(), false)
+        .set_column_dictionary_enabled("url".into(), false)
+        .set_column_dictionary_enabled("change_description".into(), false)
+        .set_column_dictionary_enabled("source_label".into(), false)
+        .set_column_dictionary_enabled("extra_json".into(), false)
+        .set_created_by(concat!("auditlake ", env!("CARGO_PKG_VERSION")).into())
+        .build();
+    Ok(ArrowWriter::try_new(
+        BufWriter::with_capacity(1 << 20, file),
+        schema.arrow().clone(),
+        Some(props),
+    )?)
+}
+
+/// Writes the Parquet footer and returns the file.
+fn close_writer(writer: ArrowWriter<BufWriter<File>>) -> Result<File, PartError> {
+    let buffered = writer.into_inner()?;
+    Ok(buffered.into_inner().map_err(|e| e.into_error())?)
+}
+
+/// Copies a finished part into a new temporary file that does not declare a sort order. It
+/// streams batch by batch, so memory stays one row group as when writing; the disk briefly holds
+/// both copies. The rows keep their order: sorting a file larger than memory would need an
+/// external sort, for a case that only a broken API produces.
+fn rewrite_unsorted(file: File, dir: &FsPath) -> Result<File, PartError> {
+    let schema = Schema::get();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+        .with_batch_size(BATCH_ROWS)
+        .build()?;
+    let mut writer = new_writer(dir, false)?;
+    for batch in reader {
+        // The declared schema, not the one read back, so the writer sees exactly its own schema.
+        let batch = RecordBatch::try_new(schema.arrow().clone(), batch?.columns().to_vec())?;
+        writer.write(&batch)?;
+    }
+    close_writer(writer)
+}
+
 /// The builder's strings as an array. The builder starts over with room for a batch like this
-/// one: arrow's `finish` leaves it empty, and growing it again by doubling copied every column
-/// several times per batch.
+/// one (at most [`KEEP_STRING_ROWS`] rows of it): arrow's `finish` leaves it empty, and growing it
+/// again by doubling copied every column several times per batch.
 fn finish_strings(builder: &mut StringBuilder) -> ArrayRef {
     let array = builder.finish();
     let headroom = |n: usize| n + n / 8;
-    *builder =
-        StringBuilder::with_capacity(headroom(array.len()), headroom(array.value_data().len()));
+    let rows = array.len().min(KEEP_STRING_ROWS);
+    let bytes = if array.is_empty() {
+        0
+    } else {
+        // The average value size over the rows kept room for; u128 so the product cannot overflow.
+        (array.value_data().len() as u128 * rows as u128 / array.len() as u128) as usize
+    };
+    *builder = StringBuilder::with_capacity(headroom(rows), headroom(bytes));
     Arc::new(array)
 }
 
@@ -254,6 +331,171 @@ fn sort_order(created_at: &[i64], ids: &[i64]) -> Option<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::decode_page;
+
+    /// Writes `(id, second)` records to one part file, in this order.
+    fn write_part(records: &[(i64, i64)]) -> FinishedPart {
+        let dir = tempfile::tempdir().unwrap();
+        let mut part = PartFile::create(dir.path()).unwrap();
+        let items: Vec<String> = records
+            .iter()
+            .map(|(id, second)| {
+                let t = chrono::DateTime::from_timestamp(*second, 0).unwrap();
+                format!(
+                    r#"{{"id":{id},"created_at":"{}","action":"login"}}"#,
+                    t.format("%Y-%m-%dT%H:%M:%SZ")
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"audit_logs":[{}]}}"#, items.join(","));
+        let mut result = Ok(());
+        decode_page(body.as_bytes(), Schema::get(), |row| {
+            if result.is_ok() {
+                result = part.push(&row);
+            }
+        })
+        .unwrap();
+        result.unwrap();
+        part.finish().unwrap()
+    }
+
+    /// The declared sort order of each row group.
+    type Declared = Vec<Option<Vec<SortingColumn>>>;
+
+    /// The sorting columns of every row group, and the `(second, id)` of every row in file order.
+    fn read_back(part: &FinishedPart) -> (Declared, Vec<(i64, i64)>) {
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(part.file.try_clone().unwrap()).unwrap();
+        let sorting = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.sorting_columns().cloned())
+            .collect();
+        let mut rows = Vec::new();
+        for batch in builder.build().unwrap() {
+            let batch = batch.unwrap();
+            let schema = Schema::get();
+            let ts = batch
+                .column(schema.created_at_index)
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .unwrap()
+                .clone();
+            let ids = batch
+                .column(schema.id_index)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
+            rows.extend(
+                ts.values()
+                    .iter()
+                    .zip(ids.values().iter())
+                    .map(|(t, id)| (t / 1_000_000, *id)),
+            );
+        }
+        (sorting, rows)
+    }
+
+    fn declared() -> Option<Vec<SortingColumn>> {
+        let schema = Schema::get();
+        Some(vec![
+            SortingColumn {
+                column_idx: schema.created_at_index as i32,
+                descending: false,
+                nulls_first: false,
+            },
+            SortingColumn {
+                column_idx: schema.id_index as i32,
+                descending: false,
+                nulls_first: false,
+            },
+        ])
+    }
+
+    #[test]
+    fn a_part_whose_rows_arrive_out_of_order_across_batches_declares_no_sort_and_keeps_every_row() {
+        // A full batch of later seconds, then rows from before it.
+        let mut records: Vec<(i64, i64)> = (0..BATCH_ROWS as i64)
+            .map(|i| (1_000_000 + i, 10_000 + i))
+            .collect();
+        records.extend((0..100).map(|i| (i, 5_000 + i)));
+        let part = write_part(&records);
+        assert_eq!(part.rows, records.len() as u64);
+        assert_eq!(part.out_of_order, 100);
+        assert!(!part.sorted());
+        let (sorting, rows) = read_back(&part);
+        assert!(!sorting.is_empty());
+        assert!(sorting.iter().all(Option::is_none), "{sorting:?}");
+        let mut written: Vec<(i64, i64)> = rows.iter().map(|&(s, id)| (id, s)).collect();
+        written.sort_unstable();
+        let mut expected = records.clone();
+        expected.sort_unstable();
+        assert_eq!(written, expected);
+        assert_eq!(
+            part.bytes,
+            part.file.metadata().unwrap().len(),
+            "the size is the rewritten file's"
+        );
+    }
+
+    #[test]
+    fn a_late_row_in_the_last_written_second_with_a_smaller_id_is_noticed() {
+        // A full batch in second 100 (ids 1000..), cut by a row in second 101; then a row of second
+        // 100 whose id is smaller than every written one: its time equals the written maximum.
+        let mut records: Vec<(i64, i64)> =
+            (0..BATCH_ROWS as i64).map(|i| (1_000 + i, 100)).collect();
+        records.push((50_000, 101));
+        records.push((5, 100));
+        let part = write_part(&records);
+        assert_eq!(part.out_of_order, 1);
+        let (sorting, rows) = read_back(&part);
+        assert!(sorting.iter().all(Option::is_none), "{sorting:?}");
+        assert_eq!(rows.len(), records.len());
+    }
+
+    #[test]
+    fn an_in_order_part_declares_its_sort_and_is_really_sorted() {
+        // Several batches; ids descend within each second, as the API may return them.
+        let records: Vec<(i64, i64)> = (0..30_000i64)
+            .map(|i| (1_000_000 - i, 1_000 + i / 7))
+            .collect();
+        let part = write_part(&records);
+        assert_eq!(part.out_of_order, 0);
+        assert!(part.sorted());
+        let (sorting, rows) = read_back(&part);
+        assert!(!sorting.is_empty());
+        assert!(sorting.iter().all(|s| *s == declared()), "{sorting:?}");
+        assert_eq!(rows.len(), records.len());
+        assert!(
+            rows.windows(2).all(|w| w[0] < w[1]),
+            "rows must be sorted by (created_at, id)"
+        );
+    }
+
+    #[test]
+    fn a_huge_second_does_not_pin_string_capacity_for_the_rest_of_the_file() {
+        let mut builder = StringBuilder::new();
+        for _ in 0..100_000 {
+            builder.append_value("0123456789");
+        }
+        let array = finish_strings(&mut builder);
+        assert_eq!(array.len(), 100_000);
+        // Room for KEEP_STRING_ROWS plus headroom (the buffers round up a little), not 100,000.
+        let kept = 2 * KEEP_STRING_ROWS;
+        assert!(builder.values_slice().is_empty());
+        assert!(
+            builder.offsets_capacity() <= kept,
+            "{}",
+            builder.offsets_capacity()
+        );
+        assert!(
+            builder.values_capacity() <= kept * 10,
+            "{}",
+            builder.values_capacity()
+        );
+    }
 
     #[test]
     fn sorted_batches_are_left_alone() {

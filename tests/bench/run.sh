@@ -2,14 +2,17 @@
 # Benchmark: export a 1,000,000-record simulated account and report records/s, CPU-seconds per
 # million records and peak RSS of the auditlake process (GNU time). Run through `make bench`.
 #
-# Scenarios:
+# Scenarios (BENCH_SCENARIOS picks some, space-separated; default: all three):
 #   one-window   1M records in one 1d window: the memory bound (a window is never buffered whole)
 #   ten-days     1M records over 10 days, 1d windows, 4 at a time: end-to-end throughput
+#   window-2m    2M records in one 1d window: peak RSS stays near one-window's (memory depends on
+#                the largest second and the part-file batch, not on the window's size)
 set -euo pipefail
 
 BIN=${1:-target/release/auditlake}
 OUT=${BENCH_OUT:-bench-out}
 RECORDS=${BENCH_RECORDS:-1000000}
+SCENARIOS=${BENCH_SCENARIOS:-one-window ten-days window-2m}
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -17,21 +20,21 @@ sim_pid=""
 cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-start_sim() { # from to
+start_sim() { # from to records
   cleanup
   rm -f "$OUT/sim.url"  # a stale URL would point this run at the previous, stopped simulator
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   # The simulator's rate limit is lifted: this measures auditlake, not Zendesk's quota.
-  "$BIN" simulate --bind "127.0.0.1:$port" --records "$RECORDS" --from "$1" --to "$2" \
+  "$BIN" simulate --bind "127.0.0.1:$port" --records "$3" --from "$1" --to "$2" \
     --rate-limit 4000000000 > "$OUT/sim.url" 2> "$OUT/sim.log" &
   sim_pid=$!
   for _ in $(seq 1 200); do [ -s "$OUT/sim.url" ] && break; sleep 0.1; done
   [ -s "$OUT/sim.url" ] || { echo "simulator did not start"; cat "$OUT/sim.log"; exit 1; }
 }
 
-run() { # name since until window concurrency
+run() { # name since until window concurrency [records]
   local name=$1
-  start_sim "$2" "$3"
+  start_sim "$2" "$3" "${6:-$RECORDS}"
   ZENDESK_OAUTH_TOKEN=sim-token /usr/bin/time -v -o "$OUT/$name.time" \
     "$BIN" export --subdomain bench --dest "$OUT/$name-lake" --since "$2" --until "$3" \
     --window "$4" --concurrency "$5" --base-url "$(cat "$OUT/sim.url")" --rate-limit-share 1 \
@@ -56,5 +59,11 @@ PY
 }
 
 echo "auditlake bench: $RECORDS records, $(nproc) cores, $(date -u +%Y-%m-%d)"
-run one-window 2024-01-01 2024-01-02 1d 1
-run ten-days 2024-01-01 2024-01-11 1d 4
+for scenario in $SCENARIOS; do
+  case $scenario in
+    one-window) run one-window 2024-01-01 2024-01-02 1d 1 ;;
+    ten-days) run ten-days 2024-01-01 2024-01-11 1d 4 ;;
+    window-2m) run window-2m 2024-01-01 2024-01-02 1d 1 2000000 ;;
+    *) echo "unknown scenario: $scenario"; exit 2 ;;
+  esac
+done
