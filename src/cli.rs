@@ -218,6 +218,23 @@ pub struct StoreArgs {
     pub store_timeout: Option<String>,
 }
 
+/// How a run that writes the lake (export, repair) fetches and stages windows and holds its lease.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WorkArgs {
+    /// List pagination: cursor (default) or offset (at most 10,000 records per window).
+    #[arg(long, env = "AUDITLAKE_PAGINATION", value_enum)]
+    pub pagination: Option<Pagination>,
+
+    /// Directory for temporary Parquet files before upload [default: the system's].
+    #[arg(long, env = "AUDITLAKE_TMP_DIR", value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
+
+    /// How long the run's lease on (dest, subdomain) lasts without renewal; a run renews it every
+    /// third of this. A run that was killed blocks the next one at most this long [default: 10m].
+    #[arg(long, env = "AUDITLAKE_LEASE_TTL", value_name = "DURATION")]
+    pub lease_ttl: Option<String>,
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct ExportArgs {
     #[command(flatten)]
@@ -258,22 +275,12 @@ pub struct ExportArgs {
     #[arg(long, env = "AUDITLAKE_CONCURRENCY", value_name = "N")]
     pub concurrency: Option<usize>,
 
-    /// List pagination: cursor (default) or offset (at most 10,000 records per window).
-    #[arg(long, env = "AUDITLAKE_PAGINATION", value_enum)]
-    pub pagination: Option<Pagination>,
+    #[command(flatten)]
+    pub work: WorkArgs,
 
     /// Also write the run summary as JSON to this file (for schedulers).
     #[arg(long, env = "AUDITLAKE_SUMMARY_JSON", value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
-
-    /// Directory for temporary Parquet files before upload [default: the system's].
-    #[arg(long, env = "AUDITLAKE_TMP_DIR", value_name = "DIR")]
-    pub tmp_dir: Option<PathBuf>,
-
-    /// How long the run's lease on (dest, subdomain) lasts without renewal; a run renews it every
-    /// third of this. A run that was killed blocks the next one at most this long [default: 10m].
-    #[arg(long, env = "AUDITLAKE_LEASE_TTL", value_name = "DURATION")]
-    pub lease_ttl: Option<String>,
 
     /// Re-count the committed windows that ended within this span before the run's end against
     /// the API (one or two requests per window), and repair those where Zendesk now holds more
@@ -325,17 +332,8 @@ pub struct RepairArgs {
     #[command(flatten)]
     pub check: VerifyArgs,
 
-    /// List pagination for re-exports: cursor (default) or offset.
-    #[arg(long, env = "AUDITLAKE_PAGINATION", value_enum)]
-    pub pagination: Option<Pagination>,
-
-    /// Directory for temporary Parquet files before upload [default: the system's].
-    #[arg(long, env = "AUDITLAKE_TMP_DIR", value_name = "DIR")]
-    pub tmp_dir: Option<PathBuf>,
-
-    /// How long the repair's lease on (dest, subdomain) lasts without renewal [default: 10m].
-    #[arg(long, env = "AUDITLAKE_LEASE_TTL", value_name = "DURATION")]
-    pub lease_ttl: Option<String>,
+    #[command(flatten)]
+    pub work: WorkArgs,
 }
 
 #[derive(Debug, Args, Clone)]

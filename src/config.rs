@@ -441,6 +441,7 @@ pub fn export(
         ));
     }
     let tmp_dir = args
+        .work
         .tmp_dir
         .clone()
         .or_else(|| file.tmp_dir.clone())
@@ -453,6 +454,7 @@ pub fn export(
     }
     let store = store(&args.store, file, env)?;
     let lease_text = args
+        .work
         .lease_ttl
         .as_deref()
         .or(file.lease_ttl.as_deref())
@@ -498,7 +500,7 @@ pub fn export(
         since,
         until,
         concurrency,
-        pagination: args.pagination.or(file.pagination).unwrap_or_default(),
+        pagination: args.work.pagination.or(file.pagination).unwrap_or_default(),
         summary_json: args
             .summary_json
             .clone()
@@ -595,9 +597,7 @@ pub fn repair(
                 .unwrap_or_else(|| "1970-01-01".into()),
         ),
         until: args.check.until.clone(),
-        pagination: args.pagination,
-        tmp_dir: args.tmp_dir.clone(),
-        lease_ttl: args.lease_ttl.clone(),
+        work: args.work.clone(),
         recheck: Some("0".into()),
         ..ExportArgs::default()
     };
@@ -1279,7 +1279,7 @@ mod tests {
                 10 => a.until = t,
                 11 => a.window = t,
                 12 => a.settle_lag = t,
-                13 => a.lease_ttl = t,
+                13 => a.work.lease_ttl = t,
                 _ => a.store.store_timeout = t,
             }
         }

@@ -713,7 +713,7 @@ fn record_done(summary: &mut Summary, done: Done) {
         tracing::warn!(
             window = %done.window.id(),
             rows = done.counts.out_of_order,
-            "the API returned rows out of created_at order; all were written, but the files are not fully sorted"
+            "the API returned rows out of created_at order; all were written, the files affected declare no sort order"
         );
     }
     if done.closed {

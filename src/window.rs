@@ -419,6 +419,15 @@ mod tests {
         ]
     }
 
+    /// Feeds `text` to every parser of this module.
+    fn parse_everything(text: &str) {
+        let _ = Grid::parse(text);
+        let _ = parse_duration(text);
+        let _ = parse_duration_ms(text);
+        let _ = parse_instant(text);
+        let _ = parse_compact(text);
+    }
+
     proptest! {
         /// Windows tile the range: every instant in `[floor(since), until)` lies in exactly one
         /// window, windows are contiguous, closed ones are whole grid cells, and nothing past
@@ -462,21 +471,13 @@ mod tests {
         /// No text makes a parser panic: every one answers with a value or an error.
         #[test]
         fn parsers_never_panic(text in any::<String>()) {
-            let _ = Grid::parse(&text);
-            let _ = parse_duration(&text);
-            let _ = parse_duration_ms(&text);
-            let _ = parse_instant(&text);
-            let _ = parse_compact(&text);
+            parse_everything(&text);
         }
 
         /// The same over texts that look almost right: digits, then any few characters.
         #[test]
         fn parsers_never_panic_on_near_misses(text in "[ +-]?[0-9]{0,22}\\PC{0,3}") {
-            let _ = Grid::parse(&text);
-            let _ = parse_duration(&text);
-            let _ = parse_duration_ms(&text);
-            let _ = parse_instant(&text);
-            let _ = parse_compact(&text);
+            parse_everything(&text);
         }
 
         /// What a grid prints, it parses back.
