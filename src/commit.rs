@@ -14,13 +14,21 @@
 //! Every step that writes or deletes first checks the run's lease [`Fence`], so a run that lost
 //! its lease (paused past its expiry) stops before it can touch another run's work.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::io::{Seek, SeekFrom};
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
 
 use object_store::path::Path;
 
 use crate::lease::{Fence, LeaseError};
 use crate::manifest::{FileEntry, Manifest, ManifestError, RepairJournal, WindowRecord};
 use crate::route::RoutedPart;
+use crate::schema::Schema;
+use crate::storage::part_file::PartError;
 use crate::storage::{layout, Created, Lake, StorageError};
 use crate::window::{format_rfc3339, Window};
 
@@ -35,6 +43,8 @@ pub enum CommitError {
     Lease(Box<LeaseError>),
     #[error("window {window}: marker generation {generation} already exists; another run repaired this window at the same time")]
     Conflict { window: String, generation: u32 },
+    #[error("{path} does not read back as Parquet: {reason}")]
+    Unreadable { path: String, reason: String },
 }
 
 impl From<LeaseError> for CommitError {
@@ -75,6 +85,11 @@ impl Committer {
     /// The manifest this committer writes.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The lake this committer writes.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
     }
 
     /// The first export of a closed window. `AlreadyExisted` means another run committed it
@@ -136,10 +151,15 @@ impl Committer {
         record.reason = Some(reason.to_string());
         self.fence.check()?;
         if self.manifest.commit(window, &record).await? == Created::AlreadyExisted {
-            return Err(CommitError::Conflict {
-                window: window.id(),
-                generation,
-            });
+            // A create that the store applied but answered with an error is retried and then
+            // finds itself: the same files mean it is this repair's own marker.
+            let existing = self.manifest.marker(window, generation).await?;
+            if existing.is_none_or(|e| e.files != record.files) {
+                return Err(CommitError::Conflict {
+                    window: window.id(),
+                    generation,
+                });
+            }
         }
         self.sweep(window, &record.files).await?;
         self.fence.check()?;
@@ -164,7 +184,7 @@ impl Committer {
     /// Removes a file that no marker names (found by verify), after checking the lease.
     pub async fn remove_stray(&self, path: &str) -> Result<(), CommitError> {
         self.fence.check()?;
-        if layout::staging_target(path).is_some() {
+        if layout::staging_target(path).is_some() && self.lake.is_local() {
             self.lake.remove_staging(path)?;
         } else {
             self.lake.delete(&Path::from(path)).await?;
@@ -184,6 +204,8 @@ impl Committer {
             let path = layout::part_file(&self.subdomain, part.day, window, generation, part.seq);
             self.fence.check()?;
             self.lake.upload_file(&path, part.part.file).await?;
+            // An upload can outlast the fence's margin: stop before building on it.
+            self.fence.check()?;
             files.push(FileEntry {
                 path: path.to_string(),
                 rows: part.part.rows,
@@ -224,6 +246,55 @@ impl Committer {
         }
         Ok(removed)
     }
+}
+
+/// The ids in a window's encoded parts (still temporary files), each file left rewound for its
+/// upload.
+pub fn ids_of_parts(parts: &mut [RoutedPart]) -> Result<HashSet<i64>, PartError> {
+    let mut ids = HashSet::new();
+    for part in parts {
+        let file = &mut part.part.file;
+        file.seek(SeekFrom::Start(0))?;
+        collect_ids(file.try_clone()?, &mut ids)?;
+        file.seek(SeekFrom::Start(0))?;
+    }
+    Ok(ids)
+}
+
+/// The ids in a committed window's files.
+pub async fn ids_in_lake(lake: &Lake, record: &WindowRecord) -> Result<HashSet<i64>, CommitError> {
+    let mut ids = HashSet::new();
+    for file in &record.files {
+        let path = Path::from(file.path.as_str());
+        let Some(bytes) = lake.read(&path).await? else {
+            continue;
+        };
+        collect_ids(bytes, &mut ids).map_err(|e| CommitError::Unreadable {
+            path: file.path.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(ids)
+}
+
+fn collect_ids<R: parquet::file::reader::ChunkReader + 'static>(
+    source: R,
+    ids: &mut HashSet<i64>,
+) -> Result<(), PartError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(source)?;
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), [Schema::get().id_index]);
+    for batch in builder.with_projection(mask).build()? {
+        let batch = batch?;
+        ids.extend(
+            batch
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .values()
+                .iter()
+                .copied(),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -221,6 +221,9 @@ const MAX_SETTING_DURATION: Duration = Duration::from_secs(7 * 86_400);
 /// time printed from it) well inside the calendar.
 const MAX_SETTLE_LAG: u64 = 365 * 86_400;
 
+/// The longest `--recheck`: ten years of windows.
+const MAX_RECHECK: u64 = 3_650 * 86_400;
+
 /// Longest lease: a killed run blocks the next one this long, and expiry arithmetic on UTC
 /// seconds stays far from overflow.
 const MAX_LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -489,6 +492,14 @@ pub fn export(
         .unwrap_or(DEFAULT_RECHECK);
     let recheck =
         parse_duration(recheck_text).map_err(|e| ConfigError(format!("--recheck: {e}")))?;
+    // A decade of windows is more than any schedule rechecks; the cap keeps the arithmetic on
+    // UTC seconds far from overflow.
+    if recheck > MAX_RECHECK {
+        return err(format!(
+            "--recheck {recheck_text} is too long: at most {} days",
+            MAX_RECHECK / 86_400
+        ));
+    }
     Ok(ExportConfig {
         lease_ttl,
         recheck: Duration::from_secs(recheck),

@@ -206,7 +206,8 @@ impl Fence {
     }
 
     /// Ok while the lease is certainly still ours: the last confirmed renewal + ttl − margin is
-    /// still in the future by the local monotonic clock, and the lease has not been reported lost.
+    /// still in the future by the local monotonic clock and by the wall clock, and the lease has
+    /// not been reported lost.
     // The error is large because of `Held`, which `check` never returns; the Ok path stays a
     // lock and a clock read, and the error is made once, when the run stops.
     #[allow(clippy::result_large_err)]
@@ -223,7 +224,11 @@ impl Fence {
             Some(Closed::Released) => return Err(LeaseError::Released(subdomain)),
             None => {}
         }
-        if Instant::now() >= inner.open_until {
+        // Both clocks: the monotonic one cannot jump, but it may not count a system suspend or
+        // a VM pause, while other runs judge expiry by their wall clocks. The wall deadline is
+        // in whole seconds, rounded down from the send: one second of grace stays within the
+        // margin (at least 1 s) before the stored `expires_at`.
+        if Instant::now() >= inner.open_until || now() > inner.open_until_wall {
             return Err(LeaseError::Expired {
                 subdomain,
                 expired_at: format_rfc3339(inner.open_until_wall),
@@ -668,6 +673,20 @@ pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (review of issue 6): the monotonic clock may not count a suspend or a VM
+    /// pause, while other runs judge expiry by wall clock; the fence must close on either.
+    #[tokio::test]
+    async fn the_fence_closes_when_the_wall_clock_passes_its_deadline_whatever_the_monotonic_one_says(
+    ) {
+        let ttl = Duration::from_secs(60);
+        let fresh = Fence::new("acme", ttl, Instant::now(), now());
+        assert!(fresh.check().is_ok());
+        // Sent "two minutes ago" by the wall clock, just now by the monotonic clock.
+        let slept = Fence::new("acme", ttl, Instant::now(), now() - 120);
+        let err = slept.check().unwrap_err();
+        assert!(matches!(err, LeaseError::Expired { .. }), "{err}");
+    }
 
     use std::pin::Pin;
     use std::sync::atomic::{AtomicBool, Ordering};

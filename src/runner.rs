@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::commit::{CommitError, Committer};
+use crate::commit::{ids_in_lake, ids_of_parts, CommitError, Committer};
 use crate::config::{ExportConfig, RepairConfig};
 use crate::decode::{decode_page, DecodeError};
 use crate::lease::{holder_name, Lease, LeaseError};
@@ -27,7 +27,7 @@ use crate::route::{RouteCounts, RoutedPart, WindowRouter};
 use crate::schema::Schema;
 use crate::storage::part_file::PartError;
 use crate::storage::{Created, Lake, StorageError};
-use crate::verify::{verify, Report, VerifyError};
+use crate::verify::{verify, Kind, Report, VerifyError};
 use crate::window::{self, Window};
 use crate::zendesk::{pagination, ApiError, Client, Page, PageRequest, RequestBudget};
 
@@ -58,6 +58,8 @@ pub enum WindowError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Commit(#[from] CommitError),
+    #[error("window {window}: Zendesk no longer returns {dropped} records the lake holds; the window is left as it is rather than lose them")]
+    WouldDrop { window: String, dropped: u64 },
 }
 
 impl WindowError {
@@ -482,17 +484,19 @@ async fn repair_leased(
             start,
             end: start + context.config.grid.seconds(),
         };
-        let kinds: BTreeSet<String> = before
+        let kinds: BTreeSet<Kind> = before
             .findings
             .iter()
             .filter(|f| f.window.as_deref() == Some(window.id().as_str()))
-            .map(|f| format!("{:?}", f.kind))
+            .map(|f| f.kind)
             .collect();
-        let reason = format!(
-            "repair: {}",
-            kinds.into_iter().collect::<Vec<_>>().join(", ")
-        );
-        match repair_window(&context, &window, generations.get(&start).copied(), &reason).await {
+        let damaged = kinds
+            .iter()
+            .any(|k| k.needs_reexport() && *k != Kind::ApiMore);
+        let names: Vec<String> = kinds.iter().map(|k| format!("{k:?}")).collect();
+        let reason = format!("repair: {}", names.join(", "));
+        let generation = generations.get(&start).copied();
+        match repair_window(&context, &window, generation, &reason, damaged).await {
             Ok(record) => {
                 tracing::info!(window = %window.id(), generation = record.generation, rows = record.rows, "window repaired");
                 windows_repaired.push(window.id());
@@ -530,6 +534,7 @@ async fn repair_window(
     window: &Window,
     generation: Option<u32>,
     reason: &str,
+    damaged: bool,
 ) -> Result<WindowRecord, WindowError> {
     let generation = generation.unwrap_or(1);
     let manifest = context.committer.manifest();
@@ -543,7 +548,17 @@ async fn repair_window(
         }
         Err(e) => return Err(e.into()),
     };
-    let (parts, _) = fetch_window(context, *window, &NoProgress).await?;
+    let (mut parts, _) = fetch_window(context, *window, &NoProgress).await?;
+    if !damaged {
+        // Intact files, only a count that grew at Zendesk: never drop what the lake holds.
+        let dropped = records_dropped(context, &current, &mut parts).await?;
+        if dropped > 0 {
+            return Err(WindowError::WouldDrop {
+                window: window.id(),
+                dropped,
+            });
+        }
+    }
     let rows: u64 = parts.iter().map(|p| p.part.rows).sum();
     if rows < current.rows {
         tracing::warn!(window = %window.id(), before = current.rows, now = rows, "the re-export holds fewer records than the window's marker recorded");
@@ -568,8 +583,24 @@ async fn converge_repairs(
             end: start + grid.seconds(),
         };
         let current = match generations.get(&start) {
-            Some(&generation) => manifest.marker(&window, generation).await?,
-            None => None,
+            Some(&generation) => match manifest.marker(&window, generation).await {
+                Ok(Some(current)) => Some(current),
+                Ok(None) => continue,
+                // Which files are the window's cannot be told: leave everything (and the
+                // journal) for `repair`, which re-exports the window.
+                Err(e @ ManifestError::Corrupt { .. }) => {
+                    tracing::error!(window = %window.id(), error = %e, "an interrupted repair cannot be finished: the window's marker does not parse; run `auditlake repair`");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            },
+            // No marker at all (removed by hand?): nothing says which files are the window's.
+            // They stay, as uncommitted parts that the window's next export replaces.
+            None => {
+                tracing::warn!(window = %window.id(), "a repair journal names a window without a marker; its files are left for the window's next export");
+                committer.manifest().end_repair(&window).await?;
+                continue;
+            }
         };
         let removed = committer
             .converge(&window, current.as_ref())
@@ -609,16 +640,21 @@ fn record_failure(summary: &mut Summary, w: Window, e: &WindowError) -> bool {
     false
 }
 
-/// The committed windows that `--recheck` covers: those ending within the recheck span before
-/// the run's end, committed before this run (a window this run exported is fresh).
+/// The committed windows that `--recheck` covers: those ending within the recheck span plus one
+/// window before the run's end, committed before this run (a window this run exported is fresh).
+/// The extra window matters on a schedule: a daily run commits yesterday's window, and the next
+/// day's run, whose end is a day later, must still recheck it.
 fn recheck_windows(config: &ExportConfig, closed: &[Window], done: &BTreeSet<i64>) -> Vec<Window> {
     let span = config.recheck.as_secs() as i64;
     if span == 0 {
         return Vec::new();
     }
+    let cutoff = config
+        .until
+        .saturating_sub(span.saturating_add(config.grid.seconds()));
     closed
         .iter()
-        .filter(|w| done.contains(&w.start) && w.end > config.until - span)
+        .filter(|w| done.contains(&w.start) && w.end > cutoff)
         .copied()
         .collect()
 }
@@ -647,13 +683,20 @@ async fn recheck_and_repair(
             summary.interrupted |= cancel.is_cancelled();
             return;
         }
-        let outcome = recheck_one(context, window, generations.get(&window.start).copied()).await;
+        let Some(&generation) = generations.get(&window.start) else {
+            continue;
+        };
+        let outcome = recheck_one(context, window, Some(generation)).await;
         summary.windows_rechecked += 1;
         match outcome {
             Ok(Recheck::Same) => {}
             Ok(Recheck::Repaired { lake, api }) => {
                 summary.windows_repaired += 1;
                 tracing::warn!(window = %window.id(), lake, api, "recheck: Zendesk holds more records than the lake; window repaired");
+            }
+            Ok(Recheck::WouldDrop { lake, api, dropped }) => {
+                summary.windows_api_fewer += 1;
+                tracing::warn!(window = %window.id(), lake, api, dropped, "recheck: Zendesk holds new records but no longer some the lake holds; the window is left as it is (run `auditlake repair` to look at it)");
             }
             Ok(Recheck::ApiFewer { lake, api }) => {
                 summary.windows_api_fewer += 1;
@@ -671,8 +714,20 @@ async fn recheck_and_repair(
 /// What a recheck found.
 enum Recheck {
     Same,
-    Repaired { lake: u64, api: u64 },
-    ApiFewer { lake: u64, api: u64 },
+    Repaired {
+        lake: u64,
+        api: u64,
+    },
+    ApiFewer {
+        lake: u64,
+        api: u64,
+    },
+    /// Zendesk holds more records, but no longer some the lake holds: not replaced.
+    WouldDrop {
+        lake: u64,
+        api: u64,
+        dropped: u64,
+    },
 }
 
 async fn recheck_one(
@@ -695,13 +750,29 @@ async fn recheck_one(
     if api < lake {
         return Ok(Recheck::ApiFewer { lake, api });
     }
-    let (parts, _) = fetch_window(context, *window, &NoProgress).await?;
+    let (mut parts, _) = fetch_window(context, *window, &NoProgress).await?;
+    let dropped = records_dropped(context, &current, &mut parts).await?;
+    if dropped > 0 {
+        return Ok(Recheck::WouldDrop { lake, api, dropped });
+    }
     let reason = format!("recheck: the API held {api} records, the lake {lake}");
     context
         .committer
         .replace(window, &current, parts, &reason)
         .await?;
     Ok(Recheck::Repaired { lake, api })
+}
+
+/// How many records of the window's current files a re-export no longer has: an archive keeps
+/// what it holds, so a replacement that would drop any is not made.
+async fn records_dropped(
+    context: &Context,
+    current: &WindowRecord,
+    parts: &mut [RoutedPart],
+) -> Result<u64, WindowError> {
+    let fresh = ids_of_parts(parts)?;
+    let held = ids_in_lake(context.committer.lake(), current).await?;
+    Ok(held.iter().filter(|id| !fresh.contains(id)).count() as u64)
 }
 
 fn record_done(summary: &mut Summary, done: Done) {

@@ -307,7 +307,8 @@ async fn late_records_are_reported_by_verify_and_healed_by_recheck() {
     let mut config = export_config(&sim, dir.path(), FROM, TO, "1d");
     config.recheck = Duration::from_secs(86_400);
     let second = export(config).await;
-    assert_eq!((second.windows_rechecked, second.windows_repaired), (1, 1));
+    // The last day and one window more (see `--recheck`): two windows counted, one repaired.
+    assert_eq!((second.windows_rechecked, second.windows_repaired), (2, 1));
     assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
     let after = verify::verify(
         &lake,
@@ -383,4 +384,47 @@ async fn a_window_is_counted_exactly_in_one_or_two_requests_under_both_bound_sem
             }
         }
     }
+}
+
+/// Regression (review of issue 6): a window whose marker did not parse had its files reported as
+/// strays, and `repair` deleted them without re-exporting the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_whose_marker_does_not_parse_is_re_exported_never_emptied() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    let marker = dir
+        .path()
+        .join("_auditlake/subdomain=acme/windows/20240302T0000Z.json");
+    std::fs::write(&marker, b"{ not json").unwrap();
+    let report = check(dir.path(), false).await;
+    assert_eq!(kinds(&report), [Kind::CorruptManifest], "{report}");
+    assert!(report.files_to_remove().is_empty(), "{report}");
+    assert_eq!(report.windows_to_reexport().len(), 1, "{report}");
+
+    let outcome = repair(&sim, dir.path(), false).await;
+    assert_eq!(outcome.windows_repaired, ["20240302T0000Z"]);
+    assert!(outcome.after.is_clean(), "{}", outcome.after);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}
+
+/// Regression (review of issue 6): with the span counted from the run's end only, a daily run
+/// never rechecked the window the previous day's run had committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_daily_schedule_the_next_run_rechecks_the_window_the_last_one_committed() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    sim.hide_from(Some(utc(t("2024-03-02T20:00:00Z"))));
+    let dir = tempfile::tempdir().unwrap();
+    let day = |until: &str| {
+        let mut config = export_config(&sim, dir.path(), FROM, until, "1d");
+        config.recheck = Duration::from_secs(86_400);
+        config
+    };
+    let first = export(day("2024-03-03")).await;
+    assert_eq!((first.windows_done, first.windows_rechecked), (2, 0));
+    sim.hide_from(None);
+    let next = export(day(TO)).await;
+    assert_eq!(next.windows_done, 1);
+    assert_eq!((next.windows_rechecked, next.windows_repaired), (1, 1));
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
 }

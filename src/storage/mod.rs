@@ -455,6 +455,11 @@ impl Lake {
         Ok(found)
     }
 
+    /// Whether the lake is a local directory.
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
     /// Removes a staging leftover found by [`Lake::staging_leftovers`].
     pub fn remove_staging(&self, relative: &str) -> Result<(), StorageError> {
         let Some(root) = &self.local_root else {
