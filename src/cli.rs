@@ -465,6 +465,20 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "sim-token")]
     pub token: String,
 
+    /// Client id of the confidential OAuth client whose client-credentials grant
+    /// `POST /oauth/tokens` accepts (a test value).
+    #[arg(long, default_value = "sim-client")]
+    pub client_id: String,
+
+    /// Client secret of that OAuth client (a test value, not a secret).
+    #[arg(long, default_value = "sim-secret")]
+    pub client_secret: String,
+
+    /// `expires_in` of the access tokens the simulator mints (e.g. 300s, 2h); past it they are
+    /// answered 401 [default: they never expire].
+    #[arg(long, value_name = "DURATION")]
+    pub token_lifetime: Option<String>,
+
     /// Answer 403 to everything, like an account without the Enterprise plan.
     #[arg(
         long,

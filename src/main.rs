@@ -74,7 +74,8 @@ impl From<RunError> for Failed {
             ) => exit::LEASE,
             RunError::Commit(e) if !e.is_storage() => exit::LEASE,
             RunError::Interrupted => exit::INTERRUPTED,
-            RunError::Verify(auditlake::verify::VerifyError::Api(api)) | RunError::Authenticate(api)
+            RunError::Verify(auditlake::verify::VerifyError::Api(api))
+            | RunError::Authenticate(api)
                 if api.is_fatal_for_run() =>
             {
                 exit::ACCESS
@@ -383,10 +384,12 @@ async fn run(cli: Cli, file: FileConfig, env: Env, show_progress: bool) -> Resul
                 let _ = out.flush();
             }
             eprintln!(
-                "simulating {} audit logs on {} (OAuth token {:?}); Ctrl-C stops",
+                "simulating {} audit logs on {} (OAuth token {:?}; OAuth client {:?} with secret {:?} at /oauth/tokens); Ctrl-C stops",
                 sim.account().len(),
                 sim.base_url(),
-                args.token
+                args.token,
+                args.client_id,
+                args.client_secret
             );
             cancel_on_signals().cancelled().await;
             sim.stop().await;

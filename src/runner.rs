@@ -256,7 +256,10 @@ async fn authenticated_client(config: &ExportConfig) -> Result<Client, RunError>
         config.api.rate_limit_share,
     ));
     let client = Client::new(config.api.client.clone(), budget).map_err(RunError::Client)?;
-    client.authenticate().await.map_err(RunError::Authenticate)?;
+    client
+        .authenticate()
+        .await
+        .map_err(RunError::Authenticate)?;
     Ok(client)
 }
 
