@@ -1340,7 +1340,8 @@ mod tests {
 
     #[test]
     fn two_kinds_of_credentials_are_a_usage_error_naming_both() {
-        let cases: [(&[(&str, &str)], [&str; 2]); 4] = [
+        type Case<'a> = (&'a [(&'a str, &'a str)], [&'a str; 2]);
+        let cases: [Case; 4] = [
             (
                 &[
                     ("ZENDESK_OAUTH_TOKEN", "a-SECRET"),

@@ -225,11 +225,11 @@ pub async fn export(
         cancel,
         lost.clone(),
         progress,
-        started,
     )
     .await;
     let failure = let_go(renewal, stop_renewing, &lost).await;
     let mut summary = outcome?;
+    summary.seconds = started.elapsed().as_secs_f64();
     match failure {
         // The store failed while the lease was being renewed: a destination error (exit 4),
         // not another run's doing.
@@ -290,7 +290,6 @@ async fn export_leased(
     cancel: CancellationToken,
     lost: CancellationToken,
     progress: &dyn Progress,
-    started: Instant,
 ) -> Result<Summary, RunError> {
     let manifest = committer.manifest().clone();
     manifest
@@ -401,7 +400,6 @@ async fn export_leased(
     summary.retries = stats.retries.load(Ordering::Relaxed);
     summary.throttled = stats.throttled.load(Ordering::Relaxed);
     summary.bytes_received = stats.bytes.load(Ordering::Relaxed);
-    summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
