@@ -618,7 +618,7 @@ impl Client {
                 "the access token expired or was revoked (earlier requests of this run succeeded with it); a scheduled run should use OAuth client credentials (ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET): auditlake then mints and renews its own tokens; see {AUTH_DOCS}"
             ),
             Credentials::OAuth(_) => format!(
-                "check ZENDESK_OAUTH_TOKEN: it is wrong, or the access token expired or was revoked; OAuth client credentials (ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET) never expire mid-run; see {AUTH_DOCS}"
+                "check ZENDESK_OAUTH_TOKEN: it is wrong, or the access token expired or was revoked; with OAuth client credentials (ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET) auditlake renews its tokens itself; see {AUTH_DOCS}"
             ),
             Credentials::ClientCredentials(_) if reminted => "Zendesk refused a freshly minted access token too: check that the OAuth client (ZENDESK_OAUTH_CLIENT_ID) is still active and that its owner is still an admin".into(),
             Credentials::ClientCredentials(_) => "Zendesk refused the minted access token: check that the OAuth client (ZENDESK_OAUTH_CLIENT_ID) is still active".into(),
