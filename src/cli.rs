@@ -18,8 +18,9 @@ use crate::zendesk::Pagination;
 /// `--allow-http=no` (true/false, yes/no, on/off, 1/0).
 ///
 /// Exit codes: 0 all done; 1 some windows failed (rerun to retry them); 2 usage or configuration
-/// error; 3 Zendesk refused the credentials or access (401/403); 4 the destination or its
-/// manifest failed (a failing store stops the run at once); 5 another run holds the lease on this
+/// error; 3 Zendesk refused the credentials or access (401/403, or the OAuth token endpoint refused
+/// the client); 4 the destination or its manifest failed (a failing store stops the run at once);
+/// 5 another run holds the lease on this
 /// lake and subdomain (or took it over, or this run's lease ran out before a write); 6 verify found
 /// the lake different from its markers or the API; 130 interrupted (Ctrl-C or SIGTERM: no window was
 /// left half-committed).

@@ -120,7 +120,7 @@ pub enum ApiError {
     },
     #[error("the OAuth token endpoint refused the client credentials ({status} {error}) at {url}: {hint}", status = .0.status, error = .0.error, url = .0.url, hint = .0.hint)]
     TokenRefused(TokenRefusal),
-    #[error("Zendesk refused access (403) to {url}: audit logs need an Enterprise plan and an admin user, or the token lacks the auditlogs:read scope ({detail})")]
+    #[error("Zendesk refused access (403) to {url}: audit logs need an Enterprise plan and an admin user, or the token lacks the auditlogs:read scope (with OAuth client credentials: check ZENDESK_OAUTH_SCOPE and the scopes the client may use) ({detail})")]
     Forbidden { url: String, detail: String },
     #[error("no such audit log (404): {url}")]
     NotFound { url: String },
@@ -1004,6 +1004,55 @@ mod tests {
                 untrusted_certificate(&chain(&["error sending request", transient])),
                 None
             );
+        }
+    }
+
+    #[test]
+    fn token_endpoint_refusals_name_the_credential_to_check_and_echo_nothing() {
+        let url = Url::parse("https://acme.zendesk.com/oauth/tokens").unwrap();
+        for (body, needle) in [
+            (
+                &br#"{"error":"invalid_client","error_description":"x"}"#[..],
+                "ZENDESK_OAUTH_CLIENT_SECRET",
+            ),
+            (br#"{"error":"invalid_scope"}"#, "ZENDESK_OAUTH_SCOPE"),
+            (br#"{"error":"unauthorized_client"}"#, "confidential"),
+            (br#"{"error":"invalid_grant"}"#, "confidential"),
+            (
+                b"<html>cs-SECRET</html>",
+                "ZENDESK_OAUTH_CLIENT_ID, ZENDESK_OAUTH_CLIENT_SECRET and ZENDESK_OAUTH_SCOPE",
+            ),
+            (br#"{"error":"cs-SECRET echoed"}"#, "no error code"),
+        ] {
+            for status in [
+                StatusCode::BAD_REQUEST,
+                StatusCode::UNAUTHORIZED,
+                StatusCode::FORBIDDEN,
+            ] {
+                let err = token_refused(&url, status, body);
+                assert!(err.is_fatal_for_run());
+                let message = err.to_string();
+                assert!(message.contains(needle), "{message}");
+                assert!(!message.contains("cs-SECRET"), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn token_answers_parse_with_and_without_expiry_and_never_show_the_token() {
+        let t = parse_token(br#"{"access_token":"tk-SECRET","token_type":"bearer","scope":"auditlogs:read","expires_in":300}"#).unwrap();
+        assert_eq!(t.access_token.expose(), "tk-SECRET");
+        assert_eq!(t.expires_in, Some(Duration::from_secs(300)));
+        let t = parse_token(br#"{"access_token":"tk-SECRET","token_type":"Bearer"}"#).unwrap();
+        assert_eq!(t.expires_in, None);
+        for bad in [
+            &br#"{"access_token":"","token_type":"bearer"}"#[..],
+            br#"{"access_token":"tk-SECRET","token_type":"mac"}"#,
+            br#"{"access_token":"tk-SECRET","expires_in":"tk-SECRET"}"#,
+            br#"{"access_token":"tk-SECRET""#,
+        ] {
+            let e = parse_token(bad).err().unwrap();
+            assert!(!e.contains("tk-SECRET"), "{e}");
         }
     }
 
