@@ -368,3 +368,29 @@ async fn help_never_shows_a_secret() {
         assert!(!text(&out).contains(CLIENT_SECRET));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_token_gets_one_warning_per_run_with_the_deactivation_date() {
+    let mut config = sim_config(500, "2024-03-01", "2024-03-03");
+    config.api_token = Some(("admin@example.com".into(), "api-tok".into()));
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let base = sim.base_url();
+    let out = run(
+        &export_args(lake.to_str().unwrap(), &base)[..11],
+        &[
+            ("ZENDESK_EMAIL", "admin@example.com"),
+            ("ZENDESK_API_TOKEN", "api-tok"),
+        ],
+    )
+    .await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert_eq!(
+        all.matches("deactivates every API token on 2027-04-30").count(),
+        1,
+        "{all}"
+    );
+    assert!(all.contains("unused for 30 days"), "{all}");
+}
