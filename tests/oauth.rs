@@ -388,7 +388,8 @@ async fn an_api_token_gets_one_warning_per_run_with_the_deactivation_date() {
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert_eq!(
-        all.matches("deactivates every API token on 2027-04-30").count(),
+        all.matches("deactivates every API token on 2027-04-30")
+            .count(),
         1,
         "{all}"
     );
