@@ -18,8 +18,9 @@ use crate::zendesk::Pagination;
 /// `--allow-http=no` (true/false, yes/no, on/off, 1/0).
 ///
 /// Exit codes: 0 all done; 1 some windows failed (rerun to retry them); 2 usage or configuration
-/// error; 3 Zendesk refused the credentials or access (401/403); 4 the destination or its
-/// manifest failed (a failing store stops the run at once); 5 another run holds the lease on this
+/// error; 3 Zendesk refused the credentials or access (401/403, or the OAuth token endpoint refused
+/// the client); 4 the destination or its manifest failed (a failing store stops the run at once);
+/// 5 another run holds the lease on this
 /// lake and subdomain (or took it over, or this run's lease ran out before a write); 6 verify found
 /// the lake different from its markers or the API; 130 interrupted (Ctrl-C or SIGTERM: no window was
 /// left half-committed).
@@ -462,6 +463,20 @@ pub struct SimulateArgs {
     /// The OAuth token the simulator accepts (a test value, not a secret).
     #[arg(long, default_value = "sim-token")]
     pub token: String,
+
+    /// Client id of the confidential OAuth client whose client-credentials grant
+    /// `POST /oauth/tokens` accepts (a test value).
+    #[arg(long, default_value = "sim-client")]
+    pub client_id: String,
+
+    /// Client secret of that OAuth client (a test value, not a secret).
+    #[arg(long, default_value = "sim-secret")]
+    pub client_secret: String,
+
+    /// `expires_in` of the access tokens the simulator mints (e.g. 300s, 2h); past it they are
+    /// answered 401 [default: they never expire].
+    #[arg(long, value_name = "DURATION")]
+    pub token_lifetime: Option<String>,
 
     /// Answer 403 to everything, like an account without the Enterprise plan.
     #[arg(

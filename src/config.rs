@@ -16,7 +16,7 @@ use crate::cli::{ApiArgs, ExportArgs, FilterArgs, LogFormat, RepairArgs, StoreAr
 use crate::storage::layout::valid_subdomain;
 use crate::storage::StoreOptions;
 use crate::window::{parse_duration, parse_duration_ms, parse_instant, Grid};
-use crate::zendesk::auth::Secret;
+use crate::zendesk::auth::{OAuthClient, Secret, DEFAULT_SCOPE};
 use crate::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
 
 /// A configuration the run cannot start with. The message says which setting and why; it never
@@ -789,7 +789,7 @@ fn base_url(subdomain: &str, given: Option<&str>) -> Result<Url, ConfigError> {
     let url = Url::parse(&text).map_err(|e| ConfigError(format!("--base-url {text:?}: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return err(
-            "--base-url must not contain credentials; use ZENDESK_OAUTH_TOKEN or ZENDESK_API_TOKEN",
+            "--base-url must not contain credentials; use ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET, ZENDESK_OAUTH_TOKEN or ZENDESK_API_TOKEN",
         );
     }
     if url.query().is_some() || url.fragment().is_some() {
@@ -827,23 +827,72 @@ fn secret(env: &Env, name: &str) -> Result<Option<Secret>, ConfigError> {
     }
 }
 
-/// The credentials from the environment.
+/// The credentials from the environment: exactly one kind of them.
+///
+/// Two kinds at once is an error naming both, so that nobody has to wonder which one a run used.
 pub fn credentials(env: &Env) -> Result<Credentials, ConfigError> {
+    // Which kinds are set is decided from the names alone, before any file is read: a second
+    // kind is the mistake to report, not an unreadable file behind it.
+    let set = |names: &[&str]| {
+        names
+            .iter()
+            .any(|n| env.get(n).is_some() || env.get(&format!("{n}_FILE")).is_some())
+    };
+    let mut kinds: Vec<&str> = Vec::new();
+    if set(&["ZENDESK_OAUTH_TOKEN"]) {
+        kinds.push("an OAuth access token (ZENDESK_OAUTH_TOKEN)");
+    }
+    if set(&["ZENDESK_OAUTH_CLIENT_ID", "ZENDESK_OAUTH_CLIENT_SECRET"]) {
+        kinds.push(
+            "OAuth client credentials (ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET)",
+        );
+    }
+    if set(&["ZENDESK_API_TOKEN"]) {
+        kinds.push("an API token (ZENDESK_EMAIL + ZENDESK_API_TOKEN)");
+    }
+    if kinds.len() > 1 {
+        return err(format!(
+            "more than one kind of Zendesk credential is set: {}; keep exactly one (OAuth client credentials are preferred: auditlake renews their tokens itself, and Zendesk deactivates every API token on 2027-04-30)",
+            kinds.join(" and ")
+        ));
+    }
     let oauth = secret(env, "ZENDESK_OAUTH_TOKEN")?;
+    let client_id = env.get("ZENDESK_OAUTH_CLIENT_ID").map(str::trim);
+    let client_secret = secret(env, "ZENDESK_OAUTH_CLIENT_SECRET")?;
+    let scope = env.get("ZENDESK_OAUTH_SCOPE").map(str::trim);
     let token = secret(env, "ZENDESK_API_TOKEN")?;
     let email = env.get("ZENDESK_EMAIL");
-    match (oauth, token, email) {
-        (Some(_), Some(_), _) => err(
-            "both ZENDESK_OAUTH_TOKEN and ZENDESK_API_TOKEN are set: keep one (OAuth is preferred; Zendesk retires API tokens on 2027-04-30)",
+    if scope.is_some() && client_id.is_none() && client_secret.is_none() {
+        return err("ZENDESK_OAUTH_SCOPE is used only with ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET");
+    }
+    match (oauth, client_id, client_secret, token, email) {
+        (Some(t), ..) => Ok(Credentials::OAuth(t)),
+        (None, Some(id), Some(secret), ..) => {
+            let scope = scope.unwrap_or(DEFAULT_SCOPE);
+            if scope.is_empty() || scope.chars().any(|c| c.is_control()) {
+                return err("ZENDESK_OAUTH_SCOPE must be space-separated scopes, e.g. auditlogs:read");
+            }
+            Ok(Credentials::ClientCredentials(OAuthClient {
+                id: id.to_string(),
+                secret,
+                scope: scope.to_string(),
+            }))
+        }
+        (None, Some(_), None, ..) => err(
+            "ZENDESK_OAUTH_CLIENT_ID needs ZENDESK_OAUTH_CLIENT_SECRET (or ZENDESK_OAUTH_CLIENT_SECRET_FILE): the confidential OAuth client's secret",
         ),
-        (Some(t), None, _) => Ok(Credentials::OAuth(t)),
-        (None, Some(token), Some(email)) => Ok(Credentials::ApiToken {
+        (None, None, Some(_), ..) => err(
+            "ZENDESK_OAUTH_CLIENT_SECRET needs ZENDESK_OAUTH_CLIENT_ID: the OAuth client's unique identifier",
+        ),
+        (None, None, None, Some(token), Some(email)) => Ok(Credentials::ApiToken {
             email: email.to_string(),
             token,
         }),
-        (None, Some(_), None) => err("ZENDESK_API_TOKEN needs ZENDESK_EMAIL (the admin's email address)"),
-        (None, None, _) => err(
-            "no credentials: set ZENDESK_OAUTH_TOKEN (OAuth access token with the read or auditlogs:read scope), or ZENDESK_EMAIL and ZENDESK_API_TOKEN",
+        (None, None, None, Some(_), None) => {
+            err("ZENDESK_API_TOKEN needs ZENDESK_EMAIL (the admin's email address)")
+        }
+        (None, None, None, None, _) => err(
+            "no credentials: set ZENDESK_OAUTH_CLIENT_ID and ZENDESK_OAUTH_CLIENT_SECRET (a confidential OAuth client; the way for scheduled runs), or ZENDESK_OAUTH_TOKEN (an OAuth access token with the auditlogs:read or read scope), or ZENDESK_EMAIL and ZENDESK_API_TOKEN (deactivated by Zendesk on 2027-04-30)",
         ),
     }
 }
@@ -1245,6 +1294,105 @@ mod tests {
             .contains("/nonexistent/token"));
     }
 
+    #[test]
+    fn client_credentials_come_from_the_environment_or_a_mounted_file() {
+        let c = credentials(&Env::from_pairs([
+            ("ZENDESK_OAUTH_CLIENT_ID", "auditlake"),
+            ("ZENDESK_OAUTH_CLIENT_SECRET", "cs-SECRET"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c,
+            Credentials::ClientCredentials(OAuthClient {
+                id: "auditlake".into(),
+                secret: Secret::new("cs-SECRET"),
+                scope: "auditlogs:read".into(),
+            })
+        );
+        assert!(!format!("{c:?}").contains("SECRET"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client-secret");
+        std::fs::write(&path, "file-SECRET\n").unwrap();
+        let c = credentials(&Env::from_pairs([
+            ("ZENDESK_OAUTH_CLIENT_ID", "auditlake"),
+            ("ZENDESK_OAUTH_CLIENT_SECRET_FILE", path.to_str().unwrap()),
+            ("ZENDESK_OAUTH_SCOPE", "read"),
+        ]))
+        .unwrap();
+        let Credentials::ClientCredentials(client) = c else {
+            panic!("client credentials expected");
+        };
+        assert_eq!(client.secret, Secret::new("file-SECRET"));
+        assert_eq!(client.scope, "read");
+
+        for (pairs, needle) in [
+            (
+                &[("ZENDESK_OAUTH_CLIENT_ID", "auditlake")][..],
+                "needs ZENDESK_OAUTH_CLIENT_SECRET",
+            ),
+            (
+                &[("ZENDESK_OAUTH_CLIENT_SECRET", "cs-SECRET")][..],
+                "needs ZENDESK_OAUTH_CLIENT_ID",
+            ),
+            (
+                &[
+                    ("ZENDESK_OAUTH_TOKEN", "t-SECRET"),
+                    ("ZENDESK_OAUTH_SCOPE", "read"),
+                ][..],
+                "ZENDESK_OAUTH_SCOPE is used only with",
+            ),
+        ] {
+            let e = credentials(&Env::from_pairs(pairs.iter().copied())).unwrap_err();
+            assert!(e.0.contains(needle), "{pairs:?}: {e}");
+            assert!(!e.0.contains("-SECRET"), "{e}");
+        }
+    }
+
+    #[test]
+    fn two_kinds_of_credentials_are_a_usage_error_naming_both() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], [&'a str; 2]);
+        let cases: [Case; 4] = [
+            (
+                &[
+                    ("ZENDESK_OAUTH_TOKEN", "a-SECRET"),
+                    ("ZENDESK_OAUTH_CLIENT_ID", "auditlake"),
+                ],
+                ["ZENDESK_OAUTH_TOKEN", "ZENDESK_OAUTH_CLIENT_ID"],
+            ),
+            (
+                &[
+                    ("ZENDESK_EMAIL", "a@b.c"),
+                    ("ZENDESK_API_TOKEN", "b-SECRET"),
+                    ("ZENDESK_OAUTH_CLIENT_ID", "auditlake"),
+                    ("ZENDESK_OAUTH_CLIENT_SECRET", "c-SECRET"),
+                ],
+                ["ZENDESK_API_TOKEN", "ZENDESK_OAUTH_CLIENT_SECRET"],
+            ),
+            (
+                &[
+                    ("ZENDESK_OAUTH_TOKEN", "a-SECRET"),
+                    ("ZENDESK_API_TOKEN", "b-SECRET"),
+                ],
+                ["ZENDESK_OAUTH_TOKEN", "ZENDESK_API_TOKEN"],
+            ),
+            (
+                &[
+                    ("ZENDESK_OAUTH_TOKEN", "a-SECRET"),
+                    ("ZENDESK_OAUTH_CLIENT_SECRET_FILE", "/nonexistent"),
+                ],
+                ["ZENDESK_OAUTH_TOKEN", "ZENDESK_OAUTH_CLIENT_SECRET"],
+            ),
+        ];
+        for (pairs, names) in cases {
+            let e = credentials(&Env::from_pairs(pairs.iter().copied())).unwrap_err();
+            for name in names {
+                assert!(e.0.contains(name), "{pairs:?}: {e}");
+            }
+            assert!(!e.0.contains("-SECRET"), "{e}");
+        }
+    }
+
     /// Sets the `field`-th string setting of `export` (flag or file) to `text`.
     fn with_text(field: usize, text: &str, in_file: bool) -> (ExportArgs, FileConfig) {
         let mut a = args(&[]);
@@ -1354,8 +1502,8 @@ mod tests {
 
         /// No environment value makes credentials, storage or logging settings panic.
         #[test]
-        fn no_environment_value_panics(name in 0usize..6, value in any::<String>()) {
-            let var = ["ZENDESK_OAUTH_TOKEN", "ZENDESK_API_TOKEN", "ZENDESK_EMAIL", "AWS_ENDPOINT", "AZURE_STORAGE_ENDPOINT", "AUDITLAKE_LOG"][name];
+        fn no_environment_value_panics(name in 0usize..8, value in any::<String>()) {
+            let var = ["ZENDESK_OAUTH_TOKEN", "ZENDESK_API_TOKEN", "ZENDESK_EMAIL", "ZENDESK_OAUTH_CLIENT_ID", "ZENDESK_OAUTH_SCOPE", "AWS_ENDPOINT", "AZURE_STORAGE_ENDPOINT", "AUDITLAKE_LOG"][name];
             let env = Env::from_pairs([(var, value.as_str())]);
             let _ = credentials(&env);
             let _ = log_level(None, &FileConfig::default(), &env);

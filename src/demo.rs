@@ -18,6 +18,11 @@ use crate::window::{format_rfc3339, parse_duration_ms, parse_instant};
 /// The demo's subdomain: only this subdomain's files are replaced when the demo runs again.
 pub const DEMO_SUBDOMAIN: &str = "demo";
 
+/// The demo's OAuth client and the lifetime of the tokens its simulator mints (Zendesk's shortest):
+/// the demo authenticates like a scheduled run should, with the client-credentials grant.
+const DEMO_CLIENT_ID: &str = "auditlake-demo";
+const DEMO_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The demo simulates an Enterprise Plus account (2,500 requests per minute), the fastest real plan.
 const DEMO_RATE_LIMIT: u32 = 2_500;
 
@@ -51,7 +56,11 @@ pub async fn run(
     let mut sim_config = SimConfig::new(args.records, utc(start), utc(now));
     sim_config.rate_limit_per_minute = DEMO_RATE_LIMIT;
     sim_config.extra_fields = true;
-    let token = sim_config.oauth_token.clone().unwrap_or_default();
+    // A fresh secret per run: the demo's simulator accepts nothing else.
+    let client_secret = format!("demo-{:016x}", fastrand::u64(..));
+    sim_config.oauth_token = None;
+    sim_config.oauth_client = Some((DEMO_CLIENT_ID.to_string(), client_secret.clone()));
+    sim_config.token_lifetime = Some(DEMO_TOKEN_LIFETIME);
     let sim = Simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(|e| RunError::Client(format!("cannot start the simulator: {e}")))?;
@@ -69,7 +78,10 @@ pub async fn run(
         settle_lag: Some("1m".into()),
         ..ExportArgs::default()
     };
-    let credentials = Env::from_pairs([("ZENDESK_OAUTH_TOKEN", token)]);
+    let credentials = Env::from_pairs([
+        ("ZENDESK_OAUTH_CLIENT_ID", DEMO_CLIENT_ID.to_string()),
+        ("ZENDESK_OAUTH_CLIENT_SECRET", client_secret),
+    ]);
     let config = match config::export(&export_args, &FileConfig::default(), &credentials, now) {
         Ok(config) => config,
         Err(e) => {
@@ -129,6 +141,16 @@ pub fn simulator_config(args: &SimulateArgs) -> Result<SimConfig, String> {
     };
     config.rate_limit_per_minute = args.rate_limit.max(1);
     config.oauth_token = Some(args.token.clone());
+    config.oauth_client = Some((args.client_id.clone(), args.client_secret.clone()));
+    config.token_lifetime = args
+        .token_lifetime
+        .as_deref()
+        .map(|t| match parse_duration_ms(t) {
+            Ok(d) if d.as_secs() >= 1 => Ok(d),
+            Ok(_) => Err("--token-lifetime must be at least 1s".to_string()),
+            Err(e) => Err(format!("--token-lifetime: {e}")),
+        })
+        .transpose()?;
     config.enterprise = !args.not_enterprise;
     config.extra_fields = args.extra_fields;
     config.faults = Faults {

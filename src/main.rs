@@ -75,11 +75,13 @@ impl From<RunError> for Failed {
             RunError::Commit(e) if !e.is_storage() => exit::LEASE,
             RunError::Interrupted => exit::INTERRUPTED,
             RunError::Verify(auditlake::verify::VerifyError::Api(api))
+            | RunError::Authenticate(api)
                 if api.is_fatal_for_run() =>
             {
                 exit::ACCESS
             }
-            RunError::Verify(auditlake::verify::VerifyError::Api(_)) => exit::WINDOWS_FAILED,
+            RunError::Verify(auditlake::verify::VerifyError::Api(_))
+            | RunError::Authenticate(_) => exit::WINDOWS_FAILED,
             RunError::Verify(auditlake::verify::VerifyError::NoDataset { .. }) => exit::USAGE,
             RunError::Verify(_) => exit::DESTINATION,
             RunError::Storage(_)
@@ -222,14 +224,15 @@ async fn run(cli: Cli, file: FileConfig, env: Env, show_progress: bool) -> Resul
                 Some(api) => {
                     let budget =
                         RequestBudget::new(api.max_requests_per_minute, api.rate_limit_share);
-                    Some(
+                    let client =
                         Client::new(api.client, std::sync::Arc::new(budget)).map_err(|e| {
                             Failed {
                                 code: exit::USAGE,
                                 message: e,
                             }
-                        })?,
-                    )
+                        })?;
+                    client.authenticate().await?;
+                    Some(client)
                 }
                 None => None,
             };
@@ -269,7 +272,7 @@ async fn run(cli: Cli, file: FileConfig, env: Env, show_progress: bool) -> Resul
             })
         }
         Command::Show(args) => {
-            let client = client(&args.api, &file, &env)?;
+            let client = client(&args.api, &file, &env).await?;
             let record = ops::show(&client, args.id).await.map_err(|e| match e {
                 ApiError::NotFound { .. } => Failed {
                     code: exit::WINDOWS_FAILED,
@@ -284,7 +287,7 @@ async fn run(cli: Cli, file: FileConfig, env: Env, show_progress: bool) -> Resul
             Ok(exit::OK)
         }
         Command::List(args) => {
-            let client = client(&args.api, &file, &env)?;
+            let client = client(&args.api, &file, &env).await?;
             let filters = config::filters(&args.filters, &file)?;
             let range = match (&args.since, &args.until) {
                 (None, None) => None,
@@ -323,7 +326,7 @@ async fn run(cli: Cli, file: FileConfig, env: Env, show_progress: bool) -> Resul
             Ok(exit::OK)
         }
         Command::RequestExport(args) => {
-            let client = client(&args.api, &file, &env)?;
+            let client = client(&args.api, &file, &env).await?;
             let filters = config::filters(&args.filters, &file)?;
             match ops::request_export(&client, &filters).await? {
                 ExportRequested::Accepted {
@@ -381,10 +384,12 @@ async fn run(cli: Cli, file: FileConfig, env: Env, show_progress: bool) -> Resul
                 let _ = out.flush();
             }
             eprintln!(
-                "simulating {} audit logs on {} (OAuth token {:?}); Ctrl-C stops",
+                "simulating {} audit logs on {} (OAuth token {:?}; OAuth client {:?} with secret {:?} at /oauth/tokens); Ctrl-C stops",
                 sim.account().len(),
                 sim.base_url(),
-                args.token
+                args.token,
+                args.client_id,
+                args.client_secret
             );
             cancel_on_signals().cancelled().await;
             sim.stop().await;
@@ -393,13 +398,21 @@ async fn run(cli: Cli, file: FileConfig, env: Env, show_progress: bool) -> Resul
     }
 }
 
-fn client(args: &auditlake::cli::ApiArgs, file: &FileConfig, env: &Env) -> Result<Client, Failed> {
+/// The client of `show`, `list` and `request-export`, with its first access token minted when
+/// the credentials are an OAuth client.
+async fn client(
+    args: &auditlake::cli::ApiArgs,
+    file: &FileConfig,
+    env: &Env,
+) -> Result<Client, Failed> {
     let api = config::api(args, file, env)?;
     let budget = RequestBudget::new(api.max_requests_per_minute, api.rate_limit_share);
-    Client::new(api.client, std::sync::Arc::new(budget)).map_err(|e| Failed {
+    let client = Client::new(api.client, std::sync::Arc::new(budget)).map_err(|e| Failed {
         code: exit::USAGE,
         message: e,
-    })
+    })?;
+    client.authenticate().await?;
+    Ok(client)
 }
 
 /// Prints a verify report (or a repair's outcome) on stdout: JSON, or the report for people.
@@ -465,6 +478,12 @@ fn human_summary(s: &Summary) -> String {
         s.bytes_received as f64 / 1e6,
         s.seconds
     ));
+    if s.tokens_minted > 0 {
+        text.push_str(&format!(
+            "  OAuth access tokens minted: {}\n",
+            s.tokens_minted
+        ));
+    }
     if s.windows_rechecked > 0 || s.repairs_converged > 0 {
         text.push_str(&format!(
             "  recheck: {} windows re-counted, {} repaired, {} with fewer records at Zendesk than in the lake; {} interrupted repairs finished\n",

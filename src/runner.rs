@@ -88,6 +88,10 @@ pub enum RunError {
     Manifest(#[from] ManifestError),
     #[error("{0}")]
     Client(String),
+    /// The credentials were refused before the run started (a wrong client secret, a scope the
+    /// OAuth client may not ask for), or the token endpoint could not be reached.
+    #[error("{0}")]
+    Authenticate(ApiError),
     #[error(transparent)]
     Lease(#[from] LeaseError),
     #[error(transparent)]
@@ -142,6 +146,8 @@ pub struct Summary {
     pub windows_api_fewer: u64,
     /// Interrupted repairs that this run finished (see `repair`).
     pub repairs_converged: u64,
+    /// OAuth access tokens minted by this run (client credentials only; never the tokens).
+    pub tokens_minted: u64,
     /// The destination failed (after the store's own retries): the run stopped scheduling.
     pub store_failed: bool,
     pub seconds: f64,
@@ -193,6 +199,7 @@ pub async fn export(
     progress: &dyn Progress,
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
+    let client = authenticated_client(&config).await?;
     let lake = Lake::open(&config.dest, &config.store)?;
     lake.verify_conditional_create().await?;
     let lease = Lease::acquire(
@@ -214,16 +221,17 @@ pub async fn export(
     );
     let outcome = export_leased(
         config,
+        client,
         lake,
         committer,
         cancel,
         lost.clone(),
         progress,
-        started,
     )
     .await;
     let failure = let_go(renewal, stop_renewing, &lost).await;
     let mut summary = outcome?;
+    summary.seconds = started.elapsed().as_secs_f64();
     match failure {
         // The store failed while the lease was being renewed: a destination error (exit 4),
         // not another run's doing.
@@ -240,6 +248,21 @@ pub async fn export(
         None => {}
     }
     Ok(summary)
+}
+
+/// The run's client, with its first access token minted when the credentials are an OAuth
+/// client: before the lease, any marker or any file, so that wrong credentials write nothing.
+async fn authenticated_client(config: &ExportConfig) -> Result<Client, RunError> {
+    let budget = Arc::new(RequestBudget::new(
+        config.api.max_requests_per_minute,
+        config.api.rate_limit_share,
+    ));
+    let client = Client::new(config.api.client.clone(), budget).map_err(RunError::Client)?;
+    client
+        .authenticate()
+        .await
+        .map_err(RunError::Authenticate)?;
+    Ok(client)
 }
 
 /// Stops renewing the lease and gives it up (unless it was lost); returns why renewal stopped
@@ -263,12 +286,12 @@ async fn let_go(
 /// The run proper, under the lease; `lost` fires if the lease is lost.
 async fn export_leased(
     config: ExportConfig,
+    client: Client,
     lake: Lake,
     committer: Committer,
     cancel: CancellationToken,
     lost: CancellationToken,
     progress: &dyn Progress,
-    started: Instant,
 ) -> Result<Summary, RunError> {
     let manifest = committer.manifest().clone();
     manifest
@@ -282,12 +305,6 @@ async fn export_leased(
     let repairs_converged = converge_repairs(&committer, config.grid, &generations).await?;
     let done: BTreeSet<i64> = generations.keys().copied().collect();
     let plan = window::plan(config.grid, config.since, config.until);
-
-    let budget = Arc::new(RequestBudget::new(
-        config.api.max_requests_per_minute,
-        config.api.rate_limit_share,
-    ));
-    let client = Client::new(config.api.client.clone(), budget).map_err(RunError::Client)?;
 
     let mut summary = Summary {
         subdomain: config.api.subdomain.clone(),
@@ -381,10 +398,10 @@ async fn export_leased(
 
     let stats = context.client.stats();
     summary.requests = stats.requests.load(Ordering::Relaxed);
+    summary.tokens_minted = context.client.tokens_minted();
     summary.retries = stats.retries.load(Ordering::Relaxed);
     summary.throttled = stats.throttled.load(Ordering::Relaxed);
     summary.bytes_received = stats.bytes.load(Ordering::Relaxed);
-    summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
@@ -414,6 +431,7 @@ pub async fn repair(
     cancel: CancellationToken,
 ) -> Result<RepairOutcome, RunError> {
     let mut export_config = config.export;
+    let client = authenticated_client(&export_config).await?;
     let lake = Lake::open(&export_config.dest, &export_config.store)?;
     lake.verify_conditional_create().await?;
     let subdomain = config.check.subdomain.clone();
@@ -435,7 +453,7 @@ pub async fn repair(
     let committer = Committer::new(lake.clone(), manifest, &subdomain, lease.fence());
     let renewal = lease.keep(stop_renewing.clone(), lost.clone());
     let outcome = tokio::select! {
-        outcome = repair_leased(export_config, &config.check, lake, committer) => outcome,
+        outcome = repair_leased(export_config, client, &config.check, lake, committer) => outcome,
         () = cancel.cancelled() => Err(RunError::Interrupted),
         () = lost.cancelled() => Err(RunError::Lease(LeaseError::Lost {
             subdomain: subdomain.clone(),
@@ -450,6 +468,7 @@ pub async fn repair(
 
 async fn repair_leased(
     config: ExportConfig,
+    client: Client,
     check: &crate::config::VerifyConfig,
     lake: Lake,
     committer: Committer,
@@ -457,11 +476,6 @@ async fn repair_leased(
     let manifest = committer.manifest().clone();
     let generations = manifest.generations().await?;
     let repairs_converged = converge_repairs(&committer, config.grid, &generations).await?;
-    let budget = Arc::new(RequestBudget::new(
-        config.api.max_requests_per_minute,
-        config.api.rate_limit_share,
-    ));
-    let client = Client::new(config.api.client.clone(), budget).map_err(RunError::Client)?;
     let api = check.api.is_some().then_some(&client);
     let before = verify(&lake, &check.subdomain, &check.options, api).await?;
 

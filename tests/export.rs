@@ -274,7 +274,7 @@ async fn wrong_credentials_stop_the_run_at_once() {
         fatal.contains("401") && fatal.contains("ZENDESK_OAUTH_TOKEN"),
         "{fatal}"
     );
-    assert!(!fatal.contains("SECRET"));
+    assert!(!fatal.contains("wrong-SECRET"));
     assert_eq!(
         summary.windows_failed, 1,
         "no window after the first is tried"

@@ -58,6 +58,12 @@ pub struct SimConfig {
     /// `(email, token)`, accepted as Basic `base64("{email}/token:{token}")`.
     /// When both this and `oauth_token` are `None`, requests are not authenticated at all.
     pub api_token: Option<(String, String)>,
+    /// `(client_id, client_secret)` of a confidential OAuth client: `POST /oauth/tokens` with the
+    /// client-credentials grant mints access tokens, accepted as `Bearer` until they expire.
+    /// `None`: the token endpoint answers `invalid_client`.
+    pub oauth_client: Option<(String, String)>,
+    /// `expires_in` of minted tokens: an expired token is answered 401. `None`: they never expire.
+    pub token_lifetime: Option<Duration>,
     /// `false` answers 403 on every audit-log endpoint, as for non-Enterprise plans.
     pub enterprise: bool,
     /// Whether about 1.5% of records carry fields the documented schema lacks (`risk_score`, a
@@ -80,6 +86,8 @@ impl SimConfig {
             rate_limit_per_minute: 700,
             oauth_token: Some("sim-token".to_owned()),
             api_token: None,
+            oauth_client: None,
+            token_lifetime: None,
             enterprise: true,
             extra_fields: false,
             faults: Faults::default(),
@@ -118,6 +126,8 @@ pub struct Stats {
     pub invalid_cursors: u64,
     /// Records rendered into complete (non-truncated) list pages.
     pub records_served: u64,
+    /// Access tokens minted by `POST /oauth/tokens`.
+    pub tokens_minted: u64,
 }
 
 /// The `filter[created_at][]` pair of one list request, as sent (before bound semantics).
@@ -203,6 +213,25 @@ impl Simulator {
         self.shared
             .hidden_from
             .store(t, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Revokes every access token minted so far and, with `static_token`, the configured OAuth
+    /// token too: requests with them are answered 401 from now on (newly minted tokens work).
+    pub fn revoke_tokens(&self, static_token: bool) {
+        self.shared.revoke_minted();
+        if static_token {
+            self.shared
+                .static_revoked
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// While `true`, every minted token is answered 401 (the endpoint still mints them): an OAuth
+    /// client whose tokens Zendesk no longer honours.
+    pub fn refuse_minted_tokens(&self, refuse: bool) {
+        self.shared
+            .refuse_minted
+            .store(refuse, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Zeroes the counters and forgets recorded list windows. The fault draw sequence and the

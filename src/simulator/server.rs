@@ -4,7 +4,8 @@
 //! Routing is one fallback handler rather than an axum route table so every response, whatever the
 //! path, passes through the same rate-limit accounting and carries the same headers.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,13 @@ pub(crate) struct Shared {
     pub windows: Mutex<Vec<(i64, i64)>>,
     bearer: Option<String>,
     basic: Option<String>,
+    /// Minted access tokens: `Bearer …` header → (expiry in unix ms or `i64::MAX`, whether the
+    /// scope reads audit logs).
+    minted: Mutex<HashMap<String, (i64, bool)>>,
+    /// The configured OAuth token was revoked (see `Simulator::revoke_tokens`).
+    pub static_revoked: AtomicBool,
+    /// Minted tokens are answered 401 (see `Simulator::refuse_minted_tokens`).
+    pub refuse_minted: AtomicBool,
     /// Records created at or after this unix second are invisible (see
     /// [`Simulator::hide_from`](super::Simulator::hide_from)); `i64::MAX`: none hidden.
     pub hidden_from: AtomicI64,
@@ -71,21 +79,40 @@ impl Shared {
             windows: Mutex::new(Vec::new()),
             bearer,
             basic,
+            minted: Mutex::new(HashMap::new()),
+            static_revoked: AtomicBool::new(false),
+            refuse_minted: AtomicBool::new(false),
             hidden_from: AtomicI64::new(i64::MAX),
         }
     }
 
-    fn authorized(&self, headers: &HeaderMap) -> bool {
-        if self.bearer.is_none() && self.basic.is_none() {
-            return true;
+    /// `None`: 401. `Some(false)`: authenticated, but with a token whose scope does not read
+    /// audit logs (403, as Zendesk answers a token minted for an invalid scope).
+    fn authorized(&self, headers: &HeaderMap, now_ms: i64) -> Option<bool> {
+        if self.bearer.is_none() && self.basic.is_none() && self.cfg.oauth_client.is_none() {
+            return Some(true);
         }
-        let Some(value) = headers
+        let value = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return false;
-        };
-        self.bearer.as_deref() == Some(value) || self.basic.as_deref() == Some(value)
+            .and_then(|v| v.to_str().ok())?;
+        if self.basic.as_deref() == Some(value)
+            || (self.bearer.as_deref() == Some(value)
+                && !self.static_revoked.load(Ordering::Relaxed))
+        {
+            return Some(true);
+        }
+        if self.refuse_minted.load(Ordering::Relaxed) {
+            return None;
+        }
+        let minted = self.minted.lock().expect("minted lock");
+        match minted.get(value) {
+            Some(&(expires_ms, reads)) if now_ms < expires_ms => Some(reads),
+            _ => None,
+        }
+    }
+
+    pub fn revoke_minted(&self) {
+        self.minted.lock().expect("minted lock").clear();
     }
 
     /// Counts one request against the per-minute limit. Returns `(allowed, remaining, seconds
@@ -173,6 +200,7 @@ pub(crate) struct Counters {
     stalls: AtomicU64,
     invalid_cursors: AtomicU64,
     records: AtomicU64,
+    tokens: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -180,7 +208,7 @@ fn inc(c: &AtomicU64) {
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 14] {
+    fn all(&self) -> [&AtomicU64; 15] {
         [
             &self.requests,
             &self.list,
@@ -196,11 +224,12 @@ impl Counters {
             &self.stalls,
             &self.invalid_cursors,
             &self.records,
+            &self.tokens,
         ]
     }
 
     pub fn snapshot(&self) -> Stats {
-        let [requests, list_requests, show_requests, export_requests, responses_400, responses_401, responses_403, responses_429, responses_5xx, resets, truncated, stalls, invalid_cursors, records_served] =
+        let [requests, list_requests, show_requests, export_requests, responses_400, responses_401, responses_403, responses_429, responses_5xx, resets, truncated, stalls, invalid_cursors, records_served, tokens_minted] =
             self.all().map(|c| c.load(Ordering::Relaxed));
         Stats {
             requests,
@@ -217,6 +246,7 @@ impl Counters {
             stalls,
             invalid_cursors,
             records_served,
+            tokens_minted,
         }
     }
 
@@ -270,12 +300,15 @@ async fn dispatch(State(sh): State<Arc<Shared>>, req: Request) -> Response {
 }
 
 async fn route(sh: &Shared, req: Request, now: i64) -> Response {
-    if !sh.authorized(req.headers()) {
+    if req.uri().path() == "/oauth/tokens" {
+        return mint(sh, req, now).await;
+    }
+    let Some(reads_audit_logs) = sh.authorized(req.headers(), now) else {
         return json(
             StatusCode::UNAUTHORIZED,
             r#"{"error":"Couldn't authenticate you"}"#,
         );
-    }
+    };
     // Owned copies: the request body is not `Sync`, so no borrow of it may live across an await.
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -284,7 +317,7 @@ async fn route(sh: &Shared, req: Request, now: i64) -> Response {
     let Some(rest) = path.strip_prefix("/api/v2/audit_logs") else {
         return not_found();
     };
-    if !sh.cfg.enterprise {
+    if !sh.cfg.enterprise || !reads_audit_logs {
         return json(
             StatusCode::FORBIDDEN,
             r#"{"error":"Forbidden","description":"You do not have access to this page. Please contact the account owner of this help desk for further help."}"#,
@@ -299,6 +332,72 @@ async fn route(sh: &Shared, req: Request, now: i64) -> Response {
         }
         _ => not_found(),
     }
+}
+
+/// `POST /oauth/tokens`: the client-credentials grant, with the fields in a JSON body (Zendesk's
+/// documented form) or a form body.
+async fn mint(sh: &Shared, req: Request, now: i64) -> Response {
+    let oauth_error = |status: StatusCode, error: &str, description: &str| {
+        json(
+            status,
+            serde_json::json!({"error": error, "error_description": description}).to_string(),
+        )
+    };
+    if req.method() != Method::POST {
+        return not_found();
+    }
+    let Ok(body) = axum::body::to_bytes(req.into_body(), 64 * 1024).await else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "body too large");
+    };
+    let fields: HashMap<String, String> = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+            .collect(),
+        _ => url::form_urlencoded::parse(&body).into_owned().collect(),
+    };
+    let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
+    if field("grant_type") != "client_credentials" {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "The authorization grant type is not supported by the authorization server.",
+        );
+    }
+    let known =
+        sh.cfg.oauth_client.as_ref().is_some_and(|(id, secret)| {
+            field("client_id") == id && field("client_secret") == secret
+        });
+    if !known {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
+        );
+    }
+    let scope = field("scope");
+    // An invalid scope still gets a token; every audit-log request with it answers 403.
+    let reads = scope
+        .split_whitespace()
+        .any(|s| s == "read" || s == "auditlogs:read");
+    let n = sh.stats.tokens.fetch_add(1, Ordering::Relaxed) + 1;
+    let token = format!("sim-minted-{n}-{:016x}", fastrand::u64(..));
+    let lifetime = sh.cfg.token_lifetime;
+    let expires_ms = lifetime.map_or(i64::MAX, |d| now.saturating_add(d.as_millis() as i64));
+    let mut minted = sh.minted.lock().expect("minted lock");
+    // Expired tokens are answered 401 whether remembered or not: forgetting them bounds memory.
+    minted.retain(|_, &mut (expires, _)| expires > now);
+    minted.insert(format!("Bearer {token}"), (expires_ms, reads));
+    drop(minted);
+    let mut answer = serde_json::json!({
+        "access_token": token,
+        "token_type": "bearer",
+        "scope": scope,
+    });
+    if let Some(lifetime) = lifetime {
+        answer["expires_in"] = lifetime.as_secs().max(1).into();
+    }
+    json(StatusCode::OK, answer.to_string())
 }
 
 fn show(sh: &Shared, id: &str, now: i64) -> Response {

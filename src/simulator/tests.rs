@@ -823,3 +823,59 @@ async fn throughput_one_million() {
     let secs = began.elapsed().as_secs_f64();
     println!("walk: {secs:.2}s, {:.0} records/s", 1e6 / secs);
 }
+
+#[tokio::test]
+async fn the_token_endpoint_mints_tokens_that_expire_and_refuses_unknown_clients() {
+    let mut cfg = two_days(100);
+    cfg.oauth_token = None;
+    cfg.oauth_client = Some(("client".into(), "secret".into()));
+    cfg.token_lifetime = Some(Duration::from_secs(1));
+    let s = sim(cfg).await;
+    let c = reqwest::Client::new();
+    let tokens = format!("{}/oauth/tokens", s.base_url());
+    let list = format!("{}/api/v2/audit_logs", s.base_url());
+    let grant = |secret: &str, scope: &str| {
+        serde_json::json!({
+            "grant_type": "client_credentials",
+            "client_id": "client",
+            "client_secret": secret,
+            "scope": scope,
+        })
+        .to_string()
+    };
+
+    let wrong = send(c.post(&tokens).body(grant("nope", "auditlogs:read"))).await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json()["error"], "invalid_client");
+    let other = send(
+        c.post(&tokens)
+            .body(r#"{"grant_type":"password","client_id":"client","client_secret":"secret"}"#),
+    )
+    .await;
+    assert_eq!(other.status, 400);
+    assert_eq!(other.json()["error"], "unsupported_grant_type");
+
+    let minted = send(c.post(&tokens).body(grant("secret", "auditlogs:read"))).await;
+    assert_eq!(minted.status, 200);
+    let answer = minted.json();
+    assert_eq!(answer["token_type"], "bearer");
+    assert_eq!(answer["expires_in"], 1);
+    let token = answer["access_token"].as_str().unwrap().to_string();
+    assert_eq!(send(c.get(&list).bearer_auth(&token)).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        send(c.get(&list).bearer_auth(&token)).await.status,
+        401,
+        "expired"
+    );
+
+    // The form encoding works too; a scope that does not read audit logs gets a token, and 403s.
+    let form = send(c.post(&tokens).body(
+        "grant_type=client_credentials&client_id=client&client_secret=secret&scope=tickets%3Aread",
+    ))
+    .await;
+    assert_eq!(form.status, 200);
+    let token = form.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(send(c.get(&list).bearer_auth(&token)).await.status, 403);
+    assert_eq!(s.stats().tokens_minted, 2);
+}

@@ -10,18 +10,25 @@
 //! total (a value that does not parse is treated as absent) and property-tested on arbitrary
 //! input.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 use url::Url;
 
-use super::auth::Credentials;
+use super::auth::{Credentials, OAuthClient};
 use super::budget::RequestBudget;
+use super::token::{Token, TokenCache};
+
+/// The client-credentials token endpoint, under the same base URL as the API.
+const TOKEN_PATH: &str = "/oauth/tokens";
+
+/// When Zendesk deactivates every API token, for the one warning a run with one gets.
+const API_TOKEN_END: &str = "2027-04-30";
 
 /// Longest excerpt of an error body kept in a message.
 const DETAIL_LIMIT: usize = 300;
@@ -88,16 +95,32 @@ pub struct ClientStats {
     pub bytes: AtomicU64,
 }
 
+/// The token endpoint refused the OAuth client for good (400, 401, 403: `invalid_client`,
+/// `invalid_scope`, `unauthorized_client`…). It never holds the secret or the response body, only
+/// the OAuth error code.
+#[derive(Clone, Debug)]
+pub struct TokenRefusal {
+    pub url: String,
+    pub status: u16,
+    /// The OAuth `error` code, or `no error code`.
+    pub error: String,
+    /// Which credential to check.
+    pub hint: &'static str,
+}
+
 /// Why a request failed for good.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("Zendesk rejected the credentials (401) for {url}: check the {kind}; API tokens unused for 30 days are deactivated by Zendesk ({detail})")]
+    #[error("Zendesk rejected the credentials (401) for {url}: {hint} ({detail})")]
     Unauthorized {
         url: String,
-        kind: &'static str,
+        /// What the person should check or do, for the kind of credential in use.
+        hint: String,
         detail: String,
     },
-    #[error("Zendesk refused access (403) to {url}: audit logs need an Enterprise plan and an admin user, or the token lacks the auditlogs:read scope ({detail})")]
+    #[error("the OAuth token endpoint refused the client credentials ({status} {error}) at {url}: {hint}", status = .0.status, error = .0.error, url = .0.url, hint = .0.hint)]
+    TokenRefused(TokenRefusal),
+    #[error("Zendesk refused access (403) to {url}: audit logs need an Enterprise plan and an admin user, or the token lacks the auditlogs:read scope (with OAuth client credentials: check ZENDESK_OAUTH_SCOPE and the scopes the client may use) ({detail})")]
     Forbidden { url: String, detail: String },
     #[error("no such audit log (404): {url}")]
     NotFound { url: String },
@@ -157,6 +180,7 @@ impl ApiError {
         matches!(
             self,
             ApiError::Unauthorized { .. }
+                | ApiError::TokenRefused(_)
                 | ApiError::Forbidden { .. }
                 | ApiError::UntrustedCertificate { .. }
         )
@@ -184,26 +208,63 @@ impl Transient {
     }
 }
 
+/// How requests are authenticated.
+#[derive(Clone)]
+enum Auth {
+    /// The same header on every request (an OAuth token or an API token from the environment).
+    Static(HeaderValue),
+    /// Access tokens minted from an OAuth client, shared by every clone of the client.
+    Minted {
+        client: Arc<OAuthClient>,
+        tokens: Arc<TokenCache>,
+    },
+}
+
+/// Which request a retry loop sends.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// An API request, authenticated.
+    Api(&'a Method),
+    /// The client-credentials grant (the credentials travel in the body).
+    Token(&'a OAuthClient),
+}
+
 /// The authenticated, budgeted client. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
     credentials: Credentials,
-    auth_header: HeaderValue,
+    auth: Auth,
+    /// Some request with these credentials succeeded: a later 401 means the credential stopped
+    /// working mid-run (expired or revoked), not that it was wrong from the start.
+    accepted: Arc<AtomicBool>,
     retry: RetryPolicy,
     budget: Arc<RequestBudget>,
     stats: Arc<ClientStats>,
 }
 
 impl Client {
-    /// Builds the process's client.
+    /// Builds the process's client. With client credentials no token is minted yet: see
+    /// [`Client::authenticate`].
     pub fn new(options: ClientOptions, budget: Arc<RequestBudget>) -> Result<Client, String> {
-        let mut auth_header = HeaderValue::from_str(options.credentials.header().expose())
-            .map_err(|_| {
-                "credentials contain characters not allowed in an HTTP header".to_string()
-            })?;
-        auth_header.set_sensitive(true);
+        let auth = match (&options.credentials, options.credentials.header()) {
+            (Credentials::ClientCredentials(client), _) => Auth::Minted {
+                client: Arc::new(client.clone()),
+                tokens: Arc::new(TokenCache::default()),
+            },
+            (_, Some(header)) => {
+                let mut value = HeaderValue::from_str(header.expose()).map_err(|_| {
+                    "credentials contain characters not allowed in an HTTP header".to_string()
+                })?;
+                value.set_sensitive(true);
+                Auth::Static(value)
+            }
+            (_, None) => unreachable!("every static credential has a header"),
+        };
+        if matches!(options.credentials, Credentials::ApiToken { .. }) {
+            warn_api_token_once();
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("auditlake/", env!("CARGO_PKG_VERSION")))
             .timeout(options.request_timeout)
@@ -216,7 +277,8 @@ impl Client {
             http,
             base: options.base_url,
             credentials: options.credentials,
-            auth_header,
+            auth,
+            accepted: Arc::new(AtomicBool::new(false)),
             retry: options.retry,
             budget,
             stats: Arc::new(ClientStats::default()),
@@ -231,6 +293,60 @@ impl Client {
     /// The shared request budget.
     pub fn budget(&self) -> &Arc<RequestBudget> {
         &self.budget
+    }
+
+    /// Mints the process's first access token when the credentials are an OAuth client, so that
+    /// a wrong secret stops the run before anything starts; nothing to do otherwise.
+    pub async fn authenticate(&self) -> Result<(), ApiError> {
+        if let Auth::Minted { .. } = self.auth {
+            self.authorization().await?;
+        }
+        Ok(())
+    }
+
+    /// Access tokens minted so far (0 unless the credentials are an OAuth client).
+    pub fn tokens_minted(&self) -> u64 {
+        match &self.auth {
+            Auth::Minted { tokens, .. } => tokens.minted(),
+            Auth::Static(_) => 0,
+        }
+    }
+
+    /// The `Authorization` header for the next request, and the generation of the minted token
+    /// in it (`None` for a static credential).
+    async fn authorization(&self) -> Result<(HeaderValue, Option<u64>), ApiError> {
+        match &self.auth {
+            Auth::Static(header) => Ok((header.clone(), None)),
+            Auth::Minted { client, tokens } => {
+                let (header, generation) = tokens.get(|| self.mint(client)).await?;
+                Ok((header, Some(generation)))
+            }
+        }
+    }
+
+    /// One client-credentials grant, with the retries of any request (5xx, 429 and timeouts are
+    /// transient; the endpoint's 4xx answers are permanent).
+    ///
+    /// Boxed: it runs inside [`Client::authorization`], which API requests await in the same
+    /// retry loop.
+    fn mint<'a>(
+        &'a self,
+        client: &'a OAuthClient,
+    ) -> futures::future::BoxFuture<'a, Result<Token, ApiError>> {
+        Box::pin(async move {
+            let url = self.url(TOKEN_PATH, &[]);
+            let (_, token) = self
+                .send_to(Target::Token(client), &url, parse_token)
+                .await?;
+            Ok(token)
+        })
+    }
+
+    /// Forgets a minted token that Zendesk refused, so the next request mints another.
+    async fn invalidate(&self, generation: u64) {
+        if let Auth::Minted { tokens, .. } = &self.auth {
+            tokens.invalidate(generation).await;
+        }
     }
 
     /// `base` joined with an API path (`/api/v2/...`) and query pairs, in order.
@@ -263,16 +379,60 @@ impl Client {
         url: &Url,
         check: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<(Bytes, T), ApiError> {
+        self.send_to(Target::Api(&method), url, check).await
+    }
+
+    /// The retry loop of [`Client::send`] and of the token grant. A 401 for a minted token is
+    /// answered by minting once more and retrying (the token may have been revoked, or expired
+    /// early by the server's clock); a second 401 is final.
+    async fn send_to<T>(
+        &self,
+        target: Target<'_>,
+        url: &Url,
+        check: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<(Bytes, T), ApiError> {
         let started = Instant::now();
         let mut attempts = 0u32;
+        let mut reminted = false;
         loop {
             attempts += 1;
-            let failure = match self.attempt(method.clone(), url).await {
+            let (request, generation) = match target {
+                Target::Api(method) => {
+                    let (header, generation) = self.authorization().await?;
+                    let request = self
+                        .http
+                        .request(method.clone(), url.clone())
+                        .header(AUTHORIZATION, header);
+                    (request, generation)
+                }
+                Target::Token(client) => (self.token_request(client, url), None),
+            };
+            let failure = match self.attempt(request, url).await {
                 Ok(Ok((status, body))) if status.is_success() => match check(&body) {
-                    Ok(parsed) => return Ok((body, parsed)),
+                    Ok(parsed) => {
+                        if let Target::Api(_) = target {
+                            self.accepted.store(true, Ordering::Relaxed);
+                        }
+                        return Ok((body, parsed));
+                    }
                     Err(e) => Transient::BadBody(e),
                 },
-                Ok(Ok((status, body))) => return Err(self.permanent(url, status, &body)),
+                Ok(Ok((StatusCode::UNAUTHORIZED, _))) if generation.is_some() && !reminted => {
+                    tracing::warn!(
+                        url = %url,
+                        "Zendesk refused the access token (401); minting a new one and retrying once"
+                    );
+                    reminted = true;
+                    attempts -= 1;
+                    self.invalidate(generation.unwrap_or_default()).await;
+                    continue;
+                }
+                Ok(Ok((status, body))) => {
+                    return Err(match target {
+                        Target::Api(_) => self.permanent(url, status, &body, reminted),
+                        Target::Token(_) => token_refused(url, status, &body),
+                    })
+                }
                 Ok(Err(transient)) => transient,
                 Err(permanent) => return Err(permanent),
             };
@@ -316,45 +476,70 @@ impl Client {
 
     /// Sends one request without retrying, and returns any HTTP answer with its headers (for
     /// operations whose 429 must be reported, not waited out, such as the export request).
+    ///
+    /// A 401 for a minted token is the exception: the token is replaced and the request sent
+    /// once more, as in [`Client::send`].
     pub async fn send_once(
         &self,
         method: Method,
         url: &Url,
     ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
-        self.budget.acquire().await;
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .http
-            .request(method, url.clone())
-            .header(AUTHORIZATION, self.auth_header.clone())
-            .send()
-            .await
-            .map_err(|e| failed_once(url, &e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| failed_once(url, &e))?;
-        if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
-            return Err(self.permanent(url, status, &body));
+        let mut reminted = false;
+        loop {
+            let (header, generation) = self.authorization().await?;
+            self.budget.acquire().await;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let response = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(AUTHORIZATION, header)
+                .send()
+                .await
+                .map_err(|e| failed_once(url, &e))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(|e| failed_once(url, &e))?;
+            if status == StatusCode::UNAUTHORIZED && !reminted {
+                if let Some(generation) = generation {
+                    reminted = true;
+                    self.invalidate(generation).await;
+                    continue;
+                }
+            }
+            if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+                return Err(self.permanent(url, status, &body, reminted));
+            }
+            if status.is_success() {
+                self.accepted.store(true, Ordering::Relaxed);
+            }
+            return Ok((status, headers, body));
         }
-        Ok((status, headers, body))
+    }
+
+    /// The client-credentials grant, as a JSON body (the form Zendesk's documentation shows).
+    fn token_request(&self, client: &OAuthClient, url: &Url) -> reqwest::RequestBuilder {
+        let body = serde_json::json!({
+            "grant_type": "client_credentials",
+            "client_id": client.id,
+            "client_secret": client.secret.expose(),
+            "scope": client.scope,
+        });
+        self.http
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string())
     }
 
     /// One attempt: `Ok(Ok(..))` is an HTTP answer that is final (2xx, 4xx but 429), `Ok(Err(..))`
     /// is transient, `Err` is permanent.
     async fn attempt(
         &self,
-        method: Method,
+        request: reqwest::RequestBuilder,
         url: &Url,
     ) -> Result<Result<(StatusCode, Bytes), Transient>, ApiError> {
         self.budget.acquire().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let response = match self
-            .http
-            .request(method, url.clone())
-            .header(AUTHORIZATION, self.auth_header.clone())
-            .send()
-            .await
-        {
+        let response = match request.send().await {
             Ok(r) => r,
             Err(e) => return network_failure(url, &e).map(Err),
         };
@@ -401,13 +586,15 @@ impl Client {
         }
     }
 
-    fn permanent(&self, url: &Url, status: StatusCode, body: &[u8]) -> ApiError {
+    /// The error for a final 4xx answer; `reminted`: the 401 came for a token minted just after
+    /// another one was refused.
+    fn permanent(&self, url: &Url, status: StatusCode, body: &[u8], reminted: bool) -> ApiError {
         let url = url.to_string();
         let detail = detail(body);
         match status.as_u16() {
             401 => ApiError::Unauthorized {
                 url,
-                kind: self.credentials.kind(),
+                hint: self.unauthorized_hint(reminted),
                 detail,
             },
             403 => ApiError::Forbidden { url, detail },
@@ -419,6 +606,98 @@ impl Client {
             },
         }
     }
+}
+
+impl Client {
+    /// What to check after a final 401, by kind of credential and by whether it worked earlier
+    /// in this run.
+    fn unauthorized_hint(&self, reminted: bool) -> String {
+        let earlier = self.accepted.load(Ordering::Relaxed);
+        match &self.credentials {
+            Credentials::OAuth(_) if earlier => format!(
+                "the access token expired or was revoked (earlier requests of this run succeeded with it); a scheduled run should use OAuth client credentials (ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET): auditlake then mints and renews its own tokens; see {AUTH_DOCS}"
+            ),
+            Credentials::OAuth(_) => format!(
+                "check ZENDESK_OAUTH_TOKEN: it is wrong, or the access token expired or was revoked; with OAuth client credentials (ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET) auditlake renews its tokens itself; see {AUTH_DOCS}"
+            ),
+            Credentials::ClientCredentials(_) if reminted => "Zendesk refused a freshly minted access token too: check that the OAuth client (ZENDESK_OAUTH_CLIENT_ID) is still active and that its owner is still an admin".into(),
+            Credentials::ClientCredentials(_) => "Zendesk refused the minted access token: check that the OAuth client (ZENDESK_OAUTH_CLIENT_ID) is still active".into(),
+            Credentials::ApiToken { .. } => format!(
+                "check ZENDESK_EMAIL and ZENDESK_API_TOKEN; Zendesk deactivates API tokens unused for 30 days, and all of them on {API_TOKEN_END}: move to OAuth client credentials; see {AUTH_DOCS}"
+            ),
+        }
+    }
+}
+
+/// Where the README explains credentials.
+const AUTH_DOCS: &str = "the README's \"Authentication\" section";
+
+/// Warns, once per process, that API tokens are on their way out.
+fn warn_api_token_once() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            deactivation = API_TOKEN_END,
+            "authenticating with an API token: Zendesk deactivates every API token on 2027-04-30 (and any token unused for 30 days before that; none can be created since 2026-10-27); move to OAuth client credentials (ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET)"
+        );
+    });
+}
+
+/// The token endpoint's answer: `access_token`, and `expires_in` when the token expires. A body
+/// without a usable token is transient, like any 200 that does not parse.
+fn parse_token(body: &[u8]) -> Result<Token, String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        access_token: String,
+        token_type: Option<String>,
+        expires_in: Option<u64>,
+    }
+    // The body holds the token: serde's error names a position, never the text.
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "token response: {:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    if answer.access_token.is_empty() {
+        return Err("token response: empty access_token".into());
+    }
+    if let Some(kind) = answer.token_type.as_deref() {
+        if !kind.eq_ignore_ascii_case("bearer") {
+            return Err(format!("token response: token_type {kind:?}, not bearer"));
+        }
+    }
+    Ok(Token {
+        access_token: super::auth::Secret::new(answer.access_token),
+        // Zendesk hands out at least 300 s; 0 would mean renewing on every request.
+        expires_in: answer.expires_in.map(|s| Duration::from_secs(s.max(1))),
+    })
+}
+
+/// The token endpoint's final 4xx answer, with which credential to check. Only the OAuth
+/// `error` code is kept (sanitized): the body is not echoed, in case it repeats the request.
+fn token_refused(url: &Url, status: StatusCode, body: &[u8]) -> ApiError {
+    let error = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+        .filter(|e| {
+            !e.is_empty() && e.len() <= 40 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+        .unwrap_or_else(|| "no error code".into());
+    let hint = match error.as_str() {
+        "invalid_client" => "check ZENDESK_OAUTH_CLIENT_ID (the client's unique identifier) and ZENDESK_OAUTH_CLIENT_SECRET (or the file ZENDESK_OAUTH_CLIENT_SECRET_FILE names)",
+        "invalid_scope" => "check ZENDESK_OAUTH_SCOPE (default auditlogs:read): the OAuth client must allow that scope",
+        "unauthorized_client" | "invalid_grant" | "unsupported_grant_type" => "check ZENDESK_OAUTH_CLIENT_ID: it must name a confidential OAuth client (Admin Center > Apps and integrations > APIs > OAuth clients), which may use the client-credentials grant",
+        _ => "check ZENDESK_OAUTH_CLIENT_ID, ZENDESK_OAUTH_CLIENT_SECRET and ZENDESK_OAUTH_SCOPE",
+    };
+    ApiError::TokenRefused(TokenRefusal {
+        url: url.to_string(),
+        status: status.as_u16(),
+        error,
+        hint,
+    })
 }
 
 /// What the rate-limit headers of a response tell the budget.
@@ -725,6 +1004,55 @@ mod tests {
                 untrusted_certificate(&chain(&["error sending request", transient])),
                 None
             );
+        }
+    }
+
+    #[test]
+    fn token_endpoint_refusals_name_the_credential_to_check_and_echo_nothing() {
+        let url = Url::parse("https://acme.zendesk.com/oauth/tokens").unwrap();
+        for (body, needle) in [
+            (
+                &br#"{"error":"invalid_client","error_description":"x"}"#[..],
+                "ZENDESK_OAUTH_CLIENT_SECRET",
+            ),
+            (br#"{"error":"invalid_scope"}"#, "ZENDESK_OAUTH_SCOPE"),
+            (br#"{"error":"unauthorized_client"}"#, "confidential"),
+            (br#"{"error":"invalid_grant"}"#, "confidential"),
+            (
+                b"<html>cs-SECRET</html>",
+                "ZENDESK_OAUTH_CLIENT_ID, ZENDESK_OAUTH_CLIENT_SECRET and ZENDESK_OAUTH_SCOPE",
+            ),
+            (br#"{"error":"cs-SECRET echoed"}"#, "no error code"),
+        ] {
+            for status in [
+                StatusCode::BAD_REQUEST,
+                StatusCode::UNAUTHORIZED,
+                StatusCode::FORBIDDEN,
+            ] {
+                let err = token_refused(&url, status, body);
+                assert!(err.is_fatal_for_run());
+                let message = err.to_string();
+                assert!(message.contains(needle), "{message}");
+                assert!(!message.contains("cs-SECRET"), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn token_answers_parse_with_and_without_expiry_and_never_show_the_token() {
+        let t = parse_token(br#"{"access_token":"tk-SECRET","token_type":"bearer","scope":"auditlogs:read","expires_in":300}"#).unwrap();
+        assert_eq!(t.access_token.expose(), "tk-SECRET");
+        assert_eq!(t.expires_in, Some(Duration::from_secs(300)));
+        let t = parse_token(br#"{"access_token":"tk-SECRET","token_type":"Bearer"}"#).unwrap();
+        assert_eq!(t.expires_in, None);
+        for bad in [
+            &br#"{"access_token":"","token_type":"bearer"}"#[..],
+            br#"{"access_token":"tk-SECRET","token_type":"mac"}"#,
+            br#"{"access_token":"tk-SECRET","expires_in":"tk-SECRET"}"#,
+            br#"{"access_token":"tk-SECRET""#,
+        ] {
+            let e = parse_token(bad).err().unwrap();
+            assert!(!e.contains("tk-SECRET"), "{e}");
         }
     }
 

@@ -7,9 +7,10 @@ pub mod budget;
 pub mod client;
 pub mod pagination;
 pub mod query;
+pub mod token;
 
 pub use auth::Credentials;
 pub use budget::RequestBudget;
-pub use client::{ApiError, Client, ClientOptions, ClientStats, RetryPolicy};
+pub use client::{ApiError, Client, ClientOptions, ClientStats, RetryPolicy, TokenRefusal};
 pub use pagination::{Page, PageRequest, Pagination};
 pub use query::Filters;
