@@ -12,7 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::cli::{ApiArgs, ExportArgs, FilterArgs, LogFormat, RepairArgs, StoreArgs, VerifyArgs};
+use crate::cli::{
+    ApiArgs, ExportArgs, FilterArgs, ListArgs, LogFormat, RepairArgs, StatusArgs, StoreArgs,
+    VerifyArgs,
+};
 use crate::storage::layout::valid_subdomain;
 use crate::storage::StoreOptions;
 use crate::window::{parse_duration, parse_duration_ms, parse_instant, Grid};
@@ -372,7 +375,7 @@ pub fn filters(args: &FilterArgs, file: &FileConfig) -> Result<Filters, ConfigEr
             .clone()
             .or_else(|| file.filter_ip_address.clone()),
     };
-    filters.validate().map_err(ConfigError)?;
+    filters.validate().map_err(|e| ConfigError(e.to_string()))?;
     Ok(filters)
 }
 
@@ -520,6 +523,82 @@ pub fn export(
     })
 }
 
+/// Everything `status` needs.
+#[derive(Clone, Debug)]
+pub struct StatusConfig {
+    pub dest: String,
+    pub subdomain: String,
+    pub store: StoreOptions,
+}
+
+/// The lake and subdomain a command reads, from `--dest` and `--subdomain` (or the file).
+fn lake_and_subdomain(
+    dest: Option<&String>,
+    subdomain: Option<&String>,
+    file: &FileConfig,
+) -> Result<(String, String), ConfigError> {
+    let dest = dest
+        .or(file.dest.as_ref())
+        .cloned()
+        .ok_or_else(|| ConfigError("--dest is required".into()))?;
+    let subdomain = subdomain
+        .or(file.subdomain.as_ref())
+        .cloned()
+        .ok_or_else(|| ConfigError("--subdomain is required".into()))?;
+    if !valid_subdomain(&subdomain) {
+        return err(format!(
+            "--subdomain {subdomain:?} is not a Zendesk subdomain"
+        ));
+    }
+    Ok((dest, subdomain))
+}
+
+/// An optional `--since`/`--until`-style instant.
+fn optional_instant(flag: &str, text: Option<&String>) -> Result<Option<i64>, ConfigError> {
+    text.map(|t| parse_instant(t).map_err(|e| ConfigError(format!("--{flag}: {e}"))))
+        .transpose()
+}
+
+/// Validates `status`'s settings.
+pub fn status(
+    args: &StatusArgs,
+    file: &FileConfig,
+    env: &Env,
+) -> Result<StatusConfig, ConfigError> {
+    let (dest, subdomain) = lake_and_subdomain(args.dest.as_ref(), args.subdomain.as_ref(), file)?;
+    Ok(StatusConfig {
+        dest,
+        subdomain,
+        store: store(&args.store, file, env)?,
+    })
+}
+
+/// Validates `list`'s settings (the client is built from `args.api` by [`api`]); `now` is the
+/// current time in UTC seconds, the end of an open range.
+pub fn list(
+    args: &ListArgs,
+    file: &FileConfig,
+    now: i64,
+) -> Result<crate::ops::ListRequest, ConfigError> {
+    let range = match (&args.since, &args.until) {
+        (None, None) => None,
+        (since, until) => {
+            let since = optional_instant("since", since.as_ref())?.unwrap_or(0);
+            let until = optional_instant("until", until.as_ref())?.unwrap_or(now + 1);
+            if since >= until {
+                return err("--since must be before --until");
+            }
+            Some((since, until))
+        }
+    };
+    Ok(crate::ops::ListRequest {
+        filters: filters(&args.filters, file)?,
+        range,
+        limit: args.limit,
+        pagination: args.pagination.unwrap_or_default(),
+    })
+}
+
 /// Everything `verify` needs.
 #[derive(Clone, Debug)]
 pub struct VerifyConfig {
@@ -537,28 +616,10 @@ pub fn verify(
     file: &FileConfig,
     env: &Env,
 ) -> Result<VerifyConfig, ConfigError> {
-    let dest = args
-        .dest
-        .clone()
-        .or_else(|| file.dest.clone())
-        .ok_or_else(|| ConfigError("--dest is required".into()))?;
-    let subdomain = args
-        .api
-        .subdomain
-        .clone()
-        .or_else(|| file.subdomain.clone())
-        .ok_or_else(|| ConfigError("--subdomain is required".into()))?;
-    if !valid_subdomain(&subdomain) {
-        return err(format!(
-            "--subdomain {subdomain:?} is not a Zendesk subdomain"
-        ));
-    }
-    let instant = |flag: &str, text: Option<&String>| -> Result<Option<i64>, ConfigError> {
-        text.map(|t| parse_instant(t).map_err(|e| ConfigError(format!("--{flag}: {e}"))))
-            .transpose()
-    };
-    let since = instant("since", args.since.as_ref())?;
-    let until = instant("until", args.until.as_ref())?;
+    let (dest, subdomain) =
+        lake_and_subdomain(args.dest.as_ref(), args.api.subdomain.as_ref(), file)?;
+    let since = optional_instant("since", args.since.as_ref())?;
+    let until = optional_instant("until", args.until.as_ref())?;
     if let (Some(s), Some(u)) = (since, until) {
         if s >= u {
             return err("--since must be before --until");

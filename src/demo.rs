@@ -63,7 +63,7 @@ pub async fn run(
     sim_config.token_lifetime = Some(DEMO_TOKEN_LIFETIME);
     let sim = Simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
-        .map_err(|e| RunError::Client(format!("cannot start the simulator: {e}")))?;
+        .map_err(RunError::Simulator)?;
     // The demo goes through the same validation and defaults as `auditlake export`; only the
     // settle lag is shorter, since the simulator has no replication delay (a minute's lag still
     // shows an open window).
@@ -86,7 +86,7 @@ pub async fn run(
         Ok(config) => config,
         Err(e) => {
             sim.stop().await;
-            return Err(RunError::Client(e.to_string()));
+            return Err(RunError::Config(e));
         }
     };
     let summary = runner::export(config, cancel, progress).await;

@@ -20,6 +20,7 @@ pub mod commit;
 pub mod config;
 pub mod decode;
 pub mod demo;
+pub mod error;
 pub mod lease;
 pub mod manifest;
 pub mod ops;
@@ -33,3 +34,5 @@ pub mod storage;
 pub mod verify;
 pub mod window;
 pub mod zendesk;
+
+pub use error::Error;

@@ -29,7 +29,7 @@ use crate::storage::part_file::PartError;
 use crate::storage::{Created, Lake, StorageError};
 use crate::verify::{verify, Kind, Report, VerifyError};
 use crate::window::{self, Window};
-use crate::zendesk::{pagination, ApiError, Client, Page, PageRequest, RequestBudget};
+use crate::zendesk::{pagination, ApiError, Client, ClientError, Page, PageRequest, RequestBudget};
 
 /// Pages handed to the encoder thread at a time: waking a thread costs system time (a futex
 /// wake and a context switch), so it is woken once per handoff rather than once per page.
@@ -86,8 +86,12 @@ pub enum RunError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("{0}")]
-    Client(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot start the simulator: {0}")]
+    Simulator(std::io::Error),
     /// The credentials were refused before the run started (a wrong client secret, a scope the
     /// OAuth client may not ask for), or the token endpoint could not be reached.
     #[error("{0}")]
@@ -257,7 +261,7 @@ async fn authenticated_client(config: &ExportConfig) -> Result<Client, RunError>
         config.api.max_requests_per_minute,
         config.api.rate_limit_share,
     ));
-    let client = Client::new(config.api.client.clone(), budget).map_err(RunError::Client)?;
+    let client = Client::new(config.api.client.clone(), budget)?;
     client
         .authenticate()
         .await

@@ -244,19 +244,27 @@ pub struct Client {
     stats: Arc<ClientStats>,
 }
 
+/// Why the process's HTTP client could not be built: the configuration, never the network.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the credentials contain characters not allowed in an HTTP header")]
+    CredentialsNotAHeader,
+    #[error("HTTP client: {0}{TRUST_HINT}")]
+    Build(String),
+}
+
 impl Client {
     /// Builds the process's client. With client credentials no token is minted yet: see
     /// [`Client::authenticate`].
-    pub fn new(options: ClientOptions, budget: Arc<RequestBudget>) -> Result<Client, String> {
+    pub fn new(options: ClientOptions, budget: Arc<RequestBudget>) -> Result<Client, ClientError> {
         let auth = match (&options.credentials, options.credentials.header()) {
             (Credentials::ClientCredentials(client), _) => Auth::Minted {
                 client: Arc::new(client.clone()),
                 tokens: Arc::new(TokenCache::default()),
             },
             (_, Some(header)) => {
-                let mut value = HeaderValue::from_str(header.expose()).map_err(|_| {
-                    "credentials contain characters not allowed in an HTTP header".to_string()
-                })?;
+                let mut value = HeaderValue::from_str(header.expose())
+                    .map_err(|_| ClientError::CredentialsNotAHeader)?;
                 value.set_sensitive(true);
                 Auth::Static(value)
             }
@@ -272,7 +280,7 @@ impl Client {
             // A redirect could carry the credentials to another host: none are followed.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("HTTP client: {}{TRUST_HINT}", describe_reqwest(&e)))?;
+            .map_err(|e| ClientError::Build(describe_reqwest(&e)))?;
         Ok(Client {
             http,
             base: options.base_url,
@@ -1331,7 +1339,8 @@ mod tests {
                 Arc::new(RequestBudget::new(None, 1.0)),
             )
             .err()
-            .expect("no CA certificate could be loaded");
+            .expect("no CA certificate could be loaded")
+            .to_string();
             assert!(err.contains("No CA certificates were loaded"), "{err}");
             assert!(err.contains("SSL_CERT_FILE"), "{err}");
             assert!(!err.contains("test-token"), "{err}");

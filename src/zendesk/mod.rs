@@ -11,6 +11,8 @@ pub mod token;
 
 pub use auth::Credentials;
 pub use budget::RequestBudget;
-pub use client::{ApiError, Client, ClientOptions, ClientStats, RetryPolicy, TokenRefusal};
+pub use client::{
+    ApiError, Client, ClientError, ClientOptions, ClientStats, RetryPolicy, TokenRefusal,
+};
 pub use pagination::{Page, PageRequest, Pagination};
 pub use query::Filters;

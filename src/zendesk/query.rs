@@ -55,21 +55,30 @@ impl Filters {
     }
 
     /// Checks what the API would refuse with a 400 anyway.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FilterError> {
         if self.source_id.is_some() && self.source_type.is_none() {
-            return Err(
-                "--filter-source-id needs --filter-source-type (the API requires both)".into(),
-            );
+            return Err(FilterError::SourceIdWithoutType);
         }
         if self.actions.iter().any(|a| a.trim().is_empty()) {
-            return Err("--filter-action must not be empty".into());
+            return Err(FilterError::EmptyAction);
         }
         if let Some(ip) = &self.ip_address {
             ip.parse::<std::net::IpAddr>()
-                .map_err(|_| format!("--filter-ip-address {ip:?} is not an IP address"))?;
+                .map_err(|_| FilterError::NotAnIp(ip.clone()))?;
         }
         Ok(())
     }
+}
+
+/// A filter the API would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("--filter-source-id needs --filter-source-type (the API requires both)")]
+    SourceIdWithoutType,
+    #[error("--filter-action must not be empty")]
+    EmptyAction,
+    #[error("--filter-ip-address {0:?} is not an IP address")]
+    NotAnIp(String),
 }
 
 /// The `filter[created_at][]` pair for `[start, end]` (UTC seconds), start first.
@@ -130,7 +139,7 @@ mod tests {
             source_id: Some(1),
             ..Filters::default()
         };
-        assert!(f.validate().unwrap_err().contains("--filter-source-type"));
+        assert_eq!(f.validate(), Err(FilterError::SourceIdWithoutType));
         let f = Filters {
             ip_address: Some("nope".into()),
             ..Filters::default()

@@ -1,0 +1,54 @@
+//! The commands that read or mend the lake: `status`, `verify`, `repair`.
+
+use auditlake::cli::{RepairArgs, StatusArgs, VerifyArgs};
+use auditlake::config;
+use auditlake::manifest::Manifest;
+use auditlake::runner;
+use auditlake::storage::Lake;
+use auditlake::{verify as check, Error};
+
+use super::{cancel_on_signals, client_for, print, Context};
+
+/// `auditlake status`.
+pub async fn status(args: &StatusArgs, cx: &Context) -> Result<u8, Error> {
+    let config = config::status(args, &cx.file, &cx.env)?;
+    let lake = Lake::open(&config.dest, &config.store)?;
+    let manifest = Manifest::new(lake.clone(), &config.subdomain);
+    let status = auditlake::status::status(&manifest, &config.subdomain, lake.display()).await?;
+    print(&status, args.json, &status);
+    Ok(auditlake::error::exit::OK)
+}
+
+/// `auditlake verify`.
+pub async fn verify(args: &VerifyArgs, cx: &Context) -> Result<u8, Error> {
+    let config = config::verify(args, &cx.file, &cx.env)?;
+    let lake = Lake::open(&config.dest, &config.store)?;
+    let client = match config.api.clone() {
+        Some(api) => Some(client_for(api).await?),
+        None => None,
+    };
+    let report = check::verify(&lake, &config.subdomain, &config.options, client.as_ref()).await?;
+    print(&report, args.json, &report);
+    Ok(report.exit_code())
+}
+
+/// `auditlake repair`.
+pub async fn repair(args: &RepairArgs, cx: &Context) -> Result<u8, Error> {
+    let now = chrono::Utc::now().timestamp();
+    let config = config::repair(args, &cx.file, &cx.env, now)?;
+    let outcome = runner::repair(config, cancel_on_signals()).await?;
+    print(&outcome, args.check.json, &outcome.after);
+    if !cx.quiet && !args.check.json {
+        eprintln!(
+            "auditlake: repair: {} window(s) re-exported, {} file(s) removed, {} interrupted repair(s) finished, {} failed",
+            outcome.windows_repaired.len(),
+            outcome.files_removed,
+            outcome.repairs_converged,
+            outcome.failures.len()
+        );
+        for failure in &outcome.failures {
+            eprintln!("  failed {}: {}", failure.window, failure.error);
+        }
+    }
+    Ok(outcome.exit_code())
+}

@@ -1,0 +1,144 @@
+//! One function per command: each validates its settings through [`auditlake::config`], calls
+//! into the library, and prints what the command prints. The binary's `main` only parses, sets up
+//! logging and maps the outcome to an exit code ([`auditlake::Error::exit_code`]).
+
+mod api;
+mod export;
+mod lake;
+mod sim;
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use auditlake::cli::{ApiArgs, Command};
+use auditlake::config::{self, Env, FileConfig};
+use auditlake::error::exit;
+use auditlake::runner::{NoProgress, Progress};
+use auditlake::zendesk::{Client, RequestBudget};
+use auditlake::Error;
+
+/// What every command gets besides its own arguments.
+pub struct Context {
+    pub file: FileConfig,
+    pub env: Env,
+    /// `--quiet`: no summary on stderr.
+    pub quiet: bool,
+    /// A progress bar replaces info logs on a terminal.
+    pub show_progress: bool,
+}
+
+impl Context {
+    pub fn new(file: FileConfig, env: Env, quiet: bool) -> Context {
+        Context {
+            file,
+            env,
+            quiet,
+            show_progress: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+/// Runs one command; `Ok` is the exit code of a command that ran to its end.
+pub async fn run(command: Command, cx: &Context) -> Result<u8, Error> {
+    match command {
+        Command::Export(args) => export::export(&args, cx).await,
+        Command::Status(args) => lake::status(&args, cx).await,
+        Command::Verify(args) => lake::verify(&args, cx).await,
+        Command::Repair(args) => lake::repair(&args, cx).await,
+        Command::Show(args) => api::show(&args, cx).await,
+        Command::List(args) => api::list(&args, cx).await,
+        Command::RequestExport(args) => api::request_export(&args, cx).await,
+        Command::Demo(args) => export::demo(&args, cx).await,
+        Command::Simulate(args) => sim::simulate(&args).await,
+    }
+}
+
+/// The client of the commands that talk to Zendesk outside a run, with its first access token
+/// minted when the credentials are an OAuth client.
+async fn client(args: &ApiArgs, cx: &Context) -> Result<Client, Error> {
+    let api = config::api(args, &cx.file, &cx.env)?;
+    client_for(api).await
+}
+
+/// A client for validated API settings, authenticated.
+async fn client_for(api: config::ApiConfig) -> Result<Client, Error> {
+    let budget = RequestBudget::new(api.max_requests_per_minute, api.rate_limit_share);
+    let client = Client::new(api.client, std::sync::Arc::new(budget))?;
+    client.authenticate().await?;
+    Ok(client)
+}
+
+/// Prints `value` on stdout: as JSON, or as the text of `text` for people.
+fn print<T: serde::Serialize>(value: &T, json: bool, text: &dyn std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let body = serde_json::to_string_pretty(value).expect("plain data serializes");
+        let _ = writeln!(out, "{body}");
+    } else {
+        let _ = write!(out, "{text}");
+    }
+}
+
+/// The progress observer of a run: a bar on a terminal, nothing otherwise.
+fn progress(bar: &Option<ProgressBar>) -> &dyn Progress {
+    match bar {
+        Some(bar) => bar,
+        None => &NoProgress,
+    }
+}
+
+/// Cancels on Ctrl-C or SIGTERM; a second signal exits at once.
+pub fn cancel_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        for round in 0..2 {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if round == 0 {
+                cancel.cancel();
+            } else {
+                eprintln!("auditlake: second signal, exiting at once");
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            }
+        }
+    });
+    token
+}
+
+/// A progress bar on stderr, for terminals.
+pub struct ProgressBar(indicatif::ProgressBar);
+
+impl ProgressBar {
+    pub fn new() -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} windows  {msg}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        ProgressBar(bar)
+    }
+}
+
+impl Progress for ProgressBar {
+    fn start(&self, windows: u64) {
+        self.0.set_length(windows);
+    }
+    fn records(&self, fetched: u64) {
+        self.0.set_message(format!("{fetched} records fetched"));
+    }
+    fn window_finished(&self) {
+        self.0.inc(1);
+    }
+}

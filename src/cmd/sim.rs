@@ -1,0 +1,37 @@
+//! `simulate`: the built-in Zendesk as a local server.
+
+use std::io::Write;
+
+use auditlake::cli::SimulateArgs;
+use auditlake::config::ConfigError;
+use auditlake::error::exit;
+use auditlake::{demo, simulator, Error};
+
+use super::cancel_on_signals;
+
+/// `auditlake simulate`: serves until Ctrl-C; prints its base URL on stdout.
+pub async fn simulate(args: &SimulateArgs) -> Result<u8, Error> {
+    let sim_config = demo::simulator_config(args).map_err(ConfigError)?;
+    let sim = simulator::Simulator::start(sim_config, args.bind)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: args.bind,
+            source,
+        })?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", sim.base_url());
+        let _ = out.flush();
+    }
+    eprintln!(
+        "simulating {} audit logs on {} (OAuth token {:?}; OAuth client {:?} with secret {:?} at /oauth/tokens); Ctrl-C stops",
+        sim.account().len(),
+        sim.base_url(),
+        args.token,
+        args.client_id,
+        args.client_secret
+    );
+    cancel_on_signals().cancelled().await;
+    sim.stop().await;
+    Ok(exit::OK)
+}
