@@ -24,11 +24,11 @@ use parquet::arrow::ProjectionMask;
 
 use object_store::path::Path;
 
+use crate::encode::PartError;
 use crate::lease::{Fence, LeaseError};
 use crate::manifest::{FileEntry, Manifest, ManifestError, RepairJournal, WindowRecord};
 use crate::route::RoutedPart;
 use crate::schema::Schema;
-use crate::storage::part_file::PartError;
 use crate::storage::{layout, Created, Lake, StorageError};
 use crate::window::{format_rfc3339, Window};
 

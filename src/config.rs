@@ -553,6 +553,17 @@ fn lake_and_subdomain(
     Ok((dest, subdomain))
 }
 
+/// Whether a URL points at this machine (localhost, 127.0.0.0/8, ::1): the only place plain HTTP
+/// is accepted without asking, since nothing crosses a network.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// An optional `--since`/`--until`-style instant.
 fn optional_instant(flag: &str, text: Option<&String>) -> Result<Option<i64>, ConfigError> {
     text.map(|t| parse_instant(t).map_err(|e| ConfigError(format!("--{flag}: {e}"))))
@@ -860,7 +871,7 @@ fn base_url(subdomain: &str, given: Option<&str>) -> Result<Url, ConfigError> {
     }
     match url.scheme() {
         "https" => Ok(url),
-        "http" if crate::storage::is_loopback(&url) => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
         "http" => err(format!(
             "--base-url {text:?}: plain http is accepted only for loopback addresses (127.0.0.1, ::1, localhost); use https"
         )),

@@ -376,15 +376,6 @@ fn new_run_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
-fn folder(subdomain: &str) -> Path {
-    layout::meta(subdomain).join("lease")
-}
-
-fn generation_path(subdomain: &str, generation: u64) -> Path {
-    // Zero-padded so that names sort like numbers.
-    folder(subdomain).join(format!("{generation:020}.json"))
-}
-
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -579,19 +570,15 @@ impl Lease {
 
     /// Deletes generations below the current one (best effort: they are history, not state).
     async fn prune(&self) {
-        let Ok(paths) = self.lake.list(&folder(&self.subdomain)).await else {
+        let Ok(paths) = self.lake.list(&layout::lease(&self.subdomain)).await else {
             return;
         };
         for path in paths {
-            if parse_generation(&path).is_some_and(|g| g < self.current.generation) {
+            if layout::parse_lease_generation(&path).is_some_and(|g| g < self.current.generation) {
                 let _ = self.lake.delete(&path).await;
             }
         }
     }
-}
-
-fn parse_generation(path: &Path) -> Option<u64> {
-    path.filename()?.strip_suffix(".json")?.parse().ok()
 }
 
 /// Whose a generation is after we tried to create it.
@@ -609,7 +596,7 @@ async fn write_generation(
     subdomain: &str,
     record: &LeaseRecord,
 ) -> Result<Written, LeaseError> {
-    let path = generation_path(subdomain, record.generation);
+    let path = layout::lease_generation(subdomain, record.generation);
     let body = serde_json::to_vec_pretty(record).expect("plain data serializes");
     let ours = |stored: &LeaseRecord| !record.run_id.is_empty() && stored.run_id == record.run_id;
     match lake.create(&path, Bytes::from(body)).await {
@@ -649,10 +636,10 @@ async fn read_generation(lake: &Lake, path: &Path) -> Result<Option<LeaseRecord>
 /// The number of the highest generation, if any.
 async fn highest(lake: &Lake, subdomain: &str) -> Result<Option<u64>, LeaseError> {
     Ok(lake
-        .list(&folder(subdomain))
+        .list(&layout::lease(subdomain))
         .await?
         .iter()
-        .filter_map(parse_generation)
+        .filter_map(layout::parse_lease_generation)
         .max())
 }
 
@@ -663,7 +650,8 @@ pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>,
             return Ok(None);
         };
         // Pruned between the listing and the read: a newer generation exists, list again.
-        if let Some(record) = read_generation(lake, &generation_path(subdomain, generation)).await?
+        if let Some(record) =
+            read_generation(lake, &layout::lease_generation(subdomain, generation)).await?
         {
             return Ok(Some(record));
         }
@@ -916,7 +904,7 @@ mod tests {
             .unwrap();
         assert_eq!(next.record().generation, 3, "generations never restart");
         assert_eq!(
-            lake.list(&folder("acme")).await.unwrap().len(),
+            lake.list(&layout::lease("acme")).await.unwrap().len(),
             1,
             "history is pruned"
         );

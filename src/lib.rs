@@ -1,38 +1,59 @@
 //! auditlake: exact, resumable export of Zendesk audit logs into a Hive-partitioned Parquet lake.
 //!
-//! The modules follow the pipeline:
+//! One room per stage, in pipeline order; a module uses only the rooms above it (the runner
+//! coordinates them all):
 //!
 //! ```text
-//! config ─▶ window (plan) ─▶ runner (bounded workers) ───────────────────────────────▶ manifest
-//!                            │ zendesk (pages) ─▶ decode ─▶ route (by day) ─▶ storage │
+//! cli ─▶ config ─▶ window (plan) ─▶ zendesk (fetch) ─▶ decode ─▶ route ─▶ encode ─▶ commit ─▶ manifest, lease ─▶ storage
+//!                                             runner: bounded workers over the whole pipeline
 //! ```
 //! - [`cli`] parses the command line; [`config`] validates it with the TOML file and environment.
 //! - [`window`] is the UTC grid and the plan of a run.
 //! - [`zendesk`] is the API client: auth, shared request budget, retries, pagination.
 //! - [`schema`] loads the declared schema from `schemas/`; [`decode`] turns pages into typed rows.
 //! - [`route`] keeps exactly a window's records, once, and sends them to their day's part file.
-//! - [`storage`] holds the lake: destinations, paths, Parquet part files, uploads.
-//! - [`manifest`] pins the dataset and commits windows; [`runner`] ties a run together.
-//! - [`status`] and [`ops`] serve the other commands; [`simulator`] is the built-in Zendesk.
+//! - [`encode`] writes one Parquet part file to a local temporary file.
+//! - [`commit`] makes a window's files its truth: upload, sweep, marker; repairs and generations.
+//! - [`manifest`] pins the dataset and records markers; [`lease`] keeps one run per lake and
+//!   subdomain.
+//! - [`storage`] is object_store I/O; [`storage::layout`] is the only place that makes a path.
+//! - [`runner`] ties a run (and a repair) together.
+//! - [`recount`] counts a window at the API; [`verify`] proves the lake; [`status`] and [`ops`]
+//!   serve the other commands; [`demo`] and [`simulator`] are the built-in Zendesk.
+//! - [`error`] is the one error of a command and its exit code.
 
 pub mod cli;
-pub mod commit;
+// Then, in pipeline order:
 pub mod config;
+// plan
+pub mod window;
+// fetch
+pub mod zendesk;
+// decode
 pub mod decode;
-pub mod demo;
-pub mod error;
+pub mod schema;
+// route, encode
+pub mod route;
+// (the Parquet writer)
+pub mod encode;
+// commit
+pub mod commit;
+// the manifest and the lease it is kept under
 pub mod lease;
 pub mod manifest;
+// object_store I/O and the only place that makes a path
+pub mod storage;
+// coordination
+pub mod runner;
+// the other commands
 pub mod ops;
 pub mod recount;
-pub mod route;
-pub mod runner;
-pub mod schema;
-pub mod simulator;
 pub mod status;
-pub mod storage;
 pub mod verify;
-pub mod window;
-pub mod zendesk;
+// the built-in Zendesk
+pub mod demo;
+pub mod simulator;
+// every command's one error and its exit code
+pub mod error;
 
 pub use error::Error;

@@ -1,6 +1,5 @@
 //! The API's show, list and export operations, for a person at a terminal.
 
-use std::collections::HashSet;
 use std::pin::pin;
 use std::time::Duration;
 
@@ -10,6 +9,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::decode::parse_timestamp_us;
+use crate::route::{Cut, ExactCut};
+use crate::window::Window;
 use crate::zendesk::client::retry_after;
 use crate::zendesk::{pagination, ApiError, Client, Filters, PageRequest, Pagination};
 
@@ -67,7 +68,11 @@ pub async fn list(
         pagination: request.pagination,
     };
     let mut pages = pin!(pagination::pages(client.clone(), page_request));
-    let mut seen = HashSet::new();
+    // Without a range, every instant the API can send is in (years 1970 to 9999, as
+    // `parse_instant` accepts): the cut only drops repeats.
+    let (start, end) = request.range.unwrap_or((0, 253_402_300_800));
+    let window = Window { start, end };
+    let mut cut = ExactCut::new(window, std::env::temp_dir());
     let mut listed = 0u64;
     while let Some(page) = pages.next().await {
         let page = page?;
@@ -81,19 +86,25 @@ pub async fn list(
                 url: format!("page {} of the list", page.number),
                 reason: format!("a record has an id or created_at of the wrong type: {e}"),
             })?;
-            if let (Some((since, until)), Some(t)) = (
-                request.range,
-                key.created_at.as_deref().and_then(parse_timestamp_us),
-            ) {
-                let second = t.div_euclid(1_000_000);
-                if second < since || second >= until {
-                    continue;
+            let second = key
+                .created_at
+                .as_deref()
+                .and_then(parse_timestamp_us)
+                .map(|t| t.div_euclid(1_000_000));
+            match (key.id, second) {
+                (Some(id), Some(second)) => {
+                    let kept = cut.offer(id, second).map_err(|e| ApiError::Protocol {
+                        url: format!("page {} of the list", page.number),
+                        reason: format!("remembering the ids listed: {e}"),
+                    })?;
+                    if kept != Cut::Keep {
+                        continue;
+                    }
                 }
-            }
-            if let Some(id) = key.id {
-                if !seen.insert(id) {
-                    continue;
-                }
+                // Without an id there is nothing to dedupe on; the range still applies.
+                (None, Some(second)) if !window.contains(second) => continue,
+                // Without a time the record cannot be placed: it is listed as sent.
+                _ => {}
             }
             sink(raw.get());
             listed += 1;

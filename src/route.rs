@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 
 use crate::decode::Row;
-use crate::storage::part_file::{FinishedPart, PartError, PartFile};
+use crate::encode::{FinishedPart, PartError, PartFile};
 use crate::window::{day_of, Window};
 
 /// Rows per part file before the next part of the same day starts: keeps single files within
@@ -173,11 +173,49 @@ pub struct RouteCounts {
     pub out_of_order: u64,
 }
 
+/// What becomes of one record offered to a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Outside `[start, end)`: the query's extra margin.
+    Outside,
+    /// An id already kept.
+    Repeat,
+    /// The first time this id is seen in the window: keep it.
+    Keep,
+}
+
+/// Exactness in one place, for the export and for `list`: exactly the records with
+/// `start <= created_at < end`, each id once.
+pub struct ExactCut {
+    window: Window,
+    seen: Dedupe,
+}
+
+impl ExactCut {
+    /// Starts a cut of `window`, spilling kept ids under `tmp_dir` (see [`Dedupe`]).
+    pub fn new(window: Window, tmp_dir: PathBuf) -> ExactCut {
+        ExactCut {
+            seen: Dedupe::new(window.id(), tmp_dir),
+            window,
+        }
+    }
+
+    /// Offers the record `id` created in `second` (UTC seconds).
+    pub fn offer(&mut self, id: i64, second: i64) -> io::Result<Cut> {
+        if !self.window.contains(second) {
+            Ok(Cut::Outside)
+        } else if self.seen.first_time(id, second)? {
+            Ok(Cut::Keep)
+        } else {
+            Ok(Cut::Repeat)
+        }
+    }
+}
+
 /// The window being written: one open part file per day that still receives rows.
 pub struct WindowRouter {
-    window: Window,
     tmp_dir: PathBuf,
-    seen: Dedupe,
+    cut: ExactCut,
     open: BTreeMap<NaiveDate, (u32, PartFile)>,
     next_seq: BTreeMap<NaiveDate, u32>,
     finished: Vec<RoutedPart>,
@@ -188,8 +226,7 @@ impl WindowRouter {
     /// Starts routing `window`, with temporary files under `tmp_dir`.
     pub fn new(window: Window, tmp_dir: PathBuf) -> WindowRouter {
         WindowRouter {
-            seen: Dedupe::new(window.id(), tmp_dir.clone()),
-            window,
+            cut: ExactCut::new(window, tmp_dir.clone()),
             tmp_dir,
             open: BTreeMap::new(),
             next_seq: BTreeMap::new(),
@@ -201,13 +238,16 @@ impl WindowRouter {
     /// Offers one decoded row.
     pub fn push(&mut self, row: &Row<'_, '_>) -> Result<(), PartError> {
         let second = row.created_at.div_euclid(1_000_000);
-        if !self.window.contains(second) {
-            self.counts.outside += 1;
-            return Ok(());
-        }
-        if !self.seen.first_time(row.id, second)? {
-            self.counts.duplicates += 1;
-            return Ok(());
+        match self.cut.offer(row.id, second)? {
+            Cut::Outside => {
+                self.counts.outside += 1;
+                return Ok(());
+            }
+            Cut::Repeat => {
+                self.counts.duplicates += 1;
+                return Ok(());
+            }
+            Cut::Keep => {}
         }
         let day = day_of(second);
         // Rows come in created_at order: once a later day starts, earlier days are complete.

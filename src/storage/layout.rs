@@ -9,6 +9,8 @@
 //! _auditlake/subdomain=SUB/windows/<window>.g<G>.json                   marker generation G, written by a repair
 //! _auditlake/subdomain=SUB/repairs/<window>.json                        a repair in progress (its journal)
 //! _auditlake/subdomain=SUB/open.json                                    the open window's last export
+//! _auditlake/subdomain=SUB/lease/<generation>.json                      the lease, one file a generation
+//! _auditlake/probes/<random>                                            a create-if-absent check, removed at once
 //! ```
 //! The leading underscore hides the manifest from Hive, Athena, Spark and DuckDB's globbing.
 //!
@@ -157,6 +159,26 @@ pub fn repair_journal(subdomain: &str, window: &Window) -> Path {
 /// The record of the open window's latest export (for `status`; never a done marker).
 pub fn open_window(subdomain: &str) -> Path {
     meta(subdomain).join("open.json")
+}
+
+/// The folder of the lease's generations.
+pub fn lease(subdomain: &str) -> Path {
+    meta(subdomain).join("lease")
+}
+
+/// One generation of the lease; zero-padded so that names sort like numbers.
+pub fn lease_generation(subdomain: &str, generation: u64) -> Path {
+    lease(subdomain).join(format!("{generation:020}.json"))
+}
+
+/// The generation a lease path names, if it is one.
+pub fn parse_lease_generation(path: &Path) -> Option<u64> {
+    path.filename()?.strip_suffix(".json")?.parse().ok()
+}
+
+/// A throwaway object for checking that the store honours create-if-absent.
+pub fn probe(tag: u64) -> Path {
+    Path::from(format!("{META_DIR}/probes/{tag:016x}"))
 }
 
 /// A subdomain is a DNS label: it lands in paths and URLs, so nothing else is accepted.

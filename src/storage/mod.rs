@@ -8,7 +8,6 @@
 //! [`crate::config`] from the standard environment of each cloud and the TOML file.
 
 pub mod layout;
-pub mod part_file;
 
 use std::fmt;
 use std::sync::Arc;
@@ -294,11 +293,7 @@ impl Lake {
     /// Checks that the store really refuses a second create of the same object: markers and the
     /// lease depend on it, and some S3-compatible stores silently ignore the condition.
     pub async fn verify_conditional_create(&self) -> Result<(), StorageError> {
-        let probe = Path::from(format!(
-            "{}/probes/{:016x}",
-            layout::META_DIR,
-            fastrand::u64(..)
-        ));
+        let probe = layout::probe(fastrand::u64(..));
         let unsupported = || StorageError::NoConditionalWrites {
             dest: self.display.clone(),
         };
@@ -533,17 +528,6 @@ impl Lake {
     }
 }
 
-/// Whether a URL points at this machine (localhost, 127.0.0.0/8, ::1): the only place plain HTTP
-/// is accepted without asking, since nothing crosses a network.
-pub fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 /// Whether a plain-HTTP endpoint may be used: on loopback always (local test servers), elsewhere
 /// only when allowed explicitly (`--allow-http`, or the store's own `*_allow_http` setting).
 /// Every endpoint entry is checked, whatever its alias (`aws_endpoint`, `aws_endpoint_url`, ...)
@@ -564,7 +548,7 @@ fn plain_http_allowed(options: &StoreOptions) -> Result<bool, String> {
         if url.scheme() != "http" {
             continue;
         }
-        if is_loopback(&url) {
+        if crate::config::is_loopback(&url) {
             loopback_http = true;
         } else if !explicit {
             return Err(format!(
