@@ -248,211 +248,277 @@ pub async fn verify(
     options: &VerifyOptions,
     api: Option<&Client>,
 ) -> Result<Report, VerifyError> {
-    let manifest = Manifest::new(lake.clone(), subdomain);
-    let Some(dataset) = manifest.dataset().await? else {
-        return Err(VerifyError::NoDataset {
-            dest: lake.display().to_string(),
-            subdomain: subdomain.to_string(),
-        });
-    };
-    let grid =
-        Grid::parse(&dataset.window).map_err(|_| VerifyError::Grid(dataset.window.clone()))?;
-    let mut findings = Vec::new();
-
-    // Every current marker, in the lake (strays are judged against all of them) and in range.
-    let mut markers: BTreeMap<i64, WindowRecord> = BTreeMap::new();
-    // Windows whose current marker does not parse: their files are still theirs (never strays)
-    // and a repair re-exports them.
-    let mut unreadable: BTreeMap<i64, u32> = BTreeMap::new();
-    for (start, generation) in manifest.generations().await? {
-        let window = Window {
-            start,
-            end: start + grid.seconds(),
-        };
-        match manifest.marker(&window, generation).await {
-            Ok(Some(record)) => {
-                markers.insert(start, record);
-            }
-            Ok(None) => {}
-            Err(ManifestError::Corrupt { path, reason }) => {
-                unreadable.insert(start, generation);
-                findings.push(Finding {
-                    kind: Kind::CorruptManifest,
-                    window: Some(window.id()),
-                    path: Some(path),
-                    detail: format!(
-                        "the marker does not parse ({reason}); its window is re-exported by repair"
-                    ),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let open = match manifest.open_window().await {
-        Ok(open) => open
-            .filter(|o| parse_compact(&o.window).is_none_or(|start| !markers.contains_key(&start))),
-        Err(ManifestError::Corrupt { path, reason }) => {
-            findings.push(Finding {
-                kind: Kind::CorruptManifest,
-                window: None,
-                path: Some(path),
-                detail: reason,
-            });
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let in_range = |start: i64| {
-        options.since.is_none_or(|s| start >= grid.floor(s))
-            && options.until.is_none_or(|u| start + grid.seconds() <= u)
-    };
-
+    let mut check = Check::read(lake, subdomain, options).await?;
     let listing: HashMap<String, u64> = lake
         .list_sized(&layout::data(subdomain))
         .await?
         .into_iter()
         .map(|(p, size)| (p.to_string(), size))
         .collect();
-    let named: HashSet<&str> = markers
-        .values()
-        .chain(open.iter())
-        .flat_map(|r| r.files.iter().map(|f| f.path.as_str()))
-        .collect();
+    let to_read = check.windows_and_files(&listing);
+    check.strays(&listing)?;
+    let files_checked = to_read.len() as u64;
+    if options.deep {
+        check.read_every_row(to_read).await?;
+    } else {
+        check.read_footers(to_read).await?;
+    }
+    if let Some(client) = api {
+        check.count_at_api(client).await?;
+    }
+    Ok(check.report(files_checked, api.is_some()))
+}
 
-    let mut windows = Vec::new();
-    for (&start, &generation) in unreadable.iter().filter(|(&s, _)| in_range(s)) {
-        windows.push(WindowCheck {
-            window: crate::window::format_compact(start),
+/// A file to read: its window, path, size and the rows its marker records.
+type ToRead = (Window, String, u64, u64);
+
+/// A verification in progress: what the manifest says, and what was found so far.
+struct Check<'a> {
+    lake: &'a Lake,
+    subdomain: &'a str,
+    options: &'a VerifyOptions,
+    grid: Grid,
+    filters: crate::zendesk::Filters,
+    /// Every current marker, in the lake (strays are judged against all of them).
+    markers: BTreeMap<i64, WindowRecord>,
+    /// Windows whose current marker does not parse: their files are still theirs (never
+    /// strays), and a repair re-exports them.
+    unreadable: BTreeMap<i64, u32>,
+    /// The open window's latest export, unless that window has since been committed.
+    open: Option<WindowRecord>,
+    windows: Vec<WindowCheck>,
+    findings: Vec<Finding>,
+}
+
+impl<'a> Check<'a> {
+    /// Reads the dataset, every current marker and the open window's record.
+    async fn read(
+        lake: &'a Lake,
+        subdomain: &'a str,
+        options: &'a VerifyOptions,
+    ) -> Result<Check<'a>, VerifyError> {
+        let manifest = Manifest::new(lake.clone(), subdomain);
+        let Some(dataset) = manifest.dataset().await? else {
+            return Err(VerifyError::NoDataset {
+                dest: lake.display().to_string(),
+                subdomain: subdomain.to_string(),
+            });
+        };
+        let grid =
+            Grid::parse(&dataset.window).map_err(|_| VerifyError::Grid(dataset.window.clone()))?;
+        let mut check = Check {
+            lake,
+            subdomain,
+            options,
+            grid,
+            filters: dataset.filters,
+            markers: BTreeMap::new(),
+            unreadable: BTreeMap::new(),
+            open: None,
+            windows: Vec::new(),
+            findings: Vec::new(),
+        };
+        for (start, generation) in manifest.generations().await? {
+            let window = check.window(start);
+            match manifest.marker(&window, generation).await {
+                Ok(Some(record)) => {
+                    check.markers.insert(start, record);
+                }
+                Ok(None) => {}
+                Err(ManifestError::Corrupt { path, reason }) => {
+                    check.unreadable.insert(start, generation);
+                    check.found(
+                        Kind::CorruptManifest,
+                        Some(window.id()),
+                        Some(path),
+                        format!("the marker does not parse ({reason}); its window is re-exported by repair"),
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        check.open = match manifest.open_window().await {
+            Ok(open) => open.filter(|o| {
+                parse_compact(&o.window).is_none_or(|start| !check.markers.contains_key(&start))
+            }),
+            Err(ManifestError::Corrupt { path, reason }) => {
+                check.found(Kind::CorruptManifest, None, Some(path), reason);
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(check)
+    }
+
+    fn window(&self, start: i64) -> Window {
+        Window {
             start,
-            end: start + grid.seconds(),
-            generation,
-            lake_rows: 0,
-            api_rows: None,
-            problems: Vec::new(),
+            end: start + self.grid.seconds(),
+        }
+    }
+
+    fn found(&mut self, kind: Kind, window: Option<String>, path: Option<String>, detail: String) {
+        self.findings.push(Finding {
+            kind,
+            window,
+            path,
+            detail,
         });
     }
-    let mut to_read = Vec::new();
-    for (&start, record) in markers.iter().filter(|(&s, _)| in_range(s)) {
-        let window = Window {
-            start,
-            end: start + grid.seconds(),
-        };
-        windows.push(WindowCheck {
-            window: window.id(),
-            start,
-            end: window.end,
-            generation: record.generation,
-            lake_rows: record.rows,
-            api_rows: None,
-            problems: Vec::new(),
-        });
+
+    /// Whether the window starting at `start` is in the range asked for.
+    fn in_range(&self, start: i64) -> bool {
+        self.options
+            .since
+            .is_none_or(|s| start >= self.grid.floor(s))
+            && self
+                .options
+                .until
+                .is_none_or(|u| start + self.grid.seconds() <= u)
+    }
+
+    /// The start of the window a part file (or staging leftover) name belongs to.
+    fn window_of(name: &str) -> Option<i64> {
+        let target = layout::staging_target(name).unwrap_or(name);
+        layout::parse_part_name(target).and_then(|p| parse_compact(p.window_id))
+    }
+
+    /// Lists the committed windows in range and checks each file their markers name against
+    /// the listing; returns the files that are where and how big their markers say.
+    fn windows_and_files(&mut self, listing: &HashMap<String, u64>) -> Vec<ToRead> {
+        let unreadable: Vec<(i64, u32)> = self
+            .unreadable
+            .iter()
+            .filter(|(&s, _)| self.in_range(s))
+            .map(|(&s, &g)| (s, g))
+            .collect();
+        for (start, generation) in unreadable {
+            let window = self.window(start);
+            self.windows.push(window_check(&window, generation, 0));
+        }
+        let markers: Vec<(i64, WindowRecord)> = self
+            .markers
+            .iter()
+            .filter(|(&s, _)| self.in_range(s))
+            .map(|(&s, r)| (s, r.clone()))
+            .collect();
+        let mut to_read = Vec::new();
+        for (start, record) in markers {
+            let window = self.window(start);
+            self.windows
+                .push(window_check(&window, record.generation, record.rows));
+            to_read.extend(self.files_of(&window, &record, listing));
+        }
+        to_read
+    }
+
+    /// Checks one committed window's files against the listing.
+    fn files_of(
+        &mut self,
+        window: &Window,
+        record: &WindowRecord,
+        listing: &HashMap<String, u64>,
+    ) -> Vec<ToRead> {
         let days: BTreeSet<String> = window
             .days()
             .iter()
-            .map(|d| layout::partition(subdomain, *d).to_string())
+            .map(|d| layout::partition(self.subdomain, *d).to_string())
             .collect();
-        let mut recorded = 0;
+        let mut to_read = Vec::new();
         for file in &record.files {
-            recorded += file.rows;
-            let finding = |kind, detail: String| Finding {
-                kind,
-                window: Some(window.id()),
-                path: Some(file.path.clone()),
-                detail,
-            };
+            let at = |kind, detail: String| (kind, detail);
             let folder = file.path.rsplit_once('/').map_or("", |(d, _)| d);
+            let mut problems = Vec::new();
             if !days.contains(folder) {
-                findings.push(finding(
+                problems.push(at(
                     Kind::WrongPartition,
                     "the file is not in a day partition of its window".into(),
                 ));
             }
             match listing.get(&file.path) {
-                None => findings.push(finding(
+                None => problems.push(at(
                     Kind::MissingFile,
                     format!(
                         "the marker names it ({} rows) but it is not in the lake",
                         file.rows
                     ),
                 )),
-                Some(&size) if size != file.bytes => findings.push(finding(
+                Some(&size) if size != file.bytes => problems.push(at(
                     Kind::WrongSize,
                     format!("{size} bytes, the marker says {}", file.bytes),
                 )),
-                Some(&size) => to_read.push((window, file.path.clone(), size, file.rows)),
+                Some(&size) => to_read.push((*window, file.path.clone(), size, file.rows)),
+            }
+            for (kind, detail) in problems {
+                self.found(kind, Some(window.id()), Some(file.path.clone()), detail);
             }
         }
+        let recorded: u64 = record.files.iter().map(|f| f.rows).sum();
         if recorded != record.rows {
-            findings.push(Finding {
-                kind: Kind::CorruptManifest,
-                window: Some(window.id()),
-                path: None,
-                detail: format!(
+            self.found(
+                Kind::CorruptManifest,
+                Some(window.id()),
+                None,
+                format!(
                     "the marker's files hold {recorded} rows, its total says {}",
                     record.rows
                 ),
-            });
+            );
         }
+        to_read
     }
 
-    // Files no marker names, and staging leftovers, in the windows checked.
-    let window_in_range = |name: &str| {
-        layout::parse_part_name(name)
-            .and_then(|p| parse_compact(p.window_id))
-            .is_none_or(in_range)
-    };
-    let of_unreadable = |name: &str| {
-        layout::parse_part_name(name)
-            .and_then(|p| parse_compact(p.window_id))
-            .is_some_and(|start| unreadable.contains_key(&start))
-    };
-    let mut strays: Vec<&String> = listing
-        .keys()
-        .filter(|p| !named.contains(p.as_str()))
-        .filter(|p| !of_unreadable(p.rsplit('/').next().unwrap_or(p)))
-        .filter(|p| window_in_range(p.rsplit('/').next().unwrap_or(p)))
-        .collect();
-    strays.sort();
-    for path in strays {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        findings.push(Finding {
-            kind: Kind::Stray,
-            window: layout::parse_part_name(name).map(|p| p.window_id.to_string()),
-            path: Some(path.clone()),
-            detail: "no marker names this file; readers count its rows".into(),
-        });
-    }
-    for staged in lake.staging_leftovers(&layout::data(subdomain))? {
-        let name = staged.rsplit('/').next().unwrap_or(&staged);
-        let target = layout::staging_target(name).unwrap_or(name);
-        if !window_in_range(target) {
-            continue;
-        }
-        findings.push(Finding {
-            kind: Kind::Staging,
-            window: layout::parse_part_name(target).map(|p| p.window_id.to_string()),
-            path: Some(staged.clone()),
-            detail: "the leftover of a write that was interrupted; directory readers choke on it"
-                .into(),
-        });
-    }
-
-    // Footers (and, deep, every row) of the files that are where their markers say.
-    let files_checked = to_read.len() as u64;
-    let mut ids: HashSet<i64> = HashSet::new();
-    if options.deep {
-        for (window, path, _, rows) in &to_read {
-            match lake.read(&Path::from(path.as_str())).await? {
-                Some(bytes) => deep_check(window, path, *rows, bytes, &mut ids, &mut findings),
-                None => findings.push(Finding {
-                    kind: Kind::MissingFile,
-                    window: Some(window.id()),
-                    path: Some(path.clone()),
-                    detail: "vanished while being read".into(),
-                }),
+    /// Files in range that no marker names, and staging leftovers.
+    fn strays(&mut self, listing: &HashMap<String, u64>) -> Result<(), VerifyError> {
+        let named: HashSet<&str> = self
+            .markers
+            .values()
+            .chain(self.open.iter())
+            .flat_map(|r| r.files.iter().map(|f| f.path.as_str()))
+            .collect();
+        let name_of = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+        let mut strays: Vec<String> = listing
+            .keys()
+            .filter(|p| !named.contains(p.as_str()))
+            .filter(|p| {
+                let start = Check::window_of(&name_of(p));
+                !start.is_some_and(|s| self.unreadable.contains_key(&s))
+                    && start.is_none_or(|s| self.in_range(s))
+            })
+            .cloned()
+            .collect();
+        strays.sort();
+        let staged = self.lake.staging_leftovers(&layout::data(self.subdomain))?;
+        for (path, kind, detail) in strays
+            .into_iter()
+            .map(|p| {
+                (
+                    p,
+                    Kind::Stray,
+                    "no marker names this file; readers count its rows",
+                )
+            })
+            .chain(staged.into_iter().map(|p| {
+                (
+                    p,
+                    Kind::Staging,
+                    "the leftover of a write that was interrupted; directory readers choke on it",
+                )
+            }))
+        {
+            let start = Check::window_of(&name_of(&path));
+            if start.is_some_and(|s| !self.in_range(s)) {
+                continue;
             }
+            let window = start.map(crate::window::format_compact);
+            self.found(kind, window, Some(path), detail.into());
         }
-    } else {
+        Ok(())
+    }
+
+    /// Reads each file's footer (two small ranged reads) and compares its row count.
+    async fn read_footers(&mut self, to_read: Vec<ToRead>) -> Result<(), VerifyError> {
+        let lake = self.lake;
         let mut reads = futures::stream::iter(to_read.into_iter().map(
             |(window, path, size, rows)| async move {
                 let footer = read_footer(lake, &path, size).await;
@@ -465,74 +531,96 @@ pub async fn verify(
                 Ok(meta) => {
                     let got = meta.file_metadata().num_rows() as u64;
                     if got != rows {
-                        findings.push(Finding {
-                            kind: Kind::WrongRows,
-                            window: Some(window.id()),
-                            path: Some(path),
-                            detail: format!("{got} rows in the file, the marker says {rows}"),
-                        });
+                        let detail = format!("{got} rows in the file, the marker says {rows}");
+                        self.found(Kind::WrongRows, Some(window.id()), Some(path), detail);
                     }
                 }
                 Err(FooterError::Store(e)) => return Err(e.into()),
-                Err(FooterError::Invalid(reason)) => findings.push(Finding {
-                    kind: Kind::Unreadable,
-                    window: Some(window.id()),
-                    path: Some(path),
-                    detail: reason,
-                }),
+                Err(FooterError::Invalid(reason)) => {
+                    self.found(Kind::Unreadable, Some(window.id()), Some(path), reason)
+                }
             }
         }
+        Ok(())
     }
 
-    if let Some(client) = api {
-        for check in &mut windows {
+    /// Reads every row of every file (`--deep`).
+    async fn read_every_row(&mut self, to_read: Vec<ToRead>) -> Result<(), VerifyError> {
+        let mut ids: HashSet<i64> = HashSet::new();
+        for (window, path, _, rows) in &to_read {
+            match self.lake.read(&Path::from(path.as_str())).await? {
+                Some(bytes) => deep_check(window, path, *rows, bytes, &mut ids, &mut self.findings),
+                None => self.found(
+                    Kind::MissingFile,
+                    Some(window.id()),
+                    Some(path.clone()),
+                    "vanished while being read".into(),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks Zendesk how many records each window in range holds now.
+    async fn count_at_api(&mut self, client: &Client) -> Result<(), VerifyError> {
+        for i in 0..self.windows.len() {
             let window = Window {
-                start: check.start,
-                end: check.end,
+                start: self.windows[i].start,
+                end: self.windows[i].end,
             };
-            let count = count_window(client, &dataset.filters, &window).await?;
-            check.api_rows = Some(count);
-            let kind = match count.cmp(&check.lake_rows) {
+            let count = count_window(client, &self.filters, &window).await?;
+            let lake_rows = self.windows[i].lake_rows;
+            self.windows[i].api_rows = Some(count);
+            let kind = match count.cmp(&lake_rows) {
                 std::cmp::Ordering::Equal => continue,
                 std::cmp::Ordering::Greater => Kind::ApiMore,
                 std::cmp::Ordering::Less => Kind::ApiFewer,
             };
-            findings.push(Finding {
-                kind,
-                window: Some(check.window.clone()),
-                path: None,
-                detail: format!(
-                    "Zendesk returns {count} records, the lake holds {}",
-                    check.lake_rows
-                ),
-            });
+            let detail = format!("Zendesk returns {count} records, the lake holds {lake_rows}");
+            self.found(kind, Some(window.id()), None, detail);
         }
+        Ok(())
     }
 
-    let by_window: HashMap<String, Vec<Kind>> =
-        findings.iter().fold(HashMap::new(), |mut acc, f| {
+    /// The report: findings sorted by window and file, each window with its problems.
+    fn report(mut self, files_checked: u64, against_api: bool) -> Report {
+        let mut by_window: HashMap<String, Vec<Kind>> = HashMap::new();
+        for f in &self.findings {
             if let Some(w) = &f.window {
-                acc.entry(w.clone()).or_default().push(f.kind);
+                by_window.entry(w.clone()).or_default().push(f.kind);
             }
-            acc
-        });
-    for check in &mut windows {
-        if let Some(kinds) = by_window.get(&check.window) {
-            check.problems = kinds.clone();
+        }
+        for check in &mut self.windows {
+            if let Some(kinds) = by_window.get(&check.window) {
+                check.problems = kinds.clone();
+            }
+        }
+        self.findings
+            .sort_by(|a, b| (&a.window, &a.path, a.kind).cmp(&(&b.window, &b.path, b.kind)));
+        Report {
+            subdomain: self.subdomain.to_string(),
+            dest: self.lake.display().to_string(),
+            deep: self.options.deep,
+            against_api,
+            windows_checked: self.windows.len() as u64,
+            files_checked,
+            rows: self.windows.iter().map(|w| w.lake_rows).sum(),
+            windows: self.windows,
+            findings: self.findings,
         }
     }
-    findings.sort_by(|a, b| (&a.window, &a.path, a.kind).cmp(&(&b.window, &b.path, b.kind)));
-    Ok(Report {
-        subdomain: subdomain.to_string(),
-        dest: lake.display().to_string(),
-        deep: options.deep,
-        against_api: api.is_some(),
-        windows_checked: windows.len() as u64,
-        files_checked,
-        rows: windows.iter().map(|w| w.lake_rows).sum(),
-        windows,
-        findings,
-    })
+}
+
+fn window_check(window: &Window, generation: u32, lake_rows: u64) -> WindowCheck {
+    WindowCheck {
+        window: window.id(),
+        start: window.start,
+        end: window.end,
+        generation,
+        lake_rows,
+        api_rows: None,
+        problems: Vec::new(),
+    }
 }
 
 enum FooterError {
@@ -598,93 +686,123 @@ fn deep_check(
         .row_groups()
         .iter()
         .any(|rg| rg.sorting_columns().is_some_and(|c| !c.is_empty()));
-    let expected = Schema::get().arrow();
-    let actual = builder.schema().clone();
-    let same_schema = expected.fields().len() == actual.fields().len()
-        && expected
-            .fields()
-            .iter()
-            .zip(actual.fields().iter())
-            .all(|(e, a)| e.name() == a.name() && e.data_type() == a.data_type());
-    if !same_schema {
+    if let Some(columns) = schema_differs(builder.schema()) {
         return found(
             Kind::WrongSchema,
-            format!(
-                "columns {:?} differ from schemas/",
-                actual.fields().iter().map(|f| f.name()).collect::<Vec<_>>()
-            ),
+            format!("columns {columns:?} differ from schemas/"),
         );
     }
     let day = path
         .split('/')
         .find_map(|part| part.strip_prefix("created_date="))
-        .unwrap_or("")
-        .to_string();
-    let schema = Schema::get();
+        .unwrap_or("");
+    let mut tally = RowTally::default();
     let reader = match builder.build() {
         Ok(r) => r,
         Err(e) => return found(Kind::Unreadable, e.to_string()),
     };
-    let mut count = 0u64;
-    let mut previous: Option<(i64, i64)> = None;
-    let (mut duplicates, mut outside, mut wrong_day, mut unsorted) = (0u64, 0u64, 0u64, false);
     for batch in reader {
-        let batch = match batch {
-            Ok(b) => b,
+        match batch {
+            Ok(batch) => tally.add(&batch, window, day, ids),
             Err(e) => return found(Kind::Unreadable, e.to_string()),
-        };
-        count += batch.num_rows() as u64;
+        }
+    }
+    let RowTally {
+        count,
+        duplicates,
+        outside,
+        wrong_day,
+        unsorted,
+        ..
+    } = tally;
+    let checks = [
+        (
+            count != rows,
+            Kind::WrongRows,
+            format!("{count} rows read, the marker says {rows}"),
+        ),
+        (
+            duplicates > 0,
+            Kind::DuplicateId,
+            format!("{duplicates} ids already seen in this or another file"),
+        ),
+        (
+            outside > 0,
+            Kind::OutsideWindow,
+            format!("{outside} rows created outside the window {window}"),
+        ),
+        (
+            wrong_day > 0,
+            Kind::WrongDay,
+            format!("{wrong_day} rows of another UTC day than the partition's"),
+        ),
+        (
+            declared_sorted && unsorted,
+            Kind::NotSorted,
+            "the file declares sorting_columns (created_at, id) but its rows are not in that order"
+                .into(),
+        ),
+    ];
+    for (failed, kind, detail) in checks {
+        if failed {
+            found(kind, detail);
+        }
+    }
+}
+
+/// The file's column names when its schema differs from `schemas/` (names and types).
+fn schema_differs(actual: &arrow::datatypes::SchemaRef) -> Option<Vec<String>> {
+    let expected = Schema::get().arrow();
+    let same = expected.fields().len() == actual.fields().len()
+        && expected
+            .fields()
+            .iter()
+            .zip(actual.fields().iter())
+            .all(|(e, a)| e.name() == a.name() && e.data_type() == a.data_type());
+    (!same).then(|| actual.fields().iter().map(|f| f.name().clone()).collect())
+}
+
+/// What the rows of one file showed, batch by batch.
+#[derive(Default)]
+struct RowTally {
+    count: u64,
+    duplicates: u64,
+    outside: u64,
+    wrong_day: u64,
+    unsorted: bool,
+    previous: Option<(i64, i64)>,
+}
+
+impl RowTally {
+    fn add(
+        &mut self,
+        batch: &arrow::array::RecordBatch,
+        window: &Window,
+        day: &str,
+        ids: &mut HashSet<i64>,
+    ) {
+        let schema = Schema::get();
+        self.count += batch.num_rows() as u64;
         let id_col = batch.column(schema.id_index).as_primitive::<Int64Type>();
         let times = seconds(batch.column(schema.created_at_index).as_ref());
         for (row, &second) in times.iter().enumerate() {
             let id = id_col.value(row);
             if !ids.insert(id) {
-                duplicates += 1;
+                self.duplicates += 1;
             }
             // A null or out-of-range time is outside every window; only an instant inside the
             // window has a day to compare (and a day chrono can represent).
             if !window.contains(second) {
-                outside += 1;
+                self.outside += 1;
             } else if day_of(second).format("%Y-%m-%d").to_string() != day {
-                wrong_day += 1;
+                self.wrong_day += 1;
             }
             let key = (second, id);
-            if previous.is_some_and(|p| key <= p) {
-                unsorted = true;
+            if self.previous.is_some_and(|p| key <= p) {
+                self.unsorted = true;
             }
-            previous = Some(key);
+            self.previous = Some(key);
         }
-    }
-    if count != rows {
-        found(
-            Kind::WrongRows,
-            format!("{count} rows read, the marker says {rows}"),
-        );
-    }
-    if duplicates > 0 {
-        found(
-            Kind::DuplicateId,
-            format!("{duplicates} ids already seen in this or another file"),
-        );
-    }
-    if outside > 0 {
-        found(
-            Kind::OutsideWindow,
-            format!("{outside} rows created outside the window {window}"),
-        );
-    }
-    if wrong_day > 0 {
-        found(
-            Kind::WrongDay,
-            format!("{wrong_day} rows of another UTC day than the partition's"),
-        );
-    }
-    if declared_sorted && unsorted {
-        found(
-            Kind::NotSorted,
-            "the file declares sorting_columns (created_at, id) but its rows are not in that order"
-                .into(),
-        );
     }
 }
 
