@@ -310,6 +310,59 @@ async fn export_leased(
     let done: BTreeSet<i64> = generations.keys().copied().collect();
     let plan = window::plan(config.grid, config.since, config.until);
 
+    let (mut summary, pending) = pending_windows(&config, &lake, &plan, &done);
+    summary.repairs_converged = repairs_converged;
+    tracing::info!(
+        subdomain = %config.api.subdomain,
+        dest = %lake.display(),
+        window = %config.grid,
+        pending = pending.len(),
+        skipped = summary.windows_skipped,
+        "export starting"
+    );
+    progress.start(pending.len() as u64);
+
+    let concurrency = config.concurrency;
+    let recheck = recheck_windows(&config, &plan.closed, &done);
+    let context = Arc::new(Context {
+        config,
+        client,
+        committer,
+        fetched: AtomicU64::new(0),
+    });
+    export_windows(
+        &context,
+        pending,
+        concurrency,
+        &cancel,
+        &lost,
+        progress,
+        &mut summary,
+    )
+    .await;
+
+    let stopped = summary.fatal.is_some() || summary.interrupted || lost.is_cancelled();
+    if !stopped && !recheck.is_empty() {
+        recheck_and_repair(&context, &recheck, &cancel, &lost, &mut summary).await;
+    }
+
+    let stats = context.client.stats();
+    summary.requests = stats.requests.load(Ordering::Relaxed);
+    summary.tokens_minted = context.client.tokens_minted();
+    summary.retries = stats.retries.load(Ordering::Relaxed);
+    summary.throttled = stats.throttled.load(Ordering::Relaxed);
+    summary.bytes_received = stats.bytes.load(Ordering::Relaxed);
+    Ok(summary)
+}
+
+/// The summary's start and the windows to export: closed windows without a marker, then the
+/// open window unless it is committed.
+fn pending_windows(
+    config: &ExportConfig,
+    lake: &Lake,
+    plan: &window::Plan,
+    done: &BTreeSet<i64>,
+) -> (Summary, Vec<(Window, bool)>) {
     let mut summary = Summary {
         subdomain: config.api.subdomain.clone(),
         dest: lake.display().to_string(),
@@ -322,7 +375,6 @@ async fn export_leased(
         until: window::format_rfc3339(config.until),
         window: config.grid.to_string(),
         windows_planned: plan.closed.len() as u64,
-        repairs_converged,
         ..Summary::default()
     };
     let mut pending: Vec<(Window, bool)> = Vec::new();
@@ -343,24 +395,20 @@ async fn export_leased(
         Some(open) => pending.push((open, false)),
         None => {}
     }
-    tracing::info!(
-        subdomain = %config.api.subdomain,
-        dest = %lake.display(),
-        window = %config.grid,
-        pending = pending.len(),
-        skipped = summary.windows_skipped,
-        "export starting"
-    );
-    progress.start(pending.len() as u64);
+    (summary, pending)
+}
 
-    let concurrency = config.concurrency;
-    let recheck = recheck_windows(&config, &plan.closed, &done);
-    let context = Arc::new(Context {
-        config,
-        client,
-        committer,
-        fetched: AtomicU64::new(0),
-    });
+/// Exports `pending` with at most `concurrency` windows in flight, until all are done, one stops
+/// the run, it is cancelled or the lease is lost.
+async fn export_windows(
+    context: &Arc<Context>,
+    pending: Vec<(Window, bool)>,
+    concurrency: usize,
+    cancel: &CancellationToken,
+    lost: &CancellationToken,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) {
     // Boxed so that dropping it really drops the in-flight windows (a pinned reference would not).
     let mut results = Box::pin(
         futures::stream::iter(pending)
@@ -370,7 +418,6 @@ async fn export_leased(
             })
             .buffer_unordered(concurrency),
     );
-
     loop {
         let next = tokio::select! {
             biased;
@@ -385,28 +432,14 @@ async fn export_leased(
         let Some((w, result)) = next else { break };
         progress.window_finished();
         match result {
-            Ok(done) => record_done(&mut summary, done),
+            Ok(done) => record_done(summary, done),
             Err(e) => {
-                if record_failure(&mut summary, w, &e) {
+                if record_failure(summary, w, &e) {
                     break;
                 }
             }
         }
     }
-    drop(results);
-
-    let stopped = summary.fatal.is_some() || summary.interrupted || lost.is_cancelled();
-    if !stopped && !recheck.is_empty() {
-        recheck_and_repair(&context, &recheck, &cancel, &lost, &mut summary).await;
-    }
-
-    let stats = context.client.stats();
-    summary.requests = stats.requests.load(Ordering::Relaxed);
-    summary.tokens_minted = context.client.tokens_minted();
-    summary.retries = stats.retries.load(Ordering::Relaxed);
-    summary.throttled = stats.throttled.load(Ordering::Relaxed);
-    summary.bytes_received = stats.bytes.load(Ordering::Relaxed);
-    Ok(summary)
 }
 
 /// What `repair` did.
