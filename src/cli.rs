@@ -1,6 +1,10 @@
 //! The command line, parsed only: every value stays as typed. [`crate::config`] turns it, with
 //! the TOML file and the environment, into one validated configuration.
 
+// The `///` comments of the clap structs are `--help` text, written for a terminal: URLs and
+// `filter[created_at][]` stay as typed rather than as rustdoc links.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};

@@ -192,7 +192,8 @@ pub struct ExactCut {
 }
 
 impl ExactCut {
-    /// Starts a cut of `window`, spilling kept ids under `tmp_dir` (see [`Dedupe`]).
+    /// Starts a cut of `window`, spilling kept ids under `tmp_dir` (8 bytes each, read back only
+    /// if rows arrive out of order).
     pub fn new(window: Window, tmp_dir: PathBuf) -> ExactCut {
         ExactCut {
             seen: Dedupe::new(window.id(), tmp_dir),

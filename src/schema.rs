@@ -1,7 +1,7 @@
 //! The lake's schema, declared in `schemas/audit_log.v1.json` and never inferred.
 //!
 //! The file is compiled into the binary and parsed once; the Arrow schema, the decoder's column
-//! list and `auditlake ddl` all come from it. The code depends on a few facts about it (an `id`
+//! list and the `verify --deep` schema check all come from it. The code depends on a few facts about it (an `id`
 //! int64 key, a `created_at` timestamp, an extra-fields JSON column); [`Schema::load`] checks them,
 //! so code and file cannot drift apart silently.
 
@@ -195,7 +195,7 @@ mod tests {
         let schema = Schema::load(SCHEMA_JSON).unwrap();
         assert_eq!(schema.version, SCHEMA_VERSION);
         let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
-        // The 12 documented fields of ZENDESK_API.md, in the API's order.
+        // The 12 documented fields of the audit-log record, in the API's order.
         assert_eq!(
             names,
             [

@@ -54,7 +54,7 @@ fn retry_config() -> RetryConfig {
 }
 
 /// The longest one store request can take, retries included, when each attempt is limited to
-/// `timeout`. Computed from [`retry_config`], so a change there is seen by every check that
+/// `timeout`. Computed from `retry_config()`, so a change there is seen by every check that
 /// depends on it (the lease's minimum time to live).
 ///
 /// object_store retries a failed attempt while `retries < max_retries` and the time since the
