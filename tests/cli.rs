@@ -9,32 +9,14 @@ use std::time::{Duration, Instant};
 use auditlake::simulator::SimFilter;
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
 const SECRET: &str = "tok-SECRET-4242";
 
 fn auditlake(args: &[&str], token: &str) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ZENDESK_OAUTH_TOKEN", token)
-        .stdin(Stdio::null());
-    cmd
+    binary(args, &[("ZENDESK_OAUTH_TOKEN", token)])
 }
 
 async fn run(args: &[&str], token: &str) -> Output {
-    let mut cmd = auditlake(args, token);
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    run_binary(args, &[("ZENDESK_OAUTH_TOKEN", token)]).await
 }
 
 #[tokio::test]
@@ -230,30 +212,18 @@ async fn sim_12h() -> auditlake::simulator::Simulator {
 /// Twelve hourly windows of about two pages each. `slow` paces the run at one request a second,
 /// so that it is still busy when it is signalled; the rerun goes at full speed.
 fn export_args(lake: &std::path::Path, base: &str, slow: bool) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "export",
-        "--subdomain",
-        "acme",
-        "--dest",
-        lake.to_str().unwrap(),
-        "--since",
-        "2024-03-01",
-        "--until",
-        "2024-03-01T12:00:00Z",
-        "--window",
-        "1h",
-        "--base-url",
-        base,
-        // Short, so that a killed run's lease expires within the test.
-        "--lease-ttl",
-        "3s",
-        // These tests count the requests of a resumed run; rechecking is tested on its own.
-        "--recheck",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = twelve_hour_export(lake.to_str().unwrap(), base);
+    args.extend(
+        [
+            // Short, so that a killed run's lease expires within the test.
+            "--lease-ttl",
+            "3s",
+            // These tests count the requests of a resumed run; rechecking is tested on its own.
+            "--recheck",
+            "0",
+        ]
+        .map(String::from),
+    );
     if slow {
         args.extend(["--concurrency", "1", "--max-requests-per-minute", "60"].map(String::from));
     }

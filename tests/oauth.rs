@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,6 @@ use auditlake::zendesk::auth::{OAuthClient, Secret};
 use auditlake::zendesk::{ApiError, Client, ClientOptions, Credentials, RequestBudget};
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
 const CLIENT_ID: &str = "auditlake-test";
 const CLIENT_SECRET: &str = "cs-SECRET-7331";
 
@@ -180,29 +179,8 @@ async fn the_token_endpoint_names_the_credential_to_check_and_is_asked_once() {
     assert_eq!(sim.stats().requests, 1);
 }
 
-fn auditlake(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .stdin(Stdio::null());
-    cmd
-}
-
 async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = auditlake(args, env);
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    run_binary(args, env).await
 }
 
 fn export_args<'a>(lake: &'a str, base: &'a str) -> Vec<&'a str> {

@@ -380,29 +380,17 @@ async fn a_store_that_stops_answering_fails_the_run_in_bounded_time_and_a_rerun_
     let dest = format!("s3://{bucket}/lake");
     let base = sim.base_url();
     let args = move |slow: bool| {
-        let mut a: Vec<String> = [
-            "export",
-            "--subdomain",
-            "acme",
-            "--dest",
-            &dest,
-            "--since",
-            "2024-03-01",
-            "--until",
-            "2024-03-01T12:00:00Z",
-            "--window",
-            "1h",
-            "--base-url",
-            &base,
-            "--store-timeout",
-            "2s",
-            // The shortest lease a 2 s store timeout allows (one renewal must fit a third of it).
-            "--lease-ttl",
-            "120s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut a = twelve_hour_export(&dest, &base);
+        a.extend(
+            [
+                "--store-timeout",
+                "2s",
+                // The shortest lease a 2 s store timeout allows (one renewal must fit a third of it).
+                "--lease-ttl",
+                "120s",
+            ]
+            .map(String::from),
+        );
         if slow {
             a.extend(["--concurrency", "1", "--max-requests-per-minute", "60"].map(String::from));
         }

@@ -22,6 +22,57 @@ use auditlake::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryP
 
 pub const TOKEN: &str = "sim-token";
 
+/// The `auditlake` binary with `args` and only `env` (and `PATH`) in its environment.
+pub fn binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_auditlake"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Runs the binary to its end, off the async threads.
+pub async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = binary(args, env);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A run's stdout then stderr, as text.
+pub fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The binary's export of the twelve-hour account (`sim_config(3_000, "2024-03-01",
+/// "2024-03-01T12:00:00Z")`) into `dest` on an hourly grid, before each test's own flags.
+pub fn twelve_hour_export(dest: &str, base_url: &str) -> Vec<String> {
+    [
+        "export",
+        "--subdomain",
+        "acme",
+        "--dest",
+        dest,
+        "--since",
+        "2024-03-01",
+        "--until",
+        "2024-03-01T12:00:00Z",
+        "--window",
+        "1h",
+        "--base-url",
+        base_url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 pub fn t(text: &str) -> i64 {
     parse_instant(text).unwrap()
 }
