@@ -318,16 +318,46 @@ pub struct VerifyArgs {
 
     /// Read every file: ids unique across the lake, every created_at in its window and day
     /// partition, sort order as declared, schema as in schemas/.
-    #[arg(long)]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        hide_default_value = true,
+        value_parser = parse_switch
+    )]
     pub deep: bool,
 
     /// Also ask Zendesk how many records each committed window holds now (one or two requests
     /// per window, within the shared request budget); needs credentials as for export.
-    #[arg(long)]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        hide_default_value = true,
+        value_parser = parse_switch
+    )]
     pub against_api: bool,
 
     /// Print the report as JSON.
-    #[arg(long)]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        hide_default_value = true,
+        value_parser = parse_switch
+    )]
     pub json: bool,
 }
 

@@ -9,12 +9,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use url::Url;
 
 use crate::cli::{
-    ApiArgs, ExportArgs, FilterArgs, ListArgs, LogFormat, RepairArgs, StatusArgs, StoreArgs,
-    VerifyArgs,
+    ApiArgs, ExportArgs, FilterArgs, ListArgs, RepairArgs, StatusArgs, StoreArgs, VerifyArgs,
 };
 use crate::storage::layout::valid_subdomain;
 use crate::storage::StoreOptions;
@@ -60,43 +58,30 @@ impl Env {
     }
 }
 
-/// The TOML file: every key optional, named like the long flags.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+/// The TOML file (`--config`): its `[storage]` table, and every other key, named like a long flag
+/// of the command (`subdomain = "acme"`, `filter-action = ["login"]`). The flags are declared
+/// once, in [`crate::cli`]: [`command_line`] turns the file's keys into arguments.
+#[derive(Clone, Debug, Default)]
 pub struct FileConfig {
-    pub subdomain: Option<String>,
-    pub base_url: Option<String>,
-    pub max_requests_per_minute: Option<u32>,
-    pub rate_limit_share: Option<f64>,
-    pub request_timeout: Option<String>,
-    pub max_attempts: Option<u32>,
-    pub max_retry_time: Option<String>,
-    pub retry_base_delay: Option<String>,
-    #[serde(default)]
-    pub filter_action: Vec<String>,
-    pub filter_source_type: Option<String>,
-    pub filter_source_id: Option<i64>,
-    pub filter_actor_id: Option<i64>,
-    pub filter_ip_address: Option<String>,
-    pub dest: Option<String>,
-    pub since: Option<String>,
-    pub until: Option<String>,
-    pub window: Option<String>,
-    pub settle_lag: Option<String>,
-    pub concurrency: Option<usize>,
-    pub pagination: Option<Pagination>,
-    pub summary_json: Option<PathBuf>,
-    pub tmp_dir: Option<PathBuf>,
-    pub lease_ttl: Option<String>,
-    pub recheck: Option<String>,
-    pub allow_http: Option<bool>,
-    pub store_timeout: Option<String>,
-    pub log_format: Option<LogFormat>,
-    pub log_level: Option<String>,
     /// Object-store settings by `object_store` key (`aws_region`, `aws_endpoint`, ...); never
     /// secrets, which belong in the environment.
-    #[serde(default)]
     pub storage: std::collections::BTreeMap<String, String>,
+    /// Every other key, as written.
+    pub flags: toml::Table,
+    /// The line of each key, for messages.
+    lines: std::collections::BTreeMap<String, usize>,
+}
+
+/// The line (1-based) where `key` is set in `text`.
+fn line_of(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .or_else(|| l.strip_prefix(&format!("\"{key}\"")))
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(1, |i| i + 1)
 }
 
 impl FileConfig {
@@ -115,7 +100,7 @@ impl FileConfig {
     /// may hold a secret (refused, but only after parsing), so there the reason is left out too,
     /// as toml's reasons can quote the value.
     pub fn parse(text: &str) -> Result<FileConfig, String> {
-        toml::from_str(text).map_err(|e: toml::de::Error| {
+        let mut flags: toml::Table = toml::from_str(text).map_err(|e: toml::de::Error| {
             let Some(span) = e.span() else {
                 return e.message().to_string();
             };
@@ -136,8 +121,115 @@ impl FileConfig {
             } else {
                 format!("line {line}: {}", e.message())
             }
+        })?;
+        let storage = match flags.remove("storage") {
+            None => Default::default(),
+            Some(table) => table.try_into().map_err(|_| {
+                let line = text
+                    .lines()
+                    .position(|l| l.contains("storage"))
+                    .map_or(1, |i| i + 1);
+                format!("line {line}: invalid [storage] entry (value not shown; storage values are strings)")
+            })?,
+        };
+        let lines = flags
+            .keys()
+            .map(|key| (key.clone(), line_of(text, key)))
+            .collect();
+        Ok(FileConfig {
+            storage,
+            flags,
+            lines,
         })
     }
+}
+
+/// Why the command line could not be read.
+#[derive(Debug)]
+pub enum CommandLineError {
+    /// Clap's own answer: a usage error, or `--help`/`--version` (it prints and exits).
+    Clap(clap::Error),
+    /// The config file could not be read, or holds a key or value no flag takes.
+    Config(ConfigError),
+}
+
+/// Parses the command line with the config file's settings (ripgrep's way): each key of the file
+/// becomes `--key=value` after the command line's own arguments, unless that flag was given on
+/// the command line or in its environment variable. So every flag is declared once (in
+/// [`crate::cli`]), the file takes any long flag of the command, and the precedence is flag,
+/// environment, file, default. Keys of other commands are ignored; unknown keys are refused.
+pub fn command_line(
+    argv: Vec<std::ffi::OsString>,
+    env: &Env,
+) -> Result<(crate::cli::Cli, FileConfig), CommandLineError> {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = crate::cli::Cli::command()
+        .try_get_matches_from(&argv)
+        .map_err(CommandLineError::Clap)?;
+    let cli = crate::cli::Cli::from_arg_matches(&matches).map_err(CommandLineError::Clap)?;
+    let file = FileConfig::load(cli.config.as_deref()).map_err(CommandLineError::Config)?;
+    if file.flags.is_empty() {
+        return Ok((cli, file));
+    }
+    let path = cli.config.clone().unwrap_or_default();
+    let bad = |why: String| {
+        CommandLineError::Config(ConfigError(format!("--config {}: {why}", path.display())))
+    };
+    let root = crate::cli::Cli::command();
+    let (name, sub_matches) = matches.subcommand().expect("a subcommand is required");
+    let command = root
+        .find_subcommand(name)
+        .expect("clap matched this subcommand");
+    let mut extra: Vec<std::ffi::OsString> = Vec::new();
+    for (key, value) in &file.flags {
+        let known = |cmd: &clap::Command| {
+            cmd.get_arguments()
+                .find(|a| a.get_long() == Some(key.as_str()))
+                .map(|a| a.get_id().to_string())
+        };
+        let id = match known(command).or_else(|| known(&root)) {
+            Some(id) if key != "config" => id,
+            Some(_) => return Err(bad("a config file cannot name another one".into())),
+            None if root.get_subcommands().any(|c| known(c).is_some()) => continue,
+            None => {
+                return Err(bad(format!(
+                    "line {}: unknown key {key:?}: keys are the long flags of the commands (subdomain, dest, filter-action, ...)",
+                    file.lines.get(key).copied().unwrap_or(1)
+                )))
+            }
+        };
+        let given = matches!(
+            sub_matches.value_source(&id),
+            Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+        );
+        // The former name of AUDITLAKE_LOG_LEVEL still outranks the file.
+        let deprecated_env = key == "log-level" && env.get(DEPRECATED_LOG_ENV).is_some();
+        if given || deprecated_env {
+            continue;
+        }
+        let values = match value {
+            toml::Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        for value in values {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                _ => {
+                    return Err(bad(format!(
+                        "{key}: give a string, number, boolean or a list of them"
+                    )))
+                }
+            };
+            extra.push(format!("--{key}={text}").into());
+        }
+    }
+    let argv: Vec<std::ffi::OsString> = argv.into_iter().chain(extra).collect();
+    let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| bad(e.render().to_string().trim().to_string()))?;
+    Ok((cli, file))
 }
 
 /// The log filter the user asked for, if any.
@@ -152,9 +244,9 @@ pub struct LogLevel {
 /// Former name of `AUDITLAKE_LOG_LEVEL`, from before every flag's variable was named after it.
 const DEPRECATED_LOG_ENV: &str = "AUDITLAKE_LOG";
 
-/// The log filter: `--log-level` or `AUDITLAKE_LOG_LEVEL` (both in `flag`, parsed by clap), then
-/// the deprecated `AUDITLAKE_LOG`, then the file's `log-level`.
-pub fn log_level(flag: Option<&str>, file: &FileConfig, env: &Env) -> LogLevel {
+/// The log filter: `--log-level` or `AUDITLAKE_LOG_LEVEL` (both in `flag`, parsed by clap, with the
+/// file's `log-level` below them), else the deprecated `AUDITLAKE_LOG`.
+pub fn log_level(flag: Option<&str>, env: &Env) -> LogLevel {
     if let Some(filter) = flag {
         return LogLevel {
             filter: Some(filter.to_string()),
@@ -168,7 +260,7 @@ pub fn log_level(flag: Option<&str>, file: &FileConfig, env: &Env) -> LogLevel {
         };
     }
     LogLevel {
-        filter: file.log_level.clone(),
+        filter: None,
         from_deprecated_env: false,
     }
 }
@@ -274,35 +366,23 @@ fn humantime_ms(d: Duration) -> String {
 }
 
 /// Validates `api` (flags and `AUDITLAKE_*` variables) over `file`, with credentials from `env`.
-pub fn api(args: &ApiArgs, file: &FileConfig, env: &Env) -> Result<ApiConfig, ConfigError> {
-    let subdomain = args
-        .subdomain
-        .clone()
-        .or_else(|| file.subdomain.clone())
-        .ok_or_else(|| {
-            ConfigError("--subdomain is required (e.g. acme for acme.zendesk.com)".into())
-        })?;
+pub fn api(args: &ApiArgs, env: &Env) -> Result<ApiConfig, ConfigError> {
+    let subdomain = args.subdomain.clone().ok_or_else(|| {
+        ConfigError("--subdomain is required (e.g. acme for acme.zendesk.com)".into())
+    })?;
     if !valid_subdomain(&subdomain) {
         return err(format!(
             "--subdomain {subdomain:?} is not a Zendesk subdomain: use lowercase letters, digits and hyphens (acme, not acme.zendesk.com)"
         ));
     }
-    let base_url = base_url(
-        &subdomain,
-        args.base_url.as_deref().or(file.base_url.as_deref()),
-    )?;
-    let share = args
-        .rate_limit_share
-        .or(file.rate_limit_share)
-        .unwrap_or(0.5);
+    let base_url = base_url(&subdomain, args.base_url.as_deref())?;
+    let share = args.rate_limit_share.unwrap_or(0.5);
     if !(share > 0.0 && share <= 1.0) {
         return err(format!(
             "--rate-limit-share {share} must be above 0 and at most 1"
         ));
     }
-    let max_rpm = args
-        .max_requests_per_minute
-        .or(file.max_requests_per_minute);
+    let max_rpm = args.max_requests_per_minute;
     if max_rpm == Some(0) {
         return err("--max-requests-per-minute must be at least 1");
     }
@@ -318,29 +398,11 @@ pub fn api(args: &ApiArgs, file: &FileConfig, env: &Env) -> Result<ApiConfig, Co
             }
             Ok(d)
         };
-    let request_timeout = duration(
-        "request-timeout",
-        args.request_timeout
-            .as_ref()
-            .or(file.request_timeout.as_ref()),
-        "60s",
-    )?;
+    let request_timeout = duration("request-timeout", args.request_timeout.as_ref(), "60s")?;
     let retry = RetryPolicy {
-        max_attempts: args.max_attempts.or(file.max_attempts).unwrap_or(8).max(1),
-        max_elapsed: duration(
-            "max-retry-time",
-            args.max_retry_time
-                .as_ref()
-                .or(file.max_retry_time.as_ref()),
-            "10m",
-        )?,
-        base_delay: duration(
-            "retry-base-delay",
-            args.retry_base_delay
-                .as_ref()
-                .or(file.retry_base_delay.as_ref()),
-            "500ms",
-        )?,
+        max_attempts: args.max_attempts.unwrap_or(8).max(1),
+        max_elapsed: duration("max-retry-time", args.max_retry_time.as_ref(), "10m")?,
+        base_delay: duration("retry-base-delay", args.retry_base_delay.as_ref(), "500ms")?,
         ..RetryPolicy::default()
     };
     Ok(ApiConfig {
@@ -357,23 +419,13 @@ pub fn api(args: &ApiArgs, file: &FileConfig, env: &Env) -> Result<ApiConfig, Co
 }
 
 /// Validates the filters (flags over file).
-pub fn filters(args: &FilterArgs, file: &FileConfig) -> Result<Filters, ConfigError> {
+pub fn filters(args: &FilterArgs) -> Result<Filters, ConfigError> {
     let filters = Filters {
-        actions: if args.filter_action.is_empty() {
-            file.filter_action.clone()
-        } else {
-            args.filter_action.clone()
-        },
-        source_type: args
-            .filter_source_type
-            .clone()
-            .or_else(|| file.filter_source_type.clone()),
-        source_id: args.filter_source_id.or(file.filter_source_id),
-        actor_id: args.filter_actor_id.or(file.filter_actor_id),
-        ip_address: args
-            .filter_ip_address
-            .clone()
-            .or_else(|| file.filter_ip_address.clone()),
+        actions: args.filter_action.clone(),
+        source_type: args.filter_source_type.clone(),
+        source_id: args.filter_source_id,
+        actor_id: args.filter_actor_id,
+        ip_address: args.filter_ip_address.clone(),
     };
     filters.validate().map_err(|e| ConfigError(e.to_string()))?;
     Ok(filters)
@@ -386,28 +438,22 @@ pub fn export(
     env: &Env,
     now: i64,
 ) -> Result<ExportConfig, ConfigError> {
-    let api = api(&args.api, file, env)?;
-    let filters = filters(&args.filters, file)?;
+    let api = api(&args.api, env)?;
+    let filters = filters(&args.filters)?;
     let dest = args
         .dest
         .clone()
-        .or_else(|| file.dest.clone())
         .ok_or_else(|| ConfigError("--dest is required (a local path or file:// URL)".into()))?;
-    let grid = match args.window.as_ref().or(file.window.as_ref()) {
+    let grid = match args.window.as_ref() {
         Some(text) => Grid::parse(text).map_err(|e| ConfigError(format!("--window: {e}")))?,
         None => Grid::DAILY,
     };
     let since_text = args
         .since
         .as_ref()
-        .or(file.since.as_ref())
         .ok_or_else(|| ConfigError("--since is required (e.g. 2024-01-01)".into()))?;
     let since = parse_instant(since_text).map_err(|e| ConfigError(format!("--since: {e}")))?;
-    let lag_text = args
-        .settle_lag
-        .as_deref()
-        .or(file.settle_lag.as_deref())
-        .unwrap_or("5m");
+    let lag_text = args.settle_lag.as_deref().unwrap_or("5m");
     let lag = parse_duration(lag_text).map_err(|e| ConfigError(format!("--settle-lag: {e}")))?;
     if lag > MAX_SETTLE_LAG {
         return err(format!(
@@ -417,7 +463,7 @@ pub fn export(
     }
     // In range: `lag` is at most a year, and `now` comes from the clock.
     let settled = now - lag as i64;
-    let until = match args.until.as_ref().or(file.until.as_ref()) {
+    let until = match args.until.as_ref() {
         Some(text) => {
             let until = parse_instant(text).map_err(|e| ConfigError(format!("--until: {e}")))?;
             if until > settled {
@@ -437,21 +483,13 @@ pub fn export(
             crate::window::format_rfc3339(until)
         ));
     }
-    let concurrency = args
-        .concurrency
-        .or(file.concurrency)
-        .unwrap_or(DEFAULT_CONCURRENCY);
+    let concurrency = args.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
         return err(format!(
             "--concurrency must be between 1 and {MAX_CONCURRENCY}"
         ));
     }
-    let tmp_dir = args
-        .work
-        .tmp_dir
-        .clone()
-        .or_else(|| file.tmp_dir.clone())
-        .unwrap_or_else(std::env::temp_dir);
+    let tmp_dir = args.work.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
     if !tmp_dir.is_dir() {
         return err(format!(
             "--tmp-dir {} is not a directory",
@@ -459,12 +497,7 @@ pub fn export(
         ));
     }
     let store = store(&args.store, file, env)?;
-    let lease_text = args
-        .work
-        .lease_ttl
-        .as_deref()
-        .or(file.lease_ttl.as_deref())
-        .unwrap_or("10m");
+    let lease_text = args.work.lease_ttl.as_deref().unwrap_or("10m");
     let lease_ttl =
         parse_duration(lease_text).map_err(|e| ConfigError(format!("--lease-ttl: {e}")))?;
     if lease_ttl > MAX_LEASE_TTL.as_secs() {
@@ -488,11 +521,7 @@ pub fn export(
             minimum.as_secs()
         ));
     }
-    let recheck_text = args
-        .recheck
-        .as_deref()
-        .or(file.recheck.as_deref())
-        .unwrap_or(DEFAULT_RECHECK);
+    let recheck_text = args.recheck.as_deref().unwrap_or(DEFAULT_RECHECK);
     let recheck =
         parse_duration(recheck_text).map_err(|e| ConfigError(format!("--recheck: {e}")))?;
     // A decade of windows is more than any schedule rechecks; the cap keeps the arithmetic on
@@ -514,11 +543,8 @@ pub fn export(
         since,
         until,
         concurrency,
-        pagination: args.work.pagination.or(file.pagination).unwrap_or_default(),
-        summary_json: args
-            .summary_json
-            .clone()
-            .or_else(|| file.summary_json.clone()),
+        pagination: args.work.pagination.unwrap_or_default(),
+        summary_json: args.summary_json.clone(),
         tmp_dir,
     })
 }
@@ -535,14 +561,11 @@ pub struct StatusConfig {
 fn lake_and_subdomain(
     dest: Option<&String>,
     subdomain: Option<&String>,
-    file: &FileConfig,
 ) -> Result<(String, String), ConfigError> {
     let dest = dest
-        .or(file.dest.as_ref())
         .cloned()
         .ok_or_else(|| ConfigError("--dest is required".into()))?;
     let subdomain = subdomain
-        .or(file.subdomain.as_ref())
         .cloned()
         .ok_or_else(|| ConfigError("--subdomain is required".into()))?;
     if !valid_subdomain(&subdomain) {
@@ -576,7 +599,7 @@ pub fn status(
     file: &FileConfig,
     env: &Env,
 ) -> Result<StatusConfig, ConfigError> {
-    let (dest, subdomain) = lake_and_subdomain(args.dest.as_ref(), args.subdomain.as_ref(), file)?;
+    let (dest, subdomain) = lake_and_subdomain(args.dest.as_ref(), args.subdomain.as_ref())?;
     Ok(StatusConfig {
         dest,
         subdomain,
@@ -586,11 +609,7 @@ pub fn status(
 
 /// Validates `list`'s settings (the client is built from `args.api` by [`api`]); `now` is the
 /// current time in UTC seconds, the end of an open range.
-pub fn list(
-    args: &ListArgs,
-    file: &FileConfig,
-    now: i64,
-) -> Result<crate::ops::ListRequest, ConfigError> {
+pub fn list(args: &ListArgs, now: i64) -> Result<crate::ops::ListRequest, ConfigError> {
     let range = match (&args.since, &args.until) {
         (None, None) => None,
         (since, until) => {
@@ -603,7 +622,7 @@ pub fn list(
         }
     };
     Ok(crate::ops::ListRequest {
-        filters: filters(&args.filters, file)?,
+        filters: filters(&args.filters)?,
         range,
         limit: args.limit,
         pagination: args.pagination.unwrap_or_default(),
@@ -627,8 +646,7 @@ pub fn verify(
     file: &FileConfig,
     env: &Env,
 ) -> Result<VerifyConfig, ConfigError> {
-    let (dest, subdomain) =
-        lake_and_subdomain(args.dest.as_ref(), args.api.subdomain.as_ref(), file)?;
+    let (dest, subdomain) = lake_and_subdomain(args.dest.as_ref(), args.api.subdomain.as_ref())?;
     let since = optional_instant("since", args.since.as_ref())?;
     let until = optional_instant("until", args.until.as_ref())?;
     if let (Some(s), Some(u)) = (since, until) {
@@ -639,7 +657,7 @@ pub fn verify(
     Ok(VerifyConfig {
         store: store(&args.store, file, env)?,
         api: if args.against_api {
-            Some(api(&args.api, file, env)?)
+            Some(api(&args.api, env)?)
         } else {
             None
         },
@@ -682,20 +700,12 @@ pub fn repair(
         until: args.check.until.clone(),
         work: args.work.clone(),
         recheck: Some("0".into()),
+        // Only committed windows are repaired: no end is too recent.
+        settle_lag: Some("0s".into()),
+        // Grid and filters: the runner uses those the lake pinned.
         ..ExportArgs::default()
     };
-    // The file's filters and grid do not apply: a repair uses the ones the lake pinned.
-    let file = FileConfig {
-        filter_action: Vec::new(),
-        filter_source_type: None,
-        filter_source_id: None,
-        filter_actor_id: None,
-        filter_ip_address: None,
-        window: None,
-        settle_lag: Some("0s".into()),
-        ..file.clone()
-    };
-    let export = export(&export_args, &file, env, now)?;
+    let export = export(&export_args, file, env, now)?;
     Ok(RepairConfig { check, export })
 }
 
@@ -830,11 +840,7 @@ pub fn store(args: &StoreArgs, file: &FileConfig, env: &Env) -> Result<StoreOpti
         .collect();
     from_env.sort();
     settings.extend(from_env);
-    let timeout_text = args
-        .store_timeout
-        .as_deref()
-        .or(file.store_timeout.as_deref())
-        .unwrap_or("30s");
+    let timeout_text = args.store_timeout.as_deref().unwrap_or("30s");
     let timeout = parse_duration_ms(timeout_text)
         .map_err(|e| ConfigError(format!("--store-timeout: {e}")))?;
     if timeout.is_zero() {
@@ -847,7 +853,7 @@ pub fn store(args: &StoreArgs, file: &FileConfig, env: &Env) -> Result<StoreOpti
     }
     Ok(StoreOptions {
         settings,
-        allow_http: args.allow_http.or(file.allow_http).unwrap_or(false),
+        allow_http: args.allow_http.unwrap_or(false),
         timeout,
     })
 }
@@ -979,6 +985,56 @@ mod tests {
         Env::from_pairs([("ZENDESK_OAUTH_TOKEN", "tok-SECRET")])
     }
 
+    /// `auditlake export` with the usual flags, `extra` and the config file `toml`, as
+    /// [`command_line`] reads them.
+    fn with_file(
+        toml: &str,
+        extra: &[&str],
+        env: &Env,
+    ) -> Result<(ExportArgs, FileConfig), String> {
+        let base = [
+            "--subdomain",
+            "acme",
+            "--dest",
+            "/tmp",
+            "--since",
+            "2024-12-01",
+        ];
+        with_file_and(toml, &base, extra, env)
+    }
+
+    /// As [`with_file`], with `base` in place of the usual flags.
+    fn with_file_and(
+        toml: &str,
+        base: &[&str],
+        extra: &[&str],
+        env: &Env,
+    ) -> Result<(ExportArgs, FileConfig), String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auditlake.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut argv: Vec<std::ffi::OsString> =
+            ["auditlake", "--config", path.to_str().unwrap(), "export"]
+                .iter()
+                .map(Into::into)
+                .collect();
+        argv.extend(base.iter().chain(extra).map(Into::into));
+        match command_line(argv, env) {
+            Ok((cli, file)) => match cli.command {
+                crate::cli::Command::Export(a) => Ok((a, file)),
+                _ => unreachable!(),
+            },
+            Err(CommandLineError::Config(e)) => Err(e.0),
+            Err(CommandLineError::Clap(e)) => Err(e.to_string()),
+        }
+    }
+
+    /// `export`'s configuration with the config file `toml`.
+    fn export_with_file(toml: &str, extra: &[&str]) -> ExportConfig {
+        let (a, f) = with_file(toml, extra, &env()).unwrap();
+        export(&a, &f, &env(), NOW).unwrap()
+    }
+
     fn args(extra: &[&str]) -> ExportArgs {
         use clap::Parser;
         let mut argv = vec![
@@ -1043,16 +1099,27 @@ mod tests {
 
     #[test]
     fn the_file_fills_in_and_flags_win() {
-        let file: FileConfig = toml::from_str(
+        let c = export_with_file(
             "window = \"6h\"\nconcurrency = 2\nfilter-action = [\"login\"]\nsubdomain = \"other\"",
-        )
-        .unwrap();
-        let c = export(&args(&[]), &file, &env(), NOW).unwrap();
+            &[],
+        );
         assert_eq!(c.grid.to_string(), "6h");
         assert_eq!(c.concurrency, 2);
         assert_eq!(c.filters.actions, ["login"]);
         assert_eq!(c.api.subdomain, "acme", "the flag wins over the file");
-        assert!(toml::from_str::<FileConfig>("subdomian = \"typo\"").is_err());
+        assert!(with_file("subdomian = \"typo\"", &[], &env()).is_err());
+    }
+
+    #[test]
+    fn keys_of_other_commands_are_ignored_and_bad_values_name_their_flag() {
+        // `deep` is verify's: an export ignores it. (The environment's precedence over the file
+        // is clap's, tested on the binary in tests/cli.rs.)
+        let c = export_with_file("concurrency = 2\ndeep = true", &[]);
+        assert_eq!(c.concurrency, 2);
+        let e = with_file("concurrency = \"many\"", &[], &env()).unwrap_err();
+        assert!(e.contains("--concurrency") && e.contains("many"), "{e}");
+        let e = with_file("config = \"other.toml\"", &[], &env()).unwrap_err();
+        assert!(e.contains("cannot name another"), "{e}");
     }
 
     #[test]
@@ -1090,17 +1157,15 @@ mod tests {
     #[test]
     fn store_settings_come_from_the_file_and_the_environment_but_secrets_only_from_the_environment()
     {
-        let file: FileConfig = toml::from_str(
-            "[storage]\naws_region = \"eu-west-1\"\naws_endpoint = \"http://127.0.0.1:9000\"",
-        )
-        .unwrap();
+        let settings =
+            file("[storage]\naws_region = \"eu-west-1\"\naws_endpoint = \"http://127.0.0.1:9000\"");
         let env = Env::from_pairs([
             ("AWS_REGION", "us-east-2"),
             ("AWS_SECRET_ACCESS_KEY", "s3-SECRET"),
             ("AWS_PROFILE", "not-an-object-store-key"),
             ("HOME", "/root"),
         ]);
-        let s = store(&StoreArgs::default(), &file, &env).unwrap();
+        let s = store(&StoreArgs::default(), &settings, &env).unwrap();
         let keys: Vec<&str> = s.settings.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
@@ -1116,8 +1181,7 @@ mod tests {
             "the environment comes last, so it wins"
         );
         assert!(!format!("{s:?}").contains("SECRET"));
-        let secret: FileConfig =
-            toml::from_str("[storage]\naws_secret_access_key = \"x\"").unwrap();
+        let secret = file("[storage]\naws_secret_access_key = \"x\"");
         let e = store(&StoreArgs::default(), &secret, &Env::default()).unwrap_err();
         assert!(e.0.contains("AWS_SECRET_ACCESS_KEY"), "{e}");
     }
@@ -1190,24 +1254,19 @@ mod tests {
             assert!(!e.contains("12345678") && !e.contains("Qz7"), "{text}: {e}");
             assert!(e.contains("line"), "{e}");
         }
-        let e = FileConfig::parse("window = \"1d\"\nsubdomian = \"typo\"").unwrap_err();
+        let e = with_file("window = \"1d\"\nsubdomian = \"typo\"", &[], &env()).unwrap_err();
         assert!(e.contains("line 2") && e.contains("subdomian"), "{e}");
     }
 
     #[test]
     fn a_boolean_from_the_file_is_turned_off_by_its_flag() {
-        let on = file("allow-http = true");
-        let allow = |extra: &[&str], f: &FileConfig| {
-            export(&args(extra), f, &env(), NOW)
-                .unwrap()
-                .store
-                .allow_http
-        };
-        assert!(allow(&[], &on), "the file's value holds without a flag");
-        assert!(!allow(&["--allow-http=false"], &on));
-        assert!(!allow(&["--allow-http=no"], &on));
-        assert!(allow(&["--allow-http"], &FileConfig::default()));
-        assert!(allow(&["--allow-http=true"], &file("allow-http = false")));
+        let on = "allow-http = true";
+        let allow = |extra: &[&str], toml: &str| export_with_file(toml, extra).store.allow_http;
+        assert!(allow(&[], on), "the file's value holds without a flag");
+        assert!(!allow(&["--allow-http=false"], on));
+        assert!(!allow(&["--allow-http=no"], on));
+        assert!(allow(&["--allow-http"], ""));
+        assert!(allow(&["--allow-http=true"], "allow-http = false"));
 
         use clap::Parser;
         let quiet = |argv: &[&str]| crate::cli::Cli::try_parse_from(argv).unwrap().quiet;
@@ -1254,23 +1313,39 @@ mod tests {
     #[test]
     fn auditlake_log_still_works_as_a_deprecated_alias() {
         let old = Env::from_pairs([("AUDITLAKE_LOG", "debug")]);
-        let f = file("log-level = \"trace\"");
+        let file = "log-level = \"trace\"";
+        let flag = |env: &Env| with_file(file, &[], env).unwrap().0;
+        let _ = flag(&old);
+        let from_file = |env: &Env| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f.toml");
+            std::fs::write(&path, file).unwrap();
+            let argv = ["auditlake", "--config", path.to_str().unwrap(), "status"];
+            let (cli, _) = command_line(argv.iter().map(Into::into).collect(), env)
+                .map_err(|_| ())
+                .unwrap();
+            cli.log_level
+        };
         assert_eq!(
-            log_level(None, &f, &old),
+            log_level(from_file(&old).as_deref(), &old),
             LogLevel {
                 filter: Some("debug".into()),
                 from_deprecated_env: true
-            }
+            },
+            "the old variable still outranks the file"
         );
-        let level = log_level(Some("warn"), &f, &old);
+        let level = log_level(Some("warn"), &old);
         assert_eq!(
             level.filter.as_deref(),
             Some("warn"),
             "--log-level and AUDITLAKE_LOG_LEVEL win"
         );
         assert!(!level.from_deprecated_env);
+        let none = Env::default();
         assert_eq!(
-            log_level(None, &f, &Env::default()).filter.as_deref(),
+            log_level(from_file(&none).as_deref(), &none)
+                .filter
+                .as_deref(),
             Some("trace")
         );
     }
@@ -1465,56 +1540,70 @@ mod tests {
         }
     }
 
-    /// Sets the `field`-th string setting of `export` (flag or file) to `text`.
-    fn with_text(field: usize, text: &str, in_file: bool) -> (ExportArgs, FileConfig) {
-        let mut a = args(&[]);
-        let mut f = FileConfig::default();
-        let t = Some(text.to_string());
+    /// Sets the `field`-th string setting of `export` (flag or file) to `text`; `None` when the
+    /// command line itself refuses the file's value.
+    fn with_text(field: usize, text: &str, in_file: bool) -> Option<(ExportArgs, FileConfig)> {
+        const KEYS: [&str; 15] = [
+            "subdomain",
+            "base-url",
+            "request-timeout",
+            "max-retry-time",
+            "retry-base-delay",
+            "filter-action",
+            "filter-source-type",
+            "filter-ip-address",
+            "dest",
+            "since",
+            "until",
+            "window",
+            "settle-lag",
+            "lease-ttl",
+            "store-timeout",
+        ];
         if in_file {
-            match field {
-                0 => f.subdomain = t,
-                1 => f.base_url = t,
-                2 => f.request_timeout = t,
-                3 => f.max_retry_time = t,
-                4 => f.retry_base_delay = t,
-                5 => f.filter_action = vec![text.to_string()],
-                6 => f.filter_source_type = t,
-                7 => f.filter_ip_address = t,
-                8 => f.dest = t,
-                9 => f.since = t,
-                10 => f.until = t,
-                11 => f.window = t,
-                12 => f.settle_lag = t,
-                13 => f.lease_ttl = t,
-                _ => f.store_timeout = t,
-            }
-            // The flags that `args` sets would win over the file.
-            match field {
-                0 => a.api.subdomain = None,
-                8 => a.dest = None,
-                9 => a.since = None,
-                _ => {}
-            }
-        } else {
-            match field {
-                0 => a.api.subdomain = t,
-                1 => a.api.base_url = t,
-                2 => a.api.request_timeout = t,
-                3 => a.api.max_retry_time = t,
-                4 => a.api.retry_base_delay = t,
-                5 => a.filters.filter_action = vec![text.to_string()],
-                6 => a.filters.filter_source_type = t,
-                7 => a.filters.filter_ip_address = t,
-                8 => a.dest = t,
-                9 => a.since = t,
-                10 => a.until = t,
-                11 => a.window = t,
-                12 => a.settle_lag = t,
-                13 => a.work.lease_ttl = t,
-                _ => a.store.store_timeout = t,
-            }
+            let key = KEYS[field.min(14)];
+            let value = toml::Value::String(text.to_string());
+            let toml = if key == "filter-action" {
+                format!("{key} = [{value}]")
+            } else {
+                format!("{key} = {value}")
+            };
+            // The flags the usual arguments set would win over the file.
+            let base: Vec<&str> = [
+                "--subdomain",
+                "acme",
+                "--dest",
+                "/tmp",
+                "--since",
+                "2024-12-01",
+            ]
+            .chunks(2)
+            .filter(|pair| pair[0] != format!("--{key}"))
+            .flatten()
+            .copied()
+            .collect();
+            return with_file_and(&toml, &base, &[], &env()).ok();
         }
-        (a, f)
+        let mut a = args(&[]);
+        let t = Some(text.to_string());
+        match field {
+            0 => a.api.subdomain = t,
+            1 => a.api.base_url = t,
+            2 => a.api.request_timeout = t,
+            3 => a.api.max_retry_time = t,
+            4 => a.api.retry_base_delay = t,
+            5 => a.filters.filter_action = vec![text.to_string()],
+            6 => a.filters.filter_source_type = t,
+            7 => a.filters.filter_ip_address = t,
+            8 => a.dest = t,
+            9 => a.since = t,
+            10 => a.until = t,
+            11 => a.window = t,
+            12 => a.settle_lag = t,
+            13 => a.work.lease_ttl = t,
+            _ => a.store.store_timeout = t,
+        }
+        Some((a, FileConfig::default()))
     }
 
     use proptest::prelude::*;
@@ -1523,8 +1612,9 @@ mod tests {
         /// No flag or file value makes validation panic: each is accepted or refused.
         #[test]
         fn no_flag_or_file_value_panics(field in 0usize..15, text in any::<String>(), in_file: bool) {
-            let (a, f) = with_text(field, &text, in_file);
-            let _ = export(&a, &f, &env(), NOW);
+            if let Some((a, f)) = with_text(field, &text, in_file) {
+                let _ = export(&a, &f, &env(), NOW);
+            }
         }
 
         /// The same over texts that look almost right.
@@ -1534,8 +1624,9 @@ mod tests {
             text in "[ +-]?[0-9]{0,22}[a-zé:./T-]{0,4}[0-9]{0,12}\\PC{0,2}",
             in_file: bool,
         ) {
-            let (a, f) = with_text(field, &text, in_file);
-            let _ = export(&a, &f, &env(), NOW);
+            if let Some((a, f)) = with_text(field, &text, in_file) {
+                let _ = export(&a, &f, &env(), NOW);
+            }
         }
 
         /// No number in range makes validation panic either.
@@ -1578,7 +1669,7 @@ mod tests {
             let var = ["ZENDESK_OAUTH_TOKEN", "ZENDESK_API_TOKEN", "ZENDESK_EMAIL", "ZENDESK_OAUTH_CLIENT_ID", "ZENDESK_OAUTH_SCOPE", "AWS_ENDPOINT", "AZURE_STORAGE_ENDPOINT", "AUDITLAKE_LOG"][name];
             let env = Env::from_pairs([(var, value.as_str())]);
             let _ = credentials(&env);
-            let _ = log_level(None, &FileConfig::default(), &env);
+            let _ = log_level(None, &env);
             if let Ok(s) = store(&StoreArgs::default(), &FileConfig::default(), &env) {
                 let _ = crate::storage::Lake::open("s3://bucket/lake", &s);
             }
@@ -1609,14 +1700,11 @@ mod tests {
         /// Valid filter values survive validation unchanged.
         #[test]
         fn filters_round_trip(action in "[a-z_]{1,12}", ip in any::<std::net::IpAddr>(), id in any::<i64>()) {
-            let f = FileConfig {
-                filter_action: vec![action.clone()],
-                filter_ip_address: Some(ip.to_string()),
-                filter_source_type: Some("user".into()),
-                filter_source_id: Some(id),
-                ..FileConfig::default()
-            };
-            let got = filters(&FilterArgs::default(), &f).unwrap();
+            let toml = format!(
+                "filter-action = [\"{action}\"]\nfilter-ip-address = \"{ip}\"\nfilter-source-type = \"user\"\nfilter-source-id = {id}"
+            );
+            let (a, _) = with_file(&toml, &[], &env()).unwrap();
+            let got = filters(&a.filters).unwrap();
             prop_assert_eq!(got.actions, vec![action]);
             prop_assert_eq!(got.ip_address, Some(ip.to_string()));
             prop_assert_eq!(got.source_id, Some(id));

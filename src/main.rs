@@ -7,20 +7,20 @@ mod cmd;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use auditlake::cli::{Cli, Command, LogFormat};
-use auditlake::config::{self, Env, FileConfig};
+use auditlake::config::{self, CommandLineError, Env};
 use auditlake::Error;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let file = match FileConfig::load(cli.config.as_deref()) {
-        Ok(file) => file,
-        Err(e) => return fail(&e.into()),
+    let env = Env::capture();
+    let (cli, file) = match config::command_line(std::env::args_os().collect(), &env) {
+        Ok(parsed) => parsed,
+        Err(CommandLineError::Clap(e)) => e.exit(),
+        Err(CommandLineError::Config(e)) => return fail(&e.into()),
     };
-    let cx = cmd::Context::new(file, Env::capture(), cli.quiet);
+    let cx = cmd::Context::new(file, env, cli.quiet);
     init_logging(&cli, &cx);
     // An export's async work is light (HTTP and waiting); decoding and Parquet run on blocking
     // threads. One async thread keeps each request, its connection task and its page on one
@@ -50,18 +50,14 @@ fn init_logging(cli: &Cli, cx: &cmd::Context) {
     } else {
         "info"
     };
-    let level = config::log_level(cli.log_level.as_deref(), &cx.file, &cx.env);
+    let level = config::log_level(cli.log_level.as_deref(), &cx.env);
     let filter = level.filter.unwrap_or_else(|| default.to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    match cli
-        .log_format
-        .or(cx.file.log_format)
-        .unwrap_or(LogFormat::Text)
-    {
+    match cli.log_format.unwrap_or(LogFormat::Text) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }

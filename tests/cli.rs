@@ -633,3 +633,42 @@ async fn verify_exits_6_on_a_damaged_lake_and_repair_brings_it_back_to_0() {
         "2024-03-01T12:00:00Z",
     );
 }
+
+/// The config file takes any long flag of the command, declared once in the clap structs; the
+/// precedence is flag, environment, file, default.
+#[tokio::test]
+async fn the_config_file_fills_in_below_the_environment_and_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("auditlake.toml");
+    let lake = dir.path().join("lake");
+    std::fs::write(
+        &config,
+        format!(
+            "subdomain = \"fromfile\"\ndest = {:?}\njson = true\n",
+            lake.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let subdomain = |out: &Output| -> String {
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        status["subdomain"].as_str().unwrap().to_string()
+    };
+    let from_file = run_binary(&["--config", config, "status"], &[]).await;
+    assert_eq!(subdomain(&from_file), "fromfile", "{}", text(&from_file));
+    let env = [("AUDITLAKE_SUBDOMAIN", "fromenv")];
+    let from_env = run_binary(&["--config", config, "status"], &env).await;
+    assert_eq!(subdomain(&from_env), "fromenv");
+    let flag = ["--config", config, "status", "--subdomain", "fromflag"];
+    assert_eq!(subdomain(&run_binary(&flag, &env).await), "fromflag");
+
+    std::fs::write(dir.path().join("typo.toml"), "subdomian = \"x\"\n").unwrap();
+    let typo = dir.path().join("typo.toml");
+    let out = run_binary(&["--config", typo.to_str().unwrap(), "status"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("line 1") && text(&out).contains("subdomian"),
+        "{}",
+        text(&out)
+    );
+}

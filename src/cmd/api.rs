@@ -28,7 +28,7 @@ pub async fn show(args: &ShowArgs, cx: &Context) -> Result<u8, Error> {
 /// `auditlake list`: JSON lines on stdout.
 pub async fn list(args: &ListArgs, cx: &Context) -> Result<u8, Error> {
     let client = client(&args.api, cx).await?;
-    let request = config::list(args, &cx.file, chrono::Utc::now().timestamp())?;
+    let request = config::list(args, chrono::Utc::now().timestamp())?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let listed = ops::list(&client, &request, |record| {
         let _ = writeln!(out, "{record}");
@@ -42,7 +42,7 @@ pub async fn list(args: &ListArgs, cx: &Context) -> Result<u8, Error> {
 /// `auditlake request-export`.
 pub async fn request_export(args: &RequestExportArgs, cx: &Context) -> Result<u8, Error> {
     let client = client(&args.api, cx).await?;
-    let filters = config::filters(&args.filters, &cx.file)?;
+    let filters = config::filters(&args.filters)?;
     match ops::request_export(&client, &filters).await? {
         ExportRequested::Accepted {
             remaining,

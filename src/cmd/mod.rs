@@ -59,7 +59,7 @@ pub async fn run(command: Command, cx: &Context) -> Result<u8, Error> {
 /// The client of the commands that talk to Zendesk outside a run, with its first access token
 /// minted when the credentials are an OAuth client.
 async fn client(args: &ApiArgs, cx: &Context) -> Result<Client, Error> {
-    let api = config::api(args, &cx.file, &cx.env)?;
+    let api = config::api(args, &cx.env)?;
     client_for(api).await
 }
 
