@@ -13,12 +13,15 @@
 //! - [`route`] keeps exactly a window's records, once, and sends them to their day's part file.
 //! - [`storage`] holds the lake: destinations, paths, Parquet part files, uploads.
 //! - [`manifest`] pins the dataset and commits windows; [`runner`] ties a run together.
-//! - [`status`] and [`ops`] serve the other commands; [`simulator`] is the built-in Zendesk.
+//! - [`status`] and [`ops`] serve the other commands; `demo` runs the whole job against the
+//!   built-in Zendesk, the `zendesk-sim` crate in `crates/zendesk-sim` (with the default
+//!   `simulator` feature, which also brings `auditlake simulate`).
 
 pub mod cli;
 pub mod commit;
 pub mod config;
 pub mod decode;
+#[cfg(feature = "simulator")]
 pub mod demo;
 pub mod lease;
 pub mod manifest;
@@ -27,7 +30,6 @@ pub mod recount;
 pub mod route;
 pub mod runner;
 pub mod schema;
-pub mod simulator;
 pub mod status;
 pub mod storage;
 pub mod verify;

@@ -12,14 +12,16 @@ use tracing_subscriber::EnvFilter;
 
 use auditlake::cli::{Cli, Command, LogFormat};
 use auditlake::config::{self, ConfigError, Env, FileConfig};
+#[cfg(feature = "simulator")]
+use auditlake::demo;
 use auditlake::lease::LeaseError;
 use auditlake::manifest::{Manifest, ManifestError};
 use auditlake::ops::{self, ExportRequested, ListRequest};
 use auditlake::runner::{self, NoProgress, Progress, RunError, Summary};
 use auditlake::storage::{layout, Lake};
+use auditlake::verify;
 use auditlake::window::parse_instant;
 use auditlake::zendesk::{ApiError, Client, RequestBudget};
-use auditlake::{demo, simulator, verify};
 
 /// Exit codes, as documented in `--help` and the README.
 mod exit {
@@ -355,6 +357,7 @@ async fn run(cli: Cli, file: FileConfig, env: Env, show_progress: bool) -> Resul
                 }),
             }
         }
+        #[cfg(feature = "simulator")]
         Command::Demo(args) => {
             let bar = show_progress.then(ProgressBarObserver::new);
             let progress: &dyn Progress = match &bar {
@@ -370,9 +373,10 @@ async fn run(cli: Cli, file: FileConfig, env: Env, show_progress: bool) -> Resul
             let _ = writeln!(out, "{}", outcome.instructions);
             Ok(summary_code(&outcome.summary))
         }
+        #[cfg(feature = "simulator")]
         Command::Simulate(args) => {
             let sim_config = demo::simulator_config(&args).map_err(ConfigError)?;
-            let sim = simulator::Simulator::start(sim_config, args.bind)
+            let sim = zendesk_sim::Simulator::start(sim_config, args.bind)
                 .await
                 .map_err(|e| Failed {
                     code: exit::USAGE,

@@ -8,10 +8,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auditlake::simulator::{SimFilter, Simulator};
 use auditlake::zendesk::auth::{OAuthClient, Secret};
 use auditlake::zendesk::{ApiError, Client, ClientOptions, Credentials, RequestBudget};
 use common::*;
+use zendesk_sim::{SimFilter, Simulator};
 
 const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
 const CLIENT_ID: &str = "auditlake-test";

@@ -1,4 +1,8 @@
-//! A local stand-in for the Zendesk Audit Logs API, for tests, the demo and benchmarks.
+//! zendesk-sim: a local stand-in for the Zendesk Audit Logs API, for auditlake's tests, its demo and
+//! its benchmarks.
+//!
+//! It depends on nothing of auditlake's, so the ground truth the tests compare a lake with shares no
+//! code with the exporter that made the lake.
 //!
 //! It serves a deterministic synthetic account over HTTP on 127.0.0.1 and follows the API as
 //! described in `ZENDESK_API.md`, including its undocumented corners: the repeated
@@ -10,6 +14,7 @@
 
 mod account;
 mod faults;
+mod options;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -25,6 +30,7 @@ use tokio::task::JoinHandle;
 
 pub use account::{Account, ExpectedRecord, SimFilter};
 pub use faults::Faults;
+pub use options::{SimOptions, SimOptionsError};
 
 use server::Shared;
 
