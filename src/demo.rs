@@ -155,3 +155,55 @@ fn utc(t: i64) -> DateTime<Utc> {
         .single()
         .expect("parsed instants are in range")
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn simulate_args(argv: &[&str]) -> SimulateArgs {
+        let argv = ["auditlake", "simulate"].iter().chain(argv);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Simulate(args) => args,
+            other => panic!("not simulate: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simulate_flags_given_as_text_reach_the_simulators_configuration() {
+        let config = simulator_config(&simulate_args(&[
+            "--from=2024-05-01",
+            "--to=2024-05-02T12:00:00Z",
+            "--bounds=exclusive",
+            "--token-lifetime=5m",
+            "--late-arrival=250ms",
+        ]))
+        .unwrap();
+        assert_eq!(config.start, utc(1_714_521_600));
+        assert_eq!(config.end, utc(1_714_651_200));
+        assert_eq!(config.bounds, Bounds::Exclusive);
+        assert_eq!(config.token_lifetime, Some(Duration::from_secs(300)));
+        assert_eq!(config.faults.late_arrival, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn an_unreadable_simulate_flag_is_named_in_the_error() {
+        for (flag, value) in [
+            ("from", "yesterday"),
+            ("to", "soon"),
+            ("token-lifetime", "long"),
+            ("late-arrival", "later"),
+        ] {
+            let error =
+                simulator_config(&simulate_args(&[&format!("--{flag}={value}")])).expect_err(flag);
+            assert!(error.starts_with(&format!("--{flag}: ")), "{error}");
+        }
+        let error = simulator_config(&simulate_args(&["--bind=0.0.0.0:8989"])).unwrap_err();
+        assert_eq!(
+            error,
+            "--bind 0.0.0.0:8989: the simulator listens on loopback addresses only"
+        );
+    }
+}
