@@ -28,16 +28,21 @@ demo: build $(VENV)/.installed
 
 test: check unit services
 
+# The whole workspace: auditlake and the simulator crate (crates/zendesk-sim).
 check:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps --quiet
 
 unit:
-	$(CARGO) test --locked
+	$(CARGO) test --locked --workspace
 
 # Tests against real services: a local S3-compatible server (moto) for the S3 tests, and real
 # DuckDB and pyarrow reading the lake back. tests/with-moto.sh stops the server even on failure.
-services: build $(VENV)/.installed
+# pytest runs the binary `cargo test` has just built (integration tests build it, with the tests'
+# features): a plain `cargo build` here would compile tokio and everything above it once more,
+# without `test-util`, for nothing.
+services: $(VENV)/.installed
 	bash tests/with-moto.sh sh -c '$(CARGO) test --locked --test s3 -- --ignored && AUDITLAKE_BIN=$(BIN) $(PY) -m pytest -q tests/readback'
 
 readback: services

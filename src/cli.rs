@@ -117,8 +117,10 @@ pub enum Command {
     /// Ask Zendesk to prepare a CSV export (the API's export operation; 1 request per minute).
     RequestExport(RequestExportArgs),
     /// Run the whole job end to end against the built-in simulator, no account needed.
+    #[cfg(feature = "simulator")]
     Demo(DemoArgs),
     /// Serve a synthetic Zendesk account on 127.0.0.1 (the simulator the tests and demo use).
+    #[cfg(feature = "simulator")]
     Simulate(SimulateArgs),
 }
 
@@ -442,6 +444,7 @@ pub struct RequestExportArgs {
     pub filters: FilterArgs,
 }
 
+#[cfg(feature = "simulator")]
 #[derive(Debug, Args, Clone)]
 pub struct DemoArgs {
     /// Where to leave the demo lake.
@@ -458,12 +461,14 @@ pub struct DemoArgs {
 }
 
 /// How the simulator interprets `filter[created_at][]` bounds (undocumented by Zendesk).
+#[cfg(feature = "simulator")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BoundsArg {
     Inclusive,
     Exclusive,
 }
 
+#[cfg(feature = "simulator")]
 #[derive(Debug, Args, Clone)]
 pub struct SimulateArgs {
     /// Address to listen on (loopback only).

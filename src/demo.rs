@@ -1,17 +1,19 @@
-//! `auditlake demo` and the glue between `auditlake simulate`'s flags and the simulator.
+//! `auditlake demo`, and `auditlake simulate`'s flags read into the simulator's options (the
+//! simulator itself is the zendesk-sim crate; both commands need the `simulator` feature).
 //!
 //! The demo runs the real export, unchanged, against the built-in simulator on 127.0.0.1, and
 //! leaves a lake that DuckDB, pyarrow or Athena can read.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
+use zendesk_sim::{Bounds, SimConfig, SimOptions, Simulator};
 
 use crate::cli::{ApiArgs, BoundsArg, DemoArgs, ExportArgs, SimulateArgs};
 use crate::config::{self, Env, FileConfig};
 use crate::runner::{self, Progress, RunError, Summary};
-use crate::simulator::{Bounds, Faults, SimConfig, Simulator};
 use crate::storage::{layout, Lake, StoreOptions};
 use crate::window::{format_rfc3339, parse_duration_ms, parse_instant};
 
@@ -21,7 +23,7 @@ pub const DEMO_SUBDOMAIN: &str = "demo";
 /// The demo's OAuth client and the lifetime of the tokens its simulator mints (Zendesk's shortest):
 /// the demo authenticates like a scheduled run should, with the client-credentials grant.
 const DEMO_CLIENT_ID: &str = "auditlake-demo";
-const DEMO_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
+const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 /// The demo simulates an Enterprise Plus account (2,500 requests per minute), the fastest real plan.
 const DEMO_RATE_LIMIT: u32 = 2_500;
@@ -103,73 +105,105 @@ pub async fn run(
     })
 }
 
-/// The simulator's configuration from `auditlake simulate`'s flags.
+/// The simulator's configuration from `auditlake simulate`'s flags: the text flags are read with
+/// the export's own time and duration parsers, and the simulator checks the rest
+/// ([`SimOptions::config`]).
 pub fn simulator_config(args: &SimulateArgs) -> Result<SimConfig, String> {
-    if !args.bind.ip().is_loopback() {
-        return Err(format!(
-            "--bind {}: the simulator listens on loopback addresses only",
-            args.bind
-        ));
-    }
-    let now = Utc::now().timestamp();
-    let instant = |flag: &str, given: &Option<String>, default: i64| -> Result<i64, String> {
+    let instant = |flag: &str, given: &Option<String>| -> Result<Option<DateTime<Utc>>, String> {
         given
             .as_deref()
-            .map(|t| parse_instant(t).map_err(|e| format!("--{flag}: {e}")))
-            .unwrap_or(Ok(default))
+            .map(|t| {
+                parse_instant(t)
+                    .map(utc)
+                    .map_err(|e| format!("--{flag}: {e}"))
+            })
+            .transpose()
     };
-    let from = instant("from", &args.from, now - 30 * 86_400)?;
-    let to = instant("to", &args.to, now)?;
-    if from >= to {
-        return Err("--from must be before --to".into());
-    }
-    for (flag, rate) in [
-        ("fault-5xx", args.fault_5xx),
-        ("fault-429", args.fault_429),
-        ("fault-truncate", args.fault_truncate),
-        ("fault-reset", args.fault_reset),
-    ] {
-        if !(0.0..=1.0).contains(&rate) {
-            return Err(format!("--{flag} must be a fraction between 0 and 1"));
-        }
-    }
-    let mut config = SimConfig::new(args.records, utc(from), utc(to));
-    config.seed = args.seed;
-    config.bounds = match args.bounds {
-        BoundsArg::Inclusive => Bounds::Inclusive,
-        BoundsArg::Exclusive => Bounds::Exclusive,
-    };
-    config.rate_limit_per_minute = args.rate_limit.max(1);
-    config.oauth_token = Some(args.token.clone());
-    config.oauth_client = Some((args.client_id.clone(), args.client_secret.clone()));
-    config.token_lifetime = args
-        .token_lifetime
-        .as_deref()
-        .map(|t| match parse_duration_ms(t) {
-            Ok(d) if d.as_secs() >= 1 => Ok(d),
-            Ok(_) => Err("--token-lifetime must be at least 1s".to_string()),
-            Err(e) => Err(format!("--token-lifetime: {e}")),
-        })
-        .transpose()?;
-    config.enterprise = !args.not_enterprise;
-    config.extra_fields = args.extra_fields;
-    config.faults = Faults {
-        error_5xx_rate: args.fault_5xx,
-        rate_429: args.fault_429,
-        truncate_rate: args.fault_truncate,
-        reset_rate: args.fault_reset,
-        late_arrival: args
-            .late_arrival
+    let duration = |flag: &str, given: &Option<String>| -> Result<Option<Duration>, String> {
+        given
             .as_deref()
-            .map(|t| parse_duration_ms(t).map_err(|e| format!("--late-arrival: {e}")))
-            .transpose()?,
-        ..Faults::default()
+            .map(|t| parse_duration_ms(t).map_err(|e| format!("--{flag}: {e}")))
+            .transpose()
     };
-    Ok(config)
+    let options = SimOptions {
+        bind: args.bind,
+        records: args.records,
+        from: instant("from", &args.from)?,
+        to: instant("to", &args.to)?,
+        seed: args.seed,
+        bounds: match args.bounds {
+            BoundsArg::Inclusive => Bounds::Inclusive,
+            BoundsArg::Exclusive => Bounds::Exclusive,
+        },
+        rate_limit_per_minute: args.rate_limit,
+        token: args.token.clone(),
+        oauth_client: (args.client_id.clone(), args.client_secret.clone()),
+        token_lifetime: duration("token-lifetime", &args.token_lifetime)?,
+        enterprise: !args.not_enterprise,
+        extra_fields: args.extra_fields,
+        fault_5xx: args.fault_5xx,
+        fault_429: args.fault_429,
+        fault_truncate: args.fault_truncate,
+        fault_reset: args.fault_reset,
+        late_arrival: duration("late-arrival", &args.late_arrival)?,
+    };
+    options.config().map_err(|e| e.to_string())
 }
 
 fn utc(t: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(t, 0)
         .single()
         .expect("parsed instants are in range")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn simulate_args(argv: &[&str]) -> SimulateArgs {
+        let argv = ["auditlake", "simulate"].iter().chain(argv);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Simulate(args) => args,
+            other => panic!("not simulate: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simulate_flags_given_as_text_reach_the_simulators_configuration() {
+        let config = simulator_config(&simulate_args(&[
+            "--from=2024-05-01",
+            "--to=2024-05-02T12:00:00Z",
+            "--bounds=exclusive",
+            "--token-lifetime=5m",
+            "--late-arrival=250ms",
+        ]))
+        .unwrap();
+        assert_eq!(config.start, utc(1_714_521_600));
+        assert_eq!(config.end, utc(1_714_651_200));
+        assert_eq!(config.bounds, Bounds::Exclusive);
+        assert_eq!(config.token_lifetime, Some(Duration::from_secs(300)));
+        assert_eq!(config.faults.late_arrival, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn an_unreadable_simulate_flag_is_named_in_the_error() {
+        for (flag, value) in [
+            ("from", "yesterday"),
+            ("to", "soon"),
+            ("token-lifetime", "long"),
+            ("late-arrival", "later"),
+        ] {
+            let error =
+                simulator_config(&simulate_args(&[&format!("--{flag}={value}")])).expect_err(flag);
+            assert!(error.starts_with(&format!("--{flag}: ")), "{error}");
+        }
+        let error = simulator_config(&simulate_args(&["--bind=0.0.0.0:8989"])).unwrap_err();
+        assert_eq!(
+            error,
+            "--bind 0.0.0.0:8989: the simulator listens on loopback addresses only"
+        );
+    }
 }

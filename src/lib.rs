@@ -19,7 +19,9 @@
 //! - [`storage`] is object_store I/O; [`storage::layout`] is the only place that makes a path.
 //! - [`runner`] ties a run (and a repair) together.
 //! - [`recount`] counts a window at the API; [`verify`] proves the lake; [`status`] and [`ops`]
-//!   serve the other commands; [`demo`] and [`simulator`] are the built-in Zendesk.
+//!   serve the other commands; `demo` runs the whole job against the built-in Zendesk, the
+//!   `zendesk-sim` crate in `crates/zendesk-sim` (with the default `simulator` feature, which
+//!   also brings `auditlake simulate`).
 //! - [`error`] is the one error of a command and its exit code.
 
 pub mod cli;
@@ -50,9 +52,9 @@ pub mod ops;
 pub mod recount;
 pub mod status;
 pub mod verify;
-// the built-in Zendesk
+// the whole job against the built-in Zendesk (the zendesk-sim crate)
+#[cfg(feature = "simulator")]
 pub mod demo;
-pub mod simulator;
 // every command's one error and its exit code
 pub mod error;
 

@@ -6,8 +6,8 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use auditlake::simulator::SimFilter;
 use common::*;
+use zendesk_sim::SimFilter;
 
 const SECRET: &str = "tok-SECRET-4242";
 
@@ -205,7 +205,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-async fn sim_12h() -> auditlake::simulator::Simulator {
+async fn sim_12h() -> zendesk_sim::Simulator {
     start(sim_config(3_000, "2024-03-01", "2024-03-01T12:00:00Z")).await
 }
 
@@ -239,10 +239,7 @@ async fn wait_for_markers(lake: &std::path::Path, n: usize) {
 }
 
 /// Starts a paced export of the 12-hour account in the background.
-fn spawn_slow_export(
-    lake: &std::path::Path,
-    sim: &auditlake::simulator::Simulator,
-) -> std::process::Child {
+fn spawn_slow_export(lake: &std::path::Path, sim: &zendesk_sim::Simulator) -> std::process::Child {
     let args = export_args(lake, &sim.base_url(), true);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     auditlake(&args, "sim-token")
@@ -253,7 +250,7 @@ fn spawn_slow_export(
 }
 
 /// Reruns the export at full speed and checks that the lake ends complete and exact.
-async fn rerun_and_check_exact(lake: &std::path::Path, sim: &auditlake::simulator::Simulator) {
+async fn rerun_and_check_exact(lake: &std::path::Path, sim: &zendesk_sim::Simulator) {
     let fast = export_args(lake, &sim.base_url(), false);
     let fast: Vec<&str> = fast.iter().map(String::as_str).collect();
     let out = run(&fast, "sim-token").await;

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditlake::simulator::{SimFilter, Simulator};
 use auditlake::storage::{Lake, StoreOptions};
 use auditlake::verify::{self, VerifyOptions};
 use common::*;
+use zendesk_sim::{SimFilter, Simulator};
 
 const FROM: &str = "2024-03-01";
 const TO: &str = "2024-03-03";

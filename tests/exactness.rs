@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use auditlake::config::{RepairConfig, VerifyConfig};
 use auditlake::runner::{self, RepairOutcome};
-use auditlake::simulator::SimFilter;
 use auditlake::storage::{Lake, StoreOptions};
 use auditlake::verify::{self, Kind, Report, VerifyOptions};
 use common::*;
 use tokio_util::sync::CancellationToken;
+use zendesk_sim::SimFilter;
 
 const FROM: &str = "2024-03-01";
 const TO: &str = "2024-03-04";
@@ -32,11 +32,7 @@ async fn check(dest: &Path, deep: bool) -> Report {
         .unwrap()
 }
 
-async fn repair(
-    sim: &auditlake::simulator::Simulator,
-    dest: &Path,
-    against_api: bool,
-) -> RepairOutcome {
+async fn repair(sim: &zendesk_sim::Simulator, dest: &Path, against_api: bool) -> RepairOutcome {
     let export = export_config(sim, dest, "1970-01-01", TO, "1d");
     let config = RepairConfig {
         check: VerifyConfig {
@@ -341,8 +337,8 @@ async fn repair_against_the_api_re_exports_windows_zendesk_grew() {
 /// margins hold records (the simulator puts records on every midnight and hour).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_is_counted_exactly_in_one_or_two_requests_under_both_bound_semantics() {
-    use auditlake::simulator::Bounds;
     use auditlake::window::{plan, Grid};
+    use zendesk_sim::Bounds;
     for bounds in [Bounds::Inclusive, Bounds::Exclusive] {
         let mut config = sim_config(3_000, FROM, TO);
         config.bounds = bounds;

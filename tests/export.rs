@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use auditlake::manifest::ManifestError;
 use auditlake::runner::{self, NoProgress, Progress, RunError};
-use auditlake::simulator::{Bounds, SimFilter};
 use auditlake::zendesk::{Filters, Pagination};
 use common::*;
 use tokio_util::sync::CancellationToken;
+use zendesk_sim::{Bounds, SimFilter};
 
 const FROM: &str = "2024-03-01";
 const TO: &str = "2024-03-07";

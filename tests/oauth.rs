@@ -8,10 +8,10 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auditlake::simulator::{SimFilter, Simulator};
 use auditlake::zendesk::auth::{OAuthClient, Secret};
 use auditlake::zendesk::{ApiError, Client, ClientOptions, Credentials, RequestBudget};
 use common::*;
+use zendesk_sim::{SimFilter, Simulator};
 
 const CLIENT_ID: &str = "auditlake-test";
 const CLIENT_SECRET: &str = "cs-SECRET-7331";

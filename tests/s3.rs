@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use auditlake::lease::{Lease, LeaseError};
 use auditlake::runner::{self, NoProgress, Progress, RunError};
-use auditlake::simulator::SimFilter;
 use auditlake::storage::{Lake, StorageError, StoreOptions};
 use common::*;
 use object_store::path::Path;
 use tokio_util::sync::CancellationToken;
+use zendesk_sim::SimFilter;
 
 const NEEDS_S3: &str = "run through `make test`, which starts a local S3 server";
 
@@ -53,7 +53,7 @@ async fn bucket(endpoint: &str) -> String {
 }
 
 fn s3_config(
-    sim: &auditlake::simulator::Simulator,
+    sim: &zendesk_sim::Simulator,
     endpoint: &str,
     bucket: &str,
     since: &str,

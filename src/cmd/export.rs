@@ -1,9 +1,13 @@
 //! `export` and `demo`: a run, its summary for people and, as JSON, for schedulers.
 
-use auditlake::cli::{DemoArgs, ExportArgs};
+#[cfg(feature = "simulator")]
+use auditlake::cli::DemoArgs;
+use auditlake::cli::ExportArgs;
 use auditlake::config;
+#[cfg(feature = "simulator")]
+use auditlake::demo as sim_demo;
 use auditlake::runner::{self, Summary};
-use auditlake::{demo as sim_demo, Error};
+use auditlake::Error;
 
 use super::{cancel_on_signals, progress, Context, ProgressBar};
 
@@ -28,6 +32,7 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
 }
 
 /// `auditlake demo`.
+#[cfg(feature = "simulator")]
 pub async fn demo(args: &DemoArgs, cx: &Context) -> Result<u8, Error> {
     let bar = cx.show_progress.then(ProgressBar::new);
     let outcome = sim_demo::run(args, cancel_on_signals(), progress(&bar)).await?;

@@ -5,6 +5,7 @@
 mod api;
 mod export;
 mod lake;
+#[cfg(feature = "simulator")]
 mod sim;
 
 use std::io::{IsTerminal, Write};
@@ -51,7 +52,9 @@ pub async fn run(command: Command, cx: &Context) -> Result<u8, Error> {
         Command::Show(args) => api::show(&args, cx).await,
         Command::List(args) => api::list(&args, cx).await,
         Command::RequestExport(args) => api::request_export(&args, cx).await,
+        #[cfg(feature = "simulator")]
         Command::Demo(args) => export::demo(&args, cx).await,
+        #[cfg(feature = "simulator")]
         Command::Simulate(args) => sim::simulate(&args).await,
     }
 }

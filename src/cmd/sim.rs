@@ -5,14 +5,14 @@ use std::io::Write;
 use auditlake::cli::SimulateArgs;
 use auditlake::config::ConfigError;
 use auditlake::error::exit;
-use auditlake::{demo, simulator, Error};
+use auditlake::{demo, Error};
 
 use super::cancel_on_signals;
 
 /// `auditlake simulate`: serves until Ctrl-C; prints its base URL on stdout.
 pub async fn simulate(args: &SimulateArgs) -> Result<u8, Error> {
     let sim_config = demo::simulator_config(args).map_err(ConfigError)?;
-    let sim = simulator::Simulator::start(sim_config, args.bind)
+    let sim = zendesk_sim::Simulator::start(sim_config, args.bind)
         .await
         .map_err(|source| Error::Listen {
             addr: args.bind,

@@ -15,10 +15,10 @@ use serde_json::{Map, Value};
 
 use auditlake::config::{ApiConfig, ExportConfig};
 use auditlake::runner::{self, NoProgress, Summary};
-use auditlake::simulator::{SimConfig, SimFilter, Simulator};
 use auditlake::window::{parse_instant, Grid};
 use auditlake::zendesk::auth::Secret;
 use auditlake::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
+use zendesk_sim::{SimConfig, SimFilter, Simulator};
 
 pub const TOKEN: &str = "sim-token";
 

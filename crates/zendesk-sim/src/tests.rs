@@ -1,4 +1,4 @@
-//! Tests of the simulator against the facts in `ZENDESK_API.md`.
+//! Tests of the simulator against the documented (and undocumented) facts of the Audit Logs API.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -1,7 +1,11 @@
-//! A local stand-in for the Zendesk Audit Logs API, for tests, the demo and benchmarks.
+//! zendesk-sim: a local stand-in for the Zendesk Audit Logs API, for auditlake's tests, its demo and
+//! its benchmarks.
+//!
+//! It depends on nothing of auditlake's, so the ground truth the tests compare a lake with shares no
+//! code with the exporter that made the lake.
 //!
 //! It serves a deterministic synthetic account over HTTP on 127.0.0.1 and follows the API as
-//! described in `ZENDESK_API.md`, including its undocumented corners: the repeated
+//! Zendesk documents it, including its undocumented corners: the repeated
 //! `filter[created_at][]` key, configurable bound semantics, ties within a second in an arbitrary
 //! (but stable) order, ids above 2^53, optional `action_label`, unknown extra fields, the offset
 //! pagination cap, per-minute rate limits and the export endpoint's own limit. [`Faults`] adds
@@ -10,6 +14,7 @@
 
 mod account;
 mod faults;
+mod options;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -25,6 +30,7 @@ use tokio::task::JoinHandle;
 
 pub use account::{Account, ExpectedRecord, SimFilter};
 pub use faults::Faults;
+pub use options::{SimOptions, SimOptionsError};
 
 use server::Shared;
 
