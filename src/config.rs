@@ -14,9 +14,10 @@ use url::Url;
 use crate::cli::{
     ApiArgs, ExportArgs, FilterArgs, ListArgs, RepairArgs, StatusArgs, StoreArgs, VerifyArgs,
 };
+use crate::duration::{parse_duration, parse_duration_ms};
 use crate::storage::layout::valid_subdomain;
 use crate::storage::StoreOptions;
-use crate::window::{parse_duration, parse_duration_ms, parse_instant, Grid};
+use crate::window::{parse_instant, Grid};
 use crate::zendesk::auth::{OAuthClient, Secret, DEFAULT_SCOPE};
 use crate::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
 

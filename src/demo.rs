@@ -7,15 +7,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use zendesk_sim::{Bounds, SimConfig, SimOptions, Simulator};
 
 use crate::cli::{ApiArgs, BoundsArg, DemoArgs, ExportArgs, SimulateArgs};
 use crate::config::{self, Env, FileConfig};
+use crate::duration::parse_duration_ms;
 use crate::runner::{self, Progress, RunError, Summary};
 use crate::storage::{layout, Lake, StoreOptions};
-use crate::window::{format_rfc3339, parse_duration_ms, parse_instant};
+use crate::window::{format_rfc3339, parse_instant, utc};
 
 /// The demo's subdomain: only this subdomain's files are replaced when the demo runs again.
 pub const DEMO_SUBDOMAIN: &str = "demo";
@@ -148,12 +149,6 @@ pub fn simulator_config(args: &SimulateArgs) -> Result<SimConfig, String> {
         late_arrival: duration("late-arrival", &args.late_arrival)?,
     };
     options.config().map_err(|e| e.to_string())
-}
-
-fn utc(t: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(t, 0)
-        .single()
-        .expect("parsed instants are in range")
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! cli ─▶ config ─▶ window (plan) ─▶ zendesk (fetch) ─▶ decode ─▶ route ─▶ encode ─▶ commit ─▶ manifest, lease ─▶ storage
 //!                                             runner: bounded workers over the whole pipeline
 //! ```
-//! - [`cli`] parses the command line; [`config`] validates it with the TOML file and environment.
+//! - [`cli`] parses the command line; [`config`] validates it with the TOML file and environment
+//!   ([`duration`] reads its durations).
 //! - [`window`] is the UTC grid and the plan of a run.
 //! - [`zendesk`] is the API client: auth, shared request budget, retries, pagination.
 //! - [`schema`] loads the declared schema from `schemas/`; [`decode`] turns pages into typed rows.
@@ -27,6 +28,7 @@
 pub mod cli;
 // Then, in pipeline order:
 pub mod config;
+pub mod duration;
 // plan
 pub mod window;
 // fetch

@@ -29,10 +29,6 @@ pub struct Grid {
 pub enum ParseError {
     #[error("invalid window {0:?}: use 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or Nd (N days, at most {MAX_DAYS})")]
     Grid(String),
-    #[error(
-        "invalid duration {0:?}: use a number followed by s, m, h or d (for example 90s, 5m, 1h)"
-    )]
-    Duration(String),
     #[error("invalid time {0:?}: use RFC 3339 (2024-01-01T00:00:00Z) or a date (2024-01-01, midnight UTC)")]
     Instant(String),
 }
@@ -47,7 +43,7 @@ impl Grid {
     /// a panic.
     pub fn parse(text: &str) -> Result<Grid, ParseError> {
         let bad = || ParseError::Grid(text.to_string());
-        let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
+        let (n, unit) = crate::duration::split_number(text.trim()).ok_or_else(bad)?;
         let n = i64::try_from(n).map_err(|_| bad())?;
         let step = match unit {
             "h" if HOUR_STEPS.contains(&n) => n * 3600,
@@ -181,54 +177,6 @@ pub fn parse_instant(text: &str) -> Result<i64, ParseError> {
     Ok(t)
 }
 
-/// Splits `90s` into `(90, "s")`: one or more ASCII digits (no sign), then the rest. `None` when
-/// there is no leading number or it does not fit in a `u64`. Works on characters, so any UTF-8
-/// input is safe (slicing by byte count once panicked on `1é`).
-fn split_number(text: &str) -> Option<(u64, &str)> {
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return None;
-    }
-    // The first `digits` bytes are ASCII, so this index is a character boundary.
-    let (number, unit) = text.split_at(digits);
-    Some((number.parse().ok()?, unit))
-}
-
-/// Seconds per unit of a duration: `s`, `m`, `h` or `d`.
-fn unit_seconds(unit: &str) -> Option<u64> {
-    match unit {
-        "s" => Some(1),
-        "m" => Some(60),
-        "h" => Some(3600),
-        "d" => Some(86_400),
-        _ => None,
-    }
-}
-
-/// Parses a duration such as `30s`, `5m`, `2h`, `1d` into seconds; a bare `0` is zero (nothing
-/// to say a unit of).
-pub fn parse_duration(text: &str) -> Result<u64, ParseError> {
-    if text.trim() == "0" {
-        return Ok(0);
-    }
-    let bad = || ParseError::Duration(text.to_string());
-    let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
-    n.checked_mul(unit_seconds(unit).ok_or_else(bad)?)
-        .ok_or_else(bad)
-}
-
-/// Parses a duration that may also be given in milliseconds (`250ms`), for retry delays.
-pub fn parse_duration_ms(text: &str) -> Result<std::time::Duration, ParseError> {
-    let bad = || ParseError::Duration(text.to_string());
-    let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
-    if unit == "ms" {
-        return Ok(std::time::Duration::from_millis(n));
-    }
-    n.checked_mul(unit_seconds(unit).ok_or_else(bad)?)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(bad)
-}
-
 /// `YYYY-MM-DDTHH:MM:SSZ`, the only form `filter[created_at][]` accepts.
 pub fn format_rfc3339(t: i64) -> String {
     utc(t).format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -255,7 +203,8 @@ fn day_from_index(index: i64) -> NaiveDate {
     utc(index * SECONDS_PER_DAY).date_naive()
 }
 
-fn utc(t: i64) -> DateTime<Utc> {
+/// A UTC instant from seconds; every caller holds a parsed or planned instant (1970 to 9999).
+pub fn utc(t: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(t, 0)
         .single()
         .expect("timestamps come from parsed instants and stay in chrono's range")
@@ -264,6 +213,7 @@ fn utc(t: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duration::{parse_duration, parse_duration_ms};
     use proptest::prelude::*;
 
     const DAY: i64 = SECONDS_PER_DAY;

@@ -1,0 +1,55 @@
+//! Durations as flags and the config file give them: `90s`, `5m`, `2h`, `1d` (and `250ms` where a
+//! delay may be short), parsed by characters so that no input can panic.
+
+/// A duration that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {0:?}: use a number followed by s, m, h or d (for example 90s, 5m, 1h)")]
+pub struct DurationError(pub String);
+
+/// Splits `90s` into `(90, "s")`: one or more ASCII digits (no sign), then the rest. `None` when
+/// there is no leading number or it does not fit in a `u64`. Works on characters, so any UTF-8
+/// input is safe (slicing by byte count once panicked on `1é`).
+pub(crate) fn split_number(text: &str) -> Option<(u64, &str)> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    // The first `digits` bytes are ASCII, so this index is a character boundary.
+    let (number, unit) = text.split_at(digits);
+    Some((number.parse().ok()?, unit))
+}
+
+/// Seconds per unit of a duration: `s`, `m`, `h` or `d`.
+fn unit_seconds(unit: &str) -> Option<u64> {
+    match unit {
+        "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
+    }
+}
+
+/// Parses a duration such as `30s`, `5m`, `2h`, `1d` into seconds; a bare `0` is zero (nothing
+/// to say a unit of).
+pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    let bad = || DurationError(text.to_string());
+    let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
+    n.checked_mul(unit_seconds(unit).ok_or_else(bad)?)
+        .ok_or_else(bad)
+}
+
+/// Parses a duration that may also be given in milliseconds (`250ms`), for retry delays.
+pub fn parse_duration_ms(text: &str) -> Result<std::time::Duration, DurationError> {
+    let bad = || DurationError(text.to_string());
+    let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
+    if unit == "ms" {
+        return Ok(std::time::Duration::from_millis(n));
+    }
+    n.checked_mul(unit_seconds(unit).ok_or_else(bad)?)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
+}
