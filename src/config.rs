@@ -454,30 +454,7 @@ pub fn export(
         .as_ref()
         .ok_or_else(|| ConfigError("--since is required (e.g. 2024-01-01)".into()))?;
     let since = parse_instant(since_text).map_err(|e| ConfigError(format!("--since: {e}")))?;
-    let lag_text = args.settle_lag.as_deref().unwrap_or("5m");
-    let lag = parse_duration(lag_text).map_err(|e| ConfigError(format!("--settle-lag: {e}")))?;
-    if lag > MAX_SETTLE_LAG {
-        return err(format!(
-            "--settle-lag {lag_text} is too long: at most {}d",
-            MAX_SETTLE_LAG / 86_400
-        ));
-    }
-    // In range: `lag` is at most a year, and `now` comes from the clock.
-    let settled = now - lag as i64;
-    let until = match args.until.as_ref() {
-        Some(text) => {
-            let until = parse_instant(text).map_err(|e| ConfigError(format!("--until: {e}")))?;
-            if until > settled {
-                tracing::info!(
-                    requested = %text,
-                    settle_lag = %lag_text,
-                    "--until is later than now minus the settle lag; stopping there"
-                );
-            }
-            until.min(settled)
-        }
-        None => settled,
-    };
+    let until = export_end(args, now)?;
     if since >= until {
         return err(format!(
             "--since {since_text} is not before the end of the export ({}, i.e. --until or now minus --settle-lag)",
@@ -498,30 +475,7 @@ pub fn export(
         ));
     }
     let store = store(&args.store, file, env)?;
-    let lease_text = args.work.lease_ttl.as_deref().unwrap_or("10m");
-    let lease_ttl =
-        parse_duration(lease_text).map_err(|e| ConfigError(format!("--lease-ttl: {e}")))?;
-    if lease_ttl > MAX_LEASE_TTL.as_secs() {
-        return err(format!(
-            "--lease-ttl {lease_text} is too long: at most {}h (a killed run blocks the next one this long)",
-            MAX_LEASE_TTL.as_secs() / 3600
-        ));
-    }
-    let lease_ttl = Duration::from_secs(lease_ttl);
-    let minimum = if is_object_store(&dest) {
-        min_lease_ttl(store.timeout)
-    } else {
-        // Local disk: no request timeouts or retries, only the renewal period's arithmetic.
-        Duration::from_secs(3)
-    };
-    if lease_ttl < minimum {
-        return err(format!(
-            "--lease-ttl {lease_text} is too short: with --store-timeout {} one lease renewal can take up to {}s of store requests and retries, so the lease must last at least {}s (or lower --store-timeout)",
-            humantime_ms(store.timeout),
-            (minimum / 3).as_secs(),
-            minimum.as_secs()
-        ));
-    }
+    let lease_ttl = lease_ttl(args, &dest, &store)?;
     let recheck_text = args.recheck.as_deref().unwrap_or(DEFAULT_RECHECK);
     let recheck =
         parse_duration(recheck_text).map_err(|e| ConfigError(format!("--recheck: {e}")))?;
@@ -548,6 +502,63 @@ pub fn export(
         summary_json: args.summary_json.clone(),
         tmp_dir,
     })
+}
+
+/// The end of an export: `--until`, never later than now minus `--settle-lag`.
+fn export_end(args: &ExportArgs, now: i64) -> Result<i64, ConfigError> {
+    let lag_text = args.settle_lag.as_deref().unwrap_or("5m");
+    let lag = parse_duration(lag_text).map_err(|e| ConfigError(format!("--settle-lag: {e}")))?;
+    if lag > MAX_SETTLE_LAG {
+        return err(format!(
+            "--settle-lag {lag_text} is too long: at most {}d",
+            MAX_SETTLE_LAG / 86_400
+        ));
+    }
+    // In range: `lag` is at most a year, and `now` comes from the clock.
+    let settled = now - lag as i64;
+    Ok(match args.until.as_ref() {
+        Some(text) => {
+            let until = parse_instant(text).map_err(|e| ConfigError(format!("--until: {e}")))?;
+            if until > settled {
+                tracing::info!(
+                    requested = %text,
+                    settle_lag = %lag_text,
+                    "--until is later than now minus the settle lag; stopping there"
+                );
+            }
+            until.min(settled)
+        }
+        None => settled,
+    })
+}
+
+/// `--lease-ttl`, checked against what one renewal can take on this store.
+fn lease_ttl(args: &ExportArgs, dest: &str, store: &StoreOptions) -> Result<Duration, ConfigError> {
+    let lease_text = args.work.lease_ttl.as_deref().unwrap_or("10m");
+    let lease_ttl =
+        parse_duration(lease_text).map_err(|e| ConfigError(format!("--lease-ttl: {e}")))?;
+    if lease_ttl > MAX_LEASE_TTL.as_secs() {
+        return err(format!(
+            "--lease-ttl {lease_text} is too long: at most {}h (a killed run blocks the next one this long)",
+            MAX_LEASE_TTL.as_secs() / 3600
+        ));
+    }
+    let lease_ttl = Duration::from_secs(lease_ttl);
+    let minimum = if is_object_store(dest) {
+        min_lease_ttl(store.timeout)
+    } else {
+        // Local disk: no request timeouts or retries, only the renewal period's arithmetic.
+        Duration::from_secs(3)
+    };
+    if lease_ttl < minimum {
+        return err(format!(
+            "--lease-ttl {lease_text} is too short: with --store-timeout {} one lease renewal can take up to {}s of store requests and retries, so the lease must last at least {}s (or lower --store-timeout)",
+            humantime_ms(store.timeout),
+            (minimum / 3).as_secs(),
+            minimum.as_secs()
+        ));
+    }
+    Ok(lease_ttl)
 }
 
 /// Everything `status` needs.

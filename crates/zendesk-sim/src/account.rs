@@ -390,36 +390,8 @@ impl Account {
             _ => ACTIONS[5 + (h / 100 % 4) as usize],
         };
 
-        let actor = match (h >> 8) % 100 {
-            0..8 => 0,
-            8..10 => 1,
-            r => 2 + (r as usize + (h >> 16) as usize) % (ACTORS - 2),
-        };
-        let (actor_id, name) = match actor {
-            0 => (-1, "Zendesk"),
-            1 => (-2, "Zendesk API"),
-            a => (361_000_000_000 + a as i64 * 104_729, ""),
-        };
-        let actor_name = match (h >> 24) % 100 {
-            // actor_name was added later than the other fields: old-style records lack it.
-            0..3 => None,
-            _ if actor >= 2 => Some(FIRST_NAMES[(actor - 2) % 8]),
-            _ => Some(name),
-        };
-
-        let change = match (h2 % 100, h2 >> 8) {
-            (0..5, _) => None,
-            (5..10, _) => Some(""),
-            (10..13, r) => {
-                let long = long_text();
-                let mut len = 1000 + (r % 6000) as usize;
-                while !long.is_char_boundary(len) {
-                    len -= 1;
-                }
-                Some(&long[..len])
-            }
-            (_, r) => Some(CHANGES[(r % CHANGES.len() as u64) as usize]),
-        };
+        let (actor, actor_id, actor_name) = actor_of(h);
+        let change = change_of(h2);
 
         let ip = if actor == 0 || (h2 >> 40) % 10 == 0 {
             None
@@ -691,4 +663,44 @@ pub(crate) fn escape_into(buf: &mut Vec<u8>, s: &str) {
         run = k + 1;
     }
     buf.extend_from_slice(&bytes[run..]);
+}
+
+/// Who did it, from the record's hash: a system actor (negative id) or one of the agents, and
+/// the name, absent from old-style records.
+fn actor_of(h: u64) -> (usize, i64, Option<&'static str>) {
+    let actor = match (h >> 8) % 100 {
+        0..8 => 0,
+        8..10 => 1,
+        r => 2 + (r as usize + (h >> 16) as usize) % (ACTORS - 2),
+    };
+    let (actor_id, name) = match actor {
+        0 => (-1, "Zendesk"),
+        1 => (-2, "Zendesk API"),
+        a => (361_000_000_000 + a as i64 * 104_729, ""),
+    };
+    let actor_name = match (h >> 24) % 100 {
+        // actor_name was added later than the other fields: old-style records lack it.
+        0..3 => None,
+        _ if actor >= 2 => Some(FIRST_NAMES[(actor - 2) % 8]),
+        _ => Some(name),
+    };
+    (actor, actor_id, actor_name)
+}
+
+/// The change description, from the record's second hash: absent, empty, long unicode text or
+/// one of the samples.
+fn change_of(h2: u64) -> Option<&'static str> {
+    match (h2 % 100, h2 >> 8) {
+        (0..5, _) => None,
+        (5..10, _) => Some(""),
+        (10..13, r) => {
+            let long = long_text();
+            let mut len = 1000 + (r % 6000) as usize;
+            while !long.is_char_boundary(len) {
+                len -= 1;
+            }
+            Some(&long[..len])
+        }
+        (_, r) => Some(CHANGES[(r % CHANGES.len() as u64) as usize]),
+    }
 }

@@ -643,28 +643,55 @@ async fn list(sh: &Shared, path: &str, query: &str, now: i64) -> Response {
         matches!(&mode, Mode::Cursor { after, before, .. } if after.is_some() || before.is_some());
     let seq = sh.list_seq.fetch_add(1, Ordering::Relaxed);
     let fault = sh.cfg.faults.draw(seq, has_cursor);
+    if let Some(response) = injected(sh, fault).await {
+        return response;
+    }
+
+    let scope = scope(sh, &filters, now);
+    let (body, served) = match page(sh, &scope, &pairs, path, mode, now) {
+        Ok(page) => page,
+        Err(rejection) => return rejection.response(sh),
+    };
+
+    if fault == Fault::Truncate {
+        inc(&sh.stats.truncated);
+        let mut body = body;
+        body.truncate(body.len() / 2);
+        return json(StatusCode::OK, body);
+    }
+    sh.stats.records.fetch_add(served as u64, Ordering::Relaxed);
+    json(StatusCode::OK, body)
+}
+
+/// The answer of an injected fault, or `None` to serve the page (after a stall, if drawn).
+async fn injected(sh: &Shared, fault: Fault) -> Option<Response> {
     match fault {
-        Fault::Status(code) => return injected_status(code),
+        Fault::Status(code) => return Some(injected_status(code)),
         Fault::TooMany => {
             let mut r = json(
                 StatusCode::TOO_MANY_REQUESTS,
                 r#"{"error":"APIRateLimitExceeded","description":"Number of allowed API requests per minute exceeded"}"#,
             );
             set(&mut r, "retry-after", "1");
-            return r;
+            return Some(r);
         }
         Fault::Reset => {
             inc(&sh.stats.resets);
-            return reset_response();
+            return Some(reset_response());
         }
-        Fault::InvalidCursor => return Rejection::InvalidCursor.response(sh),
+        Fault::InvalidCursor => return Some(Rejection::InvalidCursor.response(sh)),
         Fault::Stall => {
             inc(&sh.stats.stalls);
             tokio::time::sleep(sh.cfg.faults.stall).await;
         }
         Fault::Truncate | Fault::None => {}
     }
+    None
+}
 
+/// The positions a request may see: its time range under the bound semantics, cut at what is
+/// visible now.
+fn scope<'a>(sh: &'a Shared, filters: &'a Filters, now: i64) -> Scope<'a> {
     let acc = &sh.account;
     let vis = sh.visible_end(now);
     let (a, b) = match filters.range {
@@ -676,14 +703,24 @@ async fn list(sh: &Shared, path: &str, query: &str, now: i64) -> Response {
     };
     let b = b.min(vis);
     let a = a.min(b);
-    let scope = Scope {
+    Scope {
         acc,
         filter: &filters.filter,
         a,
         b,
-    };
+    }
+}
 
-    let (body, served) = match mode {
+/// The body of the page `mode` asks for, and the number of records in it.
+fn page(
+    sh: &Shared,
+    scope: &Scope<'_>,
+    pairs: &[(String, String)],
+    path: &str,
+    mode: Mode,
+    now: i64,
+) -> Result<(Vec<u8>, usize), Rejection> {
+    Ok(match mode {
         Mode::Cursor {
             size,
             asc,
@@ -699,15 +736,9 @@ async fn list(sh: &Shared, path: &str, query: &str, now: i64) -> Response {
                 }
                 Ok(pos)
             };
-            let after = match after.as_deref().map(&decode).transpose() {
-                Ok(p) => p,
-                Err(rejection) => return rejection.response(sh),
-            };
-            let before = match before.as_deref().map(&decode).transpose() {
-                Ok(p) => p,
-                Err(rejection) => return rejection.response(sh),
-            };
-            cursor_page(sh, &scope, &pairs, path, size, asc, after, before, now)
+            let after = after.as_deref().map(&decode).transpose()?;
+            let before = before.as_deref().map(&decode).transpose()?;
+            cursor_page(sh, scope, pairs, path, size, asc, after, before, now)
         }
         Mode::Offset {
             page,
@@ -715,20 +746,11 @@ async fn list(sh: &Shared, path: &str, query: &str, now: i64) -> Response {
             asc,
         } => {
             if page.saturating_mul(per_page) > OFFSET_CAP {
-                return Rejection::OffsetCap.response(sh);
+                return Err(Rejection::OffsetCap);
             }
-            offset_page(sh, &scope, &pairs, path, page, per_page, asc)
+            offset_page(sh, scope, pairs, path, page, per_page, asc)
         }
-    };
-
-    if fault == Fault::Truncate {
-        inc(&sh.stats.truncated);
-        let mut body = body;
-        body.truncate(body.len() / 2);
-        return json(StatusCode::OK, body);
-    }
-    sh.stats.records.fetch_add(served as u64, Ordering::Relaxed);
-    json(StatusCode::OK, body)
+    })
 }
 
 /// The positions `[a, b)` a request may see, and its field filter.
