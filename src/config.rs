@@ -1123,6 +1123,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_file_is_accepted_as_it_is() {
+        let example = include_str!("../examples/auditlake.toml");
+        let c = export_with_file(example, &[]);
+        assert_eq!(c.grid, Grid::DAILY);
+        assert_eq!(c.concurrency, 4);
+        assert_eq!(c.recheck, Duration::from_secs(86_400));
+        assert_eq!(c.dest, "/tmp", "the flag wins over the file's dest");
+    }
+
+    #[test]
     fn keys_of_other_commands_are_ignored_and_bad_values_name_their_flag() {
         // `deep` is verify's: an export ignores it. (The environment's precedence over the file
         // is clap's, tested on the binary in tests/cli.rs.)

@@ -342,7 +342,22 @@ async fn a_store_without_conditional_writes_is_refused_at_start() {
 }
 
 /// Starts a moto server of this test's own (it is paused and resumed).
-fn own_moto() -> (std::process::Child, String) {
+/// A moto server of the test's own, stopped when dropped: a failing assertion must not leave
+/// it running (it once did, frozen by SIGSTOP, until the machine was cleaned up).
+struct OwnMoto(std::process::Child);
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        // The test may have stopped it (SIGSTOP); SIGKILL ends it either way.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn own_moto() -> (OwnMoto, String) {
     let moto = std::env::var("AUDITLAKE_TEST_MOTO").expect(NEEDS_S3);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -360,7 +375,7 @@ fn own_moto() -> (std::process::Child, String) {
         assert!(Instant::now() < deadline, "moto did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    (child, format!("http://127.0.0.1:{port}"))
+    (OwnMoto(child), format!("http://127.0.0.1:{port}"))
 }
 
 fn signal(child: &std::process::Child, sig: &str) {
@@ -374,7 +389,7 @@ fn signal(child: &std::process::Child, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a local S3 server: run through `make test`"]
 async fn a_store_that_stops_answering_fails_the_run_in_bounded_time_and_a_rerun_is_exact() {
-    let (mut moto, endpoint) = own_moto();
+    let (moto, endpoint) = own_moto();
     let bucket = bucket(&endpoint).await;
     let sim = start(sim_config(3_000, "2024-03-01", "2024-03-01T12:00:00Z")).await;
     let dest = format!("s3://{bucket}/lake");
@@ -418,7 +433,7 @@ async fn a_store_that_stops_answering_fails_the_run_in_bounded_time_and_a_rerun_
         assert!(Instant::now() < deadline, "no progress");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    signal(&moto, "-STOP");
+    signal(&moto.0, "-STOP");
     let stopped = Instant::now();
     let output = tokio::task::spawn_blocking(move || {
         let status = run.wait().unwrap();
@@ -428,7 +443,7 @@ async fn a_store_that_stops_answering_fails_the_run_in_bounded_time_and_a_rerun_
     });
     let (status, stderr) = output.await.unwrap();
     let took = stopped.elapsed();
-    signal(&moto, "-CONT");
+    signal(&moto.0, "-CONT");
     assert!(
         !status.success(),
         "the run must fail while the store is down: {stderr}"
@@ -460,6 +475,5 @@ async fn a_store_that_stops_answering_fails_the_run_in_bounded_time_and_a_rerun_
         "2024-03-01",
         "2024-03-01T12:00:00Z",
     );
-    moto.kill().unwrap();
-    moto.wait().unwrap();
+    drop(moto);
 }
