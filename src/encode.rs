@@ -233,23 +233,23 @@ impl PartFile {
 
 /// A Parquet writer on a new anonymous temporary file under `dir`, declaring the sort order of
 /// `(created_at, id)` when `sorted`.
+/// The order every sorted part declares: `(created_at, id)`, ascending.
+fn declared_sort() -> Vec<SortingColumn> {
+    let schema = Schema::get();
+    [schema.created_at_index, schema.id_index]
+        .into_iter()
+        .map(|column| SortingColumn {
+            column_idx: column as i32,
+            descending: false,
+            nulls_first: false,
+        })
+        .collect()
+}
+
 fn new_writer(dir: &FsPath, sorted: bool) -> Result<ArrowWriter<BufWriter<File>>, PartError> {
     let schema = Schema::get();
     let file = tempfile::tempfile_in(dir)?;
-    let sorting = sorted.then(|| {
-        vec![
-            SortingColumn {
-                column_idx: schema.created_at_index as i32,
-                descending: false,
-                nulls_first: false,
-            },
-            SortingColumn {
-                column_idx: schema.id_index as i32,
-                descending: false,
-                nulls_first: false,
-            },
-        ]
-    });
+    let sorting = sorted.then(declared_sort);
     let props = WriterProperties::builder()
         // ZSTD level 1: within a few percent of level 3's size at a fraction of its CPU.
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
@@ -399,19 +399,7 @@ mod tests {
     }
 
     fn declared() -> Option<Vec<SortingColumn>> {
-        let schema = Schema::get();
-        Some(vec![
-            SortingColumn {
-                column_idx: schema.created_at_index as i32,
-                descending: false,
-                nulls_first: false,
-            },
-            SortingColumn {
-                column_idx: schema.id_index as i32,
-                descending: false,
-                nulls_first: false,
-            },
-        ])
+        Some(declared_sort())
     }
 
     #[test]

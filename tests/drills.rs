@@ -31,15 +31,28 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-fn export_args(lake: &Path, sim: &Simulator, until: &str, recheck: &str) -> Vec<String> {
-    strings(&[
-        "export",
+/// `command` on the drill's lake and simulator, with a short lease and a pace slow enough that a
+/// kill lands inside a run, not between runs.
+fn drill_args(command: &str, lake: &Path, sim: &Simulator, more: &[&str]) -> Vec<String> {
+    let base = sim.base_url();
+    let common = [
+        command,
         "--subdomain",
         "acme",
         "--dest",
         lake.to_str().unwrap(),
         "--base-url",
-        &sim.base_url(),
+        &base,
+        "--lease-ttl",
+        "3s",
+        "--max-requests-per-minute",
+        "1500",
+    ];
+    strings(&[&common[..], more].concat())
+}
+
+fn export_args(lake: &Path, sim: &Simulator, until: &str, recheck: &str) -> Vec<String> {
+    let more = [
         "--since",
         FROM,
         "--until",
@@ -48,31 +61,14 @@ fn export_args(lake: &Path, sim: &Simulator, until: &str, recheck: &str) -> Vec<
         "1h",
         "--recheck",
         recheck,
-        "--lease-ttl",
-        "3s",
-        // Slow enough that a kill lands inside a run, not between runs.
-        "--max-requests-per-minute",
-        "1500",
         "--retry-base-delay",
         "10ms",
-    ])
+    ];
+    drill_args("export", lake, sim, &more)
 }
 
 fn repair_args(lake: &Path, sim: &Simulator) -> Vec<String> {
-    strings(&[
-        "repair",
-        "--subdomain",
-        "acme",
-        "--dest",
-        lake.to_str().unwrap(),
-        "--base-url",
-        &sim.base_url(),
-        "--against-api",
-        "--lease-ttl",
-        "3s",
-        "--max-requests-per-minute",
-        "1500",
-    ])
+    drill_args("repair", lake, sim, &["--against-api"])
 }
 
 /// Runs to completion; a run refused because a killed run's lease is still held (it should not
