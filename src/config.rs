@@ -1047,6 +1047,11 @@ mod tests {
         export(&a, &f, &env(), NOW).unwrap()
     }
 
+    /// `export`'s configuration from the usual flags and `extra`, without a config file.
+    fn plain(extra: &[&str]) -> Result<ExportConfig, ConfigError> {
+        export(&args(extra), &FileConfig::default(), &env(), NOW)
+    }
+
     fn args(extra: &[&str]) -> ExportArgs {
         use clap::Parser;
         let mut argv = vec![
@@ -1068,7 +1073,7 @@ mod tests {
 
     #[test]
     fn defaults_fill_what_is_not_given() {
-        let c = export(&args(&[]), &FileConfig::default(), &env(), NOW).unwrap();
+        let c = plain(&[]).unwrap();
         assert_eq!(c.grid, Grid::DAILY);
         assert_eq!(
             c.until,
@@ -1083,29 +1088,11 @@ mod tests {
 
     #[test]
     fn until_never_passes_the_settle_lag() {
-        let c = export(
-            &args(&["--until", "2030-01-01"]),
-            &FileConfig::default(),
-            &env(),
-            NOW,
-        )
-        .unwrap();
+        let c = plain(&["--until", "2030-01-01"]).unwrap();
         assert_eq!(c.until, NOW - 300);
-        let c = export(
-            &args(&["--until", "2024-12-02"]),
-            &FileConfig::default(),
-            &env(),
-            NOW,
-        )
-        .unwrap();
+        let c = plain(&["--until", "2024-12-02"]).unwrap();
         assert_eq!(c.until, NOW - 30 * 86_400);
-        let e = export(
-            &args(&["--until", "2024-11-01"]),
-            &FileConfig::default(),
-            &env(),
-            NOW,
-        )
-        .unwrap_err();
+        let e = plain(&["--until", "2024-11-01"]).unwrap_err();
         assert!(e.0.contains("is not before"), "{e}");
     }
 
@@ -1160,13 +1147,7 @@ mod tests {
             let e = export(&args(extra), &FileConfig::default(), &env(), NOW).unwrap_err();
             assert!(e.0.contains(needle), "{extra:?}: {e}");
         }
-        assert!(export(
-            &args(&["--base-url", "http://127.0.0.1:9"]),
-            &FileConfig::default(),
-            &env(),
-            NOW
-        )
-        .is_ok());
+        assert!(plain(&["--base-url", "http://127.0.0.1:9"]).is_ok());
         assert!(export(
             &args(&["--base-url", "http://[::1]:9"]),
             &FileConfig::default(),
@@ -1393,20 +1374,9 @@ mod tests {
         assert!(s3(&["--store-timeout", "2s", "--lease-ttl", "117s"]).is_ok());
         let e = s3(&["--store-timeout", "2s", "--lease-ttl", "116s"]).unwrap_err();
         assert!(e.0.contains("117s"), "{e}");
-        let local = export(
-            &args(&["--lease-ttl", "3s"]),
-            &FileConfig::default(),
-            &env(),
-            NOW,
-        );
+        let local = plain(&["--lease-ttl", "3s"]);
         assert!(local.is_ok(), "a local lake has no store timeouts");
-        let e = export(
-            &args(&["--lease-ttl", "2d"]),
-            &FileConfig::default(),
-            &env(),
-            NOW,
-        )
-        .unwrap_err();
+        let e = plain(&["--lease-ttl", "2d"]).unwrap_err();
         assert!(e.0.contains("too long"), "{e}");
     }
 

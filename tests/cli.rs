@@ -205,6 +205,17 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// The lake holds the twelve-hour account exactly.
+fn assert_twelve_hours_exact(lake: &std::path::Path, sim: &zendesk_sim::Simulator) {
+    assert_lake_exact(
+        lake,
+        sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-01T12:00:00Z",
+    );
+}
+
 async fn sim_12h() -> zendesk_sim::Simulator {
     start(sim_config(3_000, "2024-03-01", "2024-03-01T12:00:00Z")).await
 }
@@ -256,13 +267,7 @@ async fn rerun_and_check_exact(lake: &std::path::Path, sim: &zendesk_sim::Simula
     let out = run(&fast, "sim-token").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(markers(lake).len(), 12);
-    assert_lake_exact(
-        lake,
-        sim,
-        &SimFilter::default(),
-        "2024-03-01",
-        "2024-03-01T12:00:00Z",
-    );
+    assert_twelve_hours_exact(lake, sim);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,13 +528,7 @@ async fn one_run_per_subdomain_holds_the_lease_and_a_killed_runs_lease_is_taken_
         text(&out)
     );
     assert_eq!(markers(&lake).len(), 12);
-    assert_lake_exact(
-        &lake,
-        &sim,
-        &SimFilter::default(),
-        "2024-03-01",
-        "2024-03-01T12:00:00Z",
-    );
+    assert_twelve_hours_exact(&lake, &sim);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -622,13 +621,7 @@ async fn verify_exits_6_on_a_damaged_lake_and_repair_brings_it_back_to_0() {
     );
     let out = run(&[&verify[..], &["--deep"]].concat(), "unused").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_lake_exact(
-        &lake,
-        &sim,
-        &SimFilter::default(),
-        "2024-03-01",
-        "2024-03-01T12:00:00Z",
-    );
+    assert_twelve_hours_exact(&lake, &sim);
 }
 
 /// The config file takes any long flag of the command, declared once in the clap structs; the
