@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::zendesk::Pagination;
 
@@ -63,21 +63,44 @@ pub struct Cli {
     pub log_level: Option<String>,
 
     /// Print no progress bar and no summary; logs only warnings and errors.
-    #[arg(
-        long,
-        short,
-        global = true,
-        env = "AUDITLAKE_QUIET",
-        value_name = "BOOL",
-        action = ArgAction::Set,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true",
-        hide_default_value = true,
-        value_parser = parse_switch
-    )]
+    #[arg(long, short, global = true, env = "AUDITLAKE_QUIET")]
     pub quiet: bool,
+}
+
+impl Cli {
+    /// The grammar of the command line: the derived one, with every switch (a `bool` flag)
+    /// also taking a value, `--quiet=false`, so that one set in the environment or the config file
+    /// can be turned off. Declared here once rather than on each switch.
+    pub fn grammar() -> clap::Command {
+        with_switch_values(Cli::command())
+    }
+
+    /// Parses a command line (the program's name first) with [`Cli::grammar`].
+    pub fn parse_args<I, T>(argv: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Cli::from_arg_matches(&Cli::grammar().try_get_matches_from(argv)?)
+    }
+}
+
+fn with_switch_values(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            if !matches!(arg.get_action(), ArgAction::SetTrue) {
+                return arg;
+            }
+            arg.action(ArgAction::Set)
+                .value_name("BOOL")
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_value("false")
+                .default_missing_value("true")
+                .hide_default_value(true)
+                .value_parser(parse_switch)
+        })
+        .mut_subcommands(with_switch_values)
 }
 
 /// A switch's value: true/false, yes/no, on/off, 1/0 (any case). Empty, as from a variable set to
@@ -209,16 +232,8 @@ pub struct FilterArgs {
 pub struct StoreArgs {
     /// Allow a plain-HTTP object-store endpoint that is not a loopback address
     /// (`--allow-http=false` turns off an `allow-http = true` from the config file).
-    #[arg(
-        long,
-        env = "AUDITLAKE_ALLOW_HTTP",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_parser = parse_switch
-    )]
-    pub allow_http: Option<bool>,
+    #[arg(long, env = "AUDITLAKE_ALLOW_HTTP")]
+    pub allow_http: bool,
 
     /// Time limit of one object-store request (one upload part, one small object) [default: 30s].
     #[arg(long, env = "AUDITLAKE_STORE_TIMEOUT", value_name = "DURATION")]
@@ -320,46 +335,16 @@ pub struct VerifyArgs {
 
     /// Read every file: ids unique across the lake, every created_at in its window and day
     /// partition, sort order as declared, schema as in schemas/.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        action = ArgAction::Set,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true",
-        hide_default_value = true,
-        value_parser = parse_switch
-    )]
+    #[arg(long)]
     pub deep: bool,
 
     /// Also ask Zendesk how many records each committed window holds now (one or two requests
     /// per window, within the shared request budget); needs credentials as for export.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        action = ArgAction::Set,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true",
-        hide_default_value = true,
-        value_parser = parse_switch
-    )]
+    #[arg(long)]
     pub against_api: bool,
 
     /// Print the report as JSON.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        action = ArgAction::Set,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true",
-        hide_default_value = true,
-        value_parser = parse_switch
-    )]
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -387,17 +372,7 @@ pub struct StatusArgs {
     pub subdomain: Option<String>,
 
     /// Print the status as JSON.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        action = ArgAction::Set,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true",
-        hide_default_value = true,
-        value_parser = parse_switch
-    )]
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -518,31 +493,11 @@ pub struct SimulateArgs {
     pub token_lifetime: Option<String>,
 
     /// Answer 403 to everything, like an account without the Enterprise plan.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        action = ArgAction::Set,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true",
-        hide_default_value = true,
-        value_parser = parse_switch
-    )]
+    #[arg(long)]
     pub not_enterprise: bool,
 
     /// Give a few records fields the documented schema does not have.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        action = ArgAction::Set,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true",
-        hide_default_value = true,
-        value_parser = parse_switch
-    )]
+    #[arg(long)]
     pub extra_fields: bool,
 
     /// Fraction of list requests answered with a 5xx.

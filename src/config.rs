@@ -163,8 +163,8 @@ pub fn command_line(
     argv: Vec<std::ffi::OsString>,
     env: &Env,
 ) -> Result<(crate::cli::Cli, FileConfig), CommandLineError> {
-    use clap::{CommandFactory, FromArgMatches};
-    let matches = crate::cli::Cli::command()
+    use clap::FromArgMatches;
+    let matches = crate::cli::Cli::grammar()
         .try_get_matches_from(&argv)
         .map_err(CommandLineError::Clap)?;
     let cli = crate::cli::Cli::from_arg_matches(&matches).map_err(CommandLineError::Clap)?;
@@ -176,7 +176,7 @@ pub fn command_line(
     let bad = |why: String| {
         CommandLineError::Config(ConfigError(format!("--config {}: {why}", path.display())))
     };
-    let root = crate::cli::Cli::command();
+    let root = crate::cli::Cli::grammar();
     let (name, sub_matches) = matches.subcommand().expect("a subcommand is required");
     let command = root
         .find_subcommand(name)
@@ -228,7 +228,7 @@ pub fn command_line(
         }
     }
     let argv: Vec<std::ffi::OsString> = argv.into_iter().chain(extra).collect();
-    let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(argv)
+    let cli = crate::cli::Cli::parse_args(argv)
         .map_err(|e| bad(e.render().to_string().trim().to_string()))?;
     Ok((cli, file))
 }
@@ -588,17 +588,6 @@ fn lake_and_subdomain(
     Ok((dest, subdomain))
 }
 
-/// Whether a URL points at this machine (localhost, 127.0.0.0/8, ::1): the only place plain HTTP
-/// is accepted without asking, since nothing crosses a network.
-pub fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 /// An optional `--since`/`--until`-style instant.
 fn optional_instant(flag: &str, text: Option<&String>) -> Result<Option<i64>, ConfigError> {
     text.map(|t| parse_instant(t).map_err(|e| ConfigError(format!("--{flag}: {e}"))))
@@ -865,7 +854,7 @@ pub fn store(args: &StoreArgs, file: &FileConfig, env: &Env) -> Result<StoreOpti
     }
     Ok(StoreOptions {
         settings,
-        allow_http: args.allow_http.unwrap_or(false),
+        allow_http: args.allow_http,
         timeout,
     })
 }
@@ -889,7 +878,7 @@ fn base_url(subdomain: &str, given: Option<&str>) -> Result<Url, ConfigError> {
     }
     match url.scheme() {
         "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
+        "http" if crate::net::is_loopback(&url) => Ok(url),
         "http" => err(format!(
             "--base-url {text:?}: plain http is accepted only for loopback addresses (127.0.0.1, ::1, localhost); use https"
         )),
@@ -1053,7 +1042,6 @@ mod tests {
     }
 
     fn args(extra: &[&str]) -> ExportArgs {
-        use clap::Parser;
         let mut argv = vec![
             "auditlake",
             "export",
@@ -1065,7 +1053,7 @@ mod tests {
             "2024-12-01",
         ];
         argv.extend_from_slice(extra);
-        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+        match crate::cli::Cli::parse_args(argv).unwrap().command {
             crate::cli::Command::Export(a) => a,
             _ => unreachable!(),
         }
@@ -1271,21 +1259,19 @@ mod tests {
         assert!(allow(&["--allow-http"], ""));
         assert!(allow(&["--allow-http=true"], "allow-http = false"));
 
-        use clap::Parser;
-        let quiet = |argv: &[&str]| crate::cli::Cli::try_parse_from(argv).unwrap().quiet;
+        let quiet = |argv: &[&str]| crate::cli::Cli::parse_args(argv).unwrap().quiet;
         assert!(quiet(&["auditlake", "-q", "status"]));
         assert!(quiet(&["auditlake", "status", "--quiet"]));
         assert!(!quiet(&["auditlake", "status", "--quiet=false"]));
         assert!(!quiet(&["auditlake", "status"]));
-        assert!(crate::cli::Cli::try_parse_from(["auditlake", "status", "--quiet=maybe"]).is_err());
+        assert!(crate::cli::Cli::parse_args(["auditlake", "status", "--quiet=maybe"]).is_err());
         // A switch without `=` does not swallow the next argument.
-        assert!(crate::cli::Cli::try_parse_from(["auditlake", "show", "-q", "123"]).is_ok());
+        assert!(crate::cli::Cli::parse_args(["auditlake", "show", "-q", "123"]).is_ok());
     }
 
     #[test]
     fn every_environment_variable_is_named_after_its_flag() {
         // Regression: --log-level read AUDITLAKE_LOG, and --quiet had no variable.
-        use clap::CommandFactory;
         fn walk(cmd: &clap::Command, seen: &mut Vec<(String, String)>) {
             for arg in cmd.get_arguments() {
                 if let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) {
@@ -1297,7 +1283,7 @@ mod tests {
             }
         }
         let mut seen = Vec::new();
-        walk(&crate::cli::Cli::command(), &mut seen);
+        walk(&crate::cli::Cli::grammar(), &mut seen);
         for (long, env) in &seen {
             assert_eq!(
                 *env,

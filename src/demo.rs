@@ -153,14 +153,13 @@ pub fn simulator_config(args: &SimulateArgs) -> Result<SimConfig, String> {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
 
     use super::*;
     use crate::cli::{Cli, Command};
 
     fn simulate_args(argv: &[&str]) -> SimulateArgs {
         let argv = ["auditlake", "simulate"].iter().chain(argv);
-        match Cli::try_parse_from(argv).unwrap().command {
+        match Cli::parse_args(argv).unwrap().command {
             Command::Simulate(args) => args,
             other => panic!("not simulate: {other:?}"),
         }

@@ -707,46 +707,56 @@ fn deep_check(
             Err(e) => return found(Kind::Unreadable, e.to_string()),
         }
     }
-    let RowTally {
-        count,
-        duplicates,
-        outside,
-        wrong_day,
-        unsorted,
-        ..
-    } = tally;
-    let checks = [
-        (
-            count != rows,
-            Kind::WrongRows,
-            format!("{count} rows read, the marker says {rows}"),
-        ),
-        (
-            duplicates > 0,
-            Kind::DuplicateId,
-            format!("{duplicates} ids already seen in this or another file"),
-        ),
-        (
-            outside > 0,
-            Kind::OutsideWindow,
-            format!("{outside} rows created outside the window {window}"),
-        ),
-        (
-            wrong_day > 0,
-            Kind::WrongDay,
-            format!("{wrong_day} rows of another UTC day than the partition's"),
-        ),
-        (
-            declared_sorted && unsorted,
-            Kind::NotSorted,
-            "the file declares sorting_columns (created_at, id) but its rows are not in that order"
-                .into(),
-        ),
-    ];
-    for (failed, kind, detail) in checks {
-        if failed {
-            found(kind, detail);
-        }
+    for (kind, detail) in tally.problems(rows, window, declared_sorted) {
+        found(kind, detail);
+    }
+}
+
+impl RowTally {
+    /// What the rows read from one file break: a count other than the marker's `rows`, ids seen
+    /// before, rows outside the window or the day partition, or an order other than declared.
+    fn problems(self, rows: u64, window: &Window, declared_sorted: bool) -> Vec<(Kind, String)> {
+        let RowTally {
+            count,
+            duplicates,
+            outside,
+            wrong_day,
+            unsorted,
+            ..
+        } = self;
+        let checks = [
+            (
+                count != rows,
+                Kind::WrongRows,
+                format!("{count} rows read, the marker says {rows}"),
+            ),
+            (
+                duplicates > 0,
+                Kind::DuplicateId,
+                format!("{duplicates} ids already seen in this or another file"),
+            ),
+            (
+                outside > 0,
+                Kind::OutsideWindow,
+                format!("{outside} rows created outside the window {window}"),
+            ),
+            (
+                wrong_day > 0,
+                Kind::WrongDay,
+                format!("{wrong_day} rows of another UTC day than the partition's"),
+            ),
+            (
+                declared_sorted && unsorted,
+                Kind::NotSorted,
+                "the file declares sorting_columns (created_at, id) but its rows are not in that order"
+                    .into(),
+            ),
+        ];
+        checks
+            .into_iter()
+            .filter(|(failed, _, _)| *failed)
+            .map(|(_, kind, detail)| (kind, detail))
+            .collect()
     }
 }
 

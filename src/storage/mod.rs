@@ -548,7 +548,7 @@ fn plain_http_allowed(options: &StoreOptions) -> Result<bool, String> {
         if url.scheme() != "http" {
             continue;
         }
-        if crate::config::is_loopback(&url) {
+        if crate::net::is_loopback(&url) {
             loopback_http = true;
         } else if !explicit {
             return Err(format!(

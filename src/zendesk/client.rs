@@ -404,17 +404,7 @@ impl Client {
         let mut reminted = false;
         loop {
             attempts += 1;
-            let (request, generation) = match target {
-                Target::Api(method) => {
-                    let (header, generation) = self.authorization().await?;
-                    let request = self
-                        .http
-                        .request(method.clone(), url.clone())
-                        .header(AUTHORIZATION, header);
-                    (request, generation)
-                }
-                Target::Token(client) => (self.token_request(client, url), None),
-            };
+            let (request, generation) = self.request_to(&target, url).await?;
             let failure = match self.attempt(request, url).await {
                 Ok(Ok((status, body))) if status.is_success() => match check(&body) {
                     Ok(parsed) => {
@@ -449,23 +439,7 @@ impl Client {
                 // 429s are pacing, not failure: they don't use up attempts.
                 attempts -= 1;
             }
-            let elapsed = started.elapsed();
-            let delay = match &failure {
-                Transient::Status {
-                    retry_after: Some(d),
-                    ..
-                } => *d,
-                _ if throttled => Duration::from_secs(1),
-                _ => self.retry.backoff(attempts),
-            };
-            if attempts >= self.retry.max_attempts || elapsed + delay > self.retry.max_elapsed {
-                return Err(ApiError::GaveUp {
-                    url: url.to_string(),
-                    attempts: attempts.max(1),
-                    elapsed,
-                    last: failure.describe(),
-                });
-            }
+            let delay = self.retry_delay(&failure, attempts, started, url)?;
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 url = %url,
@@ -480,6 +454,56 @@ impl Client {
                 tokio::time::sleep(delay).await;
             }
         }
+    }
+
+    /// The request for one attempt, with a fresh authorization for the API (and the generation of
+    /// a minted token, to replace it on a 401).
+    async fn request_to(
+        &self,
+        target: &Target<'_>,
+        url: &Url,
+    ) -> Result<(reqwest::RequestBuilder, Option<u64>), ApiError> {
+        Ok(match target {
+            Target::Api(method) => {
+                let (header, generation) = self.authorization().await?;
+                let request = self
+                    .http
+                    .request(Method::clone(method), url.clone())
+                    .header(AUTHORIZATION, header);
+                (request, generation)
+            }
+            Target::Token(client) => (self.token_request(client, url), None),
+        })
+    }
+
+    /// How long to wait before the next attempt after `failure`: the answer's Retry-After, one
+    /// second for a 429 without one, else the backoff; an error once the attempts or the retry
+    /// time are used up.
+    fn retry_delay(
+        &self,
+        failure: &Transient,
+        attempts: u32,
+        started: Instant,
+        url: &Url,
+    ) -> Result<Duration, ApiError> {
+        let elapsed = started.elapsed();
+        let delay = match failure {
+            Transient::Status {
+                retry_after: Some(d),
+                ..
+            } => *d,
+            Transient::Status { status: 429, .. } => Duration::from_secs(1),
+            _ => self.retry.backoff(attempts),
+        };
+        if attempts >= self.retry.max_attempts || elapsed + delay > self.retry.max_elapsed {
+            return Err(ApiError::GaveUp {
+                url: url.to_string(),
+                attempts: attempts.max(1),
+                elapsed,
+                last: failure.describe(),
+            });
+        }
+        Ok(delay)
     }
 
     /// Sends one request without retrying, and returns any HTTP answer with its headers (for
