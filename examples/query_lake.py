@@ -8,7 +8,7 @@ import sys
 import duckdb
 
 lake = sys.argv[1] if len(sys.argv) > 1 else "lake"
-files = f"{lake}/subdomain=*/created_date=*/*.parquet"
+files = f"{lake}/audit_logs/subdomain=*/created_date=*/*.parquet"
 cur = duckdb.connect().cursor()
 
 print(f"DuckDB over {files}\n")

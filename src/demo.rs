@@ -49,7 +49,7 @@ pub async fn run(
     // The synthetic account is drawn anew for each run, so an earlier demo's files would not match
     // it: start the demo subdomain afresh (other subdomains in the same lake are left alone).
     for prefix in [
-        object_store::path::Path::from(format!("subdomain={DEMO_SUBDOMAIN}")),
+        layout::data(DEMO_SUBDOMAIN),
         layout::meta(DEMO_SUBDOMAIN),
     ] {
         for path in lake.list(&prefix).await? {

@@ -551,7 +551,7 @@ async fn the_demo_leaves_a_lake_that_reads_back_whole() {
         all.contains("read_parquet(") && all.contains("hive_partitioning"),
         "{all}"
     );
-    let rows = read_lake(&lake.join("subdomain=demo"));
+    let rows = read_lake(&lake.join("audit_logs/subdomain=demo"));
     let ids: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), rows.len(), "no duplicates");
     // The account spans three days up to now; the last minute is inside the settle lag.
@@ -568,7 +568,7 @@ async fn the_demo_leaves_a_lake_that_reads_back_whole() {
     // Run again: the demo starts its subdomain afresh, so nothing is left over from the first run.
     let out = run(&args, "").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let again = read_lake(&lake.join("subdomain=demo"));
+    let again = read_lake(&lake.join("audit_logs/subdomain=demo"));
     let ids: std::collections::BTreeSet<i64> = again.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), again.len());
 }
@@ -587,7 +587,7 @@ async fn verify_exits_6_on_a_damaged_lake_and_repair_brings_it_back_to_0() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("clean"), "{}", text(&out));
 
-    let victim = lake.join("subdomain=acme/created_date=2024-03-01/part-20240301T0500Z-0.parquet");
+    let victim = lake.join("audit_logs/subdomain=acme/created_date=2024-03-01/part-20240301T0500Z-0.parquet");
     std::fs::remove_file(&victim).unwrap();
     let out = run(&[&verify[..], &["--json"]].concat(), "unused").await;
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));

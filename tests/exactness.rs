@@ -103,7 +103,7 @@ async fn verify_names_each_damage_and_repair_makes_the_lake_exact() {
     assert_eq!(clean.windows_checked, 3);
     assert_eq!(clean.rows, 3_000);
 
-    let day = |d: &str| dir.path().join(format!("subdomain=acme/created_date={d}"));
+    let day = |d: &str| dir.path().join(format!("audit_logs/subdomain=acme/created_date={d}"));
     // A deleted part, a truncated part, a stray file and a staging leftover.
     let deleted = day("2024-03-01").join("part-20240301T0000Z-0.parquet");
     std::fs::remove_file(&deleted).unwrap();
@@ -182,7 +182,7 @@ async fn a_truncated_file_of_the_right_size_is_caught_by_its_footer_and_deep_rea
     export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
     let file = dir
         .path()
-        .join("subdomain=acme/created_date=2024-03-02/part-20240302T0000Z-0.parquet");
+        .join("audit_logs/subdomain=acme/created_date=2024-03-02/part-20240302T0000Z-0.parquet");
     let mut bytes = std::fs::read(&file).unwrap();
     let n = bytes.len();
     bytes[n - 4..].copy_from_slice(b"XXXX");
@@ -212,7 +212,7 @@ async fn an_interrupted_repair_is_finished_by_the_next_export() {
     };
     let part = |d: &str, name: &str| {
         dir.path()
-            .join(format!("subdomain=acme/created_date={d}/{name}"))
+            .join(format!("audit_logs/subdomain=acme/created_date={d}/{name}"))
     };
     // Killed after uploading generation 2 of 03-01, before its marker: generation 2 goes.
     let j1 = journal("20240301T0000Z");

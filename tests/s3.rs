@@ -72,7 +72,7 @@ fn lake(endpoint: &str, bucket: &str) -> Lake {
 async fn read_s3(lake: &Lake, subdomain: &str) -> Vec<LakeRow> {
     let mut rows = Vec::new();
     for path in lake
-        .list(&Path::from(format!("subdomain={subdomain}")))
+        .list(&Path::from(format!("audit_logs/subdomain={subdomain}")))
         .await
         .unwrap()
     {
@@ -281,7 +281,7 @@ async fn large_files_go_up_as_multipart_uploads() {
     let data: Vec<u8> = (0..20 << 20).map(|_| rng.u8(..)).collect();
     file.write_all(&data).unwrap();
     file.rewind().unwrap();
-    let path = Path::from("subdomain=acme/created_date=2024-03-01/part-20240301T0000Z-0.parquet");
+    let path = Path::from("audit_logs/subdomain=acme/created_date=2024-03-01/part-20240301T0000Z-0.parquet");
     lake.upload_file(&path, file).await.unwrap();
     assert_eq!(
         lake.read(&path).await.unwrap().unwrap().as_ref(),

@@ -2,8 +2,9 @@
 //! paths, relative to the destination's root. Writers receive these paths; they never build them.
 //!
 //! ```text
-//! subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-<n>.parquet       data, Hive-partitioned
-//! subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-g<G>-<n>.parquet  generation G (G >= 2) of a repaired window
+//! audit_logs/                                                           the table root: only Parquet, Hive-partitioned
+//! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-<n>.parquet       data
+//! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-g<G>-<n>.parquet  generation G (G >= 2) of a repaired window
 //! _auditlake/subdomain=SUB/dataset.json                                 what the dataset is (pinned)
 //! _auditlake/subdomain=SUB/windows/<window>.json                        marker of a closed window (generation 1)
 //! _auditlake/subdomain=SUB/windows/<window>.g<G>.json                   marker generation G, written by a repair
@@ -12,7 +13,13 @@
 //! _auditlake/subdomain=SUB/lease/<generation>.json                      the lease, one file a generation
 //! _auditlake/probes/<random>                                            a create-if-absent check, removed at once
 //! ```
-//! The leading underscore hides the manifest from Hive, Athena, Spark and DuckDB's globbing.
+//! Readers point at the table root, which holds nothing but the table: the run's state
+//! (`_auditlake/`) lives beside it, in the same prefix (one grant covers both), so no reader
+//! meets a JSON file among the Parquet whatever its globbing or extension rules (polars refuses
+//! a folder with mixed extensions; DuckDB's `**` reads every file it finds).
+//!
+//! auditlake 0.1 wrote the table at the destination's root (`subdomain=SUB/...` beside
+//! `_auditlake/`); [`LEGACY_DATA_PREFIX`] recognises such a lake so that it is refused, never mixed.
 //!
 //! Generations: a committed window's files are never rewritten in place. A repair writes the
 //! next generation's files under new names, then that generation's marker, then removes the old
@@ -27,17 +34,25 @@ use crate::window::Window;
 /// The manifest's top folder.
 pub const META_DIR: &str = "_auditlake";
 
+/// The table root's folder under the destination: the one location readers are given.
+pub const TABLE_DIR: &str = "audit_logs";
+
+/// How a data folder of an auditlake 0.1 lake (table at the destination's root) begins.
+pub const LEGACY_DATA_PREFIX: &str = "subdomain=";
+
+/// The table root: every part file of every subdomain is below it, and nothing else is.
+pub fn table() -> Path {
+    Path::from(TABLE_DIR)
+}
+
 /// The Hive partition folder of one subdomain and day.
 pub fn partition(subdomain: &str, day: NaiveDate) -> Path {
-    Path::from(format!(
-        "subdomain={subdomain}/created_date={}",
-        day.format("%Y-%m-%d")
-    ))
+    data(subdomain).join(format!("created_date={}", day.format("%Y-%m-%d")))
 }
 
 /// The data folder of one subdomain: every part file of the subdomain is below it.
 pub fn data(subdomain: &str) -> Path {
-    Path::from(format!("subdomain={subdomain}"))
+    table().join(format!("subdomain={subdomain}"))
 }
 
 /// The file name prefix shared by every part of one generation of a window; deterministic, so a
@@ -208,11 +223,11 @@ mod tests {
         };
         assert_eq!(
             part_file("acme", day("2024-01-01"), &w, 1, 0).as_ref(),
-            "subdomain=acme/created_date=2024-01-01/part-20240101T0000Z-0.parquet"
+            "audit_logs/subdomain=acme/created_date=2024-01-01/part-20240101T0000Z-0.parquet"
         );
         assert_eq!(
             part_file("acme", day("2024-01-01"), &w, 3, 2).as_ref(),
-            "subdomain=acme/created_date=2024-01-01/part-20240101T0000Z-g3-2.parquet"
+            "audit_logs/subdomain=acme/created_date=2024-01-01/part-20240101T0000Z-g3-2.parquet"
         );
         assert_eq!(
             marker("acme", &w, 1).as_ref(),

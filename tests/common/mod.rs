@@ -275,7 +275,7 @@ pub fn assert_lake_exact(
     until: &str,
 ) -> usize {
     assert_rows_exact(
-        read_lake(&dest.join("subdomain=acme")),
+        read_lake(&dest.join("audit_logs/subdomain=acme")),
         sim,
         filter,
         since,
