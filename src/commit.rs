@@ -373,7 +373,9 @@ mod tests {
     #[tokio::test]
     async fn staging_leftovers_of_the_window_are_swept() {
         let (dir, lake) = temp_lake();
-        let folder = dir.path().join("audit_logs/subdomain=acme/created_date=2024-03-01");
+        let folder = dir
+            .path()
+            .join("audit_logs/subdomain=acme/created_date=2024-03-01");
         std::fs::create_dir_all(&folder).unwrap();
         let ours = folder.join("part-20240301T0000Z-0.parquet#1");
         let other = folder.join("part-20240302T0000Z-0.parquet#1");

@@ -20,7 +20,7 @@ pub enum Cell<'a> {
     Null,
     Int(i64),
     Str(Cow<'a, str>),
-    /// Microseconds since the epoch, UTC.
+    /// Milliseconds since the epoch, UTC.
     Timestamp(i64),
 }
 
@@ -28,7 +28,7 @@ pub enum Cell<'a> {
 #[derive(Debug)]
 pub struct Row<'r, 'a> {
     pub id: i64,
-    /// Microseconds since the epoch, UTC.
+    /// Milliseconds since the epoch, UTC.
     pub created_at: i64,
     pub cells: &'r [Cell<'a>],
     /// The unknown fields as one JSON object text, or `None` when there are none.
@@ -179,7 +179,7 @@ where
                 (_, Value::Absent | Value::Null) => Cell::Null,
                 (ColumnType::Int64, Value::Int(n)) => Cell::Int(n),
                 (ColumnType::Utf8, Value::Str(s)) => Cell::Str(s),
-                (ColumnType::TimestampUsUtc, Value::Str(s)) => match parse_timestamp_us(&s) {
+                (ColumnType::TimestampMsUtc, Value::Str(s)) => match parse_timestamp_ms(&s) {
                     Some(t) => {
                         created_at = Some(t);
                         Cell::Timestamp(t)
@@ -199,7 +199,7 @@ where
                         field: spec.name.clone(),
                         expected: match column {
                             ColumnType::Int64 => "integer",
-                            ColumnType::Utf8 | ColumnType::TimestampUsUtc => "string",
+                            ColumnType::Utf8 | ColumnType::TimestampMsUtc => "string",
                         },
                         found: other.json_type(),
                     });
@@ -447,9 +447,10 @@ where
     }
 }
 
-/// Parses an RFC 3339 timestamp into microseconds since the epoch. The API's own form,
+/// Parses an RFC 3339 timestamp into milliseconds since the epoch (a finer fraction, which the
+/// API does not send, is truncated). The API's own form,
 /// `YYYY-MM-DDTHH:MM:SSZ`, takes a fast path; anything else RFC 3339 goes through chrono.
-pub fn parse_timestamp_us(s: &str) -> Option<i64> {
+pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() == 20
         && b[4] == b'-'
@@ -471,11 +472,11 @@ pub fn parse_timestamp_us(s: &str) -> Option<i64> {
             return None;
         }
         let seconds = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
-        return Some(seconds * 1_000_000);
+        return Some(seconds * 1_000);
     }
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
-        .map(|t| t.timestamp_micros())
+        .map(|t| t.timestamp_millis())
 }
 
 fn days_in_month(y: i64, m: i64) -> i64 {
@@ -548,7 +549,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
         assert_eq!(row.id, 9_007_199_254_740_993);
-        assert_eq!(row.created_at, 1_709_251_199_000_000);
+        assert_eq!(row.created_at, 1_709_251_199_000);
         assert_eq!(cell(row, "actor_id"), &Cell::Int(-1));
         assert_eq!(cell(row, "source_id"), &Cell::Int(i64::MAX));
         assert_eq!(cell(row, "ip_address"), &Cell::Null);
@@ -641,14 +642,14 @@ mod tests {
         ] {
             let slow = chrono::DateTime::parse_from_rfc3339(s)
                 .unwrap()
-                .timestamp_micros();
-            assert_eq!(parse_timestamp_us(s), Some(slow), "{s}");
+                .timestamp_millis();
+            assert_eq!(parse_timestamp_ms(s), Some(slow), "{s}");
         }
         assert_eq!(
-            parse_timestamp_us("2024-01-01T01:00:00.5+01:00"),
-            Some(1_704_067_200_500_000)
+            parse_timestamp_ms("2024-01-01T01:00:00.5+01:00"),
+            Some(1_704_067_200_500)
         );
-        assert_eq!(parse_timestamp_us("2023-02-29T00:00:00Z"), None);
-        assert_eq!(parse_timestamp_us("2024-01-01T24:00:00Z"), None);
+        assert_eq!(parse_timestamp_ms("2023-02-29T00:00:00Z"), None);
+        assert_eq!(parse_timestamp_ms("2024-01-01T24:00:00Z"), None);
     }
 }

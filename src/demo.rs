@@ -48,10 +48,7 @@ pub async fn run(
     let lake = Lake::open(&args.dest, &StoreOptions::default())?;
     // The synthetic account is drawn anew for each run, so an earlier demo's files would not match
     // it: start the demo subdomain afresh (other subdomains in the same lake are left alone).
-    for prefix in [
-        layout::data(DEMO_SUBDOMAIN),
-        layout::meta(DEMO_SUBDOMAIN),
-    ] {
+    for prefix in [layout::data(DEMO_SUBDOMAIN), layout::meta(DEMO_SUBDOMAIN)] {
         for path in lake.list(&prefix).await? {
             lake.delete(&path).await?;
         }

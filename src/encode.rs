@@ -18,17 +18,18 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, Int64Array, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondArray, TimestampMicrosecondBuilder, UInt32Array,
+    TimestampMillisecondArray, TimestampMillisecondBuilder, UInt32Array,
 };
 use arrow::compute::take_record_batch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::SortingColumn;
+use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::decode::{Cell, Row};
-use crate::schema::{ColumnType, Schema, TIMEZONE};
+use crate::schema::{ColumnType, Schema, SCHEMA_VERSION, TIMEZONE};
+use crate::window::{format_rfc3339, Window};
 
 /// Rows per record batch (a batch only ends between seconds, so it may run over): large enough
 /// for efficient encoding, small enough that the unsorted buffer stays a few MB.
@@ -87,20 +88,23 @@ pub struct PartFile {
     written_max: Option<(i64, i64)>,
     rows: u64,
     out_of_order: u64,
+    /// The file's key-value metadata: what wrote it, for whom (see [`labels`]).
+    labels: Vec<KeyValue>,
 }
 
 enum ColumnBuilder {
     Int64(Int64Builder),
     Utf8(StringBuilder),
-    Timestamp(TimestampMicrosecondBuilder),
+    Timestamp(TimestampMillisecondBuilder),
 }
 
 impl PartFile {
-    /// Starts a part in a new anonymous temporary file under `dir` (deleted by the OS when
-    /// dropped, so a crash leaves nothing behind).
-    pub fn create(dir: &FsPath) -> Result<PartFile, PartError> {
+    /// Starts a part of `window` in a new anonymous temporary file under `dir` (deleted by the
+    /// OS when dropped, so a crash leaves nothing behind).
+    pub fn create(dir: &FsPath, window: &Window) -> Result<PartFile, PartError> {
         let schema = Schema::get();
-        let writer = new_writer(dir, true)?;
+        let labels = labels(window);
+        let writer = new_writer(dir, true, &labels)?;
         let columns = schema
             .fields
             .iter()
@@ -109,8 +113,8 @@ impl PartFile {
                 ColumnType::Utf8 => {
                     ColumnBuilder::Utf8(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 32))
                 }
-                ColumnType::TimestampUsUtc => ColumnBuilder::Timestamp(
-                    TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone(TIMEZONE),
+                ColumnType::TimestampMsUtc => ColumnBuilder::Timestamp(
+                    TimestampMillisecondBuilder::with_capacity(BATCH_ROWS).with_timezone(TIMEZONE),
                 ),
             })
             .collect();
@@ -124,6 +128,7 @@ impl PartFile {
             written_max: None,
             rows: 0,
             out_of_order: 0,
+            labels,
         })
     }
 
@@ -134,7 +139,7 @@ impl PartFile {
 
     /// Appends one row.
     pub fn push(&mut self, row: &Row<'_, '_>) -> Result<(), PartError> {
-        let second = row.created_at.div_euclid(1_000_000);
+        let second = row.created_at.div_euclid(1_000);
         if self.buffered >= BATCH_ROWS && self.last_second != Some(second) {
             self.flush_batch()?;
         }
@@ -184,7 +189,7 @@ impl PartFile {
         let ids = batch.column(schema.id_index).clone();
         let created_values = created
             .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
+            .downcast_ref::<TimestampMillisecondArray>()
             .expect("created_at is built as a timestamp column")
             .values();
         let id_values = ids
@@ -218,7 +223,7 @@ impl PartFile {
                 out_of_order = self.out_of_order,
                 "part file is not sorted; rewriting it without a sort declaration"
             );
-            file = rewrite_unsorted(file, &self.dir)?;
+            file = rewrite_unsorted(file, &self.dir, &self.labels)?;
         }
         let bytes = file.seek(SeekFrom::End(0))?;
         file.seek(SeekFrom::Start(0))?;
@@ -246,7 +251,27 @@ fn declared_sort() -> Vec<SortingColumn> {
         .collect()
 }
 
-fn new_writer(dir: &FsPath, sorted: bool) -> Result<ArrowWriter<BufWriter<File>>, PartError> {
+/// The key-value metadata of a part of `window`: the schema version (so a reader, or `verify`,
+/// can tell a file of another version without the lake's state) and the window it belongs to.
+fn labels(window: &Window) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(
+            "auditlake.schema_version".into(),
+            SCHEMA_VERSION.to_string(),
+        ),
+        KeyValue::new(
+            "auditlake.window_start".into(),
+            format_rfc3339(window.start),
+        ),
+        KeyValue::new("auditlake.window_end".into(), format_rfc3339(window.end)),
+    ]
+}
+
+fn new_writer(
+    dir: &FsPath,
+    sorted: bool,
+    labels: &[KeyValue],
+) -> Result<ArrowWriter<BufWriter<File>>, PartError> {
     let schema = Schema::get();
     let file = tempfile::tempfile_in(dir)?;
     let sorting = sorted.then(declared_sort);
@@ -264,6 +289,7 @@ fn new_writer(dir: &FsPath, sorted: bool) -> Result<ArrowWriter<BufWriter<File>>
         .set_column_dictionary_enabled("source_label".into(), false)
         .set_column_dictionary_enabled("extra_json".into(), false)
         .set_created_by(concat!("auditlake ", env!("CARGO_PKG_VERSION")).into())
+        .set_key_value_metadata(Some(labels.to_vec()))
         .build();
     Ok(ArrowWriter::try_new(
         BufWriter::with_capacity(1 << 20, file),
@@ -282,12 +308,12 @@ fn close_writer(writer: ArrowWriter<BufWriter<File>>) -> Result<File, PartError>
 /// streams batch by batch, so memory stays one row group as when writing; the disk briefly holds
 /// both copies. The rows keep their order: sorting a file larger than memory would need an
 /// external sort, for a case that only a broken API produces.
-fn rewrite_unsorted(file: File, dir: &FsPath) -> Result<File, PartError> {
+fn rewrite_unsorted(file: File, dir: &FsPath, labels: &[KeyValue]) -> Result<File, PartError> {
     let schema = Schema::get();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
         .with_batch_size(BATCH_ROWS)
         .build()?;
-    let mut writer = new_writer(dir, false)?;
+    let mut writer = new_writer(dir, false, labels)?;
     for batch in reader {
         // The declared schema, not the one read back, so the writer sees exactly its own schema.
         let batch = RecordBatch::try_new(schema.arrow().clone(), batch?.columns().to_vec())?;
@@ -336,7 +362,11 @@ mod tests {
     /// Writes `(id, second)` records to one part file, in this order.
     fn write_part(records: &[(i64, i64)]) -> FinishedPart {
         let dir = tempfile::tempdir().unwrap();
-        let mut part = PartFile::create(dir.path()).unwrap();
+        let window = Window {
+            start: 0,
+            end: 86_400 * 365,
+        };
+        let mut part = PartFile::create(dir.path(), &window).unwrap();
         let items: Vec<String> = records
             .iter()
             .map(|(id, second)| {
@@ -379,7 +409,7 @@ mod tests {
             let ts = batch
                 .column(schema.created_at_index)
                 .as_any()
-                .downcast_ref::<TimestampMicrosecondArray>()
+                .downcast_ref::<TimestampMillisecondArray>()
                 .unwrap()
                 .clone();
             let ids = batch
@@ -392,7 +422,7 @@ mod tests {
                 ts.values()
                     .iter()
                     .zip(ids.values().iter())
-                    .map(|(t, id)| (t / 1_000_000, *id)),
+                    .map(|(t, id)| (t / 1_000, *id)),
             );
         }
         (sorting, rows)
@@ -501,5 +531,28 @@ mod tests {
             .map(|&i| (created_at[i as usize], ids[i as usize]))
             .collect();
         assert_eq!(keys, [(9, 8), (10, 2), (10, 5), (10, 7), (11, 0), (11, 1)]);
+    }
+
+    #[test]
+    fn a_part_names_its_schema_version_and_window_in_its_metadata() {
+        let part = write_part(&[(1, 100), (2, 200)]);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(part.file).unwrap();
+        let labels: Vec<(String, Option<String>)> = builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap()
+            .iter()
+            .filter(|kv| kv.key.starts_with("auditlake."))
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        let expected = [
+            ("auditlake.schema_version", SCHEMA_VERSION.to_string()),
+            ("auditlake.window_start", "1970-01-01T00:00:00Z".to_string()),
+            ("auditlake.window_end", "1971-01-01T00:00:00Z".to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), Some(v)));
+        assert_eq!(labels, expected);
+        assert_eq!(SCHEMA_VERSION, 2);
     }
 }

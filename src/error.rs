@@ -103,7 +103,7 @@ fn api_code(e: &ApiError) -> u8 {
 
 fn manifest_code(e: &ManifestError) -> u8 {
     match e {
-        ManifestError::Mismatch { .. } => exit::USAGE,
+        ManifestError::Mismatch { .. } | ManifestError::Legacy { .. } => exit::USAGE,
         _ => exit::DESTINATION,
     }
 }

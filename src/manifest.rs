@@ -37,6 +37,9 @@ pub enum ManifestError {
         subdomain: String,
         differences: String,
     },
+    /// An auditlake 0.1 lake: refused, never mixed with this version's files.
+    #[error("the lake at {dest} holds an auditlake 0.1 table for subdomain {subdomain:?} (schema version 1: the table at the lake's root, created_at in microseconds); this auditlake writes schema version {SCHEMA_VERSION}, a table root audit_logs/ beside _auditlake/. Export into a new destination (auditlake export --dest NEW --since <the old lake's first day> ...), check it with `auditlake verify --dest NEW`, point readers at NEW/audit_logs, then delete the old lake")]
+    Legacy { dest: String, subdomain: String },
 }
 
 /// What a dataset is, pinned by its first run: later runs with other settings are refused,
@@ -169,17 +172,38 @@ impl Manifest {
         }
     }
 
-    /// Reads the dataset description, if the lake has one for this subdomain.
+    /// Reads the dataset description, if the lake has one for this subdomain; an auditlake 0.1
+    /// dataset is [`ManifestError::Legacy`].
     pub async fn dataset(&self) -> Result<Option<Dataset>, ManifestError> {
         let path = layout::dataset(&self.subdomain);
-        match self.lake.read(&path).await? {
-            None => Ok(None),
-            Some(bytes) => parse(&path, &bytes).map(Some),
+        let Some(bytes) = self.lake.read(&path).await? else {
+            return Ok(None);
+        };
+        let dataset: Dataset = parse(&path, &bytes)?;
+        if dataset.schema_version < SCHEMA_VERSION {
+            return Err(self.legacy());
+        }
+        Ok(Some(dataset))
+    }
+
+    fn legacy(&self) -> ManifestError {
+        ManifestError::Legacy {
+            dest: self.lake.display().to_string(),
+            subdomain: self.subdomain.clone(),
         }
     }
 
-    /// Pins `wanted` on first use, or checks it against what is pinned.
+    /// Pins `wanted` on first use, or checks it against what is pinned. A lake that holds an
+    /// auditlake 0.1 table for the subdomain (even without its state) is refused: one listing
+    /// request per run, so that the two layouts never mix.
     pub async fn pin(&self, wanted: &Dataset) -> Result<(), ManifestError> {
+        if self
+            .lake
+            .any_under(&layout::legacy_data(&self.subdomain))
+            .await?
+        {
+            return Err(self.legacy());
+        }
         let path = layout::dataset(&self.subdomain);
         let body = serde_json::to_vec_pretty(wanted).expect("plain data serializes");
         if self.lake.create(&path, Bytes::from(body)).await? == Created::Created {
@@ -365,6 +389,50 @@ mod tests {
         );
         let err = m.pin(&filtered).await.unwrap_err().to_string();
         assert!(err.contains("filters are {} in the lake"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_auditlake_0_1_lake_is_refused_with_what_to_do_whether_or_not_its_state_is_there() {
+        let daily = Dataset::new("acme", Grid::DAILY, &Filters::default());
+        let old = Dataset {
+            schema_version: 1,
+            ..daily.clone()
+        };
+
+        let (_dir, store) = lake();
+        let body = serde_json::to_vec(&old).unwrap();
+        store
+            .write(&layout::dataset("acme"), body.into())
+            .await
+            .unwrap();
+        let m = Manifest::new(store, "acme");
+        for err in [
+            m.pin(&daily).await.unwrap_err(),
+            m.dataset().await.unwrap_err(),
+        ] {
+            assert!(matches!(err, ManifestError::Legacy { .. }), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains("auditlake 0.1") && text.contains("--dest NEW"),
+                "{text}"
+            );
+        }
+
+        let (_dir2, lake) = lake();
+        let old_part = "subdomain=acme/created_date=2024-01-01/part-20240101T0000Z-0.parquet";
+        lake.write(&object_store::path::Path::from(old_part), "x".into())
+            .await
+            .unwrap();
+        let m = Manifest::new(lake.clone(), "acme");
+        let err = m.pin(&daily).await.unwrap_err();
+        assert!(matches!(err, ManifestError::Legacy { .. }), "{err}");
+        assert_eq!(lake.read(&layout::dataset("acme")).await.unwrap(), None);
+        // Another subdomain's old data does not concern this one.
+        let other = Manifest::new(lake, "globex");
+        other
+            .pin(&Dataset::new("globex", Grid::DAILY, &Filters::default()))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::decode::parse_timestamp_us;
+use crate::decode::parse_timestamp_ms;
 use crate::route::{Cut, ExactCut};
 use crate::window::Window;
 use crate::zendesk::client::retry_after;
@@ -89,8 +89,8 @@ pub async fn list(
             let second = key
                 .created_at
                 .as_deref()
-                .and_then(parse_timestamp_us)
-                .map(|t| t.div_euclid(1_000_000));
+                .and_then(parse_timestamp_ms)
+                .map(|t| t.div_euclid(1_000));
             match (key.id, second) {
                 (Some(id), Some(second)) => {
                     let kept = cut.offer(id, second).map_err(|e| ApiError::Protocol {

@@ -238,7 +238,7 @@ impl WindowRouter {
 
     /// Offers one decoded row.
     pub fn push(&mut self, row: &Row<'_, '_>) -> Result<(), PartError> {
-        let second = row.created_at.div_euclid(1_000_000);
+        let second = row.created_at.div_euclid(1_000);
         match self.cut.offer(row.id, second)? {
             Cut::Outside => {
                 self.counts.outside += 1;
@@ -260,8 +260,10 @@ impl WindowRouter {
         }
         if !self.open.contains_key(&day) {
             let seq = self.take_seq(day);
-            self.open
-                .insert(day, (seq, PartFile::create(&self.tmp_dir)?));
+            self.open.insert(
+                day,
+                (seq, PartFile::create(&self.tmp_dir, &self.cut.window)?),
+            );
         }
         let (_, part) = self.open.get_mut(&day).expect("opened above");
         part.push(row)?;
@@ -349,14 +351,14 @@ mod tests {
                 .column_by_name("created_at")
                 .unwrap()
                 .as_any()
-                .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+                .downcast_ref::<arrow::array::TimestampMillisecondArray>()
                 .unwrap()
                 .clone();
             out.extend(
                 ts.values()
                     .iter()
                     .zip(ids.values().iter())
-                    .map(|(t, i)| (*t / 1_000_000, *i)),
+                    .map(|(t, i)| (*t / 1_000, *i)),
             );
         }
         out

@@ -1,4 +1,4 @@
-//! The lake's schema, declared in `schemas/audit_log.v1.json` and never inferred.
+//! The lake's schema, declared in `schemas/audit_log.v2.json` and never inferred.
 //!
 //! The file is compiled into the binary and parsed once; the Arrow schema, the decoder's column
 //! list and the `verify --deep` schema check all come from it. The code depends on a few facts about it (an `id`
@@ -12,10 +12,12 @@ use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, TimeUnit};
 use serde::Deserialize;
 
 /// The schema file's text, as compiled in.
-pub const SCHEMA_JSON: &str = include_str!("../schemas/audit_log.v1.json");
+pub const SCHEMA_JSON: &str = include_str!("../schemas/audit_log.v2.json");
 
-/// The version the code is written for; it is pinned in each dataset's `dataset.json`.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version the code is written for; it is pinned in each dataset's `dataset.json` and named in
+/// every part file's key-value metadata, so a lake never mixes versions. Version 1 (auditlake
+/// 0.1) kept the table at the destination's root with microsecond `created_at`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The time zone written on `created_at`: every engine reads `"UTC"` as an instant.
 pub const TIMEZONE: &str = "UTC";
@@ -34,8 +36,9 @@ pub enum JsonType {
 pub enum ColumnType {
     Int64,
     Utf8,
-    /// `Timestamp(Microsecond, "UTC")`: microseconds are what Spark, Athena and DuckDB all read.
-    TimestampUsUtc,
+    /// `Timestamp(Millisecond, "UTC")`: Athena and Glue read only millisecond precision, and
+    /// every other engine reads milliseconds too; the API's values are whole seconds.
+    TimestampMsUtc,
 }
 
 impl ColumnType {
@@ -43,8 +46,8 @@ impl ColumnType {
         match self {
             ColumnType::Int64 => DataType::Int64,
             ColumnType::Utf8 => DataType::Utf8,
-            ColumnType::TimestampUsUtc => {
-                DataType::Timestamp(TimeUnit::Microsecond, Some(TIMEZONE.into()))
+            ColumnType::TimestampMsUtc => {
+                DataType::Timestamp(TimeUnit::Millisecond, Some(TIMEZONE.into()))
             }
         }
     }
@@ -128,7 +131,7 @@ impl Schema {
                 (f.json, f.column),
                 (JsonType::Integer, ColumnType::Int64)
                     | (JsonType::String, ColumnType::Utf8)
-                    | (JsonType::String, ColumnType::TimestampUsUtc)
+                    | (JsonType::String, ColumnType::TimestampMsUtc)
             );
             if !fits {
                 return Err(shape(format!(
@@ -150,7 +153,7 @@ impl Schema {
             Ok(i)
         };
         let id_index = required("id", ColumnType::Int64)?;
-        let created_at_index = required("created_at", ColumnType::TimestampUsUtc)?;
+        let created_at_index = required("created_at", ColumnType::TimestampMsUtc)?;
         if by_name.contains_key(&file.extra_column.name) {
             return Err(shape(format!(
                 "the extra column {:?} clashes with a field",
@@ -229,7 +232,7 @@ mod tests {
         );
         assert_eq!(
             arrow.field_with_name("created_at").unwrap().data_type(),
-            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
         );
         assert_eq!(
             arrow.field_with_name("extra_json").unwrap().data_type(),
@@ -246,10 +249,10 @@ mod tests {
 
     #[test]
     fn a_schema_of_another_version_is_refused() {
-        let text = SCHEMA_JSON.replace("\"version\": 1", "\"version\": 2");
+        let text = SCHEMA_JSON.replace("\"version\": 2", "\"version\": 3");
         assert!(matches!(
             Schema::load(&text),
-            Err(SchemaError::Version { file: 2, code: 1 })
+            Err(SchemaError::Version { file: 3, code: 2 })
         ));
     }
 

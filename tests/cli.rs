@@ -587,7 +587,8 @@ async fn verify_exits_6_on_a_damaged_lake_and_repair_brings_it_back_to_0() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("clean"), "{}", text(&out));
 
-    let victim = lake.join("audit_logs/subdomain=acme/created_date=2024-03-01/part-20240301T0500Z-0.parquet");
+    let victim = lake
+        .join("audit_logs/subdomain=acme/created_date=2024-03-01/part-20240301T0500Z-0.parquet");
     std::fs::remove_file(&victim).unwrap();
     let out = run(&[&verify[..], &["--json"]].concat(), "unused").await;
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
@@ -661,4 +662,28 @@ async fn the_config_file_fills_in_below_the_environment_and_the_flags() {
         "{}",
         text(&out)
     );
+}
+
+#[tokio::test]
+async fn an_auditlake_0_1_lake_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir
+        .path()
+        .join("subdomain=acme/created_date=2024-03-01/part-20240301T0000Z-0.parquet");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::write(&old, b"an old part").unwrap();
+    let dest = dir.path().to_str().unwrap();
+    // Nothing listens on port 9: the refusal must come before any request.
+    let args = twelve_hour_export(dest, "http://127.0.0.1:9");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_binary(&args, &[("ZENDESK_OAUTH_TOKEN", "t0ken-never-shown")]).await;
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("auditlake 0.1") && said.contains("--dest NEW"),
+        "{said}"
+    );
+    assert!(!said.contains("t0ken-never-shown"));
+    assert!(!dir.path().join("audit_logs").exists());
+    assert_eq!(std::fs::read(&old).unwrap(), b"an old part");
 }

@@ -103,7 +103,10 @@ async fn verify_names_each_damage_and_repair_makes_the_lake_exact() {
     assert_eq!(clean.windows_checked, 3);
     assert_eq!(clean.rows, 3_000);
 
-    let day = |d: &str| dir.path().join(format!("audit_logs/subdomain=acme/created_date={d}"));
+    let day = |d: &str| {
+        dir.path()
+            .join(format!("audit_logs/subdomain=acme/created_date={d}"))
+    };
     // A deleted part, a truncated part, a stray file and a staging leftover.
     let deleted = day("2024-03-01").join("part-20240301T0000Z-0.parquet");
     std::fs::remove_file(&deleted).unwrap();

@@ -372,7 +372,9 @@ async fn a_run_stopped_half_way_resumes_without_loss_or_duplicates() {
 async fn parts_left_by_a_crashed_attempt_are_removed() {
     let sim = start(sim_config(1_000, FROM, "2024-03-03")).await;
     let dir = tempfile::tempdir().unwrap();
-    let partition = dir.path().join("audit_logs/subdomain=acme/created_date=2024-03-02");
+    let partition = dir
+        .path()
+        .join("audit_logs/subdomain=acme/created_date=2024-03-02");
     std::fs::create_dir_all(&partition).unwrap();
     let stale = partition.join("part-20240302T0000Z-7.parquet");
     std::fs::write(&stale, b"left by a crashed attempt").unwrap();

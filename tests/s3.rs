@@ -281,7 +281,9 @@ async fn large_files_go_up_as_multipart_uploads() {
     let data: Vec<u8> = (0..20 << 20).map(|_| rng.u8(..)).collect();
     file.write_all(&data).unwrap();
     file.rewind().unwrap();
-    let path = Path::from("audit_logs/subdomain=acme/created_date=2024-03-01/part-20240301T0000Z-0.parquet");
+    let path = Path::from(
+        "audit_logs/subdomain=acme/created_date=2024-03-01/part-20240301T0000Z-0.parquet",
+    );
     lake.upload_file(&path, file).await.unwrap();
     assert_eq!(
         lake.read(&path).await.unwrap().unwrap().as_ref(),

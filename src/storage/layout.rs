@@ -40,6 +40,12 @@ pub const TABLE_DIR: &str = "audit_logs";
 /// How a data folder of an auditlake 0.1 lake (table at the destination's root) begins.
 pub const LEGACY_DATA_PREFIX: &str = "subdomain=";
 
+/// Where auditlake 0.1 kept one subdomain's data (at the destination's root), to recognise such
+/// a lake.
+pub fn legacy_data(subdomain: &str) -> Path {
+    Path::from(format!("{LEGACY_DATA_PREFIX}{subdomain}"))
+}
+
 /// The table root: every part file of every subdomain is below it, and nothing else is.
 pub fn table() -> Path {
     Path::from(TABLE_DIR)

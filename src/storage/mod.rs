@@ -519,6 +519,15 @@ impl Lake {
             .map_err(|source| store_err("list", prefix, source))
     }
 
+    /// Whether any object is under `prefix`, from the first page of one listing.
+    pub async fn any_under(&self, prefix: &Path) -> Result<bool, StorageError> {
+        match futures::StreamExt::next(&mut self.store.list(Some(prefix))).await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(source)) => Err(store_err("list", prefix, source)),
+        }
+    }
+
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, path: &Path) -> Result<(), StorageError> {
         match self.store.delete(path).await {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use arrow::array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::array::{Array, Int64Array, StringArray, TimestampMillisecondArray};
 use chrono::{DateTime, TimeZone, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
@@ -214,11 +214,11 @@ pub fn read_part(path: &str, bytes: bytes::Bytes) -> Vec<LakeRow> {
                         id = a.value(i);
                     }
                     record.insert(name.into(), Value::from(a.value(i)));
-                } else if let Some(a) = column.as_any().downcast_ref::<TimestampMicrosecondArray>()
+                } else if let Some(a) = column.as_any().downcast_ref::<TimestampMillisecondArray>()
                 {
                     created = a.value(i);
                     let text = Utc
-                        .timestamp_micros(a.value(i))
+                        .timestamp_millis_opt(a.value(i))
                         .unwrap()
                         .format("%Y-%m-%dT%H:%M:%SZ")
                         .to_string();
@@ -235,7 +235,7 @@ pub fn read_part(path: &str, bytes: bytes::Bytes) -> Vec<LakeRow> {
                 }
             }
             let day = Utc
-                .timestamp_micros(created)
+                .timestamp_millis_opt(created)
                 .unwrap()
                 .format("%Y-%m-%d")
                 .to_string();

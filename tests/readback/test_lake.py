@@ -54,7 +54,7 @@ def test_pyarrow_reads_every_field_intact(lake, source):
     table = dataset.to_table()
     schema = table.schema
     assert schema.field("id").type == pa.int64()
-    assert schema.field("created_at").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("created_at").type == pa.timestamp("ms", tz="UTC")
     assert schema.field("change_description").type == pa.string()
     by_id = {}
     for row in table.to_pylist():

@@ -40,7 +40,7 @@ def test_pyarrow_reads_the_bucket_exactly(s3_lake, source):
     table = dataset.to_table()
     assert table.schema.field("id").type == pa.int64()
     assert table.schema.field("actor_id").type == pa.int64()
-    assert table.schema.field("created_at").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("created_at").type == pa.timestamp("ms", tz="UTC")
     rows = table.to_pylist()
     assert len(rows) == len(source)
     assert len({r["id"] for r in rows}) == len(rows)
