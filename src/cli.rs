@@ -103,6 +103,23 @@ fn with_switch_values(command: clap::Command) -> clap::Command {
         .mut_subcommands(with_switch_values)
 }
 
+impl Command {
+    /// The subdomain the command works on, when it names one (for the JSON logs' `subdomain`).
+    pub fn subdomain(&self) -> Option<&str> {
+        match self {
+            Command::Export(a) => a.api.subdomain.as_deref(),
+            Command::Verify(a) => a.api.subdomain.as_deref(),
+            Command::Repair(a) => a.check.api.subdomain.as_deref(),
+            Command::Status(a) => a.subdomain.as_deref(),
+            Command::Show(a) => a.api.subdomain.as_deref(),
+            Command::List(a) => a.api.subdomain.as_deref(),
+            Command::RequestExport(a) => a.api.subdomain.as_deref(),
+            #[cfg(feature = "simulator")]
+            Command::Demo(_) | Command::Simulate(_) => None,
+        }
+    }
+}
+
 /// A switch's value: true/false, yes/no, on/off, 1/0 (any case). Empty, as from a variable set to
 /// nothing, is false, as the environment's other empty values count as unset.
 pub fn parse_switch(text: &str) -> Result<bool, String> {
@@ -370,6 +387,11 @@ pub struct StatusArgs {
     /// The subdomain whose manifest to read.
     #[arg(long, env = "AUDITLAKE_SUBDOMAIN")]
     pub subdomain: Option<String>,
+
+    /// Exit 8 when the newest committed window ended longer ago than this (e.g. 2h, 1d), or
+    /// nothing is committed yet: for a monitor to page on.
+    #[arg(long, env = "AUDITLAKE_MAX_AGE", value_name = "DURATION")]
+    pub max_age: Option<String>,
 
     /// Print the status as JSON.
     #[arg(long)]

@@ -296,6 +296,8 @@ pub struct ExportConfig {
     /// (zero: never).
     pub recheck: Duration,
     pub store: StoreOptions,
+    /// The run's id: in its lease, its summary and every JSON log line (see [`crate::lease`]).
+    pub run_id: String,
 }
 
 /// Windows exported at once by default: enough to overlap requests, decoding and uploads; the
@@ -488,6 +490,7 @@ pub fn export(
         ));
     }
     Ok(ExportConfig {
+        run_id: crate::lease::new_run_id(),
         lease_ttl,
         recheck: Duration::from_secs(recheck),
         store,
@@ -567,6 +570,8 @@ pub struct StatusConfig {
     pub dest: String,
     pub subdomain: String,
     pub store: StoreOptions,
+    /// `--max-age` in seconds.
+    pub max_age: Option<i64>,
 }
 
 /// The lake and subdomain a command reads, from `--dest` and `--subdomain` (or the file).
@@ -601,7 +606,18 @@ pub fn status(
     env: &Env,
 ) -> Result<StatusConfig, ConfigError> {
     let (dest, subdomain) = lake_and_subdomain(args.dest.as_ref(), args.subdomain.as_ref())?;
+    let max_age = args
+        .max_age
+        .as_deref()
+        .map(|text| match parse_duration(text) {
+            Ok(0) => err("--max-age must be longer than 0"),
+            // Compared with an age, never added to a time: any length is safe.
+            Ok(seconds) => Ok(i64::try_from(seconds).unwrap_or(i64::MAX)),
+            Err(e) => err(format!("--max-age: {e}")),
+        })
+        .transpose()?;
     Ok(StatusConfig {
+        max_age,
         dest,
         subdomain,
         store: store(&args.store, file, env)?,

@@ -344,6 +344,47 @@ impl Manifest {
     }
 }
 
+/// The last export of a subdomain, as `status` shows it: when it ran, how it ended, and when the
+/// last one that ended well did. Informational: nothing decides what to export from it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LastRun {
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// The run's exit code (see `auditlake --help`), and the word for it.
+    pub exit_code: u8,
+    pub outcome: String,
+    /// When the last run that exited 0 finished (this one or an earlier one).
+    pub last_success_at: Option<String>,
+    /// The run's summary, as `--summary-json` writes it.
+    pub summary: serde_json::Value,
+}
+
+impl Manifest {
+    /// The last run's record, if any run finished here.
+    pub async fn last_run(&self) -> Result<Option<LastRun>, ManifestError> {
+        let path = layout::last_run(&self.subdomain);
+        match self.lake.read(&path).await? {
+            None => Ok(None),
+            Some(bytes) => parse(&path, &bytes).map(Some),
+        }
+    }
+
+    /// Records the run that just finished, carrying the last success over from the record it
+    /// replaces when this run did not succeed.
+    pub async fn record_run(&self, mut run: LastRun) -> Result<(), ManifestError> {
+        if run.exit_code != 0 {
+            let before = self.last_run().await.ok().flatten();
+            run.last_success_at = before.and_then(|b| b.last_success_at);
+        }
+        let body = serde_json::to_vec_pretty(&run).expect("plain data serializes");
+        self.lake
+            .write(&layout::last_run(&self.subdomain), Bytes::from(body))
+            .await?;
+        Ok(())
+    }
+}
+
 /// A window that names a marker: only its start goes into the marker's name (the manifest does
 /// not know the grid; the marker itself records the end).
 fn named(start: i64) -> Window {

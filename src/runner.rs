@@ -116,6 +116,8 @@ pub struct Failure {
 /// What a run did.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Summary {
+    /// The run's id, as in its lease and JSON logs.
+    pub run_id: String,
     pub subdomain: String,
     pub dest: String,
     pub since: String,
@@ -206,11 +208,12 @@ pub async fn export(
     let client = authenticated_client(&config).await?;
     let lake = Lake::open(&config.dest, &config.store)?;
     lake.verify_conditional_create().await?;
-    let lease = Lease::acquire(
+    let lease = Lease::acquire_as(
         &lake,
         &config.api.subdomain,
         config.lease_ttl,
         &holder_name(),
+        &config.run_id,
     )
     .await?;
     let stop_renewing = CancellationToken::new();
@@ -364,6 +367,7 @@ fn pending_windows(
     done: &BTreeSet<i64>,
 ) -> (Summary, Vec<(Window, bool)>) {
     let mut summary = Summary {
+        run_id: config.run_id.clone(),
         subdomain: config.api.subdomain.clone(),
         dest: lake.display().to_string(),
         since: window::format_rfc3339(
@@ -468,10 +472,17 @@ pub async fn repair(
     cancel: CancellationToken,
 ) -> Result<RepairOutcome, RunError> {
     let mut export_config = config.export;
-    let client = authenticated_client(&export_config).await?;
-    let lake = Lake::open(&export_config.dest, &export_config.store)?;
-    lake.verify_conditional_create().await?;
     let subdomain = config.check.subdomain.clone();
+    let no_lake = || {
+        RunError::Verify(VerifyError::NoDataset {
+            dest: export_config.dest.clone(),
+            subdomain: subdomain.clone(),
+        })
+    };
+    let lake =
+        Lake::open_existing(&export_config.dest, &export_config.store)?.ok_or_else(no_lake)?;
+    let client = authenticated_client(&export_config).await?;
+    lake.verify_conditional_create().await?;
     let manifest = Manifest::new(lake.clone(), &subdomain);
     let dataset = manifest.dataset().await?.ok_or_else(|| {
         RunError::Verify(VerifyError::NoDataset {

@@ -6,16 +6,22 @@ use auditlake::cli::ExportArgs;
 use auditlake::config;
 #[cfg(feature = "simulator")]
 use auditlake::demo as sim_demo;
+use auditlake::error::exit;
+use auditlake::manifest::{LastRun, Manifest};
 use auditlake::runner::{self, Summary};
+use auditlake::storage::{Lake, StoreOptions};
+use auditlake::window::format_rfc3339;
 use auditlake::Error;
 
-use super::{cancel_on_signals, progress, Context, ProgressBar};
+use super::{cancel_on_signals, logging, progress, Context, ProgressBar};
 
 /// `auditlake export`.
 pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
     let now = chrono::Utc::now().timestamp();
-    let config = config::export(args, &cx.file, &cx.env, now)?;
+    let mut config = config::export(args, &cx.file, &cx.env, now)?;
+    config.run_id = cx.run_id.clone();
     let summary_json = config.summary_json.clone();
+    let (dest, store) = (config.dest.clone(), config.store.clone());
     let bar = cx.show_progress.then(ProgressBar::new);
     let summary = runner::export(config, cancel_on_signals(), progress(&bar)).await?;
     if let Some(bar) = &bar {
@@ -25,7 +31,19 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
     if let Some(path) = summary_json {
         write_summary_json(&path, &summary, code)?;
     }
-    if !cx.quiet {
+    // A run that lost its lease leaves the record to the run that holds it.
+    if !summary.lease_lost {
+        record_run(&dest, &store, &summary, code, now).await;
+    }
+    if cx.json_logs {
+        let fields =
+            serde_json::Map::from_iter([("summary".to_string(), summary_value(&summary, code))]);
+        logging::json_event(
+            if code == 0 { "INFO" } else { "WARN" },
+            "run finished",
+            fields,
+        );
+    } else if !cx.quiet {
         eprint!("{}", human_summary(&summary));
     }
     Ok(code)
@@ -44,10 +62,41 @@ pub async fn demo(args: &DemoArgs, cx: &Context) -> Result<u8, Error> {
     Ok(outcome.summary.exit_code())
 }
 
-fn write_summary_json(path: &std::path::Path, summary: &Summary, code: u8) -> Result<(), Error> {
+/// The summary as `--summary-json` writes it: the summary's fields and the exit code.
+fn summary_value(summary: &Summary, code: u8) -> serde_json::Value {
     let mut value = serde_json::to_value(summary).expect("plain data serializes");
     value["exit_code"] = code.into();
-    let text = serde_json::to_string_pretty(&value).expect("plain data serializes");
+    value
+}
+
+/// Records the finished run in the lake's state, for `status`. Best effort: the run's outcome
+/// stands whether or not the record could be written.
+async fn record_run(dest: &str, store: &StoreOptions, summary: &Summary, code: u8, started: i64) {
+    let finished = format_rfc3339(chrono::Utc::now().timestamp());
+    let run = LastRun {
+        run_id: summary.run_id.clone(),
+        started_at: format_rfc3339(started),
+        finished_at: finished.clone(),
+        exit_code: code,
+        outcome: exit::describe(code).to_string(),
+        last_success_at: (code == exit::OK).then_some(finished),
+        summary: summary_value(summary, code),
+    };
+    let recorded = match Lake::open(dest, store) {
+        Ok(lake) => Manifest::new(lake, &summary.subdomain)
+            .record_run(run)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(error) = recorded {
+        tracing::warn!(%error, "could not record the run for `status`");
+    }
+}
+
+fn write_summary_json(path: &std::path::Path, summary: &Summary, code: u8) -> Result<(), Error> {
+    let text =
+        serde_json::to_string_pretty(&summary_value(summary, code)).expect("plain data serializes");
     std::fs::write(path, text + "\n").map_err(|source| Error::SummaryFile {
         path: path.to_path_buf(),
         source,

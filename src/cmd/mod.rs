@@ -5,6 +5,7 @@
 mod api;
 mod export;
 mod lake;
+pub mod logging;
 #[cfg(feature = "simulator")]
 mod sim;
 
@@ -27,17 +28,23 @@ pub struct Context {
     pub env: Env,
     /// `--quiet`: no summary on stderr.
     pub quiet: bool,
-    /// A progress bar replaces info logs on a terminal.
+    /// A progress bar replaces info logs on a terminal (not when logs are JSON: JSON wins).
     pub show_progress: bool,
+    /// Logs are JSON lines: the summary is one of them, and nothing else goes to stderr.
+    pub json_logs: bool,
+    /// This process's run id: in its lease, its summary and every JSON log line.
+    pub run_id: String,
 }
 
 impl Context {
-    pub fn new(file: FileConfig, env: Env, quiet: bool) -> Context {
+    pub fn new(file: FileConfig, env: Env, quiet: bool, json_logs: bool) -> Context {
         Context {
             file,
             env,
             quiet,
-            show_progress: !quiet && std::io::stderr().is_terminal(),
+            show_progress: !quiet && !json_logs && std::io::stderr().is_terminal(),
+            json_logs,
+            run_id: auditlake::lease::new_run_id(),
         }
     }
 }

@@ -133,6 +133,7 @@ pub fn export_config(
         recheck: Duration::ZERO,
         lease_ttl: Duration::from_secs(600),
         store: Default::default(),
+        run_id: auditlake::lease::new_run_id(),
     }
 }
 
