@@ -138,6 +138,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once per process: the size of the largest command's arguments costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Export audit logs into the lake: closed windows once, the open window on every run.
@@ -320,6 +322,11 @@ pub struct ExportArgs {
     /// Also write the run summary as JSON to this file (for schedulers).
     #[arg(long, env = "AUDITLAKE_SUMMARY_JSON", value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+
+    /// Write the run's metrics in Prometheus text format to this file, replaced atomically at
+    /// the end of every run (for node_exporter's textfile collector: a `.prom` file in its folder).
+    #[arg(long, env = "AUDITLAKE_METRICS_FILE", value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 
     /// Re-count the committed windows that ended within this span before the run's end against
     /// the API (one or two requests per window), and repair those where Zendesk now holds more

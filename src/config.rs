@@ -289,6 +289,8 @@ pub struct ExportConfig {
     pub concurrency: usize,
     pub pagination: Pagination,
     pub summary_json: Option<PathBuf>,
+    /// Where to write the run's Prometheus metrics.
+    pub metrics_file: Option<PathBuf>,
     pub tmp_dir: PathBuf,
     /// How long a lease lasts without renewal (a crashed run blocks the next one this long).
     pub lease_ttl: Duration,
@@ -503,6 +505,7 @@ pub fn export(
         concurrency,
         pagination: args.work.pagination.unwrap_or_default(),
         summary_json: args.summary_json.clone(),
+        metrics_file: args.metrics_file.clone(),
         tmp_dir,
     })
 }

@@ -93,6 +93,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("--metrics-file {}: {source}", path.display())]
+    MetricsFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<StatusError> for Error {
@@ -112,7 +118,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Client(_) | Error::Listen { .. } => exit::USAGE,
-            Error::SummaryFile { .. } => exit::USAGE,
+            Error::SummaryFile { .. } | Error::MetricsFile { .. } => exit::USAGE,
             Error::Api(e) => api_code(e),
             Error::Run(e) => run_code(e),
             Error::Storage(_) => exit::DESTINATION,

@@ -22,6 +22,7 @@
 //! - [`storage`] is object_store I/O; [`storage::layout`] is the only place that makes a path.
 //! - [`recount`] counts a window at the API; [`verify`] proves the lake.
 //! - [`runner`] ties a run (and a repair, and a recheck) together.
+//! - [`metrics`] writes a run's Prometheus text file.
 //! - [`status`] and [`ops`] serve the other commands; `demo` runs the whole job against the
 //!   built-in Zendesk, the `zendesk-sim` crate in `crates/zendesk-sim` (with the default
 //!   `simulator` feature, which also brings `auditlake simulate`).
@@ -59,6 +60,8 @@ pub mod runner;
 // the other commands
 pub mod ops;
 pub mod status;
+// a run's metrics, for Prometheus
+pub mod metrics;
 // the whole job against the built-in Zendesk (the zendesk-sim crate)
 #[cfg(feature = "simulator")]
 pub mod demo;

@@ -371,8 +371,8 @@ impl Manifest {
     }
 
     /// Records the run that just finished, carrying the last success over from the record it
-    /// replaces when this run did not succeed.
-    pub async fn record_run(&self, mut run: LastRun) -> Result<(), ManifestError> {
+    /// replaces when this run did not succeed; returns the record as written.
+    pub async fn record_run(&self, mut run: LastRun) -> Result<LastRun, ManifestError> {
         if run.exit_code != 0 {
             let before = self.last_run().await.ok().flatten();
             run.last_success_at = before.and_then(|b| b.last_success_at);
@@ -381,7 +381,7 @@ impl Manifest {
         self.lake
             .write(&layout::last_run(&self.subdomain), Bytes::from(body))
             .await?;
-        Ok(())
+        Ok(run)
     }
 }
 

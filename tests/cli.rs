@@ -701,10 +701,12 @@ async fn json_logs_on_a_pipe_are_only_json_lines_with_run_id_and_subdomain_endin
     let sim = start(sim_config(1_500, "2024-03-01", "2024-03-01T12:00:00Z")).await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("lake");
+    let metrics = dir.path().join("auditlake.prom");
     let mut args = twelve_hour_export(dest.to_str().unwrap(), &sim.base_url());
     args.extend([
         "--log-format=json".to_string(),
         "--log-level=debug".to_string(),
+        format!("--metrics-file={}", metrics.display()),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&args, "sim-token").await;
@@ -746,6 +748,25 @@ async fn json_logs_on_a_pipe_are_only_json_lines_with_run_id_and_subdomain_endin
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["last_run"]["run_id"], run_id.as_str());
     assert_eq!(status["last_run"]["outcome"], "success");
+
+    // The metrics file: labelled gauges, freshness at the end of the last committed window.
+    let metrics = std::fs::read_to_string(&metrics).unwrap();
+    let rows = last["summary"]["rows"].as_u64().unwrap();
+    for line in [
+        format!("auditlake_last_run_records{{subdomain=\"acme\"}} {rows}.0"),
+        "auditlake_last_run_windows_done{subdomain=\"acme\"} 12.0".to_string(),
+        "auditlake_last_run_exit_code{subdomain=\"acme\"} 0.0".to_string(),
+        format!(
+            "auditlake_fresh_to_timestamp_seconds{{subdomain=\"acme\"}} {}.0",
+            t("2024-03-01T12:00:00Z")
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("auditlake_last_success_timestamp_seconds{subdomain=\"acme\"}"));
 
     // A failure is a JSON line too.
     let out = run(

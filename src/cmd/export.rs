@@ -8,9 +8,10 @@ use auditlake::config;
 use auditlake::demo as sim_demo;
 use auditlake::error::exit;
 use auditlake::manifest::{LastRun, Manifest};
+use auditlake::metrics;
 use auditlake::runner::{self, Summary};
 use auditlake::storage::{Lake, StoreOptions};
-use auditlake::window::format_rfc3339;
+use auditlake::window::{format_rfc3339, Grid};
 use auditlake::Error;
 
 use super::{cancel_on_signals, logging, progress, Context, ProgressBar};
@@ -21,7 +22,8 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
     let mut config = config::export(args, &cx.file, &cx.env, now)?;
     config.run_id = cx.run_id.clone();
     let summary_json = config.summary_json.clone();
-    let (dest, store) = (config.dest.clone(), config.store.clone());
+    let metrics_file = config.metrics_file.clone();
+    let (dest, store, grid) = (config.dest.clone(), config.store.clone(), config.grid);
     let bar = cx.show_progress.then(ProgressBar::new);
     let summary = runner::export(config, cancel_on_signals(), progress(&bar)).await?;
     if let Some(bar) = &bar {
@@ -31,9 +33,10 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
     if let Some(path) = summary_json {
         write_summary_json(&path, &summary, code)?;
     }
-    // A run that lost its lease leaves the record to the run that holds it.
-    if !summary.lease_lost {
-        record_run(&dest, &store, &summary, code, now).await;
+    let facts = after_run(&dest, &store, grid, &summary, code, now).await;
+    if let Some(path) = metrics_file {
+        metrics::write_atomically(&path, &metrics::render(&summary, &facts))
+            .map_err(|source| Error::MetricsFile { path, source })?;
     }
     if cx.json_logs {
         let fields =
@@ -69,29 +72,59 @@ fn summary_value(summary: &Summary, code: u8) -> serde_json::Value {
     value
 }
 
-/// Records the finished run in the lake's state, for `status`. Best effort: the run's outcome
-/// stands whether or not the record could be written.
-async fn record_run(dest: &str, store: &StoreOptions, summary: &Summary, code: u8, started: i64) {
-    let finished = format_rfc3339(chrono::Utc::now().timestamp());
-    let run = LastRun {
-        run_id: summary.run_id.clone(),
-        started_at: format_rfc3339(started),
-        finished_at: finished.clone(),
+/// Records the finished run in the lake's state, for `status` (unless the run lost its lease:
+/// the record is then the holder's to write), and gathers what its metrics need. Best effort: the
+/// run's outcome stands whether or not the lake could be read or written.
+async fn after_run(
+    dest: &str,
+    store: &StoreOptions,
+    grid: Grid,
+    summary: &Summary,
+    code: u8,
+    started: i64,
+) -> metrics::RunFacts {
+    let finished = chrono::Utc::now().timestamp();
+    let mut facts = metrics::RunFacts {
         exit_code: code,
-        outcome: exit::describe(code).to_string(),
+        finished_at: finished,
         last_success_at: (code == exit::OK).then_some(finished),
-        summary: summary_value(summary, code),
+        fresh_to: None,
     };
-    let recorded = match Lake::open(dest, store) {
-        Ok(lake) => Manifest::new(lake, &summary.subdomain)
-            .record_run(run)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let manifest = match Lake::open(dest, store) {
+        Ok(lake) => Manifest::new(lake, &summary.subdomain),
+        Err(error) => {
+            tracing::warn!(%error, "could not open the lake to record the run");
+            return facts;
+        }
     };
-    if let Err(error) = recorded {
-        tracing::warn!(%error, "could not record the run for `status`");
+    if !summary.lease_lost {
+        let run = LastRun {
+            run_id: summary.run_id.clone(),
+            started_at: format_rfc3339(started),
+            finished_at: format_rfc3339(finished),
+            exit_code: code,
+            outcome: exit::describe(code).to_string(),
+            last_success_at: facts.last_success_at.map(format_rfc3339),
+            summary: summary_value(summary, code),
+        };
+        match manifest.record_run(run).await {
+            Ok(run) => {
+                facts.last_success_at = run.last_success_at.as_deref().and_then(parse_instant_opt);
+            }
+            Err(error) => tracing::warn!(%error, "could not record the run for `status`"),
+        }
     }
+    match manifest.done().await {
+        Ok(starts) => facts.fresh_to = starts.last().map(|start| start + grid.seconds()),
+        Err(error) => tracing::warn!(%error, "could not list the committed windows"),
+    }
+    facts
+}
+
+fn parse_instant_opt(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp())
 }
 
 fn write_summary_json(path: &std::path::Path, summary: &Summary, code: u8) -> Result<(), Error> {
