@@ -6,7 +6,7 @@
 //! committed window's files change only through a repair ([`crate::commit`]); the open-window
 //! path never touches a window that has a marker.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -163,6 +163,9 @@ pub struct Summary {
     /// The run stopped because another run took its lease over.
     pub lease_lost: bool,
     pub failures: Vec<Failure>,
+    /// Fields the schema does not know that this run's rows carried (kept in `extra_json`), with
+    /// the rows that carried each: schema drift.
+    pub extra_fields: BTreeMap<String, u64>,
 }
 
 /// A window's result.
@@ -355,7 +358,22 @@ async fn export_leased(
     summary.retries = stats.retries.load(Ordering::Relaxed);
     summary.throttled = stats.throttled.load(Ordering::Relaxed);
     summary.bytes_received = stats.bytes.load(Ordering::Relaxed);
+    if !summary.extra_fields.is_empty() {
+        tracing::warn!(
+            fields = %drift(&summary.extra_fields),
+            "records carried fields the schema does not know: kept in extra_json (schema drift)"
+        );
+    }
     Ok(summary)
+}
+
+/// Schema drift for people: `risk_score (12 rows), metadata (3 rows)`.
+pub fn drift(fields: &BTreeMap<String, u64>) -> String {
+    fields
+        .iter()
+        .map(|(field, rows)| format!("{field} ({rows} rows)"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The summary's start and the windows to export: closed windows without a marker, then the
@@ -842,6 +860,9 @@ fn record_done(summary: &mut Summary, done: Done) {
     summary.files += done.record.files.len() as u64;
     summary.bytes_written += done.record.bytes;
     summary.duplicates_dropped += done.counts.duplicates;
+    for (field, rows) in &done.counts.extra_fields {
+        *summary.extra_fields.entry(field.clone()).or_insert(0) += rows;
+    }
     if done.counts.out_of_order > 0 {
         tracing::warn!(
             window = %done.window.id(),

@@ -174,6 +174,12 @@ pub fn human_summary(s: &Summary) -> String {
             s.windows_rechecked, s.windows_repaired, s.windows_api_fewer, s.repairs_converged
         ));
     }
+    if !s.extra_fields.is_empty() {
+        text.push_str(&format!(
+            "  schema drift: fields kept in extra_json: {}\n",
+            runner::drift(&s.extra_fields)
+        ));
+    }
     if let Some(fatal) = &s.fatal {
         text.push_str(&format!("  stopped: {fatal}\n"));
     }
