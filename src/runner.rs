@@ -187,7 +187,8 @@ struct Context {
 
 /// Observes progress (the CLI draws a bar with it).
 pub trait Progress: Send + Sync {
-    fn start(&self, windows: u64);
+    /// The run starts `windows` windows; `meter` reads its requests and budget at any time.
+    fn start(&self, windows: u64, meter: Meter);
     fn records(&self, fetched: u64);
     fn window_finished(&self);
 }
@@ -196,9 +197,33 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 
 impl Progress for NoProgress {
-    fn start(&self, _: u64) {}
+    fn start(&self, _: u64, _: Meter) {}
     fn records(&self, _: u64) {}
     fn window_finished(&self) {}
+}
+
+/// The run's request counters and budget, as a progress display reads them.
+#[derive(Clone)]
+pub struct Meter {
+    stats: Arc<crate::zendesk::ClientStats>,
+    budget: Arc<RequestBudget>,
+}
+
+impl Meter {
+    /// Requests made so far.
+    pub fn requests(&self) -> u64 {
+        self.stats.requests.load(Ordering::Relaxed)
+    }
+
+    /// 429 answers so far.
+    pub fn throttled(&self) -> u64 {
+        self.stats.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Requests per minute the budget allows now.
+    pub fn budget_per_minute(&self) -> u32 {
+        self.budget.per_minute()
+    }
 }
 
 /// Runs an export until every pending window is done or failed, or `cancel` fires.
@@ -326,7 +351,13 @@ async fn export_leased(
         skipped = summary.windows_skipped,
         "export starting"
     );
-    progress.start(pending.len() as u64);
+    progress.start(
+        pending.len() as u64,
+        Meter {
+            stats: client.stats().clone(),
+            budget: client.budget().clone(),
+        },
+    );
 
     let concurrency = config.concurrency;
     let recheck = recheck_windows(&config, &plan.closed, &done);

@@ -734,14 +734,20 @@ async fn json_logs_on_a_pipe_are_only_json_lines_with_run_id_and_subdomain_endin
     assert_eq!(last["summary"]["exit_code"], 0);
     // Schema drift is announced: the summary and one line name the fields kept in extra_json.
     let drift = last["summary"]["extra_fields"].as_object().unwrap();
-    assert!(!drift.is_empty(), "the simulator's extra fields went unnoticed");
+    assert!(
+        !drift.is_empty(),
+        "the simulator's extra fields went unnoticed"
+    );
     let announced: Vec<_> = lines
         .iter()
         .filter(|l| l["message"].as_str().unwrap().contains("schema drift"))
         .collect();
     assert_eq!(announced.len(), 1, "{stderr}");
     for field in drift.keys() {
-        assert!(announced[0]["fields"].as_str().unwrap().contains(field.as_str()));
+        assert!(announced[0]["fields"]
+            .as_str()
+            .unwrap()
+            .contains(field.as_str()));
     }
     // The lease and the status record carry the same run id.
     let status = run(

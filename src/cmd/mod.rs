@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use auditlake::cli::{ApiArgs, Command};
 use auditlake::config::{self, Env, FileConfig};
 use auditlake::error::exit;
-use auditlake::runner::{NoProgress, Progress};
+use auditlake::runner::{Meter, NoProgress, Progress};
 use auditlake::zendesk::{Client, RequestBudget};
 use auditlake::Error;
 
@@ -123,30 +123,46 @@ pub fn cancel_on_signals() -> CancellationToken {
     token
 }
 
-/// A progress bar on stderr, for terminals.
-pub struct ProgressBar(indicatif::ProgressBar);
+/// A progress bar on stderr, for terminals: windows done of all and the time left, then what a
+/// waiting person asks next — records and their rate, requests against the budget, 429s.
+pub struct ProgressBar(indicatif::ProgressBar, std::sync::Mutex<Option<Meter>>);
 
 impl ProgressBar {
     pub fn new() -> Self {
         let bar = indicatif::ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} windows  {msg}",
+                "{spinner} {elapsed_precise} [{bar:25}] {pos}/{len} windows, ETA {eta}  {msg}",
             )
             .expect("the template is valid")
             .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
-        ProgressBar(bar)
+        ProgressBar(bar, std::sync::Mutex::new(None))
     }
 }
 
 impl Progress for ProgressBar {
-    fn start(&self, windows: u64) {
+    fn start(&self, windows: u64, meter: Meter) {
         self.0.set_length(windows);
+        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(meter);
     }
     fn records(&self, fetched: u64) {
-        self.0.set_message(format!("{fetched} records fetched"));
+        let minutes = self.0.elapsed().as_secs_f64().max(1.0) / 60.0;
+        let mut message = format!(
+            "{fetched} records ({:.0}/s)",
+            fetched as f64 / (minutes * 60.0)
+        );
+        if let Some(meter) = &*self.1.lock().unwrap_or_else(|e| e.into_inner()) {
+            message.push_str(&format!(
+                "  {} requests ({:.0}/min of {}/min)  {} 429s",
+                meter.requests(),
+                meter.requests() as f64 / minutes,
+                meter.budget_per_minute(),
+                meter.throttled()
+            ));
+        }
+        self.0.set_message(message);
     }
     fn window_finished(&self) {
         self.0.inc(1);
