@@ -2,7 +2,7 @@
 options and agrees with the source on every checked value.
 
 Each reader below opens `<dest>/audit_logs` exactly as the README's "Querying the lake" shows it
-(test_readme.py runs those snippets). Where a reader's defaults give `created_date` as a string
+(and test_the_readmes_snippet_counts_the_days_records runs those snippets). Where a reader's defaults give `created_date` as a string
 (pyarrow's dataset and read_table, DataFusion's CREATE EXTERNAL TABLE), the test says so and compares
 strings; the typed variant the README documents (an explicit partitioning schema) is a reader of its own.
 Ground truth is `auditlake list`, which does not go through the lake's code path.
@@ -11,6 +11,7 @@ Ground truth is `auditlake list`, which does not go through the lake's code path
 import datetime as dt
 import json
 import re
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -434,3 +435,45 @@ def test_datafusion_register_parquet_with_defaults_leaves_the_partitions_out(lak
     assert {"id", "created_at"} <= names and not {"subdomain", "created_date"} & names
     assert ctx.sql("SELECT count(*) AS n FROM t").to_pylist() == [{"n": truth["rows"]}]
     assert not {"subdomain", "created_date"} & set(ctx.read_parquet(root).schema().names)
+
+
+# ---------------------------------------------------------------------------------------------
+# The README's "Querying the lake" snippets, run as written against this lake.
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_snippets():
+    text = README.read_text()
+    section = text.split("\n## Querying the lake\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(sql|python)\n(.*?)```", section, re.S)
+
+
+def snippet_name(lang, code):
+    """The reader a snippet is for, so that a failure names it."""
+    if lang == "sql":
+        return "duckdb"
+    return next(m for m in ["pyspark", "datafusion", "polars", "pyarrow"] if re.search(rf"^(import|from) {m}\b", code, re.M))
+
+
+def test_the_readme_has_a_snippet_per_reader():
+    snippets = readme_snippets()
+    assert all("lake/audit_logs" in code for _, code in snippets), "every snippet reads the placeholder path"
+    assert [lang for lang, _ in snippets].count("sql") == 1, "one SQL snippet, DuckDB's"
+    imports = "\n".join(code for lang, code in snippets if lang == "python")
+    for module in ["pyarrow.dataset", "polars", "datafusion", "pyspark"]:
+        assert re.search(rf"^(import|from) {re.escape(module)}\b", imports, re.M), module
+
+
+@pytest.mark.parametrize("lang, code", readme_snippets(), ids=[snippet_name(*s) for s in readme_snippets()])
+def test_the_readmes_snippet_counts_the_days_records(lang, code, lake, truth, request):
+    code = code.replace("lake/audit_logs", str(lake[0] / "audit_logs"))
+    expected = truth["days"][DAY]
+    if lang == "sql":
+        assert duckdb.connect().sql(code).fetchall() == [(expected,)]
+        return
+    if "pyspark" in code:
+        request.getfixturevalue("spark")  # getOrCreate() in the snippet returns this module's session
+    scope = {}
+    exec(compile(code, f"README.md ({snippet_name(lang, code)})", "exec"), scope)
+    assert scope["records"] == expected
