@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
@@ -27,7 +28,8 @@ BIG = 2**53
 # The documented columns: everything else a record carries ends up in extra_json.
 COLUMNS = ["id", "url", "action", "action_label", "actor_id", "actor_name", "change_description",
            "created_at", "ip_address", "source_id", "source_label", "source_type"]
-PARTITIONS = pa.schema([("subdomain", pa.string()), ("created_date", pa.date32())])
+# A time zone the readers that have one are set to, so that a local-time reading would show.
+ELSEWHERE = "America/New_York"
 
 
 def epoch_ms(text):
@@ -114,6 +116,8 @@ class DuckDB(Sql):
 
     def __init__(self, root):
         self.con = duckdb.connect()
+        # An analyst outside UTC: TIMESTAMPTZ values display in this zone, the instants must not move.
+        self.con.sql(f"SET TimeZone = '{ELSEWHERE}'")
         self.source = f"read_parquet('{root}/**/*.parquet')"
         self.con.sql(f"CREATE VIEW t AS SELECT * FROM {self.source}")
 
@@ -174,6 +178,7 @@ class Spark(Sql):
     partition_types = {"subdomain": "string", "created_date": "date"}
 
     def __init__(self, root, spark):
+        assert spark.conf.get("spark.sql.session.timeZone") == ELSEWHERE
         self.spark = spark
         self.df = spark.read.parquet(root)
         self.df.createOrReplaceTempView("t")
@@ -340,7 +345,8 @@ def spark():
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.shuffle.partitions", "1")
-               .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
+               # The JVM's (and so the session's) time zone away from UTC: instants must not move.
+               .config("spark.driver.extraJavaOptions", f"-Dlog4j2.level=ERROR -Duser.timezone={ELSEWHERE}")
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session
@@ -423,6 +429,20 @@ def test_a_created_date_filter_reads_only_that_days_files(reader, lake):
         assert files == len(expected)
     else:
         assert sorted("/" + f.removeprefix("file://").lstrip("/") for f in files) == expected
+
+
+@pytest.mark.parametrize("reader", ["duckdb", "spark"], indirect=True)
+def test_created_at_displays_in_the_session_time_zone_as_the_readme_warns(reader, truth):
+    (first, text), = reader.q("SELECT min(created_at), CAST(min(created_at) AS STRING) FROM t")
+    instant = dt.datetime.fromtimestamp(truth["min_ms"] / 1000, dt.timezone.utc)
+    local = instant.astimezone(ZoneInfo(ELSEWHERE))
+    if isinstance(reader, Spark):
+        # As text, the session time zone; to Python, a naive datetime in the Python process's zone.
+        assert text == local.strftime("%Y-%m-%d %H:%M:%S")
+        assert first == dt.datetime.fromtimestamp(truth["min_ms"] / 1000)
+    else:
+        assert text == local.strftime("%Y-%m-%d %H:%M:%S%z")[:-2]  # 2023-12-31 19:00:00-05
+        assert first == instant and first.utcoffset() == local.utcoffset(), "DuckDB: aware, in SET TimeZone"
 
 
 def test_datafusion_register_parquet_with_defaults_leaves_the_partitions_out(lake, truth):
