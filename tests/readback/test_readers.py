@@ -112,7 +112,8 @@ class Sql:
 
 class DuckDB(Sql):
     # Defaults: hive partitioning is detected from the paths; created_date is a DATE, subdomain VARCHAR.
-    partition_types = {"subdomain": "VARCHAR", "created_date": "DATE"}
+    column_types = {"id": "BIGINT", "created_at": "TIMESTAMP WITH TIME ZONE", "subdomain": "VARCHAR",
+                    "created_date": "DATE"}
 
     def __init__(self, root):
         self.con = duckdb.connect()
@@ -138,8 +139,9 @@ class DuckDB(Sql):
 class DataFusionSql(Sql):
     # Defaults: CREATE EXTERNAL TABLE infers both partitions, as dictionary-encoded strings; a DATE
     # literal still compares (DataFusion coerces), and so does a string.
-    partition_types = {"subdomain": pa.dictionary(pa.uint16(), pa.string()),
-                       "created_date": pa.dictionary(pa.uint16(), pa.string())}
+    column_types = {"id": pa.int64(), "created_at": pa.timestamp("ms", tz="UTC"),
+                    "subdomain": pa.dictionary(pa.uint16(), pa.string()),
+                    "created_date": pa.dictionary(pa.uint16(), pa.string())}
     day_literal = "'{}'"
 
     def __init__(self, root):
@@ -163,7 +165,8 @@ class DataFusionSql(Sql):
 class DataFusionTyped(DataFusionSql):
     # register_parquet with the partition columns spelled out (its defaults leave them out; see
     # test_datafusion_register_parquet_with_defaults_leaves_the_partitions_out).
-    partition_types = {"subdomain": pa.string(), "created_date": pa.date32()}
+    column_types = {"id": pa.int64(), "created_at": pa.timestamp("ms", tz="UTC"), "subdomain": pa.string(),
+                    "created_date": pa.date32()}
     day_literal = "DATE '{}'"
 
     def __init__(self, root):
@@ -175,7 +178,7 @@ class DataFusionTyped(DataFusionSql):
 class Spark(Sql):
     # Defaults: partition discovery infers created_date as date, subdomain as string; timestamps come
     # back to Python as naive datetimes in the session time zone, so instants are compared as epoch ms.
-    partition_types = {"subdomain": "string", "created_date": "date"}
+    column_types = {"id": "bigint", "created_at": "timestamp", "subdomain": "string", "created_date": "date"}
 
     def __init__(self, root, spark):
         assert spark.conf.get("spark.sql.session.timeZone") == ELSEWHERE
@@ -198,7 +201,7 @@ class Spark(Sql):
         filtered = self.df.where(F.col("created_date") == dt.date.fromisoformat(day)).select("id")
         filtered.collect()
         plan = filtered._jdf.queryExecution().executedPlan()
-        assert f"PartitionFilters: [isnotnull(created_date" in plan.toString()
+        assert "PartitionFilters: [isnotnull(created_date" in plan.toString()
         leaves = plan.collectLeaves().iterator()
         scans = []
         while leaves.hasNext():
@@ -217,7 +220,7 @@ class Arrow:
 
     def stats(self):
         t = self.table(["id", "created_at", "subdomain", "created_date"])
-        ms = pc.cast(t["created_at"], pa.int64())  # the stored unit, checked to be ms by types()
+        ms = pc.cast(t["created_at"], pa.int64())  # ms: test_columns_have_the_documented_types
         partitioned = pc.sum(pc.and_(pc.equal(pc.cast(t["subdomain"], pa.string()), "acme"),
                                      pc.is_valid(t["created_date"]))).as_py()
         return t.num_rows, pc.count_distinct(t["id"]).as_py(), pc.min(ms).as_py(), pc.max(ms).as_py(), partitioned
@@ -242,7 +245,8 @@ class Arrow:
 class ArrowDataset(Arrow):
     # Defaults with partitioning="hive": both partitions are inferred as strings, so a day is compared
     # as the string "YYYY-MM-DD".
-    partition_types = {"subdomain": pa.string(), "created_date": pa.string()}
+    column_types = {"id": pa.int64(), "created_at": pa.timestamp("ms", tz="UTC"), "subdomain": pa.string(),
+                    "created_date": pa.string()}
 
     def __init__(self, root):
         self.dataset = ds.dataset(root, partitioning="hive")
@@ -260,7 +264,8 @@ class ArrowDataset(Arrow):
 
 class ArrowDatasetTyped(ArrowDataset):
     # The README's variant: an explicit partitioning schema makes created_date a date32.
-    partition_types = {"subdomain": pa.string(), "created_date": pa.date32()}
+    column_types = {"id": pa.int64(), "created_at": pa.timestamp("ms", tz="UTC"), "subdomain": pa.string(),
+                    "created_date": pa.date32()}
 
     def __init__(self, root):
         partitioning = ds.partitioning(pa.schema([("subdomain", pa.string()), ("created_date", pa.date32())]),
@@ -275,8 +280,9 @@ class ArrowDatasetTyped(ArrowDataset):
 class ArrowReadTable(Arrow):
     # Defaults of pq.read_table on a directory: hive partitions are discovered and dictionary-encoded
     # strings (dictionary<values=string, indices=int32>); a day is compared as a string.
-    partition_types = {"subdomain": pa.dictionary(pa.int32(), pa.string()),
-                       "created_date": pa.dictionary(pa.int32(), pa.string())}
+    column_types = {"id": pa.int64(), "created_at": pa.timestamp("ms", tz="UTC"),
+                    "subdomain": pa.dictionary(pa.int32(), pa.string()),
+                    "created_date": pa.dictionary(pa.int32(), pa.string())}
 
     def __init__(self, root):
         self.root = root
@@ -292,7 +298,8 @@ class ArrowReadTable(Arrow):
 class Polars:
     # Defaults of scan_parquet on a directory: hive partitions are detected; created_date is a Date,
     # subdomain a String; created_at Datetime(ms, UTC).
-    partition_types = {"subdomain": pl.String, "created_date": pl.Date}
+    column_types = {"id": pl.Int64, "created_at": pl.Datetime("ms", "UTC"), "subdomain": pl.String,
+                    "created_date": pl.Date}
 
     def __init__(self, root):
         self.lake = pl.scan_parquet(root)
@@ -407,9 +414,9 @@ def test_long_unicode_text_unknown_fields_and_nulls_read_back_intact(reader, tru
 
 
 @pytest.mark.parametrize("reader", READERS, indirect=True)
-def test_partition_columns_have_the_documented_types(reader):
+def test_columns_have_the_documented_types(reader):
     types = reader.types()
-    assert {k: types[k] for k in ("subdomain", "created_date")} == reader.partition_types
+    assert {k: types[k] for k in reader.column_types} == reader.column_types
 
 
 @pytest.mark.parametrize("reader", READERS, indirect=True)
