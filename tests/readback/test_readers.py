@@ -1,11 +1,12 @@
 """The read-back matrix: every engine the README documents opens the table root with its default
 options and agrees with the source on every checked value.
 
-Each reader below opens `<dest>/audit_logs` exactly as the README's "Querying the lake" shows it
-(and test_the_readmes_snippet_counts_the_days_records runs those snippets). Where a reader's defaults give `created_date` as a string
+Each reader below opens `<dest>/audit_logs` as the README's "Querying the lake" shows it (the last
+tests run the README's snippets themselves). Where a reader's defaults give `created_date` as a string
 (pyarrow's dataset and read_table, DataFusion's CREATE EXTERNAL TABLE), the test says so and compares
-strings; the typed variant the README documents (an explicit partitioning schema) is a reader of its own.
-Ground truth is `auditlake list`, which does not go through the lake's code path.
+strings; the typed variants the README documents (an explicit partitioning schema, DataFusion's
+table_partition_cols) are readers of their own. Ground truth is `auditlake list`, which does not go
+through the lake's code path.
 """
 
 import datetime as dt
@@ -462,6 +463,13 @@ def test_datafusion_register_parquet_with_defaults_leaves_the_partitions_out(lak
     assert {"id", "created_at"} <= names and not {"subdomain", "created_date"} & names
     assert ctx.sql("SELECT count(*) AS n FROM t").to_pylist() == [{"n": truth["rows"]}]
     assert not {"subdomain", "created_date"} & set(ctx.read_parquet(root).schema().names)
+
+
+def test_polars_with_a_glob_and_defaults_leaves_the_partitions_out(lake, truth):
+    # A finding the README states: hive partitioning is detected for a directory, not for a glob.
+    lake_frame = pl.scan_parquet(f"{lake[0]}/audit_logs/**/*.parquet")
+    assert not {"subdomain", "created_date"} & set(lake_frame.collect_schema().names())
+    assert lake_frame.select(pl.len()).collect().item() == truth["rows"]
 
 
 # ---------------------------------------------------------------------------------------------
