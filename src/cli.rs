@@ -26,8 +26,9 @@ use crate::zendesk::Pagination;
 /// the client); 4 the destination or its manifest failed (a failing store stops the run at once);
 /// 5 another run holds the lease on this
 /// lake and subdomain (or took it over, or this run's lease ran out before a write); 6 verify found
-/// the lake different from its markers or the API; 130 interrupted (Ctrl-C or SIGTERM: no window was
-/// left half-committed).
+/// the lake different from its markers or the API; 7 no lake for the subdomain at --dest (status,
+/// verify, repair, ddl); 8 `status --max-age`: the lake is older than allowed; 130 interrupted
+/// (Ctrl-C or SIGTERM: no window was left half-committed).
 ///
 /// A committed window's files change only through a repair: new files under the next generation's
 /// names, then that generation's marker (create-if-absent), then the old files removed, journaled
