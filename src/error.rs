@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
+use crate::ddl::DdlError;
 use crate::lease::LeaseError;
 use crate::manifest::ManifestError;
 use crate::runner::{RepairOutcome, RunError, Summary};
@@ -53,6 +54,8 @@ pub enum Error {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Ddl(#[from] DdlError),
     #[error("no audit log with id {0} (404)")]
     NotFound(i64),
     #[error("Zendesk allows 1 export request per minute per account and this minute's is used (429); try again in {retry_in}")]
@@ -88,6 +91,7 @@ impl Error {
             Error::Storage(_) => exit::DESTINATION,
             Error::Manifest(e) => manifest_code(e),
             Error::Verify(e) => verify_code(e),
+            Error::Ddl(e) => ddl_code(e),
             Error::NotFound(_) | Error::ExportThrottled { .. } => exit::WINDOWS_FAILED,
         }
     }
@@ -114,6 +118,17 @@ fn verify_code(e: &VerifyError) -> u8 {
         VerifyError::NoDataset { .. } => exit::USAGE,
         VerifyError::Manifest(m) => manifest_code(m),
         VerifyError::Grid(_) | VerifyError::Storage(_) => exit::DESTINATION,
+    }
+}
+
+fn ddl_code(e: &DdlError) -> u8 {
+    match e {
+        DdlError::Manifest(m) => manifest_code(m),
+        DdlError::Storage(_) => exit::DESTINATION,
+        DdlError::NoLake { .. }
+        | DdlError::NoSubdomain { .. }
+        | DdlError::SchemaVersion { .. }
+        | DdlError::NoWindow { .. } => exit::USAGE,
     }
 }
 
