@@ -418,8 +418,13 @@ pub fn sql(
     comment_line(
         &mut out,
         &format!(
-            "{} table over the auditlake lake at {} (schema version {}), printed by `auditlake ddl`.",
+            "{} {} over the auditlake lake at {} (schema version {}), printed by `auditlake ddl`.",
             engine.name(),
+            if engine == Engine::Duckdb {
+                "view"
+            } else {
+                "table"
+            },
             lake.dest,
             schema.version
         ),
@@ -574,6 +579,9 @@ fn trino(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
 fn spark(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
     let engine = Engine::Spark;
     comment_line(out, "A Parquet datasource table (USING parquet): Hive's Parquet serde cannot read the INT64 timestamps of created_at.");
+    if let Some(database) = &table.database {
+        let _ = writeln!(out, "CREATE DATABASE IF NOT EXISTS {database};");
+    }
     let _ = writeln!(out, "CREATE TABLE IF NOT EXISTS {} (", table.qualified());
     let mut all = columns(engine, schema);
     all.extend(partition_columns(engine));
@@ -595,6 +603,9 @@ fn duckdb(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
     let engine = Engine::Duckdb;
     if !root.starts_with('/') {
         comment_line(out, "Object storage needs DuckDB's httpfs (or azure) extension and credentials, e.g. CREATE SECRET (TYPE s3, PROVIDER credential_chain);");
+    }
+    if let Some(database) = &table.database {
+        let _ = writeln!(out, "CREATE SCHEMA IF NOT EXISTS {database};");
     }
     let _ = writeln!(out, "CREATE OR REPLACE VIEW {} AS", table.qualified());
     let _ = writeln!(out, "SELECT");

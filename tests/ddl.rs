@@ -78,7 +78,9 @@ async fn ddl_prints_duckdb_and_spark_sql_for_a_local_lake_and_leaves_it_untouche
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let sql = String::from_utf8(out.stdout).unwrap();
     assert!(
-        sql.contains("CREATE TABLE IF NOT EXISTS lake.audit (\n"),
+        sql.contains(
+            "CREATE DATABASE IF NOT EXISTS lake;\nCREATE TABLE IF NOT EXISTS lake.audit (\n"
+        ),
         "{sql}"
     );
     assert!(
