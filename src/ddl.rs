@@ -350,7 +350,7 @@ fn partition_type(engine: Engine, t: PartitionType) -> &'static str {
 }
 
 /// Every stored column: (name, SQL type, doc), in the files' order.
-fn columns<'a>(engine: Engine, schema: &'a Schema) -> Vec<(&'a str, &'static str, &'a str)> {
+fn columns(engine: Engine, schema: &Schema) -> Vec<(&str, &'static str, &str)> {
     schema
         .fields
         .iter()

@@ -55,7 +55,7 @@ pub enum Error {
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error(transparent)]
-    Ddl(#[from] DdlError),
+    Ddl(Box<DdlError>),
     #[error("no audit log with id {0} (404)")]
     NotFound(i64),
     #[error("Zendesk allows 1 export request per minute per account and this minute's is used (429); try again in {retry_in}")]
@@ -72,6 +72,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<DdlError> for Error {
+    fn from(e: DdlError) -> Self {
+        Error::Ddl(Box::new(e))
+    }
 }
 
 impl From<RunError> for Error {
