@@ -68,6 +68,13 @@ pub enum DdlError {
         found: u32,
         code: u32,
     },
+    #[error("the lake at {dest} was written by auditlake 0.1: its data for subdomain {subdomain:?} is at the destination's root ({prefix}/), not under the table root {table}/, so a table would show none of it. Export again into a new --dest with this auditlake")]
+    Legacy {
+        dest: String,
+        subdomain: String,
+        prefix: String,
+        table: &'static str,
+    },
     #[error("the lake at {dest} has no exported window yet, so Athena's partition projection has no first day: run an export first")]
     NoWindow { dest: String },
     #[error(transparent)]
@@ -275,6 +282,16 @@ pub async fn read_lake(lake: &Lake, only: Option<&str>) -> Result<LakeFacts, Ddl
                     code: SCHEMA_VERSION,
                 });
             }
+        }
+        // A 0.1 lake keeps its data beside `_auditlake/`; a table over the root would be empty.
+        let legacy = Path::from(format!("{}{sub}", layout::LEGACY_DATA_PREFIX));
+        if !lake.list(&legacy).await?.is_empty() {
+            return Err(DdlError::Legacy {
+                dest,
+                subdomain: sub.clone(),
+                prefix: legacy.to_string(),
+                table: layout::TABLE_DIR,
+            });
         }
         let markers = layout::markers(sub);
         let committed = listing
@@ -1041,5 +1058,18 @@ TBLPROPERTIES (
         assert_eq!(acme.first_day, Some(day_of(1_709_337_600)));
         let err = read_lake(&lake, Some("gamma")).await.unwrap_err();
         assert!(err.to_string().contains("it holds acme, beta"), "{err}");
+        // Data where auditlake 0.1 put it is refused, never silently left out of the table.
+        lake.write(
+            &Path::from("subdomain=beta/created_date=2024-03-01/part-20240301T0000Z-0.parquet"),
+            bytes::Bytes::from_static(b"PAR1"),
+        )
+        .await
+        .unwrap();
+        let err = read_lake(&lake, None).await.unwrap_err();
+        assert!(matches!(err, DdlError::Legacy { .. }), "{err}");
+        assert!(
+            err.to_string().contains("written by auditlake 0.1"),
+            "{err}"
+        );
     }
 }

@@ -134,6 +134,7 @@ fn ddl_code(e: &DdlError) -> u8 {
         DdlError::NoLake { .. }
         | DdlError::NoSubdomain { .. }
         | DdlError::SchemaVersion { .. }
+        | DdlError::Legacy { .. }
         | DdlError::NoWindow { .. } => exit::USAGE,
     }
 }
