@@ -619,7 +619,7 @@ fn spark(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
 fn duckdb(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
     let engine = Engine::Duckdb;
     if !root.starts_with('/') {
-        comment_line(out, "Object storage needs DuckDB's httpfs (or azure) extension and credentials, e.g. CREATE SECRET (TYPE s3, PROVIDER credential_chain);");
+        comment_line(out, "Object storage needs DuckDB's httpfs (or azure) extension and credentials, e.g. CREATE SECRET (TYPE s3, PROVIDER credential_chain), first.");
     }
     if let Some(database) = &table.database {
         let _ = writeln!(out, "CREATE SCHEMA IF NOT EXISTS {database};");
