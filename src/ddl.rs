@@ -556,7 +556,7 @@ fn trino(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
     let database = table.database.as_deref().unwrap_or(TRINO_DEFAULT_SCHEMA);
     comment_line(
         out,
-        "Trino's Hive connector, in the catalog and schema of the table name (--table SCHEMA.NAME); the partition columns come last, as the connector requires.",
+        "Trino's Hive connector, in the schema of the table name (--table SCHEMA.NAME), else default. The partition columns come last, as the connector requires.",
     );
     let _ = writeln!(
         out,
@@ -810,6 +810,7 @@ TBLPROPERTIES (
             (Engine::Trino, "s3://b/p"),
             (Engine::Spark, "s3://b/p"),
             (Engine::Duckdb, "/data/lake"),
+            (Engine::Duckdb, "s3://b/p"),
             (Engine::Bigquery, "gs://b/p"),
         ] {
             let root = root(dest, engine).unwrap();
@@ -830,6 +831,10 @@ TBLPROPERTIES (
             }
             assert!(text.contains(&root), "{engine:?}: {text}");
             assert!(text.trim_end().ends_with(';'), "{engine:?}: {text}");
+            // Statements split on `;` at line ends: no comment holds one.
+            for line in text.lines().filter(|l| l.starts_with("--")) {
+                assert!(!line.contains(';'), "{engine:?}: {line}");
+            }
         }
     }
 
