@@ -131,6 +131,7 @@ impl Command {
             Command::Verify(a) => a.api.subdomain.as_deref(),
             Command::Repair(a) => a.check.api.subdomain.as_deref(),
             Command::Status(a) => a.subdomain.as_deref(),
+            Command::Ddl(a) => a.subdomain.as_deref(),
             Command::Show(a) => a.api.subdomain.as_deref(),
             Command::List(a) => a.api.subdomain.as_deref(),
             Command::RequestExport(a) => a.api.subdomain.as_deref(),
@@ -172,6 +173,9 @@ pub enum Command {
     /// Re-export the windows verify finds wrong, atomically (new files, then a new marker
     /// generation, then the old files removed), and remove files that no marker names.
     Repair(RepairArgs),
+    /// Print the SQL that makes an engine (Athena, Trino, Spark, DuckDB, BigQuery) see the lake's
+    /// table root as one table. Reads the lake, never writes it.
+    Ddl(DdlArgs),
     /// Fetch one audit log by id (the API's show operation) and print it as JSON.
     Show(ShowArgs),
     /// List audit logs (the API's list operation) as JSON lines on stdout.
@@ -546,6 +550,36 @@ pub struct StatusArgs {
     /// Print the status as JSON.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
+}
+
+/// What `ddl` describes, and for which engine.
+#[derive(Debug, Args, Clone)]
+pub struct DdlArgs {
+    /// The lake: a local path or an object store URL, as for export.
+    #[arg(long, env = "AUDITLAKE_DEST", value_name = "PATH_OR_URL")]
+    pub dest: Option<String>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The engine the SQL is for: athena and trino need an s3:// lake, bigquery a gs:// one
+    /// [default: athena].
+    #[arg(long, value_enum)]
+    pub engine: Option<crate::ddl::Engine>,
+
+    /// The table (or view) to create: NAME or DATABASE.NAME (BigQuery: DATASET.NAME)
+    /// [default: audit_logs].
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// Only this subdomain's data [default: every subdomain in the lake].
+    #[arg(long)]
+    pub subdomain: Option<String>,
+
+    /// With --engine athena: print the table as the input of
+    /// `aws glue create-table --cli-input-json file://FILE` instead of SQL.
+    #[arg(long)]
+    pub glue: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -12,7 +12,8 @@ use std::time::Duration;
 use url::Url;
 
 use crate::cli::{
-    ApiArgs, ExportArgs, FilterArgs, ListArgs, RepairArgs, StatusArgs, StoreArgs, VerifyArgs,
+    ApiArgs, DdlArgs, ExportArgs, FilterArgs, ListArgs, RepairArgs, StatusArgs, StoreArgs,
+    VerifyArgs,
 };
 use crate::duration::{parse_duration, parse_duration_ms};
 use crate::storage::layout::valid_subdomain;
@@ -625,6 +626,73 @@ pub fn status(
         subdomain,
         store: store(&args.store, file, env)?,
     })
+}
+
+/// Everything `ddl` needs.
+#[derive(Clone, Debug)]
+pub struct DdlConfig {
+    pub dest: String,
+    /// Where the lake is, as `dest` says.
+    pub location: crate::ddl::Location,
+    pub engine: crate::ddl::Engine,
+    pub table: crate::ddl::TableName,
+    /// The table root as the engine names it.
+    pub root: String,
+    /// Only this subdomain, if given.
+    pub subdomain: Option<String>,
+    /// Print the Glue `create-table` input instead of SQL.
+    pub glue: bool,
+    pub store: StoreOptions,
+}
+
+/// Validates `ddl`'s settings: the table name, and whether the engine can read a lake stored
+/// where `--dest` says (checked before the lake is opened, so a wrong pair fails at once).
+pub fn ddl(args: &DdlArgs, file: &FileConfig, env: &Env) -> Result<DdlConfig, ConfigError> {
+    use crate::ddl::{Engine, Location, TableName};
+    let dest = args
+        .dest
+        .clone()
+        .ok_or_else(|| ConfigError("--dest is required".into()))?;
+    let engine = args.engine.unwrap_or(Engine::Athena);
+    let table_text = args.table.as_deref().unwrap_or("audit_logs");
+    let table = TableName::parse(table_text).map_err(|e| ConfigError(format!("--table: {e}")))?;
+    if engine == Engine::Bigquery && table.database.is_none() {
+        return err(format!(
+            "--table {table_text:?}: BigQuery tables live in a dataset: give --table DATASET.{table_text}"
+        ));
+    }
+    if args.glue && engine != Engine::Athena {
+        return err("--glue describes the Athena table: use it with --engine athena (the default)");
+    }
+    if let Some(subdomain) = &args.subdomain {
+        if !valid_subdomain(subdomain) {
+            return err(format!(
+                "--subdomain {subdomain:?} is not a Zendesk subdomain"
+            ));
+        }
+    }
+    let location = Location::parse(&dest).map_err(|e| ConfigError(format!("--dest {e}")))?;
+    let root = location
+        .table_root(engine)
+        .map_err(|e| ConfigError(format!("--engine {}: {e}", engine_name(engine))))?;
+    Ok(DdlConfig {
+        dest,
+        location,
+        engine,
+        table,
+        root,
+        subdomain: args.subdomain.clone(),
+        glue: args.glue,
+        store: store(&args.store, file, env)?,
+    })
+}
+
+fn engine_name(engine: crate::ddl::Engine) -> String {
+    use clap::ValueEnum;
+    engine
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
 /// Validates `list`'s settings (the client is built from `args.api` by [`api`]); `now` is the

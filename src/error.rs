@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
+use crate::ddl::DdlError;
 use crate::lease::LeaseError;
 use crate::manifest::ManifestError;
 use crate::runner::{RepairOutcome, RunError, Summary};
@@ -77,6 +78,8 @@ pub enum Error {
     Verify(#[from] VerifyError),
     #[error(transparent)]
     Status(Box<StatusError>),
+    #[error(transparent)]
+    Ddl(Box<DdlError>),
     #[error("no audit log with id {0} (404)")]
     NotFound(i64),
     #[error("Zendesk allows 1 export request per minute per account and this minute's is used (429); try again in {retry_in}")]
@@ -107,6 +110,12 @@ impl From<StatusError> for Error {
     }
 }
 
+impl From<DdlError> for Error {
+    fn from(e: DdlError) -> Self {
+        Error::Ddl(Box::new(e))
+    }
+}
+
 impl From<RunError> for Error {
     fn from(e: RunError) -> Self {
         Error::Run(Box::new(e))
@@ -129,6 +138,7 @@ impl Error {
                 StatusError::Manifest(e) => manifest_code(e),
                 StatusError::Lease(_) => exit::DESTINATION,
             },
+            Error::Ddl(e) => ddl_code(e),
             Error::NotFound(_) | Error::ExportThrottled { .. } => exit::WINDOWS_FAILED,
         }
     }
@@ -155,6 +165,15 @@ fn verify_code(e: &VerifyError) -> u8 {
         VerifyError::NoDataset { .. } => exit::NO_LAKE,
         VerifyError::Manifest(m) => manifest_code(m),
         VerifyError::Grid(_) | VerifyError::Storage(_) => exit::DESTINATION,
+    }
+}
+
+fn ddl_code(e: &DdlError) -> u8 {
+    match e {
+        DdlError::Manifest(m) => manifest_code(m),
+        DdlError::Storage(_) => exit::DESTINATION,
+        DdlError::NoLake { .. } | DdlError::NoSubdomain { .. } => exit::NO_LAKE,
+        DdlError::SchemaVersion { .. } | DdlError::NoWindow { .. } => exit::USAGE,
     }
 }
 

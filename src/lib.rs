@@ -23,7 +23,7 @@
 //! - [`recount`] counts a window at the API; [`verify`] proves the lake.
 //! - [`runner`] ties a run (and a repair, and a recheck) together.
 //! - [`metrics`] writes a run's Prometheus text file.
-//! - [`status`] and [`ops`] serve the other commands; `demo` runs the whole job against the
+//! - [`status`], [`ddl`] and [`ops`] serve the other commands; `demo` runs the whole job against the
 //!   built-in Zendesk, the `zendesk-sim` crate in `crates/zendesk-sim` (with the default
 //!   `simulator` feature, which also brings `auditlake simulate`).
 //! - [`error`] is the one error of a command and its exit code.
@@ -58,6 +58,7 @@ pub mod verify;
 // coordination
 pub mod runner;
 // the other commands
+pub mod ddl;
 pub mod ops;
 pub mod status;
 // a run's metrics, for Prometheus

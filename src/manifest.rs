@@ -186,6 +186,19 @@ impl Manifest {
         Ok(Some(dataset))
     }
 
+    /// [`ManifestError::Legacy`] when the lake holds auditlake 0.1 data for the subdomain at the
+    /// destination's root (one listing request), whether or not its state is still there.
+    pub async fn refuse_legacy_data(&self) -> Result<(), ManifestError> {
+        if self
+            .lake
+            .any_under(&layout::legacy_data(&self.subdomain))
+            .await?
+        {
+            return Err(self.legacy());
+        }
+        Ok(())
+    }
+
     fn legacy(&self) -> ManifestError {
         ManifestError::Legacy {
             dest: self.lake.display().to_string(),
@@ -197,13 +210,7 @@ impl Manifest {
     /// auditlake 0.1 table for the subdomain (even without its state) is refused: one listing
     /// request per run, so that the two layouts never mix.
     pub async fn pin(&self, wanted: &Dataset) -> Result<(), ManifestError> {
-        if self
-            .lake
-            .any_under(&layout::legacy_data(&self.subdomain))
-            .await?
-        {
-            return Err(self.legacy());
-        }
+        self.refuse_legacy_data().await?;
         let path = layout::dataset(&self.subdomain);
         let body = serde_json::to_vec_pretty(wanted).expect("plain data serializes");
         if self.lake.create(&path, Bytes::from(body)).await? == Created::Created {

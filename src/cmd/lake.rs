@@ -1,6 +1,8 @@
-//! The commands that read or mend the lake: `status`, `verify`, `repair`.
+//! The commands that read or mend the lake: `status`, `verify`, `repair`, `ddl`.
 
-use auditlake::cli::{RepairArgs, StatusArgs, VerifyArgs};
+use std::io::Write;
+
+use auditlake::cli::{DdlArgs, RepairArgs, StatusArgs, VerifyArgs};
 use auditlake::config;
 use auditlake::duration::format_duration;
 use auditlake::error::exit;
@@ -77,4 +79,22 @@ pub async fn repair(args: &RepairArgs, cx: &Context) -> Result<u8, Error> {
         }
     }
     Ok(outcome.exit_code())
+}
+
+/// `auditlake ddl`: the SQL (or Glue input) on stdout, nothing else.
+pub async fn ddl(args: &DdlArgs, cx: &Context) -> Result<u8, Error> {
+    use auditlake::ddl;
+    let config = config::ddl(args, &cx.file, &cx.env)?;
+    let lake = ddl::open(&config.dest, &config.store)?;
+    let facts = ddl::read_lake(&lake, config.subdomain.as_deref()).await?;
+    let schema = auditlake::schema::Schema::get();
+    let text = if config.glue {
+        ddl::glue(&config.table, &config.root, &facts, schema)?
+    } else {
+        ddl::sql(config.engine, &config.table, &config.root, &facts, schema)?
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is the reader's choice, not a failure of the command.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    Ok(auditlake::error::exit::OK)
 }
