@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 from datafusion import SessionContext
 
+from conftest import run
+
 DAY = "2024-01-03"
 BIG = 2**53
 # The documented columns: everything else a record carries ends up in extra_json.
@@ -512,3 +514,39 @@ def test_the_readmes_snippet_counts_the_days_records(lang, code, lake, truth, re
     scope = {}
     exec(compile(code, f"README.md ({snippet_name(lang, code)})", "exec"), scope)
     assert scope["records"] == expected
+
+
+# `auditlake ddl`: the SQL it prints is run by the engines here, not only read.
+
+def ddl(dest, engine, *extra):
+    printed = run(["ddl", "--dest", str(dest), "--engine", engine, *extra])
+    assert printed.returncode == 0, printed.stderr
+    return printed.stdout
+
+
+def statements(sql):
+    """The printed statements, split where a line ends in `;` (no comment line holds one)."""
+    return [s.strip() for s in sql.split(";\n")
+            if any(line.strip() and not line.strip().startswith("--") for line in s.splitlines())]
+
+
+def test_duckdbs_ddl_makes_a_view_with_typed_partitions_over_every_row(lake, truth):
+    dest, _ = lake
+    con = duckdb.connect()
+    con.execute(ddl(dest, "duckdb"))
+    cur = con.cursor()
+    cur.execute("SELECT count(*), count(DISTINCT id), min(created_date), typeof(min(created_date)) FROM audit_logs")
+    rows, ids, first, kind = cur.fetchall()[0]
+    assert (rows, ids) == (truth["rows"], truth["ids"])
+    assert (str(first), kind) == (min(truth["days"]), "DATE")
+
+
+def test_sparks_ddl_makes_a_table_that_counts_every_row(lake, truth, spark):
+    dest, _ = lake
+    for statement in statements(ddl(dest, "spark", "--table", "ddl_check.audit_logs")):
+        spark.sql(statement)
+    counted = spark.sql("SELECT count(*), count(DISTINCT id) FROM ddl_check.audit_logs").first()
+    assert tuple(counted) == (truth["rows"], truth["ids"])
+    day = spark.sql(f"SELECT count(*) FROM ddl_check.audit_logs WHERE created_date = DATE '{DAY}'").first()[0]
+    assert day == truth["days"][DAY]
+    spark.sql("DROP TABLE ddl_check.audit_logs")
