@@ -43,6 +43,11 @@ const PIPELINE_DEPTH: usize = 2;
 /// unknown cursor; their lifetime is undocumented).
 const MAX_WINDOW_RESTARTS: u32 = 3;
 
+/// Pages the search for the first record may read: more than one only when the second before the
+/// first pending window (the query's margin) fills pages by itself; past this the search gives up
+/// and every window is asked as usual.
+const FIRST_RECORD_PAGES: usize = 3;
+
 /// Why a window failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WindowError {
@@ -367,6 +372,7 @@ async fn export_leased(
         committer,
         fetched: AtomicU64::new(0),
     });
+    let pending = commit_empty_start(&context, pending, progress, &mut summary).await;
     export_windows(
         &context,
         pending,
@@ -919,6 +925,120 @@ fn record_done(summary: &mut Summary, done: Done) {
         duplicates = done.counts.duplicates,
         "window exported"
     );
+}
+
+/// Where the data of a range starts, as one search found it.
+#[derive(Debug)]
+enum DataStart {
+    /// The second of the earliest record in the range.
+    At(i64),
+    /// The range holds no record.
+    Nowhere,
+    /// The search gave up (the margin second filled its pages, or a page did not decode).
+    Unknown,
+    /// The API failed the search (after its retries).
+    Failed(ApiError),
+}
+
+/// Starts where the data starts: one request finds the earliest record at or after the first
+/// pending closed window (up to the last one's end), and the pending closed windows that end
+/// before it are committed empty (files: none; a marker like any other) without a request each.
+/// A backfill from years before an account's first record costs one request, not one per window.
+/// Exact as a window's own query is: the same filters, the same one-second margin below (the
+/// bounds may be inclusive or exclusive), and records come in `created_at` order across seconds.
+/// Returns the windows still to export.
+async fn commit_empty_start(
+    context: &Arc<Context>,
+    pending: Vec<(Window, bool)>,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) -> Vec<(Window, bool)> {
+    let closed: Vec<Window> = pending.iter().filter(|p| p.1).map(|p| p.0).collect();
+    let (Some(first), Some(last)) = (closed.first(), closed.last()) else {
+        return pending;
+    };
+    let start = match data_start(context, first.start, last.end).await {
+        DataStart::At(second) => second,
+        DataStart::Nowhere => i64::MAX,
+        DataStart::Unknown => return pending,
+        // Refused credentials or access end the run here, as its first window would.
+        DataStart::Failed(e) if e.is_fatal_for_run() => {
+            record_failure(summary, *first, &WindowError::Api(e));
+            return Vec::new();
+        }
+        DataStart::Failed(error) => {
+            tracing::warn!(%error, "could not find where the data starts; asking every window");
+            return pending;
+        }
+    };
+    let (empty, rest): (Vec<_>, Vec<_>) = pending
+        .into_iter()
+        .partition(|(w, closed)| *closed && w.end <= start);
+    if !empty.is_empty() {
+        tracing::info!(
+            windows = empty.len(),
+            data_from = %if start == i64::MAX { "none in the range".to_string() } else { window::format_rfc3339(start) },
+            "committing the windows before the first record empty, without a request each"
+        );
+    }
+    for (window, _) in empty {
+        let committed = context.committer.commit_closed(&window, Vec::new()).await;
+        progress.window_finished();
+        match committed {
+            Ok((record, created)) => record_done(
+                summary,
+                Done {
+                    window,
+                    closed: true,
+                    committed: created == Created::Created,
+                    record,
+                    counts: RouteCounts::default(),
+                },
+            ),
+            Err(e) => {
+                if record_failure(summary, window, &e.into()) {
+                    break;
+                }
+            }
+        }
+    }
+    rest
+}
+
+/// The second of the earliest record created in `[from, to)`, from the first page (or first few
+/// pages) of the range's query in `created_at` order.
+async fn data_start(context: &Context, from: i64, to: i64) -> DataStart {
+    let request = PageRequest {
+        filters: context.config.filters.clone(),
+        created_at: Some((from - 1, to)),
+        pagination: context.config.pagination,
+    };
+    let mut pages = pin!(pagination::pages(context.client.clone(), request));
+    for _ in 0..FIRST_RECORD_PAGES {
+        let Some(page) = pages.next().await else {
+            // The query ended without a record in the range.
+            return DataStart::Nowhere;
+        };
+        let page = match page {
+            Ok(page) => page,
+            Err(error) => return DataStart::Failed(error),
+        };
+        let mut earliest: Option<i64> = None;
+        let decoded = decode_page(&page.body, Schema::get(), |row| {
+            let second = row.created_at.div_euclid(1_000);
+            if (from..to).contains(&second) {
+                earliest = Some(earliest.map_or(second, |e| e.min(second)));
+            }
+        });
+        if decoded.is_err() {
+            // The window that holds the bad record reports it, with its context.
+            return DataStart::Unknown;
+        }
+        if let Some(second) = earliest {
+            return DataStart::At(second);
+        }
+    }
+    DataStart::Unknown
 }
 
 /// Exports one window, restarting it from the first page if the API refuses a cursor.

@@ -256,7 +256,11 @@ async fn persistent_5xx_fails_the_window_after_bounded_attempts_and_a_rerun_comp
     );
     assert!(markers(dir.path()).is_empty());
     assert!(parquet_files(dir.path()).is_empty());
-    assert_eq!(sim.stats().list_requests, 6, "3 attempts per window");
+    assert_eq!(
+        sim.stats().list_requests,
+        9,
+        "3 attempts for the search of where the data starts, then 3 per window"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,4 +429,32 @@ async fn the_request_budget_spaces_requests_below_the_account_limit() {
         FROM,
         "2024-03-01T04:00:00Z",
     );
+}
+
+/// A backfill from long before the account's first record: the empty stretch costs one search
+/// request, not one request per window, and every window is still marked done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_stretch_before_the_first_record_costs_no_request_per_window() {
+    let sim = start(sim_config(2_000, "2024-03-05", "2024-03-07")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = export(export_config(&sim, dir.path(), "2024-01-01", TO, "1h")).await;
+    assert_eq!(summary.windows_failed, 0, "{:?}", summary.failures);
+    let windows = (t(TO) - t("2024-01-01")) / 3600;
+    assert_eq!(summary.windows_done as i64, windows);
+    assert_eq!(
+        markers(dir.path()).len() as i64,
+        windows,
+        "empty windows are marked done too"
+    );
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), "2024-01-01", TO);
+    // The 1,488 windows before the data cost nothing: the run makes the requests an export of
+    // the 48 windows with data makes (each run begins with one search for where data starts).
+    let alone = tempfile::tempdir().unwrap();
+    let data_only = export(export_config(&sim, alone.path(), "2024-03-05", TO, "1h")).await;
+    assert_eq!(data_only.windows_done, 48);
+    assert_eq!(summary.requests, data_only.requests);
+    // A rerun finds every window done: no request at all.
+    sim.reset_stats();
+    let again = export(export_config(&sim, dir.path(), "2024-01-01", TO, "1h")).await;
+    assert_eq!((again.windows_done, again.requests), (0, 0));
 }

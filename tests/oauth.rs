@@ -276,7 +276,10 @@ async fn a_wrong_client_secret_exits_3_before_any_window_and_writes_nothing() {
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert_eq!(sim.stats().tokens_minted, 1);
-    assert!(all.contains("OAuth access tokens minted: 1"), "{all}");
+    // JSON logs: the summary is the last line, a JSON event.
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stderr).lines().last().unwrap()).unwrap();
+    assert_eq!(last["summary"]["tokens_minted"], 1, "{all}");
     assert!(!all.contains(CLIENT_SECRET), "the secret leaked: {all}");
     assert!(!all.contains("sim-minted"), "a minted token leaked: {all}");
     for path in files_under(&lake) {
