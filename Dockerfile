@@ -12,7 +12,6 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates
 COPY src ./src
 COPY schemas ./schemas
-COPY examples ./examples
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --no-default-features \
     && install -m 0755 target/release/auditlake /auditlake

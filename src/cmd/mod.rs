@@ -3,6 +3,7 @@
 //! logging and maps the outcome to an exit code ([`auditlake::Error::exit_code`]).
 
 mod api;
+mod check;
 mod export;
 mod lake;
 #[cfg(feature = "simulator")]
@@ -20,6 +21,8 @@ use auditlake::error::exit;
 use auditlake::runner::{NoProgress, Progress};
 use auditlake::zendesk::{Client, RequestBudget};
 use auditlake::Error;
+
+pub use check::check_config;
 
 /// What every command gets besides its own arguments.
 pub struct Context {
