@@ -260,7 +260,7 @@ def test_every_auditlake_command_in_the_readme_schedule_section_is_accepted(tmp_
             args = [a for a in tokens[program + 1:] if a != "--check-config"]
             accepted(args, env, tmp_path)
             checked += 1
-    assert checked >= 3, section
+    assert checked >= 2, section
     crontab = (EXAMPLES / "cron/auditlake.crontab").read_text().splitlines()
     (shown,) = re.findall(r"```crontab\n(.*?)```", section, re.S)
     assert all(line in crontab for line in shown.splitlines()), "the README's crontab is the tested one"
