@@ -12,6 +12,9 @@ use common::*;
 
 const SECRET: &str = "client-SECRET-7731";
 
+/// Environment variables of a run.
+type Env = Vec<(String, String)>;
+
 /// A listener nobody should connect to: Zendesk's and the store's stand-in.
 fn trap() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -28,7 +31,7 @@ fn assert_untouched(listener: &TcpListener) {
 }
 
 /// The environment of a scheduled run: an OAuth client whose secret is mounted as a file.
-fn client_env(dir: &std::path::Path) -> Vec<(String, String)> {
+fn client_env(dir: &std::path::Path) -> Env {
     let secret = dir.join("client-secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     vec![
@@ -40,7 +43,7 @@ fn client_env(dir: &std::path::Path) -> Vec<(String, String)> {
     ]
 }
 
-async fn run_with(args: &[&str], env: &[(String, String)]) -> Output {
+async fn run_with(args: &[&str], env: &Env) -> Output {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     run_binary(args, &env).await
 }
@@ -113,7 +116,7 @@ async fn check_config_refuses_what_the_run_refuses_with_the_same_message_and_cod
     };
     // Refused while validating, before a run would contact anything: the run itself is the
     // reference.
-    let cases: Vec<(Vec<String>, Vec<(String, String)>, &str)> = vec![
+    let cases: Vec<(Vec<String>, Env, &str)> = vec![
         (export(&[]), env.clone(), "--since is required"),
         (
             export(&["--since", "2024-01-01", "--window", "5h"]),
