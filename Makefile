@@ -15,7 +15,8 @@ all: build
 build:
 	$(CARGO) build --locked
 
-# Real readers of the lake (DuckDB, pyarrow) and pytest, from PyPI, in a local virtual environment.
+# Real readers of the lake (DuckDB, pyarrow, polars, DataFusion, PySpark) and pytest, from PyPI, in a
+# local virtual environment. PySpark runs the `java` on the PATH (or JAVA_HOME's): Java 17 or later.
 $(VENV)/.installed: tests/readback/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/readback/requirements.txt
@@ -38,7 +39,7 @@ unit:
 	$(CARGO) test --locked --workspace
 
 # Tests against real services: a local S3-compatible server (moto) for the S3 tests, and real
-# DuckDB and pyarrow reading the lake back. tests/with-moto.sh stops the server even on failure.
+# DuckDB, pyarrow, polars, DataFusion and Spark reading the lake back. tests/with-moto.sh stops the server even on failure.
 # pytest runs the binary `cargo test` has just built (integration tests build it, with the tests'
 # features): a plain `cargo build` here would compile tokio and everything above it once more,
 # without `test-util`, for nothing.

@@ -8,14 +8,18 @@ import sys
 import duckdb
 
 lake = sys.argv[1] if len(sys.argv) > 1 else "lake"
-files = f"{lake}/audit_logs/subdomain=*/created_date=*/*.parquet"
+# The table root, with DuckDB's defaults: the Hive partitions (subdomain, created_date as a DATE, the
+# UTC day) are detected from the paths, as in the README's "Querying the lake".
+files = f"{lake}/audit_logs/**/*.parquet"
 cur = duckdb.connect().cursor()
+# created_at is an instant; show it in UTC, whatever the machine's time zone.
+cur.execute("SET TimeZone = 'UTC'")
 
 print(f"DuckDB over {files}\n")
 cur.execute(f"""
     SELECT subdomain, count(*) AS records, count(DISTINCT id) AS distinct_ids,
            min(created_at) AS first, max(created_at) AS last
-    FROM read_parquet('{files}', hive_partitioning = true)
+    FROM read_parquet('{files}')
     GROUP BY subdomain
 """)
 for subdomain, records, ids, first, last in cur.fetchall():
@@ -24,7 +28,7 @@ for subdomain, records, ids, first, last in cur.fetchall():
 print("\nrecords per day:")
 cur.execute(f"""
     SELECT created_date, count(*) AS n, count(DISTINCT actor_id) AS actors
-    FROM read_parquet('{files}', hive_partitioning = true)
+    FROM read_parquet('{files}')
     GROUP BY ALL ORDER BY created_date
 """)
 for day, n, actors in cur.fetchall():
@@ -33,7 +37,7 @@ for day, n, actors in cur.fetchall():
 print("\ntop actions:")
 cur.execute(f"""
     SELECT action, count(*) AS n
-    FROM read_parquet('{files}', hive_partitioning = true)
+    FROM read_parquet('{files}')
     GROUP BY ALL ORDER BY n DESC LIMIT 5
 """)
 for action, n in cur.fetchall():

@@ -26,8 +26,9 @@ use crate::zendesk::Pagination;
 /// the client); 4 the destination or its manifest failed (a failing store stops the run at once);
 /// 5 another run holds the lease on this
 /// lake and subdomain (or took it over, or this run's lease ran out before a write); 6 verify found
-/// the lake different from its markers or the API; 130 interrupted (Ctrl-C or SIGTERM: no window was
-/// left half-committed).
+/// the lake different from its markers or the API; 7 no lake for the subdomain at --dest (status,
+/// verify, repair, ddl); 8 `status --max-age`: the lake is older than allowed; 130 interrupted
+/// (Ctrl-C or SIGTERM: no window was left half-committed).
 ///
 /// A committed window's files change only through a repair: new files under the next generation's
 /// names, then that generation's marker (create-if-absent), then the old files removed, journaled
@@ -45,11 +46,23 @@ pub struct Cli {
 
     /// A TOML file with default values for any long option (keys as on the command line, e.g.
     /// `subdomain = "acme"`, `filter-action = ["login"]`). Flags and environment win over the file.
-    #[arg(long, global = true, env = "AUDITLAKE_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLAKE_CONFIG",
+        value_name = "FILE",
+        help_heading = "Config"
+    )]
     pub config: Option<PathBuf>,
 
     /// Log format: text for people, json for log collectors [default: text].
-    #[arg(long, global = true, env = "AUDITLAKE_LOG_FORMAT", value_enum)]
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLAKE_LOG_FORMAT",
+        value_enum,
+        help_heading = "Output"
+    )]
     pub log_format: Option<LogFormat>,
 
     /// Log filter, in tracing's syntax (e.g. `debug`, `auditlake=debug`) [default: info].
@@ -58,12 +71,19 @@ pub struct Cli {
         long,
         global = true,
         env = "AUDITLAKE_LOG_LEVEL",
-        value_name = "FILTER"
+        value_name = "FILTER",
+        help_heading = "Output"
     )]
     pub log_level: Option<String>,
 
     /// Print no progress bar and no summary; logs only warnings and errors.
-    #[arg(long, short, global = true, env = "AUDITLAKE_QUIET")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "AUDITLAKE_QUIET",
+        help_heading = "Output"
+    )]
     pub quiet: bool,
 
     /// Check the command's settings and exit: flags, config file, environment, credentials (that
@@ -72,7 +92,7 @@ pub struct Cli {
     /// exits with the error and code the run itself would give. Command line only.
     // No AUDITLAKE_CHECK_CONFIG and no config-file key: a leftover setting there would turn every
     // scheduled run into a check that exports nothing and still exits 0.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Config")]
     pub check_config: bool,
 }
 
@@ -112,6 +132,24 @@ fn with_switch_values(command: clap::Command) -> clap::Command {
         .mut_subcommands(with_switch_values)
 }
 
+impl Command {
+    /// The subdomain the command works on, when it names one (for the JSON logs' `subdomain`).
+    pub fn subdomain(&self) -> Option<&str> {
+        match self {
+            Command::Export(a) => a.api.subdomain.as_deref(),
+            Command::Verify(a) => a.api.subdomain.as_deref(),
+            Command::Repair(a) => a.check.api.subdomain.as_deref(),
+            Command::Status(a) => a.subdomain.as_deref(),
+            Command::Ddl(a) => a.subdomain.as_deref(),
+            Command::Show(a) => a.api.subdomain.as_deref(),
+            Command::List(a) => a.api.subdomain.as_deref(),
+            Command::RequestExport(a) => a.api.subdomain.as_deref(),
+            #[cfg(feature = "simulator")]
+            Command::Demo(_) | Command::Simulate(_) => None,
+        }
+    }
+}
+
 /// A switch's value: true/false, yes/no, on/off, 1/0 (any case). Empty, as from a variable set to
 /// nothing, is false, as the environment's other empty values count as unset.
 pub fn parse_switch(text: &str) -> Result<bool, String> {
@@ -130,6 +168,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once per process: the size of the largest command's arguments costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Export audit logs into the lake: closed windows once, the open window on every run.
@@ -142,6 +182,9 @@ pub enum Command {
     /// Re-export the windows verify finds wrong, atomically (new files, then a new marker
     /// generation, then the old files removed), and remove files that no marker names.
     Repair(RepairArgs),
+    /// Print the SQL that makes an engine (Athena, Trino, Spark, DuckDB, BigQuery) see the lake's
+    /// table root as one table. Reads the lake, never writes it.
+    Ddl(DdlArgs),
     /// Fetch one audit log by id (the API's show operation) and print it as JSON.
     Show(ShowArgs),
     /// List audit logs (the API's list operation) as JSON lines on stdout.
@@ -159,39 +202,74 @@ pub enum Command {
 /// Where and how to reach Zendesk.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ApiArgs {
-    /// Zendesk subdomain: `acme` for acme.zendesk.com.
-    #[arg(long, env = "AUDITLAKE_SUBDOMAIN")]
+    /// Required. Zendesk subdomain: `acme` for acme.zendesk.com.
+    #[arg(long, env = "AUDITLAKE_SUBDOMAIN", help_heading = "What to export")]
     pub subdomain: Option<String>,
 
     /// Replaces https://SUBDOMAIN.zendesk.com (for the simulator, a proxy or tests). Plain http:// is
     /// accepted only for loopback addresses.
-    #[arg(long, env = "AUDITLAKE_BASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_BASE_URL",
+        value_name = "URL",
+        help_heading = "What to export"
+    )]
     pub base_url: Option<String>,
 
     /// Upper bound on requests per minute for this process [default: none beyond the share].
-    #[arg(long, env = "AUDITLAKE_MAX_REQUESTS_PER_MINUTE", value_name = "N")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_MAX_REQUESTS_PER_MINUTE",
+        value_name = "N",
+        help_heading = "Speed and limits"
+    )]
     pub max_requests_per_minute: Option<u32>,
 
     /// Fraction of the account's rate limit (from X-Rate-Limit) this process may use; the rest is
     /// left to other integrations on the account [default: 0.5].
-    #[arg(long, env = "AUDITLAKE_RATE_LIMIT_SHARE", value_name = "FRACTION")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_RATE_LIMIT_SHARE",
+        value_name = "FRACTION",
+        help_heading = "Speed and limits"
+    )]
     pub rate_limit_share: Option<f64>,
 
     /// Time limit of one HTTP request, body included [default: 60s].
-    #[arg(long, env = "AUDITLAKE_REQUEST_TIMEOUT", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        help_heading = "Retries"
+    )]
     pub request_timeout: Option<String>,
 
     /// Attempts per request before a transient failure (5xx, timeout, reset, bad body) fails
     /// its window [default: 8].
-    #[arg(long, env = "AUDITLAKE_MAX_ATTEMPTS", value_name = "N")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_MAX_ATTEMPTS",
+        value_name = "N",
+        help_heading = "Retries"
+    )]
     pub max_attempts: Option<u32>,
 
     /// Time one request may spend retrying before it fails its window [default: 10m].
-    #[arg(long, env = "AUDITLAKE_MAX_RETRY_TIME", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_MAX_RETRY_TIME",
+        value_name = "DURATION",
+        help_heading = "Retries"
+    )]
     pub max_retry_time: Option<String>,
 
     /// First retry delay, doubled per attempt with jitter (e.g. 500ms, 2s) [default: 500ms].
-    #[arg(long, env = "AUDITLAKE_RETRY_BASE_DELAY", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_RETRY_BASE_DELAY",
+        value_name = "DURATION",
+        help_heading = "Retries"
+    )]
     pub retry_base_delay: Option<String>,
 }
 
@@ -204,12 +282,18 @@ pub struct FilterArgs {
         long = "filter-action",
         value_name = "ACTION",
         env = "AUDITLAKE_FILTER_ACTION",
-        value_delimiter = ','
+        value_delimiter = ',',
+        help_heading = "What to export"
     )]
     pub filter_action: Vec<String>,
 
     /// Only records about this source type (user, rule, ticket, apitoken, ...).
-    #[arg(long, value_name = "TYPE", env = "AUDITLAKE_FILTER_SOURCE_TYPE")]
+    #[arg(
+        long,
+        value_name = "TYPE",
+        env = "AUDITLAKE_FILTER_SOURCE_TYPE",
+        help_heading = "What to export"
+    )]
     pub filter_source_type: Option<String>,
 
     /// Only records about this source id (needs --filter-source-type).
@@ -217,7 +301,8 @@ pub struct FilterArgs {
         long,
         value_name = "ID",
         allow_negative_numbers = true,
-        env = "AUDITLAKE_FILTER_SOURCE_ID"
+        env = "AUDITLAKE_FILTER_SOURCE_ID",
+        help_heading = "What to export"
     )]
     pub filter_source_id: Option<i64>,
 
@@ -226,12 +311,18 @@ pub struct FilterArgs {
         long,
         value_name = "ID",
         allow_negative_numbers = true,
-        env = "AUDITLAKE_FILTER_ACTOR_ID"
+        env = "AUDITLAKE_FILTER_ACTOR_ID",
+        help_heading = "What to export"
     )]
     pub filter_actor_id: Option<i64>,
 
     /// Only records from this IP address.
-    #[arg(long, value_name = "IP", env = "AUDITLAKE_FILTER_IP_ADDRESS")]
+    #[arg(
+        long,
+        value_name = "IP",
+        env = "AUDITLAKE_FILTER_IP_ADDRESS",
+        help_heading = "What to export"
+    )]
     pub filter_ip_address: Option<String>,
 }
 
@@ -241,11 +332,16 @@ pub struct FilterArgs {
 pub struct StoreArgs {
     /// Allow a plain-HTTP object-store endpoint that is not a loopback address
     /// (`--allow-http=false` turns off an `allow-http = true` from the config file).
-    #[arg(long, env = "AUDITLAKE_ALLOW_HTTP")]
+    #[arg(long, env = "AUDITLAKE_ALLOW_HTTP", help_heading = "Where to")]
     pub allow_http: bool,
 
     /// Time limit of one object-store request (one upload part, one small object) [default: 30s].
-    #[arg(long, env = "AUDITLAKE_STORE_TIMEOUT", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_STORE_TIMEOUT",
+        value_name = "DURATION",
+        help_heading = "Where to"
+    )]
     pub store_timeout: Option<String>,
 }
 
@@ -253,16 +349,31 @@ pub struct StoreArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct WorkArgs {
     /// List pagination: cursor (default) or offset (at most 10,000 records per window).
-    #[arg(long, env = "AUDITLAKE_PAGINATION", value_enum)]
+    #[arg(
+        long,
+        env = "AUDITLAKE_PAGINATION",
+        value_enum,
+        help_heading = "Speed and limits"
+    )]
     pub pagination: Option<Pagination>,
 
     /// Directory for temporary Parquet files before upload [default: the system's].
-    #[arg(long, env = "AUDITLAKE_TMP_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_TMP_DIR",
+        value_name = "DIR",
+        help_heading = "Where to"
+    )]
     pub tmp_dir: Option<PathBuf>,
 
     /// How long the run's lease on (dest, subdomain) lasts without renewal; a run renews it every
     /// third of this. A run that was killed blocks the next one at most this long [default: 10m].
-    #[arg(long, env = "AUDITLAKE_LEASE_TTL", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_LEASE_TTL",
+        value_name = "DURATION",
+        help_heading = "Where to"
+    )]
     pub lease_ttl: Option<String>,
 }
 
@@ -277,47 +388,97 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub filters: FilterArgs,
 
-    /// The lake: a local path, file://, s3://bucket/prefix, gs://bucket/prefix or
+    /// Required. The lake: a local path, file://, s3://bucket/prefix, gs://bucket/prefix or
     /// az://container/prefix.
-    #[arg(long, env = "AUDITLAKE_DEST", value_name = "PATH_OR_URL")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_DEST",
+        value_name = "PATH_OR_URL",
+        help_heading = "Where to"
+    )]
     pub dest: Option<String>,
 
-    /// Start of the export: RFC 3339 (2024-01-01T00:00:00Z) or a date (2024-01-01 = midnight
-    /// UTC). Rounded down to the window grid.
-    #[arg(long, env = "AUDITLAKE_SINCE", value_name = "TIME")]
+    /// Required. Start of the export: RFC 3339 (2024-01-01T00:00:00Z) or a date (2024-01-01 =
+    /// midnight UTC). Rounded down to the window grid.
+    #[arg(
+        long,
+        env = "AUDITLAKE_SINCE",
+        value_name = "TIME",
+        help_heading = "What to export"
+    )]
     pub since: Option<String>,
 
     /// End of the export (exclusive) [default: now minus --settle-lag]. Never later than that:
     /// younger records may not be visible yet.
-    #[arg(long, env = "AUDITLAKE_UNTIL", value_name = "TIME")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_UNTIL",
+        value_name = "TIME",
+        help_heading = "What to export"
+    )]
     pub until: Option<String>,
 
     /// Window grid: 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or Nd. Pinned by the lake at its first run
     /// [default: 1d].
-    #[arg(long, env = "AUDITLAKE_WINDOW", value_name = "STEP")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_WINDOW",
+        value_name = "STEP",
+        help_heading = "What to export"
+    )]
     pub window: Option<String>,
 
     /// How far behind now data is treated as final; Zendesk is eventually consistent
     /// [default: 5m].
-    #[arg(long, env = "AUDITLAKE_SETTLE_LAG", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_SETTLE_LAG",
+        value_name = "DURATION",
+        help_heading = "What to export"
+    )]
     pub settle_lag: Option<String>,
 
     /// Windows exported at once [default: 4].
-    #[arg(long, env = "AUDITLAKE_CONCURRENCY", value_name = "N")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_CONCURRENCY",
+        value_name = "N",
+        help_heading = "Speed and limits"
+    )]
     pub concurrency: Option<usize>,
 
     #[command(flatten)]
     pub work: WorkArgs,
 
     /// Also write the run summary as JSON to this file (for schedulers).
-    #[arg(long, env = "AUDITLAKE_SUMMARY_JSON", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_SUMMARY_JSON",
+        value_name = "FILE",
+        help_heading = "Output"
+    )]
     pub summary_json: Option<PathBuf>,
+
+    /// Write the run's metrics in Prometheus text format to this file, replaced atomically at
+    /// the end of every run (for node_exporter's textfile collector: a `.prom` file in its folder).
+    #[arg(
+        long,
+        env = "AUDITLAKE_METRICS_FILE",
+        value_name = "FILE",
+        help_heading = "Output"
+    )]
+    pub metrics_file: Option<PathBuf>,
 
     /// Re-count the committed windows that ended within this span before the run's end against
     /// the API (one or two requests per window), and repair those where Zendesk now holds more
     /// records: records that became visible later than --settle-lag still reach the lake. 0 turns
     /// it off [default: 1d].
-    #[arg(long, env = "AUDITLAKE_RECHECK", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_RECHECK",
+        value_name = "DURATION",
+        help_heading = "What to export"
+    )]
     pub recheck: Option<String>,
 }
 
@@ -330,16 +491,21 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// The lake: a local path or an object store URL, as for export.
-    #[arg(long, env = "AUDITLAKE_DEST", value_name = "PATH_OR_URL")]
+    /// Required. The lake: a local path or an object store URL, as for export.
+    #[arg(
+        long,
+        env = "AUDITLAKE_DEST",
+        value_name = "PATH_OR_URL",
+        help_heading = "Where to"
+    )]
     pub dest: Option<String>,
 
     /// Only windows starting at or after this time [default: the lake's first].
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", help_heading = "What to export")]
     pub since: Option<String>,
 
     /// Only windows ending at or before this time [default: the lake's last].
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", help_heading = "What to export")]
     pub until: Option<String>,
 
     /// Read every file: ids unique across the lake, every created_at in its window and day
@@ -353,7 +519,7 @@ pub struct VerifyArgs {
     pub against_api: bool,
 
     /// Print the report as JSON.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
 }
 
@@ -369,6 +535,35 @@ pub struct RepairArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct StatusArgs {
+    /// Required. The lake: a local path or an object store URL, as for export.
+    #[arg(
+        long,
+        env = "AUDITLAKE_DEST",
+        value_name = "PATH_OR_URL",
+        help_heading = "Where to"
+    )]
+    pub dest: Option<String>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Required. The subdomain whose manifest to read.
+    #[arg(long, env = "AUDITLAKE_SUBDOMAIN", help_heading = "What to export")]
+    pub subdomain: Option<String>,
+
+    /// Exit 8 when the newest committed window ended longer ago than this (e.g. 2h, 1d), or
+    /// nothing is committed yet: for a monitor to page on.
+    #[arg(long, env = "AUDITLAKE_MAX_AGE", value_name = "DURATION")]
+    pub max_age: Option<String>,
+
+    /// Print the status as JSON.
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+}
+
+/// What `ddl` describes, and for which engine.
+#[derive(Debug, Args, Clone)]
+pub struct DdlArgs {
     /// The lake: a local path or an object store URL, as for export.
     #[arg(long, env = "AUDITLAKE_DEST", value_name = "PATH_OR_URL")]
     pub dest: Option<String>,
@@ -376,13 +571,24 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// The subdomain whose manifest to read.
-    #[arg(long, env = "AUDITLAKE_SUBDOMAIN")]
+    /// The engine the SQL is for: athena and trino need an s3:// lake, bigquery a gs:// one
+    /// [default: athena].
+    #[arg(long, value_enum)]
+    pub engine: Option<crate::ddl::Engine>,
+
+    /// The table (or view) to create: NAME or DATABASE.NAME (BigQuery: DATASET.NAME)
+    /// [default: audit_logs].
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// Only this subdomain's data [default: every subdomain in the lake].
+    #[arg(long)]
     pub subdomain: Option<String>,
 
-    /// Print the status as JSON.
+    /// With --engine athena: print the table as the input of
+    /// `aws glue create-table --cli-input-json file://FILE` instead of SQL.
     #[arg(long)]
-    pub json: bool,
+    pub glue: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -403,11 +609,11 @@ pub struct ListArgs {
     pub filters: FilterArgs,
 
     /// Only records created at or after this time (RFC 3339 or a date).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", help_heading = "What to export")]
     pub since: Option<String>,
 
     /// Only records created before this time (RFC 3339 or a date).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", help_heading = "What to export")]
     pub until: Option<String>,
 
     /// Stop after this many records.
@@ -415,7 +621,7 @@ pub struct ListArgs {
     pub limit: Option<u64>,
 
     /// List pagination: cursor (default) or offset (at most 10,000 records).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Speed and limits")]
     pub pagination: Option<Pagination>,
 }
 
@@ -432,7 +638,7 @@ pub struct RequestExportArgs {
 #[derive(Debug, Args, Clone)]
 pub struct DemoArgs {
     /// Where to leave the demo lake.
-    #[arg(long, default_value = "lake")]
+    #[arg(long, default_value = "lake", help_heading = "Where to")]
     pub dest: String,
 
     /// Records in the simulated account.

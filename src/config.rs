@@ -12,7 +12,8 @@ use std::time::Duration;
 use url::Url;
 
 use crate::cli::{
-    ApiArgs, ExportArgs, FilterArgs, ListArgs, RepairArgs, StatusArgs, StoreArgs, VerifyArgs,
+    ApiArgs, DdlArgs, ExportArgs, FilterArgs, ListArgs, RepairArgs, StatusArgs, StoreArgs,
+    VerifyArgs,
 };
 use crate::duration::{parse_duration, parse_duration_ms};
 use crate::storage::layout::valid_subdomain;
@@ -294,6 +295,8 @@ pub struct ExportConfig {
     pub concurrency: usize,
     pub pagination: Pagination,
     pub summary_json: Option<PathBuf>,
+    /// Where to write the run's Prometheus metrics.
+    pub metrics_file: Option<PathBuf>,
     pub tmp_dir: PathBuf,
     /// How long a lease lasts without renewal (a crashed run blocks the next one this long).
     pub lease_ttl: Duration,
@@ -301,6 +304,8 @@ pub struct ExportConfig {
     /// (zero: never).
     pub recheck: Duration,
     pub store: StoreOptions,
+    /// The run's id: in its lease, its summary and every JSON log line (see [`crate::lease`]).
+    pub run_id: String,
 }
 
 /// Windows exported at once by default: enough to overlap requests, decoding and uploads; the
@@ -493,6 +498,7 @@ pub fn export(
         ));
     }
     Ok(ExportConfig {
+        run_id: crate::lease::new_run_id(),
         lease_ttl,
         recheck: Duration::from_secs(recheck),
         store,
@@ -505,6 +511,7 @@ pub fn export(
         concurrency,
         pagination: args.work.pagination.unwrap_or_default(),
         summary_json: args.summary_json.clone(),
+        metrics_file: args.metrics_file.clone(),
         tmp_dir,
     })
 }
@@ -572,6 +579,8 @@ pub struct StatusConfig {
     pub dest: String,
     pub subdomain: String,
     pub store: StoreOptions,
+    /// `--max-age` in seconds.
+    pub max_age: Option<i64>,
 }
 
 /// The lake and subdomain a command reads, from `--dest` and `--subdomain` (or the file).
@@ -606,11 +615,89 @@ pub fn status(
     env: &Env,
 ) -> Result<StatusConfig, ConfigError> {
     let (dest, subdomain) = lake_and_subdomain(args.dest.as_ref(), args.subdomain.as_ref())?;
+    let max_age = args
+        .max_age
+        .as_deref()
+        .map(|text| match parse_duration(text) {
+            Ok(0) => err("--max-age must be longer than 0"),
+            // Compared with an age, never added to a time: any length is safe.
+            Ok(seconds) => Ok(i64::try_from(seconds).unwrap_or(i64::MAX)),
+            Err(e) => err(format!("--max-age: {e}")),
+        })
+        .transpose()?;
     Ok(StatusConfig {
+        max_age,
         dest,
         subdomain,
         store: store(&args.store, file, env)?,
     })
+}
+
+/// Everything `ddl` needs.
+#[derive(Clone, Debug)]
+pub struct DdlConfig {
+    pub dest: String,
+    /// Where the lake is, as `dest` says.
+    pub location: crate::ddl::Location,
+    pub engine: crate::ddl::Engine,
+    pub table: crate::ddl::TableName,
+    /// The table root as the engine names it.
+    pub root: String,
+    /// Only this subdomain, if given.
+    pub subdomain: Option<String>,
+    /// Print the Glue `create-table` input instead of SQL.
+    pub glue: bool,
+    pub store: StoreOptions,
+}
+
+/// Validates `ddl`'s settings: the table name, and whether the engine can read a lake stored
+/// where `--dest` says (checked before the lake is opened, so a wrong pair fails at once).
+pub fn ddl(args: &DdlArgs, file: &FileConfig, env: &Env) -> Result<DdlConfig, ConfigError> {
+    use crate::ddl::{Engine, Location, TableName};
+    let dest = args
+        .dest
+        .clone()
+        .ok_or_else(|| ConfigError("--dest is required".into()))?;
+    let engine = args.engine.unwrap_or(Engine::Athena);
+    let table_text = args.table.as_deref().unwrap_or("audit_logs");
+    let table = TableName::parse(table_text).map_err(|e| ConfigError(format!("--table: {e}")))?;
+    if engine == Engine::Bigquery && table.database.is_none() {
+        return err(format!(
+            "--table {table_text:?}: BigQuery tables live in a dataset: give --table DATASET.{table_text}"
+        ));
+    }
+    if args.glue && engine != Engine::Athena {
+        return err("--glue describes the Athena table: use it with --engine athena (the default)");
+    }
+    if let Some(subdomain) = &args.subdomain {
+        if !valid_subdomain(subdomain) {
+            return err(format!(
+                "--subdomain {subdomain:?} is not a Zendesk subdomain"
+            ));
+        }
+    }
+    let location = Location::parse(&dest).map_err(|e| ConfigError(format!("--dest {e}")))?;
+    let root = location
+        .table_root(engine)
+        .map_err(|e| ConfigError(format!("--engine {}: {e}", engine_name(engine))))?;
+    Ok(DdlConfig {
+        dest,
+        location,
+        engine,
+        table,
+        root,
+        subdomain: args.subdomain.clone(),
+        glue: args.glue,
+        store: store(&args.store, file, env)?,
+    })
+}
+
+fn engine_name(engine: crate::ddl::Engine) -> String {
+    use clap::ValueEnum;
+    engine
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
 /// Validates `list`'s settings (the client is built from `args.api` by [`api`]); `now` is the

@@ -53,3 +53,46 @@ pub fn parse_duration_ms(text: &str) -> Result<std::time::Duration, DurationErro
         .map(std::time::Duration::from_secs)
         .ok_or_else(bad)
 }
+
+/// A span of seconds for people, in its two largest units: `45s`, `12m 5s`, `3h 12m`, `2d 4h`.
+pub fn format_duration(seconds: u64) -> String {
+    let units = [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)];
+    let Some(first) = units.iter().position(|&(_, n)| seconds >= n) else {
+        return "0s".to_string();
+    };
+    units[first..]
+        .iter()
+        .take(2)
+        .enumerate()
+        .filter_map(|(i, &(unit, n))| {
+            let amount = if i == 0 {
+                seconds / n
+            } else {
+                seconds % units[first].1 / n
+            };
+            (i == 0 || amount > 0).then(|| format!("{amount}{unit}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_is_shown_in_its_two_largest_units() {
+        let cases = [
+            (0, "0s"),
+            (45, "45s"),
+            (725, "12m 5s"),
+            (3600, "1h"),
+            (11_520, "3h 12m"),
+            (187_200, "2d 4h"),
+            (86_400 + 59, "1d"),
+        ];
+        for (seconds, shown) in cases {
+            assert_eq!(format_duration(seconds), shown, "{seconds}");
+        }
+    }
+}

@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
+use crate::ddl::DdlError;
 use crate::lease::LeaseError;
 use crate::manifest::ManifestError;
 use crate::runner::{RepairOutcome, RunError, Summary};
+use crate::status::StatusError;
 use crate::storage::StorageError;
 use crate::verify::{Report, VerifyError};
 use crate::zendesk::{ApiError, ClientError};
@@ -32,8 +34,29 @@ pub mod exit {
     pub const LEASE: u8 = 5;
     /// The lake differs from its markers or from the API.
     pub const NOT_EXACT: u8 = 6;
+    /// No lake at the destination for the subdomain (status, verify, repair, ddl).
+    pub const NO_LAKE: u8 = 7;
+    /// `status --max-age`: the newest committed window is older than allowed.
+    pub const STALE: u8 = 8;
     /// Ctrl-C or SIGTERM.
     pub const INTERRUPTED: u8 = 130;
+
+    /// The outcome an exit code stands for, in a word or two (for `status` and metrics).
+    pub fn describe(code: u8) -> &'static str {
+        match code {
+            OK => "success",
+            WINDOWS_FAILED => "windows failed",
+            USAGE => "usage error",
+            ACCESS => "access refused",
+            DESTINATION => "destination failed",
+            LEASE => "lease lost",
+            NOT_EXACT => "not exact",
+            NO_LAKE => "no lake",
+            STALE => "stale",
+            INTERRUPTED => "interrupted",
+            _ => "failed",
+        }
+    }
 }
 
 /// Why a command failed.
@@ -53,6 +76,10 @@ pub enum Error {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Status(Box<StatusError>),
+    #[error(transparent)]
+    Ddl(Box<DdlError>),
     #[error("no audit log with id {0} (404)")]
     NotFound(i64),
     #[error("Zendesk allows 1 export request per minute per account and this minute's is used (429); try again in {retry_in}")]
@@ -69,6 +96,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("--metrics-file {}: {source}", path.display())]
+    MetricsFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<StatusError> for Error {
+    fn from(e: StatusError) -> Self {
+        Error::Status(Box::new(e))
+    }
+}
+
+impl From<DdlError> for Error {
+    fn from(e: DdlError) -> Self {
+        Error::Ddl(Box::new(e))
+    }
 }
 
 impl From<RunError> for Error {
@@ -82,12 +127,18 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Client(_) | Error::Listen { .. } => exit::USAGE,
-            Error::SummaryFile { .. } => exit::USAGE,
+            Error::SummaryFile { .. } | Error::MetricsFile { .. } => exit::USAGE,
             Error::Api(e) => api_code(e),
             Error::Run(e) => run_code(e),
             Error::Storage(_) => exit::DESTINATION,
             Error::Manifest(e) => manifest_code(e),
             Error::Verify(e) => verify_code(e),
+            Error::Status(e) => match e.as_ref() {
+                StatusError::NoLake { .. } => exit::NO_LAKE,
+                StatusError::Manifest(e) => manifest_code(e),
+                StatusError::Lease(_) => exit::DESTINATION,
+            },
+            Error::Ddl(e) => ddl_code(e),
             Error::NotFound(_) | Error::ExportThrottled { .. } => exit::WINDOWS_FAILED,
         }
     }
@@ -111,9 +162,18 @@ fn manifest_code(e: &ManifestError) -> u8 {
 fn verify_code(e: &VerifyError) -> u8 {
     match e {
         VerifyError::Api(api) => api_code(api),
-        VerifyError::NoDataset { .. } => exit::USAGE,
+        VerifyError::NoDataset { .. } => exit::NO_LAKE,
         VerifyError::Manifest(m) => manifest_code(m),
         VerifyError::Grid(_) | VerifyError::Storage(_) => exit::DESTINATION,
+    }
+}
+
+fn ddl_code(e: &DdlError) -> u8 {
+    match e {
+        DdlError::Manifest(m) => manifest_code(m),
+        DdlError::Storage(_) => exit::DESTINATION,
+        DdlError::NoLake { .. } | DdlError::NoSubdomain { .. } => exit::NO_LAKE,
+        DdlError::SchemaVersion { .. } | DdlError::NoWindow { .. } => exit::USAGE,
     }
 }
 

@@ -372,7 +372,7 @@ fn known_dead(record: &LeaseRecord) -> Option<String> {
 }
 
 /// A new run id: 128 random bits, so no two runs ever share one.
-fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
@@ -381,14 +381,26 @@ fn now() -> i64 {
 }
 
 impl Lease {
-    /// Takes the lease for `subdomain`, or says who holds it.
+    /// Takes the lease for `subdomain`, or says who holds it, under a new run id.
     pub async fn acquire(
         lake: &Lake,
         subdomain: &str,
         ttl: Duration,
         holder: &str,
     ) -> Result<Lease, LeaseError> {
-        let run_id = new_run_id();
+        Lease::acquire_as(lake, subdomain, ttl, holder, &new_run_id()).await
+    }
+
+    /// Takes the lease for `subdomain` as the run `run_id` (the id its logs and summary carry),
+    /// or says who holds it.
+    pub async fn acquire_as(
+        lake: &Lake,
+        subdomain: &str,
+        ttl: Duration,
+        holder: &str,
+        run_id: &str,
+    ) -> Result<Lease, LeaseError> {
+        let run_id = run_id.to_string();
         for _ in 0..ACQUIRE_ATTEMPTS {
             let latest = latest(lake, subdomain).await?;
             let next_generation = latest.as_ref().map_or(1, |l| l.generation + 1);

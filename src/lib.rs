@@ -22,7 +22,8 @@
 //! - [`storage`] is object_store I/O; [`storage::layout`] is the only place that makes a path.
 //! - [`recount`] counts a window at the API; [`verify`] proves the lake.
 //! - [`runner`] ties a run (and a repair, and a recheck) together.
-//! - [`status`] and [`ops`] serve the other commands; `demo` runs the whole job against the
+//! - [`metrics`] writes a run's Prometheus text file.
+//! - [`status`], [`ddl`] and [`ops`] serve the other commands; `demo` runs the whole job against the
 //!   built-in Zendesk, the `zendesk-sim` crate in `crates/zendesk-sim` (with the default
 //!   `simulator` feature, which also brings `auditlake simulate`).
 //! - [`error`] is the one error of a command and its exit code.
@@ -57,8 +58,11 @@ pub mod verify;
 // coordination
 pub mod runner;
 // the other commands
+pub mod ddl;
 pub mod ops;
 pub mod status;
+// a run's metrics, for Prometheus
+pub mod metrics;
 // the whole job against the built-in Zendesk (the zendesk-sim crate)
 #[cfg(feature = "simulator")]
 pub mod demo;

@@ -4,12 +4,9 @@
 
 mod cmd;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
-
-use auditlake::cli::{Cli, Command, LogFormat};
+use auditlake::cli::{Command, LogFormat};
 use auditlake::config::{self, CommandLineError, Env};
 use auditlake::Error;
 
@@ -20,8 +17,23 @@ fn main() -> ExitCode {
         Err(CommandLineError::Clap(e)) => e.exit(),
         Err(CommandLineError::Config(e)) => return fail(&e.into()),
     };
-    let cx = cmd::Context::new(file, env, cli.quiet);
-    init_logging(&cli, &cx);
+    let json = cli.log_format == Some(LogFormat::Json);
+    let cx = cmd::Context::new(file, env, cli.quiet, json);
+    // Info logs give way to the progress bar on a terminal.
+    let default = if cli.quiet || cx.show_progress {
+        "warn"
+    } else {
+        "info"
+    };
+    let subdomain = cli.command.subdomain();
+    cmd::logging::init(
+        cli.log_level.as_deref(),
+        default,
+        json,
+        &cx.run_id,
+        subdomain,
+        &cx.env,
+    );
     if cli.check_config {
         // Validation only: no runtime, nothing contacted, nothing written.
         return match cmd::check_config(&cli.command, &cx) {
@@ -47,28 +59,12 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: &Error) -> ExitCode {
-    eprintln!("auditlake: error: {e}");
-    ExitCode::from(e.exit_code())
-}
-
-fn init_logging(cli: &Cli, cx: &cmd::Context) {
-    let default = if cli.quiet || cx.show_progress {
-        "warn"
+    let code = e.exit_code();
+    if cmd::logging::is_json() {
+        let fields = serde_json::Map::from_iter([("exit_code".to_string(), code.into())]);
+        cmd::logging::json_event("ERROR", &e.to_string(), fields);
     } else {
-        "info"
-    };
-    let level = config::log_level(cli.log_level.as_deref(), &cx.env);
-    let filter = level.filter.unwrap_or_else(|| default.to_string());
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    match cli.log_format.unwrap_or(LogFormat::Text) {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        eprintln!("auditlake: error: {e}");
     }
-    if level.from_deprecated_env {
-        tracing::warn!("AUDITLAKE_LOG is deprecated: use AUDITLAKE_LOG_LEVEL");
-    }
+    ExitCode::from(code)
 }

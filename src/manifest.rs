@@ -186,6 +186,19 @@ impl Manifest {
         Ok(Some(dataset))
     }
 
+    /// [`ManifestError::Legacy`] when the lake holds auditlake 0.1 data for the subdomain at the
+    /// destination's root (one listing request), whether or not its state is still there.
+    pub async fn refuse_legacy_data(&self) -> Result<(), ManifestError> {
+        if self
+            .lake
+            .any_under(&layout::legacy_data(&self.subdomain))
+            .await?
+        {
+            return Err(self.legacy());
+        }
+        Ok(())
+    }
+
     fn legacy(&self) -> ManifestError {
         ManifestError::Legacy {
             dest: self.lake.display().to_string(),
@@ -197,13 +210,7 @@ impl Manifest {
     /// auditlake 0.1 table for the subdomain (even without its state) is refused: one listing
     /// request per run, so that the two layouts never mix.
     pub async fn pin(&self, wanted: &Dataset) -> Result<(), ManifestError> {
-        if self
-            .lake
-            .any_under(&layout::legacy_data(&self.subdomain))
-            .await?
-        {
-            return Err(self.legacy());
-        }
+        self.refuse_legacy_data().await?;
         let path = layout::dataset(&self.subdomain);
         let body = serde_json::to_vec_pretty(wanted).expect("plain data serializes");
         if self.lake.create(&path, Bytes::from(body)).await? == Created::Created {
@@ -341,6 +348,47 @@ impl Manifest {
             None => Ok(None),
             Some(bytes) => parse(&path, &bytes).map(Some),
         }
+    }
+}
+
+/// The last export of a subdomain, as `status` shows it: when it ran, how it ended, and when the
+/// last one that ended well did. Informational: nothing decides what to export from it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LastRun {
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// The run's exit code (see `auditlake --help`), and the word for it.
+    pub exit_code: u8,
+    pub outcome: String,
+    /// When the last run that exited 0 finished (this one or an earlier one).
+    pub last_success_at: Option<String>,
+    /// The run's summary, as `--summary-json` writes it.
+    pub summary: serde_json::Value,
+}
+
+impl Manifest {
+    /// The last run's record, if any run finished here.
+    pub async fn last_run(&self) -> Result<Option<LastRun>, ManifestError> {
+        let path = layout::last_run(&self.subdomain);
+        match self.lake.read(&path).await? {
+            None => Ok(None),
+            Some(bytes) => parse(&path, &bytes).map(Some),
+        }
+    }
+
+    /// Records the run that just finished, carrying the last success over from the record it
+    /// replaces when this run did not succeed; returns the record as written.
+    pub async fn record_run(&self, mut run: LastRun) -> Result<LastRun, ManifestError> {
+        if run.exit_code != 0 {
+            let before = self.last_run().await.ok().flatten();
+            run.last_success_at = before.and_then(|b| b.last_success_at);
+        }
+        let body = serde_json::to_vec_pretty(&run).expect("plain data serializes");
+        self.lake
+            .write(&layout::last_run(&self.subdomain), Bytes::from(body))
+            .await?;
+        Ok(run)
     }
 }
 

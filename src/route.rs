@@ -161,7 +161,7 @@ pub struct RoutedPart {
 }
 
 /// Counts of what happened to the rows of a window.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RouteCounts {
     /// Rows kept and written.
     pub kept: u64,
@@ -171,6 +171,16 @@ pub struct RouteCounts {
     pub duplicates: u64,
     /// Rows written after a later row of the same file (see [`FinishedPart::out_of_order`]).
     pub out_of_order: u64,
+    /// Fields the schema does not know, kept in `extra_json`, with the rows that carried each:
+    /// schema drift, announced by the run.
+    pub extra_fields: BTreeMap<String, u64>,
+}
+
+/// The keys of an `extra_json` object (its values are skipped, not parsed).
+fn extra_keys(extra: &str) -> Vec<String> {
+    serde_json::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(extra)
+        .map(|fields| fields.into_keys().collect())
+        .unwrap_or_default()
 }
 
 /// What becomes of one record offered to a window.
@@ -268,6 +278,11 @@ impl WindowRouter {
         let (_, part) = self.open.get_mut(&day).expect("opened above");
         part.push(row)?;
         self.counts.kept += 1;
+        if let Some(extra) = row.extra {
+            for key in extra_keys(extra) {
+                *self.counts.extra_fields.entry(key).or_insert(0) += 1;
+            }
+        }
         if part.rows() >= ROWS_PER_FILE {
             self.close(day)?;
         }
@@ -365,6 +380,42 @@ mod tests {
     }
 
     #[test]
+    fn fields_the_schema_does_not_know_are_counted_per_kept_row() {
+        let window = Window {
+            start: DAY,
+            end: 2 * DAY,
+        };
+        let record = |id: i64, t: &str, extra: &str| {
+            format!(r#"{{"id":{id},"created_at":"{t}","action":"login"{extra}}}"#)
+        };
+        let body = format!(
+            r#"{{"audit_logs":[{}]}}"#,
+            [
+                record(1, "1970-01-01T23:59:59Z", r#","risk_score":3"#), // outside: not counted
+                record(
+                    2,
+                    "1970-01-02T00:00:01Z",
+                    r#","risk_score":1,"metadata":{"a":[1]}"#
+                ),
+                record(
+                    2,
+                    "1970-01-02T00:00:01Z",
+                    r#","risk_score":1,"metadata":{"a":[1]}"#
+                ), // repeat
+                record(3, "1970-01-02T00:00:02Z", r#","metadata":null"#),
+                record(4, "1970-01-02T00:00:03Z", ""),
+            ]
+            .join(",")
+        );
+        let (_, counts) = route(window, &body);
+        assert_eq!(counts.kept, 3);
+        assert_eq!(
+            counts.extra_fields,
+            BTreeMap::from([("metadata".to_string(), 2), ("risk_score".to_string(), 1)])
+        );
+    }
+
+    #[test]
     fn keeps_exactly_the_window_once_and_sorted() {
         let window = Window {
             start: DAY,
@@ -385,7 +436,8 @@ mod tests {
                 kept: 3,
                 outside: 2,
                 duplicates: 1,
-                out_of_order: 0
+                out_of_order: 0,
+                extra_fields: BTreeMap::new(),
             }
         );
         assert_eq!(parts.len(), 1);

@@ -6,7 +6,7 @@
 //! committed window's files change only through a repair ([`crate::commit`]); the open-window
 //! path never touches a window that has a marker.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -116,6 +116,8 @@ pub struct Failure {
 /// What a run did.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Summary {
+    /// The run's id, as in its lease and JSON logs.
+    pub run_id: String,
     pub subdomain: String,
     pub dest: String,
     pub since: String,
@@ -161,6 +163,9 @@ pub struct Summary {
     /// The run stopped because another run took its lease over.
     pub lease_lost: bool,
     pub failures: Vec<Failure>,
+    /// Fields the schema does not know that this run's rows carried (kept in `extra_json`), with
+    /// the rows that carried each: schema drift.
+    pub extra_fields: BTreeMap<String, u64>,
 }
 
 /// A window's result.
@@ -182,7 +187,8 @@ struct Context {
 
 /// Observes progress (the CLI draws a bar with it).
 pub trait Progress: Send + Sync {
-    fn start(&self, windows: u64);
+    /// The run starts `windows` windows; `meter` reads its requests and budget at any time.
+    fn start(&self, windows: u64, meter: Meter);
     fn records(&self, fetched: u64);
     fn window_finished(&self);
 }
@@ -191,9 +197,33 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 
 impl Progress for NoProgress {
-    fn start(&self, _: u64) {}
+    fn start(&self, _: u64, _: Meter) {}
     fn records(&self, _: u64) {}
     fn window_finished(&self) {}
+}
+
+/// The run's request counters and budget, as a progress display reads them.
+#[derive(Clone)]
+pub struct Meter {
+    stats: Arc<crate::zendesk::ClientStats>,
+    budget: Arc<RequestBudget>,
+}
+
+impl Meter {
+    /// Requests made so far.
+    pub fn requests(&self) -> u64 {
+        self.stats.requests.load(Ordering::Relaxed)
+    }
+
+    /// 429 answers so far.
+    pub fn throttled(&self) -> u64 {
+        self.stats.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Requests per minute the budget allows now.
+    pub fn budget_per_minute(&self) -> u32 {
+        self.budget.per_minute()
+    }
 }
 
 /// Runs an export until every pending window is done or failed, or `cancel` fires.
@@ -206,11 +236,12 @@ pub async fn export(
     let client = authenticated_client(&config).await?;
     let lake = Lake::open(&config.dest, &config.store)?;
     lake.verify_conditional_create().await?;
-    let lease = Lease::acquire(
+    let lease = Lease::acquire_as(
         &lake,
         &config.api.subdomain,
         config.lease_ttl,
         &holder_name(),
+        &config.run_id,
     )
     .await?;
     let stop_renewing = CancellationToken::new();
@@ -320,7 +351,13 @@ async fn export_leased(
         skipped = summary.windows_skipped,
         "export starting"
     );
-    progress.start(pending.len() as u64);
+    progress.start(
+        pending.len() as u64,
+        Meter {
+            stats: client.stats().clone(),
+            budget: client.budget().clone(),
+        },
+    );
 
     let concurrency = config.concurrency;
     let recheck = recheck_windows(&config, &plan.closed, &done);
@@ -352,7 +389,22 @@ async fn export_leased(
     summary.retries = stats.retries.load(Ordering::Relaxed);
     summary.throttled = stats.throttled.load(Ordering::Relaxed);
     summary.bytes_received = stats.bytes.load(Ordering::Relaxed);
+    if !summary.extra_fields.is_empty() {
+        tracing::warn!(
+            fields = %drift(&summary.extra_fields),
+            "records carried fields the schema does not know: kept in extra_json (schema drift)"
+        );
+    }
     Ok(summary)
+}
+
+/// Schema drift for people: `risk_score (12 rows), metadata (3 rows)`.
+pub fn drift(fields: &BTreeMap<String, u64>) -> String {
+    fields
+        .iter()
+        .map(|(field, rows)| format!("{field} ({rows} rows)"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The summary's start and the windows to export: closed windows without a marker, then the
@@ -364,6 +416,7 @@ fn pending_windows(
     done: &BTreeSet<i64>,
 ) -> (Summary, Vec<(Window, bool)>) {
     let mut summary = Summary {
+        run_id: config.run_id.clone(),
         subdomain: config.api.subdomain.clone(),
         dest: lake.display().to_string(),
         since: window::format_rfc3339(
@@ -468,10 +521,17 @@ pub async fn repair(
     cancel: CancellationToken,
 ) -> Result<RepairOutcome, RunError> {
     let mut export_config = config.export;
-    let client = authenticated_client(&export_config).await?;
-    let lake = Lake::open(&export_config.dest, &export_config.store)?;
-    lake.verify_conditional_create().await?;
     let subdomain = config.check.subdomain.clone();
+    let no_lake = || {
+        RunError::Verify(VerifyError::NoDataset {
+            dest: export_config.dest.clone(),
+            subdomain: subdomain.clone(),
+        })
+    };
+    let lake =
+        Lake::open_existing(&export_config.dest, &export_config.store)?.ok_or_else(no_lake)?;
+    let client = authenticated_client(&export_config).await?;
+    lake.verify_conditional_create().await?;
     let manifest = Manifest::new(lake.clone(), &subdomain);
     let dataset = manifest.dataset().await?.ok_or_else(|| {
         RunError::Verify(VerifyError::NoDataset {
@@ -831,6 +891,9 @@ fn record_done(summary: &mut Summary, done: Done) {
     summary.files += done.record.files.len() as u64;
     summary.bytes_written += done.record.bytes;
     summary.duplicates_dropped += done.counts.duplicates;
+    for (field, rows) in &done.counts.extra_fields {
+        *summary.extra_fields.entry(field.clone()).or_insert(0) += rows;
+    }
     if done.counts.out_of_order > 0 {
         tracing::warn!(
             window = %done.window.id(),

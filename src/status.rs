@@ -1,11 +1,33 @@
-//! What the manifest says about a lake: done windows, gaps between them, the open window, rows.
+//! What the manifest says about a lake: done windows, gaps between them, the open window, rows,
+//! how fresh it is, the last run and the lease. Reading only: `status` never writes.
 
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::manifest::{Dataset, Manifest, ManifestError, WindowRecord};
+use crate::lease::{self, LeaseError};
+use crate::manifest::{Dataset, LastRun, Manifest, ManifestError, WindowRecord};
+use crate::storage::Lake;
 use crate::window::{format_rfc3339, Grid};
+
+/// Why there is no status to show.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("no lake for subdomain {subdomain:?} at {dest}: nothing was ever exported there (check --dest and --subdomain)")]
+    NoLake { dest: String, subdomain: String },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+}
+
+/// Who holds the lease now.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub holder: String,
+    pub since: String,
+    pub expires: String,
+}
 
 /// A run of consecutive windows missing between done ones.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -30,15 +52,34 @@ pub struct Status {
     pub bytes: u64,
     pub gaps: Vec<Gap>,
     pub open_window: Option<WindowRecord>,
+    /// Seconds from the end of the newest committed window (`done_to`) to now: how far behind the
+    /// lake is. `None` before the first committed window.
+    pub age_seconds: Option<i64>,
+    /// The last export's record.
+    pub last_run: Option<LastRun>,
+    /// The run holding the lease now, if one does.
+    pub lease: Option<LeaseHolder>,
 }
 
-/// Reads the status from the manifest.
-pub async fn status(
-    manifest: &Manifest,
-    subdomain: &str,
-    dest: &str,
-) -> Result<Status, ManifestError> {
-    let dataset = manifest.dataset().await?;
+impl Status {
+    /// Whether the newest committed window ended longer than `max_age` seconds ago (or there is
+    /// none): what a monitor pages on.
+    pub fn is_stale(&self, max_age: i64) -> bool {
+        self.age_seconds.is_none_or(|age| age > max_age)
+    }
+}
+
+/// Reads the status of `subdomain` in `lake` at `now` (UTC seconds); a lake without a dataset for
+/// the subdomain is [`StatusError::NoLake`].
+pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, StatusError> {
+    let manifest = Manifest::new(lake.clone(), subdomain);
+    let Some(dataset) = manifest.dataset().await? else {
+        return Err(StatusError::NoLake {
+            dest: lake.display().to_string(),
+            subdomain: subdomain.to_string(),
+        });
+    };
+    let dataset = Some(dataset);
     let markers = manifest.markers().await?;
     let open_window = manifest.open_window().await?;
     let grid = dataset
@@ -46,13 +87,25 @@ pub async fn status(
         .and_then(|d| Grid::parse(&d.window).ok())
         .unwrap_or(Grid::DAILY);
     let starts: Vec<i64> = markers.keys().copied().collect();
+    let fresh_to = starts.last().map(|&s| s + grid.seconds());
+    let lease = lease::latest(lake, subdomain)
+        .await?
+        .filter(|l| !l.holder.is_empty() && l.expires_at > now)
+        .map(|l| LeaseHolder {
+            holder: l.holder,
+            since: l.acquired_at,
+            expires: format_rfc3339(l.expires_at),
+        });
     Ok(Status {
         subdomain: subdomain.to_string(),
-        dest: dest.to_string(),
+        dest: lake.display().to_string(),
         dataset,
         done_windows: markers.len() as u64,
         done_from: starts.first().map(|&s| format_rfc3339(s)),
-        done_to: starts.last().map(|&s| format_rfc3339(s + grid.seconds())),
+        done_to: fresh_to.map(format_rfc3339),
+        age_seconds: fresh_to.map(|end| now - end),
+        last_run: manifest.last_run().await?,
+        lease,
         rows: markers.values().map(|m| m.rows).sum(),
         files: markers.values().map(|m| m.files.len() as u64).sum(),
         bytes: markers.values().map(|m| m.bytes).sum(),
@@ -115,8 +168,38 @@ impl fmt::Display for Status {
                 f,
                 "open window: {} .. {}, {} rows as of {} (refreshed every run, never marked done)",
                 open.start, open.end, open.rows, open.completed_at
+            )?,
+            None => writeln!(f, "open window: none")?,
+        }
+        match self.age_seconds {
+            Some(age) => writeln!(
+                f,
+                "fresh to:    {} ({} ago)",
+                self.done_to.as_deref().unwrap_or_default(),
+                crate::duration::format_duration(age.max(0) as u64)
+            )?,
+            None => writeln!(f, "fresh to:    nothing committed yet")?,
+        }
+        match &self.last_run {
+            Some(run) => writeln!(
+                f,
+                "last run:    {} .. {}: {} (exit {}), run {}; last success: {}",
+                run.started_at,
+                run.finished_at,
+                run.outcome,
+                run.exit_code,
+                run.run_id,
+                run.last_success_at.as_deref().unwrap_or("never")
+            )?,
+            None => writeln!(f, "last run:    none recorded")?,
+        }
+        match &self.lease {
+            Some(l) => writeln!(
+                f,
+                "lease:       held by {} since {}, until {}",
+                l.holder, l.since, l.expires
             ),
-            None => writeln!(f, "open window: none"),
+            None => writeln!(f, "lease:       free"),
         }
     }
 }

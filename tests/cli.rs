@@ -641,6 +641,14 @@ async fn the_config_file_fills_in_below_the_environment_and_the_flags() {
     )
     .unwrap();
     let config = config.to_str().unwrap();
+    // status reads only lakes that exist: one empty dataset for each subdomain it may be given.
+    for name in ["fromfile", "fromenv", "fromflag"] {
+        let meta = lake.join(format!("_auditlake/subdomain={name}"));
+        std::fs::create_dir_all(&meta).unwrap();
+        let dataset =
+            format!(r#"{{"format":1,"subdomain":"{name}","schema_version":2,"window":"1d"}}"#);
+        std::fs::write(meta.join("dataset.json"), dataset).unwrap();
+    }
     let subdomain = |out: &Output| -> String {
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         status["subdomain"].as_str().unwrap().to_string()
@@ -686,4 +694,225 @@ async fn an_auditlake_0_1_lake_is_refused_and_left_as_it_was() {
     assert!(!said.contains("t0ken-never-shown"));
     assert!(!dir.path().join("audit_logs").exists());
     assert_eq!(std::fs::read(&old).unwrap(), b"an old part");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_on_a_pipe_are_only_json_lines_with_run_id_and_subdomain_ending_in_the_summary() {
+    let sim = start(sim_config(1_500, "2024-03-01", "2024-03-01T12:00:00Z")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("lake");
+    let metrics = dir.path().join("auditlake.prom");
+    let mut args = twelve_hour_export(dest.to_str().unwrap(), &sim.base_url());
+    args.extend([
+        "--log-format=json".to_string(),
+        "--log-level=debug".to_string(),
+        format!("--metrics-file={}", metrics.display()),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args, "sim-token").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() > 3, "{stderr}");
+    let run_id = lines[0]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(run_id.len(), 32);
+    for line in &lines {
+        assert_eq!(line["run_id"], run_id.as_str(), "{line}");
+        assert_eq!(line["subdomain"], "acme", "{line}");
+        assert!(
+            line["timestamp"].is_string() && line["level"].is_string(),
+            "{line}"
+        );
+    }
+    let last = lines.last().unwrap();
+    assert_eq!(last["message"], "run finished");
+    assert_eq!(last["summary"]["run_id"], run_id.as_str());
+    assert_eq!(last["summary"]["windows_done"], 12);
+    assert_eq!(last["summary"]["exit_code"], 0);
+    // Schema drift is announced: the summary and one line name the fields kept in extra_json.
+    let drift = last["summary"]["extra_fields"].as_object().unwrap();
+    assert!(
+        !drift.is_empty(),
+        "the simulator's extra fields went unnoticed"
+    );
+    let announced: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"].as_str().unwrap().contains("schema drift"))
+        .collect();
+    assert_eq!(announced.len(), 1, "{stderr}");
+    for field in drift.keys() {
+        assert!(announced[0]["fields"]
+            .as_str()
+            .unwrap()
+            .contains(field.as_str()));
+    }
+    // The lease and the status record carry the same run id.
+    let status = run(
+        &[
+            "status",
+            "--dest",
+            dest.to_str().unwrap(),
+            "--subdomain",
+            "acme",
+            "--json",
+        ],
+        "",
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["last_run"]["run_id"], run_id.as_str());
+    assert_eq!(status["last_run"]["outcome"], "success");
+
+    // The metrics file: labelled gauges, freshness at the end of the last committed window.
+    let metrics = std::fs::read_to_string(&metrics).unwrap();
+    let rows = last["summary"]["rows"].as_u64().unwrap();
+    for line in [
+        format!("auditlake_last_run_records{{subdomain=\"acme\"}} {rows}.0"),
+        "auditlake_last_run_windows_done{subdomain=\"acme\"} 12.0".to_string(),
+        "auditlake_last_run_exit_code{subdomain=\"acme\"} 0.0".to_string(),
+        format!(
+            "auditlake_fresh_to_timestamp_seconds{{subdomain=\"acme\"}} {}.0",
+            t("2024-03-01T12:00:00Z")
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("auditlake_last_success_timestamp_seconds{subdomain=\"acme\"}"));
+
+    // A failure is a JSON line too.
+    let out = run(
+        &[
+            "verify",
+            "--dest",
+            dir.path().join("none").to_str().unwrap(),
+            "--subdomain",
+            "acme",
+            "--log-format",
+            "json",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(7));
+    let failure: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(failure["level"], "ERROR");
+    assert_eq!(failure["exit_code"], 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reads_only_and_pages_on_a_stale_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    // A mistyped path: exit 7, and nothing is created.
+    let missing = dir.path().join("no-such-lake");
+    let out = run(
+        &[
+            "status",
+            "--dest",
+            missing.to_str().unwrap(),
+            "--subdomain",
+            "acme",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert!(
+        text(&out).contains("no lake for subdomain"),
+        "{}",
+        text(&out)
+    );
+    assert!(!missing.exists());
+    // An existing folder without a lake: exit 7, and it stays empty.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = run(
+        &[
+            "status",
+            "--dest",
+            empty.to_str().unwrap(),
+            "--subdomain",
+            "acme",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+
+    // A lake whose newest committed window ended within the last two hours.
+    let now = chrono::Utc::now().timestamp();
+    let hour = now - now.rem_euclid(3600);
+    let (from, to) = (utc(hour - 6 * 3600), utc(hour - 3600));
+    let mut config = sim_config(600, "2024-01-01", "2024-01-02");
+    config.start = from;
+    config.end = to;
+    let sim = start(config).await;
+    let dest = dir.path().join("lake");
+    let since = from.to_rfc3339();
+    let until = to.to_rfc3339();
+    let args = [
+        "export",
+        "--subdomain",
+        "acme",
+        "--dest",
+        dest.to_str().unwrap(),
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--window",
+        "1h",
+        "--base-url",
+        &sim.base_url(),
+    ];
+    let out = run(&args, "sim-token").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let status = |max_age: &'static str| {
+        let dest = dest.to_str().unwrap().to_string();
+        async move {
+            run(
+                &[
+                    "status",
+                    "--dest",
+                    &dest,
+                    "--subdomain",
+                    "acme",
+                    "--max-age",
+                    max_age,
+                ],
+                "",
+            )
+            .await
+        }
+    };
+    let fresh = status("3h").await;
+    assert_eq!(fresh.status.code(), Some(0), "{}", text(&fresh));
+    assert!(
+        text(&fresh).contains("last run:") && text(&fresh).contains("success"),
+        "{}",
+        text(&fresh)
+    );
+    let stale = status("30m").await;
+    assert_eq!(stale.status.code(), Some(8), "{}", text(&stale));
+    assert!(text(&stale).contains("stale"), "{}", text(&stale));
+    let out = run(
+        &[
+            "status",
+            "--dest",
+            dest.to_str().unwrap(),
+            "--subdomain",
+            "acme",
+            "--max-age",
+            "soon",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }

@@ -293,6 +293,26 @@ async fn check_config_covers_the_other_commands_without_creating_a_lake() {
     )
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(!std::path::Path::new(lake).exists());
+
+    // The commands that only read a lake refuse a missing one, as their runs do.
+    let missing = dir.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    for args in [
+        &["status", "--dest", missing, "--subdomain", "acme"][..],
+        &["verify", "--dest", missing, "--subdomain", "acme"],
+        &["ddl", "--dest", missing],
+    ] {
+        let real = run_with(args, &env).await;
+        let checked = run_with(&[args, &["--check-config"]].concat(), &env).await;
+        assert_ne!(
+            checked.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&checked)
+        );
+        assert_eq!(checked.status.code(), real.status.code(), "{args:?}");
+        assert_eq!(checked.stderr, real.stderr, "{args:?}");
+    }
+    assert!(!std::path::Path::new(missing).exists());
     assert_untouched(&zendesk);
 }

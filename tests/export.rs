@@ -332,7 +332,7 @@ struct StopAfter {
 }
 
 impl Progress for StopAfter {
-    fn start(&self, _: u64) {}
+    fn start(&self, _: u64, _: auditlake::runner::Meter) {}
     fn records(&self, _: u64) {}
     fn window_finished(&self) {
         if self.finished.fetch_add(1, Ordering::SeqCst) + 1 >= self.after {

@@ -133,7 +133,7 @@ async fn an_export_into_a_bucket_is_exact_and_a_rerun_requests_nothing() {
 struct StopAfter(u64, AtomicU64, CancellationToken);
 
 impl Progress for StopAfter {
-    fn start(&self, _: u64) {}
+    fn start(&self, _: u64, _: auditlake::runner::Meter) {}
     fn records(&self, _: u64) {}
     fn window_finished(&self) {
         if self.1.fetch_add(1, Ordering::SeqCst) + 1 >= self.0 {

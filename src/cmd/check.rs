@@ -1,7 +1,8 @@
 //! `--check-config`: every command's settings validated as its run validates them — flags, config
 //! file, environment, credentials, the destination's URL and store settings — and one line on
 //! stdout saying what would run. Nothing is contacted and nothing is written: no request to
-//! Zendesk (no token is minted), none to the store, no directory created. The one place that
+//! Zendesk (no token is minted), none to the store, no directory created; a lake that must exist
+//! (status, verify, ddl) must exist now. The one place that
 //! decides what a check covers, for every command.
 
 use std::io::Write;
@@ -11,7 +12,9 @@ use std::sync::Arc;
 use auditlake::cli::Command;
 use auditlake::config::{self, ApiConfig};
 use auditlake::error::exit;
+use auditlake::status::StatusError;
 use auditlake::storage::{Lake, StorageError, StoreOptions};
+use auditlake::verify::VerifyError;
 use auditlake::window::format_rfc3339;
 use auditlake::zendesk::{Client, Credentials, RequestBudget};
 use auditlake::Error;
@@ -40,12 +43,26 @@ pub fn check_config(command: &Command, cx: &Context) -> Result<u8, Error> {
         }
         Command::Status(args) => {
             let c = config::status(args, &cx.file, &cx.env)?;
-            let lake = store(&c.dest, &c.store)?;
-            format!("status would read subdomain {} in {lake}", c.subdomain)
+            let lake =
+                Lake::open_existing(&c.dest, &c.store)?.ok_or_else(|| StatusError::NoLake {
+                    dest: c.dest.clone(),
+                    subdomain: c.subdomain.clone(),
+                })?;
+            format!(
+                "status would read subdomain {} in {}",
+                c.subdomain,
+                lake.display()
+            )
         }
         Command::Verify(args) => {
             let c = config::verify(args, &cx.file, &cx.env)?;
-            let lake = store(&c.dest, &c.store)?;
+            let lake = Lake::open_existing(&c.dest, &c.store)?
+                .ok_or_else(|| VerifyError::NoDataset {
+                    dest: c.dest.clone(),
+                    subdomain: c.subdomain.clone(),
+                })?
+                .display()
+                .to_string();
             let against = match &c.api {
                 Some(a) => format!(", against {}", api(a)?),
                 None => String::new(),
@@ -63,6 +80,11 @@ pub fn check_config(command: &Command, cx: &Context) -> Result<u8, Error> {
                 "repair would mend subdomain {} in {lake} from {zendesk}",
                 c.check.subdomain
             )
+        }
+        Command::Ddl(args) => {
+            let c = config::ddl(args, &cx.file, &cx.env)?;
+            let lake = auditlake::ddl::open(&c.dest, &c.store)?;
+            format!("ddl would describe the lake in {}", lake.display())
         }
         Command::Show(args) => {
             let zendesk = api(&config::api(&args.api, &cx.env)?)?;

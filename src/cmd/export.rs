@@ -6,16 +6,24 @@ use auditlake::cli::ExportArgs;
 use auditlake::config;
 #[cfg(feature = "simulator")]
 use auditlake::demo as sim_demo;
+use auditlake::error::exit;
+use auditlake::manifest::{LastRun, Manifest};
+use auditlake::metrics;
 use auditlake::runner::{self, Summary};
+use auditlake::storage::{Lake, StoreOptions};
+use auditlake::window::{format_rfc3339, Grid};
 use auditlake::Error;
 
-use super::{cancel_on_signals, progress, Context, ProgressBar};
+use super::{cancel_on_signals, logging, progress, Context, ProgressBar};
 
 /// `auditlake export`.
 pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
     let now = chrono::Utc::now().timestamp();
-    let config = config::export(args, &cx.file, &cx.env, now)?;
+    let mut config = config::export(args, &cx.file, &cx.env, now)?;
+    config.run_id = cx.run_id.clone();
     let summary_json = config.summary_json.clone();
+    let metrics_file = config.metrics_file.clone();
+    let (dest, store, grid) = (config.dest.clone(), config.store.clone(), config.grid);
     let bar = cx.show_progress.then(ProgressBar::new);
     let summary = runner::export(config, cancel_on_signals(), progress(&bar)).await?;
     if let Some(bar) = &bar {
@@ -25,7 +33,20 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
     if let Some(path) = summary_json {
         write_summary_json(&path, &summary, code)?;
     }
-    if !cx.quiet {
+    let facts = after_run(&dest, &store, grid, &summary, code, now).await;
+    if let Some(path) = metrics_file {
+        metrics::write_atomically(&path, &metrics::render(&summary, &facts))
+            .map_err(|source| Error::MetricsFile { path, source })?;
+    }
+    if cx.json_logs {
+        let fields =
+            serde_json::Map::from_iter([("summary".to_string(), summary_value(&summary, code))]);
+        logging::json_event(
+            if code == 0 { "INFO" } else { "WARN" },
+            "run finished",
+            fields,
+        );
+    } else if !cx.quiet {
         eprint!("{}", human_summary(&summary));
     }
     Ok(code)
@@ -44,10 +65,71 @@ pub async fn demo(args: &DemoArgs, cx: &Context) -> Result<u8, Error> {
     Ok(outcome.summary.exit_code())
 }
 
-fn write_summary_json(path: &std::path::Path, summary: &Summary, code: u8) -> Result<(), Error> {
+/// The summary as `--summary-json` writes it: the summary's fields and the exit code.
+fn summary_value(summary: &Summary, code: u8) -> serde_json::Value {
     let mut value = serde_json::to_value(summary).expect("plain data serializes");
     value["exit_code"] = code.into();
-    let text = serde_json::to_string_pretty(&value).expect("plain data serializes");
+    value
+}
+
+/// Records the finished run in the lake's state, for `status` (unless the run lost its lease:
+/// the record is then the holder's to write), and gathers what its metrics need. Best effort: the
+/// run's outcome stands whether or not the lake could be read or written.
+async fn after_run(
+    dest: &str,
+    store: &StoreOptions,
+    grid: Grid,
+    summary: &Summary,
+    code: u8,
+    started: i64,
+) -> metrics::RunFacts {
+    let finished = chrono::Utc::now().timestamp();
+    let mut facts = metrics::RunFacts {
+        exit_code: code,
+        finished_at: finished,
+        last_success_at: (code == exit::OK).then_some(finished),
+        fresh_to: None,
+    };
+    let manifest = match Lake::open(dest, store) {
+        Ok(lake) => Manifest::new(lake, &summary.subdomain),
+        Err(error) => {
+            tracing::warn!(%error, "could not open the lake to record the run");
+            return facts;
+        }
+    };
+    if !summary.lease_lost {
+        let run = LastRun {
+            run_id: summary.run_id.clone(),
+            started_at: format_rfc3339(started),
+            finished_at: format_rfc3339(finished),
+            exit_code: code,
+            outcome: exit::describe(code).to_string(),
+            last_success_at: facts.last_success_at.map(format_rfc3339),
+            summary: summary_value(summary, code),
+        };
+        match manifest.record_run(run).await {
+            Ok(run) => {
+                facts.last_success_at = run.last_success_at.as_deref().and_then(parse_instant_opt);
+            }
+            Err(error) => tracing::warn!(%error, "could not record the run for `status`"),
+        }
+    }
+    match manifest.done().await {
+        Ok(starts) => facts.fresh_to = starts.last().map(|start| start + grid.seconds()),
+        Err(error) => tracing::warn!(%error, "could not list the committed windows"),
+    }
+    facts
+}
+
+fn parse_instant_opt(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp())
+}
+
+fn write_summary_json(path: &std::path::Path, summary: &Summary, code: u8) -> Result<(), Error> {
+    let text =
+        serde_json::to_string_pretty(&summary_value(summary, code)).expect("plain data serializes");
     std::fs::write(path, text + "\n").map_err(|source| Error::SummaryFile {
         path: path.to_path_buf(),
         source,
@@ -90,6 +172,12 @@ pub fn human_summary(s: &Summary) -> String {
         text.push_str(&format!(
             "  recheck: {} windows re-counted, {} repaired, {} with fewer records at Zendesk than in the lake; {} interrupted repairs finished\n",
             s.windows_rechecked, s.windows_repaired, s.windows_api_fewer, s.repairs_converged
+        ));
+    }
+    if !s.extra_fields.is_empty() {
+        text.push_str(&format!(
+            "  schema drift: fields kept in extra_json: {}\n",
+            runner::drift(&s.extra_fields)
         ));
     }
     if let Some(fatal) = &s.fatal {

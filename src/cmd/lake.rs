@@ -1,9 +1,13 @@
-//! The commands that read or mend the lake: `status`, `verify`, `repair`.
+//! The commands that read or mend the lake: `status`, `verify`, `repair`, `ddl`.
 
-use auditlake::cli::{RepairArgs, StatusArgs, VerifyArgs};
+use std::io::Write;
+
+use auditlake::cli::{DdlArgs, RepairArgs, StatusArgs, VerifyArgs};
 use auditlake::config;
-use auditlake::manifest::Manifest;
+use auditlake::duration::format_duration;
+use auditlake::error::exit;
 use auditlake::runner;
+use auditlake::status::StatusError;
 use auditlake::storage::Lake;
 use auditlake::{verify as check, Error};
 
@@ -12,17 +16,41 @@ use super::{cancel_on_signals, client_for, print, Context};
 /// `auditlake status`.
 pub async fn status(args: &StatusArgs, cx: &Context) -> Result<u8, Error> {
     let config = config::status(args, &cx.file, &cx.env)?;
-    let lake = Lake::open(&config.dest, &config.store)?;
-    let manifest = Manifest::new(lake.clone(), &config.subdomain);
-    let status = auditlake::status::status(&manifest, &config.subdomain, lake.display()).await?;
+    let no_lake = || StatusError::NoLake {
+        dest: config.dest.clone(),
+        subdomain: config.subdomain.clone(),
+    };
+    let lake = Lake::open_existing(&config.dest, &config.store)?.ok_or_else(no_lake)?;
+    let now = chrono::Utc::now().timestamp();
+    let status = auditlake::status::status(&lake, &config.subdomain, now).await?;
     print(&status, args.json, &status);
-    Ok(auditlake::error::exit::OK)
+    match config.max_age {
+        Some(max_age) if status.is_stale(max_age) => {
+            let why = match status.age_seconds {
+                Some(age) => format!(
+                    "the newest committed window ended {} ago",
+                    format_duration(age.max(0) as u64)
+                ),
+                None => "nothing is committed yet".to_string(),
+            };
+            eprintln!(
+                "auditlake: stale: {why}, more than --max-age {}",
+                format_duration(max_age as u64)
+            );
+            Ok(exit::STALE)
+        }
+        _ => Ok(exit::OK),
+    }
 }
 
 /// `auditlake verify`.
 pub async fn verify(args: &VerifyArgs, cx: &Context) -> Result<u8, Error> {
     let config = config::verify(args, &cx.file, &cx.env)?;
-    let lake = Lake::open(&config.dest, &config.store)?;
+    let no_lake = || check::VerifyError::NoDataset {
+        dest: config.dest.clone(),
+        subdomain: config.subdomain.clone(),
+    };
+    let lake = Lake::open_existing(&config.dest, &config.store)?.ok_or_else(no_lake)?;
     let client = match config.api.clone() {
         Some(api) => Some(client_for(api).await?),
         None => None,
@@ -51,4 +79,22 @@ pub async fn repair(args: &RepairArgs, cx: &Context) -> Result<u8, Error> {
         }
     }
     Ok(outcome.exit_code())
+}
+
+/// `auditlake ddl`: the SQL (or Glue input) on stdout, nothing else.
+pub async fn ddl(args: &DdlArgs, cx: &Context) -> Result<u8, Error> {
+    use auditlake::ddl;
+    let config = config::ddl(args, &cx.file, &cx.env)?;
+    let lake = ddl::open(&config.dest, &config.store)?;
+    let facts = ddl::read_lake(&lake, config.subdomain.as_deref()).await?;
+    let schema = auditlake::schema::Schema::get();
+    let text = if config.glue {
+        ddl::glue(&config.table, &config.root, &facts, schema)?
+    } else {
+        ddl::sql(config.engine, &config.table, &config.root, &facts, schema)?
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is the reader's choice, not a failure of the command.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    Ok(auditlake::error::exit::OK)
 }

@@ -6,6 +6,7 @@ mod api;
 mod check;
 mod export;
 mod lake;
+pub mod logging;
 #[cfg(feature = "simulator")]
 mod sim;
 
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use auditlake::cli::{ApiArgs, Command};
 use auditlake::config::{self, Env, FileConfig};
 use auditlake::error::exit;
-use auditlake::runner::{NoProgress, Progress};
+use auditlake::runner::{Meter, NoProgress, Progress};
 use auditlake::zendesk::{Client, RequestBudget};
 use auditlake::Error;
 
@@ -30,17 +31,23 @@ pub struct Context {
     pub env: Env,
     /// `--quiet`: no summary on stderr.
     pub quiet: bool,
-    /// A progress bar replaces info logs on a terminal.
+    /// A progress bar replaces info logs on a terminal (not when logs are JSON: JSON wins).
     pub show_progress: bool,
+    /// Logs are JSON lines: the summary is one of them, and nothing else goes to stderr.
+    pub json_logs: bool,
+    /// This process's run id: in its lease, its summary and every JSON log line.
+    pub run_id: String,
 }
 
 impl Context {
-    pub fn new(file: FileConfig, env: Env, quiet: bool) -> Context {
+    pub fn new(file: FileConfig, env: Env, quiet: bool, json_logs: bool) -> Context {
         Context {
             file,
             env,
             quiet,
-            show_progress: !quiet && std::io::stderr().is_terminal(),
+            show_progress: !quiet && !json_logs && std::io::stderr().is_terminal(),
+            json_logs,
+            run_id: auditlake::lease::new_run_id(),
         }
     }
 }
@@ -52,6 +59,7 @@ pub async fn run(command: Command, cx: &Context) -> Result<u8, Error> {
         Command::Status(args) => lake::status(&args, cx).await,
         Command::Verify(args) => lake::verify(&args, cx).await,
         Command::Repair(args) => lake::repair(&args, cx).await,
+        Command::Ddl(args) => lake::ddl(&args, cx).await,
         Command::Show(args) => api::show(&args, cx).await,
         Command::List(args) => api::list(&args, cx).await,
         Command::RequestExport(args) => api::request_export(&args, cx).await,
@@ -119,30 +127,46 @@ pub fn cancel_on_signals() -> CancellationToken {
     token
 }
 
-/// A progress bar on stderr, for terminals.
-pub struct ProgressBar(indicatif::ProgressBar);
+/// A progress bar on stderr, for terminals: windows done of all and the time left, then what a
+/// waiting person asks next — records and their rate, requests against the budget, 429s.
+pub struct ProgressBar(indicatif::ProgressBar, std::sync::Mutex<Option<Meter>>);
 
 impl ProgressBar {
     pub fn new() -> Self {
         let bar = indicatif::ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} windows  {msg}",
+                "{spinner} {elapsed_precise} [{bar:25}] {pos}/{len} windows, ETA {eta}  {msg}",
             )
             .expect("the template is valid")
             .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
-        ProgressBar(bar)
+        ProgressBar(bar, std::sync::Mutex::new(None))
     }
 }
 
 impl Progress for ProgressBar {
-    fn start(&self, windows: u64) {
+    fn start(&self, windows: u64, meter: Meter) {
         self.0.set_length(windows);
+        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(meter);
     }
     fn records(&self, fetched: u64) {
-        self.0.set_message(format!("{fetched} records fetched"));
+        let minutes = self.0.elapsed().as_secs_f64().max(1.0) / 60.0;
+        let mut message = format!(
+            "{fetched} records ({:.0}/s)",
+            fetched as f64 / (minutes * 60.0)
+        );
+        if let Some(meter) = &*self.1.lock().unwrap_or_else(|e| e.into_inner()) {
+            message.push_str(&format!(
+                "  {} requests ({:.0}/min of {}/min)  {} 429s",
+                meter.requests(),
+                meter.requests() as f64 / minutes,
+                meter.budget_per_minute(),
+                meter.throttled()
+            ));
+        }
+        self.0.set_message(message);
     }
     fn window_finished(&self) {
         self.0.inc(1);

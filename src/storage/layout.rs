@@ -10,6 +10,7 @@
 //! _auditlake/subdomain=SUB/windows/<window>.g<G>.json                   marker generation G, written by a repair
 //! _auditlake/subdomain=SUB/repairs/<window>.json                        a repair in progress (its journal)
 //! _auditlake/subdomain=SUB/open.json                                    the open window's last export
+//! _auditlake/subdomain=SUB/last_run.json                                the last export: when, outcome, summary
 //! _auditlake/subdomain=SUB/lease/<generation>.json                      the lease, one file a generation
 //! _auditlake/probes/<random>                                            a create-if-absent check, removed at once
 //! ```
@@ -180,6 +181,11 @@ pub fn repair_journal(subdomain: &str, window: &Window) -> Path {
 /// The record of the open window's latest export (for `status`; never a done marker).
 pub fn open_window(subdomain: &str) -> Path {
     meta(subdomain).join("open.json")
+}
+
+/// The record of the last export (for `status` and monitoring; never read by a run's plan).
+pub fn last_run(subdomain: &str) -> Path {
+    meta(subdomain).join("last_run.json")
 }
 
 /// The folder of the lease's generations.

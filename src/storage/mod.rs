@@ -189,19 +189,8 @@ impl Lake {
             dest: dest.to_string(),
             reason,
         };
-        let local = if let Some(rest) = dest.strip_prefix("file://") {
-            let url = url::Url::parse(dest).map_err(|e| open_err(e.to_string()))?;
-            if !matches!(url.host_str(), None | Some("") | Some("localhost")) {
-                return Err(open_err(format!(
-                    "file URLs name a local path, not a host ({rest})"
-                )));
-            }
-            url.to_file_path()
-                .map_err(|()| open_err("not a local file path".to_string()))?
-        } else if dest.contains("://") {
+        let Some(local) = local_path(dest)? else {
             return Lake::open_object_store(dest, options);
-        } else {
-            std::path::PathBuf::from(dest)
         };
         std::fs::create_dir_all(&local)
             .map_err(|e| open_err(format!("cannot create directory: {e}")))?;
@@ -215,6 +204,16 @@ impl Lake {
             display: root.display().to_string(),
             local_root: Some(root),
         })
+    }
+
+    /// Opens a lake to read it, creating nothing: a local path that does not exist is `None`.
+    /// (An object store's prefix always "exists"; whether it holds a lake is the manifest's
+    /// question.)
+    pub fn open_existing(dest: &str, options: &StoreOptions) -> Result<Option<Lake>, StorageError> {
+        match local_path(dest)? {
+            Some(local) if !local.is_dir() => Ok(None),
+            _ => Lake::open(dest, options).map(Some),
+        }
     }
 
     fn open_object_store(dest: &str, options: &StoreOptions) -> Result<Lake, StorageError> {
@@ -534,6 +533,30 @@ impl Lake {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(source) => Err(store_err("delete", path, source)),
         }
+    }
+}
+
+/// The local directory a destination names (a path or a `file://` URL), or `None` for an object
+/// store URL.
+fn local_path(dest: &str) -> Result<Option<std::path::PathBuf>, StorageError> {
+    let open_err = |reason: String| StorageError::Open {
+        dest: dest.to_string(),
+        reason,
+    };
+    if let Some(rest) = dest.strip_prefix("file://") {
+        let url = url::Url::parse(dest).map_err(|e| open_err(e.to_string()))?;
+        if !matches!(url.host_str(), None | Some("") | Some("localhost")) {
+            return Err(open_err(format!(
+                "file URLs name a local path, not a host ({rest})"
+            )));
+        }
+        url.to_file_path()
+            .map(Some)
+            .map_err(|()| open_err("not a local file path".to_string()))
+    } else if dest.contains("://") {
+        Ok(None)
+    } else {
+        Ok(Some(std::path::PathBuf::from(dest)))
     }
 }
 

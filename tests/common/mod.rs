@@ -129,10 +129,12 @@ pub fn export_config(
         concurrency: 4,
         pagination: Pagination::Cursor,
         summary_json: None,
+        metrics_file: None,
         tmp_dir: std::env::temp_dir(),
         recheck: Duration::ZERO,
         lease_ttl: Duration::from_secs(600),
         store: Default::default(),
+        run_id: auditlake::lease::new_run_id(),
     }
 }
 

@@ -56,3 +56,32 @@ def test_pyarrow_reads_the_bucket_exactly(s3_lake, source):
         assert by_id[record["id"]] == {k: v for k, v in record.items() if v is not None}
     markers = fs.get_file_info(pafs.FileSelector(f"{root}/_auditlake/subdomain=acme/windows"))
     assert len(markers) == 8
+
+
+def test_athena_and_trino_ddl_for_the_bucket_parse_and_project_every_partition(s3_lake):
+    import sqlglot
+
+    fs, root = s3_lake
+    env = {"AWS_ENDPOINT_URL": ENDPOINT, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing"}
+    before = sorted(info.path for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)))
+    athena = run(["ddl", "--dest", f"s3://{root}", "--engine", "athena"], env_extra=env)
+    assert athena.returncode == 0, athena.stderr
+    [create] = sqlglot.parse(athena.stdout, read="athena")
+    assert isinstance(create, sqlglot.exp.Create)
+    sql = athena.stdout
+    # Partition projection: no statement but the CREATE, so no MSCK REPAIR, ever.
+    code = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    assert not any("MSCK" in line.upper() for line in code)
+    for needed in ["'projection.enabled' = 'true'",
+                   f"'s3://{root}/audit_logs/subdomain=${{subdomain}}/created_date=${{created_date}}/'",
+                   f"{SINCE},NOW", "'acme'", f"LOCATION 's3://{root}/audit_logs/'"]:
+        assert needed in sql, f"{needed} not in\n{sql}"
+    trino = run(["ddl", "--dest", f"s3://{root}", "--engine", "trino"], env_extra=env)
+    assert trino.returncode == 0, trino.stderr
+    parsed = sqlglot.parse(trino.stdout, read="trino")
+    assert isinstance(parsed[0], sqlglot.exp.Create), parsed
+    assert f"external_location = 's3://{root}/audit_logs/'" in trino.stdout
+    # ddl only reads.
+    after = sorted(info.path for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)))
+    assert after == before

@@ -1,0 +1,181 @@
+//! The run's metrics in Prometheus text format, for node_exporter's textfile collector (or any
+//! scraper of a file): one file per subdomain, replaced atomically at the end of every run, each
+//! value labelled by `subdomain`. Gauges, not counters: every value is the last run's (or a
+//! timestamp), and a file is never added to across runs.
+
+use std::io::Write;
+use std::path::Path;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::runner::Summary;
+
+/// What a metrics file says besides the summary.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunFacts {
+    /// The run's exit code.
+    pub exit_code: u8,
+    /// When the run finished, UTC seconds.
+    pub finished_at: i64,
+    /// When the last run that exited 0 finished (this one or an earlier one), UTC seconds.
+    pub last_success_at: Option<i64>,
+    /// The end of the newest committed window, UTC seconds: how fresh the lake is.
+    pub fresh_to: Option<i64>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Labels {
+    subdomain: String,
+}
+
+/// The metrics of one finished run, as Prometheus text.
+pub fn render(summary: &Summary, facts: &RunFacts) -> String {
+    let labels = Labels {
+        subdomain: summary.subdomain.clone(),
+    };
+    let mut registry = Registry::with_prefix("auditlake");
+    let mut gauge = |name: &str, help: &str, value: f64| {
+        let family = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        family.get_or_create(&labels).set(value);
+        registry.register(name, help, family);
+    };
+    let count = |n: u64| n as f64;
+    gauge(
+        "last_run_records",
+        "Records written by the last run",
+        count(summary.rows),
+    );
+    gauge(
+        "last_run_requests",
+        "HTTP requests the last run made to Zendesk",
+        count(summary.requests),
+    );
+    gauge(
+        "last_run_retries",
+        "Requests the last run retried",
+        count(summary.retries),
+    );
+    gauge(
+        "last_run_throttled",
+        "429 answers the last run received",
+        count(summary.throttled),
+    );
+    gauge(
+        "last_run_windows_done",
+        "Windows the last run committed",
+        count(summary.windows_done),
+    );
+    gauge(
+        "last_run_windows_failed",
+        "Windows the last run failed (a rerun retries them)",
+        count(summary.windows_failed),
+    );
+    gauge(
+        "last_run_duration_seconds",
+        "How long the last run took",
+        summary.seconds,
+    );
+    gauge(
+        "last_run_exit_code",
+        "The last run's exit code (0: success; see auditlake --help)",
+        f64::from(facts.exit_code),
+    );
+    gauge(
+        "last_run_timestamp_seconds",
+        "When the last run finished, Unix time",
+        facts.finished_at as f64,
+    );
+    if let Some(at) = facts.last_success_at {
+        gauge(
+            "last_success_timestamp_seconds",
+            "When the last run that exited 0 finished, Unix time",
+            at as f64,
+        );
+    }
+    if let Some(end) = facts.fresh_to {
+        gauge(
+            "fresh_to_timestamp_seconds",
+            "End of the newest committed window, Unix time: the lake holds every record before it",
+            end as f64,
+        );
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("writing to a String cannot fail");
+    text
+}
+
+/// Writes `text` to `path` atomically: a temporary file in the same folder, renamed over it, so a
+/// collector never reads half a file.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(text.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_becomes_labelled_gauges_in_the_text_format() {
+        let summary = Summary {
+            subdomain: "acme".into(),
+            rows: 1234,
+            requests: 17,
+            throttled: 2,
+            windows_done: 3,
+            seconds: 1.5,
+            ..Summary::default()
+        };
+        let facts = RunFacts {
+            exit_code: 0,
+            finished_at: 1_700_000_000,
+            last_success_at: Some(1_700_000_000),
+            fresh_to: Some(1_699_999_200),
+        };
+        let text = render(&summary, &facts);
+        for line in [
+            "# TYPE auditlake_last_run_records gauge",
+            "auditlake_last_run_records{subdomain=\"acme\"} 1234.0",
+            "auditlake_last_run_throttled{subdomain=\"acme\"} 2.0",
+            "auditlake_last_run_duration_seconds{subdomain=\"acme\"} 1.5",
+            "auditlake_last_success_timestamp_seconds{subdomain=\"acme\"} 1700000000.0",
+            "auditlake_fresh_to_timestamp_seconds{subdomain=\"acme\"} 1699999200.0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+
+        let never = render(
+            &summary,
+            &RunFacts {
+                exit_code: 1,
+                ..facts
+            },
+        );
+        assert!(never.contains("auditlake_last_run_exit_code{subdomain=\"acme\"} 1.0"));
+    }
+
+    #[test]
+    fn the_file_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auditlake.prom");
+        write_atomically(&path, "old\n").unwrap();
+        write_atomically(&path, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
