@@ -229,13 +229,19 @@ async fn check_config_covers_the_other_commands_without_creating_a_lake() {
     let (zendesk, base_url) = trap();
     let env = client_env(dir.path());
     let lake = dir.path().join("lake");
+    std::fs::create_dir(&lake).unwrap();
     let lake = lake.to_str().unwrap();
     let base = ["--base-url", base_url.as_str()];
-    let cases: [(&[&str], &[&str], &str); 6] = [
+    let cases: [(&[&str], &[&str], &str); 7] = [
         (
             &["status", "--dest", lake, "--subdomain", "acme"],
             &[],
             "status would read",
+        ),
+        (
+            &["ddl", "--dest", lake, "--engine", "duckdb"],
+            &[],
+            "ddl would describe",
         ),
         (
             &[
@@ -300,7 +306,7 @@ async fn check_config_covers_the_other_commands_without_creating_a_lake() {
     for args in [
         &["status", "--dest", missing, "--subdomain", "acme"][..],
         &["verify", "--dest", missing, "--subdomain", "acme"],
-        &["ddl", "--dest", missing],
+        &["ddl", "--dest", missing, "--engine", "duckdb"],
     ] {
         let real = run_with(args, &env).await;
         let checked = run_with(&[args, &["--check-config"]].concat(), &env).await;
