@@ -85,6 +85,15 @@ pub struct Cli {
         help_heading = "Output"
     )]
     pub quiet: bool,
+
+    /// Check the command's settings and exit: flags, config file, environment, credentials (that
+    /// they are set and readable; never shown) and the destination (its URL and store settings).
+    /// Contacts nothing, writes nothing; prints one line saying what would run and exits 0, or
+    /// exits with the error and code the run itself would give. Command line only.
+    // No AUDITLAKE_CHECK_CONFIG and no config-file key: a leftover setting there would turn every
+    // scheduled run into a check that exports nothing and still exits 0.
+    #[arg(long, global = true, help_heading = "Config")]
+    pub check_config: bool,
 }
 
 impl Cli {

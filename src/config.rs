@@ -190,6 +190,11 @@ pub fn command_line(
                 .map(|a| a.get_id().to_string())
         };
         let id = match known(command).or_else(|| known(&root)) {
+            Some(_) if key == "check-config" => {
+                return Err(bad(
+                    "check-config belongs on the command line: in a file it would turn every run into a check".into(),
+                ))
+            }
             Some(id) if key != "config" => id,
             Some(_) => return Err(bad("a config file cannot name another one".into())),
             None if root.get_subcommands().any(|c| known(c).is_some()) => continue,

@@ -34,6 +34,13 @@ fn main() -> ExitCode {
         subdomain,
         &cx.env,
     );
+    if cli.check_config {
+        // Validation only: no runtime, nothing contacted, nothing written.
+        return match cmd::check_config(&cli.command, &cx) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => fail(&e),
+        };
+    }
     // An export's async work is light (HTTP and waiting); decoding and Parquet run on blocking
     // threads. One async thread keeps each request, its connection task and its page on one
     // thread: on a multi-threaded runtime every page cost several cross-thread wakeups.

@@ -3,6 +3,7 @@
 //! logging and maps the outcome to an exit code ([`auditlake::Error::exit_code`]).
 
 mod api;
+mod check;
 mod export;
 mod lake;
 pub mod logging;
@@ -21,6 +22,8 @@ use auditlake::error::exit;
 use auditlake::runner::{Meter, NoProgress, Progress};
 use auditlake::zendesk::{Client, RequestBudget};
 use auditlake::Error;
+
+pub use check::check_config;
 
 /// What every command gets besides its own arguments.
 pub struct Context {

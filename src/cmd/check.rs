@@ -1,0 +1,199 @@
+//! `--check-config`: every command's settings validated as its run validates them — flags, config
+//! file, environment, credentials, the destination's URL and store settings — and one line on
+//! stdout saying what would run. Nothing is contacted and nothing is written: no request to
+//! Zendesk (no token is minted), none to the store, no directory created; a lake that must exist
+//! (status, verify, ddl) must exist now. The one place that
+//! decides what a check covers, for every command.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use auditlake::cli::Command;
+use auditlake::config::{self, ApiConfig};
+use auditlake::error::exit;
+use auditlake::status::StatusError;
+use auditlake::storage::{Lake, StorageError, StoreOptions};
+use auditlake::verify::VerifyError;
+use auditlake::window::format_rfc3339;
+use auditlake::zendesk::{Client, Credentials, RequestBudget};
+use auditlake::Error;
+
+use super::Context;
+
+/// Checks `command`'s settings; `Ok` is exit code 0 with the line printed, `Err` the error the
+/// command's run would stop with.
+pub fn check_config(command: &Command, cx: &Context) -> Result<u8, Error> {
+    let now = chrono::Utc::now().timestamp();
+    let line = match command {
+        Command::Export(args) => {
+            let c = config::export(args, &cx.file, &cx.env, now)?;
+            let zendesk = api(&c.api)?;
+            let lake = store(&c.dest, &c.store)?;
+            if let Some(path) = &c.summary_json {
+                summary_file(path)?;
+            }
+            format!(
+                "export would run: {zendesk} into {lake}, {} to {} on a {} grid, {} windows at once",
+                format_rfc3339(c.since),
+                format_rfc3339(c.until),
+                c.grid,
+                c.concurrency
+            )
+        }
+        Command::Status(args) => {
+            let c = config::status(args, &cx.file, &cx.env)?;
+            let lake =
+                Lake::open_existing(&c.dest, &c.store)?.ok_or_else(|| StatusError::NoLake {
+                    dest: c.dest.clone(),
+                    subdomain: c.subdomain.clone(),
+                })?;
+            format!(
+                "status would read subdomain {} in {}",
+                c.subdomain,
+                lake.display()
+            )
+        }
+        Command::Verify(args) => {
+            let c = config::verify(args, &cx.file, &cx.env)?;
+            let lake = Lake::open_existing(&c.dest, &c.store)?
+                .ok_or_else(|| VerifyError::NoDataset {
+                    dest: c.dest.clone(),
+                    subdomain: c.subdomain.clone(),
+                })?
+                .display()
+                .to_string();
+            let against = match &c.api {
+                Some(a) => format!(", against {}", api(a)?),
+                None => String::new(),
+            };
+            format!(
+                "verify would check subdomain {} in {lake}{against}",
+                c.subdomain
+            )
+        }
+        Command::Repair(args) => {
+            let c = config::repair(args, &cx.file, &cx.env, now)?;
+            let lake = store(&c.check.dest, &c.check.store)?;
+            let zendesk = api(&c.export.api)?;
+            format!(
+                "repair would mend subdomain {} in {lake} from {zendesk}",
+                c.check.subdomain
+            )
+        }
+        Command::Ddl(args) => {
+            let c = config::ddl(args, &cx.file, &cx.env)?;
+            let lake = auditlake::ddl::open(&c.dest, &c.store)?;
+            format!("ddl would describe the lake in {}", lake.display())
+        }
+        Command::Show(args) => {
+            let zendesk = api(&config::api(&args.api, &cx.env)?)?;
+            format!("show would fetch audit log {} from {zendesk}", args.id)
+        }
+        Command::List(args) => {
+            let zendesk = api(&config::api(&args.api, &cx.env)?)?;
+            config::list(args, now)?;
+            format!("list would list audit logs from {zendesk}")
+        }
+        Command::RequestExport(args) => {
+            let zendesk = api(&config::api(&args.api, &cx.env)?)?;
+            config::filters(&args.filters)?;
+            format!("request-export would ask {zendesk} for a CSV export")
+        }
+        #[cfg(feature = "simulator")]
+        Command::Demo(args) => {
+            let lake = store(&args.dest, &StoreOptions::default())?;
+            format!(
+                "demo would simulate {} records over {} days and export them into {lake}",
+                args.records, args.days
+            )
+        }
+        #[cfg(feature = "simulator")]
+        Command::Simulate(args) => {
+            auditlake::demo::simulator_config(args).map_err(config::ConfigError)?;
+            format!(
+                "simulate would serve {} records on {}",
+                args.records, args.bind
+            )
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "auditlake: check-config: {line}; nothing contacted, nothing written"
+    );
+    Ok(exit::OK)
+}
+
+/// Builds the run's client (no request, no token minted) and says whom it would ask, as whom.
+fn api(api: &ApiConfig) -> Result<String, Error> {
+    let budget = RequestBudget::new(api.max_requests_per_minute, api.rate_limit_share);
+    Client::new(api.client.clone(), Arc::new(budget))?;
+    // Names only what is not secret: the kind of credential, a client id, an email.
+    let who = match &api.client.credentials {
+        Credentials::OAuth(_) => "an OAuth access token".to_string(),
+        Credentials::ClientCredentials(client) => {
+            format!("OAuth client {:?} (scope {})", client.id, client.scope)
+        }
+        Credentials::ApiToken { email, .. } => format!("the API token of {email}"),
+    };
+    Ok(format!(
+        "subdomain {} at {} with {who}",
+        api.subdomain, api.client.base_url
+    ))
+}
+
+/// Opens the destination as the run would, without writing: an object store's client is built
+/// (which sends nothing), a local lake that is there is opened, and one that is not yet is not
+/// created: its nearest existing parent must be a directory.
+fn store(dest: &str, options: &StoreOptions) -> Result<String, Error> {
+    let local = if dest.starts_with("file://") {
+        url::Url::parse(dest)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+    } else if dest.contains("://") {
+        None
+    } else {
+        Some(Path::new(dest).to_path_buf())
+    };
+    match local {
+        // Not there yet: `Lake::open` would create it, which a check must not.
+        Some(path) if !path.exists() => {
+            let absolute = std::path::absolute(&path).unwrap_or(path);
+            let parent = absolute.ancestors().skip(1).find(|p| p.exists());
+            match parent {
+                Some(p) if p.is_dir() => Ok(format!("{} (to be created)", absolute.display())),
+                _ => Err(StorageError::Open {
+                    dest: dest.to_string(),
+                    reason: format!(
+                        "cannot create directory: {} is not a directory",
+                        parent.unwrap_or(&absolute).display()
+                    ),
+                }
+                .into()),
+            }
+        }
+        // An object store (its builder sends nothing), a local lake that exists (nothing to
+        // create), or a `file://` URL `Lake::open` refuses before creating anything.
+        _ => Ok(Lake::open(dest, options)?.display().to_string()),
+    }
+}
+
+/// The summary file is written after the run: its folder must be there now, or a whole export
+/// would end with exit 2.
+fn summary_file(path: &Path) -> Result<(), Error> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if folder.is_dir() {
+        return Ok(());
+    }
+    Err(Error::SummaryFile {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} is not a directory", folder.display()),
+        ),
+    })
+}
