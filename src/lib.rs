@@ -21,7 +21,8 @@
 //!   subdomain.
 //! - [`storage`] is object_store I/O; [`storage::layout`] is the only place that makes a path.
 //! - [`recount`] counts a window at the API; [`verify`] proves the lake.
-//! - [`runner`] ties a run (and a repair, and a recheck) together.
+//! - [`runner`] ties a run (and a repair, and a recheck) together; [`ranges`] plans the run's
+//!   windows as ranges, each fetched in one stream and split while they run.
 //! - [`metrics`] writes a run's Prometheus text file.
 //! - [`status`], [`ddl`] and [`ops`] serve the other commands; `demo` runs the whole job against the
 //!   built-in Zendesk, the `zendesk-sim` crate in `crates/zendesk-sim` (with the default
@@ -55,7 +56,8 @@ pub mod storage;
 // counting and proving, which the runner's recheck and repair use
 pub mod recount;
 pub mod verify;
-// coordination
+// coordination: ranges of windows fetched by one stream each, split while they run
+pub mod ranges;
 pub mod runner;
 // the other commands
 pub mod ddl;

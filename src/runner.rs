@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -19,10 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commit::{ids_in_lake, ids_of_parts, CommitError, Committer};
 use crate::config::{ExportConfig, RepairConfig};
-use crate::decode::{decode_page, DecodeError};
+use crate::decode::{decode_page, parse_timestamp_ms, DecodeError};
 use crate::encode::PartError;
 use crate::lease::{holder_name, Lease, LeaseError};
 use crate::manifest::{Dataset, Manifest, ManifestError, WindowRecord};
+use crate::ranges::{self, Range, WorkQueue};
 use crate::recount::count_window;
 use crate::route::{RouteCounts, RoutedPart, WindowRouter};
 use crate::schema::Schema;
@@ -65,6 +67,12 @@ pub enum WindowError {
     Commit(#[from] CommitError),
     #[error("window {window}: Zendesk no longer returns {dropped} records the lake holds; the window is left as it is rather than lose them")]
     WouldDrop { window: String, dropped: u64 },
+    #[error(
+        "not exported: the stream of its range failed before it ({cause}); a rerun retries it"
+    )]
+    RangeFailed { cause: String },
+    #[error("Zendesk returned record {id} after records created later (sort=created_at broken): window {window}, committed before it came, may lack it; run `auditlake repair --against-api`")]
+    Misordered { window: String, id: i64 },
 }
 
 impl WindowError {
@@ -468,15 +476,16 @@ async fn export_windows(
     progress: &dyn Progress,
     summary: &mut Summary,
 ) {
-    // Boxed so that dropping it really drops the in-flight windows (a pinned reference would not).
-    let mut results = Box::pin(
-        futures::stream::iter(pending)
-            .map(|(w, closed)| {
-                let context = context.clone();
-                async move { (w, export_window(&context, w, closed, progress).await) }
-            })
-            .buffer_unordered(concurrency),
-    );
+    let (closed, open): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, closed)| *closed);
+    let closed: Vec<Window> = closed.into_iter().map(|(w, _)| w).collect();
+    let queue = WorkQueue::new(ranges::initial(&closed, concurrency));
+    let open = std::sync::Mutex::new(open.into_iter().map(|(w, _)| w).collect::<Vec<_>>());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // Futures of this task, not spawned: dropping them (a stop) drops the in-flight windows.
+    let mut workers: FuturesUnordered<_> = (0..concurrency.max(1))
+        .map(|_| worker(context, &queue, &open, tx.clone(), progress))
+        .collect();
+    drop(tx);
     loop {
         let next = tokio::select! {
             biased;
@@ -486,7 +495,8 @@ async fn export_windows(
                 break;
             }
             () = lost.cancelled() => break,
-            next = results.next() => next,
+            next = rx.recv() => next,
+            Some(()) = workers.next() => continue,
         };
         let Some((w, result)) = next else { break };
         progress.window_finished();
@@ -498,6 +508,370 @@ async fn export_windows(
                 }
             }
         }
+    }
+}
+
+/// Where a worker reports each window's result, as soon as it has one.
+type Results = mpsc::UnboundedSender<(Window, Result<Done, WindowError>)>;
+
+/// One worker: the open window if nobody took it, then ranges until none is left to take.
+async fn worker(
+    context: &Context,
+    queue: &WorkQueue,
+    open: &std::sync::Mutex<Vec<Window>>,
+    results: Results,
+    progress: &dyn Progress,
+) {
+    let open_window = open.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    if let Some(window) = open_window {
+        let result = export_window(context, window, false, progress).await;
+        let _ = results.send((window, result));
+    }
+    while let Some(range) = queue.next() {
+        export_range(context, queue, range, &results, progress).await;
+    }
+}
+
+/// How a range's stream ended.
+enum StreamEnd {
+    /// Every window it owned was handed on to be committed.
+    Done,
+    /// It stopped before window `.0`, which must be fetched again from its start (a refused
+    /// cursor).
+    Restart(usize, ApiError),
+    /// It failed in window `.0`.
+    Failed(usize, WindowError),
+}
+
+/// Exports a range: one stream over its windows, each committed as soon as the stream passes its
+/// end; a refused cursor restarts the stream at the first window not handed on.
+async fn export_range(
+    context: &Context,
+    queue: &WorkQueue,
+    range: Arc<Range>,
+    results: &Results,
+    progress: &dyn Progress,
+) {
+    let mut from = 0;
+    let mut restarts = 0;
+    loop {
+        let failure = match stream_range(context, &range, from, results, progress).await {
+            StreamEnd::Done => return,
+            StreamEnd::Restart(i, error) if restarts < MAX_WINDOW_RESTARTS => {
+                restarts += 1;
+                tracing::warn!(window = %range.window(i).id(), %error, restarts, "cursor refused; restarting the range at this window");
+                from = i;
+                continue;
+            }
+            StreamEnd::Restart(i, error) => (i, WindowError::Api(error)),
+            StreamEnd::Failed(i, error) => (i, error),
+        };
+        let (i, error) = failure;
+        let mut rest = range.abandon(i).into_iter();
+        let Some(failed) = rest.next() else { return };
+        if matches!(error, WindowError::Decode(_)) {
+            // A record that does not decode fails its window only: the windows after it are
+            // fetched again, as a range of their own.
+            queue.push_front(rest.collect());
+            let _ = results.send((failed, Err(error)));
+            return;
+        }
+        let cause = error.to_string();
+        let _ = results.send((failed, Err(error)));
+        for window in rest {
+            let cause = cause.clone();
+            let _ = results.send((window, Err(WindowError::RangeFailed { cause })));
+        }
+        return;
+    }
+}
+
+/// What the encoder thread of a range hands on: window `.0` of the range, complete.
+type Routed = (usize, Vec<RoutedPart>, RouteCounts);
+
+/// Pages for the encoder thread, then whether the query ended (every page read).
+enum Handoff {
+    Pages(Vec<Page>),
+    Complete,
+}
+
+/// Streams the range's windows from window `from` on: fetches the pages of one query over them,
+/// routes the records on a blocking thread, and commits each window the stream has passed.
+async fn stream_range(
+    context: &Context,
+    range: &Arc<Range>,
+    from: usize,
+    results: &Results,
+    progress: &dyn Progress,
+) -> StreamEnd {
+    let owned = range.owned_from(from);
+    let (Some(first), Some(last)) = (owned.first().copied(), owned.last().copied()) else {
+        return StreamEnd::Done;
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (page_tx, page_rx) = mpsc::channel::<Handoff>(PIPELINE_DEPTH);
+    let (routed_tx, mut routed_rx) = mpsc::channel::<Routed>(PIPELINE_DEPTH);
+    let mut routing = RangeRouting {
+        range: range.clone(),
+        from,
+        at: from,
+        router: WindowRouter::new(first, context.config.tmp_dir.clone()),
+        done: false,
+        tmp_dir: context.config.tmp_dir.clone(),
+        stop: stop.clone(),
+        out: routed_tx,
+        misordered: Vec::new(),
+    };
+    let encoder = tokio::task::spawn_blocking(move || {
+        let routed = routing.run(page_rx);
+        (routed, routing.at, routing.done, routing.misordered)
+    });
+
+    let request = PageRequest {
+        filters: context.config.filters.clone(),
+        created_at: Some((first.start - 1, last.end)),
+        pagination: context.config.pagination,
+    };
+    let fetch = async {
+        // Owned here: the encoder sees the channel close when the fetch ends, however it ends.
+        let page_tx = page_tx;
+        let mut pages = pin!(pagination::pages(context.client.clone(), request));
+        let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
+        while !stop.load(Ordering::Relaxed) {
+            let Some(page) = pages.next().await else {
+                if !handoff.is_empty() && page_tx.send(Handoff::Pages(handoff)).await.is_err() {
+                    return Ok(());
+                }
+                let _ = page_tx.send(Handoff::Complete).await;
+                return Ok(());
+            };
+            let page = page?;
+            let total = context
+                .fetched
+                .fetch_add(page.records as u64, Ordering::Relaxed)
+                + page.records as u64;
+            progress.records(total);
+            // A page that reaches the range's end (which a split may have moved down) is the
+            // stream's last: the encoder hands the last window on at its first record past the
+            // end. So a split costs at most the page in flight.
+            let past_end = page
+                .last_created_at
+                .as_deref()
+                .and_then(parse_timestamp_ms)
+                .is_some_and(|ms| ms.div_euclid(1_000) >= range.end_time());
+            handoff.push(page);
+            if handoff.len() == PAGES_PER_HANDOFF || past_end {
+                let full = std::mem::replace(&mut handoff, Vec::with_capacity(PAGES_PER_HANDOFF));
+                if page_tx.send(Handoff::Pages(full)).await.is_err() || past_end {
+                    // The encoder stopped (its outcome is the one to report), or has what it needs.
+                    return Ok(());
+                }
+            }
+        }
+        // The range was split and the encoder passed its new end.
+        Ok::<(), ApiError>(())
+    };
+    let commit = async {
+        let mut committed = BTreeMap::new();
+        while let Some((i, parts, counts)) = routed_rx.recv().await {
+            let window = range.window(i);
+            let result = commit_range_window(context, window, parts, counts).await;
+            let failed = match &result {
+                Ok(done) => {
+                    committed.insert(i, done.record.clone());
+                    false
+                }
+                Err(_) => true,
+            };
+            let _ = results.send((window, result));
+            if failed {
+                // Nothing after it is committed: the stream stops, the rest fails.
+                return (committed, Some(i));
+            }
+        }
+        (committed, None)
+    };
+    let (fetched, (committed, commit_failed)) = tokio::join!(fetch, commit);
+    let (routed, at, done, misordered) = encoder.await.expect("the encoder thread does not panic");
+    if let Some(i) = commit_failed {
+        let cause = "a window before it could not be committed".to_string();
+        for window in range.abandon(i + 1) {
+            let cause = cause.clone();
+            let _ = results.send((window, Err(WindowError::RangeFailed { cause })));
+        }
+        return StreamEnd::Done;
+    }
+    if let Some(end) = report_misordered(context, range, &committed, &misordered, results).await {
+        return end;
+    }
+    // Every owned window handed on (and committed above): whatever the fetch did after the
+    // range's end does not matter.
+    if done {
+        return StreamEnd::Done;
+    }
+    match (routed, fetched) {
+        (Err(error), _) => StreamEnd::Failed(at, error),
+        (Ok(()), Err(error @ ApiError::CursorRefused { .. })) => StreamEnd::Restart(at, error),
+        (Ok(()), Err(error)) => StreamEnd::Failed(at, WindowError::Api(error)),
+        // The fetch ended and sent its end, so the encoder handed every window on: `done`.
+        (Ok(()), Ok(())) => StreamEnd::Done,
+    }
+}
+
+/// Commits a closed window of a range.
+async fn commit_range_window(
+    context: &Context,
+    window: Window,
+    parts: Vec<RoutedPart>,
+    counts: RouteCounts,
+) -> Result<Done, WindowError> {
+    let (record, created) = context.committer.commit_closed(&window, parts).await?;
+    Ok(Done {
+        window,
+        closed: true,
+        committed: created == Created::Created,
+        record,
+        counts,
+    })
+}
+
+/// Records that came after later ones (`sort=created_at` broken): each is looked up in the files
+/// of the window it belongs to, committed before it came; one missing there fails that window's
+/// report (the run exits 1 and says to repair) and stops the range.
+async fn report_misordered(
+    context: &Context,
+    range: &Range,
+    committed: &BTreeMap<usize, WindowRecord>,
+    misordered: &[(usize, i64)],
+    results: &Results,
+) -> Option<StreamEnd> {
+    let mut held: BTreeMap<usize, std::collections::HashSet<i64>> = BTreeMap::new();
+    for &(i, id) in misordered {
+        let ids = match (held.get(&i), committed.get(&i)) {
+            (Some(ids), _) => ids,
+            (None, Some(record)) => {
+                let ids = ids_in_lake(context.committer.lake(), record)
+                    .await
+                    .unwrap_or_default();
+                held.entry(i).or_insert(ids)
+            }
+            (None, None) => continue,
+        };
+        if !ids.contains(&id) {
+            let window = range.window(i);
+            let error = WindowError::Misordered {
+                window: window.id(),
+                id,
+            };
+            let _ = results.send((window, Err(error)));
+            return Some(StreamEnd::Done);
+        }
+    }
+    None
+}
+
+/// The encoder side of a range's stream: routes each record to its window, and hands a window on
+/// as soon as a record of a later window arrives (records come in `created_at` order across
+/// seconds, and window bounds are whole seconds).
+struct RangeRouting {
+    range: Arc<Range>,
+    /// The window the stream started at.
+    from: usize,
+    /// The window being routed: the first not handed on.
+    at: usize,
+    router: WindowRouter,
+    /// Every window the range owns was handed on.
+    done: bool,
+    tmp_dir: std::path::PathBuf,
+    /// Set once the stream passed the range's end (moved down by a split): fetch no more.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    out: mpsc::Sender<Routed>,
+    /// Records of an earlier window that came after a later window's: `(window, id)`.
+    misordered: Vec<(usize, i64)>,
+}
+
+/// Misordered records remembered per stream: one is enough to act; the cap bounds memory.
+const MISORDERED_KEPT: usize = 1_000;
+
+impl RangeRouting {
+    /// Routes every handed-off page until the query ends (then every owned window is handed on:
+    /// `done`), the range's end is passed, or the pages stop coming (the fetch failed).
+    fn run(&mut self, mut pages: mpsc::Receiver<Handoff>) -> Result<(), WindowError> {
+        while let Some(handoff) = pages.blocking_recv() {
+            let pages = match handoff {
+                Handoff::Pages(pages) => pages,
+                Handoff::Complete => {
+                    while self.hand_on()? {}
+                    return Ok(());
+                }
+            };
+            for page in pages {
+                let mut failed = None;
+                decode_page(&page.body, Schema::get(), |row| {
+                    if failed.is_none() && !self.stop.load(Ordering::Relaxed) {
+                        failed = self.push(&row).err();
+                    }
+                })?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                if self.stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, row: &crate::decode::Row<'_, '_>) -> Result<(), WindowError> {
+        let second = row.created_at.div_euclid(1_000);
+        while second >= self.range.window(self.at).end {
+            if !self.hand_on()? {
+                return Ok(());
+            }
+        }
+        let window = self.range.window(self.at);
+        if second < window.start && self.at > self.from && self.misordered.len() < MISORDERED_KEPT {
+            let earlier = (self.from..self.at)
+                .rev()
+                .find(|&i| self.range.window(i).contains(second));
+            if let Some(i) = earlier {
+                self.misordered.push((i, row.id));
+            }
+        }
+        Ok(self.router.push(row)?)
+    }
+
+    /// Hands the current window on and moves to the next; `false` when the next one is not the
+    /// range's (its end moved down), and the stream stops.
+    fn hand_on(&mut self) -> Result<bool, WindowError> {
+        let next = self.at + 1;
+        let mine = self.range.finish(self.at);
+        let router = if mine {
+            std::mem::replace(
+                &mut self.router,
+                WindowRouter::new(self.range.window(next), self.tmp_dir.clone()),
+            )
+        } else {
+            // The last window: leave a router that routes nothing more.
+            self.stop.store(true, Ordering::Relaxed);
+            std::mem::replace(
+                &mut self.router,
+                WindowRouter::new(self.range.window(self.at), self.tmp_dir.clone()),
+            )
+        };
+        let (parts, counts) = router.finish()?;
+        if self.out.blocking_send((self.at, parts, counts)).is_err() {
+            // The committer stopped (a failed commit): nothing more is handed on.
+            self.stop.store(true, Ordering::Relaxed);
+            return Ok(false);
+        }
+        if mine {
+            self.at = next;
+        } else {
+            self.done = true;
+        }
+        Ok(mine)
     }
 }
 

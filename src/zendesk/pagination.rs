@@ -48,6 +48,9 @@ pub struct PageRequest {
 pub struct Page {
     pub body: Bytes,
     pub records: usize,
+    /// The `created_at` of the page's last record, as sent: how far a stream sorted by
+    /// `created_at` has come, known before the page is decoded.
+    pub last_created_at: Option<String>,
     /// 1-based page number within the query.
     pub number: u32,
 }
@@ -97,6 +100,8 @@ struct RecordIds {
     count: usize,
     /// Ids in page order; records without an integer `id` are counted but not listed.
     ids: Vec<i64>,
+    /// The last record's `created_at`, when it is a string.
+    last_created_at: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RecordIds {
@@ -110,19 +115,26 @@ impl<'de> Deserialize<'de> for RecordIds {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RecordIds, A::Error> {
                 let mut ids = Vec::with_capacity(seq.size_hint().unwrap_or(PAGE_SIZE as usize));
                 let mut count = 0;
-                while let Some(RecordId(id)) = seq.next_element()? {
+                let mut last_created_at = None;
+                while let Some(RecordId(id, created_at)) = seq.next_element()? {
                     count += 1;
                     ids.extend(id);
+                    last_created_at = created_at;
                 }
-                Ok(RecordIds { count, ids })
+                Ok(RecordIds {
+                    count,
+                    ids,
+                    last_created_at,
+                })
             }
         }
         d.deserialize_seq(V)
     }
 }
 
-/// One record (a JSON object) reduced to its `id`, when that is an integer.
-struct RecordId(Option<i64>);
+/// One record (a JSON object) reduced to its `id`, when that is an integer, and its `created_at`,
+/// when that is a string.
+struct RecordId(Option<i64>, Option<String>);
 
 impl<'de> Deserialize<'de> for RecordId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -134,38 +146,60 @@ impl<'de> Deserialize<'de> for RecordId {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RecordId, A::Error> {
                 let mut id = None;
-                while let Some(IsId(is_id)) = map.next_key()? {
-                    if is_id {
+                let mut created_at = None;
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
                         // A `Value` for a number does not allocate; an odd id (string, float) is
                         // left to the schema decode to report.
-                        id = map.next_value::<serde_json::Value>()?.as_i64();
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
+                        Key::Id => id = map.next_value::<serde_json::Value>()?.as_i64(),
+                        Key::CreatedAt => {
+                            created_at = match map.next_value::<serde_json::Value>()? {
+                                serde_json::Value::String(text) => Some(text),
+                                _ => None,
+                            }
+                        }
+                        Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
                     }
                 }
-                Ok(RecordId(id))
+                Ok(RecordId(id, created_at))
             }
         }
         d.deserialize_map(V)
     }
 }
 
-/// Whether an object key is `id`, without allocating the key.
-struct IsId(bool);
+/// The keys pagination looks at, without allocating the key.
+enum Key {
+    Id,
+    CreatedAt,
+    Other,
+}
 
-impl<'de> Deserialize<'de> for IsId {
+impl Key {
+    fn of(key: &[u8]) -> Key {
+        match key {
+            b"id" => Key::Id,
+            b"created_at" => Key::CreatedAt,
+            _ => Key::Other,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl Visitor<'_> for V {
-            type Value = IsId;
+            type Value = Key;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a key")
             }
-            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<IsId, E> {
-                Ok(IsId(key == "id"))
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(Key::of(key.as_bytes()))
             }
-            fn visit_bytes<E: serde::de::Error>(self, key: &[u8]) -> Result<IsId, E> {
-                Ok(IsId(key == b"id"))
+            fn visit_bytes<E: serde::de::Error>(self, key: &[u8]) -> Result<Key, E> {
+                Ok(Key::of(key))
             }
         }
         d.deserialize_identifier(V)
@@ -395,6 +429,7 @@ async fn cursor_page(
     let page = Page {
         body,
         records: envelope.audit_logs.count,
+        last_created_at: envelope.audit_logs.last_created_at,
         number,
     };
     Ok((page, next))
@@ -468,6 +503,7 @@ async fn offset_page(
     let page = Page {
         body,
         records,
+        last_created_at: envelope.audit_logs.last_created_at,
         number,
     };
     Ok((page, next))
