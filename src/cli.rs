@@ -734,4 +734,9 @@ pub struct SimulateArgs {
     /// Records become visible only this long after their created_at (eventual consistency).
     #[arg(long, value_name = "DURATION")]
     pub late_arrival: Option<String>,
+
+    /// Answer every request after about this long (e.g. 150ms; +-50% jitter), like a real API's
+    /// latency [default: at once].
+    #[arg(long, value_name = "DURATION")]
+    pub latency: Option<String>,
 }

@@ -144,6 +144,7 @@ pub fn simulator_config(args: &SimulateArgs) -> Result<SimConfig, String> {
         fault_truncate: args.fault_truncate,
         fault_reset: args.fault_reset,
         late_arrival: duration("late-arrival", &args.late_arrival)?,
+        latency: duration("latency", &args.latency)?,
     };
     options.config().map_err(|e| e.to_string())
 }

@@ -404,6 +404,9 @@ impl Client {
         let mut reminted = false;
         loop {
             attempts += 1;
+            // The budget's turn first, then the token: a token taken before a long wait for the
+            // turn could expire on the way (with short lifetimes and a slow budget it did).
+            self.budget.acquire().await;
             let (request, generation) = self.request_to(&target, url).await?;
             let failure = match self.attempt(request, url).await {
                 Ok(Ok((status, body))) if status.is_success() => match check(&body) {
@@ -518,8 +521,8 @@ impl Client {
     ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
         let mut reminted = false;
         loop {
-            let (header, generation) = self.authorization().await?;
             self.budget.acquire().await;
+            let (header, generation) = self.authorization().await?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let response = self
                 .http
@@ -569,7 +572,6 @@ impl Client {
         request: reqwest::RequestBuilder,
         url: &Url,
     ) -> Result<Result<(StatusCode, Bytes), Transient>, ApiError> {
-        self.budget.acquire().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let response = match request.send().await {
             Ok(r) => r,

@@ -2,17 +2,28 @@
 # Benchmark: export a 1,000,000-record simulated account and report records/s, CPU-seconds per
 # million records and peak RSS of the auditlake process (GNU time). Run through `make bench`.
 #
-# Scenarios (BENCH_SCENARIOS picks some, space-separated; default: all three):
+# Scenarios (BENCH_SCENARIOS picks some, space-separated; default: all):
 #   one-window   1M records in one 1d window: the memory bound (a window is never buffered whole)
 #   ten-days     1M records over 10 days, 1d windows, 4 at a time: end-to-end throughput
 #   window-2m    2M records in one 1d window: peak RSS stays near one-window's (memory depends on
 #                the largest second and the part-file batch, not on the window's size)
+#
+# Request scenarios (issue 11), against a rate-limited simulator with latency; they report requests
+# made / the minimum ceil(records/100), the budget used (requests per minute / budget), 429s, and
+# wall time / the physical limit (the minimum spent at the budget's pace):
+#   req-sparse   (a) 50,000 records over 5 years, --window 1h, --since a year before the first
+#                record; 700/min account, share 0.5 (budget 350/min), 150 ms latency
+#   req-busy-day (b) BENCH_BUSY_RECORDS (default 300,000) records in one day, --window 1d,
+#                --concurrency 4, 250 ms latency, budget 700/min
+#   req-30d      (c) 30,000 records over 30 days, --window 1d, budget 350/min, 150 ms latency
+# BENCH_SIM_BIN runs the simulator from another binary (to measure an older export with it).
 set -euo pipefail
 
 BIN=${1:-target/release/auditlake}
+SIM_BIN=${BENCH_SIM_BIN:-$BIN}
 OUT=${BENCH_OUT:-bench-out}
 RECORDS=${BENCH_RECORDS:-1000000}
-SCENARIOS=${BENCH_SCENARIOS:-one-window ten-days window-2m}
+SCENARIOS=${BENCH_SCENARIOS:-one-window ten-days window-2m req-sparse req-busy-day req-30d}
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -20,13 +31,15 @@ sim_pid=""
 cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-start_sim() { # from to records
+start_sim() { # from to records [rate-limit [latency]]
   cleanup
   rm -f "$OUT/sim.url"  # a stale URL would point this run at the previous, stopped simulator
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  # The simulator's rate limit is lifted: this measures auditlake, not Zendesk's quota.
-  "$BIN" simulate --bind "127.0.0.1:$port" --records "$3" --from "$1" --to "$2" \
-    --rate-limit 4000000000 > "$OUT/sim.url" 2> "$OUT/sim.log" &
+  # By default the simulator's rate limit is lifted: this measures auditlake, not Zendesk's quota.
+  local latency=()
+  [ -n "${5:-}" ] && latency=(--latency "$5")
+  "$SIM_BIN" simulate --bind "127.0.0.1:$port" --records "$3" --from "$1" --to "$2" \
+    --rate-limit "${4:-4000000000}" "${latency[@]}" > "$OUT/sim.url" 2> "$OUT/sim.log" &
   sim_pid=$!
   for _ in $(seq 1 200); do [ -s "$OUT/sim.url" ] && break; sleep 0.1; done
   [ -s "$OUT/sim.url" ] || { echo "simulator did not start"; cat "$OUT/sim.log"; exit 1; }
@@ -58,12 +71,42 @@ print(f"{sys.argv[3]:<11} rows={rows:>8}  wall={wall:6.2f}s  records/s={rows / w
 PY
 }
 
+requests() { # name from to records rate-limit latency since until window concurrency share
+  local name=$1
+  start_sim "$2" "$3" "$4" "$5" "$6"
+  local start end
+  start=$(date +%s.%N)
+  ZENDESK_OAUTH_TOKEN=sim-token /usr/bin/time -v -o "$OUT/$name.time" \
+    "$BIN" export --subdomain bench --dest "$OUT/$name-lake" --since "$7" --until "$8" \
+    --window "$9" --concurrency "${10}" --base-url "$(cat "$OUT/sim.url")" \
+    --rate-limit-share "${11}" --recheck 0 --summary-json "$OUT/$name.json" --quiet
+  end=$(date +%s.%N)
+  python3 - "$OUT/$name.json" "$OUT/$name.time" "$name" "$5" "${11}" "$start" "$end" <<'PY'
+import json, math, re, sys
+summary = json.load(open(sys.argv[1]))
+time_text = open(sys.argv[2]).read()
+name, limit, share, start, end = sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
+assert summary["windows_failed"] == 0, summary["failures"]
+budget = math.floor(limit * share)
+wall = end - start
+minimum = max(1, math.ceil(summary["rows"] / 100))
+physical = minimum / budget * 60
+rss_mb = int(re.search(r"Maximum resident set size \(kbytes\):\s*(\d+)", time_text).group(1)) / 1024
+print(f"{name:<12} rows={summary['rows']:>7}  requests={summary['requests']:>6} ({summary['requests'] / minimum:.2f}x the minimum {minimum})  "
+      f"budget used={summary['requests'] / (wall / 60) / budget:5.1%} of {budget}/min  429s={summary['throttled']}  "
+      f"wall={wall:6.1f}s ({wall / physical:.2f}x the physical limit {physical:.1f}s)  peak-rss={rss_mb:.0f} MB")
+PY
+}
+
 echo "auditlake bench: $RECORDS records, $(nproc) cores, $(date -u +%Y-%m-%d)"
 for scenario in $SCENARIOS; do
   case $scenario in
     one-window) run one-window 2024-01-01 2024-01-02 1d 1 ;;
     ten-days) run ten-days 2024-01-01 2024-01-11 1d 4 ;;
     window-2m) run window-2m 2024-01-01 2024-01-02 1d 1 2000000 ;;
+    req-sparse) requests req-sparse 2020-01-01 2025-01-01 50000 700 150ms 2019-01-01 2025-01-01 1h 4 0.5 ;;
+    req-busy-day) requests req-busy-day 2024-01-01 2024-01-02 "${BENCH_BUSY_RECORDS:-300000}" 1400 250ms 2024-01-01 2024-01-02 1d 4 0.5 ;;
+    req-30d) requests req-30d 2024-01-01 2024-01-31 30000 700 150ms 2024-01-01 2024-01-31 1d 4 0.5 ;;
     *) echo "unknown scenario: $scenario"; exit 2 ;;
   esac
 done

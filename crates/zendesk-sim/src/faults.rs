@@ -33,6 +33,9 @@ pub struct Faults {
     /// A record is invisible (to list and show) until wall-clock now >= `created_at` + this,
     /// modelling Zendesk's eventual consistency. `None`: every record is visible at once.
     pub late_arrival: Option<Duration>,
+    /// Every request is answered after about this long (uniformly between half and one and a
+    /// half times it), like a real API's latency. `None`: at once.
+    pub latency: Option<Duration>,
     /// Seed of the fault draw; independent of the account seed.
     pub seed: u64,
 }
@@ -49,6 +52,7 @@ impl Default for Faults {
             invalid_cursor_rate: 0.0,
             cursor_ttl: None,
             late_arrival: None,
+            latency: None,
             seed: 0,
         }
     }

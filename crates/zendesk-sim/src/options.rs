@@ -51,6 +51,8 @@ pub struct SimOptions {
     pub fault_reset: f64,
     /// Records become visible only this long after their `created_at`.
     pub late_arrival: Option<Duration>,
+    /// Mean delay of every answer (`--latency`), with +-50% jitter.
+    pub latency: Option<Duration>,
 }
 
 /// Settings the simulator cannot serve, each naming its flag.
@@ -117,6 +119,7 @@ impl SimOptions {
             truncate_rate: self.fault_truncate,
             reset_rate: self.fault_reset,
             late_arrival: self.late_arrival,
+            latency: self.latency,
             ..Faults::default()
         };
         Ok(config)
@@ -146,6 +149,7 @@ mod tests {
             fault_truncate: 0.3,
             fault_reset: 0.4,
             late_arrival: Some(Duration::from_secs(60)),
+            latency: Some(Duration::from_millis(150)),
         }
     }
 
@@ -175,6 +179,7 @@ mod tests {
             (0.1, 0.2, 0.3, 0.4)
         );
         assert_eq!(config.faults.late_arrival, Some(Duration::from_secs(60)));
+        assert_eq!(config.faults.latency, Some(Duration::from_millis(150)));
     }
 
     #[test]

@@ -270,6 +270,10 @@ fn now_ms() -> i64 {
 
 async fn dispatch(State(sh): State<Arc<Shared>>, req: Request) -> Response {
     inc(&sh.stats.requests);
+    if let Some(mean) = sh.cfg.faults.latency {
+        // Jitter of +-50% around the mean, as a real API's latency varies.
+        tokio::time::sleep(mean.mul_f64(0.5 + fastrand::f64())).await;
+    }
     let now = now_ms();
     let (allowed, remaining, reset) = sh.take_rate(now);
     let mut resp = if allowed {
