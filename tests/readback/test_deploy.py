@@ -21,7 +21,7 @@ from conftest import BIN
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 DUMMY_SECRET = "dummy-SECRET-value-5150"
-COMMANDS = {"export", "status", "verify", "repair", "show", "list", "request-export"}
+COMMANDS = {"export", "status", "verify", "repair", "show", "list", "request-export", "ddl"}
 REDIRECTIONS = re.compile(r"^(\d?>>?|\d?>&\d|\||&&|;)")
 
 
@@ -36,8 +36,10 @@ def accepted(args, env, tmp_path):
             secret.write_text(DUMMY_SECRET + "\n")
             value = str(secret)
         run_env[name] = value
-    done = subprocess.run([BIN, *args, "--check-config"], env=run_env, capture_output=True, text=True,
-                          timeout=60)
+    # Relative paths (`./lake`) resolve in the test's folder, where a `lake` folder exists.
+    (tmp_path / "lake").mkdir(exist_ok=True)
+    done = subprocess.run([str(Path(BIN).resolve()), *args, "--check-config"], env=run_env,
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"{args}: {output}"
     assert f"{args[0]} would" in done.stdout, output
@@ -238,8 +240,9 @@ def readme_section(title):
     return text[start:end]
 
 
-def test_every_auditlake_command_in_the_readme_schedule_section_is_accepted(tmp_path):
-    section = readme_section("Running on a schedule")
+def check_readme_commands(section, tmp_path):
+    """Runs every `auditlake` command line of the section's shell blocks with --check-config;
+    returns how many there were."""
     blocks = re.findall(r"```(?:sh|console)\n(.*?)```", section, re.S)
     checked = 0
     for block in blocks:
@@ -260,7 +263,17 @@ def test_every_auditlake_command_in_the_readme_schedule_section_is_accepted(tmp_
             args = [a for a in tokens[program + 1:] if a != "--check-config"]
             accepted(args, env, tmp_path)
             checked += 1
-    assert checked >= 2, section
+    return checked
+
+
+@pytest.mark.parametrize("title", ["Monitoring", "Querying the lake"])
+def test_every_auditlake_command_in_the_readmes_monitoring_and_query_sections_is_accepted(title, tmp_path):
+    assert check_readme_commands(readme_section(title), tmp_path) >= 1
+
+
+def test_every_auditlake_command_in_the_readme_schedule_section_is_accepted(tmp_path):
+    section = readme_section("Running on a schedule")
+    assert check_readme_commands(section, tmp_path) >= 2, section
     crontab = (EXAMPLES / "cron/auditlake.crontab").read_text().splitlines()
     (shown,) = re.findall(r"```crontab\n(.*?)```", section, re.S)
     assert all(line in crontab for line in shown.splitlines()), "the README's crontab is the tested one"

@@ -54,6 +54,7 @@ def truth(source):
         "rows": len(source),
         "ids": len(by_id),
         "big": big,
+        "all_ms": [epoch_ms(r["created_at"]) for r in source],
         "min_ms": min(epoch_ms(r["created_at"]) for r in source),
         "max_ms": max(epoch_ms(r["created_at"]) for r in source),
         "days": {d: sum(1 for r in source if r["created_at"].startswith(d))
@@ -550,3 +551,19 @@ def test_sparks_ddl_makes_a_table_that_counts_every_row(lake, truth, spark):
     day = spark.sql(f"SELECT count(*) FROM ddl_check.audit_logs WHERE created_date = DATE '{DAY}'").first()[0]
     assert day == truth["days"][DAY]
     spark.sql("DROP TABLE ddl_check.audit_logs")
+
+
+def test_a_created_at_range_skips_the_row_groups_outside_it_by_their_statistics(lake, truth):
+    """Parquet written for readers: min/max statistics on created_at let a reader skip what a
+    time range excludes without reading it (pyarrow's row-group pruning, as engines do)."""
+    dest, _ = lake
+    dataset = ds.dataset(str(dest / "audit_logs"), format="parquet", partitioning="hive")
+    start = dt.datetime.fromisoformat(f"{DAY}T06:00:00+00:00")
+    hour = (ds.field("created_at") >= pa.scalar(start, pa.timestamp("ms", tz="UTC"))) & (
+        ds.field("created_at") < pa.scalar(start + dt.timedelta(hours=1), pa.timestamp("ms", tz="UTC")))
+    groups = [g for f in dataset.get_fragments() for g in f.split_by_row_group()]
+    kept = [g for f in dataset.get_fragments() for g in f.split_by_row_group(filter=hour)]
+    assert 1 <= len(kept) < len(groups), (len(kept), len(groups))
+    rows = dataset.to_table(filter=hour).num_rows
+    expected = sum(1 for ms in truth["all_ms"] if start.timestamp() * 1000 <= ms < (start.timestamp() + 3600) * 1000)
+    assert rows == expected > 0
