@@ -206,7 +206,7 @@ impl Summary {
             exit::DESTINATION
         } else if self.fatal.is_some() {
             exit::ACCESS
-        } else if self.windows_failed > 0 {
+        } else if self.windows_failed > 0 || self.records_misordered > 0 {
             exit::WINDOWS_FAILED
         } else {
             exit::OK

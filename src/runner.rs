@@ -6,7 +6,7 @@
 //! committed window's files change only through a repair ([`crate::commit`]); the open-window
 //! path never touches a window that has a marker.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -176,6 +176,9 @@ pub struct Summary {
     /// The run stopped because another run took its lease over.
     pub lease_lost: bool,
     pub failures: Vec<Failure>,
+    /// Records that came after records of a later window (`sort=created_at` broken) and are
+    /// missing from their committed window: listed in `failures`; `repair --against-api` mends.
+    pub records_misordered: u64,
     /// Fields the schema does not know that this run's rows carried (kept in `extra_json`), with
     /// the rows that carried each: schema drift.
     pub extra_fields: BTreeMap<String, u64>,
@@ -476,14 +479,19 @@ async fn export_windows(
     progress: &dyn Progress,
     summary: &mut Summary,
 ) {
-    let (closed, open): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, closed)| *closed);
-    let closed: Vec<Window> = closed.into_iter().map(|(w, _)| w).collect();
-    let queue = WorkQueue::new(ranges::initial(&closed, concurrency));
-    let open = std::sync::Mutex::new(open.into_iter().map(|(w, _)| w).collect::<Vec<_>>());
+    // Offset pagination checks a query's distinct records against its `count` only on its last
+    // page: a window must not be committed before that, so each window is a query of its own
+    // there, as is the open window always.
+    let (ranged, alone): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, closed)| {
+        *closed && context.config.pagination == crate::zendesk::Pagination::Cursor
+    });
+    let ranged: Vec<Window> = ranged.into_iter().map(|(w, _)| w).collect();
+    let queue = WorkQueue::new(ranges::initial(&ranged, concurrency));
+    let alone = std::sync::Mutex::new(alone.into_iter().collect::<VecDeque<_>>());
     let (tx, mut rx) = mpsc::unbounded_channel();
     // Futures of this task, not spawned: dropping them (a stop) drops the in-flight windows.
     let mut workers: FuturesUnordered<_> = (0..concurrency.max(1))
-        .map(|_| worker(context, &queue, &open, tx.clone(), progress))
+        .map(|_| worker(context, &queue, &alone, tx.clone(), progress))
         .collect();
     drop(tx);
     loop {
@@ -498,34 +506,73 @@ async fn export_windows(
             next = rx.recv() => next,
             Some(()) = workers.next() => continue,
         };
-        let Some((w, result)) = next else { break };
-        progress.window_finished();
-        match result {
-            Ok(done) => record_done(summary, done),
-            Err(e) => {
-                if record_failure(summary, w, &e) {
-                    break;
-                }
-            }
+        let Some(report) = next else { break };
+        if record_report(summary, report, progress) {
+            break;
+        }
+    }
+    // Windows committed (or failed) before the stop whose reports were still queued.
+    drop(workers);
+    while let Ok(report) = rx.try_recv() {
+        record_report(summary, report, progress);
+    }
+}
+
+/// What a worker reports (through a channel; the size of a window's result costs nothing).
+#[allow(clippy::large_enum_variant)]
+enum WorkerReport {
+    /// A window's result.
+    Window(Window, Result<Done, WindowError>),
+    /// A record that came after records of a later window, and is missing from the window it
+    /// belongs to, committed before it came.
+    Misordered { window: Window, id: i64 },
+}
+
+/// Adds a report to the summary; whether the run must stop.
+fn record_report(summary: &mut Summary, report: WorkerReport, progress: &dyn Progress) -> bool {
+    match report {
+        WorkerReport::Window(_, Ok(done)) => {
+            progress.window_finished();
+            record_done(summary, done);
+            false
+        }
+        WorkerReport::Window(w, Err(e)) => {
+            progress.window_finished();
+            record_failure(summary, w, &e)
+        }
+        WorkerReport::Misordered { window, id } => {
+            let e = WindowError::Misordered {
+                window: window.id(),
+                id,
+            };
+            tracing::error!(window = %window.id(), id, error = %e, "record missing from a committed window");
+            summary.records_misordered += 1;
+            summary.failures.push(Failure {
+                window: window.id(),
+                error: e.to_string(),
+            });
+            false
         }
     }
 }
 
 /// Where a worker reports each window's result, as soon as it has one.
-type Results = mpsc::UnboundedSender<(Window, Result<Done, WindowError>)>;
+type Results = mpsc::UnboundedSender<WorkerReport>;
 
-/// One worker: the open window if nobody took it, then ranges until none is left to take.
+/// One worker: windows exported alone (the open window; every window with offset pagination)
+/// while there are any, then ranges until none is left to take.
 async fn worker(
     context: &Context,
     queue: &WorkQueue,
-    open: &std::sync::Mutex<Vec<Window>>,
+    alone: &std::sync::Mutex<VecDeque<(Window, bool)>>,
     results: Results,
     progress: &dyn Progress,
 ) {
-    let open_window = open.lock().unwrap_or_else(|e| e.into_inner()).pop();
-    if let Some(window) = open_window {
-        let result = export_window(context, window, false, progress).await;
-        let _ = results.send((window, result));
+    loop {
+        let next = alone.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let Some((window, closed)) = next else { break };
+        let result = export_window(context, window, closed, progress).await;
+        let _ = results.send(WorkerReport::Window(window, result));
     }
     while let Some(range) = queue.next() {
         export_range(context, queue, range, &results, progress).await;
@@ -557,8 +604,9 @@ async fn export_range(
     loop {
         let failure = match stream_range(context, &range, from, results, progress).await {
             StreamEnd::Done => return,
-            StreamEnd::Restart(i, error) if restarts < MAX_WINDOW_RESTARTS => {
-                restarts += 1;
+            StreamEnd::Restart(i, error) if restarts < MAX_WINDOW_RESTARTS || i > from => {
+                // The budget of restarts is per window: one that made progress starts afresh.
+                restarts = if i > from { 1 } else { restarts + 1 };
                 tracing::warn!(window = %range.window(i).id(), %error, restarts, "cursor refused; restarting the range at this window");
                 from = i;
                 continue;
@@ -567,20 +615,28 @@ async fn export_range(
             StreamEnd::Failed(i, error) => (i, error),
         };
         let (i, error) = failure;
-        let mut rest = range.abandon(i).into_iter();
-        let Some(failed) = rest.next() else { return };
-        if matches!(error, WindowError::Decode(_)) {
-            // A record that does not decode fails its window only: the windows after it are
-            // fetched again, as a range of their own.
-            queue.push_front(rest.collect());
-            let _ = results.send((failed, Err(error)));
+        let mut rest = range.abandon(i);
+        if matches!(error, WindowError::Decode(_)) && rest.len() > 1 {
+            // A record that does not decode is somewhere in the rest of the range (decoding
+            // stops at it): both halves are fetched again as ranges of their own, so the window
+            // that holds it is found in a few streams and fails alone.
+            let tail = rest.split_off(rest.len() / 2);
+            queue.push_front(tail);
+            queue.push_front(rest);
             return;
         }
+        let mut rest = rest.into_iter();
+        let failed = rest
+            .next()
+            .expect("the window the stream failed in is the range's");
         let cause = error.to_string();
-        let _ = results.send((failed, Err(error)));
+        let _ = results.send(WorkerReport::Window(failed, Err(error)));
         for window in rest {
             let cause = cause.clone();
-            let _ = results.send((window, Err(WindowError::RangeFailed { cause })));
+            let _ = results.send(WorkerReport::Window(
+                window,
+                Err(WindowError::RangeFailed { cause }),
+            ));
         }
         return;
     }
@@ -683,9 +739,12 @@ async fn stream_range(
                 }
                 Err(_) => true,
             };
-            let _ = results.send((window, result));
+            let _ = results.send(WorkerReport::Window(window, result));
             if failed {
-                // Nothing after it is committed: the stream stops, the rest fails.
+                // Nothing after it is committed: the stream stops, the rest fails. Closing the
+                // channel makes the encoder's next hand-on fail, so it stops too.
+                stop.store(true, Ordering::Relaxed);
+                routed_rx.close();
                 return (committed, Some(i));
             }
         }
@@ -697,13 +756,14 @@ async fn stream_range(
         let cause = "a window before it could not be committed".to_string();
         for window in range.abandon(i + 1) {
             let cause = cause.clone();
-            let _ = results.send((window, Err(WindowError::RangeFailed { cause })));
+            let _ = results.send(WorkerReport::Window(
+                window,
+                Err(WindowError::RangeFailed { cause }),
+            ));
         }
         return StreamEnd::Done;
     }
-    if let Some(end) = report_misordered(context, range, &committed, &misordered, results).await {
-        return end;
-    }
+    report_misordered(context, range, &committed, &misordered, results).await;
     // Every owned window handed on (and committed above): whatever the fetch did after the
     // range's end does not matter.
     if done {
@@ -744,7 +804,7 @@ async fn report_misordered(
     committed: &BTreeMap<usize, WindowRecord>,
     misordered: &[(usize, i64)],
     results: &Results,
-) -> Option<StreamEnd> {
+) {
     let mut held: BTreeMap<usize, std::collections::HashSet<i64>> = BTreeMap::new();
     for &(i, id) in misordered {
         let ids = match (held.get(&i), committed.get(&i)) {
@@ -759,15 +819,9 @@ async fn report_misordered(
         };
         if !ids.contains(&id) {
             let window = range.window(i);
-            let error = WindowError::Misordered {
-                window: window.id(),
-                id,
-            };
-            let _ = results.send((window, Err(error)));
-            return Some(StreamEnd::Done);
+            let _ = results.send(WorkerReport::Misordered { window, id });
         }
     }
-    None
 }
 
 /// The encoder side of a range's stream: routes each record to its window, and hands a window on
@@ -1371,7 +1425,8 @@ async fn commit_empty_start(
             ),
             Err(e) => {
                 if record_failure(summary, window, &e.into()) {
-                    break;
+                    // The destination or the lease failed: no further window is started.
+                    return Vec::new();
                 }
             }
         }
