@@ -773,8 +773,14 @@ async fn stream_range(
         (Err(error), _) => StreamEnd::Failed(at, error),
         (Ok(()), Err(error @ ApiError::CursorRefused { .. })) => StreamEnd::Restart(at, error),
         (Ok(()), Err(error)) => StreamEnd::Failed(at, WindowError::Api(error)),
-        // The fetch ended and sent its end, so the encoder handed every window on: `done`.
-        (Ok(()), Ok(())) => StreamEnd::Done,
+        // The fetch ended and sent its end, so the encoder handed every window on (`done`);
+        // should it not have, the rest is failed rather than left out of the run's accounting.
+        (Ok(()), Ok(())) => StreamEnd::Failed(
+            at,
+            WindowError::RangeFailed {
+                cause: "its range's stream ended before the window's end".into(),
+            },
+        ),
     }
 }
 
