@@ -438,7 +438,9 @@ pub struct ExportArgs {
     )]
     pub settle_lag: Option<String>,
 
-    /// Windows exported at once [default: 4].
+    /// Streams fetched at once, each over a range of windows; a stream that runs out of work
+    /// takes over half of the largest one's. The request budget, not this, bounds the load on
+    /// Zendesk [default: 4].
     #[arg(
         long,
         env = "AUDITLAKE_CONCURRENCY",

@@ -308,7 +308,7 @@ pub struct ExportConfig {
     pub run_id: String,
 }
 
-/// Windows exported at once by default: enough to overlap requests, decoding and uploads; the
+/// Streams fetched at once by default: enough to overlap requests, decoding and uploads; the
 /// request budget, not this, bounds the load on Zendesk.
 const DEFAULT_CONCURRENCY: usize = 4;
 
