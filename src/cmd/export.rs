@@ -73,7 +73,8 @@ fn summary_value(summary: &Summary, code: u8) -> serde_json::Value {
 }
 
 /// Records the finished run in the lake's state, for `status` (unless the run lost its lease:
-/// the record is then the holder's to write), and gathers what its metrics need. Best effort: the
+/// the record is then the holder's to write, or the store failed), and gathers what its metrics
+/// need. Best effort: the
 /// run's outcome stands whether or not the lake could be read or written.
 async fn after_run(
     dest: &str,
@@ -90,6 +91,11 @@ async fn after_run(
         last_success_at: (code == exit::OK).then_some(finished),
         fresh_to: None,
     };
+    // A destination that failed already cost the run its retries: it is not asked again (the
+    // run must end within about a minute; metrics then lack the lake's figures).
+    if summary.store_failed {
+        return facts;
+    }
     let manifest = match Lake::open(dest, store) {
         Ok(lake) => Manifest::new(lake, &summary.subdomain),
         Err(error) => {
