@@ -512,3 +512,35 @@ async fn a_busy_range_is_split_among_idle_workers_and_the_lake_stays_exact() {
         starts.len()
     );
 }
+
+/// A known field of another JSON type fails the window that holds its record, and no other: in a
+/// range stream decoding stops at the record, so the rest of the range is fetched again in halves
+/// until the window is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_another_type_fails_its_own_window_and_no_other() {
+    let config = sim_config(6_000, FROM, "2024-03-03");
+    let first = start(config.clone()).await;
+    let k = first.account().len() * 2 / 3;
+    let (bad_id, bad_at) = (
+        first.account().id(k),
+        first.account().created_at(k).timestamp(),
+    );
+    drop(first);
+    let mut config = config;
+    config.faults.mistyped_record = Some(bad_id);
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = export(export_config(&sim, dir.path(), FROM, "2024-03-03", "1h")).await;
+    let hour = utc(bad_at - bad_at.rem_euclid(3600))
+        .format("%Y%m%dT%H%MZ")
+        .to_string();
+    assert_eq!(summary.windows_failed, 1, "{:?}", summary.failures);
+    assert_eq!(summary.failures[0].window, hour, "{:?}", summary.failures);
+    assert!(
+        summary.failures[0].error.contains("actor_id"),
+        "{:?}",
+        summary.failures
+    );
+    assert_eq!(summary.windows_done, 47);
+    assert_eq!(markers(dir.path()).len(), 47);
+}

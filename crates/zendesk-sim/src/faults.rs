@@ -36,6 +36,9 @@ pub struct Faults {
     /// Every request is answered after about this long (uniformly between half and one and a
     /// half times it), like a real API's latency. `None`: at once.
     pub latency: Option<Duration>,
+    /// The record with this id is listed with its `actor_id` as a string: a known field of
+    /// another JSON type, which must fail the window that holds it (and no other).
+    pub mistyped_record: Option<i64>,
     /// Seed of the fault draw; independent of the account seed.
     pub seed: u64,
 }
@@ -53,6 +56,7 @@ impl Default for Faults {
             cursor_ttl: None,
             late_arrival: None,
             latency: None,
+            mistyped_record: None,
             seed: 0,
         }
     }

@@ -826,7 +826,7 @@ fn cursor_page(
         _ => None,
     };
 
-    let mut buf = records_body(scope.acc, &page);
+    let mut buf = records_body(scope.acc, &page, sh.cfg.faults.mistyped_record);
     buf.extend_from_slice(b",\"meta\":{\"has_more\":");
     buf.extend_from_slice(if has_more { b"true" } else { b"false" });
     buf.extend_from_slice(b",\"after_cursor\":");
@@ -882,7 +882,7 @@ fn offset_page(
             ("page", &(page - 1).to_string()),
         )
     });
-    let mut buf = records_body(scope.acc, &rows);
+    let mut buf = records_body(scope.acc, &rows, sh.cfg.faults.mistyped_record);
     buf.extend_from_slice(b",\"next_page\":");
     opt_str(&mut buf, next.as_deref());
     buf.extend_from_slice(b",\"previous_page\":");
@@ -893,8 +893,9 @@ fn offset_page(
     (buf, rows.len())
 }
 
-/// `{"audit_logs":[...]` without the closing brace.
-fn records_body(acc: &Account, rows: &[usize]) -> Vec<u8> {
+/// `{"audit_logs":[...]` without the closing brace; the record whose id is `mistyped` (a fault)
+/// carries its `actor_id` as a string.
+fn records_body(acc: &Account, rows: &[usize], mistyped: Option<i64>) -> Vec<u8> {
     // ~700 bytes is a typical record; long descriptions grow the buffer once or twice.
     let mut buf = Vec::with_capacity(rows.len() * 700 + 512);
     buf.extend_from_slice(b"{\"audit_logs\":[");
@@ -902,10 +903,30 @@ fn records_body(acc: &Account, rows: &[usize]) -> Vec<u8> {
         if k > 0 {
             buf.push(b',');
         }
+        let start = buf.len();
         acc.write_record(&mut buf, i, false);
+        if mistyped == Some(acc.id(i)) {
+            quote_actor_id(&mut buf, start);
+        }
     }
     buf.push(b']');
     buf
+}
+
+/// Turns the number after `"actor_id":` (from `start` on) into a string.
+fn quote_actor_id(buf: &mut Vec<u8>, start: usize) {
+    const KEY: &[u8] = b"\"actor_id\":";
+    let Some(at) = buf[start..].windows(KEY.len()).position(|w| w == KEY) else {
+        return;
+    };
+    let value = start + at + KEY.len();
+    let end = value
+        + buf[value..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit() || **b == b'-')
+            .count();
+    buf.insert(end, b'"');
+    buf.insert(value, b'"');
 }
 
 /// An absolute URL to the same endpoint with `drop` keys removed and `add` appended; every other
