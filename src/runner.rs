@@ -201,6 +201,14 @@ struct Context {
     fetched: AtomicU64,
 }
 
+impl Context {
+    /// Counts a fetched page's records towards the run's progress.
+    fn count_page(&self, page: &Page, progress: &dyn Progress) {
+        let records = page.records as u64;
+        progress.records(self.fetched.fetch_add(records, Ordering::Relaxed) + records);
+    }
+}
+
 /// Observes progress (the CLI draws a bar with it).
 pub trait Progress: Send + Sync {
     /// The run starts `windows` windows; `meter` reads its requests and budget at any time.
@@ -702,11 +710,7 @@ async fn stream_range(
                 return Ok(());
             };
             let page = page?;
-            let total = context
-                .fetched
-                .fetch_add(page.records as u64, Ordering::Relaxed)
-                + page.records as u64;
-            progress.records(total);
+            context.count_page(&page, progress);
             // A page that reaches the range's end (which a split may have moved down) is the
             // stream's last: the encoder hands the last window on at its first record past the
             // end. So a split costs at most the page in flight.
@@ -1557,11 +1561,7 @@ async fn fetch_and_encode(
         let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
         while let Some(page) = pages.next().await {
             let page = page?;
-            let total = context
-                .fetched
-                .fetch_add(page.records as u64, Ordering::Relaxed)
-                + page.records as u64;
-            progress.records(total);
+            context.count_page(&page, progress);
             handoff.push(page);
             if handoff.len() == PAGES_PER_HANDOFF {
                 let full = std::mem::replace(&mut handoff, Vec::with_capacity(PAGES_PER_HANDOFF));
