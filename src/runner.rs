@@ -674,7 +674,7 @@ async fn stream_range(
     };
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (page_tx, page_rx) = mpsc::channel::<Handoff>(PIPELINE_DEPTH);
-    let (routed_tx, mut routed_rx) = mpsc::channel::<Routed>(PIPELINE_DEPTH);
+    let (routed_tx, routed_rx) = mpsc::channel::<Routed>(PIPELINE_DEPTH);
     let mut routing = RangeRouting {
         range: range.clone(),
         from,
@@ -696,64 +696,8 @@ async fn stream_range(
         created_at: Some((first.start - 1, last.end)),
         pagination: context.config.pagination,
     };
-    let fetch = async {
-        // Owned here: the encoder sees the channel close when the fetch ends, however it ends.
-        let page_tx = page_tx;
-        let mut pages = pin!(pagination::pages(context.client.clone(), request));
-        let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
-        while !stop.load(Ordering::Relaxed) {
-            let Some(page) = pages.next().await else {
-                if !handoff.is_empty() && page_tx.send(Handoff::Pages(handoff)).await.is_err() {
-                    return Ok(());
-                }
-                let _ = page_tx.send(Handoff::Complete).await;
-                return Ok(());
-            };
-            let page = page?;
-            context.count_page(&page, progress);
-            // A page that reaches the range's end (which a split may have moved down) is the
-            // stream's last: the encoder hands the last window on at its first record past the
-            // end. So a split costs at most the page in flight.
-            let past_end = page
-                .last_created_at
-                .as_deref()
-                .and_then(parse_timestamp_ms)
-                .is_some_and(|ms| ms.div_euclid(1_000) >= range.end_time());
-            handoff.push(page);
-            if handoff.len() == PAGES_PER_HANDOFF || past_end {
-                let full = std::mem::replace(&mut handoff, Vec::with_capacity(PAGES_PER_HANDOFF));
-                if page_tx.send(Handoff::Pages(full)).await.is_err() || past_end {
-                    // The encoder stopped (its outcome is the one to report), or has what it needs.
-                    return Ok(());
-                }
-            }
-        }
-        // The range was split and the encoder passed its new end.
-        Ok::<(), ApiError>(())
-    };
-    let commit = async {
-        let mut committed = BTreeMap::new();
-        while let Some((i, parts, counts)) = routed_rx.recv().await {
-            let window = range.window(i);
-            let result = commit_range_window(context, window, parts, counts).await;
-            let failed = match &result {
-                Ok(done) => {
-                    committed.insert(i, done.record.clone());
-                    false
-                }
-                Err(_) => true,
-            };
-            let _ = results.send(WorkerReport::Window(window, result));
-            if failed {
-                // Nothing after it is committed: the stream stops, the rest fails. Closing the
-                // channel makes the encoder's next hand-on fail, so it stops too.
-                stop.store(true, Ordering::Relaxed);
-                routed_rx.close();
-                return (committed, Some(i));
-            }
-        }
-        (committed, None)
-    };
+    let fetch = fetch_range(context, range, request, page_tx, &stop, progress);
+    let commit = commit_routed(context, range, routed_rx, &stop, results);
     let (fetched, (committed, commit_failed)) = tokio::join!(fetch, commit);
     let (routed, at, done, misordered) = encoder.await.expect("the encoder thread does not panic");
     if let Some(i) = commit_failed {
@@ -786,6 +730,82 @@ async fn stream_range(
             },
         ),
     }
+}
+
+/// Fetches a range stream's pages for its encoder until the query ends (then says so), a page
+/// reaches the range's end, or the encoder stops. `page_tx` is owned: the encoder sees the channel
+/// close when the fetch ends, however it ends.
+async fn fetch_range(
+    context: &Context,
+    range: &Range,
+    request: PageRequest,
+    page_tx: mpsc::Sender<Handoff>,
+    stop: &std::sync::atomic::AtomicBool,
+    progress: &dyn Progress,
+) -> Result<(), ApiError> {
+    let mut pages = pin!(pagination::pages(context.client.clone(), request));
+    let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
+    while !stop.load(Ordering::Relaxed) {
+        let Some(page) = pages.next().await else {
+            if !handoff.is_empty() && page_tx.send(Handoff::Pages(handoff)).await.is_err() {
+                return Ok(());
+            }
+            let _ = page_tx.send(Handoff::Complete).await;
+            return Ok(());
+        };
+        let page = page?;
+        context.count_page(&page, progress);
+        // A page that reaches the range's end (which a split may have moved down) is the
+        // stream's last: the encoder hands the last window on at its first record past the
+        // end. So a split costs at most the page in flight.
+        let past_end = page
+            .last_created_at
+            .as_deref()
+            .and_then(parse_timestamp_ms)
+            .is_some_and(|ms| ms.div_euclid(1_000) >= range.end_time());
+        handoff.push(page);
+        if handoff.len() == PAGES_PER_HANDOFF || past_end {
+            let full = std::mem::replace(&mut handoff, Vec::with_capacity(PAGES_PER_HANDOFF));
+            if page_tx.send(Handoff::Pages(full)).await.is_err() || past_end {
+                // The encoder stopped (its outcome is the one to report), or has what it needs.
+                return Ok(());
+            }
+        }
+    }
+    // The range was split and the encoder passed its new end.
+    Ok(())
+}
+
+/// Commits each window a range stream hands on, in order, and reports it; stops at the first
+/// that fails (returning its index), closing the channel so that the encoder stops too.
+async fn commit_routed(
+    context: &Context,
+    range: &Range,
+    mut routed_rx: mpsc::Receiver<Routed>,
+    stop: &std::sync::atomic::AtomicBool,
+    results: &Results,
+) -> (BTreeMap<usize, WindowRecord>, Option<usize>) {
+    let mut committed = BTreeMap::new();
+    while let Some((i, parts, counts)) = routed_rx.recv().await {
+        let window = range.window(i);
+        let result = commit_range_window(context, window, parts, counts).await;
+        let failed = match &result {
+            Ok(done) => {
+                committed.insert(i, done.record.clone());
+                false
+            }
+            Err(_) => true,
+        };
+        let _ = results.send(WorkerReport::Window(window, result));
+        if failed {
+            // Nothing after it is committed: the stream stops, the rest fails. Closing the
+            // channel makes the encoder's next hand-on fail, so it stops too.
+            stop.store(true, Ordering::Relaxed);
+            routed_rx.close();
+            return (committed, Some(i));
+        }
+    }
+    (committed, None)
 }
 
 /// Commits a closed window of a range.

@@ -25,7 +25,21 @@ use super::Context;
 /// command's run would stop with.
 pub fn check_config(command: &Command, cx: &Context) -> Result<u8, Error> {
     let now = chrono::Utc::now().timestamp();
-    let line = match command {
+    let line = match lake_command(command, cx, now)? {
+        Some(line) => line,
+        None => other_command(command, cx, now)?,
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "auditlake: check-config: {line}; nothing contacted, nothing written"
+    );
+    Ok(exit::OK)
+}
+
+/// What a command that works on a lake would do; `None` for the other commands.
+fn lake_command(command: &Command, cx: &Context, now: i64) -> Result<Option<String>, Error> {
+    Ok(Some(match command {
         Command::Export(args) => {
             let c = config::export(args, &cx.file, &cx.env, now)?;
             let zendesk = api(&c.api)?;
@@ -34,7 +48,7 @@ pub fn check_config(command: &Command, cx: &Context) -> Result<u8, Error> {
                 summary_file(path)?;
             }
             format!(
-                "export would run: {zendesk} into {lake}, {} to {} on a {} grid, {} windows at once",
+                "export would run: {zendesk} into {lake}, {} to {} on a {} grid, {} streams at once",
                 format_rfc3339(c.since),
                 format_rfc3339(c.until),
                 c.grid,
@@ -86,6 +100,13 @@ pub fn check_config(command: &Command, cx: &Context) -> Result<u8, Error> {
             let lake = auditlake::ddl::open(&c.dest, &c.store)?;
             format!("ddl would describe the lake in {}", lake.display())
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// What a command that does not work on a lake would do.
+fn other_command(command: &Command, cx: &Context, now: i64) -> Result<String, Error> {
+    Ok(match command {
         Command::Show(args) => {
             let zendesk = api(&config::api(&args.api, &cx.env)?)?;
             format!("show would fetch audit log {} from {zendesk}", args.id)
@@ -116,13 +137,8 @@ pub fn check_config(command: &Command, cx: &Context) -> Result<u8, Error> {
                 args.records, args.bind
             )
         }
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "auditlake: check-config: {line}; nothing contacted, nothing written"
-    );
-    Ok(exit::OK)
+        _ => unreachable!("lake commands are described by lake_command"),
+    })
 }
 
 /// Builds the run's client (no request, no token minted) and says whom it would ask, as whom.
