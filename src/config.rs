@@ -1078,6 +1078,16 @@ mod tests {
         Env::from_pairs([("ZENDESK_OAUTH_TOKEN", "tok-SECRET")])
     }
 
+    /// The usual flags of the tests' exports: what `export` requires.
+    const USUAL: [&str; 6] = [
+        "--subdomain",
+        "acme",
+        "--dest",
+        "/tmp",
+        "--since",
+        "2024-12-01",
+    ];
+
     /// `auditlake export` with the usual flags, `extra` and the config file `toml`, as
     /// [`command_line`] reads them.
     fn with_file(
@@ -1085,15 +1095,7 @@ mod tests {
         extra: &[&str],
         env: &Env,
     ) -> Result<(ExportArgs, FileConfig), String> {
-        let base = [
-            "--subdomain",
-            "acme",
-            "--dest",
-            "/tmp",
-            "--since",
-            "2024-12-01",
-        ];
-        with_file_and(toml, &base, extra, env)
+        with_file_and(toml, &USUAL, extra, env)
     }
 
     /// As [`with_file`], with `base` in place of the usual flags.
@@ -1134,16 +1136,8 @@ mod tests {
     }
 
     fn args(extra: &[&str]) -> ExportArgs {
-        let mut argv = vec![
-            "auditlake",
-            "export",
-            "--subdomain",
-            "acme",
-            "--dest",
-            "/tmp",
-            "--since",
-            "2024-12-01",
-        ];
+        let mut argv = vec!["auditlake", "export"];
+        argv.extend_from_slice(&USUAL);
         argv.extend_from_slice(extra);
         match crate::cli::Cli::parse_args(argv).unwrap().command {
             crate::cli::Command::Export(a) => a,
