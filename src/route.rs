@@ -176,6 +176,19 @@ pub struct RouteCounts {
     pub extra_fields: BTreeMap<String, u64>,
 }
 
+impl RouteCounts {
+    /// Adds the counts of another part of the same window (a piece of it).
+    pub fn add(&mut self, other: RouteCounts) {
+        self.kept += other.kept;
+        self.outside += other.outside;
+        self.duplicates += other.duplicates;
+        self.out_of_order += other.out_of_order;
+        for (field, rows) in other.extra_fields {
+            *self.extra_fields.entry(field).or_insert(0) += rows;
+        }
+    }
+}
+
 /// The keys of an `extra_json` object (its values are skipped, not parsed).
 fn extra_keys(extra: &str) -> Vec<String> {
     serde_json::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(extra)
@@ -227,6 +240,8 @@ impl ExactCut {
 pub struct WindowRouter {
     tmp_dir: PathBuf,
     cut: ExactCut,
+    /// The window the files belong to (the cut's own, or the window it is a piece of).
+    window: Window,
     open: BTreeMap<NaiveDate, (u32, PartFile)>,
     next_seq: BTreeMap<NaiveDate, u32>,
     finished: Vec<RoutedPart>,
@@ -236,8 +251,15 @@ pub struct WindowRouter {
 impl WindowRouter {
     /// Starts routing `window`, with temporary files under `tmp_dir`.
     pub fn new(window: Window, tmp_dir: PathBuf) -> WindowRouter {
+        WindowRouter::piece(window, window, tmp_dir)
+    }
+
+    /// Starts routing the seconds `piece` of `window`: rows are cut to the piece, files are
+    /// labelled with the window (whose commit gathers every piece).
+    pub fn piece(piece: Window, window: Window, tmp_dir: PathBuf) -> WindowRouter {
         WindowRouter {
-            cut: ExactCut::new(window, tmp_dir.clone()),
+            cut: ExactCut::new(piece, tmp_dir.clone()),
+            window,
             tmp_dir,
             open: BTreeMap::new(),
             next_seq: BTreeMap::new(),
@@ -270,10 +292,8 @@ impl WindowRouter {
         }
         if !self.open.contains_key(&day) {
             let seq = self.take_seq(day);
-            self.open.insert(
-                day,
-                (seq, PartFile::create(&self.tmp_dir, &self.cut.window)?),
-            );
+            self.open
+                .insert(day, (seq, PartFile::create(&self.tmp_dir, &self.window)?));
         }
         let (_, part) = self.open.get_mut(&day).expect("opened above");
         part.push(row)?;

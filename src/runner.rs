@@ -24,7 +24,7 @@ use crate::decode::{decode_page, parse_timestamp_ms, DecodeError};
 use crate::encode::PartError;
 use crate::lease::{holder_name, Lease, LeaseError};
 use crate::manifest::{Dataset, Manifest, ManifestError, WindowRecord};
-use crate::ranges::{self, Range, WorkQueue};
+use crate::ranges::{self, Deposit, Range, Slot, WorkQueue};
 use crate::recount::count_window;
 use crate::route::{RouteCounts, RoutedPart, WindowRouter};
 use crate::schema::Schema;
@@ -494,7 +494,7 @@ async fn export_windows(
         *closed && context.config.pagination == crate::zendesk::Pagination::Cursor
     });
     let ranged: Vec<Window> = ranged.into_iter().map(|(w, _)| w).collect();
-    let queue = WorkQueue::new(ranges::initial(&ranged, concurrency));
+    let queue = Queue::new(ranges::initial(&ranged, concurrency));
     let alone = std::sync::Mutex::new(alone.into_iter().collect::<VecDeque<_>>());
     let (tx, mut rx) = mpsc::unbounded_channel();
     // Futures of this task, not spawned: dropping them (a stop) drops the in-flight windows.
@@ -525,6 +525,12 @@ async fn export_windows(
         record_report(summary, report, progress);
     }
 }
+
+/// What a stream makes of one slot: its part files and counts.
+type Made = (Vec<RoutedPart>, RouteCounts);
+
+/// The ranges of a run, and the windows fetched in pieces.
+type Queue = WorkQueue<Made>;
 
 /// What a worker reports (through a channel; the size of a window's result costs nothing).
 #[allow(clippy::large_enum_variant)]
@@ -567,11 +573,19 @@ fn record_report(summary: &mut Summary, report: WorkerReport, progress: &dyn Pro
 /// Where a worker reports each window's result, as soon as it has one.
 type Results = mpsc::UnboundedSender<WorkerReport>;
 
+/// Reports that `slot` failed: as its window's failure when it is the whole window or the first
+/// piece of it to fail (a window fails once).
+fn report_failed_slot(queue: &Queue, slot: Slot, error: WindowError, results: &Results) {
+    if queue.pieces.fail(slot) {
+        let _ = results.send(WorkerReport::Window(slot.window, Err(error)));
+    }
+}
+
 /// One worker: windows exported alone (the open window; every window with offset pagination)
-/// while there are any, then ranges until none is left to take.
+/// while there are any, then ranges until none is left to take or split.
 async fn worker(
     context: &Context,
-    queue: &WorkQueue,
+    queue: &Queue,
     alone: &std::sync::Mutex<VecDeque<(Window, bool)>>,
     results: Results,
     progress: &dyn Progress,
@@ -582,27 +596,27 @@ async fn worker(
         let result = export_window(context, window, closed, progress).await;
         let _ = results.send(WorkerReport::Window(window, result));
     }
-    while let Some(range) = queue.next() {
+    while let Some(range) = queue.next().await {
         export_range(context, queue, range, &results, progress).await;
     }
 }
 
 /// How a range's stream ended.
 enum StreamEnd {
-    /// Every window it owned was handed on to be committed.
+    /// Every slot it owned was handed on.
     Done,
-    /// It stopped before window `.0`, which must be fetched again from its start (a refused
+    /// It stopped before slot `.0`, which must be fetched again from its start (a refused
     /// cursor).
     Restart(usize, ApiError),
-    /// It failed in window `.0`.
+    /// It failed in slot `.0`.
     Failed(usize, WindowError),
 }
 
-/// Exports a range: one stream over its windows, each committed as soon as the stream passes its
-/// end; a refused cursor restarts the stream at the first window not handed on.
+/// Exports a range: one stream over its slots, each handed on as soon as the stream passes its
+/// end; a refused cursor restarts the stream at the first slot not handed on.
 async fn export_range(
     context: &Context,
-    queue: &WorkQueue,
+    queue: &Queue,
     range: Arc<Range>,
     results: &Results,
     progress: &dyn Progress,
@@ -610,12 +624,12 @@ async fn export_range(
     let mut from = 0;
     let mut restarts = 0;
     loop {
-        let failure = match stream_range(context, &range, from, results, progress).await {
+        let failure = match stream_range(context, queue, &range, from, results, progress).await {
             StreamEnd::Done => return,
             StreamEnd::Restart(i, error) if restarts < MAX_WINDOW_RESTARTS || i > from => {
-                // The budget of restarts is per window: one that made progress starts afresh.
+                // The budget of restarts is per slot: one that made progress starts afresh.
                 restarts = if i > from { 1 } else { restarts + 1 };
-                tracing::warn!(window = %range.window(i).id(), %error, restarts, "cursor refused; restarting the range at this window");
+                tracing::warn!(window = %range.slot(i).window.id(), %error, restarts, "cursor refused; restarting the range at this window");
                 from = i;
                 continue;
             }
@@ -636,22 +650,24 @@ async fn export_range(
         let mut rest = rest.into_iter();
         let failed = rest
             .next()
-            .expect("the window the stream failed in is the range's");
+            .expect("the slot the stream failed in is the range's");
         let cause = error.to_string();
-        let _ = results.send(WorkerReport::Window(failed, Err(error)));
-        for window in rest {
-            let cause = cause.clone();
-            let _ = results.send(WorkerReport::Window(
-                window,
-                Err(WindowError::RangeFailed { cause }),
-            ));
-        }
+        report_failed_slot(queue, failed, error, results);
+        fail_rest(queue, rest, &cause, results);
         return;
     }
 }
 
-/// What the encoder thread of a range hands on: window `.0` of the range, complete.
-type Routed = (usize, Vec<RoutedPart>, RouteCounts);
+/// Fails the slots of a range after one that failed: the next run fetches them again.
+fn fail_rest(queue: &Queue, rest: impl IntoIterator<Item = Slot>, cause: &str, results: &Results) {
+    for slot in rest {
+        let cause = cause.to_string();
+        report_failed_slot(queue, slot, WindowError::RangeFailed { cause }, results);
+    }
+}
+
+/// What the encoder thread of a range hands on: slot `.0` of the range, as it ended, complete.
+type Routed = (usize, Slot, Made);
 
 /// Pages for the encoder thread, then whether the query ended (every page read).
 enum Handoff {
@@ -659,10 +675,12 @@ enum Handoff {
     Complete,
 }
 
-/// Streams the range's windows from window `from` on: fetches the pages of one query over them,
-/// routes the records on a blocking thread, and commits each window the stream has passed.
+/// Streams the range's slots from slot `from` on: fetches the pages of one query over them,
+/// routes the records on a blocking thread, and commits each window the stream has passed (or,
+/// for a piece, once its window's last piece is in).
 async fn stream_range(
     context: &Context,
+    queue: &Queue,
     range: &Arc<Range>,
     from: usize,
     results: &Results,
@@ -672,6 +690,7 @@ async fn stream_range(
     let (Some(first), Some(last)) = (owned.first().copied(), owned.last().copied()) else {
         return StreamEnd::Done;
     };
+    range.stream_starts(from);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (page_tx, page_rx) = mpsc::channel::<Handoff>(PIPELINE_DEPTH);
     let (routed_tx, routed_rx) = mpsc::channel::<Routed>(PIPELINE_DEPTH);
@@ -679,7 +698,7 @@ async fn stream_range(
         range: range.clone(),
         from,
         at: from,
-        router: WindowRouter::new(first, context.config.tmp_dir.clone()),
+        router: WindowRouter::piece(first.piece, first.window, context.config.tmp_dir.clone()),
         done: false,
         tmp_dir: context.config.tmp_dir.clone(),
         stop: stop.clone(),
@@ -693,26 +712,24 @@ async fn stream_range(
 
     let request = PageRequest {
         filters: context.config.filters.clone(),
-        created_at: Some((first.start - 1, last.end)),
+        created_at: Some((first.piece.start - 1, last.piece.end)),
         pagination: context.config.pagination,
     };
     let fetch = fetch_range(context, range, request, page_tx, &stop, progress);
-    let commit = commit_routed(context, range, routed_rx, &stop, results);
+    let commit = commit_routed(context, queue, routed_rx, &stop, results);
     let (fetched, (committed, commit_failed)) = tokio::join!(fetch, commit);
     let (routed, at, done, misordered) = encoder.await.expect("the encoder thread does not panic");
     if let Some(i) = commit_failed {
-        let cause = "a window before it could not be committed".to_string();
-        for window in range.abandon(i + 1) {
-            let cause = cause.clone();
-            let _ = results.send(WorkerReport::Window(
-                window,
-                Err(WindowError::RangeFailed { cause }),
-            ));
-        }
+        fail_rest(
+            queue,
+            range.abandon(i + 1),
+            "a window before it could not be committed",
+            results,
+        );
         return StreamEnd::Done;
     }
     report_misordered(context, range, &committed, &misordered, results).await;
-    // Every owned window handed on (and committed above): whatever the fetch did after the
+    // Every owned slot handed on (and committed above): whatever the fetch did after the
     // range's end does not matter.
     if done {
         return StreamEnd::Done;
@@ -721,7 +738,7 @@ async fn stream_range(
         (Err(error), _) => StreamEnd::Failed(at, error),
         (Ok(()), Err(error @ ApiError::CursorRefused { .. })) => StreamEnd::Restart(at, error),
         (Ok(()), Err(error)) => StreamEnd::Failed(at, WindowError::Api(error)),
-        // The fetch ended and sent its end, so the encoder handed every window on (`done`);
+        // The fetch ended and sent its end, so the encoder handed every slot on (`done`);
         // should it not have, the rest is failed rather than left out of the run's accounting.
         (Ok(()), Ok(())) => StreamEnd::Failed(
             at,
@@ -755,14 +772,17 @@ async fn fetch_range(
         };
         let page = page?;
         context.count_page(&page, progress);
-        // A page that reaches the range's end (which a split may have moved down) is the
-        // stream's last: the encoder hands the last window on at its first record past the
-        // end. So a split costs at most the page in flight.
-        let past_end = page
+        let reached = page
             .last_created_at
             .as_deref()
             .and_then(parse_timestamp_ms)
-            .is_some_and(|ms| ms.div_euclid(1_000) >= range.end_time());
+            .map(|ms| ms.div_euclid(1_000));
+        // Before the page goes to the encoder: a split inside starts past what is fetched.
+        range.fetched(page.records, reached);
+        // A page that reaches the range's end (which a split may have moved down) is the
+        // stream's last: the encoder hands the last slot on at its first record past the end.
+        // So a split costs at most the page in flight.
+        let past_end = reached.is_some_and(|second| second >= range.end_time());
         handoff.push(page);
         if handoff.len() == PAGES_PER_HANDOFF || past_end {
             let full = std::mem::replace(&mut handoff, Vec::with_capacity(PAGES_PER_HANDOFF));
@@ -776,19 +796,25 @@ async fn fetch_range(
     Ok(())
 }
 
-/// Commits each window a range stream hands on, in order, and reports it; stops at the first
-/// that fails (returning its index), closing the channel so that the encoder stops too.
+/// Commits each window a range stream hands on, in order, and reports it: a whole window at once,
+/// a piece once its window's last piece is in (by whichever stream hands that on). Stops at the
+/// first commit that fails (returning its slot), closing the channel so that the encoder stops
+/// too. Returns the windows committed, by slot.
 async fn commit_routed(
     context: &Context,
-    range: &Range,
+    queue: &Queue,
     mut routed_rx: mpsc::Receiver<Routed>,
     stop: &std::sync::atomic::AtomicBool,
     results: &Results,
 ) -> (BTreeMap<usize, WindowRecord>, Option<usize>) {
     let mut committed = BTreeMap::new();
-    while let Some((i, parts, counts)) = routed_rx.recv().await {
-        let window = range.window(i);
-        let result = commit_range_window(context, window, parts, counts).await;
+    while let Some((i, slot, made)) = routed_rx.recv().await {
+        let (parts, counts) = match queue.pieces.deposit(slot, made) {
+            Deposit::Whole(made) => made,
+            Deposit::Complete(pieces) => join_pieces(pieces),
+            Deposit::Waiting | Deposit::Dropped => continue,
+        };
+        let result = commit_range_window(context, slot.window, parts, counts).await;
         let failed = match &result {
             Ok(done) => {
                 committed.insert(i, done.record.clone());
@@ -796,7 +822,7 @@ async fn commit_routed(
             }
             Err(_) => true,
         };
-        let _ = results.send(WorkerReport::Window(window, result));
+        let _ = results.send(WorkerReport::Window(slot.window, result));
         if failed {
             // Nothing after it is committed: the stream stops, the rest fails. Closing the
             // channel makes the encoder's next hand-on fail, so it stops too.
@@ -806,6 +832,25 @@ async fn commit_routed(
         }
     }
     (committed, None)
+}
+
+/// One window's files and counts from its pieces, in order: part numbers run on per day across
+/// the pieces (each piece numbered its own from 0).
+fn join_pieces(pieces: Vec<Made>) -> Made {
+    let mut parts = Vec::new();
+    let mut counts = RouteCounts::default();
+    let mut next_seq: BTreeMap<chrono::NaiveDate, u32> = BTreeMap::new();
+    for (mut piece_parts, piece_counts) in pieces {
+        piece_parts.sort_by_key(|p| (p.day, p.seq));
+        for mut part in piece_parts {
+            let seq = next_seq.entry(part.day).or_insert(0);
+            part.seq = *seq;
+            *seq += 1;
+            parts.push(part);
+        }
+        counts.add(piece_counts);
+    }
+    (parts, counts)
 }
 
 /// Commits a closed window of a range.
@@ -827,7 +872,9 @@ async fn commit_range_window(
 
 /// Records that came after later ones (`sort=created_at` broken): each is looked up in the files
 /// of the window it belongs to, committed before it came; one missing there fails that window's
-/// report (the run exits 1 and says to repair) and stops the range.
+/// report (the run exits 1 and says to repair). A piece's window committed by another stream is
+/// read from its marker; one not committed yet is reported too, since its piece was handed on
+/// without the record.
 async fn report_misordered(
     context: &Context,
     range: &Range,
@@ -837,40 +884,53 @@ async fn report_misordered(
 ) {
     let mut held: BTreeMap<usize, std::collections::HashSet<i64>> = BTreeMap::new();
     for &(i, id) in misordered {
-        let ids = match (held.get(&i), committed.get(&i)) {
-            (Some(ids), _) => ids,
-            (None, Some(record)) => {
-                let ids = ids_in_lake(context.committer.lake(), record)
+        let slot = range.slot(i);
+        if let std::collections::btree_map::Entry::Vacant(vacant) = held.entry(i) {
+            let record = match committed.get(&i) {
+                Some(record) => Some(record.clone()),
+                None if slot.is_whole() => continue,
+                None => context
+                    .committer
+                    .manifest()
+                    .marker(&slot.window, 1)
                     .await
-                    .unwrap_or_default();
-                held.entry(i).or_insert(ids)
-            }
-            (None, None) => continue,
-        };
-        if !ids.contains(&id) {
-            let window = range.window(i);
-            let _ = results.send(WorkerReport::Misordered { window, id });
+                    .ok()
+                    .flatten(),
+            };
+            let ids = match record {
+                Some(record) => ids_in_lake(context.committer.lake(), &record)
+                    .await
+                    .unwrap_or_default(),
+                None => Default::default(),
+            };
+            vacant.insert(ids);
+        }
+        if !held[&i].contains(&id) {
+            let _ = results.send(WorkerReport::Misordered {
+                window: slot.window,
+                id,
+            });
         }
     }
 }
 
-/// The encoder side of a range's stream: routes each record to its window, and hands a window on
-/// as soon as a record of a later window arrives (records come in `created_at` order across
-/// seconds, and window bounds are whole seconds).
+/// The encoder side of a range's stream: routes each record to its slot, and hands a slot on as
+/// soon as a record past its end arrives (records come in `created_at` order across seconds, and
+/// slot bounds are whole seconds).
 struct RangeRouting {
     range: Arc<Range>,
-    /// The window the stream started at.
+    /// The slot the stream started at.
     from: usize,
-    /// The window being routed: the first not handed on.
+    /// The slot being routed: the first not handed on.
     at: usize,
     router: WindowRouter,
-    /// Every window the range owns was handed on.
+    /// Every slot the range owns was handed on.
     done: bool,
     tmp_dir: std::path::PathBuf,
     /// Set once the stream passed the range's end (moved down by a split): fetch no more.
     stop: Arc<std::sync::atomic::AtomicBool>,
     out: mpsc::Sender<Routed>,
-    /// Records of an earlier window that came after a later window's: `(window, id)`.
+    /// Records of an earlier slot that came after a later slot's: `(slot, id)`.
     misordered: Vec<(usize, i64)>,
 }
 
@@ -878,7 +938,7 @@ struct RangeRouting {
 const MISORDERED_KEPT: usize = 1_000;
 
 impl RangeRouting {
-    /// Routes every handed-off page until the query ends (then every owned window is handed on:
+    /// Routes every handed-off page until the query ends (then every owned slot is handed on:
     /// `done`), the range's end is passed, or the pages stop coming (the fetch failed).
     fn run(&mut self, mut pages: mpsc::Receiver<Handoff>) -> Result<(), WindowError> {
         while let Some(handoff) = pages.blocking_recv() {
@@ -909,16 +969,16 @@ impl RangeRouting {
 
     fn push(&mut self, row: &crate::decode::Row<'_, '_>) -> Result<(), WindowError> {
         let second = row.created_at.div_euclid(1_000);
-        while second >= self.range.window(self.at).end {
+        // Under the range's lock: a record the router takes is never past a split's cut.
+        while !self.range.admit(self.at, second) {
             if !self.hand_on()? {
                 return Ok(());
             }
         }
-        let window = self.range.window(self.at);
-        if second < window.start && self.at > self.from && self.misordered.len() < MISORDERED_KEPT {
+        if self.at > self.from && self.misordered.len() < MISORDERED_KEPT {
             let earlier = (self.from..self.at)
                 .rev()
-                .find(|&i| self.range.window(i).contains(second));
+                .find(|&i| self.range.slot(i).piece.contains(second));
             if let Some(i) = earlier {
                 self.misordered.push((i, row.id));
             }
@@ -926,32 +986,29 @@ impl RangeRouting {
         Ok(self.router.push(row)?)
     }
 
-    /// Hands the current window on and moves to the next; `false` when the next one is not the
+    /// Hands the current slot on and moves to the next; `false` when the next one is not the
     /// range's (its end moved down), and the stream stops.
     fn hand_on(&mut self) -> Result<bool, WindowError> {
-        let next = self.at + 1;
-        let mine = self.range.finish(self.at);
-        let router = if mine {
-            std::mem::replace(
-                &mut self.router,
-                WindowRouter::new(self.range.window(next), self.tmp_dir.clone()),
-            )
+        let (slot, mine) = self.range.finish(self.at);
+        let next = if mine {
+            self.range.slot(self.at + 1)
         } else {
-            // The last window: leave a router that routes nothing more.
+            // The last slot: leave a router that routes nothing more.
             self.stop.store(true, Ordering::Relaxed);
-            std::mem::replace(
-                &mut self.router,
-                WindowRouter::new(self.range.window(self.at), self.tmp_dir.clone()),
-            )
+            slot
         };
-        let (parts, counts) = router.finish()?;
-        if self.out.blocking_send((self.at, parts, counts)).is_err() {
+        let router = std::mem::replace(
+            &mut self.router,
+            WindowRouter::piece(next.piece, next.window, self.tmp_dir.clone()),
+        );
+        let made = router.finish()?;
+        if self.out.blocking_send((self.at, slot, made)).is_err() {
             // The committer stopped (a failed commit): nothing more is handed on.
             self.stop.store(true, Ordering::Relaxed);
             return Ok(false);
         }
         if mine {
-            self.at = next;
+            self.at += 1;
         } else {
             self.done = true;
         }

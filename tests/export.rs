@@ -9,9 +9,10 @@ use std::sync::Arc;
 use auditlake::manifest::ManifestError;
 use auditlake::runner::{self, NoProgress, Progress, RunError};
 use auditlake::zendesk::{Filters, Pagination};
+use chrono::{DateTime, Utc};
 use common::*;
 use tokio_util::sync::CancellationToken;
-use zendesk_sim::{Bounds, SimFilter};
+use zendesk_sim::{Bounds, SimFilter, Simulator};
 
 const FROM: &str = "2024-03-01";
 const TO: &str = "2024-03-07";
@@ -468,6 +469,21 @@ async fn an_empty_stretch_before_the_first_record_costs_no_request_per_window() 
     assert_eq!((again.windows_done, again.requests), (0, 0));
 }
 
+/// Where the streams' queries started: a stream is told apart by its start.
+fn stream_starts(sim: &Simulator) -> std::collections::BTreeSet<Option<DateTime<Utc>>> {
+    sim.list_windows().iter().map(|w| w.from).collect()
+}
+
+/// Near the physical minimum, a page per 100 records: each stream may end in a part-filled page,
+/// and a split may cost the page in flight.
+fn assert_near_the_minimum(requests: u64, rows: usize, streams: usize) {
+    let minimum = (rows as u64).div_ceil(100);
+    assert!(
+        requests <= minimum + 2 * streams as u64,
+        "{requests} requests for {rows} records in {streams} streams"
+    );
+}
+
 /// Plan by ranges, split while running: the busy half-day lies in the first of four ranges; the
 /// workers whose ranges are empty finish at once and take over the busy range's unstarted
 /// windows, so several streams fetch it side by side. The lake stays exact, every window is
@@ -489,9 +505,9 @@ async fn a_busy_range_is_split_among_idle_workers_and_the_lake_stays_exact() {
         "2024-03-01",
         "2024-03-03",
     );
-    // Streams are told apart by where their query starts: the four first ranges (the search for
-    // the first record starts with the first), and every split adds one.
-    let starts: std::collections::BTreeSet<_> = sim.list_windows().iter().map(|w| w.from).collect();
+    // The four first ranges (the search for the first record starts with the first), and every
+    // split adds one.
+    let starts = stream_starts(&sim);
     assert!(starts.len() > 4, "no range was split: {starts:?}");
     let busy_starts = starts
         .iter()
@@ -502,15 +518,93 @@ async fn a_busy_range_is_split_among_idle_workers_and_the_lake_stays_exact() {
         busy_starts > 1,
         "the busy range was fetched by one stream only: {starts:?}"
     );
-    // Near the physical minimum, a page per 100 records: each stream may end in a part-filled
-    // page, and a split may cost the page in flight (one window per request would be 120).
-    let minimum = (rows as u64).div_ceil(100);
-    assert!(
-        summary.requests <= minimum + 2 * starts.len() as u64,
-        "{} requests for {rows} records in {} streams",
-        summary.requests,
-        starts.len()
+    // One window per request would be 120.
+    assert_near_the_minimum(summary.requests, rows, starts.len());
+}
+
+/// A single busy window (`--window 1d`, all the records in one day) is split *inside*, at second
+/// boundaries, among idle workers: several streams fetch it at once, and the window is committed
+/// once, when its last piece is in, with every record exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_window_is_fetched_in_pieces_by_several_workers_and_committed_once() {
+    let mut config = sim_config(20_000, "2024-03-01", "2024-03-02");
+    // Pages take a little while, as a real API's do, so that idle workers find a stream to split.
+    config.faults.latency = Some(std::time::Duration::from_millis(4));
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = export_config(&sim, dir.path(), "2024-03-01", "2024-03-02", "1d");
+    assert_eq!(config.concurrency, 4);
+    let summary = export(config).await;
+    assert_eq!(summary.windows_failed, 0, "{:?}", summary.failures);
+    assert_eq!(summary.windows_done, 1);
+    assert_eq!(markers(dir.path()).len(), 1);
+    let rows = assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        "2024-03-01",
+        "2024-03-02",
     );
+    assert_eq!(summary.rows as usize, rows);
+    let starts = stream_starts(&sim);
+    let inside = starts
+        .iter()
+        .flatten()
+        .filter(|from| **from > utc(t("2024-03-01")))
+        .count();
+    assert!(
+        inside >= 3,
+        "the day was not fetched in pieces by several workers: {starts:?}"
+    );
+    assert_near_the_minimum(summary.requests, rows, starts.len());
+}
+
+/// A record that does not decode inside a window fetched in pieces fails that window once, and
+/// nothing of it is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_record_in_a_window_fetched_in_pieces_fails_it_once() {
+    let mut config = sim_config(20_000, "2024-03-01", "2024-03-03");
+    config.faults.latency = Some(std::time::Duration::from_millis(4));
+    let first = start(config.clone()).await;
+    // A record late in the first day: the day is split before its stream reaches it.
+    let k = (0..first.account().len())
+        .rev()
+        .find(|&k| first.account().created_at(k) < utc(t("2024-03-01T20:00:00Z")))
+        .unwrap();
+    config.faults.mistyped_record = Some(first.account().id(k));
+    drop(first);
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = export(export_config(
+        &sim,
+        dir.path(),
+        "2024-03-01",
+        "2024-03-03",
+        "1d",
+    ))
+    .await;
+    assert_eq!(summary.windows_failed, 1, "{:?}", summary.failures);
+    assert_eq!(summary.failures.len(), 1, "{:?}", summary.failures);
+    assert_eq!(summary.failures[0].window, "20240301T0000Z");
+    assert!(
+        summary.failures[0].error.contains("actor_id"),
+        "{:?}",
+        summary.failures
+    );
+    assert_eq!(summary.windows_done, 1);
+    assert_eq!(markers(dir.path()).len(), 1);
+    let first_day = dir
+        .path()
+        .join("audit_logs/subdomain=acme/created_date=2024-03-01");
+    let files = std::fs::read_dir(&first_day).map_or(0, |d| d.count());
+    assert_eq!(files, 0, "nothing of the failed window is in the lake");
+    let split = sim
+        .list_windows()
+        .iter()
+        .filter_map(|w| w.from)
+        .filter(|from| utc(t("2024-03-01")) < *from && *from < utc(t("2024-03-02")))
+        .count();
+    assert!(split >= 1, "the failed day was not fetched in pieces");
 }
 
 /// A known field of another JSON type fails the window that holds its record, and no other: in a
