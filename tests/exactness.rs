@@ -427,3 +427,50 @@ async fn on_a_daily_schedule_the_next_run_rechecks_the_window_the_last_one_commi
     assert_eq!((next.windows_rechecked, next.windows_repaired), (1, 1));
     assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
 }
+
+/// A record served after records of a later window (a broken `sort=created_at`) has missed the
+/// window it belongs to, committed before it came: the run looks it up there, reports that window
+/// (exit 1, `records_misordered`) rather than lose it silently, and `repair --against-api` mends
+/// the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_served_after_a_later_window_is_reported_and_repair_mends_it() {
+    let mut config = sim_config(3_000, FROM, TO);
+    let probe = start(config.clone()).await;
+    let account = probe.account().clone();
+    drop(probe);
+    // The last record of the first day, served 30 places later: among the second day's.
+    let p = (0..account.len())
+        .rev()
+        .find(|&k| account.created_at(k) < utc(t("2024-03-02")))
+        .unwrap();
+    config.faults.served_late = Some((p, 30));
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut export = export_config(&sim, dir.path(), FROM, TO, "1d");
+    // One stream over the three days, so the first is committed before the record comes.
+    export.concurrency = 1;
+    let summary = runner::export(export, CancellationToken::new(), &runner::NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(summary.records_misordered, 1, "{:?}", summary.failures);
+    assert_eq!(summary.failures.len(), 1, "{:?}", summary.failures);
+    assert_eq!(summary.failures[0].window, "20240301T0000Z");
+    assert!(
+        summary.failures[0]
+            .error
+            .contains(&account.id(p).to_string())
+            && summary.failures[0].error.contains("repair --against-api"),
+        "{}",
+        summary.failures[0].error
+    );
+    assert_eq!(
+        summary.windows_done, 3,
+        "the windows are committed as served"
+    );
+    assert_eq!(summary.exit_code(), 1, "the run does not pass as complete");
+
+    let outcome = repair(&sim, dir.path(), true).await;
+    assert_eq!(outcome.windows_repaired, ["20240301T0000Z"], "{outcome:?}");
+    assert!(outcome.after.is_clean(), "{:?}", outcome.after);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}

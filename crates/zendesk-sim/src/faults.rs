@@ -39,6 +39,11 @@ pub struct Faults {
     /// The record with this id is listed with its `actor_id` as a string: a known field of
     /// another JSON type, which must fail the window that holds it (and no other).
     pub mistyped_record: Option<i64>,
+    /// `(position, places)`: the record at this position (in `created_at` order) is served, in
+    /// ascending cursor pages, that many places later than its sort order says (or last, in a
+    /// query that ends before then): a broken `sort=created_at`, which puts it among a later
+    /// window's records.
+    pub served_late: Option<(usize, usize)>,
     /// Seed of the fault draw; independent of the account seed.
     pub seed: u64,
 }
@@ -57,6 +62,7 @@ impl Default for Faults {
             late_arrival: None,
             latency: None,
             mistyped_record: None,
+            served_late: None,
             seed: 0,
         }
     }

@@ -783,6 +783,46 @@ impl Scope<'_> {
     }
 }
 
+/// The next ascending page (up to `size + 1` positions, in serving order) after `after` when the
+/// record at `p` is served `places` places late: right after the record at `q` (the scope's last
+/// when that comes first). Its cursor is its own position, which continues after `q`; a cursor at
+/// `q` continues with it. `None` when the record is not in the scope or is already last.
+fn late_order(
+    scope: &Scope<'_>,
+    after: Option<usize>,
+    size: usize,
+    p: usize,
+    places: usize,
+) -> Option<Vec<usize>> {
+    if !(scope.a..scope.b).contains(&p) || !scope.acc.matches(p, scope.filter) {
+        return None;
+    }
+    let last = *scope.collect(scope.a, scope.b, false, 1).first()?;
+    let q = p.saturating_add(places).min(last);
+    if q == p {
+        return None;
+    }
+    let lo = match after {
+        Some(a) if a == p => q + 1,
+        Some(a) => a + 1,
+        None => 0,
+    };
+    let mut rows = Vec::with_capacity(size + 3);
+    if after == Some(q) {
+        rows.push(p);
+    }
+    for pos in scope.collect(lo, usize::MAX, true, size + 2) {
+        if pos != p {
+            rows.push(pos);
+        }
+        if pos == q {
+            rows.push(p);
+        }
+    }
+    rows.truncate(size + 1);
+    Some(rows)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn cursor_page(
     sh: &Shared,
@@ -803,7 +843,11 @@ fn cursor_page(
         (None, Some(p)) => (true, p + 1, usize::MAX),
         (None, None) => (asc, 0, usize::MAX),
     };
-    let mut page = scope.collect(lo, hi, forward, size + 1);
+    let late = match sh.cfg.faults.served_late {
+        Some((p, places)) if asc && before.is_none() => late_order(scope, after, size, p, places),
+        _ => None,
+    };
+    let mut page = late.unwrap_or_else(|| scope.collect(lo, hi, forward, size + 1));
     let has_more = page.len() > size;
     page.truncate(size);
     let backwards = before.is_some();

@@ -283,6 +283,55 @@ async fn cursor_walk_matches_expected_under_both_bounds() {
 }
 
 #[tokio::test]
+async fn a_record_served_late_comes_once_among_later_records_at_any_page_boundary() {
+    let mut cfg = two_days(2_000);
+    cfg.rate_limit_per_minute = 100_000;
+    let (p, places) = (500, 7);
+    let c = reqwest::Client::new();
+    let probe = sim(cfg.clone()).await;
+    let acc = probe.account().clone();
+    let late = acc.id(p);
+    let whole = window_query(t("2024-03-01T00:00:00Z"), t("2024-03-03T00:00:00Z"));
+    // Ends a few records after the late one, before its new place: it is served last there.
+    let short = window_query(acc.created_at(p - 2), acc.created_at(p + 3));
+    let mut natural = Vec::new();
+    for q in [&whole, &short] {
+        natural.push(cursor_walk(&probe, &c, q, true).await);
+    }
+    probe.stop().await;
+    cfg.faults.served_late = Some((p, places));
+    let s = sim(cfg).await;
+    for (q, natural) in [&whole, &short].into_iter().zip(natural) {
+        let at = natural.iter().position(|&id| id == late).unwrap();
+        let mut want = natural.clone();
+        want.remove(at);
+        want.insert((at + places).min(want.len()), late);
+        // Every page size puts a page boundary somewhere else around the late record.
+        for size in [1, 3, 7, 8, 100] {
+            let mut q = q.clone();
+            q.push(("sort", "created_at".into()));
+            q.push(("page[size]", size.to_string()));
+            let mut ids = Vec::new();
+            let mut page = list(&s, &c, &q).await.json();
+            loop {
+                ids.extend(ids_of(&page));
+                if !page["meta"]["has_more"].as_bool().unwrap() {
+                    break;
+                }
+                let mut next = q.clone();
+                next.push((
+                    "page[after]",
+                    page["meta"]["after_cursor"].as_str().unwrap().into(),
+                ));
+                page = list(&s, &c, &next).await.json();
+            }
+            assert_eq!(ids, want, "page size {size}");
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn page_before_walks_back() {
     let mut cfg = two_days(2_000);
     cfg.rate_limit_per_minute = 100_000;
