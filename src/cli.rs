@@ -439,8 +439,8 @@ pub struct ExportArgs {
     pub settle_lag: Option<String>,
 
     /// Streams fetched at once, each over a range of windows; a stream that runs out of work
-    /// takes over half of the largest one's. The request budget, not this, bounds the load on
-    /// Zendesk [default: 4].
+    /// takes over half of the largest one's, or the rest of a busy window. The request budget,
+    /// not this, bounds the load on Zendesk [default: 4].
     #[arg(
         long,
         env = "AUDITLAKE_CONCURRENCY",

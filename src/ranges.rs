@@ -51,8 +51,9 @@ impl Slot {
 
 /// Records a piece split off inside a window should hold by the stream's own pace: below this a
 /// new stream (one request at least, plus the page in flight of the one split) costs more than it
-/// saves.
-pub const MIN_PIECE_RECORDS: u64 = 1_000;
+/// saves, and the window's count check (two requests) weighs more.
+/// It also keeps part files large: each piece writes files of its own.
+pub const MIN_PIECE_RECORDS: u64 = 2_500;
 
 /// How long an idle worker waits before looking again for a range to split, while some stream is
 /// still too young (no page yet) or too close to its end to be split.
@@ -77,10 +78,12 @@ struct Span {
     cut: Option<i64>,
     /// The latest second of a record the stream's router was given (see [`Range::admit`]).
     routed: i64,
-    /// Where the current stream's query starts, the latest second its pages reached, and the
-    /// records they held: the stream's pace, which says whether the rest is worth a split.
-    stream_from: i64,
+    /// Whether a stream is fetching: only then is there a rest to split inside.
+    live: bool,
+    /// The latest second the stream's pages reached; since when its pace is measured, and the
+    /// records fetched since: the pace says whether the rest is worth a split.
     reached: i64,
+    paced_from: i64,
     records: u64,
 }
 
@@ -97,8 +100,9 @@ impl Range {
                 end,
                 cut: None,
                 routed: i64::MIN,
-                stream_from: from,
+                live: false,
                 reached: from,
+                paced_from: from,
                 records: 0,
             }),
         }
@@ -142,9 +146,15 @@ impl Range {
             .slot_in(&span, from.min(self.slots.len() - 1))
             .piece
             .start;
-        span.stream_from = start;
+        span.live = true;
         span.reached = start;
+        span.paced_from = start;
         span.records = 0;
+    }
+
+    /// The stream fetches no more (its query ended, or it stopped): its rest is not split.
+    pub fn stream_ends(&self) {
+        self.span().live = false;
     }
 
     /// The stream fetched a page of `records` whose last record is of second `reached`.
@@ -169,11 +179,14 @@ impl Range {
     }
 
     /// Records that slot `i` is finished (handed on); returns it as it ends, and whether slot
-    /// `i + 1` is still the range's to fetch. A finished slot is never split.
+    /// `i + 1` is still the range's to fetch. A finished slot is never split. The pace is
+    /// measured afresh from here, so a busy slot does not make the next one look busy.
     pub fn finish(&self, i: usize) -> (Slot, bool) {
         let mut span = self.span();
         let slot = self.slot_in(&span, i);
         span.next = span.next.max(i + 1);
+        span.paced_from = span.reached;
+        span.records = 0;
         (slot, span.next < span.end)
     }
 
@@ -229,7 +242,7 @@ impl Range {
     /// The records the rest of the slot the stream is in should hold at the stream's pace so far
     /// (`None` before its first page): what a split inside would leave to the stream and take.
     fn rest_inside(&self, span: &Span) -> Option<(i64, i64, u64)> {
-        if span.next + 1 != span.end || span.records == 0 {
+        if !span.live || span.next + 1 != span.end || span.records == 0 {
             return None;
         }
         let slot = self.slot_in(span, span.next);
@@ -239,7 +252,7 @@ impl Range {
         if seconds < 2 {
             return None;
         }
-        let paced = (span.reached - span.stream_from).max(1) as f64;
+        let paced = (span.reached - span.paced_from).max(1) as f64;
         let rest = (span.records as f64 / paced * seconds as f64) as u64;
         Some((from, slot.piece.end, rest))
     }
@@ -667,7 +680,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_close_to_its_end_is_not_split_inside() {
+    fn a_stream_close_to_its_end_or_ended_is_not_split_inside() {
         let queue = WorkQueue::<()>::new(vec![hours(0, 1)]);
         let a = take(&queue);
         a.stream_starts(0);
@@ -676,6 +689,20 @@ mod tests {
         assert!(matches!(queue.try_next(), Next::Wait));
         a.finish(0);
         assert!(matches!(queue.try_next(), Next::Finished));
+
+        // A busy stream whose query ended has no rest to split, though its pace says it has.
+        let queue = WorkQueue::<()>::new(vec![hours(0, 1)]);
+        let a = take(&queue);
+        a.stream_starts(0);
+        a.fetched(100, Some(10));
+        a.stream_ends();
+        assert!(matches!(queue.try_next(), Next::Wait));
+        a.stream_starts(0);
+        a.fetched(100, Some(10));
+        assert!(
+            matches!(queue.try_next(), Next::Take(_)),
+            "a restarted stream is live again"
+        );
     }
 
     #[test]

@@ -179,6 +179,10 @@ pub struct Summary {
     /// Records that came after records of a later window (`sort=created_at` broken) and are
     /// missing from their committed window: listed in `failures`; `repair --against-api` mends.
     pub records_misordered: u64,
+    /// Windows fetched in pieces whose records did not add up to Zendesk's count of the window
+    /// (a record served out of order past a piece's end, or one that became visible since): each
+    /// was fetched again whole, as a query of its own, before its commit.
+    pub windows_refetched: u64,
     /// Fields the schema does not know that this run's rows carried (kept in `extra_json`), with
     /// the rows that carried each: schema drift.
     pub extra_fields: BTreeMap<String, u64>,
@@ -540,6 +544,8 @@ enum WorkerReport {
     /// A record that came after records of a later window, and is missing from the window it
     /// belongs to, committed before it came.
     Misordered { window: Window, id: i64 },
+    /// A window fetched in pieces was fetched again whole (its pieces fell short of its count).
+    Refetched,
 }
 
 /// Adds a report to the summary; whether the run must stop.
@@ -565,6 +571,10 @@ fn record_report(summary: &mut Summary, report: WorkerReport, progress: &dyn Pro
                 window: window.id(),
                 error: e.to_string(),
             });
+            false
+        }
+        WorkerReport::Refetched => {
+            summary.windows_refetched += 1;
             false
         }
     }
@@ -716,8 +726,9 @@ async fn stream_range(
         pagination: context.config.pagination,
     };
     let fetch = fetch_range(context, range, request, page_tx, &stop, progress);
-    let commit = commit_routed(context, queue, routed_rx, &stop, results);
+    let commit = commit_routed(context, queue, routed_rx, &stop, results, progress);
     let (fetched, (committed, commit_failed)) = tokio::join!(fetch, commit);
+    range.stream_ends();
     let (routed, at, done, misordered) = encoder.await.expect("the encoder thread does not panic");
     if let Some(i) = commit_failed {
         fail_rest(
@@ -764,6 +775,8 @@ async fn fetch_range(
     let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
     while !stop.load(Ordering::Relaxed) {
         let Some(page) = pages.next().await else {
+            // Every record of the query is fetched: there is no rest to split.
+            range.stream_ends();
             if !handoff.is_empty() && page_tx.send(Handoff::Pages(handoff)).await.is_err() {
                 return Ok(());
             }
@@ -806,15 +819,19 @@ async fn commit_routed(
     mut routed_rx: mpsc::Receiver<Routed>,
     stop: &std::sync::atomic::AtomicBool,
     results: &Results,
+    progress: &dyn Progress,
 ) -> (BTreeMap<usize, WindowRecord>, Option<usize>) {
     let mut committed = BTreeMap::new();
     while let Some((i, slot, made)) = routed_rx.recv().await {
-        let (parts, counts) = match queue.pieces.deposit(slot, made) {
-            Deposit::Whole(made) => made,
-            Deposit::Complete(pieces) => join_pieces(pieces),
+        let result = match queue.pieces.deposit(slot, made) {
+            Deposit::Whole((parts, counts)) => {
+                commit_range_window(context, slot.window, parts, counts).await
+            }
+            Deposit::Complete(pieces) => {
+                commit_pieces(context, slot.window, pieces, results, progress).await
+            }
             Deposit::Waiting | Deposit::Dropped => continue,
         };
-        let result = commit_range_window(context, slot.window, parts, counts).await;
         let failed = match &result {
             Ok(done) => {
                 committed.insert(i, done.record.clone());
@@ -832,6 +849,35 @@ async fn commit_routed(
         }
     }
     (committed, None)
+}
+
+/// Commits a window fetched in pieces, once its records add up to Zendesk's count of the window
+/// (one or two requests): a record served out of order past a piece's end is in no piece, since
+/// the stream that held it stopped at its end and the next piece's query starts later. Short of
+/// the count, the window is fetched again whole, as a query of its own (as before ranges), and
+/// that is committed.
+async fn commit_pieces(
+    context: &Context,
+    window: Window,
+    pieces: Vec<Made>,
+    results: &Results,
+    progress: &dyn Progress,
+) -> Result<Done, WindowError> {
+    let (parts, counts) = join_pieces(pieces);
+    let zendesk = count_window(&context.client, &context.config.filters, &window).await?;
+    if zendesk == counts.kept {
+        return commit_range_window(context, window, parts, counts).await;
+    }
+    tracing::warn!(
+        window = %window.id(),
+        pieces = counts.kept,
+        zendesk,
+        "the pieces of a window do not add up to Zendesk's count; fetching it again whole"
+    );
+    drop(parts);
+    let _ = results.send(WorkerReport::Refetched);
+    let (parts, counts) = fetch_window(context, window, progress).await?;
+    commit_range_window(context, window, parts, counts).await
 }
 
 /// One window's files and counts from its pieces, in order: part numbers run on per day across
@@ -871,10 +917,9 @@ async fn commit_range_window(
 }
 
 /// Records that came after later ones (`sort=created_at` broken): each is looked up in the files
-/// of the window it belongs to, committed before it came; one missing there fails that window's
-/// report (the run exits 1 and says to repair). A piece's window committed by another stream is
-/// read from its marker; one not committed yet is reported too, since its piece was handed on
-/// without the record.
+/// of the (whole) window it belongs to, committed before it came; one missing there fails that
+/// window's report (the run exits 1 and says to repair). A window whose commit failed is failed
+/// already.
 async fn report_misordered(
     context: &Context,
     range: &Range,
@@ -884,32 +929,19 @@ async fn report_misordered(
 ) {
     let mut held: BTreeMap<usize, std::collections::HashSet<i64>> = BTreeMap::new();
     for &(i, id) in misordered {
-        let slot = range.slot(i);
-        if let std::collections::btree_map::Entry::Vacant(vacant) = held.entry(i) {
-            let record = match committed.get(&i) {
-                Some(record) => Some(record.clone()),
-                None if slot.is_whole() => continue,
-                None => context
-                    .committer
-                    .manifest()
-                    .marker(&slot.window, 1)
+        let ids = match (held.get(&i), committed.get(&i)) {
+            (Some(ids), _) => ids,
+            (None, Some(record)) => {
+                let ids = ids_in_lake(context.committer.lake(), record)
                     .await
-                    .ok()
-                    .flatten(),
-            };
-            let ids = match record {
-                Some(record) => ids_in_lake(context.committer.lake(), &record)
-                    .await
-                    .unwrap_or_default(),
-                None => Default::default(),
-            };
-            vacant.insert(ids);
-        }
-        if !held[&i].contains(&id) {
-            let _ = results.send(WorkerReport::Misordered {
-                window: slot.window,
-                id,
-            });
+                    .unwrap_or_default();
+                held.entry(i).or_insert(ids)
+            }
+            (None, None) => continue,
+        };
+        if !ids.contains(&id) {
+            let window = range.slot(i).window;
+            let _ = results.send(WorkerReport::Misordered { window, id });
         }
     }
 }
@@ -940,10 +972,14 @@ const MISORDERED_KEPT: usize = 1_000;
 impl RangeRouting {
     /// Routes every handed-off page until the query ends (then every owned slot is handed on:
     /// `done`), the range's end is passed, or the pages stop coming (the fetch failed).
+    ///
+    /// Once every owned slot is handed on, the pages already fetched are still read to the end,
+    /// for records of an earlier slot served after later ones (see [`RangeRouting::push`]).
     fn run(&mut self, mut pages: mpsc::Receiver<Handoff>) -> Result<(), WindowError> {
         while let Some(handoff) = pages.blocking_recv() {
             let pages = match handoff {
                 Handoff::Pages(pages) => pages,
+                Handoff::Complete if self.done => return Ok(()),
                 Handoff::Complete => {
                     while self.hand_on()? {}
                     return Ok(());
@@ -951,15 +987,20 @@ impl RangeRouting {
             };
             for page in pages {
                 let mut failed = None;
-                decode_page(&page.body, Schema::get(), |row| {
-                    if failed.is_none() && !self.stop.load(Ordering::Relaxed) {
+                let decoded = decode_page(&page.body, Schema::get(), |row| {
+                    if failed.is_none() && (self.done || !self.stop.load(Ordering::Relaxed)) {
                         failed = self.push(&row).err();
                     }
-                })?;
+                });
+                if let Err(e) = decoded {
+                    // Past the range's end, a page that does not decode is another range's.
+                    return if self.done { Ok(()) } else { Err(e.into()) };
+                }
                 if let Some(e) = failed {
                     return Err(e);
                 }
-                if self.stop.load(Ordering::Relaxed) {
+                if self.stop.load(Ordering::Relaxed) && !self.done {
+                    // The committer stopped (a failed commit).
                     return Ok(());
                 }
             }
@@ -969,21 +1010,36 @@ impl RangeRouting {
 
     fn push(&mut self, row: &crate::decode::Row<'_, '_>) -> Result<(), WindowError> {
         let second = row.created_at.div_euclid(1_000);
+        if self.done {
+            self.note_late(second, row.id, self.at + 1);
+            return Ok(());
+        }
         // Under the range's lock: a record the router takes is never past a split's cut.
         while !self.range.admit(self.at, second) {
             if !self.hand_on()? {
                 return Ok(());
             }
         }
-        if self.at > self.from && self.misordered.len() < MISORDERED_KEPT {
-            let earlier = (self.from..self.at)
-                .rev()
-                .find(|&i| self.range.slot(i).piece.contains(second));
-            if let Some(i) = earlier {
-                self.misordered.push((i, row.id));
+        self.note_late(second, row.id, self.at);
+        Ok(self.router.push(row)?)
+    }
+
+    /// Remembers a record of second `second` if it belongs to a slot before `before` that was
+    /// handed on already: it came after a later slot's records. Only whole windows are looked up
+    /// later; a window fetched in pieces is checked against Zendesk's count before its commit.
+    fn note_late(&mut self, second: i64, id: i64, before: usize) {
+        if before <= self.from || self.misordered.len() >= MISORDERED_KEPT {
+            return;
+        }
+        let earlier = (self.from..before)
+            .rev()
+            .map(|i| (i, self.range.slot(i)))
+            .find(|(_, slot)| slot.piece.contains(second));
+        if let Some((i, slot)) = earlier {
+            if slot.is_whole() {
+                self.misordered.push((i, id));
             }
         }
-        Ok(self.router.push(row)?)
     }
 
     /// Hands the current slot on and moves to the next; `false` when the next one is not the

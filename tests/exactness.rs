@@ -474,3 +474,35 @@ async fn a_record_served_after_a_later_window_is_reported_and_repair_mends_it() 
     assert!(outcome.after.is_clean(), "{:?}", outcome.after);
     assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
 }
+
+/// A busy window fetched in pieces: a record served far out of order, after records past its
+/// piece's end, is in no piece (its stream stopped at the end, and the next piece's query starts
+/// after it). The window's count tells, and the window is fetched again whole before its commit:
+/// the lake is exact, with no failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_served_past_the_end_of_its_piece_is_caught_by_the_windows_count() {
+    let (from, to) = ("2024-03-01", "2024-03-02");
+    let mut config = sim_config(20_000, from, to);
+    config.faults.latency = Some(Duration::from_millis(4));
+    let probe = start(config.clone()).await;
+    let n = probe.account().len();
+    drop(probe);
+    // Early in the day, served three quarters of the day later: the day is split in pieces long
+    // before its stream could reach that point.
+    config.faults.served_late = Some((n / 20, n * 3 / 4));
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = export_config(&sim, dir.path(), from, to, "1d");
+    assert_eq!(export.concurrency, 4);
+    let summary = runner::export(export, CancellationToken::new(), &runner::NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(summary.windows_failed, 0, "{:?}", summary.failures);
+    assert_eq!(summary.windows_done, 1);
+    assert_eq!(
+        summary.windows_refetched, 1,
+        "the pieces' shortfall went unnoticed"
+    );
+    assert_eq!(summary.records_misordered, 0);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), from, to);
+}

@@ -784,9 +784,11 @@ impl Scope<'_> {
 }
 
 /// The next ascending page (up to `size + 1` positions, in serving order) after `after` when the
-/// record at `p` is served `places` places late: right after the record at `q` (the scope's last
-/// when that comes first). Its cursor is its own position, which continues after `q`; a cursor at
-/// `q` continues with it. `None` when the record is not in the scope or is already last.
+/// record at `p` is served `places` places late: right after the record at `q`, `places` matching
+/// records on (the scope's last when fewer follow). Its cursor is its own position, which
+/// continues after `q`; a cursor at `q` continues with it. `None` when the record is not in the
+/// scope or is already last. Not meant to be combined with `late_arrival`, which moves the
+/// scope's end between pages.
 fn late_order(
     scope: &Scope<'_>,
     after: Option<usize>,
@@ -797,11 +799,8 @@ fn late_order(
     if !(scope.a..scope.b).contains(&p) || !scope.acc.matches(p, scope.filter) {
         return None;
     }
-    let last = *scope.collect(scope.a, scope.b, false, 1).first()?;
-    let q = p.saturating_add(places).min(last);
-    if q == p {
-        return None;
-    }
+    // The record `places` matching records on, or the scope's last when fewer follow.
+    let q = *scope.collect(p + 1, scope.b, true, places).last()?;
     let lo = match after {
         Some(a) if a == p => q + 1,
         Some(a) => a + 1,
