@@ -466,8 +466,9 @@ impl<T> WorkQueue<T> {
     }
 
     /// The next range for an idle worker: a waiting one, else the back half of the running range
-    /// with the most windows not started, else the rest of the window the busiest stream is in.
-    pub fn try_next(&self) -> Next {
+    /// with the most windows not started, else (when the request budget has `room` for another
+    /// stream) the rest of the window the busiest stream is in.
+    pub fn try_next(&self, room: bool) -> Next {
         let mut state = self.state();
         state
             .running
@@ -482,6 +483,11 @@ impl<T> WorkQueue<T> {
                 .map(Range::new);
             windows
                 .or_else(|| {
+                    if !room {
+                        // The budget paces the streams already: a piece would only cost its
+                        // requests (a first page, the page in flight, the window's count).
+                        return None;
+                    }
                     let busiest = state.running.iter().max_by_key(|r| r.rest_estimate())?;
                     let piece = busiest.split_inside(MIN_PIECE_RECORDS, &self.pieces)?;
                     Some(Range::new(vec![piece]))
@@ -499,10 +505,11 @@ impl<T> WorkQueue<T> {
     }
 
     /// The next range for an idle worker, waiting while running streams may yet be split; `None`
-    /// when nothing is left to take.
-    pub async fn next(&self) -> Option<Arc<Range>> {
+    /// when nothing is left to take. `room` says whether the request budget has room for another
+    /// stream.
+    pub async fn next(&self, room: impl Fn() -> bool) -> Option<Arc<Range>> {
         loop {
-            match self.try_next() {
+            match self.try_next(room()) {
                 Next::Take(range) => return Some(range),
                 Next::Finished => return None,
                 Next::Wait => tokio::time::sleep(IDLE_LOOK).await,
@@ -529,7 +536,7 @@ mod tests {
     }
 
     fn take<T>(queue: &WorkQueue<T>) -> Arc<Range> {
-        match queue.try_next() {
+        match queue.try_next(true) {
             Next::Take(range) => range,
             other => panic!("expected a range, got {other:?}"),
         }
@@ -610,11 +617,11 @@ mod tests {
                 r.finish(i);
             }
         }
-        assert!(matches!(queue.try_next(), Next::Wait));
+        assert!(matches!(queue.try_next(true), Next::Wait));
         for r in [&a, &c, &d] {
             r.finish(r.owned_from(0).len() - 1);
         }
-        assert!(matches!(queue.try_next(), Next::Finished));
+        assert!(matches!(queue.try_next(true), Next::Finished));
     }
 
     #[test]
@@ -626,13 +633,17 @@ mod tests {
         let queue = WorkQueue::<&str>::new(vec![vec![day]]);
         let a = take(&queue);
         assert!(
-            matches!(queue.try_next(), Next::Wait),
+            matches!(queue.try_next(true), Next::Wait),
             "a stream without a page has no pace yet"
         );
         // The first page: 100 records in 30 seconds, a pace of 288,000 a day.
         a.stream_starts(0);
         a.fetched(100, Some(30));
         assert!(a.admit(0, 12));
+        assert!(
+            matches!(queue.try_next(false), Next::Wait),
+            "a budget without room is not given another stream"
+        );
         let b = take(&queue);
         let back = b.owned_from(0);
         assert_eq!(back.len(), 1);
@@ -686,9 +697,9 @@ mod tests {
         a.stream_starts(0);
         // 100 records over 3,000 seconds: the last 600 should hold 20, not worth a stream.
         a.fetched(100, Some(3_000));
-        assert!(matches!(queue.try_next(), Next::Wait));
+        assert!(matches!(queue.try_next(true), Next::Wait));
         a.finish(0);
-        assert!(matches!(queue.try_next(), Next::Finished));
+        assert!(matches!(queue.try_next(true), Next::Finished));
 
         // A busy stream whose query ended has no rest to split, though its pace says it has.
         let queue = WorkQueue::<()>::new(vec![hours(0, 1)]);
@@ -696,11 +707,11 @@ mod tests {
         a.stream_starts(0);
         a.fetched(100, Some(10));
         a.stream_ends();
-        assert!(matches!(queue.try_next(), Next::Wait));
+        assert!(matches!(queue.try_next(true), Next::Wait));
         a.stream_starts(0);
         a.fetched(100, Some(10));
         assert!(
-            matches!(queue.try_next(), Next::Take(_)),
+            matches!(queue.try_next(true), Next::Take(_)),
             "a restarted stream is live again"
         );
     }

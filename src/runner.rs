@@ -606,7 +606,8 @@ async fn worker(
         let result = export_window(context, window, closed, progress).await;
         let _ = results.send(WorkerReport::Window(window, result));
     }
-    while let Some(range) = queue.next().await {
+    let room = || context.client.budget().has_room();
+    while let Some(range) = queue.next(room).await {
         export_range(context, queue, range, &results, progress).await;
     }
 }
