@@ -80,6 +80,8 @@ struct Span {
     routed: i64,
     /// Whether a stream is fetching: only then is there a rest to split inside.
     live: bool,
+    /// Whether the last stream ended (a range not started yet is about to be fetched).
+    ended: bool,
     /// The latest second the stream's pages reached; since when its pace is measured, and the
     /// records fetched since: the pace says whether the rest is worth a split.
     reached: i64,
@@ -101,6 +103,7 @@ impl Range {
                 cut: None,
                 routed: i64::MIN,
                 live: false,
+                ended: false,
                 reached: from,
                 paced_from: from,
                 records: 0,
@@ -147,6 +150,7 @@ impl Range {
             .piece
             .start;
         span.live = true;
+        span.ended = false;
         span.reached = start;
         span.paced_from = start;
         span.records = 0;
@@ -154,7 +158,9 @@ impl Range {
 
     /// The stream fetches no more (its query ended, or it stopped): its rest is not split.
     pub fn stream_ends(&self) {
-        self.span().live = false;
+        let mut span = self.span();
+        span.live = false;
+        span.ended = true;
     }
 
     /// The stream fetched a page of `records` whose last record is of second `reached`.
@@ -210,6 +216,11 @@ impl Range {
         span.end
             .checked_sub(1)
             .map_or(i64::MIN, |last| self.slot_in(&span, last).piece.end)
+    }
+
+    /// Whether a stream is fetching the range, or is about to.
+    pub fn fetching(&self) -> bool {
+        !self.span().ended
     }
 
     /// Whether the stream still has slots to hand on (so the range may yet be split).
@@ -466,9 +477,10 @@ impl<T> WorkQueue<T> {
     }
 
     /// The next range for an idle worker: a waiting one, else the back half of the running range
-    /// with the most windows not started, else (when the request budget has `room` for another
-    /// stream) the rest of the window the busiest stream is in.
-    pub fn try_next(&self, room: bool) -> Next {
+    /// with the most windows not started, else the rest of the window the busiest stream is in,
+    /// when the request budget has room for a stream more than those fetching (`room` is given
+    /// their number).
+    pub fn try_next(&self, room: impl Fn(usize) -> bool) -> Next {
         let mut state = self.state();
         state
             .running
@@ -483,7 +495,7 @@ impl<T> WorkQueue<T> {
                 .map(Range::new);
             windows
                 .or_else(|| {
-                    if !room {
+                    if !room(state.running.iter().filter(|r| r.fetching()).count()) {
                         // The budget paces the streams already: a piece would only cost its
                         // requests (a first page, the page in flight, the window's count).
                         return None;
@@ -505,11 +517,11 @@ impl<T> WorkQueue<T> {
     }
 
     /// The next range for an idle worker, waiting while running streams may yet be split; `None`
-    /// when nothing is left to take. `room` says whether the request budget has room for another
-    /// stream.
-    pub async fn next(&self, room: impl Fn() -> bool) -> Option<Arc<Range>> {
+    /// when nothing is left to take. `room` says whether the request budget has room for a stream
+    /// more than the given number fetching.
+    pub async fn next(&self, room: impl Fn(usize) -> bool) -> Option<Arc<Range>> {
         loop {
-            match self.try_next(room()) {
+            match self.try_next(&room) {
                 Next::Take(range) => return Some(range),
                 Next::Finished => return None,
                 Next::Wait => tokio::time::sleep(IDLE_LOOK).await,
@@ -536,7 +548,7 @@ mod tests {
     }
 
     fn take<T>(queue: &WorkQueue<T>) -> Arc<Range> {
-        match queue.try_next(true) {
+        match queue.try_next(|_| true) {
             Next::Take(range) => range,
             other => panic!("expected a range, got {other:?}"),
         }
@@ -617,11 +629,11 @@ mod tests {
                 r.finish(i);
             }
         }
-        assert!(matches!(queue.try_next(true), Next::Wait));
+        assert!(matches!(queue.try_next(|_| true), Next::Wait));
         for r in [&a, &c, &d] {
             r.finish(r.owned_from(0).len() - 1);
         }
-        assert!(matches!(queue.try_next(true), Next::Finished));
+        assert!(matches!(queue.try_next(|_| true), Next::Finished));
     }
 
     #[test]
@@ -633,16 +645,26 @@ mod tests {
         let queue = WorkQueue::<&str>::new(vec![vec![day]]);
         let a = take(&queue);
         assert!(
-            matches!(queue.try_next(true), Next::Wait),
+            matches!(queue.try_next(|_| true), Next::Wait),
             "a stream without a page has no pace yet"
         );
         // The first page: 100 records in 30 seconds, a pace of 288,000 a day.
         a.stream_starts(0);
         a.fetched(100, Some(30));
         assert!(a.admit(0, 12));
+        let asked = std::cell::Cell::new(None);
+        let no_room = |fetching| {
+            asked.set(Some(fetching));
+            false
+        };
         assert!(
-            matches!(queue.try_next(false), Next::Wait),
+            matches!(queue.try_next(no_room), Next::Wait),
             "a budget without room is not given another stream"
+        );
+        assert_eq!(
+            asked.get(),
+            Some(1),
+            "room is asked for a stream more than one"
         );
         let b = take(&queue);
         let back = b.owned_from(0);
@@ -697,9 +719,9 @@ mod tests {
         a.stream_starts(0);
         // 100 records over 3,000 seconds: the last 600 should hold 20, not worth a stream.
         a.fetched(100, Some(3_000));
-        assert!(matches!(queue.try_next(true), Next::Wait));
+        assert!(matches!(queue.try_next(|_| true), Next::Wait));
         a.finish(0);
-        assert!(matches!(queue.try_next(true), Next::Finished));
+        assert!(matches!(queue.try_next(|_| true), Next::Finished));
 
         // A busy stream whose query ended has no rest to split, though its pace says it has.
         let queue = WorkQueue::<()>::new(vec![hours(0, 1)]);
@@ -707,11 +729,11 @@ mod tests {
         a.stream_starts(0);
         a.fetched(100, Some(10));
         a.stream_ends();
-        assert!(matches!(queue.try_next(true), Next::Wait));
+        assert!(matches!(queue.try_next(|_| true), Next::Wait));
         a.stream_starts(0);
         a.fetched(100, Some(10));
         assert!(
-            matches!(queue.try_next(true), Next::Take(_)),
+            matches!(queue.try_next(|_| true), Next::Take(_)),
             "a restarted stream is live again"
         );
     }

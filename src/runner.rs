@@ -606,10 +606,28 @@ async fn worker(
         let result = export_window(context, window, closed, progress).await;
         let _ = results.send(WorkerReport::Window(window, result));
     }
-    let room = || context.client.budget().has_room();
+    let room = |fetching: usize| budget_has_room(&context.client, fetching);
     while let Some(range) = queue.next(room).await {
         export_range(context, queue, range, &results, progress).await;
     }
+}
+
+/// Demand the budget is given, as a share of its rate, before another stream is started inside a
+/// window: a stream keeps one request in flight, and the API's latency varies around its average,
+/// so streams whose average pace just matches the budget leave some of it unused.
+const STREAM_DEMAND: f64 = 1.1;
+
+/// Whether the request budget has room for a stream more than the `fetching` ones: each makes one
+/// request per API latency (measured so far), and together they ask less than the budget allows
+/// (with [`STREAM_DEMAND`]'s margin). When the budget paces the run already, a stream more only
+/// costs requests (its first page, the page in flight where it split, its window's count).
+fn budget_has_room(client: &Client, fetching: usize) -> bool {
+    let Some(latency) = client.stats().latency() else {
+        return true;
+    };
+    let per_stream = 60.0 / latency.as_secs_f64().max(0.001);
+    let budget = f64::from(client.budget().per_minute());
+    fetching as f64 * per_stream < STREAM_DEMAND * budget
 }
 
 /// How a range's stream ended.

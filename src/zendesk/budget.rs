@@ -30,18 +30,7 @@ struct State {
     next: Instant,
     /// No request starts before this (set by 429s and exhausted budgets).
     paused_until: Instant,
-    /// Turns taken since `measured_since`, and whether the last measure left room.
-    measured_since: Instant,
-    taken: u32,
-    room: bool,
 }
-
-/// How long the budget's use is measured before it says whether it has room.
-const USE_MEASURED_OVER: Duration = Duration::from_secs(5);
-
-/// Use below which the budget has room: the running streams leave a tenth or more of it unused
-/// (their latency, not the budget, paces them).
-const ROOM_BELOW: f64 = 0.9;
 
 impl RequestBudget {
     /// A budget of at most `cap` requests per minute (if given) and at most `share` (0 < share
@@ -55,9 +44,6 @@ impl RequestBudget {
                 per_minute: 1,
                 next: now,
                 paused_until: now,
-                measured_since: now,
-                taken: 0,
-                room: true,
             }),
         };
         let initial = budget.effective(ASSUMED_LIMIT);
@@ -80,13 +66,6 @@ impl RequestBudget {
         self.lock().per_minute
     }
 
-    /// Whether the requests of the last few seconds left a tenth or more of the budget unused:
-    /// then another stream would make the run faster; otherwise the budget paces it already, and
-    /// another stream only costs requests. True until measured.
-    pub fn has_room(&self) -> bool {
-        self.lock().room
-    }
-
     /// Waits for this request's turn.
     pub async fn acquire(&self) {
         let (at, now) = {
@@ -94,14 +73,6 @@ impl RequestBudget {
             let now = Instant::now();
             let at = now.max(state.next).max(state.paused_until);
             state.next = at + Duration::from_secs(60) / state.per_minute;
-            state.taken += 1;
-            let measured = now - state.measured_since;
-            if measured >= USE_MEASURED_OVER {
-                let allowed = f64::from(state.per_minute) * measured.as_secs_f64() / 60.0;
-                state.room = f64::from(state.taken) < ROOM_BELOW * allowed;
-                state.measured_since = now;
-                state.taken = 0;
-            }
             (at, now)
         };
         // The timer wheel has millisecond ticks: sleeping even until `now` would cost up to a
@@ -164,24 +135,6 @@ mod tests {
         }
         // 600 per minute = one every 100 ms; the first goes at once.
         assert_eq!(start.elapsed(), Duration::from_millis(1000));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_budget_has_room_while_requests_come_slower_than_it_allows() {
-        let b = RequestBudget::new(Some(600), 1.0);
-        b.observe_limit(700);
-        assert!(b.has_room(), "room until measured");
-        // Ten a second, as many as it allows: no room.
-        for _ in 0..60 {
-            b.acquire().await;
-        }
-        assert!(!b.has_room());
-        // Then one request every 200 ms, half of what it allows: room.
-        for _ in 0..30 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            b.acquire().await;
-        }
-        assert!(b.has_room());
     }
 
     #[tokio::test(start_paused = true)]

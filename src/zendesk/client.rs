@@ -93,6 +93,30 @@ pub struct ClientStats {
     pub retries: AtomicU64,
     pub throttled: AtomicU64,
     pub bytes: AtomicU64,
+    /// The API's latency (request sent to body received), in microseconds: a moving average of
+    /// the answers so far, 0 before the first.
+    pub latency_micros: AtomicU64,
+}
+
+impl ClientStats {
+    /// Adds one answer's latency to the moving average (each answer weighs a tenth). Concurrent
+    /// updates may lose one another's; this is an estimate.
+    fn observe_latency(&self, latency: Duration) {
+        let sample = latency.as_micros().min(u128::from(u64::MAX)) as u64;
+        let average = match self.latency_micros.load(Ordering::Relaxed) {
+            0 => sample,
+            old => (old * 9 + sample) / 10,
+        };
+        self.latency_micros.store(average.max(1), Ordering::Relaxed);
+    }
+
+    /// The API's latency so far, `None` before the first answer.
+    pub fn latency(&self) -> Option<Duration> {
+        match self.latency_micros.load(Ordering::Relaxed) {
+            0 => None,
+            micros => Some(Duration::from_micros(micros)),
+        }
+    }
 }
 
 /// The token endpoint refused the OAuth client for good (400, 401, 403: `invalid_client`,
@@ -573,6 +597,7 @@ impl Client {
         url: &Url,
     ) -> Result<Result<(StatusCode, Bytes), Transient>, ApiError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => return network_failure(url, &e).map(Err),
@@ -584,6 +609,7 @@ impl Client {
             Ok(b) => b,
             Err(e) => return network_failure(url, &e).map(Err),
         };
+        self.stats.observe_latency(sent.elapsed());
         self.stats
             .bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -885,6 +911,16 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latency_is_a_moving_average_of_the_answers() {
+        let stats = ClientStats::default();
+        assert_eq!(stats.latency(), None);
+        stats.observe_latency(Duration::from_millis(200));
+        assert_eq!(stats.latency(), Some(Duration::from_millis(200)));
+        stats.observe_latency(Duration::from_millis(300));
+        assert_eq!(stats.latency(), Some(Duration::from_millis(210)));
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_a_ceiling() {
