@@ -54,10 +54,23 @@ pub async fn count_window(
     filters: &Filters,
     window: &Window,
 ) -> Result<u64, ApiError> {
+    match quick_count(client, filters, window).await? {
+        Some(count) => Ok(count),
+        None => list_whole(client, filters, window).await,
+    }
+}
+
+/// The number of distinct records of `window`, when the offset form's `count` and first pages
+/// tell it (one or two requests); `None` when only listing the window whole would.
+pub async fn quick_count(
+    client: &Client,
+    filters: &Filters,
+    window: &Window,
+) -> Result<Option<u64>, ApiError> {
     let ascending = match first_page(client, filters, window, "asc").await {
         Ok(page) => page,
         // An API that refuses the offset form (or its sort parameters) can still be listed.
-        Err(ApiError::Rejected { .. }) => return list_whole(client, filters, window).await,
+        Err(ApiError::Rejected { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
     let total = ascending.count.unwrap_or(u64::MAX);
@@ -69,19 +82,19 @@ pub async fn count_window(
             .filter(|&(_, t)| window.contains(t))
             .map(|(id, _)| id)
             .collect();
-        return Ok(ids.len() as u64);
+        return Ok(Some(ids.len() as u64));
     }
     let below = edge(&ascending.audit_logs, true, |t| t < window.start);
     let descending = match first_page(client, filters, window, "desc").await {
         Ok(page) => page,
-        Err(ApiError::Rejected { .. }) => return list_whole(client, filters, window).await,
+        Err(ApiError::Rejected { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
     let above = edge(&descending.audit_logs, false, |t| t >= window.end);
-    match (below, above, ascending.count) {
-        (Some(below), Some(above), Some(count)) => Ok(count.saturating_sub(below + above)),
-        _ => list_whole(client, filters, window).await,
-    }
+    Ok(match (below, above, ascending.count) {
+        (Some(below), Some(above), Some(count)) => Some(count.saturating_sub(below + above)),
+        _ => None,
+    })
 }
 
 /// The records of an extra second at the head of a page sorted as asked, or `None` when that

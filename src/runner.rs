@@ -25,7 +25,7 @@ use crate::encode::PartError;
 use crate::lease::{holder_name, Lease, LeaseError};
 use crate::manifest::{Dataset, Manifest, ManifestError, WindowRecord};
 use crate::ranges::{self, Deposit, Range, Slot, WorkQueue};
-use crate::recount::count_window;
+use crate::recount::{count_window, quick_count};
 use crate::route::{RouteCounts, RoutedPart, WindowRouter};
 use crate::schema::Schema;
 use crate::storage::{Created, Lake, StorageError};
@@ -179,8 +179,8 @@ pub struct Summary {
     /// Records that came after records of a later window (`sort=created_at` broken) and are
     /// missing from their committed window: listed in `failures`; `repair --against-api` mends.
     pub records_misordered: u64,
-    /// Windows fetched in pieces whose records did not add up to Zendesk's count of the window
-    /// (a record served out of order past a piece's end, or one that became visible since): each
+    /// Windows fetched in pieces that held fewer records than Zendesk's count of the window (a
+    /// record served out of order past a piece's end, or one that became visible since): each
     /// was fetched again whole, as a query of its own, before its commit.
     pub windows_refetched: u64,
     /// Fields the schema does not know that this run's rows carried (kept in `extra_json`), with
@@ -870,11 +870,14 @@ async fn commit_routed(
     (committed, None)
 }
 
-/// Commits a window fetched in pieces, once its records add up to Zendesk's count of the window
+/// Commits a window fetched in pieces once its records add up to Zendesk's count of the window
 /// (one or two requests): a record served out of order past a piece's end is in no piece, since
 /// the stream that held it stopped at its end and the next piece's query starts later. Short of
 /// the count, the window is fetched again whole, as a query of its own (as before ranges), and
-/// that is committed.
+/// that is committed. A count that only listing the window whole would give (a full page of
+/// records in a margin second, an API without the offset form) is not taken: the pieces are
+/// committed as a whole window's stream would be, and `--recheck` (for recent windows) or
+/// `verify --against-api` counts the window later.
 async fn commit_pieces(
     context: &Context,
     window: Window,
@@ -883,16 +886,25 @@ async fn commit_pieces(
     progress: &dyn Progress,
 ) -> Result<Done, WindowError> {
     let (parts, counts) = join_pieces(pieces);
-    let zendesk = count_window(&context.client, &context.config.filters, &window).await?;
-    if zendesk == counts.kept {
-        return commit_range_window(context, window, parts, counts).await;
+    let zendesk = quick_count(&context.client, &context.config.filters, &window).await?;
+    match zendesk {
+        Some(zendesk) if zendesk > counts.kept => tracing::warn!(
+            window = %window.id(),
+            pieces = counts.kept,
+            zendesk,
+            "the pieces of a window hold fewer records than Zendesk counts; fetching it again whole"
+        ),
+        Some(zendesk) => {
+            if zendesk < counts.kept {
+                tracing::warn!(window = %window.id(), pieces = counts.kept, zendesk, "the pieces of a window hold more records than Zendesk counts");
+            }
+            return commit_range_window(context, window, parts, counts).await;
+        }
+        None => {
+            tracing::debug!(window = %window.id(), "no quick count of a window fetched in pieces");
+            return commit_range_window(context, window, parts, counts).await;
+        }
     }
-    tracing::warn!(
-        window = %window.id(),
-        pieces = counts.kept,
-        zendesk,
-        "the pieces of a window do not add up to Zendesk's count; fetching it again whole"
-    );
     drop(parts);
     let _ = results.send(WorkerReport::Refetched);
     let (parts, counts) = fetch_window(context, window, progress).await?;
