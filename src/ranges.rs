@@ -82,6 +82,9 @@ struct Span {
     live: bool,
     /// Whether the last stream ended (a range not started yet is about to be fetched).
     ended: bool,
+    /// Whether another worker took the range's tail at a window boundary: the stream stops short
+    /// of its query's end, so a record served out of order past that point is not seen by it.
+    shortened: bool,
     /// The latest second the stream's pages reached; since when its pace is measured, and the
     /// records fetched since: the pace says whether the rest is worth a split.
     reached: i64,
@@ -104,6 +107,7 @@ impl Range {
                 routed: i64::MIN,
                 live: false,
                 ended: false,
+                shortened: false,
                 reached: from,
                 paced_from: from,
                 records: 0,
@@ -247,7 +251,14 @@ impl Range {
         let tail = (mid..span.end).map(|i| self.slot_in(&span, i)).collect();
         span.end = mid;
         span.cut = None;
+        span.shortened = true;
         Some(tail)
+    }
+
+    /// Whether another worker took the range's tail at a window boundary (see
+    /// [`Span::shortened`]): the window before the cut is then counted before its commit.
+    pub fn shortened(&self) -> bool {
+        self.span().shortened
     }
 
     /// The records the rest of the slot the stream is in should hold at the stream's pace so far
@@ -432,6 +443,9 @@ impl<T> Pieces<T> {
 pub struct WorkQueue<T> {
     state: Mutex<Queue>,
     pub pieces: Pieces<T>,
+    /// Set when a window fetched in pieces could not be counted quickly: no window is split
+    /// inside for the rest of the run (each would be fetched twice).
+    no_pieces: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -462,11 +476,18 @@ impl<T> WorkQueue<T> {
                 running: Vec::new(),
             }),
             pieces: Pieces::default(),
+            no_pieces: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     fn state(&self) -> MutexGuard<'_, Queue> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Splits no more windows inside for the rest of the run.
+    pub fn no_more_pieces(&self) {
+        self.no_pieces
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Queues slots to be fetched next (consecutive), e.g. the rest of a range after a failure.
@@ -495,7 +516,9 @@ impl<T> WorkQueue<T> {
                 .map(Range::new);
             windows
                 .or_else(|| {
-                    if !room(state.running.iter().filter(|r| r.fetching()).count()) {
+                    if self.no_pieces.load(std::sync::atomic::Ordering::Relaxed)
+                        || !room(state.running.iter().filter(|r| r.fetching()).count())
+                    {
                         // The budget paces the streams already: a piece would only cost its
                         // requests (a first page, the page in flight, the window's count).
                         return None;
@@ -580,7 +603,12 @@ mod tests {
         assert!(range.finish(0).1 && range.finish(1).1);
         // The stream is in window 2; windows 3..9 are unstarted: the back half is 6..9.
         assert_eq!(range.unstarted(), 6);
+        assert!(!range.shortened());
         assert_eq!(range.split().unwrap(), slots(6, 3));
+        assert!(
+            range.shortened(),
+            "its last window is counted before its commit"
+        );
         assert_eq!(range.owned_from(2), slots(2, 4));
         assert!(range.finish(4).1);
         assert!(!range.finish(5).1, "window 6 belongs to the split now");
@@ -674,6 +702,10 @@ mod tests {
         assert_eq!(back[0].piece.end, 86_400);
         assert_eq!(a.end_time(), back[0].piece.start);
         assert!(
+            !a.shortened(),
+            "a split inside does not shorten the range's windows"
+        );
+        assert!(
             !a.admit(0, back[0].piece.start),
             "a record of the back half is not the front's"
         );
@@ -735,6 +767,11 @@ mod tests {
         assert!(
             matches!(queue.try_next(|_| true), Next::Take(_)),
             "a restarted stream is live again"
+        );
+        queue.no_more_pieces();
+        assert!(
+            matches!(queue.try_next(|_| true), Next::Wait),
+            "no pieces once a window could not be counted quickly"
         );
     }
 

@@ -179,9 +179,10 @@ pub struct Summary {
     /// Records that came after records of a later window (`sort=created_at` broken) and are
     /// missing from their committed window: listed in `failures`; `repair --against-api` mends.
     pub records_misordered: u64,
-    /// Windows fetched in pieces that held fewer records than Zendesk's count of the window (a
-    /// record served out of order past a piece's end, or one that became visible since): each
-    /// was fetched again whole, as a query of its own, before its commit.
+    /// Windows whose stream stopped short of its query's end (fetched in pieces, or cut at a
+    /// window boundary) and that held fewer records than Zendesk's count of the window (a record
+    /// served out of order past the stop, or one that became visible since), or that could not be
+    /// counted quickly: each was fetched again whole, as a query of its own, before its commit.
     pub windows_refetched: u64,
     /// Fields the schema does not know that this run's rows carried (kept in `extra_json`), with
     /// the rows that carried each: schema drift.
@@ -544,7 +545,7 @@ enum WorkerReport {
     /// A record that came after records of a later window, and is missing from the window it
     /// belongs to, committed before it came.
     Misordered { window: Window, id: i64 },
-    /// A window fetched in pieces was fetched again whole (its pieces fell short of its count).
+    /// A window whose stream stopped short was fetched again whole (see `windows_refetched`).
     Refetched,
 }
 
@@ -695,8 +696,10 @@ fn fail_rest(queue: &Queue, rest: impl IntoIterator<Item = Slot>, cause: &str, r
     }
 }
 
-/// What the encoder thread of a range hands on: slot `.0` of the range, as it ended, complete.
-type Routed = (usize, Slot, Made);
+/// What the encoder thread of a range hands on: slot `.0` of the range, as it ended, complete,
+/// and whether it is to be counted before its commit (a whole window before a cut at a window
+/// boundary; see [`Range::shortened`]).
+type Routed = (usize, Slot, Made, bool);
 
 /// Pages for the encoder thread, then whether the query ended (every page read).
 enum Handoff {
@@ -749,6 +752,7 @@ async fn stream_range(
     let (fetched, (committed, commit_failed)) = tokio::join!(fetch, commit);
     range.stream_ends();
     let (routed, at, done, misordered) = encoder.await.expect("the encoder thread does not panic");
+    report_misordered(context, range, &committed, &misordered, results).await;
     if let Some(i) = commit_failed {
         fail_rest(
             queue,
@@ -758,7 +762,6 @@ async fn stream_range(
         );
         return StreamEnd::Done;
     }
-    report_misordered(context, range, &committed, &misordered, results).await;
     // Every owned slot handed on (and committed above): whatever the fetch did after the
     // range's end does not matter.
     if done {
@@ -841,13 +844,17 @@ async fn commit_routed(
     progress: &dyn Progress,
 ) -> (BTreeMap<usize, WindowRecord>, Option<usize>) {
     let mut committed = BTreeMap::new();
-    while let Some((i, slot, made)) = routed_rx.recv().await {
+    while let Some((i, slot, made, count)) = routed_rx.recv().await {
         let result = match queue.pieces.deposit(slot, made) {
+            Deposit::Whole(made) if count => {
+                commit_counted(context, queue, slot.window, made, results, progress).await
+            }
             Deposit::Whole((parts, counts)) => {
                 commit_range_window(context, slot.window, parts, counts).await
             }
             Deposit::Complete(pieces) => {
-                commit_pieces(context, slot.window, pieces, results, progress).await
+                let made = join_pieces(pieces);
+                commit_counted(context, queue, slot.window, made, results, progress).await
             }
             Deposit::Waiting | Deposit::Dropped => continue,
         };
@@ -870,44 +877,43 @@ async fn commit_routed(
     (committed, None)
 }
 
-/// Commits a window fetched in pieces once its records add up to Zendesk's count of the window
-/// (one or two requests): a record served out of order past a piece's end is in no piece, since
-/// the stream that held it stopped at its end and the next piece's query starts later. Short of
-/// the count, the window is fetched again whole, as a query of its own (as before ranges), and
-/// that is committed. A count that only listing the window whole would give (a full page of
-/// records in a margin second, an API without the offset form) is not taken: the pieces are
-/// committed as a whole window's stream would be, and `--recheck` (for recent windows) or
-/// `verify --against-api` counts the window later.
-async fn commit_pieces(
+/// Commits a window whose stream stopped short of its query's end (a window fetched in pieces,
+/// or the last window before a cut at a window boundary) once its records add up to Zendesk's
+/// count of the window (one or two requests). A record served out of order past the stop is in
+/// no stream: the stream that held it stopped, and the next one's query starts later. Short of
+/// the count, or when only listing the window whole would count it (a full page of records in a
+/// margin second, an API without the offset form), the window is fetched again whole, as a query
+/// of its own (as before ranges), and that is committed; after an uncounted window no window is
+/// split inside for the rest of the run, since each would be fetched twice.
+async fn commit_counted(
     context: &Context,
+    queue: &Queue,
     window: Window,
-    pieces: Vec<Made>,
+    (parts, counts): Made,
     results: &Results,
     progress: &dyn Progress,
 ) -> Result<Done, WindowError> {
-    let (parts, counts) = join_pieces(pieces);
-    let zendesk = quick_count(&context.client, &context.config.filters, &window).await?;
-    match zendesk {
+    match quick_count(&context.client, &context.config.filters, &window).await? {
         Some(zendesk) if zendesk > counts.kept => tracing::warn!(
             window = %window.id(),
-            pieces = counts.kept,
+            fetched = counts.kept,
             zendesk,
-            "the pieces of a window hold fewer records than Zendesk counts; fetching it again whole"
+            "a window holds fewer records than Zendesk counts; fetching it again whole"
         ),
         Some(zendesk) => {
             if zendesk < counts.kept {
-                tracing::warn!(window = %window.id(), pieces = counts.kept, zendesk, "the pieces of a window hold more records than Zendesk counts");
+                tracing::warn!(window = %window.id(), fetched = counts.kept, zendesk, "a window holds more records than Zendesk counts");
             }
             return commit_range_window(context, window, parts, counts).await;
         }
         None => {
-            tracing::debug!(window = %window.id(), "no quick count of a window fetched in pieces");
-            return commit_range_window(context, window, parts, counts).await;
+            tracing::info!(window = %window.id(), "no quick count of the window; fetching it again whole, and splitting no window inside from now on");
+            queue.no_more_pieces();
         }
     }
     drop(parts);
-    let _ = results.send(WorkerReport::Refetched);
     let (parts, counts) = fetch_window(context, window, progress).await?;
+    let _ = results.send(WorkerReport::Refetched);
     commit_range_window(context, window, parts, counts).await
 }
 
@@ -1024,8 +1030,13 @@ impl RangeRouting {
                     }
                 });
                 if let Err(e) = decoded {
-                    // Past the range's end, a page that does not decode is another range's.
-                    return if self.done { Ok(()) } else { Err(e.into()) };
+                    if !self.done {
+                        return Err(e.into());
+                    }
+                    // Past the range's end, a record that does not decode is another range's:
+                    // the pages after it are not read for late records.
+                    tracing::warn!(error = %e, "a page past the range's end does not decode; it is not read for late records");
+                    return Ok(());
                 }
                 if let Some(e) = failed {
                     return Err(e);
@@ -1089,7 +1100,12 @@ impl RangeRouting {
             WindowRouter::piece(next.piece, next.window, self.tmp_dir.clone()),
         );
         let made = router.finish()?;
-        if self.out.blocking_send((self.at, slot, made)).is_err() {
+        let count = !mine && slot.is_whole() && self.range.shortened();
+        if self
+            .out
+            .blocking_send((self.at, slot, made, count))
+            .is_err()
+        {
             // The committer stopped (a failed commit): nothing more is handed on.
             self.stop.store(true, Ordering::Relaxed);
             return Ok(false);

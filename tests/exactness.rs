@@ -428,6 +428,27 @@ async fn on_a_daily_schedule_the_next_run_rechecks_the_window_the_last_one_commi
     assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
 }
 
+/// The position of the account's last record created before `instant`.
+fn last_record_before(account: &zendesk_sim::Account, instant: &str) -> usize {
+    (0..account.len())
+        .rev()
+        .find(|&k| account.created_at(k) < utc(t(instant)))
+        .unwrap()
+}
+
+/// Exports daily windows from `FROM` to `until` with one worker: one range, one stream.
+async fn export_in_one_stream(
+    sim: &zendesk_sim::Simulator,
+    dest: &Path,
+    until: &str,
+) -> runner::Summary {
+    let mut export = export_config(sim, dest, FROM, until, "1d");
+    export.concurrency = 1;
+    runner::export(export, CancellationToken::new(), &runner::NoProgress)
+        .await
+        .unwrap()
+}
+
 /// A record served after records of a later window (a broken `sort=created_at`) has missed the
 /// window it belongs to, committed before it came: the run looks it up there, reports that window
 /// (exit 1, `records_misordered`) rather than lose it silently, and `repair --against-api` mends
@@ -439,19 +460,12 @@ async fn a_record_served_after_a_later_window_is_reported_and_repair_mends_it() 
     let account = probe.account().clone();
     drop(probe);
     // The last record of the first day, served 30 places later: among the second day's.
-    let p = (0..account.len())
-        .rev()
-        .find(|&k| account.created_at(k) < utc(t("2024-03-02")))
-        .unwrap();
+    let p = last_record_before(&account, "2024-03-02");
     config.faults.served_late = Some((p, 30));
     let sim = start(config).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut export = export_config(&sim, dir.path(), FROM, TO, "1d");
     // One stream over the three days, so the first is committed before the record comes.
-    export.concurrency = 1;
-    let summary = runner::export(export, CancellationToken::new(), &runner::NoProgress)
-        .await
-        .unwrap();
+    let summary = export_in_one_stream(&sim, dir.path(), TO).await;
     assert_eq!(summary.records_misordered, 1, "{:?}", summary.failures);
     assert_eq!(summary.failures.len(), 1, "{:?}", summary.failures);
     assert_eq!(summary.failures[0].window, "20240301T0000Z");
@@ -472,7 +486,15 @@ async fn a_record_served_after_a_later_window_is_reported_and_repair_mends_it() 
     let outcome = repair(&sim, dir.path(), true).await;
     assert_eq!(outcome.windows_repaired, ["20240301T0000Z"], "{outcome:?}");
     assert!(outcome.after.is_clean(), "{:?}", outcome.after);
-    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+    // The repaired day's late record came last in its query: that file declares no order.
+    assert_lake_exact_in(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        TO,
+        Order::AsDeclared,
+    );
 }
 
 /// A busy window fetched in pieces: a record served far out of order, after records past its
@@ -504,5 +526,38 @@ async fn a_record_served_past_the_end_of_its_piece_is_caught_by_the_windows_coun
         "the pieces' shortfall went unnoticed"
     );
     assert_eq!(summary.records_misordered, 0);
-    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), from, to);
+    assert_lake_exact_in(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        from,
+        to,
+        Order::AsDeclared,
+    );
+}
+
+/// A range's stream reads the pages it has fetched to the end, also past its last window: a
+/// record of that window served after the first record past the range's end (the query's upper
+/// margin second) is seen there, looked up in the committed window, and reported, not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_served_after_the_ranges_end_is_still_seen_and_reported() {
+    let until = "2024-03-03";
+    let mut config = sim_config(3_000, FROM, TO);
+    let probe = start(config.clone()).await;
+    let account = probe.account().clone();
+    drop(probe);
+    // The last record before the range's end, served after the record on the end's second (the
+    // simulator's bounds are inclusive, and every midnight holds a record).
+    let p = last_record_before(&account, until);
+    assert_eq!(account.created_at(p + 1), utc(t(until)));
+    config.faults.served_late = Some((p, 1_000));
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = export_in_one_stream(&sim, dir.path(), until).await;
+    assert_eq!(summary.records_misordered, 1, "{:?}", summary.failures);
+    assert_eq!(summary.failures[0].window, "20240302T0000Z");
+    assert!(summary.failures[0]
+        .error
+        .contains(&account.id(p).to_string()));
+    assert_eq!(summary.exit_code(), 1);
 }

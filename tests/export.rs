@@ -475,11 +475,12 @@ fn stream_starts(sim: &Simulator) -> std::collections::BTreeSet<Option<DateTime<
 }
 
 /// Near the physical minimum, a page per 100 records: each stream may end in a part-filled page,
-/// and a split may cost the page in flight.
+/// a split may cost the page in flight, and the window before a cut (or one fetched in pieces) is
+/// counted before its commit (one or two requests).
 fn assert_near_the_minimum(requests: u64, rows: usize, streams: usize) {
     let minimum = (rows as u64).div_ceil(100);
     assert!(
-        requests <= minimum + 2 * streams as u64,
+        requests <= minimum + 4 * streams as u64,
         "{requests} requests for {rows} records in {streams} streams"
     );
 }
@@ -518,7 +519,7 @@ async fn a_busy_range_is_split_among_idle_workers_and_the_lake_stays_exact() {
         busy_starts > 1,
         "the busy range was fetched by one stream only: {starts:?}"
     );
-    // One window per request would be 120.
+    // One window per request would be 120 (and would not fetch the busy windows side by side).
     assert_near_the_minimum(summary.requests, rows, starts.len());
 }
 

@@ -609,7 +609,11 @@ impl Client {
             Ok(b) => b,
             Err(e) => return network_failure(url, &e).map(Err),
         };
-        self.stats.observe_latency(sent.elapsed());
+        if status.is_success() {
+            // A 429 answers at once and a 5xx may take the gateway's timeout: neither is the pace
+            // of a stream.
+            self.stats.observe_latency(sent.elapsed());
+        }
         self.stats
             .bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);
