@@ -180,6 +180,12 @@ pub fn human_summary(s: &Summary) -> String {
             s.windows_rechecked, s.windows_repaired, s.windows_api_fewer, s.repairs_converged
         ));
     }
+    if s.windows_refetched > 0 {
+        text.push_str(&format!(
+            "  refetched whole: {} windows whose stream stopped short held fewer records than Zendesk counts (or could not be counted quickly)\n",
+            s.windows_refetched
+        ));
+    }
     if !s.extra_fields.is_empty() {
         text.push_str(&format!(
             "  schema drift: fields kept in extra_json: {}\n",
