@@ -255,8 +255,9 @@ impl Range {
         Some(tail)
     }
 
-    /// Whether another worker took the range's tail at a window boundary (see
-    /// [`Span::shortened`]): the window before the cut is then counted before its commit.
+    /// Whether another worker took the range's tail at a window boundary: the stream stops short
+    /// of its query's end, so the window before the cut is counted before its commit (a record
+    /// served out of order past that point is not seen by the stream).
     pub fn shortened(&self) -> bool {
         self.span().shortened
     }
