@@ -623,12 +623,25 @@ const STREAM_DEMAND: f64 = 1.1;
 /// (with [`STREAM_DEMAND`]'s margin). When the budget paces the run already, a stream more only
 /// costs requests (its first page, the page in flight where it split, its window's count).
 fn budget_has_room(client: &Client, fetching: usize) -> bool {
-    let Some(latency) = client.stats().latency() else {
+    room_for_a_stream(
+        client.stats().latency(),
+        client.budget().per_minute(),
+        fetching,
+    )
+}
+
+/// [`budget_has_room`] given the API's latency so far (`None` before the first answer: room) and
+/// the budget's requests per minute.
+fn room_for_a_stream(
+    latency: Option<std::time::Duration>,
+    per_minute: u32,
+    fetching: usize,
+) -> bool {
+    let Some(latency) = latency else {
         return true;
     };
     let per_stream = 60.0 / latency.as_secs_f64().max(0.001);
-    let budget = f64::from(client.budget().per_minute());
-    fetching as f64 * per_stream < STREAM_DEMAND * budget
+    fetching as f64 * per_stream < STREAM_DEMAND * f64::from(per_minute)
 }
 
 /// How a range's stream ended.
@@ -1762,4 +1775,24 @@ async fn fetch_and_encode(
     let encoded = encoder.await.expect("the encoder thread does not panic");
     fetched?;
     encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_stream_more_only_while_the_fetching_ones_leave_the_budget_unused() {
+        let ms = |n| Some(Duration::from_millis(n));
+        // Before the first answer nothing is known: room.
+        assert!(room_for_a_stream(None, 700, 8));
+        // 250 ms a page: 240 requests a minute a stream. Three ask 720, within 110% of 700: a
+        // fourth is worth it; four ask 960: no fifth.
+        assert!(room_for_a_stream(ms(250), 700, 3));
+        assert!(!room_for_a_stream(ms(250), 700, 4));
+        // 150 ms a page against 350 a minute: one stream (400) keeps the budget busy alone.
+        assert!(!room_for_a_stream(ms(150), 350, 1));
+        assert!(room_for_a_stream(ms(150), 350, 0));
+    }
 }
