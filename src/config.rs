@@ -1633,19 +1633,12 @@ mod tests {
                 format!("{key} = {value}")
             };
             // The flags the usual arguments set would win over the file.
-            let base: Vec<&str> = [
-                "--subdomain",
-                "acme",
-                "--dest",
-                "/tmp",
-                "--since",
-                "2024-12-01",
-            ]
-            .chunks(2)
-            .filter(|pair| pair[0] != format!("--{key}"))
-            .flatten()
-            .copied()
-            .collect();
+            let base: Vec<&str> = USUAL
+                .chunks(2)
+                .filter(|pair| pair[0] != format!("--{key}"))
+                .flatten()
+                .copied()
+                .collect();
             return with_file_and(&toml, &base, &[], &env()).ok();
         }
         let mut a = args(&[]);

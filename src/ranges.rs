@@ -10,11 +10,14 @@
 //!   ([`Range::split`]): the worker takes the back half of them;
 //! - otherwise *inside* the window the stream is in, at a second boundary past everything the
 //!   stream has fetched ([`Range::split_inside`]), when the stream's own pace says the rest holds
-//!   enough records to be worth a stream of its own. The window is then fetched in *pieces*, and is
+//!   enough records to be worth a stream of its own and the request budget has room for one more
+//!   (the caller says so: [`WorkQueue::try_next`]). The window is then fetched in *pieces*, and is
 //!   committed once all of them are in ([`Pieces`]).
 //!
 //! The stream that was split stops when it reaches its new end (at most the page in flight is
-//! wasted). So a busy month, and a single busy day with `--window 1d`, are fetched by several
+//! wasted). A record served out of order past that point is in no stream, so the runner counts the
+//! window before a cut (and every window fetched in pieces) against Zendesk before its commit
+//! ([`Range::shortened`]). So a busy month, and a single busy day with `--window 1d`, are fetched by several
 //! workers at once without knowing in advance where the records are.
 //!
 //! This module is the bookkeeping only (which windows and pieces a range still owns, which pieces
