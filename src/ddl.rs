@@ -18,10 +18,11 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use object_store::path::Path;
 
-use crate::manifest::{Manifest, ManifestError};
-use crate::schema::{ColumnType, Schema, SCHEMA_VERSION};
-use crate::storage::{layout, Lake, StorageError, StoreOptions};
-use crate::window::{day_of, parse_instant};
+use crate::lake::layout;
+use crate::lake::manifest::{Manifest, ManifestError};
+use crate::lake::storage::{Lake, StorageError, StoreOptions};
+use crate::plan::window::{day_of, parse_instant};
+use crate::table::schema::{ColumnType, Schema, SCHEMA_VERSION};
 
 /// The engine the SQL is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -1019,10 +1020,10 @@ TBLPROPERTIES (
 
     #[tokio::test]
     async fn the_lake_is_read_for_its_subdomains_and_first_day() {
-        use crate::manifest::{Dataset, WindowRecord};
-        use crate::window::{Grid, Window};
+        use crate::lake::manifest::{Dataset, WindowRecord};
+        use crate::plan::window::{Grid, Window};
         use crate::zendesk::Filters;
-        let (_dir, lake) = crate::storage::temp_lake();
+        let (_dir, lake) = crate::lake::storage::temp_lake();
         let err = read_lake(&lake, None).await.unwrap_err();
         assert!(matches!(err, DdlError::NoLake { .. }), "{err}");
         for (sub, start) in [("acme", 1_709_337_600), ("beta", 1_709_251_200)] {

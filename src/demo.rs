@@ -11,12 +11,13 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use zendesk_sim::{Bounds, SimConfig, SimOptions, Simulator};
 
-use crate::cli::{ApiArgs, BoundsArg, DemoArgs, ExportArgs, SimulateArgs};
+use crate::config::cli::{ApiArgs, BoundsArg, DemoArgs, ExportArgs, SimulateArgs};
+use crate::config::duration::parse_duration_ms;
 use crate::config::{self, Env, FileConfig};
-use crate::duration::parse_duration_ms;
-use crate::runner::{self, Progress, RunError, Summary};
-use crate::storage::{layout, Lake, StoreOptions};
-use crate::window::{format_rfc3339, parse_instant, utc};
+use crate::lake::layout;
+use crate::lake::storage::{Lake, StoreOptions};
+use crate::plan::window::{format_rfc3339, parse_instant, utc};
+use crate::run::{self, Progress, RunError, Summary};
 
 /// The demo's subdomain: only this subdomain's files are replaced when the demo runs again.
 pub const DEMO_SUBDOMAIN: &str = "demo";
@@ -89,7 +90,7 @@ pub async fn run(
             return Err(RunError::Config(e));
         }
     };
-    let summary = runner::export(config, cancel, progress).await;
+    let summary = run::export(config, cancel, progress).await;
     sim.stop().await;
     let summary = summary?;
     let glob = format!("{}/subdomain=*/created_date=*/*.parquet", lake.display());
@@ -153,7 +154,7 @@ pub fn simulator_config(args: &SimulateArgs) -> Result<SimConfig, String> {
 mod tests {
 
     use super::*;
-    use crate::cli::{Cli, Command};
+    use crate::config::cli::{Cli, Command};
 
     fn simulate_args(argv: &[&str]) -> SimulateArgs {
         let argv = ["auditlake", "simulate"].iter().chain(argv);

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 
 use crate::config::ConfigError;
 use crate::ddl::DdlError;
-use crate::lease::LeaseError;
-use crate::manifest::ManifestError;
-use crate::runner::{RepairOutcome, RunError, Summary};
+use crate::lake::lease::LeaseError;
+use crate::lake::manifest::ManifestError;
+use crate::lake::storage::StorageError;
+use crate::run::{RepairOutcome, RunError, Summary};
 use crate::status::StatusError;
-use crate::storage::StorageError;
 use crate::verify::{Report, VerifyError};
 use crate::zendesk::{ApiError, ClientError};
 

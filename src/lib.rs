@@ -1,74 +1,44 @@
 //! auditlake: exact, resumable export of Zendesk audit logs into a Hive-partitioned Parquet lake.
 //!
-//! One room per stage, in pipeline order. A stage takes the types of the stages before it (their
-//! output is its input) and calls only the rooms below it that it hands work to (route → encode,
-//! commit → manifest, lease → storage); nothing calls back up the pipeline. The front door
-//! (`cli`, `config`) and the coordinators (`runner`, the commands) know every room:
+//! One folder per stage, in the order data flows. A stage takes the types of the stages before it
+//! (their output is its input) and never reaches into a later one; the run coordinator ([`run`])
+//! is the only module that knows the whole order:
 //!
 //! ```text
-//! cli ─▶ config ─▶ window (plan) ─▶ zendesk (fetch) ─▶ decode ─▶ route ─▶ encode ─▶ commit ─▶ manifest, lease ─▶ storage
-//!                                             runner: bounded workers over the whole pipeline
+//! config ─▶ plan ─▶ zendesk (fetch, count) ─▶ table (decode, route, encode) ─▶ lake (commit) ─▶ storage
+//!                      run: the coordinator, bounded workers over the whole pipeline
+//!          verify · status · ddl · ops · metrics read what lake wrote, or ask the API
 //! ```
-//! - [`cli`] parses the command line; [`config`] validates it with the TOML file and environment
-//!   ([`duration`] reads its durations; [`net`] tells a loopback address, for it and storage).
-//! - [`window`] is the UTC grid and the plan of a run.
-//! - [`zendesk`] is the API client: auth, shared request budget, retries, pagination.
-//! - [`schema`] loads the declared schema from `schemas/`; [`decode`] turns pages into its rows.
-//! - [`route`] keeps exactly a window's records, once, and sends them to their day's part file.
-//! - [`encode`] writes one Parquet part file to a local temporary file.
-//! - [`commit`] makes a window's files its truth: upload, sweep, marker; repairs and generations.
-//! - [`manifest`] pins the dataset and records markers; [`lease`] keeps one run per lake and
-//!   subdomain.
-//! - [`storage`] is object_store I/O; [`storage::layout`] is the only place that makes a path.
-//! - [`recount`] counts a window at the API; [`verify`] proves the lake.
-//! - [`runner`] ties a run (and a repair, and a recheck) together; [`ranges`] plans the run's
-//!   windows as ranges, each fetched in one stream and split while they run.
-//! - [`metrics`] writes a run's Prometheus text file.
-//! - [`status`], [`ddl`] and [`ops`] serve the other commands; `demo` runs the whole job against the
-//!   built-in Zendesk, the `zendesk-sim` crate in `crates/zendesk-sim` (with the default
-//!   `simulator` feature, which also brings `auditlake simulate`).
-//! - [`error`] is the one error of a command and its exit code.
 
-pub mod cli;
-// Then, in pipeline order:
+// Stages, top to bottom.
+// Flags, the TOML file and the environment, validated once into one typed config.
 pub mod config;
-pub mod duration;
-pub mod net;
-// plan
-pub mod window;
-// fetch
+// Storage, paths, manifest, lease and commit: what makes files the lake's truth.
+pub mod lake;
+// The fixed UTC window grid and the windows a run covers.
+pub mod plan;
+// The run coordinator: an export, its ranges and workers, the open window, recheck, repair.
+pub mod run;
+// Records to rows of the declared schema, routed to a window and a day, encoded as Parquet.
+pub mod table;
+// The Zendesk API client: auth, the shared request budget, retries, pagination, counts.
 pub mod zendesk;
-// decode (against the declared schema)
-pub mod schema;
-// (then the pages into rows)
-pub mod decode;
-// route, encode
-pub mod route;
-// (the Parquet writer)
-pub mod encode;
-// commit
-pub mod commit;
-// the manifest and the lease it is kept under
-pub mod lease;
-pub mod manifest;
-// object_store I/O and the only place that makes a path
-pub mod storage;
-// counting and proving, which the runner's recheck and repair use
-pub mod recount;
-pub mod verify;
-// coordination: ranges of windows fetched by one stream each, split while they run
-pub mod ranges;
-pub mod runner;
-// the other commands
+
+// What reads the lake (or asks the API) for the other commands.
+// Table definitions per engine (Athena, Trino, Spark, DuckDB, BigQuery).
 pub mod ddl;
-pub mod ops;
-pub mod status;
-// a run's metrics, for Prometheus
-pub mod metrics;
-// the whole job against the built-in Zendesk (the zendesk-sim crate)
+// The whole job against the built-in Zendesk (the `zendesk-sim` crate).
 #[cfg(feature = "simulator")]
 pub mod demo;
-// every command's one error and its exit code
+// Every command's one error and its exit code.
 pub mod error;
+// A run's metrics as a Prometheus text file.
+pub mod metrics;
+// The API's show, list and export operations, for a person.
+pub mod ops;
+// What the manifest says: windows done, the open window, gaps, freshness.
+pub mod status;
+// Proves the lake against its markers and, optionally, the API's counts.
+pub mod verify;
 
 pub use error::Error;

@@ -6,7 +6,7 @@ mod cmd;
 
 use std::process::ExitCode;
 
-use auditlake::cli::{Command, LogFormat};
+use auditlake::config::cli::{Command, LogFormat};
 use auditlake::config::{self, CommandLineError, Env};
 use auditlake::Error;
 

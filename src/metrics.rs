@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::runner::Summary;
+use crate::run::Summary;
 
 /// What a metrics file says besides the summary.
 #[derive(Clone, Debug, Default, PartialEq)]

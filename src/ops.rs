@@ -8,9 +8,9 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::decode::parse_timestamp_ms;
-use crate::route::{Cut, ExactCut};
-use crate::window::Window;
+use crate::plan::window::Window;
+use crate::table::decode::parse_timestamp_ms;
+use crate::table::route::{Cut, ExactCut};
 use crate::zendesk::client::retry_after;
 use crate::zendesk::{pagination, ApiError, Client, Filters, PageRequest, Pagination};
 

@@ -5,10 +5,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::lease::{self, LeaseError};
-use crate::manifest::{Dataset, LastRun, Manifest, ManifestError, WindowRecord};
-use crate::storage::Lake;
-use crate::window::{format_rfc3339, Grid};
+use crate::lake::lease::{self, LeaseError};
+use crate::lake::manifest::{Dataset, LastRun, Manifest, ManifestError, WindowRecord};
+use crate::lake::storage::Lake;
+use crate::plan::window::{format_rfc3339, Grid};
 
 /// Why there is no status to show.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +176,7 @@ impl fmt::Display for Status {
                 f,
                 "fresh to:    {} ({} ago)",
                 self.done_to.as_deref().unwrap_or_default(),
-                crate::duration::format_duration(age.max(0) as u64)
+                crate::config::duration::format_duration(age.max(0) as u64)
             )?,
             None => writeln!(f, "fresh to:    nothing committed yet")?,
         }

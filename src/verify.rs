@@ -7,7 +7,7 @@
 //! - **Deep** (reads every file): ids unique within and across windows, every `created_at` inside
 //!   its window and its day partition, sort order as declared, schema equal to `schemas/`.
 //! - **Against the API**: the number of records Zendesk returns now for each committed window
-//!   ([`crate::recount`]), against the lake's.
+//!   ([`crate::zendesk::count`]), against the lake's.
 //!
 //! Each finding names its window and file, and says whether a repair re-exports the window.
 
@@ -25,11 +25,12 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use serde::Serialize;
 
-use crate::manifest::{Manifest, ManifestError, WindowRecord};
-use crate::recount::count_window;
-use crate::schema::Schema;
-use crate::storage::{layout, Lake, StorageError};
-use crate::window::{day_of, parse_compact, Grid, Window};
+use crate::lake::layout;
+use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
+use crate::lake::storage::{Lake, StorageError};
+use crate::plan::window::{day_of, parse_compact, Grid, Window};
+use crate::table::schema::Schema;
+use crate::zendesk::count::count_window;
 use crate::zendesk::{ApiError, Client};
 
 /// Files whose footers are read at once: each is one or two small ranged reads.
@@ -510,7 +511,7 @@ impl<'a> Check<'a> {
             if start.is_some_and(|s| !self.in_range(s)) {
                 continue;
             }
-            let window = start.map(crate::window::format_compact);
+            let window = start.map(crate::plan::window::format_compact);
             self.found(kind, window, Some(path), detail.into());
         }
         Ok(())

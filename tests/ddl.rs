@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use auditlake::schema::Schema;
+use auditlake::table::schema::Schema;
 use common::*;
 
 async fn ddl(args: &[&str]) -> std::process::Output {

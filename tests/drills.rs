@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditlake::storage::{Lake, StoreOptions};
+use auditlake::lake::storage::{Lake, StoreOptions};
 use auditlake::verify::{self, VerifyOptions};
 use common::*;
 use zendesk_sim::{SimFilter, Simulator};
@@ -103,7 +103,12 @@ fn twenty_kills_at_random_moments_then_one_clean_run_leave_the_lake_exact() {
             // An end at a random minute: an open window almost every run, sometimes inside a
             // window an earlier run committed.
             let until = t(FROM) + 3_600 + rng.i64(0..47 * 60) * 60;
-            export_args(&lake, &sim, &auditlake::window::format_rfc3339(until), "2d")
+            export_args(
+                &lake,
+                &sim,
+                &auditlake::plan::window::format_rfc3339(until),
+                "2d",
+            )
         };
         let mut child = auditlake(&args).stderr(Stdio::null()).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_millis(rng.u64(50..1_500));

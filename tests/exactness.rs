@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use auditlake::config::{RepairConfig, VerifyConfig};
-use auditlake::runner::{self, RepairOutcome};
-use auditlake::storage::{Lake, StoreOptions};
+use auditlake::lake::storage::{Lake, StoreOptions};
+use auditlake::run::{self, RepairOutcome};
 use auditlake::verify::{self, Kind, Report, VerifyOptions};
 use common::*;
 use tokio_util::sync::CancellationToken;
@@ -44,9 +44,7 @@ async fn repair(sim: &zendesk_sim::Simulator, dest: &Path, against_api: bool) ->
         },
         export,
     };
-    runner::repair(config, CancellationToken::new())
-        .await
-        .unwrap()
+    run::repair(config, CancellationToken::new()).await.unwrap()
 }
 
 fn kinds(report: &Report) -> Vec<Kind> {
@@ -340,7 +338,7 @@ async fn repair_against_the_api_re_exports_windows_zendesk_grew() {
 /// margins hold records (the simulator puts records on every midnight and hour).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_is_counted_exactly_in_one_or_two_requests_under_both_bound_semantics() {
-    use auditlake::window::{plan, Grid};
+    use auditlake::plan::window::{plan, Grid};
     use zendesk_sim::Bounds;
     for bounds in [Bounds::Inclusive, Bounds::Exclusive] {
         let mut config = sim_config(3_000, FROM, TO);
@@ -355,7 +353,7 @@ async fn a_window_is_counted_exactly_in_one_or_two_requests_under_both_bound_sem
         for grid in ["1h", "1d"] {
             for window in plan(Grid::parse(grid).unwrap(), t(FROM), t(TO)).closed {
                 sim.reset_stats();
-                let counted = auditlake::recount::count_window(
+                let counted = auditlake::zendesk::count::count_window(
                     &client,
                     &auditlake::zendesk::Filters::default(),
                     &window,
@@ -441,10 +439,10 @@ async fn export_in_one_stream(
     sim: &zendesk_sim::Simulator,
     dest: &Path,
     until: &str,
-) -> runner::Summary {
+) -> run::Summary {
     let mut export = export_config(sim, dest, FROM, until, "1d");
     export.concurrency = 1;
-    runner::export(export, CancellationToken::new(), &runner::NoProgress)
+    run::export(export, CancellationToken::new(), &run::NoProgress)
         .await
         .unwrap()
 }
@@ -516,7 +514,7 @@ async fn a_record_served_past_the_end_of_its_piece_is_caught_by_the_windows_coun
     let dir = tempfile::tempdir().unwrap();
     let export = export_config(&sim, dir.path(), from, to, "1d");
     assert_eq!(export.concurrency, 4);
-    let summary = runner::export(export, CancellationToken::new(), &runner::NoProgress)
+    let summary = run::export(export, CancellationToken::new(), &run::NoProgress)
         .await
         .unwrap();
     assert_eq!(summary.windows_failed, 0, "{:?}", summary.failures);

@@ -6,8 +6,8 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use auditlake::manifest::ManifestError;
-use auditlake::runner::{self, NoProgress, Progress, RunError};
+use auditlake::lake::manifest::ManifestError;
+use auditlake::run::{self, NoProgress, Progress, RunError};
 use auditlake::zendesk::{Filters, Pagination};
 use chrono::{DateTime, Utc};
 use common::*;
@@ -190,7 +190,7 @@ async fn a_lake_refuses_a_run_with_other_settings() {
     let sim = start(sim_config(100, FROM, TO)).await;
     let dir = tempfile::tempdir().unwrap();
     export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
-    let err = runner::export(
+    let err = run::export(
         export_config(&sim, dir.path(), FROM, TO, "6h"),
         CancellationToken::new(),
         &NoProgress,
@@ -337,7 +337,7 @@ struct StopAfter {
 }
 
 impl Progress for StopAfter {
-    fn start(&self, _: u64, _: auditlake::runner::Meter) {}
+    fn start(&self, _: u64, _: auditlake::run::Meter) {}
     fn records(&self, _: u64) {}
     fn window_finished(&self) {
         if self.finished.fetch_add(1, Ordering::SeqCst) + 1 >= self.after {
@@ -358,7 +358,7 @@ async fn a_run_stopped_half_way_resumes_without_loss_or_duplicates() {
     });
     let mut config = export_config(&sim, dir.path(), FROM, "2024-03-11", "1d");
     config.concurrency = 2;
-    let first = runner::export(config, cancel, stop.as_ref()).await.unwrap();
+    let first = run::export(config, cancel, stop.as_ref()).await.unwrap();
     assert!(first.interrupted);
     let done = markers(dir.path()).len();
     assert!(

@@ -11,9 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use auditlake::lease::{Lease, LeaseError};
-use auditlake::runner::{self, NoProgress, Progress, RunError};
-use auditlake::storage::{Lake, StorageError, StoreOptions};
+use auditlake::lake::lease::{Lease, LeaseError};
+use auditlake::lake::storage::{Lake, StorageError, StoreOptions};
+use auditlake::run::{self, NoProgress, Progress, RunError};
 use common::*;
 use object_store::path::Path;
 use tokio_util::sync::CancellationToken;
@@ -133,7 +133,7 @@ async fn an_export_into_a_bucket_is_exact_and_a_rerun_requests_nothing() {
 struct StopAfter(u64, AtomicU64, CancellationToken);
 
 impl Progress for StopAfter {
-    fn start(&self, _: u64, _: auditlake::runner::Meter) {}
+    fn start(&self, _: u64, _: auditlake::run::Meter) {}
     fn records(&self, _: u64) {}
     fn window_finished(&self) {
         if self.1.fetch_add(1, Ordering::SeqCst) + 1 >= self.0 {
@@ -152,7 +152,7 @@ async fn a_stopped_run_resumes_exactly() {
     let stop = StopAfter(3, AtomicU64::new(0), cancel.clone());
     let mut config = s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-09");
     config.concurrency = 2;
-    let first = runner::export(config, cancel, &stop).await.unwrap();
+    let first = run::export(config, cancel, &stop).await.unwrap();
     assert!(first.interrupted);
     let lake = lake(&endpoint, &bucket);
     let done = markers_s3(&lake, "acme").await;
@@ -185,10 +185,10 @@ async fn concurrent_runs_one_subdomain_refuses_other_subdomains_proceed() {
     let mut slow = s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-04");
     slow.concurrency = 1;
     slow.api.max_requests_per_minute = Some(60);
-    let first = tokio::spawn(runner::export(slow, CancellationToken::new(), &NoProgress));
+    let first = tokio::spawn(run::export(slow, CancellationToken::new(), &NoProgress));
     let lake = lake(&endpoint, &bucket);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while auditlake::lease::latest(&lake, "acme")
+    while auditlake::lake::lease::latest(&lake, "acme")
         .await
         .unwrap()
         .is_none()
@@ -197,7 +197,7 @@ async fn concurrent_runs_one_subdomain_refuses_other_subdomains_proceed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let refused = runner::export(
+    let refused = run::export(
         s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-04"),
         CancellationToken::new(),
         &NoProgress,
@@ -240,7 +240,7 @@ async fn a_lease_left_by_a_killed_run_is_taken_over_after_it_expires() {
         .await
         .unwrap();
     drop(abandoned);
-    let err = runner::export(
+    let err = run::export(
         s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-02"),
         CancellationToken::new(),
         &NoProgress,
@@ -258,7 +258,7 @@ async fn a_lease_left_by_a_killed_run_is_taken_over_after_it_expires() {
     ))
     .await;
     assert_eq!(summary.windows_done, 1);
-    let lease = auditlake::lease::latest(&lake, "acme")
+    let lease = auditlake::lake::lease::latest(&lake, "acme")
         .await
         .unwrap()
         .unwrap();
@@ -323,7 +323,7 @@ async fn a_store_without_conditional_writes_is_refused_at_start() {
         .store
         .settings
         .push(("aws_conditional_put".into(), "disabled".into()));
-    let err = runner::export(config, CancellationToken::new(), &NoProgress)
+    let err = run::export(config, CancellationToken::new(), &NoProgress)
         .await
         .unwrap_err();
     assert!(

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use auditlake::cli::{ListArgs, RequestExportArgs, ShowArgs};
 use auditlake::config;
+use auditlake::config::cli::{ListArgs, RequestExportArgs, ShowArgs};
 use auditlake::error::exit;
 use auditlake::ops::{self, ExportRequested};
 use auditlake::zendesk::ApiError;

@@ -9,13 +9,13 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use auditlake::cli::Command;
+use auditlake::config::cli::Command;
 use auditlake::config::{self, ApiConfig};
 use auditlake::error::exit;
+use auditlake::lake::storage::{Lake, StorageError, StoreOptions};
+use auditlake::plan::window::format_rfc3339;
 use auditlake::status::StatusError;
-use auditlake::storage::{Lake, StorageError, StoreOptions};
 use auditlake::verify::VerifyError;
-use auditlake::window::format_rfc3339;
 use auditlake::zendesk::{Client, Credentials, RequestBudget};
 use auditlake::Error;
 

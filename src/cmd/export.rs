@@ -1,17 +1,17 @@
 //! `export` and `demo`: a run, its summary for people and, as JSON, for schedulers.
 
-#[cfg(feature = "simulator")]
-use auditlake::cli::DemoArgs;
-use auditlake::cli::ExportArgs;
 use auditlake::config;
+#[cfg(feature = "simulator")]
+use auditlake::config::cli::DemoArgs;
+use auditlake::config::cli::ExportArgs;
 #[cfg(feature = "simulator")]
 use auditlake::demo as sim_demo;
 use auditlake::error::exit;
-use auditlake::manifest::{LastRun, Manifest};
+use auditlake::lake::manifest::{LastRun, Manifest};
+use auditlake::lake::storage::{Lake, StoreOptions};
 use auditlake::metrics;
-use auditlake::runner::{self, Summary};
-use auditlake::storage::{Lake, StoreOptions};
-use auditlake::window::{format_rfc3339, Grid};
+use auditlake::plan::window::{format_rfc3339, Grid};
+use auditlake::run::{self, Summary};
 use auditlake::Error;
 
 use super::{cancel_on_signals, logging, progress, Context, ProgressBar};
@@ -25,7 +25,7 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
     let metrics_file = config.metrics_file.clone();
     let (dest, store, grid) = (config.dest.clone(), config.store.clone(), config.grid);
     let bar = cx.show_progress.then(ProgressBar::new);
-    let summary = runner::export(config, cancel_on_signals(), progress(&bar)).await?;
+    let summary = run::export(config, cancel_on_signals(), progress(&bar)).await?;
     if let Some(bar) = &bar {
         bar.0.finish_and_clear();
     }
@@ -189,7 +189,7 @@ pub fn human_summary(s: &Summary) -> String {
     if !s.extra_fields.is_empty() {
         text.push_str(&format!(
             "  schema drift: fields kept in extra_json: {}\n",
-            runner::drift(&s.extra_fields)
+            run::drift(&s.extra_fields)
         ));
     }
     if let Some(fatal) = &s.fatal {

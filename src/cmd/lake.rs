@@ -2,13 +2,13 @@
 
 use std::io::Write;
 
-use auditlake::cli::{DdlArgs, RepairArgs, StatusArgs, VerifyArgs};
 use auditlake::config;
-use auditlake::duration::format_duration;
+use auditlake::config::cli::{DdlArgs, RepairArgs, StatusArgs, VerifyArgs};
+use auditlake::config::duration::format_duration;
 use auditlake::error::exit;
-use auditlake::runner;
+use auditlake::lake::storage::Lake;
+use auditlake::run;
 use auditlake::status::StatusError;
-use auditlake::storage::Lake;
 use auditlake::{verify as check, Error};
 
 use super::{cancel_on_signals, client_for, print, Context};
@@ -64,7 +64,7 @@ pub async fn verify(args: &VerifyArgs, cx: &Context) -> Result<u8, Error> {
 pub async fn repair(args: &RepairArgs, cx: &Context) -> Result<u8, Error> {
     let now = chrono::Utc::now().timestamp();
     let config = config::repair(args, &cx.file, &cx.env, now)?;
-    let outcome = runner::repair(config, cancel_on_signals()).await?;
+    let outcome = run::repair(config, cancel_on_signals()).await?;
     print(&outcome, args.check.json, &outcome.after);
     if !cx.quiet && !args.check.json {
         eprintln!(
@@ -87,7 +87,7 @@ pub async fn ddl(args: &DdlArgs, cx: &Context) -> Result<u8, Error> {
     let config = config::ddl(args, &cx.file, &cx.env)?;
     let lake = ddl::open(&config.dest, &config.store)?;
     let facts = ddl::read_lake(&lake, config.subdomain.as_deref()).await?;
-    let schema = auditlake::schema::Schema::get();
+    let schema = auditlake::table::schema::Schema::get();
     let text = if config.glue {
         ddl::glue(&config.table, &config.root, &facts, schema)?
     } else {

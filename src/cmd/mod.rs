@@ -16,10 +16,10 @@ use std::time::Duration;
 use indicatif::{ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use auditlake::cli::{ApiArgs, Command};
+use auditlake::config::cli::{ApiArgs, Command};
 use auditlake::config::{self, Env, FileConfig};
 use auditlake::error::exit;
-use auditlake::runner::{Meter, NoProgress, Progress};
+use auditlake::run::{Meter, NoProgress, Progress};
 use auditlake::zendesk::{Client, RequestBudget};
 use auditlake::Error;
 
@@ -47,7 +47,7 @@ impl Context {
             quiet,
             show_progress: !quiet && !json_logs && std::io::stderr().is_terminal(),
             json_logs,
-            run_id: auditlake::lease::new_run_id(),
+            run_id: auditlake::lake::lease::new_run_id(),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use auditlake::cli::SimulateArgs;
+use auditlake::config::cli::SimulateArgs;
 use auditlake::config::ConfigError;
 use auditlake::error::exit;
 use auditlake::{demo, Error};

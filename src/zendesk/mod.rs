@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod budget;
 pub mod client;
+pub mod count;
 pub mod pagination;
 pub mod query;
 pub mod token;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::client::{ApiError, Client};
 use super::query::{created_at_pairs, Filters};
-use crate::window::format_rfc3339;
+use crate::plan::window::format_rfc3339;
 
 /// Records per page: the API's maximum, so a window takes the fewest requests.
 pub const PAGE_SIZE: u32 = 100;

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::window::format_rfc3339;
+use crate::plan::window::format_rfc3339;
 
 /// The API's record filters (everything but `created_at`). Part of a dataset's identity: a lake
 /// exported with filters holds only the matching records, so the filters are pinned with it.

@@ -14,8 +14,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
 
 use auditlake::config::{ApiConfig, ExportConfig};
-use auditlake::runner::{self, NoProgress, Summary};
-use auditlake::window::{parse_instant, Grid};
+use auditlake::plan::window::{parse_instant, Grid};
+use auditlake::run::{self, NoProgress, Summary};
 use auditlake::zendesk::auth::Secret;
 use auditlake::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
 use zendesk_sim::{SimConfig, SimFilter, Simulator};
@@ -134,12 +134,12 @@ pub fn export_config(
         recheck: Duration::ZERO,
         lease_ttl: Duration::from_secs(600),
         store: Default::default(),
-        run_id: auditlake::lease::new_run_id(),
+        run_id: auditlake::lake::lease::new_run_id(),
     }
 }
 
 pub async fn export(config: ExportConfig) -> Summary {
-    runner::export(
+    run::export(
         config,
         tokio_util::sync::CancellationToken::new(),
         &NoProgress,

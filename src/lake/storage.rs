@@ -7,9 +7,9 @@
 //! `aws_endpoint`, `google_service_account`, `azure_storage_account_name`, ...), gathered by
 //! [`crate::config`] from the standard environment of each cloud and the TOML file.
 
-pub mod layout;
-
 use std::fmt;
+
+use crate::lake::layout;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -580,7 +580,7 @@ fn plain_http_allowed(options: &StoreOptions) -> Result<bool, String> {
         if url.scheme() != "http" {
             continue;
         }
-        if crate::net::is_loopback(&url) {
+        if crate::config::net::is_loopback(&url) {
             loopback_http = true;
         } else if !explicit {
             return Err(format!(

@@ -45,8 +45,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::storage::{layout, Created, Lake, StorageError};
-use crate::window::format_rfc3339;
+use crate::lake::layout;
+use crate::lake::storage::{Created, Lake, StorageError};
+use crate::plan::window::format_rfc3339;
 
 /// Attempts to settle a race with other runs acquiring at the same moment.
 const ACQUIRE_ATTEMPTS: u32 = 8;
@@ -700,7 +701,7 @@ mod tests {
         PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
     };
 
-    use crate::storage::temp_lake as lake;
+    use crate::lake::storage::temp_lake as lake;
 
     /// How the next create-if-absent of [`Faulty`] goes wrong.
     #[derive(Clone, Copy, Debug)]

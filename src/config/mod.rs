@@ -1,9 +1,13 @@
 //! One validated configuration, from command-line flags, the environment and a TOML file.
 //!
-//! Flags and their `AUDITLAKE_*` environment variables are parsed by clap ([`crate::cli`]); this
+//! Flags and their `AUDITLAKE_*` environment variables are parsed by clap ([`crate::config::cli`]); this
 //! module fills what they leave open from the TOML file, then from defaults, and validates
 //! everything once. Nothing else in the crate reads the environment: credentials are read here,
 //! only from `ZENDESK_*` variables or the files they name, and never from flags.
+
+pub mod cli;
+pub mod duration;
+pub mod net;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,14 +15,14 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::cli::{
+use crate::config::cli::{
     ApiArgs, DdlArgs, ExportArgs, FilterArgs, ListArgs, RepairArgs, StatusArgs, StoreArgs,
     VerifyArgs,
 };
-use crate::duration::{parse_duration, parse_duration_ms};
-use crate::storage::layout::valid_subdomain;
-use crate::storage::StoreOptions;
-use crate::window::{parse_instant, Grid};
+use crate::config::duration::{parse_duration, parse_duration_ms};
+use crate::lake::layout::valid_subdomain;
+use crate::lake::storage::StoreOptions;
+use crate::plan::window::{parse_instant, Grid};
 use crate::zendesk::auth::{OAuthClient, Secret, DEFAULT_SCOPE};
 use crate::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
 
@@ -62,7 +66,7 @@ impl Env {
 
 /// The TOML file (`--config`): its `[storage]` table, and every other key, named like a long flag
 /// of the command (`subdomain = "acme"`, `filter-action = ["login"]`). The flags are declared
-/// once, in [`crate::cli`]: [`command_line`] turns the file's keys into arguments.
+/// once, in [`crate::config::cli`]: [`command_line`] turns the file's keys into arguments.
 #[derive(Clone, Debug, Default)]
 pub struct FileConfig {
     /// Object-store settings by `object_store` key (`aws_region`, `aws_endpoint`, ...); never
@@ -158,17 +162,18 @@ pub enum CommandLineError {
 /// Parses the command line with the config file's settings (ripgrep's way): each key of the file
 /// becomes `--key=value` after the command line's own arguments, unless that flag was given on
 /// the command line or in its environment variable. So every flag is declared once (in
-/// [`crate::cli`]), the file takes any long flag of the command, and the precedence is flag,
+/// [`crate::config::cli`]), the file takes any long flag of the command, and the precedence is flag,
 /// environment, file, default. Keys of other commands are ignored; unknown keys are refused.
 pub fn command_line(
     argv: Vec<std::ffi::OsString>,
     env: &Env,
-) -> Result<(crate::cli::Cli, FileConfig), CommandLineError> {
+) -> Result<(crate::config::cli::Cli, FileConfig), CommandLineError> {
     use clap::FromArgMatches;
-    let matches = crate::cli::Cli::grammar()
+    let matches = crate::config::cli::Cli::grammar()
         .try_get_matches_from(&argv)
         .map_err(CommandLineError::Clap)?;
-    let cli = crate::cli::Cli::from_arg_matches(&matches).map_err(CommandLineError::Clap)?;
+    let cli =
+        crate::config::cli::Cli::from_arg_matches(&matches).map_err(CommandLineError::Clap)?;
     let file = FileConfig::load(cli.config.as_deref()).map_err(CommandLineError::Config)?;
     if file.flags.is_empty() {
         return Ok((cli, file));
@@ -177,7 +182,7 @@ pub fn command_line(
     let bad = |why: String| {
         CommandLineError::Config(ConfigError(format!("--config {}: {why}", path.display())))
     };
-    let root = crate::cli::Cli::grammar();
+    let root = crate::config::cli::Cli::grammar();
     let (name, sub_matches) = matches.subcommand().expect("a subcommand is required");
     let command = root
         .find_subcommand(name)
@@ -234,7 +239,7 @@ pub fn command_line(
         }
     }
     let argv: Vec<std::ffi::OsString> = argv.into_iter().chain(extra).collect();
-    let cli = crate::cli::Cli::parse_args(argv)
+    let cli = crate::config::cli::Cli::parse_args(argv)
         .map_err(|e| bad(e.render().to_string().trim().to_string()))?;
     Ok((cli, file))
 }
@@ -304,7 +309,7 @@ pub struct ExportConfig {
     /// (zero: never).
     pub recheck: Duration,
     pub store: StoreOptions,
-    /// The run's id: in its lease, its summary and every JSON log line (see [`crate::lease`]).
+    /// The run's id: in its lease, its summary and every JSON log line (see [`crate::lake::lease`]).
     pub run_id: String,
 }
 
@@ -353,15 +358,15 @@ const REQUESTS_PER_RENEWAL: u32 = 3;
 /// For the default 30 s timeout: R = 61.6 s, W = 184.8 s, so at least 554.4 s, rounded up to
 /// 555 s (9m15s), under the 10m default. For 2 s: R = 13 s, W = 39 s, at least 117 s.
 pub fn min_lease_ttl(store_timeout: Duration) -> Duration {
-    let renewal =
-        crate::storage::worst_case_request(store_timeout).saturating_mul(REQUESTS_PER_RENEWAL);
+    let renewal = crate::lake::storage::worst_case_request(store_timeout)
+        .saturating_mul(REQUESTS_PER_RENEWAL);
     let period = renewal.saturating_mul(3);
     // Whole seconds, rounded up: the lease's expiry is kept in seconds.
     let rounded = period.as_secs() + u64::from(period.subsec_nanos() > 0);
     Duration::from_secs(rounded)
 }
 
-/// Whether the lake is an object store reached over the network (as [`crate::storage::Lake::open`]
+/// Whether the lake is an object store reached over the network (as [`crate::lake::storage::Lake::open`]
 /// decides): a URL other than `file://`. Local paths have no request timeouts or retries.
 fn is_object_store(dest: &str) -> bool {
     dest.contains("://") && !dest.starts_with("file://")
@@ -468,7 +473,7 @@ pub fn export(
     if since >= until {
         return err(format!(
             "--since {since_text} is not before the end of the export ({}, i.e. --until or now minus --settle-lag)",
-            crate::window::format_rfc3339(until)
+            crate::plan::window::format_rfc3339(until)
         ));
     }
     let concurrency = args.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
@@ -498,7 +503,7 @@ pub fn export(
         ));
     }
     Ok(ExportConfig {
-        run_id: crate::lease::new_run_id(),
+        run_id: crate::lake::lease::new_run_id(),
         lease_ttl,
         recheck: Duration::from_secs(recheck),
         store,
@@ -970,7 +975,7 @@ fn base_url(subdomain: &str, given: Option<&str>) -> Result<Url, ConfigError> {
     }
     match url.scheme() {
         "https" => Ok(url),
-        "http" if crate::net::is_loopback(&url) => Ok(url),
+        "http" if crate::config::net::is_loopback(&url) => Ok(url),
         "http" => err(format!(
             "--base-url {text:?}: plain http is accepted only for loopback addresses (127.0.0.1, ::1, localhost); use https"
         )),
@@ -1116,7 +1121,7 @@ mod tests {
         argv.extend(base.iter().chain(extra).map(Into::into));
         match command_line(argv, env) {
             Ok((cli, file)) => match cli.command {
-                crate::cli::Command::Export(a) => Ok((a, file)),
+                crate::config::cli::Command::Export(a) => Ok((a, file)),
                 _ => unreachable!(),
             },
             Err(CommandLineError::Config(e)) => Err(e.0),
@@ -1139,8 +1144,8 @@ mod tests {
         let mut argv = vec!["auditlake", "export"];
         argv.extend_from_slice(&USUAL);
         argv.extend_from_slice(extra);
-        match crate::cli::Cli::parse_args(argv).unwrap().command {
-            crate::cli::Command::Export(a) => a,
+        match crate::config::cli::Cli::parse_args(argv).unwrap().command {
+            crate::config::cli::Command::Export(a) => a,
             _ => unreachable!(),
         }
     }
@@ -1185,7 +1190,7 @@ mod tests {
 
     #[test]
     fn the_example_config_file_is_accepted_as_it_is() {
-        let example = include_str!("../examples/auditlake.toml");
+        let example = include_str!("../../examples/auditlake.toml");
         let c = export_with_file(example, &[]);
         assert_eq!(c.grid, Grid::DAILY);
         assert_eq!(c.concurrency, 4);
@@ -1345,14 +1350,16 @@ mod tests {
         assert!(allow(&["--allow-http"], ""));
         assert!(allow(&["--allow-http=true"], "allow-http = false"));
 
-        let quiet = |argv: &[&str]| crate::cli::Cli::parse_args(argv).unwrap().quiet;
+        let quiet = |argv: &[&str]| crate::config::cli::Cli::parse_args(argv).unwrap().quiet;
         assert!(quiet(&["auditlake", "-q", "status"]));
         assert!(quiet(&["auditlake", "status", "--quiet"]));
         assert!(!quiet(&["auditlake", "status", "--quiet=false"]));
         assert!(!quiet(&["auditlake", "status"]));
-        assert!(crate::cli::Cli::parse_args(["auditlake", "status", "--quiet=maybe"]).is_err());
+        assert!(
+            crate::config::cli::Cli::parse_args(["auditlake", "status", "--quiet=maybe"]).is_err()
+        );
         // A switch without `=` does not swallow the next argument.
-        assert!(crate::cli::Cli::parse_args(["auditlake", "show", "-q", "123"]).is_ok());
+        assert!(crate::config::cli::Cli::parse_args(["auditlake", "show", "-q", "123"]).is_ok());
     }
 
     #[test]
@@ -1369,7 +1376,7 @@ mod tests {
             }
         }
         let mut seen = Vec::new();
-        walk(&crate::cli::Cli::grammar(), &mut seen);
+        walk(&crate::config::cli::Cli::grammar(), &mut seen);
         for (long, env) in &seen {
             assert_eq!(
                 *env,
@@ -1728,7 +1735,7 @@ mod tests {
             let _ = credentials(&env);
             let _ = log_level(None, &env);
             if let Ok(s) = store(&StoreArgs::default(), &FileConfig::default(), &env) {
-                let _ = crate::storage::Lake::open("s3://bucket/lake", &s);
+                let _ = crate::lake::storage::Lake::open("s3://bucket/lake", &s);
             }
         }
 
@@ -1770,8 +1777,8 @@ mod tests {
         /// A switch's value is parsed or refused, never a panic; the spellings round-trip.
         #[test]
         fn switches_parse_or_refuse(text in any::<String>(), b: bool) {
-            let _ = crate::cli::parse_switch(&text);
-            prop_assert_eq!(crate::cli::parse_switch(&b.to_string()), Ok(b));
+            let _ = crate::config::cli::parse_switch(&text);
+            prop_assert_eq!(crate::config::cli::parse_switch(&b.to_string()), Ok(b));
         }
     }
 }

@@ -2,7 +2,7 @@
 //! part file of their UTC day.
 //!
 //! The query asked for a slightly wider range than the window (see
-//! [`Window::query_range`](crate::window::Window::query_range)), and pages may repeat a record, so
+//! [`Window::query_range`](crate::plan::window::Window::query_range)), and pages may repeat a record, so
 //! this is where exactness is made: `start <= created_at < end`, deduplicated on `id`.
 
 use std::collections::{BTreeMap, HashSet};
@@ -13,9 +13,9 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
-use crate::decode::Row;
-use crate::encode::{FinishedPart, PartError, PartFile};
-use crate::window::{day_of, Window};
+use crate::plan::window::{day_of, Window};
+use crate::table::decode::Row;
+use crate::table::encode::{FinishedPart, PartError, PartFile};
 
 /// Rows per part file before the next part of the same day starts: keeps single files within
 /// what engines split and cache comfortably. A window's file names stay deterministic because
@@ -338,8 +338,8 @@ impl WindowRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::decode_page;
-    use crate::schema::Schema;
+    use crate::table::decode::decode_page;
+    use crate::table::schema::Schema;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     const DAY: i64 = 86_400;

@@ -24,13 +24,14 @@ use parquet::arrow::ProjectionMask;
 
 use object_store::path::Path;
 
-use crate::encode::PartError;
-use crate::lease::{Fence, LeaseError};
-use crate::manifest::{FileEntry, Manifest, ManifestError, RepairJournal, WindowRecord};
-use crate::route::RoutedPart;
-use crate::schema::Schema;
-use crate::storage::{layout, Created, Lake, StorageError};
-use crate::window::{format_rfc3339, Window};
+use crate::lake::layout;
+use crate::lake::lease::{Fence, LeaseError};
+use crate::lake::manifest::{FileEntry, Manifest, ManifestError, RepairJournal, WindowRecord};
+use crate::lake::storage::{Created, Lake, StorageError};
+use crate::plan::window::{format_rfc3339, Window};
+use crate::table::encode::PartError;
+use crate::table::route::RoutedPart;
+use crate::table::schema::Schema;
 
 /// Why a commit step failed.
 #[derive(Debug, thiserror::Error)]
@@ -303,11 +304,11 @@ mod tests {
 
     use std::time::Duration;
 
-    use crate::decode::decode_page;
-    use crate::lease::Lease;
-    use crate::route::WindowRouter;
-    use crate::schema::Schema;
-    use crate::storage::temp_lake;
+    use crate::lake::lease::Lease;
+    use crate::lake::storage::temp_lake;
+    use crate::table::decode::decode_page;
+    use crate::table::route::WindowRouter;
+    use crate::table::schema::Schema;
 
     const DAY: Window = Window {
         start: 1_709_251_200, // 2024-03-01

@@ -27,7 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::window::Window;
+use crate::plan::window::Window;
 
 /// What one stream fetches of one window: the whole window, or (once split inside) the seconds
 /// `[piece.start, piece.end)` of it. Records are cut to the piece, files are the window's.

@@ -18,7 +18,7 @@ use std::pin::pin;
 use futures::StreamExt;
 use serde::Deserialize;
 
-use crate::window::Window;
+use crate::plan::window::Window;
 use crate::zendesk::pagination::{self, PAGE_SIZE};
 use crate::zendesk::query::created_at_pairs;
 use crate::zendesk::{ApiError, Client, Filters, PageRequest, Pagination};

@@ -4,7 +4,7 @@
 //! every one of its files is in place, so a window is done exactly when its marker exists. A run
 //! that finds a marker it was about to write (`AlreadyExists`) knows another run finished the
 //! same window. A repair writes the next *generation* of a window's marker (see
-//! [`crate::storage::layout`]); the highest generation is the window's truth.
+//! [`crate::lake::layout`]); the highest generation is the window's truth.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +12,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::schema::SCHEMA_VERSION;
-use crate::storage::{layout, Created, Lake, StorageError};
-use crate::window::{format_rfc3339, parse_compact, Grid, Window};
+use crate::lake::layout;
+use crate::lake::storage::{Created, Lake, StorageError};
+use crate::plan::window::{format_rfc3339, parse_compact, Grid, Window};
+use crate::table::schema::SCHEMA_VERSION;
 use crate::zendesk::Filters;
 
 /// Version of the manifest's own JSON layout.
@@ -412,7 +413,7 @@ fn parse<T: for<'de> Deserialize<'de>>(
 mod tests {
     use super::*;
 
-    use crate::storage::temp_lake as lake;
+    use crate::lake::storage::temp_lake as lake;
 
     #[tokio::test]
     async fn a_dataset_is_pinned_and_other_settings_are_refused_with_the_difference() {

@@ -12,7 +12,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::schema::{ColumnType, Schema};
+use crate::table::schema::{ColumnType, Schema};
 
 /// One typed cell of a row, in the schema's column type.
 #[derive(Clone, Debug, PartialEq)]

@@ -43,7 +43,7 @@ impl Grid {
     /// a panic.
     pub fn parse(text: &str) -> Result<Grid, ParseError> {
         let bad = || ParseError::Grid(text.to_string());
-        let (n, unit) = crate::duration::split_number(text.trim()).ok_or_else(bad)?;
+        let (n, unit) = crate::config::duration::split_number(text.trim()).ok_or_else(bad)?;
         let n = i64::try_from(n).map_err(|_| bad())?;
         let step = match unit {
             "h" if HOUR_STEPS.contains(&n) => n * 3600,
@@ -213,7 +213,7 @@ pub fn utc(t: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::duration::{parse_duration, parse_duration_ms};
+    use crate::config::duration::{parse_duration, parse_duration_ms};
     use proptest::prelude::*;
 
     const DAY: i64 = SECONDS_PER_DAY;

@@ -27,9 +27,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use crate::decode::{Cell, Row};
-use crate::schema::{ColumnType, Schema, SCHEMA_VERSION, TIMEZONE};
-use crate::window::{format_rfc3339, Window};
+use crate::plan::window::{format_rfc3339, Window};
+use crate::table::decode::{Cell, Row};
+use crate::table::schema::{ColumnType, Schema, SCHEMA_VERSION, TIMEZONE};
 
 /// Rows per record batch (a batch only ends between seconds, so it may run over): large enough
 /// for efficient encoding, small enough that the unsorted buffer stays a few MB.
@@ -357,7 +357,7 @@ fn sort_order(created_at: &[i64], ids: &[i64]) -> Option<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::decode_page;
+    use crate::table::decode::decode_page;
 
     /// Writes `(id, second)` records to one part file, in this order.
     fn write_part(records: &[(i64, i64)]) -> FinishedPart {

@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, TimeUnit};
 use serde::Deserialize;
 
 /// The schema file's text, as compiled in.
-pub const SCHEMA_JSON: &str = include_str!("../schemas/audit_log.v2.json");
+pub const SCHEMA_JSON: &str = include_str!("../../schemas/audit_log.v2.json");
 
 /// The version the code is written for; it is pinned in each dataset's `dataset.json` and named in
 /// every part file's key-value metadata, so a lake never mixes versions. Version 1 (auditlake

@@ -3,8 +3,10 @@
 //!
 //! A window is an atomic unit: it counts only once committed, so dropping in-flight work (Ctrl-C,
 //! SIGTERM, a fatal error elsewhere) is always safe: the next run redoes it from scratch. A
-//! committed window's files change only through a repair ([`crate::commit`]); the open-window
+//! committed window's files change only through a repair ([`crate::lake::commit`]); the open-window
 //! path never touches a window that has a marker.
+
+pub mod ranges;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::pin::pin;
@@ -18,20 +20,20 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::commit::{ids_in_lake, ids_of_parts, CommitError, Committer};
 use crate::config::{ExportConfig, RepairConfig};
-use crate::decode::{decode_page, parse_timestamp_ms, DecodeError};
-use crate::encode::PartError;
-use crate::lease::{holder_name, Lease, LeaseError};
-use crate::manifest::{Dataset, Manifest, ManifestError, WindowRecord};
-use crate::ranges::{self, Deposit, Range, Slot, WorkQueue};
-use crate::recount::{count_window, quick_count};
-use crate::route::{RouteCounts, RoutedPart, WindowRouter};
-use crate::schema::Schema;
-use crate::storage::{Created, Lake, StorageError};
+use crate::lake::commit::{ids_in_lake, ids_of_parts, CommitError, Committer};
+use crate::lake::lease::{holder_name, Lease, LeaseError};
+use crate::lake::manifest::{Dataset, Manifest, ManifestError, WindowRecord};
+use crate::lake::storage::{Created, Lake, StorageError};
+use crate::plan::window::{self, Window};
+use crate::table::decode::{decode_page, parse_timestamp_ms, DecodeError};
+use crate::table::encode::PartError;
+use crate::table::route::{RouteCounts, RoutedPart, WindowRouter};
+use crate::table::schema::Schema;
 use crate::verify::{verify, Kind, Report, VerifyError};
-use crate::window::{self, Window};
+use crate::zendesk::count::{count_window, quick_count};
 use crate::zendesk::{pagination, ApiError, Client, ClientError, Page, PageRequest, RequestBudget};
+use ranges::{Deposit, Range, Slot, WorkQueue};
 
 /// Pages handed to the encoder thread at a time: waking a thread costs system time (a futex
 /// wake and a context switch), so it is woken once per handoff rather than once per page.
@@ -1063,7 +1065,7 @@ impl RangeRouting {
         Ok(())
     }
 
-    fn push(&mut self, row: &crate::decode::Row<'_, '_>) -> Result<(), WindowError> {
+    fn push(&mut self, row: &crate::table::decode::Row<'_, '_>) -> Result<(), WindowError> {
         let second = row.created_at.div_euclid(1_000);
         if self.done {
             self.note_late(second, row.id, self.at + 1);

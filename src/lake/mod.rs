@@ -1,0 +1,12 @@
+//! Lake: where the files go and what makes them the truth.
+//!
+//! [`layout`] is the only place that makes a path; [`storage`] is object_store I/O on local disk
+//! or an object store; [`manifest`] pins the dataset and records a marker per committed window;
+//! [`lease`] keeps one run per lake and subdomain; [`commit`] makes a window's files its truth
+//! (upload, sweep, marker; repairs as new generations). Data first, commit last, create-if-absent.
+
+pub mod commit;
+pub mod layout;
+pub mod lease;
+pub mod manifest;
+pub mod storage;
