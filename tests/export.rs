@@ -639,3 +639,33 @@ async fn a_record_of_another_type_fails_its_own_window_and_no_other() {
     assert_eq!(summary.windows_done, 47);
     assert_eq!(markers(dir.path()).len(), 47);
 }
+
+/// Regression (issue 17): `last_run.json` was written by the command after the run had released
+/// its lease, an unfenced read-modify-write that an overlapping run could lose. The run now
+/// records itself while its lease holds, under the one run id of the process (its lease holder
+/// carries the same id, not a second random tag).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_records_itself_under_its_lease_and_its_run_id() {
+    use auditlake::lake::storage::Lake;
+    let sim = start(sim_config(500, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = export_config(&sim, dir.path(), FROM, TO, "1d");
+    let run_id = config.run_id.clone();
+    let summary = export(config).await;
+    assert_eq!(summary.exit_code(), 0);
+    let lake = Lake::open(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+    let last = auditlake::lake::manifest::Manifest::new(lake.clone(), "acme")
+        .last_run()
+        .await
+        .unwrap()
+        .expect("the run recorded itself");
+    assert_eq!((last.run_id.as_str(), last.exit_code), (run_id.as_str(), 0));
+    assert_eq!(summary.last_success_at, last.last_success_at);
+    assert!(last.last_success_at.is_some());
+    let lease = auditlake::lake::lease::latest(&lake, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.run_id, run_id);
+    assert!(lease.holder.is_empty(), "released after the record");
+}

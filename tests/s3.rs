@@ -236,9 +236,15 @@ async fn a_lease_left_by_a_killed_run_is_taken_over_after_it_expires() {
     let sim = start(sim_config(500, "2024-03-01", "2024-03-02")).await;
     let lake = lake(&endpoint, &bucket);
     // A run that died holding its lease: acquired, never renewed nor released.
-    let abandoned = Lease::acquire(&lake, "acme", Duration::from_secs(3), "killed-host pid 1")
-        .await
-        .unwrap();
+    let abandoned = Lease::acquire(
+        &lake,
+        "acme",
+        Duration::from_secs(3),
+        "killed-host pid 1",
+        &auditlake::lake::lease::new_run_id(),
+    )
+    .await
+    .unwrap();
     drop(abandoned);
     let err = run::export(
         s3_config(&sim, &endpoint, &bucket, "2024-03-01", "2024-03-02"),

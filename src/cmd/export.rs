@@ -7,10 +7,10 @@ use auditlake::config::cli::ExportArgs;
 #[cfg(feature = "simulator")]
 use auditlake::demo as sim_demo;
 use auditlake::error::exit;
-use auditlake::lake::manifest::{LastRun, Manifest};
+use auditlake::lake::manifest::Manifest;
 use auditlake::lake::storage::{Lake, StoreOptions};
 use auditlake::metrics;
-use auditlake::plan::window::{format_rfc3339, Grid};
+use auditlake::plan::window::Grid;
 use auditlake::run::{self, Summary};
 use auditlake::Error;
 
@@ -31,16 +31,15 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
     }
     let code = summary.exit_code();
     if let Some(path) = summary_json {
-        write_summary_json(&path, &summary, code)?;
+        write_summary_json(&path, &summary)?;
     }
-    let facts = after_run(&dest, &store, grid, &summary, code, now).await;
+    let facts = after_run(&dest, &store, grid, &summary, code).await;
     if let Some(path) = metrics_file {
         metrics::write_atomically(&path, &metrics::render(&summary, &facts))
             .map_err(|source| Error::MetricsFile { path, source })?;
     }
     if cx.json_logs {
-        let fields =
-            serde_json::Map::from_iter([("summary".to_string(), summary_value(&summary, code))]);
+        let fields = serde_json::Map::from_iter([("summary".to_string(), summary.json())]);
         logging::json_event(
             if code == 0 { "INFO" } else { "WARN" },
             "run finished",
@@ -65,24 +64,15 @@ pub async fn demo(args: &DemoArgs, cx: &Context) -> Result<u8, Error> {
     Ok(outcome.summary.exit_code())
 }
 
-/// The summary as `--summary-json` writes it: the summary's fields and the exit code.
-fn summary_value(summary: &Summary, code: u8) -> serde_json::Value {
-    let mut value = serde_json::to_value(summary).expect("plain data serializes");
-    value["exit_code"] = code.into();
-    value
-}
-
-/// Records the finished run in the lake's state, for `status` (unless the run lost its lease:
-/// the record is then the holder's to write, or the store failed), and gathers what its metrics
-/// need. Best effort: the
-/// run's outcome stands whether or not the lake could be read or written.
+/// What the run's metrics need of the lake, besides the summary: when the last good run finished
+/// (as the run recorded it, under its lease) and how fresh the lake is. Best effort: the run's
+/// outcome stands whether or not the lake could be read.
 async fn after_run(
     dest: &str,
     store: &StoreOptions,
     grid: Grid,
     summary: &Summary,
     code: u8,
-    started: i64,
 ) -> metrics::RunFacts {
     let finished = chrono::Utc::now().timestamp();
     let mut facts = metrics::RunFacts {
@@ -91,6 +81,13 @@ async fn after_run(
         last_success_at: (code == exit::OK).then_some(finished),
         fresh_to: None,
     };
+    if let Some(at) = summary
+        .last_success_at
+        .as_deref()
+        .and_then(parse_instant_opt)
+    {
+        facts.last_success_at = Some(at);
+    }
     // A destination that failed already cost the run its retries: it is not asked again (the
     // run must end within about a minute; metrics then lack the lake's figures).
     if summary.store_failed {
@@ -99,27 +96,10 @@ async fn after_run(
     let manifest = match Lake::open(dest, store) {
         Ok(lake) => Manifest::new(lake, &summary.subdomain),
         Err(error) => {
-            tracing::warn!(%error, "could not open the lake to record the run");
+            tracing::warn!(%error, "could not open the lake to read its freshness");
             return facts;
         }
     };
-    if !summary.lease_lost {
-        let run = LastRun {
-            run_id: summary.run_id.clone(),
-            started_at: format_rfc3339(started),
-            finished_at: format_rfc3339(finished),
-            exit_code: code,
-            outcome: exit::describe(code).to_string(),
-            last_success_at: facts.last_success_at.map(format_rfc3339),
-            summary: summary_value(summary, code),
-        };
-        match manifest.record_run(run).await {
-            Ok(run) => {
-                facts.last_success_at = run.last_success_at.as_deref().and_then(parse_instant_opt);
-            }
-            Err(error) => tracing::warn!(%error, "could not record the run for `status`"),
-        }
-    }
     match manifest.done().await {
         Ok(starts) => facts.fresh_to = starts.last().map(|start| start + grid.seconds()),
         Err(error) => tracing::warn!(%error, "could not list the committed windows"),
@@ -133,9 +113,8 @@ fn parse_instant_opt(text: &str) -> Option<i64> {
         .map(|t| t.timestamp())
 }
 
-fn write_summary_json(path: &std::path::Path, summary: &Summary, code: u8) -> Result<(), Error> {
-    let text =
-        serde_json::to_string_pretty(&summary_value(summary, code)).expect("plain data serializes");
+fn write_summary_json(path: &std::path::Path, summary: &Summary) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(&summary.json()).expect("plain data serializes");
     std::fs::write(path, text + "\n").map_err(|source| Error::SummaryFile {
         path: path.to_path_buf(),
         source,

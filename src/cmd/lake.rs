@@ -63,7 +63,9 @@ pub async fn verify(args: &VerifyArgs, cx: &Context) -> Result<u8, Error> {
 /// `auditlake repair`.
 pub async fn repair(args: &RepairArgs, cx: &Context) -> Result<u8, Error> {
     let now = chrono::Utc::now().timestamp();
-    let config = config::repair(args, &cx.file, &cx.env, now)?;
+    let mut config = config::repair(args, &cx.file, &cx.env, now)?;
+    // One run id per process: the repair's lease carries the id its logs carry.
+    config.export.run_id = cx.run_id.clone();
     let outcome = run::repair(config, cancel_on_signals()).await?;
     print(&outcome, args.check.json, &outcome.after);
     if !cx.quiet && !args.check.json {

@@ -26,7 +26,9 @@ use object_store::path::Path;
 
 use crate::lake::layout;
 use crate::lake::lease::{Fence, LeaseError};
-use crate::lake::manifest::{FileEntry, Manifest, ManifestError, RepairJournal, WindowRecord};
+use crate::lake::manifest::{
+    FileEntry, LastRun, Manifest, ManifestError, RepairJournal, WindowRecord,
+};
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339, Window};
 use crate::table::encode::PartError;
@@ -71,16 +73,53 @@ pub struct Committer {
     manifest: Manifest,
     subdomain: String,
     fence: Fence,
+    /// The run that writes: recorded in each marker, so that a marker create whose answer was
+    /// lost and which a retry then finds is recognised as this run's own.
+    run_id: String,
 }
 
 impl Committer {
-    pub fn new(lake: Lake, manifest: Manifest, subdomain: &str, fence: Fence) -> Committer {
+    pub fn new(
+        lake: Lake,
+        manifest: Manifest,
+        subdomain: &str,
+        fence: Fence,
+        run_id: &str,
+    ) -> Committer {
         Committer {
             lake,
             manifest,
             subdomain: subdomain.to_string(),
             fence,
+            run_id: run_id.to_string(),
         }
+    }
+
+    /// Records the run that just finished (`last_run.json`, for `status`), under the lease.
+    pub async fn record_run(&self, run: LastRun) -> Result<LastRun, CommitError> {
+        self.fence.check()?;
+        Ok(self.manifest.record_run(run).await?)
+    }
+
+    /// A marker of this run's for `window` naming `files`.
+    fn marker(&self, window: &Window, files: Vec<FileEntry>) -> WindowRecord {
+        let mut record = WindowRecord::new(window, files);
+        record.run_id = self.run_id.clone();
+        record
+    }
+
+    /// Whether the marker of `record`'s generation that the store already holds is this very
+    /// record (a create that applied but whose answer was lost, then retried): same run, same
+    /// files.
+    async fn is_own_marker(
+        &self,
+        window: &Window,
+        record: &WindowRecord,
+    ) -> Result<bool, ManifestError> {
+        let existing = self.manifest.marker(window, record.generation).await?;
+        Ok(existing.is_some_and(|e| {
+            !e.run_id.is_empty() && e.run_id == record.run_id && e.files == record.files
+        }))
     }
 
     /// The manifest this committer writes.
@@ -102,9 +141,12 @@ impl Committer {
     ) -> Result<(WindowRecord, Created), CommitError> {
         let files = self.upload(window, 1, parts).await?;
         self.sweep(window, &files).await?;
-        let record = WindowRecord::new(window, files);
+        let record = self.marker(window, files);
         self.fence.check()?;
-        let created = self.manifest.commit(window, &record).await?;
+        let mut created = self.manifest.commit(window, &record).await?;
+        if created == Created::AlreadyExisted && self.is_own_marker(window, &record).await? {
+            created = Created::Created;
+        }
         Ok((record, created))
     }
 
@@ -117,7 +159,7 @@ impl Committer {
     ) -> Result<WindowRecord, CommitError> {
         let files = self.upload(window, 1, parts).await?;
         self.sweep(window, &files).await?;
-        let record = WindowRecord::new(window, files);
+        let record = self.marker(window, files);
         self.fence.check()?;
         self.manifest.record_open(&record).await?;
         Ok(record)
@@ -147,15 +189,14 @@ impl Committer {
             )
             .await?;
         let files = self.upload(window, generation, parts).await?;
-        let mut record = WindowRecord::new(window, files);
+        let mut record = self.marker(window, files);
         record.generation = generation;
         record.reason = Some(reason.to_string());
         self.fence.check()?;
         if self.manifest.commit(window, &record).await? == Created::AlreadyExisted {
             // A create that the store applied but answered with an error is retried and then
-            // finds itself: the same files mean it is this repair's own marker.
-            let existing = self.manifest.marker(window, generation).await?;
-            if existing.is_none_or(|e| e.files != record.files) {
+            // finds itself: the same run and files mean it is this repair's own marker.
+            if !self.is_own_marker(window, &record).await? {
                 return Err(CommitError::Conflict {
                     window: window.id(),
                     generation,
@@ -304,6 +345,7 @@ mod tests {
 
     use std::time::Duration;
 
+    use crate::lake::faulty::{faulty_lake, inject, Fault};
     use crate::lake::lease::Lease;
     use crate::lake::storage::temp_lake;
     use crate::table::decode::decode_page;
@@ -323,9 +365,11 @@ mod tests {
     }
 
     async fn committer(lake: &Lake, ttl: Duration) -> (Lease, Committer) {
-        let lease = Lease::acquire(lake, "acme", ttl, "test").await.unwrap();
+        let lease = Lease::acquire(lake, "acme", ttl, "test", &crate::lake::lease::new_run_id())
+            .await
+            .unwrap();
         let manifest = Manifest::new(lake.clone(), "acme");
-        let committer = Committer::new(lake.clone(), manifest, "acme", lease.fence());
+        let committer = Committer::new(lake.clone(), manifest, "acme", lease.fence(), "run-1");
         (lease, committer)
     }
 
@@ -343,6 +387,34 @@ mod tests {
         let data = lake.list(&layout::data("acme")).await.unwrap();
         assert!(data.is_empty(), "nothing uploaded: {data:?}");
         assert!(Manifest::new(lake, "acme").done().await.unwrap().is_empty());
+    }
+
+    /// Regression (issue 17): a marker create that the store applied but whose answer was lost
+    /// is retried by the store client, finds "its" marker, and was taken for another run's
+    /// commit ("window was committed by another run first").
+    #[tokio::test]
+    async fn a_marker_whose_create_answer_was_lost_is_recognised_as_this_runs_own() {
+        let (store, lake) = faulty_lake();
+        let (_lease, committer) = committer(&lake, Duration::from_secs(60)).await;
+        inject(&store, Fault::AppliedThenAlreadyExists);
+        let (record, created) = committer.commit_closed(&DAY, parts(DAY)).await.unwrap();
+        assert_eq!(created, Created::Created, "this run's own marker");
+        assert_eq!(record.run_id, "run-1");
+
+        // Another run's marker stands as the other run's.
+        let other_day = Window {
+            start: DAY.end,
+            end: DAY.end + 86_400,
+        };
+        let manifest = Manifest::new(lake.clone(), "acme");
+        let mut theirs = WindowRecord::new(&other_day, Vec::new());
+        theirs.run_id = "another-run".into();
+        manifest.commit(&other_day, &theirs).await.unwrap();
+        let (_, created) = committer
+            .commit_closed(&other_day, Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(created, Created::AlreadyExisted);
     }
 
     #[tokio::test]

@@ -267,13 +267,12 @@ impl Fence {
     }
 }
 
-/// A name for this run, for other runs' messages: host, pid and a random tag.
-pub fn holder_name() -> String {
+/// A name for the run `run_id`, for other runs' messages: host, pid and the run id.
+pub fn holder_name(run_id: &str) -> String {
     format!(
-        "{} pid {} run {:08x}",
+        "{} pid {} run {run_id}",
         hostname().unwrap_or_else(|| "unknown-host".into()),
         std::process::id(),
-        fastrand::u32(..)
     )
 }
 
@@ -382,19 +381,9 @@ fn now() -> i64 {
 }
 
 impl Lease {
-    /// Takes the lease for `subdomain`, or says who holds it, under a new run id.
-    pub async fn acquire(
-        lake: &Lake,
-        subdomain: &str,
-        ttl: Duration,
-        holder: &str,
-    ) -> Result<Lease, LeaseError> {
-        Lease::acquire_as(lake, subdomain, ttl, holder, &new_run_id()).await
-    }
-
     /// Takes the lease for `subdomain` as the run `run_id` (the id its logs and summary carry),
     /// or says who holds it.
-    pub async fn acquire_as(
+    pub async fn acquire(
         lake: &Lake,
         subdomain: &str,
         ttl: Duration,
@@ -689,179 +678,10 @@ mod tests {
         assert!(matches!(err, LeaseError::Expired { .. }), "{err}");
     }
 
-    use std::pin::Pin;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
 
-    use futures::future::Future;
-    use futures::stream::BoxStream;
-    use futures::StreamExt;
-    use object_store::memory::InMemory;
-    use object_store::{
-        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-        PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    };
-
+    use crate::lake::faulty::{faulty_lake, inject, Fault};
     use crate::lake::storage::temp_lake as lake;
-
-    /// How the next create-if-absent of [`Faulty`] goes wrong.
-    #[derive(Clone, Copy, Debug)]
-    enum Fault {
-        /// Applies, then answers "already exists", as a client retry after a lost answer does.
-        AppliedThenAlreadyExists,
-        /// Applies, then fails, as a request that timed out after the store wrote it does.
-        AppliedThenTimedOut,
-        /// Applies after this long (virtual time in paused tests).
-        Slow(Duration),
-    }
-
-    /// An in-memory store that injects the failures of a real one into lease writes.
-    #[derive(Debug, Default)]
-    struct Faulty {
-        inner: InMemory,
-        next_create: Mutex<Option<Fault>>,
-        /// Every request fails without effect, as when the store is unreachable.
-        down: AtomicBool,
-    }
-
-    impl std::fmt::Display for Faulty {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "Faulty")
-        }
-    }
-
-    fn unreachable_store() -> object_store::Error {
-        object_store::Error::Generic {
-            store: "Faulty",
-            source: "connection refused".into(),
-        }
-    }
-
-    type Boxed<'a, T> = Pin<Box<dyn Future<Output = object_store::Result<T>> + Send + 'a>>;
-
-    // Written out as `#[async_trait]` would expand it: the crate does not depend on async-trait.
-    impl ObjectStore for Faulty {
-        fn put_opts<'life0, 'life1, 'async_trait>(
-            &'life0 self,
-            location: &'life1 Path,
-            payload: PutPayload,
-            opts: PutOptions,
-        ) -> Boxed<'async_trait, PutResult>
-        where
-            'life0: 'async_trait,
-            'life1: 'async_trait,
-            Self: 'async_trait,
-        {
-            Box::pin(async move {
-                if self.down.load(Ordering::SeqCst) {
-                    return Err(unreachable_store());
-                }
-                let fault = if matches!(opts.mode, PutMode::Create) {
-                    self.next_create.lock().unwrap().take()
-                } else {
-                    None
-                };
-                if let Some(Fault::Slow(delay)) = fault {
-                    tokio::time::sleep(delay).await;
-                }
-                let applied = self.inner.put_opts(location, payload, opts).await?;
-                match fault {
-                    Some(Fault::AppliedThenAlreadyExists) => {
-                        Err(object_store::Error::AlreadyExists {
-                            path: location.to_string(),
-                            source: "the retried request found the object".into(),
-                        })
-                    }
-                    Some(Fault::AppliedThenTimedOut) => Err(object_store::Error::Generic {
-                        store: "Faulty",
-                        source: "request timed out".into(),
-                    }),
-                    Some(Fault::Slow(_)) | None => Ok(applied),
-                }
-            })
-        }
-
-        fn put_multipart_opts<'life0, 'life1, 'async_trait>(
-            &'life0 self,
-            location: &'life1 Path,
-            opts: PutMultipartOptions,
-        ) -> Boxed<'async_trait, Box<dyn MultipartUpload>>
-        where
-            'life0: 'async_trait,
-            'life1: 'async_trait,
-            Self: 'async_trait,
-        {
-            self.inner.put_multipart_opts(location, opts)
-        }
-
-        fn get_opts<'life0, 'life1, 'async_trait>(
-            &'life0 self,
-            location: &'life1 Path,
-            options: GetOptions,
-        ) -> Boxed<'async_trait, GetResult>
-        where
-            'life0: 'async_trait,
-            'life1: 'async_trait,
-            Self: 'async_trait,
-        {
-            if self.down.load(Ordering::SeqCst) {
-                return Box::pin(async { Err(unreachable_store()) });
-            }
-            self.inner.get_opts(location, options)
-        }
-
-        fn delete_stream(
-            &self,
-            locations: BoxStream<'static, object_store::Result<Path>>,
-        ) -> BoxStream<'static, object_store::Result<Path>> {
-            self.inner.delete_stream(locations)
-        }
-
-        fn list(
-            &self,
-            prefix: Option<&Path>,
-        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-            if self.down.load(Ordering::SeqCst) {
-                return futures::stream::once(async { Err(unreachable_store()) }).boxed();
-            }
-            self.inner.list(prefix)
-        }
-
-        fn list_with_delimiter<'life0, 'life1, 'async_trait>(
-            &'life0 self,
-            prefix: Option<&'life1 Path>,
-        ) -> Boxed<'async_trait, ListResult>
-        where
-            'life0: 'async_trait,
-            'life1: 'async_trait,
-            Self: 'async_trait,
-        {
-            self.inner.list_with_delimiter(prefix)
-        }
-
-        fn copy_opts<'life0, 'life1, 'life2, 'async_trait>(
-            &'life0 self,
-            from: &'life1 Path,
-            to: &'life2 Path,
-            options: CopyOptions,
-        ) -> Boxed<'async_trait, ()>
-        where
-            'life0: 'async_trait,
-            'life1: 'async_trait,
-            'life2: 'async_trait,
-            Self: 'async_trait,
-        {
-            self.inner.copy_opts(from, to, options)
-        }
-    }
-
-    fn faulty_lake() -> (Arc<Faulty>, Lake) {
-        let store = Arc::new(Faulty::default());
-        (store.clone(), Lake::from_store(store, "memory://faulty"))
-    }
-
-    fn inject(store: &Faulty, fault: Fault) {
-        *store.next_create.lock().unwrap() = Some(fault);
-    }
 
     /// Writes a generation as another run would, bypassing [`Lease`].
     async fn plant(lake: &Lake, generation: u64, holder: &str, process: Option<ProcessIdentity>) {
@@ -896,10 +716,10 @@ mod tests {
     async fn a_held_lease_is_refused_with_its_holder_and_released_for_the_next_run() {
         let (_dir, lake) = lake();
         let ttl = Duration::from_secs(60);
-        let lease = Lease::acquire(&lake, "acme", ttl, "host-a pid 1")
+        let lease = Lease::acquire(&lake, "acme", ttl, "host-a pid 1", &new_run_id())
             .await
             .unwrap();
-        let err = Lease::acquire(&lake, "acme", ttl, "host-b pid 2")
+        let err = Lease::acquire(&lake, "acme", ttl, "host-b pid 2", &new_run_id())
             .await
             .unwrap_err()
             .to_string();
@@ -908,11 +728,11 @@ mod tests {
             "{err}"
         );
         // Another subdomain in the same lake is not blocked.
-        Lease::acquire(&lake, "other", ttl, "host-c pid 3")
+        Lease::acquire(&lake, "other", ttl, "host-c pid 3", &new_run_id())
             .await
             .unwrap();
         lease.release().await.unwrap();
-        let next = Lease::acquire(&lake, "acme", ttl, "host-b pid 2")
+        let next = Lease::acquire(&lake, "acme", ttl, "host-b pid 2", &new_run_id())
             .await
             .unwrap();
         assert_eq!(next.record().generation, 3, "generations never restart");
@@ -926,12 +746,18 @@ mod tests {
     #[tokio::test]
     async fn an_expired_lease_is_taken_over_and_its_old_holder_learns_it_lost() {
         let (_dir, lake) = lake();
-        let mut stale = Lease::acquire(&lake, "acme", Duration::ZERO, "crashed")
+        let mut stale = Lease::acquire(&lake, "acme", Duration::ZERO, "crashed", &new_run_id())
             .await
             .unwrap();
-        let taker = Lease::acquire(&lake, "acme", Duration::from_secs(60), "taker")
-            .await
-            .unwrap();
+        let taker = Lease::acquire(
+            &lake,
+            "acme",
+            Duration::from_secs(60),
+            "taker",
+            &new_run_id(),
+        )
+        .await
+        .unwrap();
         assert_eq!(taker.record().generation, 2);
         let err = stale.renew().await.unwrap_err().to_string();
         assert!(
@@ -943,7 +769,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn of_many_simultaneous_takers_exactly_one_wins() {
         let (_dir, lake) = lake();
-        Lease::acquire(&lake, "acme", Duration::ZERO, "crashed")
+        Lease::acquire(&lake, "acme", Duration::ZERO, "crashed", &new_run_id())
             .await
             .unwrap();
         let tasks: Vec<_> = (0..16)
@@ -955,6 +781,7 @@ mod tests {
                         "acme",
                         Duration::from_secs(60),
                         &format!("taker {i}"),
+                        &new_run_id(),
                     )
                     .await
                 })
@@ -977,7 +804,9 @@ mod tests {
         let (_store, lake) = faulty_lake();
         let ttl = Duration::from_secs(60);
         assert_eq!(fence_margin(ttl), Duration::from_secs(6));
-        let mut lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        let mut lease = Lease::acquire(&lake, "acme", ttl, "me", &new_run_id())
+            .await
+            .unwrap();
         let fence = lease.fence();
         fence.check().unwrap();
         tokio::time::advance(Duration::from_secs(53)).await;
@@ -1002,7 +831,9 @@ mod tests {
     async fn the_fence_counts_from_when_the_renewal_was_sent_not_when_it_returned() {
         let (store, lake) = faulty_lake();
         let ttl = Duration::from_secs(60);
-        let mut lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        let mut lease = Lease::acquire(&lake, "acme", ttl, "me", &new_run_id())
+            .await
+            .unwrap();
         let fence = lease.fence();
         inject(&store, Fault::Slow(Duration::from_secs(20)));
         lease.renew().await.unwrap();
@@ -1016,9 +847,10 @@ mod tests {
     #[tokio::test]
     async fn the_fence_closes_once_the_lease_is_lost_even_before_it_expires() {
         let (_store, lake) = faulty_lake();
-        let mut lease = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me")
-            .await
-            .unwrap();
+        let mut lease =
+            Lease::acquire(&lake, "acme", Duration::from_secs(600), "me", &new_run_id())
+                .await
+                .unwrap();
         let fence = lease.fence();
         // A run that took over while this one was frozen.
         plant(&lake, 2, "taker", None).await;
@@ -1033,7 +865,7 @@ mod tests {
     #[tokio::test]
     async fn the_fence_closes_when_the_lease_is_released() {
         let (_store, lake) = faulty_lake();
-        let lease = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me")
+        let lease = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me", &new_run_id())
             .await
             .unwrap();
         let fence = lease.fence();
@@ -1044,7 +876,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn keeping_the_lease_keeps_the_fence_open_and_closes_it_when_another_run_takes_over() {
         let (_store, lake) = faulty_lake();
-        let lease = Lease::acquire(&lake, "acme", Duration::from_secs(30), "me")
+        let lease = Lease::acquire(&lake, "acme", Duration::from_secs(30), "me", &new_run_id())
             .await
             .unwrap();
         let fence = lease.fence();
@@ -1072,7 +904,9 @@ mod tests {
         let (store, lake) = faulty_lake();
         let ttl = Duration::from_secs(600);
         inject(&store, Fault::AppliedThenAlreadyExists);
-        let mut lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        let mut lease = Lease::acquire(&lake, "acme", ttl, "me", &new_run_id())
+            .await
+            .unwrap();
         assert_eq!(lease.record().generation, 1, "no orphan generation");
         inject(&store, Fault::AppliedThenAlreadyExists);
         lease.renew().await.unwrap();
@@ -1080,7 +914,7 @@ mod tests {
         lease.fence().check().unwrap();
         inject(&store, Fault::AppliedThenAlreadyExists);
         lease.release().await.unwrap();
-        let next = Lease::acquire(&lake, "acme", ttl, "next run")
+        let next = Lease::acquire(&lake, "acme", ttl, "next run", &new_run_id())
             .await
             .unwrap();
         assert_eq!(next.record().generation, 4, "released, not orphaned");
@@ -1091,12 +925,14 @@ mod tests {
         let (store, lake) = faulty_lake();
         let ttl = Duration::from_secs(600);
         inject(&store, Fault::AppliedThenTimedOut);
-        let mut lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        let mut lease = Lease::acquire(&lake, "acme", ttl, "me", &new_run_id())
+            .await
+            .unwrap();
         inject(&store, Fault::AppliedThenTimedOut);
         lease.renew().await.unwrap();
         inject(&store, Fault::AppliedThenTimedOut);
         lease.release().await.unwrap();
-        let next = Lease::acquire(&lake, "acme", ttl, "next run")
+        let next = Lease::acquire(&lake, "acme", ttl, "next run", &new_run_id())
             .await
             .unwrap();
         assert_eq!(next.record().generation, 4);
@@ -1105,7 +941,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_renewal_the_store_cannot_take_is_a_store_error_not_a_lost_lease() {
         let (store, lake) = faulty_lake();
-        let mut lease = Lease::acquire(&lake, "acme", Duration::from_secs(30), "me")
+        let mut lease = Lease::acquire(&lake, "acme", Duration::from_secs(30), "me", &new_run_id())
             .await
             .unwrap();
         let fence = lease.fence();
@@ -1135,7 +971,7 @@ mod tests {
             ..me()
         };
         plant(&lake, 1, "killed -9", Some(dead)).await;
-        let lease = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me")
+        let lease = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me", &new_run_id())
             .await
             .unwrap();
         assert_eq!(lease.record().generation, 2);
@@ -1149,7 +985,7 @@ mod tests {
             ..me()
         };
         plant(&lake, 1, "killed -9, pid reused", Some(earlier)).await;
-        Lease::acquire(&lake, "acme", Duration::from_secs(600), "me")
+        Lease::acquire(&lake, "acme", Duration::from_secs(600), "me", &new_run_id())
             .await
             .unwrap();
     }
@@ -1168,7 +1004,8 @@ mod tests {
             ..me()
         };
         plant(&lake, 1, "sleeping holder", Some(live)).await;
-        let refused = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me").await;
+        let refused =
+            Lease::acquire(&lake, "acme", Duration::from_secs(600), "me", &new_run_id()).await;
         sleeper.kill().unwrap();
         sleeper.wait().unwrap();
         assert!(
@@ -1183,7 +1020,8 @@ mod tests {
             ..me()
         };
         plant(&lake, 2, "our parent", Some(parent)).await;
-        let refused = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me").await;
+        let refused =
+            Lease::acquire(&lake, "acme", Duration::from_secs(600), "me", &new_run_id()).await;
         assert!(
             matches!(refused, Err(LeaseError::Held { .. })),
             "{refused:?}"
@@ -1217,7 +1055,8 @@ mod tests {
         ];
         for (generation, process) in (1..).zip(elsewhere.into_iter().map(Some).chain([None])) {
             plant(&lake, generation, "elsewhere", process.clone()).await;
-            let refused = Lease::acquire(&lake, "acme", Duration::from_secs(600), "me").await;
+            let refused =
+                Lease::acquire(&lake, "acme", Duration::from_secs(600), "me", &new_run_id()).await;
             assert!(
                 matches!(refused, Err(LeaseError::Held { .. })),
                 "{process:?}: {refused:?}"
@@ -1243,7 +1082,9 @@ mod tests {
         let (store, lake) = faulty_lake();
         let ttl = Duration::from_secs(30);
         assert_eq!(renewal_allowance(ttl), Duration::from_secs(17));
-        let lease = Lease::acquire(&lake, "acme", ttl, "me").await.unwrap();
+        let lease = Lease::acquire(&lake, "acme", ttl, "me", &new_run_id())
+            .await
+            .unwrap();
         let fence = lease.fence();
         let (stop, lost) = (CancellationToken::new(), CancellationToken::new());
         inject(&store, Fault::Slow(Duration::from_millis(16_900)));

@@ -124,6 +124,9 @@ pub struct WindowRecord {
     pub files: Vec<FileEntry>,
     pub completed_at: String,
     pub auditlake_version: String,
+    /// The run that wrote it (absent from markers written before run ids were recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
 }
 
 fn first_generation() -> u32 {
@@ -154,6 +157,7 @@ impl WindowRecord {
             files,
             completed_at: format_rfc3339(chrono::Utc::now().timestamp()),
             auditlake_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: String::new(),
         }
     }
 }

@@ -4,9 +4,17 @@
 //! or an object store; [`manifest`] pins the dataset and records a marker per committed window;
 //! [`lease`] keeps one run per lake and subdomain; [`commit`] makes a window's files its truth
 //! (upload, sweep, marker; repairs as new generations). Data first, commit last, create-if-absent.
+//!
+//! A run sees one face of all this: [`open_for_writing`], then [`Held`] (the lease, and the
+//! [`commit::Committer`] it fences).
 
 pub mod commit;
+#[cfg(test)]
+pub(crate) mod faulty;
+mod held;
 pub mod layout;
 pub mod lease;
 pub mod manifest;
 pub mod storage;
+
+pub use held::{open_for_writing, Held};

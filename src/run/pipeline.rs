@@ -1,0 +1,133 @@
+//! The page pipeline of one window fetched alone (the open window, and every window with offset
+//! pagination): pages fetched in order, handed in batches to a blocking thread that decodes,
+//! routes and encodes them, bounded so that network and CPU overlap with little memory.
+
+use super::error::WindowError;
+use super::progress::Progress;
+use super::summary::Done;
+use super::Context;
+use crate::lake::storage::Created;
+use crate::plan::window::Window;
+use crate::table::decode::decode_page;
+use crate::table::route::{RouteCounts, RoutedPart, WindowRouter};
+use crate::table::schema::Schema;
+use crate::zendesk::{pagination, ApiError, Page, PageRequest};
+use futures::StreamExt;
+use std::pin::pin;
+use tokio::sync::mpsc;
+
+/// Pages handed to the encoder thread at a time: waking a thread costs system time (a futex
+/// wake and a context switch), so it is woken once per handoff rather than once per page.
+pub(crate) const PAGES_PER_HANDOFF: usize = 4;
+
+/// Handoffs fetched ahead of decoding, per window: lets the network and the decoder overlap while
+/// bounding the memory of pages in flight (each about 50 KB).
+pub(crate) const PIPELINE_DEPTH: usize = 2;
+
+/// Times a window restarts from its first page after the API refuses a cursor (an expired or
+/// unknown cursor; their lifetime is undocumented).
+pub(crate) const MAX_WINDOW_RESTARTS: u32 = 3;
+
+/// Exports one window, restarting it from the first page if the API refuses a cursor.
+pub(crate) async fn export_window(
+    context: &Context,
+    window: Window,
+    closed: bool,
+    progress: &dyn Progress,
+) -> Result<Done, WindowError> {
+    let (parts, counts) = fetch_window(context, window, progress).await?;
+    let (record, committed) = if closed {
+        let (record, created) = context.committer.commit_closed(&window, parts).await?;
+        (record, created == Created::Created)
+    } else {
+        (context.committer.refresh_open(&window, parts).await?, false)
+    };
+    Ok(Done {
+        window,
+        closed,
+        committed,
+        record,
+        counts,
+    })
+}
+
+/// Fetches and encodes a window's records into temporary part files, restarting from the first
+/// page if the API refuses a cursor.
+pub(crate) async fn fetch_window(
+    context: &Context,
+    window: Window,
+    progress: &dyn Progress,
+) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
+    let mut restarts = 0;
+    loop {
+        match fetch_and_encode(context, window, progress).await {
+            Err(WindowError::Api(ApiError::CursorRefused { url, .. }))
+                if restarts < MAX_WINDOW_RESTARTS =>
+            {
+                restarts += 1;
+                tracing::warn!(window = %window.id(), url = %url, restarts, "cursor refused; restarting the window");
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Fetches the window's pages and, on a blocking thread, decodes and writes them to temporary
+/// Parquet files.
+pub(crate) async fn fetch_and_encode(
+    context: &Context,
+    window: Window,
+    progress: &dyn Progress,
+) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
+    let (tx, mut rx) = mpsc::channel::<Vec<Page>>(PIPELINE_DEPTH);
+    let router = WindowRouter::new(window, context.config.tmp_dir.clone());
+    let encoder = tokio::task::spawn_blocking(move || -> Result<_, WindowError> {
+        let mut router = router;
+        while let Some(pages) = rx.blocking_recv() {
+            for page in pages {
+                let mut write_error = None;
+                decode_page(&page.body, Schema::get(), |row| {
+                    if write_error.is_none() {
+                        write_error = router.push(&row).err();
+                    }
+                })?;
+                if let Some(e) = write_error {
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(router.finish()?)
+    });
+
+    let request = PageRequest {
+        filters: context.config.filters.clone(),
+        created_at: Some(window.query_range()),
+        pagination: context.config.pagination,
+    };
+    let fetched: Result<(), WindowError> = async {
+        let mut pages = pin!(pagination::pages(context.client.clone(), request));
+        let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            context.count_page(&page, progress);
+            handoff.push(page);
+            if handoff.len() == PAGES_PER_HANDOFF {
+                let full = std::mem::replace(&mut handoff, Vec::with_capacity(PAGES_PER_HANDOFF));
+                if tx.send(full).await.is_err() {
+                    // The encoder stopped early: its error is the one to report.
+                    return Ok(());
+                }
+            }
+        }
+        if !handoff.is_empty() {
+            // An error here means the encoder stopped early: its error is the one to report.
+            let _ = tx.send(handoff).await;
+        }
+        Ok(())
+    }
+    .await;
+    drop(tx);
+    let encoded = encoder.await.expect("the encoder thread does not panic");
+    fetched?;
+    encoded
+}

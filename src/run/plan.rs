@@ -1,0 +1,206 @@
+//! The plan of a run: which planned windows are pending, which committed ones the recheck
+//! covers, and where the data starts (the pending windows before the first record are committed
+//! empty without a request each).
+
+use super::error::WindowError;
+use super::progress::Progress;
+use super::summary::{record_done, record_failure, Done, Summary};
+use super::Context;
+use crate::config::ExportConfig;
+use crate::lake::storage::{Created, Lake};
+use crate::plan::window::{self, Window};
+use crate::table::decode::decode_page;
+use crate::table::route::RouteCounts;
+use crate::table::schema::Schema;
+use crate::zendesk::{pagination, ApiError, PageRequest};
+use futures::StreamExt;
+use std::collections::BTreeSet;
+use std::pin::pin;
+use std::sync::Arc;
+
+/// Pages the search for the first record may read: more than one only when the second before the
+/// first pending window (the query's margin) fills pages by itself; past this the search gives up
+/// and every window is asked as usual.
+pub(crate) const FIRST_RECORD_PAGES: usize = 3;
+
+/// The summary's start and the windows to export: closed windows without a marker, then the
+/// open window unless it is committed.
+pub(crate) fn pending_windows(
+    config: &ExportConfig,
+    lake: &Lake,
+    plan: &window::Plan,
+    done: &BTreeSet<i64>,
+) -> (Summary, Vec<(Window, bool)>) {
+    let mut summary = Summary {
+        run_id: config.run_id.clone(),
+        subdomain: config.api.subdomain.clone(),
+        dest: lake.display().to_string(),
+        since: window::format_rfc3339(
+            plan.closed
+                .first()
+                .or(plan.open.as_ref())
+                .map_or(config.since, |w| w.start),
+        ),
+        until: window::format_rfc3339(config.until),
+        window: config.grid.to_string(),
+        windows_planned: plan.closed.len() as u64,
+        ..Summary::default()
+    };
+    let mut pending: Vec<(Window, bool)> = Vec::new();
+    for w in &plan.closed {
+        if done.contains(&w.start) {
+            summary.windows_skipped += 1;
+        } else {
+            pending.push((*w, true));
+        }
+    }
+    match plan.open {
+        // The run ends inside a committed window (an earlier --until, a longer --settle-lag, a
+        // clock behind the last run's): that window is done and changes only by repair.
+        Some(open) if done.contains(&open.start) => tracing::info!(
+            window = %open.id(),
+            "the run ends inside a committed window; it is left as committed"
+        ),
+        Some(open) => pending.push((open, false)),
+        None => {}
+    }
+    (summary, pending)
+}
+
+/// The committed windows that `--recheck` covers: those ending within the recheck span plus one
+/// window before the run's end, committed before this run (a window this run exported is fresh).
+/// The extra window matters on a schedule: a daily run commits yesterday's window, and the next
+/// day's run, whose end is a day later, must still recheck it.
+pub(crate) fn recheck_windows(
+    config: &ExportConfig,
+    closed: &[Window],
+    done: &BTreeSet<i64>,
+) -> Vec<Window> {
+    let span = config.recheck.as_secs() as i64;
+    if span == 0 {
+        return Vec::new();
+    }
+    let cutoff = config
+        .until
+        .saturating_sub(span.saturating_add(config.grid.seconds()));
+    closed
+        .iter()
+        .filter(|w| done.contains(&w.start) && w.end > cutoff)
+        .copied()
+        .collect()
+}
+
+/// Where the data of a range starts, as one search found it.
+#[derive(Debug)]
+pub(crate) enum DataStart {
+    /// The second of the earliest record in the range.
+    At(i64),
+    /// The range holds no record.
+    Nowhere,
+    /// The search gave up (the margin second filled its pages, or a page did not decode).
+    Unknown,
+    /// The API failed the search (after its retries).
+    Failed(ApiError),
+}
+
+/// Starts where the data starts: one request finds the earliest record at or after the first
+/// pending closed window (up to the last one's end), and the pending closed windows that end
+/// before it are committed empty (files: none; a marker like any other) without a request each.
+/// A backfill from years before an account's first record costs one request, not one per window.
+/// Exact as a window's own query is: the same filters, the same one-second margin below (the
+/// bounds may be inclusive or exclusive), and records come in `created_at` order across seconds.
+/// Returns the windows still to export.
+pub(crate) async fn commit_empty_start(
+    context: &Arc<Context>,
+    pending: Vec<(Window, bool)>,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) -> Vec<(Window, bool)> {
+    let closed: Vec<Window> = pending.iter().filter(|p| p.1).map(|p| p.0).collect();
+    let (Some(first), Some(last)) = (closed.first(), closed.last()) else {
+        return pending;
+    };
+    let start = match data_start(context, first.start, last.end).await {
+        DataStart::At(second) => second,
+        DataStart::Nowhere => i64::MAX,
+        DataStart::Unknown => return pending,
+        // Refused credentials or access end the run here, as its first window would.
+        DataStart::Failed(e) if e.is_fatal_for_run() => {
+            record_failure(summary, *first, &WindowError::Api(e));
+            return Vec::new();
+        }
+        DataStart::Failed(error) => {
+            tracing::warn!(%error, "could not find where the data starts; asking every window");
+            return pending;
+        }
+    };
+    let (empty, rest): (Vec<_>, Vec<_>) = pending
+        .into_iter()
+        .partition(|(w, closed)| *closed && w.end <= start);
+    if !empty.is_empty() {
+        tracing::info!(
+            windows = empty.len(),
+            data_from = %if start == i64::MAX { "none in the range".to_string() } else { window::format_rfc3339(start) },
+            "committing the windows before the first record empty, without a request each"
+        );
+    }
+    for (window, _) in empty {
+        let committed = context.committer.commit_closed(&window, Vec::new()).await;
+        progress.window_finished();
+        match committed {
+            Ok((record, created)) => record_done(
+                summary,
+                Done {
+                    window,
+                    closed: true,
+                    committed: created == Created::Created,
+                    record,
+                    counts: RouteCounts::default(),
+                },
+            ),
+            Err(e) => {
+                if record_failure(summary, window, &e.into()) {
+                    // The destination or the lease failed: no further window is started.
+                    return Vec::new();
+                }
+            }
+        }
+    }
+    rest
+}
+
+/// The second of the earliest record created in `[from, to)`, from the first page (or first few
+/// pages) of the range's query in `created_at` order.
+pub(crate) async fn data_start(context: &Context, from: i64, to: i64) -> DataStart {
+    let request = PageRequest {
+        filters: context.config.filters.clone(),
+        created_at: Some((from - 1, to)),
+        pagination: context.config.pagination,
+    };
+    let mut pages = pin!(pagination::pages(context.client.clone(), request));
+    for _ in 0..FIRST_RECORD_PAGES {
+        let Some(page) = pages.next().await else {
+            // The query ended without a record in the range.
+            return DataStart::Nowhere;
+        };
+        let page = match page {
+            Ok(page) => page,
+            Err(error) => return DataStart::Failed(error),
+        };
+        let mut earliest: Option<i64> = None;
+        let decoded = decode_page(&page.body, Schema::get(), |row| {
+            let second = row.created_at.div_euclid(1_000);
+            if (from..to).contains(&second) {
+                earliest = Some(earliest.map_or(second, |e| e.min(second)));
+            }
+        });
+        if decoded.is_err() {
+            // The window that holds the bad record reports it, with its context.
+            return DataStart::Unknown;
+        }
+        if let Some(second) = earliest {
+            return DataStart::At(second);
+        }
+    }
+    DataStart::Unknown
+}

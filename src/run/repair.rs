@@ -1,0 +1,249 @@
+//! `auditlake repair`: what verify finds wrong is mended under the lease: stray files removed,
+//! damaged windows (and, with `--against-api`, windows Zendesk holds more of) re-exported and
+//! replaced atomically; interrupted repairs are finished first.
+
+use super::error::{RunError, WindowError};
+use super::guard::{authenticated_client, Guard};
+use super::pipeline::fetch_window;
+use super::progress::NoProgress;
+use super::recheck::records_dropped;
+use super::summary::Failure;
+use super::Context;
+use crate::config::{ExportConfig, RepairConfig};
+use crate::lake::commit::Committer;
+use crate::lake::lease::LeaseError;
+use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
+use crate::lake::storage::Lake;
+use crate::plan::window::{self, Window};
+use crate::verify::{verify, Kind, Report, VerifyError};
+use crate::zendesk::Client;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio_util::sync::CancellationToken;
+
+/// What `repair` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairOutcome {
+    /// What verify found before repairing.
+    pub before: Report,
+    /// Windows re-exported under a new generation.
+    pub windows_repaired: Vec<String>,
+    /// Files removed because no marker named them.
+    pub files_removed: u64,
+    /// Interrupted repairs finished first.
+    pub repairs_converged: u64,
+    /// Windows that could not be repaired, with why.
+    pub failures: Vec<Failure>,
+    /// What verify found after repairing (lake only: the API is not asked twice).
+    pub after: Report,
+    pub requests: u64,
+}
+
+/// Repairs what verify finds wrong: removes files no marker names and re-exports damaged
+/// windows (and, with `--against-api`, windows where Zendesk holds more records), each replaced
+/// atomically, under the lease.
+pub async fn repair(
+    config: RepairConfig,
+    cancel: CancellationToken,
+) -> Result<RepairOutcome, RunError> {
+    let mut export_config = config.export;
+    let subdomain = config.check.subdomain.clone();
+    let no_lake = || {
+        RunError::Verify(VerifyError::NoDataset {
+            dest: export_config.dest.clone(),
+            subdomain: subdomain.clone(),
+        })
+    };
+    let lake =
+        Lake::open_existing(&export_config.dest, &export_config.store)?.ok_or_else(no_lake)?;
+    let client = authenticated_client(&export_config).await?;
+    lake.verify_conditional_create().await?;
+    let manifest = Manifest::new(lake.clone(), &subdomain);
+    let dataset = manifest.dataset().await?.ok_or_else(|| {
+        RunError::Verify(VerifyError::NoDataset {
+            dest: lake.display().to_string(),
+            subdomain: subdomain.clone(),
+        })
+    })?;
+    export_config.grid = window::Grid::parse(&dataset.window)
+        .map_err(|_| RunError::Verify(VerifyError::Grid(dataset.window.clone())))?;
+    export_config.filters = dataset.filters.clone();
+    export_config.api.subdomain = subdomain.clone();
+
+    let guard = Guard::take(&lake, &subdomain, &export_config).await?;
+    let committer = guard.committer().clone();
+    let lost = guard.lost();
+    let outcome = tokio::select! {
+        outcome = repair_leased(export_config, client, &config.check, lake, committer) => outcome,
+        () = cancel.cancelled() => Err(RunError::Interrupted),
+        () = lost.cancelled() => Err(RunError::Lease(LeaseError::Lost {
+            subdomain: subdomain.clone(),
+            holder: "another run".into(),
+        })),
+    };
+    match guard.finish().await {
+        Some(e) if outcome.is_ok() || lost.is_cancelled() => Err(RunError::Lease(e)),
+        _ => outcome,
+    }
+}
+
+pub(crate) async fn repair_leased(
+    config: ExportConfig,
+    client: Client,
+    check: &crate::config::VerifyConfig,
+    lake: Lake,
+    committer: Committer,
+) -> Result<RepairOutcome, RunError> {
+    let manifest = committer.manifest().clone();
+    let generations = manifest.generations().await?;
+    let repairs_converged = converge_repairs(&committer, config.grid, &generations).await?;
+    let api = check.api.is_some().then_some(&client);
+    let before = verify(&lake, &check.subdomain, &check.options, api).await?;
+
+    let mut files_removed = 0;
+    for path in before.files_to_remove() {
+        tracing::info!(path, "removing a file that no marker names");
+        committer.remove_stray(path).await?;
+        files_removed += 1;
+    }
+    let context = Context {
+        config,
+        client,
+        committer,
+        fetched: AtomicU64::new(0),
+    };
+    let mut windows_repaired = Vec::new();
+    let mut failures = Vec::new();
+    for start in before.windows_to_reexport() {
+        let window = Window {
+            start,
+            end: start + context.config.grid.seconds(),
+        };
+        let kinds: BTreeSet<Kind> = before
+            .findings
+            .iter()
+            .filter(|f| f.window.as_deref() == Some(window.id().as_str()))
+            .map(|f| f.kind)
+            .collect();
+        let damaged = kinds
+            .iter()
+            .any(|k| k.needs_reexport() && *k != Kind::ApiMore);
+        let names: Vec<String> = kinds.iter().map(|k| format!("{k:?}")).collect();
+        let reason = format!("repair: {}", names.join(", "));
+        let generation = generations.get(&start).copied();
+        match repair_window(&context, &window, generation, &reason, damaged).await {
+            Ok(record) => {
+                tracing::info!(window = %window.id(), generation = record.generation, rows = record.rows, "window repaired");
+                windows_repaired.push(window.id());
+            }
+            Err(e) => {
+                tracing::error!(window = %window.id(), error = %e, "window not repaired");
+                let stop = e.is_storage()
+                    || e.is_lease()
+                    || matches!(&e, WindowError::Api(a) if a.is_fatal_for_run());
+                failures.push(Failure {
+                    window: window.id(),
+                    error: e.to_string(),
+                });
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    let after = verify(&lake, &check.subdomain, &check.options, None).await?;
+    Ok(RepairOutcome {
+        before,
+        windows_repaired,
+        files_removed,
+        repairs_converged,
+        failures,
+        after,
+        requests: context.client.stats().requests.load(Ordering::Relaxed),
+    })
+}
+
+/// Re-exports one committed window and replaces it atomically.
+pub(crate) async fn repair_window(
+    context: &Context,
+    window: &Window,
+    generation: Option<u32>,
+    reason: &str,
+    damaged: bool,
+) -> Result<WindowRecord, WindowError> {
+    let generation = generation.unwrap_or(1);
+    let manifest = context.committer.manifest();
+    // A marker that does not parse still has a generation: the repair writes the next one.
+    let current = match manifest.marker(window, generation).await {
+        Ok(Some(record)) => record,
+        Ok(None) | Err(ManifestError::Corrupt { .. }) => {
+            let mut placeholder = WindowRecord::new(window, Vec::new());
+            placeholder.generation = generation;
+            placeholder
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (mut parts, _) = fetch_window(context, *window, &NoProgress).await?;
+    if !damaged {
+        // Intact files, only a count that grew at Zendesk: never drop what the lake holds.
+        let dropped = records_dropped(context, &current, &mut parts).await?;
+        if dropped > 0 {
+            return Err(WindowError::WouldDrop {
+                window: window.id(),
+                dropped,
+            });
+        }
+    }
+    let rows: u64 = parts.iter().map(|p| p.part.rows).sum();
+    if rows < current.rows {
+        tracing::warn!(window = %window.id(), before = current.rows, now = rows, "the re-export holds fewer records than the window's marker recorded");
+    }
+    Ok(context
+        .committer
+        .replace(window, &current, parts, reason)
+        .await?)
+}
+
+/// Finishes the repairs that a crash interrupted, so readers stop seeing two generations.
+pub(crate) async fn converge_repairs(
+    committer: &Committer,
+    grid: window::Grid,
+    generations: &std::collections::BTreeMap<i64, u32>,
+) -> Result<u64, RunError> {
+    let manifest = committer.manifest();
+    let mut converged = 0;
+    for start in manifest.unfinished_repairs().await? {
+        let window = Window {
+            start,
+            end: start + grid.seconds(),
+        };
+        let current = match generations.get(&start) {
+            Some(&generation) => match manifest.marker(&window, generation).await {
+                Ok(Some(current)) => Some(current),
+                Ok(None) => continue,
+                // Which files are the window's cannot be told: leave everything (and the
+                // journal) for `repair`, which re-exports the window.
+                Err(e @ ManifestError::Corrupt { .. }) => {
+                    tracing::error!(window = %window.id(), error = %e, "an interrupted repair cannot be finished: the window's marker does not parse; run `auditlake repair`");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            },
+            // No marker at all (removed by hand?): nothing says which files are the window's.
+            // They stay, as uncommitted parts that the window's next export replaces.
+            None => {
+                tracing::warn!(window = %window.id(), "a repair journal names a window without a marker; its files are left for the window's next export");
+                committer.manifest().end_repair(&window).await?;
+                continue;
+            }
+        };
+        let removed = committer
+            .converge(&window, current.as_ref())
+            .await
+            .map_err(RunError::from)?;
+        tracing::warn!(window = %window.id(), removed, "finished a repair that was interrupted");
+        converged += 1;
+    }
+    Ok(converged)
+}
