@@ -13,7 +13,7 @@ use auditlake::run::{self, RepairOutcome};
 use auditlake::verify::{self, Kind, Report, VerifyOptions};
 use common::*;
 use tokio_util::sync::CancellationToken;
-use zendesk_sim::SimFilter;
+use zendesk_sim::{SimFilter, Simulator};
 
 const FROM: &str = "2024-03-01";
 const TO: &str = "2024-03-04";
@@ -558,4 +558,57 @@ async fn a_record_served_after_the_ranges_end_is_still_seen_and_reported() {
         .error
         .contains(&account.id(p).to_string()));
     assert_eq!(summary.exit_code(), 1);
+}
+
+/// Issue 18: the recheck counts its whole span as one query, whatever the grid, and descends
+/// only into the halves whose count differs from the lake: with hourly windows and `--recheck
+/// 1d`, a run that finds nothing changed spends a few requests, not a count per window, and a
+/// late record in one committed hour is still found and healed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recheck_counts_its_span_at_once_and_descends_only_where_it_differs() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    // Records of one hour, two hours before the run's end, become visible late.
+    let late_from = utc(t("2024-03-03T21:00:00Z"));
+    sim.hide_from(Some(late_from));
+    let dir = tempfile::tempdir().unwrap();
+    let until = "2024-03-03T23:00:00Z";
+    let first = export(export_config(&sim, dir.path(), FROM, until, "1h")).await;
+    assert_eq!(first.exit_code(), 0);
+    sim.hide_from(None);
+    let late_hours = sim
+        .account()
+        .expected(&SimFilter::default(), late_from, utc(t(until)))
+        .len();
+    assert!(late_hours > 0, "the late hours hold records");
+
+    let rechecked = |sim: &Simulator| {
+        let mut config = export_config(sim, dir.path(), FROM, until, "1h");
+        config.recheck = Duration::from_secs(86_400);
+        config
+    };
+    sim.reset_stats();
+    let healed = export(rechecked(&sim)).await;
+    assert_eq!(
+        healed.windows_repaired, 2,
+        "21:00 and 22:00 held late records: {healed:?}"
+    );
+    assert!(
+        healed.windows_rechecked >= 24,
+        "{}",
+        healed.windows_rechecked
+    );
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, until);
+
+    sim.reset_stats();
+    let nothing_new = export(rechecked(&sim)).await;
+    assert_eq!(
+        (nothing_new.windows_repaired, nothing_new.windows_done),
+        (0, 0)
+    );
+    assert!(nothing_new.windows_rechecked >= 24);
+    assert!(
+        sim.stats().list_requests <= 3,
+        "the span in one count: {} requests",
+        sim.stats().list_requests
+    );
 }

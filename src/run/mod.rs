@@ -2,8 +2,8 @@
 //!
 //! An export authenticates, takes the lake's lease (`guard`), plans the pending windows
 //! (`plan`), fetches them with bounded workers (`workers`) as ranges streamed once each and
-//! split while they run ([`ranges`], `stream`, `routing`) or alone (`pipeline`: the open
-//! window), rechecks recent windows (`recheck`), and reports (`summary`). `repair` is the
+//! split while they run ([`ranges`], `stream`, `routing`) or alone (`pipeline`; the open
+//! window: `open`), rechecks recent windows (`recheck`), and reports (`summary`). `repair` is the
 //! other job (`repair.rs`).
 //!
 //! A window is an atomic unit: it counts only once committed, so dropping in-flight work (Ctrl-C,
@@ -13,6 +13,7 @@
 
 mod error;
 mod guard;
+mod open;
 mod pipeline;
 mod plan;
 mod progress;

@@ -28,24 +28,19 @@ pub(crate) const PIPELINE_DEPTH: usize = 2;
 /// unknown cursor; their lifetime is undocumented).
 pub(crate) const MAX_WINDOW_RESTARTS: u32 = 3;
 
-/// Exports one window, restarting it from the first page if the API refuses a cursor.
+/// Exports a closed window alone (offset pagination asks each window as a query of its own)
+/// and commits it, restarting it from the first page if the API refuses a cursor.
 pub(crate) async fn export_window(
     context: &Context,
     window: Window,
-    closed: bool,
     progress: &dyn Progress,
 ) -> Result<Done, WindowError> {
     let (parts, counts) = fetch_window(context, window, progress).await?;
-    let (record, committed) = if closed {
-        let (record, created) = context.committer.commit_closed(&window, parts).await?;
-        (record, created == Created::Created)
-    } else {
-        (context.committer.refresh_open(&window, parts).await?, false)
-    };
+    let (record, created) = context.committer.commit_closed(&window, parts).await?;
     Ok(Done {
         window,
-        closed,
-        committed,
+        closed: true,
+        committed: created == Created::Created,
         record,
         counts,
     })

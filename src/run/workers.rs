@@ -3,6 +3,7 @@
 //! starting inside a busy window (the request budget has room).
 
 use super::error::WindowError;
+use super::open::export_open;
 use super::pipeline::export_window;
 use super::progress::Progress;
 use super::ranges::{self, Slot, WorkQueue};
@@ -146,7 +147,11 @@ pub(crate) async fn worker(
     loop {
         let next = alone.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
         let Some((window, closed)) = next else { break };
-        let result = export_window(context, window, closed, progress).await;
+        let result = if closed {
+            export_window(context, window, progress).await
+        } else {
+            export_open(context, window, progress).await
+        };
         let _ = results.send(WorkerReport::Window(window, result));
     }
     let room = |fetching: usize| budget_has_room(&context.client, fetching);
