@@ -19,6 +19,8 @@
 mod api;
 mod deep;
 mod files;
+#[cfg(test)]
+mod test_lake;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
