@@ -1,0 +1,395 @@
+//! Proof that the lake is whole: the lake against its markers, and against the API.
+//!
+//! - **Default** (cheap: one listing and a footer read per file): every committed window's files
+//!   exist with the recorded sizes and row counts (from the Parquet footers) in a partition of
+//!   the window's days; no part file outside a committed window but the open window's; no staging
+//!   leftovers; `dataset.json` and the markers parse.
+//! - **Deep** (reads every file): ids unique within and across windows, every `created_at` inside
+//!   its window and its day partition, sort order as declared, schema equal to `schemas/`.
+//! - **Against the API**: the number of records Zendesk returns now for each committed window
+//!   ([`crate::zendesk::count`]), against the lake's.
+//!
+//! Each finding names its window and file, and says whether a repair re-exports the window.
+//!
+//! This module owns what verify reports (the [`Report`], its [`Finding`]s and their [`Kind`]s,
+//! which decide what a repair does) and the order of the checks ([`verify`]); the checks
+//! themselves are in `files` (the lake against its markers), `deep` (`--deep`) and `api`
+//! (`--against-api`).
+
+mod api;
+mod deep;
+mod files;
+#[cfg(test)]
+mod test_lake;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::lake::layout;
+use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
+use crate::lake::storage::{Lake, StorageError};
+use crate::plan::window::{parse_compact, Grid, Window};
+use crate::zendesk::{ApiError, Client};
+
+/// Why verification could not run (as opposed to what it found).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("no auditlake dataset for subdomain {subdomain:?} at {dest}: nothing to verify (is --dest or --subdomain wrong?)")]
+    NoDataset { dest: String, subdomain: String },
+    #[error("dataset.json names window grid {0:?}, which this auditlake does not understand")]
+    Grid(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// What verify looks at.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// Only windows starting at or after this (UTC seconds).
+    pub since: Option<i64>,
+    /// Only windows ending at or before this (UTC seconds).
+    pub until: Option<i64>,
+    /// Read every file.
+    pub deep: bool,
+}
+
+/// A kind of problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A file a marker names is not in the lake.
+    MissingFile,
+    /// A file's size differs from its marker's.
+    WrongSize,
+    /// A file's row count (footer) differs from its marker's.
+    WrongRows,
+    /// A file is not readable Parquet.
+    Unreadable,
+    /// A file sits in a day partition outside its window.
+    WrongPartition,
+    /// A marker or `open.json` does not parse.
+    CorruptManifest,
+    /// A part file that no marker (nor the open window) names: every reader would count it.
+    Stray,
+    /// A staging leftover of an interrupted write.
+    Staging,
+    /// An id appears twice (deep).
+    DuplicateId,
+    /// A row's `created_at` is outside its window (deep).
+    OutsideWindow,
+    /// A row's UTC day differs from its partition (deep).
+    WrongDay,
+    /// A file declares a sort order its rows do not follow (deep).
+    NotSorted,
+    /// A file's schema differs from `schemas/` (deep).
+    WrongSchema,
+    /// Zendesk returns more records for the window than the lake holds.
+    ApiMore,
+    /// Zendesk returns fewer records for the window than the lake holds.
+    ApiFewer,
+}
+
+impl Kind {
+    /// Whether a repair re-exports the window this finding is about. Strays and staging
+    /// leftovers are removed instead; fewer records at Zendesk than in the lake are only
+    /// reported (an archive keeps what it holds).
+    pub fn needs_reexport(self) -> bool {
+        !matches!(self, Kind::Stray | Kind::Staging | Kind::ApiFewer)
+    }
+}
+
+/// One problem, named by window and file.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: Kind,
+    /// The window's id (`YYYYMMDDTHHMMZ`), when the problem belongs to one.
+    pub window: Option<String>,
+    /// The file, relative to the lake.
+    pub path: Option<String>,
+    pub detail: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.kind)?;
+        if let Some(w) = &self.window {
+            write!(f, " window {w}")?;
+        }
+        if let Some(p) = &self.path {
+            write!(f, " file {p}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// One committed window, as checked.
+#[derive(Clone, Debug, Serialize)]
+pub struct WindowCheck {
+    pub window: String,
+    pub start: i64,
+    pub end: i64,
+    pub generation: u32,
+    /// Rows the marker records.
+    pub lake_rows: u64,
+    /// Rows Zendesk returns now (with `--against-api`).
+    pub api_rows: Option<u64>,
+    pub problems: Vec<Kind>,
+}
+
+/// What verify found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub subdomain: String,
+    pub dest: String,
+    pub deep: bool,
+    pub against_api: bool,
+    pub windows_checked: u64,
+    pub files_checked: u64,
+    pub rows: u64,
+    pub windows: Vec<WindowCheck>,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Whether the lake is exactly what its markers (and the API, if asked) say.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// The committed windows a repair re-exports, by start.
+    pub fn windows_to_reexport(&self) -> BTreeSet<i64> {
+        let by_id: HashMap<&str, i64> = self
+            .windows
+            .iter()
+            .map(|w| (w.window.as_str(), w.start))
+            .collect();
+        self.findings
+            .iter()
+            .filter(|f| f.kind.needs_reexport())
+            .filter_map(|f| by_id.get(f.window.as_deref()?).copied())
+            .collect()
+    }
+
+    /// Files that no marker names (strays and staging leftovers): a repair removes them.
+    pub fn files_to_remove(&self) -> Vec<&str> {
+        self.findings
+            .iter()
+            .filter(|f| matches!(f.kind, Kind::Stray | Kind::Staging))
+            .filter_map(|f| f.path.as_deref())
+            .collect()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match (self.deep, self.against_api) {
+            (true, true) => "deep, against the API",
+            (true, false) => "deep",
+            (false, true) => "against the API",
+            (false, false) => "files and footers",
+        };
+        writeln!(
+            f,
+            "{} {} ({mode}): {} windows, {} files, {} rows",
+            self.dest, self.subdomain, self.windows_checked, self.files_checked, self.rows
+        )?;
+        let troubled: Vec<&WindowCheck> = self
+            .windows
+            .iter()
+            .filter(|w| !w.problems.is_empty())
+            .collect();
+        if !troubled.is_empty() {
+            writeln!(
+                f,
+                "{:<16} {:>10} {:>10}  problem",
+                "window", "lake rows", "api rows"
+            )?;
+            for w in troubled {
+                let problems: BTreeSet<Kind> = w.problems.iter().copied().collect();
+                let problems: Vec<String> = problems.iter().map(|k| format!("{k:?}")).collect();
+                let api = w.api_rows.map_or("-".to_string(), |n| n.to_string());
+                writeln!(
+                    f,
+                    "{:<16} {:>10} {:>10}  {}",
+                    w.window,
+                    w.lake_rows,
+                    api,
+                    problems.join(", ")
+                )?;
+            }
+        }
+        for finding in &self.findings {
+            writeln!(f, "  {finding}")?;
+        }
+        if self.is_clean() {
+            writeln!(f, "clean: the lake is exactly what its markers say")
+        } else {
+            writeln!(
+                f,
+                "{} problem(s); `auditlake repair` re-exports damaged windows and removes files no marker names",
+                self.findings.len()
+            )
+        }
+    }
+}
+
+/// Verifies one subdomain of a lake. `api` asks Zendesk for each window's count.
+pub async fn verify(
+    lake: &Lake,
+    subdomain: &str,
+    options: &VerifyOptions,
+    api: Option<&Client>,
+) -> Result<Report, VerifyError> {
+    let mut check = Check::read(lake, subdomain, options).await?;
+    let listing: HashMap<String, u64> = lake
+        .list_sized(&layout::data(subdomain))
+        .await?
+        .into_iter()
+        .map(|(p, size)| (p.to_string(), size))
+        .collect();
+    let to_read = check.windows_and_files(&listing);
+    check.strays(&listing)?;
+    let files_checked = to_read.len() as u64;
+    if options.deep {
+        check.read_every_row(to_read).await?;
+    } else {
+        check.read_footers(to_read).await?;
+    }
+    if let Some(client) = api {
+        check.count_at_api(client).await?;
+    }
+    Ok(check.report(files_checked, api.is_some()))
+}
+
+/// A file to read: its window, path, size and the rows its marker records.
+type ToRead = (Window, String, u64, u64);
+
+/// A verification in progress: what the manifest says, and what was found so far. Each check
+/// (in `files`, `deep` and `api`) adds its findings.
+struct Check<'a> {
+    lake: &'a Lake,
+    subdomain: &'a str,
+    options: &'a VerifyOptions,
+    grid: Grid,
+    filters: crate::zendesk::Filters,
+    /// Every current marker, in the lake (strays are judged against all of them).
+    markers: BTreeMap<i64, WindowRecord>,
+    /// Windows whose current marker does not parse: their files are still theirs (never
+    /// strays), and a repair re-exports them.
+    unreadable: BTreeMap<i64, u32>,
+    /// The open window's latest export, unless that window has since been committed.
+    open: Option<WindowRecord>,
+    windows: Vec<WindowCheck>,
+    findings: Vec<Finding>,
+}
+
+impl<'a> Check<'a> {
+    /// Reads the dataset, every current marker and the open window's record.
+    async fn read(
+        lake: &'a Lake,
+        subdomain: &'a str,
+        options: &'a VerifyOptions,
+    ) -> Result<Check<'a>, VerifyError> {
+        let manifest = Manifest::new(lake.clone(), subdomain);
+        let Some(dataset) = manifest.dataset().await? else {
+            return Err(VerifyError::NoDataset {
+                dest: lake.display().to_string(),
+                subdomain: subdomain.to_string(),
+            });
+        };
+        let grid =
+            Grid::parse(&dataset.window).map_err(|_| VerifyError::Grid(dataset.window.clone()))?;
+        let mut check = Check {
+            lake,
+            subdomain,
+            options,
+            grid,
+            filters: dataset.filters,
+            markers: BTreeMap::new(),
+            unreadable: BTreeMap::new(),
+            open: None,
+            windows: Vec::new(),
+            findings: Vec::new(),
+        };
+        for (start, generation) in manifest.generations().await? {
+            let window = check.window(start);
+            match manifest.marker(&window, generation).await {
+                Ok(Some(record)) => {
+                    check.markers.insert(start, record);
+                }
+                Ok(None) => {}
+                Err(ManifestError::Corrupt { path, reason }) => {
+                    check.unreadable.insert(start, generation);
+                    check.found(
+                        Kind::CorruptManifest,
+                        Some(window.id()),
+                        Some(path),
+                        format!("the marker does not parse ({reason}); its window is re-exported by repair"),
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        check.open = match manifest.open_window().await {
+            Ok(open) => open.filter(|o| {
+                parse_compact(&o.window).is_none_or(|start| !check.markers.contains_key(&start))
+            }),
+            Err(ManifestError::Corrupt { path, reason }) => {
+                check.found(Kind::CorruptManifest, None, Some(path), reason);
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(check)
+    }
+
+    fn window(&self, start: i64) -> Window {
+        Window {
+            start,
+            end: start + self.grid.seconds(),
+        }
+    }
+
+    fn found(&mut self, kind: Kind, window: Option<String>, path: Option<String>, detail: String) {
+        self.findings.push(Finding {
+            kind,
+            window,
+            path,
+            detail,
+        });
+    }
+
+    /// The report: findings sorted by window and file, each window with its problems.
+    fn report(mut self, files_checked: u64, against_api: bool) -> Report {
+        let mut by_window: HashMap<String, Vec<Kind>> = HashMap::new();
+        for f in &self.findings {
+            if let Some(w) = &f.window {
+                by_window.entry(w.clone()).or_default().push(f.kind);
+            }
+        }
+        for check in &mut self.windows {
+            if let Some(kinds) = by_window.get(&check.window) {
+                check.problems = kinds.clone();
+            }
+        }
+        self.findings
+            .sort_by(|a, b| (&a.window, &a.path, a.kind).cmp(&(&b.window, &b.path, b.kind)));
+        Report {
+            subdomain: self.subdomain.to_string(),
+            dest: self.lake.display().to_string(),
+            deep: self.options.deep,
+            against_api,
+            windows_checked: self.windows.len() as u64,
+            files_checked,
+            rows: self.windows.iter().map(|w| w.lake_rows).sum(),
+            windows: self.windows,
+            findings: self.findings,
+        }
+    }
+}
