@@ -98,7 +98,7 @@ impl Recheck<'_> {
     fn span<'s>(
         &'s mut self,
         span: &'s [(Window, WindowRecord)],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + 's>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 's>> {
         Box::pin(async move {
             if self.cancel.is_cancelled() || self.lost.is_cancelled() {
                 self.summary.interrupted |= self.cancel.is_cancelled();

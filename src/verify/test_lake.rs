@@ -51,10 +51,10 @@ impl TestLake {
             .pin(&Dataset::new(SUBDOMAIN, Grid::DAILY, &Filters::default()))
             .await
             .unwrap();
-        let lease = Lease::acquire(&lake, SUBDOMAIN, Duration::from_secs(600), "test")
+        let lease = Lease::acquire(&lake, SUBDOMAIN, Duration::from_secs(600), "test", "run-1")
             .await
             .unwrap();
-        let committer = Committer::new(lake.clone(), manifest, SUBDOMAIN, lease.fence());
+        let committer = Committer::new(lake.clone(), manifest, SUBDOMAIN, lease.fence(), "run-1");
         let mut markers = Vec::new();
         for window in windows {
             let (record, _) = committer
