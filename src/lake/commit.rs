@@ -4,8 +4,10 @@
 //! The three ways a window's files change all live here:
 //! - **first export** of a closed window: upload generation 1, remove stale parts of earlier
 //!   attempts, create the marker (create-if-absent). Until the marker exists nothing counts.
-//! - **open window**: upload, remove stale parts, record `open.json`. Never a committed window:
-//!   the runner skips an open window that has a marker, because its files change only by repair.
+//! - **open window**: each run uploads a delta (the records since the last one) as parts of
+//!   their own, records `open.json`, then removes parts it does not name. Never a committed
+//!   window: the run skips an open window that has a marker, because its files change only by
+//!   repair. At its close, the parts are compacted into the window's files (first export).
 //! - **repair**: journal the repair, upload generation N+1 under new names, create marker N+1,
 //!   remove generation N, end the journal. At every moment the highest marker names a complete
 //!   set of files; a crash leaves the journal, and [`Committer::converge`] (run by the next export
@@ -150,19 +152,58 @@ impl Committer {
         Ok((record, created))
     }
 
-    /// Replaces the open window's files with this run's export and records it in `open.json`.
-    /// The caller guarantees the window has no marker.
-    pub async fn refresh_open(
+    /// Adds a delta to the open window: uploads `parts` (its records of `[from, covered_to)`)
+    /// under the names of a delta starting at `from`, records the open window as the parts of
+    /// `previous` (its record so far, if it grows by deltas) plus these, complete up to
+    /// `covered_to`, then removes every part of the window that record does not name (what a run
+    /// killed before its record left, and the files of a window exported whole before deltas).
+    /// The caller guarantees the window has no marker and that `from` is `previous`'s end.
+    ///
+    /// Parts the record names are never rewritten: a reader sees each record of the window in
+    /// exactly one file, before, during and after a delta.
+    pub async fn add_delta(
         &self,
         window: &Window,
+        previous: Option<&WindowRecord>,
+        from: i64,
+        covered_to: i64,
         parts: Vec<RoutedPart>,
     ) -> Result<WindowRecord, CommitError> {
-        let files = self.upload(window, 1, parts).await?;
-        self.sweep(window, &files).await?;
-        let record = self.marker(window, files);
+        let mut files = previous.map_or_else(Vec::new, |p| p.files.clone());
+        for part in parts {
+            let path = layout::delta_part_file(&self.subdomain, part.day, window, from, part.seq);
+            files.push(self.upload_one(path, part).await?);
+        }
+        let mut record = self.marker(window, files);
+        record.covered_to = Some(format_rfc3339(covered_to));
         self.fence.check()?;
         self.manifest.record_open(&record).await?;
+        self.sweep(window, &record.files).await?;
         Ok(record)
+    }
+
+    /// Downloads the open window's parts that `record` names, in the order they were added, into
+    /// temporary files (for the compaction at its close); `None` if one is missing.
+    pub async fn download_parts(
+        &self,
+        record: &WindowRecord,
+        dir: &std::path::Path,
+    ) -> Result<Option<Vec<(FileEntry, std::fs::File)>>, CommitError> {
+        let mut files = Vec::with_capacity(record.files.len());
+        for entry in &record.files {
+            match self
+                .lake
+                .download(&Path::from(entry.path.as_str()), dir)
+                .await?
+            {
+                Some(file) => files.push((entry.clone(), file)),
+                None => {
+                    tracing::warn!(path = %entry.path, "a part of the open window is missing");
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(files))
     }
 
     /// Replaces a committed window's files atomically: journal, new generation's files, new
@@ -244,18 +285,23 @@ impl Committer {
         let mut files = Vec::with_capacity(parts.len());
         for part in parts {
             let path = layout::part_file(&self.subdomain, part.day, window, generation, part.seq);
-            self.fence.check()?;
-            self.lake.upload_file(&path, part.part.file).await?;
-            // An upload can outlast the fence's margin: stop before building on it.
-            self.fence.check()?;
-            files.push(FileEntry {
-                path: path.to_string(),
-                rows: part.part.rows,
-                bytes: part.part.bytes,
-            });
+            files.push(self.upload_one(path, part).await?);
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
+    }
+
+    /// Uploads one part to `path`, fenced before and after.
+    async fn upload_one(&self, path: Path, part: RoutedPart) -> Result<FileEntry, CommitError> {
+        self.fence.check()?;
+        self.lake.upload_file(&path, part.part.file).await?;
+        // An upload can outlast the fence's margin: stop before building on it.
+        self.fence.check()?;
+        Ok(FileEntry {
+            path: path.to_string(),
+            rows: part.part.rows,
+            bytes: part.part.bytes,
+        })
     }
 
     /// Removes every part of `window` (of any generation, by any attempt) that `keep` does not

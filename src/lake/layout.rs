@@ -5,6 +5,7 @@
 //! audit_logs/                                                           the table root: only Parquet, Hive-partitioned
 //! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-<n>.parquet       data
 //! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-g<G>-<n>.parquet  generation G (G >= 2) of a repaired window
+//! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-d<from>-<n>.parquet a delta of the open window, from UTC second <from>
 //! _auditlake/subdomain=SUB/dataset.json                                 what the dataset is (pinned)
 //! _auditlake/subdomain=SUB/windows/<window>.json                        marker of a closed window (generation 1)
 //! _auditlake/subdomain=SUB/windows/<window>.g<G>.json                   marker generation G, written by a repair
@@ -57,6 +58,12 @@ pub fn partition(subdomain: &str, day: NaiveDate) -> Path {
     data(subdomain).join(format!("created_date={}", day.format("%Y-%m-%d")))
 }
 
+/// The day a partition folder (as [`partition`] makes it) is of.
+pub fn parse_partition_day(folder: &str) -> Option<NaiveDate> {
+    let (_, day) = folder.rsplit_once("created_date=")?;
+    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+}
+
 /// The data folder of one subdomain: every part file of the subdomain is below it.
 pub fn data(subdomain: &str) -> Path {
     table().join(format!("subdomain={subdomain}"))
@@ -83,29 +90,62 @@ pub fn part_file(
     partition(subdomain, day).join(format!("{}{seq}.parquet", part_prefix(window, generation)))
 }
 
-/// What a part file's name says: its window (as [`Window::id`]), generation and sequence number.
+/// The path of part `seq` of the open window's delta that starts at UTC second `from`, in the
+/// partition of `day`. Named after where the delta starts: a run killed between uploading a
+/// delta and recording it leaves parts that the next run's delta (which starts at the same
+/// instant, since the state was not updated) overwrites, instead of files that would repeat
+/// its records.
+pub fn delta_part_file(
+    subdomain: &str,
+    day: NaiveDate,
+    window: &Window,
+    from: i64,
+    seq: u32,
+) -> Path {
+    partition(subdomain, day).join(format!("part-{}-d{from}-{seq}.parquet", window.id()))
+}
+
+/// What a part file's name says: its window (as [`Window::id`]), generation and sequence number,
+/// and for a delta of the open window, the second the delta starts at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartName<'a> {
     pub window_id: &'a str,
     pub generation: u32,
     pub seq: u32,
+    pub delta_from: Option<i64>,
 }
 
-/// Parses a part file name (`part-<window>-<n>.parquet` or `part-<window>-g<G>-<n>.parquet`).
+/// Parses a part file name (`part-<window>-<n>.parquet`, `part-<window>-g<G>-<n>.parquet` or
+/// `part-<window>-d<from>-<n>.parquet`).
 pub fn parse_part_name(name: &str) -> Option<PartName<'_>> {
     let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
     let (head, seq) = rest.rsplit_once('-')?;
     let seq = digits(seq)?;
+    let mut delta_from = None;
     let (window_id, generation) = match head.rsplit_once("-g") {
         Some((id, g)) if digits(g).is_some_and(|g| g >= 2) => (id, digits(g)?),
-        _ => (head, 1),
+        _ => match head.rsplit_once("-d") {
+            Some((id, from)) => {
+                delta_from = Some(long_digits(from)?);
+                (id, 1)
+            }
+            None => (head, 1),
+        },
     };
     let valid_id = window_id.len() == 14 && crate::plan::window::parse_compact(window_id).is_some();
     valid_id.then_some(PartName {
         window_id,
         generation,
         seq,
+        delta_from,
     })
+}
+
+fn long_digits(s: &str) -> Option<i64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 fn digits(s: &str) -> Option<u32> {
@@ -260,6 +300,30 @@ mod tests {
     }
 
     #[test]
+    fn a_delta_part_is_named_after_where_it_starts_and_is_its_windows() {
+        let w = Window {
+            start: 1_704_067_200,
+            end: 1_704_153_600,
+        };
+        let p = delta_part_file("acme", day("2024-01-01"), &w, 1_704_070_800, 1);
+        assert_eq!(
+            p.as_ref(),
+            "audit_logs/subdomain=acme/created_date=2024-01-01/part-20240101T0000Z-d1704070800-1.parquet"
+        );
+        assert!(is_part_of(&p, &w));
+        assert_eq!(
+            parse_part_name(p.filename().unwrap()),
+            Some(PartName {
+                window_id: "20240101T0000Z",
+                generation: 1,
+                seq: 1,
+                delta_from: Some(1_704_070_800),
+            })
+        );
+        assert_eq!(parse_part_name("part-20240101T0000Z-d-1.parquet"), None);
+    }
+
+    #[test]
     fn part_files_are_recognised_by_window() {
         let w = Window {
             start: 0,
@@ -279,6 +343,7 @@ mod tests {
             Some(PartName {
                 window_id: "19700101T0000Z",
                 generation: 4,
+                delta_from: None,
                 seq: 0
             })
         );

@@ -127,6 +127,20 @@ pub struct WindowRecord {
     /// The run that wrote it (absent from markers written before run ids were recorded).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
+    /// The open window's record only: the instant up to which its parts hold every record (the
+    /// `until` of the run that wrote them). Absent from markers, and from the record of an open
+    /// window exported whole (before the open window grew by deltas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_to: Option<String>,
+}
+
+impl WindowRecord {
+    /// The instant up to which the open window's parts are complete, if it grows by deltas.
+    pub fn covered_to(&self) -> Option<i64> {
+        self.covered_to
+            .as_deref()
+            .and_then(|t| crate::plan::window::parse_instant(t).ok())
+    }
 }
 
 fn first_generation() -> u32 {
@@ -158,6 +172,7 @@ impl WindowRecord {
             completed_at: format_rfc3339(chrono::Utc::now().timestamp()),
             auditlake_version: env!("CARGO_PKG_VERSION").to_string(),
             run_id: String::new(),
+            covered_to: None,
         }
     }
 }

@@ -8,8 +8,7 @@
 //! [`crate::config`] from the standard environment of each cloud and the TOML file.
 
 use std::fmt;
-
-use crate::lake::layout;
+use std::io::{Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,8 @@ use object_store::{
     RetryConfig,
 };
 use tokio::io::AsyncWriteExt;
+
+use crate::lake::layout;
 
 /// Bytes buffered per upload before it switches to a multipart upload: bounds the memory of each
 /// upload in flight, whatever the file's size.
@@ -480,6 +481,35 @@ impl Lake {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(source) => Err(store_err("read", path, source)),
         }
+    }
+
+    /// Downloads an object of any size into a new anonymous temporary file under `dir`
+    /// (bounded memory: it streams), rewound for reading; `None` if there is no such object.
+    pub async fn download(
+        &self,
+        path: &Path,
+        dir: &std::path::Path,
+    ) -> Result<Option<std::fs::File>, StorageError> {
+        let local = |source: std::io::Error| StorageError::Local {
+            path: path.to_string(),
+            source,
+        };
+        let got = match self.store.get(path).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => return Err(store_err("read", path, source)),
+        };
+        let mut file = tempfile::tempfile_in(dir).map_err(local)?;
+        let mut chunks = got.into_stream();
+        while let Some(chunk) = chunks
+            .try_next()
+            .await
+            .map_err(|source| store_err("read", path, source))?
+        {
+            file.write_all(&chunk).map_err(local)?;
+        }
+        file.seek(SeekFrom::Start(0)).map_err(local)?;
+        Ok(Some(file))
     }
 
     /// Writes a small object, replacing any object there.

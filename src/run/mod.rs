@@ -32,7 +32,7 @@ pub use summary::{drift, Failure, Summary};
 
 use crate::config::ExportConfig;
 use crate::lake::commit::Committer;
-use crate::lake::manifest::Dataset;
+use crate::lake::manifest::{Dataset, WindowRecord};
 use crate::lake::storage::Lake;
 use crate::plan::window::{self};
 use crate::zendesk::{Client, Page};
@@ -52,6 +52,9 @@ pub(crate) struct Context {
     pub(crate) client: Client,
     pub(crate) committer: Committer,
     pub(crate) fetched: AtomicU64,
+    /// The open window's record as the run found it (`open.json`): where the open window's
+    /// deltas go on from, or what the window they name closes with.
+    pub(crate) open_state: Option<WindowRecord>,
 }
 
 impl Context {
@@ -112,6 +115,7 @@ async fn export_leased(
         ))
         .await?;
     let generations = manifest.generations().await?;
+    let open_state = manifest.open_window().await?;
     let repairs_converged = converge_repairs(&committer, config.grid, &generations).await?;
     let done: BTreeSet<i64> = generations.keys().copied().collect();
     let plan = window::plan(config.grid, config.since, config.until);
@@ -141,6 +145,7 @@ async fn export_leased(
         client,
         committer,
         fetched: AtomicU64::new(0),
+        open_state,
     });
     let pending = commit_empty_start(&context, pending, progress, &mut summary).await;
     export_windows(

@@ -1,28 +1,202 @@
-//! The open window: the last window of a run, cut at `until`. It is never marked done: each run
-//! exports it again and records it in `open.json`, until a run whose `until` passes its end
-//! exports it as a closed window. A committed window is never touched here (it changes only by
-//! repair): the plan leaves out an open window that has a marker.
+//! The open window: the last window of a run, cut at `until`, grown by deltas and closed by a
+//! count.
+//!
+//! - **Deltas.** `open.json` records the instant up to which the window's parts hold every
+//!   record (`covered_to`, the `until` of the run that wrote them). A run fetches only
+//!   `[covered_to, until)` (the usual wider query, exact cut and dedupe) and adds those records as
+//!   parts of their own, named after where the delta starts ([`Committer::add_delta`]). Parts
+//!   never overlap, and a part the record names is never rewritten.
+//! - **The close.** Once a run's `until` passes the window's end, only the rest
+//!   `[covered_to, end)` is fetched; the window is proven complete by Zendesk's count against the
+//!   rows of its parts and the rest, and the parts are compacted into the window's final files
+//!   (one per day partition, sorted, with statistics) from the parts themselves, not from the
+//!   API; then the window commits as any closed window. When the count differs (a record that
+//!   became visible late inside the window, after the delta that covered its second), cannot be
+//!   told, or a part is missing, the window is fetched whole instead.
+//!
+//! A committed window is never touched here (it changes only by repair): the plan leaves out an
+//! open window that has a marker.
+//!
+//! [`Committer::add_delta`]: crate::lake::commit::Committer::add_delta
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
 
 use super::error::WindowError;
-use super::pipeline::fetch_window;
+use super::pipeline::{fetch_piece, fetch_window};
 use super::progress::Progress;
 use super::summary::Done;
 use super::Context;
+use crate::lake::layout;
+use crate::lake::manifest::{FileEntry, WindowRecord};
+use crate::lake::storage::Created;
 use crate::plan::window::Window;
+use crate::table::encode::concat;
+use crate::table::route::{RouteCounts, RoutedPart};
+use crate::zendesk::count::quick_count;
 
-/// Exports the open window and records it as the open window's latest export.
+/// The open window's record, when it names `window` and grows by deltas.
+pub(crate) fn delta_state<'a>(
+    state: Option<&'a WindowRecord>,
+    window: &Window,
+) -> Option<&'a WindowRecord> {
+    state.filter(|s| s.window == window.id() && s.covered_to().is_some())
+}
+
+/// Exports what is new in the open window: the records of `[covered_to, until)` as a delta of
+/// parts of their own (the whole of `[start, until)` when the window has no delta yet). A run
+/// whose `until` has not moved past `covered_to` makes no request.
 pub(crate) async fn export_open(
     context: &Context,
     window: Window,
     progress: &dyn Progress,
 ) -> Result<Done, WindowError> {
-    let (parts, counts) = fetch_window(context, window, progress).await?;
-    let record = context.committer.refresh_open(&window, parts).await?;
-    Ok(Done {
+    let state = delta_state(context.open_state.as_ref(), &window);
+    let from = state
+        .and_then(WindowRecord::covered_to)
+        .unwrap_or(window.start);
+    if from >= window.end {
+        let mut record = WindowRecord::new(&window, Vec::new());
+        record.covered_to = state.and_then(|s| s.covered_to.clone());
+        return Ok(open_done(window, record, RouteCounts::default()));
+    }
+    let delta = Window {
+        start: from,
+        end: window.end,
+    };
+    let (parts, counts) = fetch_piece(context, delta, window, progress).await?;
+    let before = state.map_or(0, |s| s.files.len());
+    let record = context
+        .committer
+        .add_delta(&window, state, from, window.end, parts)
+        .await?;
+    tracing::info!(window = %window.id(), from = %delta, parts = record.files.len(), rows = record.rows, "open window grew by a delta");
+    // The summary counts what this run wrote: the delta's files.
+    let mut written = WindowRecord::new(&window, record.files[before..].to_vec());
+    written.covered_to = record.covered_to;
+    Ok(open_done(window, written, counts))
+}
+
+fn open_done(window: Window, record: WindowRecord, counts: RouteCounts) -> Done {
+    Done {
         window,
         closed: false,
         committed: false,
+        refetched: false,
+        record,
+        counts,
+    }
+}
+
+/// Closes the window an earlier run left open (`state` is its record): fetches only the rest,
+/// proves the window complete by count, compacts its parts and commits it (see the module
+/// documentation); fetches it whole when the proof fails.
+pub(crate) async fn close_open(
+    context: &Context,
+    window: Window,
+    state: &WindowRecord,
+    progress: &dyn Progress,
+) -> Result<Done, WindowError> {
+    let from = state
+        .covered_to()
+        .unwrap_or(window.start)
+        .clamp(window.start, window.end);
+    let (rest, counts) = if from < window.end {
+        let rest = Window {
+            start: from,
+            end: window.end,
+        };
+        fetch_piece(context, rest, window, progress).await?
+    } else {
+        (Vec::new(), RouteCounts::default())
+    };
+    let held = state.rows + counts.kept;
+    let zendesk = quick_count(&context.client, &context.config.filters, &window).await?;
+    let compacted = match zendesk {
+        Some(zendesk) if zendesk == held => compact(context, window, state, rest).await?,
+        Some(zendesk) => {
+            tracing::warn!(window = %window.id(), held, zendesk, "the open window's parts hold another number of records than Zendesk counts at its close (a record that became visible late); fetching it again whole");
+            None
+        }
+        None => {
+            tracing::info!(window = %window.id(), "no quick count of the window at its close; fetching it again whole");
+            None
+        }
+    };
+    let (parts, counts, refetched) = match compacted {
+        Some(parts) => (parts, counts, false),
+        None => {
+            let (parts, counts) = fetch_window(context, window, progress).await?;
+            (parts, counts, true)
+        }
+    };
+    let (record, created) = context.committer.commit_closed(&window, parts).await?;
+    Ok(Done {
+        window,
+        closed: true,
+        committed: created == Created::Created,
+        refetched,
         record,
         counts,
     })
+}
+
+/// The window's final files, one per day: its parts in the lake (in the order they were added)
+/// then the rest, concatenated on a blocking thread. `None` when a part is missing or the files
+/// hold another number of rows than recorded: the window is then fetched whole.
+async fn compact(
+    context: &Context,
+    window: Window,
+    state: &WindowRecord,
+    rest: Vec<RoutedPart>,
+) -> Result<Option<Vec<RoutedPart>>, WindowError> {
+    let tmp_dir = context.config.tmp_dir.clone();
+    let Some(held) = context.committer.download_parts(state, &tmp_dir).await? else {
+        return Ok(None);
+    };
+    let expected = state.rows + rest.iter().map(|p| p.part.rows).sum::<u64>();
+    let mut days: BTreeMap<NaiveDate, Vec<(Option<i64>, u32, std::fs::File)>> = BTreeMap::new();
+    for (entry, file) in held {
+        let Some((day, from, seq)) = delta_place(&entry) else {
+            tracing::warn!(path = %entry.path, "an open window's part has a name that is not a delta's; fetching the window whole");
+            return Ok(None);
+        };
+        days.entry(day).or_default().push((Some(from), seq, file));
+    }
+    for part in rest {
+        // The rest is later than every part: it sorts after them.
+        let entry = (None::<i64>, part.seq, part.part.file);
+        days.entry(part.day).or_default().push(entry);
+    }
+    let joined = tokio::task::spawn_blocking(move || -> Result<Vec<RoutedPart>, WindowError> {
+        let mut parts = Vec::with_capacity(days.len());
+        for (day, mut files) in days {
+            files.sort_by_key(|(from, seq, _)| (from.is_none(), *from, *seq));
+            let inputs = files.into_iter().map(|(_, _, file)| file).collect();
+            let part = concat(&tmp_dir, &window, inputs)?;
+            parts.push(RoutedPart { day, seq: 0, part });
+        }
+        Ok(parts)
+    })
+    .await
+    .expect("the compaction thread does not panic")?;
+    let rows: u64 = joined.iter().map(|p| p.part.rows).sum();
+    if rows != expected {
+        tracing::warn!(window = %window.id(), rows, expected, "the open window's parts hold another number of rows than recorded; fetching it whole");
+        return Ok(None);
+    }
+    tracing::info!(window = %window.id(), parts = state.files.len(), files = joined.len(), rows, "compacted the open window's parts into its final files");
+    Ok(Some(joined))
+}
+
+/// The day, delta start and sequence number of an open window's part.
+fn delta_place(entry: &FileEntry) -> Option<(NaiveDate, i64, u32)> {
+    let (folder, name) = entry.path.rsplit_once('/')?;
+    let part = layout::parse_part_name(name)?;
+    Some((
+        layout::parse_partition_day(folder)?,
+        part.delta_from?,
+        part.seq,
+    ))
 }

@@ -39,6 +39,7 @@ pub(crate) async fn export_window(
     let (record, created) = context.committer.commit_closed(&window, parts).await?;
     Ok(Done {
         window,
+        refetched: false,
         closed: true,
         committed: created == Created::Created,
         record,
@@ -53,9 +54,21 @@ pub(crate) async fn fetch_window(
     window: Window,
     progress: &dyn Progress,
 ) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
+    fetch_piece(context, window, window, progress).await
+}
+
+/// Fetches and encodes the records of the seconds `piece` of `window` (files labelled with the
+/// window) into temporary part files, restarting from the piece's first page if the API refuses
+/// a cursor.
+pub(crate) async fn fetch_piece(
+    context: &Context,
+    piece: Window,
+    window: Window,
+    progress: &dyn Progress,
+) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
     let mut restarts = 0;
     loop {
-        match fetch_and_encode(context, window, progress).await {
+        match fetch_and_encode(context, piece, window, progress).await {
             Err(WindowError::Api(ApiError::CursorRefused { url, .. }))
                 if restarts < MAX_WINDOW_RESTARTS =>
             {
@@ -67,15 +80,16 @@ pub(crate) async fn fetch_window(
     }
 }
 
-/// Fetches the window's pages and, on a blocking thread, decodes and writes them to temporary
-/// Parquet files.
-pub(crate) async fn fetch_and_encode(
+/// Fetches the pages of the seconds `piece` of `window` and, on a blocking thread, decodes and
+/// writes them to temporary Parquet files.
+async fn fetch_and_encode(
     context: &Context,
+    piece: Window,
     window: Window,
     progress: &dyn Progress,
 ) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
     let (tx, mut rx) = mpsc::channel::<Vec<Page>>(PIPELINE_DEPTH);
-    let router = WindowRouter::new(window, context.config.tmp_dir.clone());
+    let router = WindowRouter::piece(piece, window, context.config.tmp_dir.clone());
     let encoder = tokio::task::spawn_blocking(move || -> Result<_, WindowError> {
         let mut router = router;
         while let Some(pages) = rx.blocking_recv() {
@@ -96,7 +110,7 @@ pub(crate) async fn fetch_and_encode(
 
     let request = PageRequest {
         filters: context.config.filters.clone(),
-        created_at: Some(window.query_range()),
+        created_at: Some(piece.query_range()),
         pagination: context.config.pagination,
     };
     let fetched: Result<(), WindowError> = async {

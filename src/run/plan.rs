@@ -3,6 +3,7 @@
 //! empty without a request each).
 
 use super::error::WindowError;
+use super::open::delta_state;
 use super::progress::Progress;
 use super::summary::{record_done, record_failure, Done, Summary};
 use super::Context;
@@ -116,7 +117,12 @@ pub(crate) async fn commit_empty_start(
     progress: &dyn Progress,
     summary: &mut Summary,
 ) -> Vec<(Window, bool)> {
-    let closed: Vec<Window> = pending.iter().filter(|p| p.1).map(|p| p.0).collect();
+    // The window the open window's deltas grew closes with its parts: it needs no search.
+    let closed: Vec<Window> = pending
+        .iter()
+        .filter(|(w, closed)| *closed && delta_state(context.open_state.as_ref(), w).is_none())
+        .map(|p| p.0)
+        .collect();
     let (Some(first), Some(last)) = (closed.first(), closed.last()) else {
         return pending;
     };
@@ -136,7 +142,10 @@ pub(crate) async fn commit_empty_start(
     };
     let (empty, rest): (Vec<_>, Vec<_>) = pending
         .into_iter()
-        .partition(|(w, closed)| *closed && w.end <= start);
+        // The window the open window's deltas closes with its parts, whatever the search says.
+        .partition(|(w, closed)| {
+            *closed && w.end <= start && delta_state(context.open_state.as_ref(), w).is_none()
+        });
     if !empty.is_empty() {
         tracing::info!(
             windows = empty.len(),
@@ -152,6 +161,7 @@ pub(crate) async fn commit_empty_start(
                 summary,
                 Done {
                     window,
+                    refetched: false,
                     closed: true,
                     committed: created == Created::Created,
                     record,

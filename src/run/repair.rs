@@ -112,6 +112,7 @@ pub(crate) async fn repair_leased(
         client,
         committer,
         fetched: AtomicU64::new(0),
+        open_state: None,
     };
     let mut windows_repaired = Vec::new();
     let mut failures = Vec::new();

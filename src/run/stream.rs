@@ -345,6 +345,7 @@ pub(crate) async fn commit_range_window(
     let (record, created) = context.committer.commit_closed(&window, parts).await?;
     Ok(Done {
         window,
+        refetched: false,
         closed: true,
         committed: created == Created::Created,
         record,

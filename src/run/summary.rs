@@ -93,6 +93,8 @@ impl Summary {
 
 /// A window's result.
 pub(crate) struct Done {
+    /// The window was fetched again whole before its commit (see `windows_refetched`).
+    pub(crate) refetched: bool,
     pub(crate) window: Window,
     pub(crate) closed: bool,
     pub(crate) committed: bool,
@@ -151,6 +153,9 @@ pub(crate) fn record_done(summary: &mut Summary, done: Done) {
             rows = done.counts.out_of_order,
             "the API returned rows out of created_at order; all were written, the files affected declare no sort order"
         );
+    }
+    if done.refetched {
+        summary.windows_refetched += 1;
     }
     if done.closed {
         summary.windows_done += 1;

@@ -3,7 +3,7 @@
 //! starting inside a busy window (the request budget has room).
 
 use super::error::WindowError;
-use super::open::export_open;
+use super::open::{close_open, delta_state, export_open};
 use super::pipeline::export_window;
 use super::progress::Progress;
 use super::ranges::{self, Slot, WorkQueue};
@@ -33,9 +33,11 @@ pub(crate) async fn export_windows(
 ) {
     // Offset pagination checks a query's distinct records against its `count` only on its last
     // page: a window must not be committed before that, so each window is a query of its own
-    // there, as is the open window always.
-    let (ranged, alone): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, closed)| {
-        *closed && context.config.pagination == crate::zendesk::Pagination::Cursor
+    // there, as are the open window and the one closing after growing by deltas always.
+    let (ranged, alone): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(w, closed)| {
+        *closed
+            && context.config.pagination == crate::zendesk::Pagination::Cursor
+            && delta_state(context.open_state.as_ref(), w).is_none()
     });
     let ranged: Vec<Window> = ranged.into_iter().map(|(w, _)| w).collect();
     let queue = Queue::new(ranges::initial(&ranged, concurrency));
@@ -147,10 +149,11 @@ pub(crate) async fn worker(
     loop {
         let next = alone.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
         let Some((window, closed)) = next else { break };
-        let result = if closed {
-            export_window(context, window, progress).await
-        } else {
-            export_open(context, window, progress).await
+        let closing = delta_state(context.open_state.as_ref(), &window);
+        let result = match (closed, closing) {
+            (true, Some(state)) => close_open(context, window, state, progress).await,
+            (true, None) => export_window(context, window, progress).await,
+            (false, _) => export_open(context, window, progress).await,
         };
         let _ = results.send(WorkerReport::Window(window, result));
     }

@@ -236,6 +236,69 @@ impl PartFile {
     }
 }
 
+/// Concatenates finished part files of one window and day, in order, into one part file: the
+/// open window's compaction at its close, read from the lake's own parts, not from the API.
+///
+/// The parts of the open window hold disjoint, consecutive ranges of seconds, each sorted, so
+/// their concatenation is sorted: it declares so when every input did and each starts after
+/// the one before it ends (checked, not assumed; otherwise the file is rewritten without the
+/// declaration, as [`PartFile::finish`] does). Streams batch by batch.
+pub fn concat(dir: &FsPath, window: &Window, inputs: Vec<File>) -> Result<FinishedPart, PartError> {
+    let schema = Schema::get();
+    let labels = labels(window);
+    let declared = declared_sort();
+    let mut readers = Vec::with_capacity(inputs.len());
+    let mut sorted = true;
+    for file in inputs {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+        sorted &= builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .all(|g| g.sorting_columns() == Some(&declared));
+        readers.push(builder.with_batch_size(BATCH_ROWS).build()?);
+    }
+    let mut writer = new_writer(dir, sorted, &labels)?;
+    let (mut rows, mut out_of_order) = (0u64, 0u64);
+    let mut last: Option<(i64, i64)> = None;
+    for batch in readers.into_iter().flatten() {
+        // The declared schema, not the one read back, so the writer sees exactly its own schema.
+        let batch = RecordBatch::try_new(schema.arrow().clone(), batch?.columns().to_vec())?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let key = |row: usize| {
+            let created = batch.column(schema.created_at_index).as_any();
+            let ids = batch.column(schema.id_index).as_any();
+            let created = created.downcast_ref::<TimestampMillisecondArray>();
+            let ids = ids.downcast_ref::<Int64Array>();
+            created.zip(ids).map(|(c, i)| (c.value(row), i.value(row)))
+        };
+        if last.is_some_and(|last| key(0).is_none_or(|first| first <= last)) {
+            out_of_order += 1;
+        }
+        last = key(batch.num_rows() - 1);
+        rows += batch.num_rows() as u64;
+        writer.write(&batch)?;
+    }
+    let mut file = close_writer(writer)?;
+    if sorted && out_of_order > 0 {
+        file = rewrite_unsorted(file, dir, &labels)?;
+    }
+    let bytes = file.seek(SeekFrom::End(0))?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(FinishedPart {
+        file,
+        rows,
+        bytes,
+        out_of_order: if sorted {
+            out_of_order
+        } else {
+            out_of_order.max(1)
+        },
+    })
+}
+
 /// A Parquet writer on a new anonymous temporary file under `dir`, declaring the sort order of
 /// `(created_at, id)` when `sorted`.
 /// The order every sorted part declares: `(created_at, id)`, ascending.

@@ -443,7 +443,13 @@ mod tests {
         let t = TestLake::with(&[DAY1]).await;
         let open = t
             .committer
-            .refresh_open(&DAY2, super::super::test_lake::parts(DAY2))
+            .add_delta(
+                &DAY2,
+                None,
+                DAY2.start,
+                DAY2.end,
+                super::super::test_lake::parts(DAY2),
+            )
             .await
             .unwrap();
         assert!(t.on_disk(&open.files[0].path).exists());

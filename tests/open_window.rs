@@ -1,0 +1,163 @@
+//! The open window grows by deltas and closes by a count (issue 18): each run fetches only what
+//! is new, a delta whose record was lost leaves no duplicate, a late record inside the open
+//! window is in the lake after the close, and a closed day is one file.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use zendesk_sim::{SimFilter, Simulator};
+
+const FROM: &str = "2024-03-01";
+const TO: &str = "2024-03-04";
+
+async fn run_until(sim: &Simulator, dir: &Path, until: &str) -> auditlake::run::Summary {
+    export(export_config(sim, dir, FROM, until, "1d")).await
+}
+
+/// The part files of one day partition of `acme`.
+fn files_of_day(dir: &Path, day: &str) -> Vec<String> {
+    let folder = dir.join(format!("audit_logs/subdomain=acme/created_date={day}"));
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn open_json(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read(dir.join("_auditlake/subdomain=acme/open.json")).unwrap();
+    serde_json::from_slice(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_run_fetches_only_what_is_new_and_the_close_compacts_each_day_into_one_file() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    run_until(&sim, dir.path(), "2024-03-02T06:00:00Z").await;
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-02T06:00:00Z",
+    );
+    let open = open_json(dir.path());
+    assert_eq!(open["covered_to"], "2024-03-02T06:00:00Z");
+
+    for until in ["2024-03-02T12:00:00Z", "2024-03-02T18:30:00Z"] {
+        sim.reset_stats();
+        let run = run_until(&sim, dir.path(), until).await;
+        assert_eq!(run.exit_code(), 0);
+        assert_eq!(
+            // The delta's query starts one second before what is covered.
+            sim.list_requests_overlapping(utc(t(FROM)), utc(t("2024-03-02T05:59:59Z"))),
+            0,
+            "nothing already in the lake is asked for again"
+        );
+        let new = sim.account().expected(
+            &SimFilter::default(),
+            utc(t("2024-03-02T06:00:00Z")),
+            utc(t(until)),
+        );
+        assert!(!new.is_empty());
+        assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, until);
+    }
+    let open = open_json(dir.path());
+    assert_eq!(open["covered_to"], "2024-03-02T18:30:00Z");
+    assert_eq!(
+        open["files"].as_array().unwrap().len(),
+        3,
+        "one part per delta"
+    );
+    assert_eq!(files_of_day(dir.path(), "2024-03-02").len(), 3);
+
+    sim.reset_stats();
+    let close = run_until(&sim, dir.path(), "2024-03-03").await;
+    assert_eq!((close.windows_done, close.windows_refetched), (1, 0));
+    assert_eq!(
+        sim.list_requests_overlapping(
+            utc(t("2024-03-02T00:00:00Z")),
+            utc(t("2024-03-02T18:29:59Z"))
+        ),
+        2,
+        "the close asks only for the rest, and for the count (two requests of the offset form)"
+    );
+    assert_eq!(
+        files_of_day(dir.path(), "2024-03-02"),
+        ["part-20240302T0000Z-0.parquet"],
+        "the closed day is one file, compacted from its parts"
+    );
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, "2024-03-03");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_nothing_new_makes_no_request_for_the_open_window() {
+    let sim = start(sim_config(1_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    run_until(&sim, dir.path(), "2024-03-02T06:00:00Z").await;
+    sim.reset_stats();
+    let again = run_until(&sim, dir.path(), "2024-03-02T06:00:00Z").await;
+    assert_eq!((again.exit_code(), again.requests), (0, 0));
+    assert_eq!(sim.stats().requests, 0);
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-02T06:00:00Z",
+    );
+}
+
+/// A run killed after uploading its delta but before recording it: the next run's delta starts
+/// at the same instant, so it overwrites those parts (or removes them) rather than repeating
+/// their records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_whose_record_was_lost_leaves_no_duplicate() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("_auditlake/subdomain=acme/open.json");
+    run_until(&sim, dir.path(), "2024-03-02T06:00:00Z").await;
+    let recorded = std::fs::read(&state).unwrap();
+    run_until(&sim, dir.path(), "2024-03-02T12:00:00Z").await;
+    // As if the second run had been killed between its upload and its record.
+    std::fs::write(&state, &recorded).unwrap();
+    assert_eq!(files_of_day(dir.path(), "2024-03-02").len(), 2);
+    run_until(&sim, dir.path(), "2024-03-02T13:00:00Z").await;
+    assert_eq!(
+        files_of_day(dir.path(), "2024-03-02").len(),
+        2,
+        "overwritten, not added"
+    );
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-02T13:00:00Z",
+    );
+    let close = run_until(&sim, dir.path(), "2024-03-03").await;
+    assert_eq!(close.windows_refetched, 0);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, "2024-03-03");
+}
+
+/// A record that became visible only after the delta that covered its second: the count at the
+/// close tells, and the window is fetched whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_became_visible_late_inside_the_open_window_is_in_the_lake_after_the_close() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.hide_from(Some(utc(t("2024-03-02T05:00:00Z"))));
+    run_until(&sim, dir.path(), "2024-03-02T06:00:00Z").await;
+    sim.hide_from(None);
+    run_until(&sim, dir.path(), "2024-03-02T12:00:00Z").await;
+    let close = run_until(&sim, dir.path(), "2024-03-03").await;
+    assert_eq!((close.windows_done, close.windows_refetched), (1, 1));
+    assert_eq!(files_of_day(dir.path(), "2024-03-02").len(), 1);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, "2024-03-03");
+}
