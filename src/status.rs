@@ -166,8 +166,12 @@ impl fmt::Display for Status {
         match &self.open_window {
             Some(open) => writeln!(
                 f,
-                "open window: {} .. {}, {} rows as of {} (refreshed every run, never marked done)",
-                open.start, open.end, open.rows, open.completed_at
+                "open window: {} .. {}, {} rows in {} parts, complete to {} (grows by a delta every run; compacted and marked done once closed)",
+                open.start,
+                open.end,
+                open.rows,
+                open.files.len(),
+                open.covered_to.as_deref().unwrap_or(&open.completed_at),
             )?,
             None => writeln!(f, "open window: none")?,
         }

@@ -461,6 +461,8 @@ async fn status_reports_done_windows_gaps_and_the_open_window() {
     assert_eq!(status["gaps"][0]["windows"], 1);
     assert_eq!(status["open_window"]["start"], "2024-03-04T00:00:00Z");
     assert_eq!(status["open_window"]["end"], "2024-03-04T06:00:00Z");
+    assert_eq!(status["open_window"]["covered_to"], "2024-03-04T06:00:00Z");
+    assert_eq!(status["open_window"]["files"].as_array().unwrap().len(), 1);
     let out = run(
         &[
             "status",
@@ -474,7 +476,9 @@ async fn status_reports_done_windows_gaps_and_the_open_window() {
     .await;
     let human = String::from_utf8(out.stdout).unwrap();
     assert!(
-        human.contains("gap:") && human.contains("open window: 2024-03-04T00:00:00Z"),
+        human.contains("gap:")
+            && human.contains("open window: 2024-03-04T00:00:00Z")
+            && human.contains("in 1 parts, complete to 2024-03-04T06:00:00Z"),
         "{human}"
     );
 }
