@@ -16,6 +16,12 @@
 #   req-busy-day (b) BENCH_BUSY_RECORDS (default 300,000) records in one day, --window 1d,
 #                --concurrency 4, 250 ms latency, budget 700/min
 #   req-30d      (c) 30,000 records over 30 days, --window 1d, budget 350/min, 150 ms latency
+#   req-busy-day-nosort (e) req-busy-day against a simulator whose offset form ignores sort_by /
+#                sort_order (the list operation documents no order parameter for it)
+#
+# Schedule scenarios (issue 18), in tests/bench/schedule.py: sched-hourly (a), sched-5min (b),
+# sched-hourly-1h (c), sched-hourly-nosort (d); they report the requests of a whole schedule, of a
+# run with nothing new, and the files per closed day partition.
 # BENCH_SIM_BIN runs the simulator from another binary (to measure an older export with it).
 set -euo pipefail
 
@@ -23,7 +29,7 @@ BIN=${1:-target/release/auditlake}
 SIM_BIN=${BENCH_SIM_BIN:-$BIN}
 OUT=${BENCH_OUT:-bench-out}
 RECORDS=${BENCH_RECORDS:-1000000}
-SCENARIOS=${BENCH_SCENARIOS:-one-window ten-days window-2m req-sparse req-busy-day req-30d}
+SCENARIOS=${BENCH_SCENARIOS:-one-window ten-days window-2m req-sparse req-busy-day req-30d req-busy-day-nosort sched-hourly sched-5min sched-hourly-1h sched-hourly-nosort}
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -31,7 +37,7 @@ sim_pid=""
 cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-start_sim() { # from to records [rate-limit [latency]]
+start_sim() { # from to records [rate-limit [latency [extra simulator flags...]]]
   cleanup
   rm -f "$OUT/sim.url"  # a stale URL would point this run at the previous, stopped simulator
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -39,7 +45,7 @@ start_sim() { # from to records [rate-limit [latency]]
   local latency=()
   [ -n "${5:-}" ] && latency=(--latency "$5")
   "$SIM_BIN" simulate --bind "127.0.0.1:$port" --records "$3" --from "$1" --to "$2" \
-    --rate-limit "${4:-4000000000}" "${latency[@]}" > "$OUT/sim.url" 2> "$OUT/sim.log" &
+    --rate-limit "${4:-4000000000}" "${latency[@]}" ${SIM_EXTRA:-} > "$OUT/sim.url" 2> "$OUT/sim.log" &
   sim_pid=$!
   for _ in $(seq 1 200); do [ -s "$OUT/sim.url" ] && break; sleep 0.1; done
   [ -s "$OUT/sim.url" ] || { echo "simulator did not start"; cat "$OUT/sim.log"; exit 1; }
@@ -107,6 +113,8 @@ for scenario in $SCENARIOS; do
     req-sparse) requests req-sparse 2020-01-01 2025-01-01 50000 700 150ms 2019-01-01 2025-01-01 1h 4 0.5 ;;
     req-busy-day) requests req-busy-day 2024-01-01 2024-01-02 "${BENCH_BUSY_RECORDS:-300000}" 1400 250ms 2024-01-01 2024-01-02 1d 4 0.5 ;;
     req-30d) requests req-30d 2024-01-01 2024-01-31 30000 700 150ms 2024-01-01 2024-01-31 1d 4 0.5 ;;
+    req-busy-day-nosort) SIM_EXTRA=--ignore-offset-sort requests req-busy-day-nosort 2024-01-01 2024-01-02 "${BENCH_BUSY_RECORDS:-300000}" 1400 250ms 2024-01-01 2024-01-02 1d 4 0.5 ;;
+    sched-*) python3 tests/bench/schedule.py "$BIN" "$OUT" "$scenario" ;;
     *) echo "unknown scenario: $scenario"; exit 2 ;;
   esac
 done
