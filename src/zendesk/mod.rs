@@ -6,14 +6,16 @@ pub mod auth;
 pub mod budget;
 pub mod client;
 pub mod count;
+pub mod error;
 pub mod pagination;
 pub mod query;
+pub mod retry;
 pub mod token;
 
 pub use auth::Credentials;
 pub use budget::RequestBudget;
-pub use client::{
-    ApiError, Client, ClientError, ClientOptions, ClientStats, RetryPolicy, TokenRefusal,
-};
+pub use client::{Client, ClientOptions, ClientStats};
+pub use error::{ApiError, ClientError, TokenRefusal};
 pub use pagination::{Page, PageRequest, Pagination};
 pub use query::Filters;
+pub use retry::RetryPolicy;
