@@ -1,10 +1,12 @@
 //! The HTTP client: one per process, authenticated, budgeted and retrying what is transient.
 //!
-//! Retryability is decided where a response is classified: 429, 5xx, timeouts, resets and a 200
-//! whose body does not parse are transient; 400, 401, 403 and 404 are permanent and fail at once
-//! with a message a person can act on. A TLS certificate the machine does not trust is permanent
-//! too, and fatal for the run: every other request goes to the same host through the same trust
-//! store.
+//! Every request (pages, the show and export operations, the token grant) takes one send path,
+//! `Client::send_to`: each waits for the budget's turn, teaches the budget the rate limit its
+//! answer reports, counts in [`ClientStats`], and has its answer classified by
+//! `retry::classify`, which decides what is transient and which error a permanent answer is.
+//! Requests differ only in whether they retry (an export's 429 is reported, not waited out).
+//! A TLS certificate the machine does not trust is permanent too, and fatal for the run: every
+//! other request goes to the same host through the same trust store.
 //!
 //! Nothing read from the network may panic the process: every header and body parser here is
 //! total (a value that does not parse is treated as absent) and property-tested on arbitrary
@@ -22,9 +24,9 @@ use url::Url;
 
 use super::auth::{Credentials, OAuthClient};
 use super::budget::RequestBudget;
-use super::error::{describe_reqwest, detail, ApiError, ClientError};
+use super::error::{describe_reqwest, ApiError, ClientError};
 use super::retry::{
-    network_failure, retry_after, token_refused, RetryPolicy, Transient, MAX_RETRY_AFTER,
+    classify, network_failure, Class, Endpoint, RetryPolicy, Transient, MAX_RETRY_AFTER,
 };
 use super::token::{Token, TokenCache};
 
@@ -90,13 +92,53 @@ enum Auth {
     },
 }
 
-/// Which request a retry loop sends.
+/// Which request the send path sends.
 #[derive(Clone, Copy)]
 enum Target<'a> {
     /// An API request, authenticated.
     Api(&'a Method),
     /// The client-credentials grant (the credentials travel in the body).
     Token(&'a OAuthClient),
+}
+
+impl Target<'_> {
+    fn endpoint(&self) -> Endpoint {
+        match self {
+            Target::Api(_) => Endpoint::Api,
+            Target::Token(_) => Endpoint::Token,
+        }
+    }
+}
+
+/// How a request meets a transient failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retries {
+    /// Waits and sends again, within the client's [`RetryPolicy`].
+    Policy,
+    /// Sends once: a transient answer (429, 5xx) is the caller's, like a 2xx, to report rather
+    /// than wait out; a failure without a usable answer fails at once.
+    Never,
+}
+
+/// An HTTP answer, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// What one attempt came to (a permanent failure is an `Err` beside it).
+enum Attempt {
+    /// An answer for the caller: a 2xx, or a transient answer when sent without retries.
+    Answer(Answer),
+    /// The API refused the credential (401); `generation`: the minted token refused, if it was
+    /// one.
+    Unauthorized {
+        generation: Option<u64>,
+        detail: String,
+    },
+    /// Worth another attempt.
+    Transient(Transient),
 }
 
 /// The authenticated, budgeted client. Cheap to clone.
@@ -205,7 +247,7 @@ impl Client {
         Box::pin(async move {
             let url = self.url(TOKEN_PATH, &[]);
             let (_, token) = self
-                .send_to(Target::Token(client), &url, parse_token)
+                .send_to(Target::Token(client), &url, Retries::Policy, parse_token)
                 .await?;
             Ok(token)
         })
@@ -248,78 +290,149 @@ impl Client {
         url: &Url,
         check: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<(Bytes, T), ApiError> {
-        self.send_to(Target::Api(&method), url, check).await
+        let (answer, parsed) = self
+            .send_to(Target::Api(&method), url, Retries::Policy, check)
+            .await?;
+        Ok((answer.body, parsed))
     }
 
-    /// The retry loop of [`Client::send`] and of the token grant. A 401 for a minted token is
+    /// Sends one request without retrying, and returns a 2xx, 429 or 5xx answer with its headers
+    /// (for operations whose 429 must be reported, not waited out, such as the export request).
+    /// Like every request, it waits for the budget, teaches the budget the rate limit, counts in
+    /// the stats and refuses a redirect; other statuses are the same errors as for
+    /// [`Client::send`].
+    ///
+    /// A 401 for a minted token is the exception: the token is replaced and the request sent
+    /// once more, as in [`Client::send`].
+    pub async fn send_once(
+        &self,
+        method: Method,
+        url: &Url,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+        let (answer, ()) = self
+            .send_to(Target::Api(&method), url, Retries::Never, |_| Ok(()))
+            .await?;
+        Ok((answer.status, answer.headers, answer.body))
+    }
+
+    /// The one send path: every request the client makes (pages, the show and export operations,
+    /// the token grant) goes through here and [`Client::attempt`]. A 401 for a minted token is
     /// answered by minting once more and retrying (the token may have been revoked, or expired
-    /// early by the server's clock); a second 401 is final.
+    /// early by the server's clock); a second 401 is final. `check` sees every answer that is the
+    /// caller's (see [`Retries`]); a body it refuses is transient.
     async fn send_to<T>(
         &self,
         target: Target<'_>,
         url: &Url,
+        retries: Retries,
         check: impl Fn(&[u8]) -> Result<T, String>,
-    ) -> Result<(Bytes, T), ApiError> {
+    ) -> Result<(Answer, T), ApiError> {
         let started = Instant::now();
         let mut attempts = 0u32;
         let mut reminted = false;
         loop {
             attempts += 1;
-            // The budget's turn first, then the token: a token taken before a long wait for the
-            // turn could expire on the way (with short lifetimes and a slow budget it did).
-            self.budget.acquire().await;
-            let (request, generation) = self.request_to(&target, url).await?;
-            let failure = match self.attempt(request, url).await {
-                Ok(Ok((status, body))) if status.is_success() => match check(&body) {
+            let failure = match self.attempt(&target, url, retries).await? {
+                Attempt::Answer(answer) => match check(&answer.body) {
                     Ok(parsed) => {
-                        if let Target::Api(_) = target {
+                        if answer.status.is_success() && target.endpoint() == Endpoint::Api {
                             self.accepted.store(true, Ordering::Relaxed);
                         }
-                        return Ok((body, parsed));
+                        return Ok((answer, parsed));
                     }
                     Err(e) => Transient::BadBody(e),
                 },
-                Ok(Ok((StatusCode::UNAUTHORIZED, _))) if generation.is_some() && !reminted => {
+                Attempt::Unauthorized {
+                    generation: Some(generation),
+                    ..
+                } if !reminted => {
                     tracing::warn!(
                         url = %url,
                         "Zendesk refused the access token (401); minting a new one and retrying once"
                     );
                     reminted = true;
                     attempts -= 1;
-                    self.invalidate(generation.unwrap_or_default()).await;
+                    self.invalidate(generation).await;
                     continue;
                 }
-                Ok(Ok((status, body))) => {
-                    return Err(match target {
-                        Target::Api(_) => self.permanent(url, status, &body, reminted),
-                        Target::Token(_) => token_refused(url, status, &body),
+                Attempt::Unauthorized { detail, .. } => {
+                    return Err(ApiError::Unauthorized {
+                        url: url.to_string(),
+                        hint: self.unauthorized_hint(reminted),
+                        detail,
                     })
                 }
-                Ok(Err(transient)) => transient,
-                Err(permanent) => return Err(permanent),
+                Attempt::Transient(failure) => failure,
             };
-            let throttled = failure.is_throttled();
-            if throttled {
+            if retries == Retries::Never {
+                return Err(failure.gave_up(url, attempts, started.elapsed()));
+            }
+            if failure.is_throttled() {
                 // 429s are pacing, not failure: they don't use up attempts.
                 attempts -= 1;
             }
-            let delay = self
-                .retry
-                .delay(&failure, attempts, started.elapsed(), url)?;
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                url = %url,
-                attempt = attempts,
-                delay_ms = delay.as_millis() as u64,
-                error = %failure.describe(),
-                "request failed, retrying"
-            );
-            if throttled {
-                self.budget.pause(delay);
-            } else {
-                tokio::time::sleep(delay).await;
-            }
+            self.back_off(&failure, attempts, started, url).await?;
         }
+    }
+
+    /// Waits before the next attempt after `failure`: a 429 pauses every worker (the budget), any
+    /// other failure only this request. An error once the attempts or the retry time are used up.
+    async fn back_off(
+        &self,
+        failure: &Transient,
+        attempts: u32,
+        started: Instant,
+        url: &Url,
+    ) -> Result<(), ApiError> {
+        let delay = self
+            .retry
+            .delay(failure, attempts, started.elapsed(), url)?;
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            url = %url,
+            attempt = attempts,
+            delay_ms = delay.as_millis() as u64,
+            error = %failure.describe(),
+            "request failed, retrying"
+        );
+        if failure.is_throttled() {
+            self.budget.pause(delay);
+        } else {
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
+    }
+
+    /// One attempt: the budget's turn, a fresh authorization, the exchange, and what the answer
+    /// means ([`classify`]). `Err` is permanent.
+    async fn attempt(
+        &self,
+        target: &Target<'_>,
+        url: &Url,
+        retries: Retries,
+    ) -> Result<Attempt, ApiError> {
+        // The budget's turn first, then the token: a token taken before a long wait for the turn
+        // could expire on the way (with short lifetimes and a slow budget it did).
+        self.budget.acquire().await;
+        let (request, generation) = self.request_to(target, url).await?;
+        let answer = match self.exchange(request, url).await? {
+            Ok(answer) => answer,
+            Err(failure) => return Ok(Attempt::Transient(failure)),
+        };
+        let class = classify(
+            target.endpoint(),
+            url,
+            answer.status,
+            &answer.headers,
+            &answer.body,
+        );
+        Ok(match class {
+            Class::Success => Attempt::Answer(answer),
+            Class::Transient(_) if retries == Retries::Never => Attempt::Answer(answer),
+            Class::Transient(failure) => Attempt::Transient(failure),
+            Class::Unauthorized { detail } => Attempt::Unauthorized { generation, detail },
+            Class::Permanent(e) => return Err(e),
+        })
     }
 
     /// The request for one attempt, with a fresh authorization for the API (and the generation of
@@ -342,48 +455,6 @@ impl Client {
         })
     }
 
-    /// Sends one request without retrying, and returns any HTTP answer with its headers (for
-    /// operations whose 429 must be reported, not waited out, such as the export request).
-    ///
-    /// A 401 for a minted token is the exception: the token is replaced and the request sent
-    /// once more, as in [`Client::send`].
-    pub async fn send_once(
-        &self,
-        method: Method,
-        url: &Url,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
-        let mut reminted = false;
-        loop {
-            self.budget.acquire().await;
-            let (header, generation) = self.authorization().await?;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let response = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(AUTHORIZATION, header)
-                .send()
-                .await
-                .map_err(|e| failed_once(url, &e))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(|e| failed_once(url, &e))?;
-            if status == StatusCode::UNAUTHORIZED && !reminted {
-                if let Some(generation) = generation {
-                    reminted = true;
-                    self.invalidate(generation).await;
-                    continue;
-                }
-            }
-            if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
-                return Err(self.permanent(url, status, &body, reminted));
-            }
-            if status.is_success() {
-                self.accepted.store(true, Ordering::Relaxed);
-            }
-            return Ok((status, headers, body));
-        }
-    }
-
     /// The client-credentials grant, as a JSON body (the form Zendesk's documentation shows).
     fn token_request(&self, client: &OAuthClient, url: &Url) -> reqwest::RequestBuilder {
         let body = serde_json::json!({
@@ -398,13 +469,14 @@ impl Client {
             .body(body.to_string())
     }
 
-    /// One attempt: `Ok(Ok(..))` is an HTTP answer that is final (2xx, 4xx but 429), `Ok(Err(..))`
-    /// is transient, `Err` is permanent.
-    async fn attempt(
+    /// Sends `request` and reads the whole answer, teaching the budget the rate limit its headers
+    /// report and counting it in the stats. `Ok(Err(..))`: no answer came, for a transient
+    /// reason; `Err`: a certificate this machine does not trust.
+    async fn exchange(
         &self,
         request: reqwest::RequestBuilder,
         url: &Url,
-    ) -> Result<Result<(StatusCode, Bytes), Transient>, ApiError> {
+    ) -> Result<Result<Answer, Transient>, ApiError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
         let response = match request.send().await {
@@ -429,24 +501,11 @@ impl Client {
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
         }
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Ok(Err(Transient::Status {
-                status: status.as_u16(),
-                detail: detail(&body),
-                retry_after: retry_after(&headers),
-            }));
-        }
-        if status.is_redirection() {
-            let to = headers
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("?");
-            return Err(ApiError::Protocol {
-                url: url.to_string(),
-                reason: format!("redirect ({status}) to {to}; check --base-url"),
-            });
-        }
-        Ok(Ok((status, body)))
+        Ok(Ok(Answer {
+            status,
+            headers,
+            body,
+        }))
     }
 
     fn learn_limits(&self, headers: &HeaderMap) {
@@ -456,27 +515,6 @@ impl Client {
         }
         if let Some(pause) = limits.pause {
             self.budget.pause(pause);
-        }
-    }
-
-    /// The error for a final 4xx answer; `reminted`: the 401 came for a token minted just after
-    /// another one was refused.
-    fn permanent(&self, url: &Url, status: StatusCode, body: &[u8], reminted: bool) -> ApiError {
-        let url = url.to_string();
-        let detail = detail(body);
-        match status.as_u16() {
-            401 => ApiError::Unauthorized {
-                url,
-                hint: self.unauthorized_hint(reminted),
-                detail,
-            },
-            403 => ApiError::Forbidden { url, detail },
-            404 => ApiError::NotFound { url },
-            status => ApiError::Rejected {
-                url,
-                status,
-                detail,
-            },
         }
     }
 }
@@ -576,19 +614,6 @@ impl RateLimits {
     }
 }
 
-/// A failure of a request that is not retried.
-fn failed_once(url: &Url, e: &reqwest::Error) -> ApiError {
-    match network_failure(url, e) {
-        Ok(transient) => ApiError::GaveUp {
-            url: url.to_string(),
-            attempts: 1,
-            elapsed: Duration::ZERO,
-            last: transient.describe(),
-        },
-        Err(permanent) => permanent,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,6 +684,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::super::*;
+        use crate::zendesk::retry::retry_after;
 
         proptest! {
             #[test]
@@ -688,6 +714,165 @@ mod tests {
                 }
             }
 
+        }
+    }
+
+    mod server {
+        //! A scripted API on 127.0.0.1: every request, whichever path sent it, gets the answer the
+        //! test wrote, and the client's budget and stats show what it learned.
+
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        use axum::http::{HeaderName, Response};
+
+        use super::super::*;
+        use crate::zendesk::auth::Secret;
+        use crate::zendesk::retry::retry_after;
+
+        /// One canned answer: status, headers and body.
+        #[derive(Clone)]
+        struct Answer {
+            status: u16,
+            headers: Vec<(&'static str, String)>,
+            body: &'static str,
+        }
+
+        /// Serves `answer` to every request; returns the base URL and the requests served.
+        async fn serve(answer: Answer) -> (String, Arc<AtomicUsize>) {
+            let served = Arc::new(AtomicUsize::new(0));
+            let counter = served.clone();
+            let app = axum::Router::new().fallback(move || {
+                let answer = answer.clone();
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let mut response = Response::builder().status(answer.status);
+                    for (name, value) in &answer.headers {
+                        response = response.header(HeaderName::from_static(name), value);
+                    }
+                    response.body(axum::body::Body::from(answer.body)).unwrap()
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            (format!("http://{addr}"), served)
+        }
+
+        /// A client of `base` with a fresh budget (it assumes 200 requests a minute until an
+        /// answer reports the account's limit) and quick retries.
+        fn client(base: &str) -> Client {
+            Client::new(
+                ClientOptions {
+                    base_url: Url::parse(base).unwrap(),
+                    credentials: Credentials::OAuth(Secret::new("test-token")),
+                    request_timeout: Duration::from_secs(10),
+                    retry: RetryPolicy {
+                        max_attempts: 2,
+                        max_elapsed: Duration::from_secs(10),
+                        base_delay: Duration::from_millis(1),
+                        max_delay: Duration::from_millis(1),
+                    },
+                },
+                Arc::new(RequestBudget::new(None, 1.0)),
+            )
+            .unwrap()
+        }
+
+        fn export_url(client: &Client) -> Url {
+            client.url("/api/v2/audit_logs/export", &[])
+        }
+
+        #[tokio::test]
+        async fn a_request_sent_once_learns_the_rate_limit_and_counts_its_bytes_and_latency() {
+            let (base, _) = serve(Answer {
+                status: 202,
+                headers: vec![
+                    ("x-rate-limit", "120".into()),
+                    ("x-rate-limit-remaining", "119".into()),
+                ],
+                body: "queued",
+            })
+            .await;
+            let client = client(&base);
+            assert_eq!(client.budget().per_minute(), 200, "the assumed limit");
+            let (status, _, body) = client
+                .send_once(Method::POST, &export_url(&client))
+                .await
+                .unwrap();
+            assert_eq!((status.as_u16(), &body[..]), (202, &b"queued"[..]));
+            assert_eq!(
+                client.budget().per_minute(),
+                120,
+                "learned from X-Rate-Limit"
+            );
+            let stats = client.stats();
+            assert_eq!(stats.requests.load(Ordering::Relaxed), 1);
+            assert_eq!(stats.bytes.load(Ordering::Relaxed), 6);
+            assert!(stats.latency().is_some(), "a 2xx is a latency sample");
+        }
+
+        #[tokio::test]
+        async fn a_throttled_request_sent_once_is_handed_back_and_counted_as_throttled() {
+            let (base, served) = serve(Answer {
+                status: 429,
+                headers: vec![("retry-after", "42".into()), ("x-rate-limit", "700".into())],
+                body: "slow down",
+            })
+            .await;
+            let client = client(&base);
+            let (status, headers, _) = client
+                .send_once(Method::POST, &export_url(&client))
+                .await
+                .unwrap();
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(retry_after(&headers), Some(Duration::from_secs(42)));
+            assert_eq!(served.load(Ordering::SeqCst), 1, "not retried");
+            let stats = client.stats();
+            assert_eq!(stats.throttled.load(Ordering::Relaxed), 1);
+            assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+            assert_eq!(stats.bytes.load(Ordering::Relaxed), 9);
+            assert_eq!(client.budget().per_minute(), 700);
+        }
+
+        #[tokio::test]
+        async fn every_path_refuses_a_redirect_to_another_host_and_never_follows_it() {
+            let (elsewhere, visited) = serve(Answer {
+                status: 200,
+                headers: vec![],
+                body: "{}",
+            })
+            .await;
+            let to = elsewhere.replace("127.0.0.1", "localhost") + "/steal";
+            let (base, _) = serve(Answer {
+                status: 307,
+                headers: vec![("location", to.clone())],
+                body: "",
+            })
+            .await;
+            let client = client(&base);
+            let url = export_url(&client);
+            let sent_once = client.send_once(Method::POST, &url).await.map(|_| ());
+            let retried = client
+                .send(Method::POST, &url, |_| Ok(()))
+                .await
+                .map(|_| ());
+            for outcome in [sent_once, retried] {
+                match outcome {
+                    Err(ApiError::Protocol { url: at, reason }) => {
+                        assert_eq!(at, url.to_string());
+                        assert!(reason.contains("redirect (307"), "{reason}");
+                        assert!(reason.contains(&to), "{reason}");
+                        assert!(reason.contains("check --base-url"), "{reason}");
+                    }
+                    other => panic!("expected a refused redirect, got {other:?}"),
+                }
+            }
+            assert_eq!(
+                visited.load(Ordering::SeqCst),
+                0,
+                "the redirect is not followed"
+            );
         }
     }
 

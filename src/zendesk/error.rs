@@ -3,6 +3,8 @@
 //! [`ClientError`] (why the HTTP client could not be built) and [`TokenRefusal`]. Also the helpers
 //! that give them context: short excerpts of error bodies, reqwest's error with its causes, and
 //! the certificate error hidden in a source chain.
+//!
+//! Which answer becomes which error is decided in one place, `retry::classify`.
 
 use std::time::Duration;
 

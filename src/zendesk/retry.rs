@@ -1,17 +1,20 @@
-//! When a request is sent again and how long it waits first: the retry policy, exponential backoff
-//! with jitter, `Retry-After`, and which failures are transient.
+//! Whether a request is sent again and how long it waits first: what an answer means
+//! ([`classify`], the one place that maps a status to transient or to an [`ApiError`]), the retry
+//! policy, exponential backoff with jitter, and `Retry-After`.
 //!
-//! 429, 5xx, timeouts, resets and a 200 whose body does not parse are transient; a certificate the
-//! machine does not trust is permanent (and fatal for the run), and so are the token endpoint's
-//! refusals.
+//! 429, 5xx, timeouts, resets and a 200 whose body does not parse are transient; 400, 401, 403,
+//! 404, a redirect and the token endpoint's refusals are permanent, and so is a certificate the
+//! machine does not trust (fatal for the run, like a refused credential).
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use url::Url;
 
-use super::error::{describe_reqwest, host_of, untrusted_certificate, ApiError, TokenRefusal};
+use super::error::{
+    describe_reqwest, detail, host_of, untrusted_certificate, ApiError, TokenRefusal,
+};
 
 /// Longest `Retry-After` honoured: a larger value is more likely a bug than a plan, and the run's
 /// retry time bound applies anyway.
@@ -80,6 +83,7 @@ impl RetryPolicy {
 }
 
 /// One failed attempt that may succeed if repeated.
+#[derive(Debug)]
 pub(crate) enum Transient {
     Status {
         status: u16,
@@ -115,6 +119,75 @@ impl Transient {
     }
 }
 
+/// Which kind of endpoint answered: the token endpoint's refusals mean other things than the
+/// API's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Api,
+    Token,
+}
+
+/// What one HTTP answer means for the request that got it.
+#[derive(Debug)]
+pub(crate) enum Class {
+    /// 2xx: the body is the caller's to check.
+    Success,
+    /// Worth sending again after a wait: 429 (the server pacing us) and 5xx.
+    Transient(Transient),
+    /// The API refused the credential (401). Final, but the client names the credential to check
+    /// (it knows which one is in use) and replaces a minted token once before giving up.
+    Unauthorized { detail: String },
+    /// Final: sending the request again cannot help.
+    Permanent(ApiError),
+}
+
+/// Classifies an HTTP answer: the one place that decides, for every request the client sends,
+/// whether a status is success, transient or permanent, and which error a permanent one is.
+pub(crate) fn classify(
+    endpoint: Endpoint,
+    url: &Url,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Class {
+    if status.is_success() {
+        return Class::Success;
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        return Class::Transient(Transient::Status {
+            status: status.as_u16(),
+            detail: detail(body),
+            retry_after: retry_after(headers),
+        });
+    }
+    if status.is_redirection() {
+        // None is followed (it could carry the credentials to another host): the base URL is
+        // not the API's.
+        let to = headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?");
+        return Class::Permanent(ApiError::Protocol {
+            url: url.to_string(),
+            reason: format!("redirect ({status}) to {to}; check --base-url"),
+        });
+    }
+    let (url, detail) = match endpoint {
+        Endpoint::Token => return Class::Permanent(token_refused(url, status, body)),
+        Endpoint::Api => (url.to_string(), detail(body)),
+    };
+    Class::Permanent(match status.as_u16() {
+        401 => return Class::Unauthorized { detail },
+        403 => ApiError::Forbidden { url, detail },
+        404 => ApiError::NotFound { url },
+        status => ApiError::Rejected {
+            url,
+            status,
+            detail,
+        },
+    })
+}
+
 /// One request failed without an HTTP answer: a certificate the machine does not trust is
 /// permanent (and fatal for the run), anything else (timeout, reset, refused) is transient.
 pub(crate) fn network_failure(url: &Url, e: &reqwest::Error) -> Result<Transient, ApiError> {
@@ -129,7 +202,7 @@ pub(crate) fn network_failure(url: &Url, e: &reqwest::Error) -> Result<Transient
 
 /// The token endpoint's final 4xx answer, with which credential to check. Only the OAuth
 /// `error` code is kept (sanitized): the body is not echoed, in case it repeats the request.
-pub(crate) fn token_refused(url: &Url, status: StatusCode, body: &[u8]) -> ApiError {
+fn token_refused(url: &Url, status: StatusCode, body: &[u8]) -> ApiError {
     let error = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("error")?.as_str().map(str::to_string))
@@ -245,6 +318,78 @@ mod tests {
             parse_retry_after("Mon, 99 Jan 2024 00:02:00 GMT", now),
             None
         );
+    }
+
+    #[test]
+    fn statuses_are_classified_as_the_zendesk_api_documents() {
+        let url = Url::parse("https://acme.zendesk.com/api/v2/audit_logs").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        headers.insert(
+            LOCATION,
+            HeaderValue::from_static("https://elsewhere.example/"),
+        );
+        let class = |endpoint, status: u16| {
+            let status = StatusCode::from_u16(status).unwrap();
+            classify(endpoint, &url, status, &headers, b"{\"error\":\"x\"}")
+        };
+        for status in [200, 201, 202, 204] {
+            assert!(matches!(class(Endpoint::Api, status), Class::Success));
+            assert!(matches!(class(Endpoint::Token, status), Class::Success));
+        }
+        for status in [429, 500, 502, 503, 504] {
+            for endpoint in [Endpoint::Api, Endpoint::Token] {
+                match class(endpoint, status) {
+                    Class::Transient(Transient::Status {
+                        status: got,
+                        retry_after,
+                        ..
+                    }) => {
+                        assert_eq!(got, status);
+                        assert_eq!(retry_after, Some(Duration::from_secs(7)));
+                    }
+                    other => panic!("{status}: {other:?}"),
+                }
+            }
+        }
+        assert!(matches!(
+            class(Endpoint::Api, 401),
+            Class::Unauthorized { detail } if detail.contains("error")
+        ));
+        let permanent = |endpoint, status| match class(endpoint, status) {
+            Class::Permanent(e) => e,
+            other => panic!("{status}: {other:?}"),
+        };
+        assert!(matches!(
+            permanent(Endpoint::Api, 403),
+            ApiError::Forbidden { .. }
+        ));
+        assert!(matches!(
+            permanent(Endpoint::Api, 404),
+            ApiError::NotFound { .. }
+        ));
+        for status in [400, 409, 422] {
+            assert!(matches!(
+                permanent(Endpoint::Api, status),
+                ApiError::Rejected { status: got, .. } if got == status
+            ));
+        }
+        for status in [400, 401, 403] {
+            assert!(matches!(
+                permanent(Endpoint::Token, status),
+                ApiError::TokenRefused(TokenRefusal { status: got, .. }) if got == status
+            ));
+        }
+        for status in [301, 302, 307, 308] {
+            for endpoint in [Endpoint::Api, Endpoint::Token] {
+                match permanent(endpoint, status) {
+                    ApiError::Protocol { reason, .. } => {
+                        assert!(reason.contains("https://elsewhere.example/"), "{reason}")
+                    }
+                    other => panic!("{status}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]
