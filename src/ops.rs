@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use crate::plan::window::Window;
 use crate::table::decode::parse_timestamp_ms;
 use crate::table::route::{Cut, ExactCut};
-use crate::zendesk::client::retry_after;
+use crate::zendesk::retry::retry_after;
 use crate::zendesk::{pagination, ApiError, Client, Filters, PageRequest, Pagination};
 
 /// Fetches one audit log and returns it as the API sent it (the `audit_log` object).

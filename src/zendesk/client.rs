@@ -1,10 +1,12 @@
 //! The HTTP client: one per process, authenticated, budgeted and retrying what is transient.
 //!
-//! Retryability is decided where a response is classified: 429, 5xx, timeouts, resets and a 200
-//! whose body does not parse are transient; 400, 401, 403 and 404 are permanent and fail at once
-//! with a message a person can act on. A TLS certificate the machine does not trust is permanent
-//! too, and fatal for the run: every other request goes to the same host through the same trust
-//! store.
+//! Every request (pages, the show and export operations, the token grant) takes one send path,
+//! `Client::send_to`: each waits for the budget's turn, teaches the budget the rate limit its
+//! answer reports, counts in [`ClientStats`], and has its answer classified by
+//! `retry::classify`, which decides what is transient and which error a permanent answer is.
+//! Requests differ only in whether they retry (an export's 429 is reported, not waited out).
+//! A TLS certificate the machine does not trust is permanent too, and fatal for the run: every
+//! other request goes to the same host through the same trust store.
 //!
 //! Nothing read from the network may panic the process: every header and body parser here is
 //! total (a value that does not parse is treated as absent) and property-tested on arbitrary
@@ -15,13 +17,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 use url::Url;
 
 use super::auth::{Credentials, OAuthClient};
 use super::budget::RequestBudget;
+use super::error::{describe_reqwest, ApiError, ClientError};
+use super::retry::{
+    classify, network_failure, Class, Endpoint, RetryPolicy, Transient, MAX_RETRY_AFTER,
+};
 use super::token::{Token, TokenCache};
 
 /// The client-credentials token endpoint, under the same base URL as the API.
@@ -29,51 +35,6 @@ const TOKEN_PATH: &str = "/oauth/tokens";
 
 /// When Zendesk deactivates every API token, for the one warning a run with one gets.
 const API_TOKEN_END: &str = "2027-04-30";
-
-/// Longest excerpt of an error body kept in a message.
-const DETAIL_LIMIT: usize = 300;
-
-/// Longest `Retry-After` honoured: a larger value is more likely a bug than a plan, and the run's
-/// retry time bound applies anyway.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
-
-/// How transient failures are retried.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// Attempts per request, the first included (429s do not count: they are the server pacing us).
-    pub max_attempts: u32,
-    /// Time one request may spend retrying before it fails.
-    pub max_elapsed: Duration,
-    /// First backoff; doubled per attempt, with jitter, up to `max_delay`.
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// Eight attempts over at most ten minutes: rides out a Zendesk incident of a few minutes
-    /// without failing the window, yet a scheduled run still ends (and reports) well before the
-    /// next one is due. Backoff from 0.5 s doubling to a 60 s ceiling.
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 8,
-            max_elapsed: Duration::from_secs(600),
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The backoff before attempt `attempt + 1`: exponential with "equal jitter" (half fixed, half
-    /// random), so workers that failed together do not retry together.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.max_delay);
-        exp / 2 + exp.mul_f64(fastrand::f64() / 2.0)
-    }
-}
 
 /// Settings of the HTTP client.
 #[derive(Clone, Debug)]
@@ -119,119 +80,6 @@ impl ClientStats {
     }
 }
 
-/// The token endpoint refused the OAuth client for good (400, 401, 403: `invalid_client`,
-/// `invalid_scope`, `unauthorized_client`…). It never holds the secret or the response body, only
-/// the OAuth error code.
-#[derive(Clone, Debug)]
-pub struct TokenRefusal {
-    pub url: String,
-    pub status: u16,
-    /// The OAuth `error` code, or `no error code`.
-    pub error: String,
-    /// Which credential to check.
-    pub hint: &'static str,
-}
-
-/// Why a request failed for good.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("Zendesk rejected the credentials (401) for {url}: {hint} ({detail})")]
-    Unauthorized {
-        url: String,
-        /// What the person should check or do, for the kind of credential in use.
-        hint: String,
-        detail: String,
-    },
-    #[error("the OAuth token endpoint refused the client credentials ({status} {error}) at {url}: {hint}", status = .0.status, error = .0.error, url = .0.url, hint = .0.hint)]
-    TokenRefused(TokenRefusal),
-    #[error("Zendesk refused access (403) to {url}: audit logs need an Enterprise plan and an admin user, or the token lacks the auditlogs:read scope (with OAuth client credentials: check ZENDESK_OAUTH_SCOPE and the scopes the client may use) ({detail})")]
-    Forbidden { url: String, detail: String },
-    #[error("no such audit log (404): {url}")]
-    NotFound { url: String },
-    #[error("Zendesk refused the request ({status}) {url}: {detail}")]
-    Rejected {
-        url: String,
-        status: u16,
-        detail: String,
-    },
-    #[error("Zendesk refused the pagination cursor ({status}) at {url}: {detail}")]
-    CursorRefused {
-        url: String,
-        status: u16,
-        detail: String,
-    },
-    #[error("offset pagination reads at most 10,000 records per query and {url} matches {count}: use a smaller --window, or --pagination cursor")]
-    OffsetCap { url: String, count: u64 },
-    #[error("gave up on {url} after {attempts} attempts in {elapsed:?}: {last}")]
-    GaveUp {
-        url: String,
-        attempts: u32,
-        elapsed: Duration,
-        last: String,
-    },
-    #[error("unexpected response from {url}: {reason}")]
-    Protocol { url: String, reason: String },
-    /// The server's certificate chain does not verify against this machine's trusted roots (or is
-    /// not valid for the host name): retrying cannot help, and every window would fail the same
-    /// way.
-    #[error("the TLS certificate of {host} is not trusted ({detail}); if a proxy or a private CA signs it, point SSL_CERT_FILE at a PEM bundle that holds that CA, e.g. SSL_CERT_FILE=/path/to/ca.pem (unless SSL_CERT_DIR is set too, the file replaces the system's roots for every host, storage included, so append the CA to a copy of the system bundle); HTTPS_PROXY is honoured")]
-    UntrustedCertificate { host: String, detail: String },
-    /// Pagination stopped advancing: the API handed back a cursor already used in this query, or
-    /// pages that add no record not already received. The window fails (it is not restarted: the
-    /// server would loop again).
-    #[error("pagination does not advance at {url} (cursor {cursor}): {reason}")]
-    PaginationLoop {
-        url: String,
-        cursor: String,
-        reason: String,
-    },
-    /// An offset query ended with a number of distinct records other than the `count` the API
-    /// reported for it: rows shifted between pages (records added or removed while paging, or
-    /// ties on `created_at` ordered differently on two requests), so some may have been skipped.
-    #[error("offset pagination of created_at {range} received {got} distinct records but the API counts {expected} for that query ({url}): rows shifted between pages; the window is retried on the next run, or use --pagination cursor")]
-    CountMismatch {
-        url: String,
-        range: String,
-        expected: u64,
-        got: u64,
-    },
-}
-
-impl ApiError {
-    /// Whether every other request with the same credentials will fail the same way, so the run
-    /// should stop instead of failing window after window.
-    pub fn is_fatal_for_run(&self) -> bool {
-        matches!(
-            self,
-            ApiError::Unauthorized { .. }
-                | ApiError::TokenRefused(_)
-                | ApiError::Forbidden { .. }
-                | ApiError::UntrustedCertificate { .. }
-        )
-    }
-}
-
-/// One failed attempt that may succeed if repeated.
-enum Transient {
-    Status {
-        status: u16,
-        detail: String,
-        retry_after: Option<Duration>,
-    },
-    Network(String),
-    BadBody(String),
-}
-
-impl Transient {
-    fn describe(&self) -> String {
-        match self {
-            Transient::Status { status, detail, .. } => format!("HTTP {status}: {detail}"),
-            Transient::Network(e) => e.clone(),
-            Transient::BadBody(e) => format!("response body did not parse: {e}"),
-        }
-    }
-}
-
 /// How requests are authenticated.
 #[derive(Clone)]
 enum Auth {
@@ -244,13 +92,53 @@ enum Auth {
     },
 }
 
-/// Which request a retry loop sends.
+/// Which request the send path sends.
 #[derive(Clone, Copy)]
 enum Target<'a> {
     /// An API request, authenticated.
     Api(&'a Method),
     /// The client-credentials grant (the credentials travel in the body).
     Token(&'a OAuthClient),
+}
+
+impl Target<'_> {
+    fn endpoint(&self) -> Endpoint {
+        match self {
+            Target::Api(_) => Endpoint::Api,
+            Target::Token(_) => Endpoint::Token,
+        }
+    }
+}
+
+/// How a request meets a transient failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retries {
+    /// Waits and sends again, within the client's [`RetryPolicy`].
+    Policy,
+    /// Sends once: a transient answer (429, 5xx) is the caller's, like a 2xx, to report rather
+    /// than wait out; a failure without a usable answer fails at once.
+    Never,
+}
+
+/// An HTTP answer, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// What one attempt came to (a permanent failure is an `Err` beside it).
+enum Attempt {
+    /// An answer for the caller: a 2xx, or a transient answer when sent without retries.
+    Answer(Answer),
+    /// The API refused the credential (401); `generation`: the minted token refused, if it was
+    /// one.
+    Unauthorized {
+        generation: Option<u64>,
+        detail: String,
+    },
+    /// Worth another attempt.
+    Transient(Transient),
 }
 
 /// The authenticated, budgeted client. Cheap to clone.
@@ -266,15 +154,6 @@ pub struct Client {
     retry: RetryPolicy,
     budget: Arc<RequestBudget>,
     stats: Arc<ClientStats>,
-}
-
-/// Why the process's HTTP client could not be built: the configuration, never the network.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("the credentials contain characters not allowed in an HTTP header")]
-    CredentialsNotAHeader,
-    #[error("HTTP client: {0}{TRUST_HINT}")]
-    Build(String),
 }
 
 impl Client {
@@ -368,7 +247,7 @@ impl Client {
         Box::pin(async move {
             let url = self.url(TOKEN_PATH, &[]);
             let (_, token) = self
-                .send_to(Target::Token(client), &url, parse_token)
+                .send_to(Target::Token(client), &url, Retries::Policy, parse_token)
                 .await?;
             Ok(token)
         })
@@ -411,76 +290,149 @@ impl Client {
         url: &Url,
         check: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<(Bytes, T), ApiError> {
-        self.send_to(Target::Api(&method), url, check).await
+        let (answer, parsed) = self
+            .send_to(Target::Api(&method), url, Retries::Policy, check)
+            .await?;
+        Ok((answer.body, parsed))
     }
 
-    /// The retry loop of [`Client::send`] and of the token grant. A 401 for a minted token is
+    /// Sends one request without retrying, and returns a 2xx, 429 or 5xx answer with its headers
+    /// (for operations whose 429 must be reported, not waited out, such as the export request).
+    /// Like every request, it waits for the budget, teaches the budget the rate limit, counts in
+    /// the stats and refuses a redirect; other statuses are the same errors as for
+    /// [`Client::send`].
+    ///
+    /// A 401 for a minted token is the exception: the token is replaced and the request sent
+    /// once more, as in [`Client::send`].
+    pub async fn send_once(
+        &self,
+        method: Method,
+        url: &Url,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+        let (answer, ()) = self
+            .send_to(Target::Api(&method), url, Retries::Never, |_| Ok(()))
+            .await?;
+        Ok((answer.status, answer.headers, answer.body))
+    }
+
+    /// The one send path: every request the client makes (pages, the show and export operations,
+    /// the token grant) goes through here and [`Client::attempt`]. A 401 for a minted token is
     /// answered by minting once more and retrying (the token may have been revoked, or expired
-    /// early by the server's clock); a second 401 is final.
+    /// early by the server's clock); a second 401 is final. `check` sees every answer that is the
+    /// caller's (see [`Retries`]); a body it refuses is transient.
     async fn send_to<T>(
         &self,
         target: Target<'_>,
         url: &Url,
+        retries: Retries,
         check: impl Fn(&[u8]) -> Result<T, String>,
-    ) -> Result<(Bytes, T), ApiError> {
+    ) -> Result<(Answer, T), ApiError> {
         let started = Instant::now();
         let mut attempts = 0u32;
         let mut reminted = false;
         loop {
             attempts += 1;
-            // The budget's turn first, then the token: a token taken before a long wait for the
-            // turn could expire on the way (with short lifetimes and a slow budget it did).
-            self.budget.acquire().await;
-            let (request, generation) = self.request_to(&target, url).await?;
-            let failure = match self.attempt(request, url).await {
-                Ok(Ok((status, body))) if status.is_success() => match check(&body) {
+            let failure = match self.attempt(&target, url, retries).await? {
+                Attempt::Answer(answer) => match check(&answer.body) {
                     Ok(parsed) => {
-                        if let Target::Api(_) = target {
+                        if answer.status.is_success() && target.endpoint() == Endpoint::Api {
                             self.accepted.store(true, Ordering::Relaxed);
                         }
-                        return Ok((body, parsed));
+                        return Ok((answer, parsed));
                     }
                     Err(e) => Transient::BadBody(e),
                 },
-                Ok(Ok((StatusCode::UNAUTHORIZED, _))) if generation.is_some() && !reminted => {
+                Attempt::Unauthorized {
+                    generation: Some(generation),
+                    ..
+                } if !reminted => {
                     tracing::warn!(
                         url = %url,
                         "Zendesk refused the access token (401); minting a new one and retrying once"
                     );
                     reminted = true;
                     attempts -= 1;
-                    self.invalidate(generation.unwrap_or_default()).await;
+                    self.invalidate(generation).await;
                     continue;
                 }
-                Ok(Ok((status, body))) => {
-                    return Err(match target {
-                        Target::Api(_) => self.permanent(url, status, &body, reminted),
-                        Target::Token(_) => token_refused(url, status, &body),
+                Attempt::Unauthorized { detail, .. } => {
+                    return Err(ApiError::Unauthorized {
+                        url: url.to_string(),
+                        hint: self.unauthorized_hint(reminted),
+                        detail,
                     })
                 }
-                Ok(Err(transient)) => transient,
-                Err(permanent) => return Err(permanent),
+                Attempt::Transient(failure) => failure,
             };
-            let throttled = matches!(failure, Transient::Status { status: 429, .. });
-            if throttled {
+            if retries == Retries::Never {
+                return Err(failure.gave_up(url, attempts, started.elapsed()));
+            }
+            if failure.is_throttled() {
                 // 429s are pacing, not failure: they don't use up attempts.
                 attempts -= 1;
             }
-            let delay = self.retry_delay(&failure, attempts, started, url)?;
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                url = %url,
-                attempt = attempts,
-                delay_ms = delay.as_millis() as u64,
-                error = %failure.describe(),
-                "request failed, retrying"
-            );
-            if throttled {
-                self.budget.pause(delay);
-            } else {
-                tokio::time::sleep(delay).await;
-            }
+            self.back_off(&failure, attempts, started, url).await?;
         }
+    }
+
+    /// Waits before the next attempt after `failure`: a 429 pauses every worker (the budget), any
+    /// other failure only this request. An error once the attempts or the retry time are used up.
+    async fn back_off(
+        &self,
+        failure: &Transient,
+        attempts: u32,
+        started: Instant,
+        url: &Url,
+    ) -> Result<(), ApiError> {
+        let delay = self
+            .retry
+            .delay(failure, attempts, started.elapsed(), url)?;
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            url = %url,
+            attempt = attempts,
+            delay_ms = delay.as_millis() as u64,
+            error = %failure.describe(),
+            "request failed, retrying"
+        );
+        if failure.is_throttled() {
+            self.budget.pause(delay);
+        } else {
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
+    }
+
+    /// One attempt: the budget's turn, a fresh authorization, the exchange, and what the answer
+    /// means ([`classify`]). `Err` is permanent.
+    async fn attempt(
+        &self,
+        target: &Target<'_>,
+        url: &Url,
+        retries: Retries,
+    ) -> Result<Attempt, ApiError> {
+        // The budget's turn first, then the token: a token taken before a long wait for the turn
+        // could expire on the way (with short lifetimes and a slow budget it did).
+        self.budget.acquire().await;
+        let (request, generation) = self.request_to(target, url).await?;
+        let answer = match self.exchange(request, url).await? {
+            Ok(answer) => answer,
+            Err(failure) => return Ok(Attempt::Transient(failure)),
+        };
+        let class = classify(
+            target.endpoint(),
+            url,
+            answer.status,
+            &answer.headers,
+            &answer.body,
+        );
+        Ok(match class {
+            Class::Success => Attempt::Answer(answer),
+            Class::Transient(_) if retries == Retries::Never => Attempt::Answer(answer),
+            Class::Transient(failure) => Attempt::Transient(failure),
+            Class::Unauthorized { detail } => Attempt::Unauthorized { generation, detail },
+            Class::Permanent(e) => return Err(e),
+        })
     }
 
     /// The request for one attempt, with a fresh authorization for the API (and the generation of
@@ -503,78 +455,6 @@ impl Client {
         })
     }
 
-    /// How long to wait before the next attempt after `failure`: the answer's Retry-After, one
-    /// second for a 429 without one, else the backoff; an error once the attempts or the retry
-    /// time are used up.
-    fn retry_delay(
-        &self,
-        failure: &Transient,
-        attempts: u32,
-        started: Instant,
-        url: &Url,
-    ) -> Result<Duration, ApiError> {
-        let elapsed = started.elapsed();
-        let delay = match failure {
-            Transient::Status {
-                retry_after: Some(d),
-                ..
-            } => *d,
-            Transient::Status { status: 429, .. } => Duration::from_secs(1),
-            _ => self.retry.backoff(attempts),
-        };
-        if attempts >= self.retry.max_attempts || elapsed + delay > self.retry.max_elapsed {
-            return Err(ApiError::GaveUp {
-                url: url.to_string(),
-                attempts: attempts.max(1),
-                elapsed,
-                last: failure.describe(),
-            });
-        }
-        Ok(delay)
-    }
-
-    /// Sends one request without retrying, and returns any HTTP answer with its headers (for
-    /// operations whose 429 must be reported, not waited out, such as the export request).
-    ///
-    /// A 401 for a minted token is the exception: the token is replaced and the request sent
-    /// once more, as in [`Client::send`].
-    pub async fn send_once(
-        &self,
-        method: Method,
-        url: &Url,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
-        let mut reminted = false;
-        loop {
-            self.budget.acquire().await;
-            let (header, generation) = self.authorization().await?;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let response = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(AUTHORIZATION, header)
-                .send()
-                .await
-                .map_err(|e| failed_once(url, &e))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(|e| failed_once(url, &e))?;
-            if status == StatusCode::UNAUTHORIZED && !reminted {
-                if let Some(generation) = generation {
-                    reminted = true;
-                    self.invalidate(generation).await;
-                    continue;
-                }
-            }
-            if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
-                return Err(self.permanent(url, status, &body, reminted));
-            }
-            if status.is_success() {
-                self.accepted.store(true, Ordering::Relaxed);
-            }
-            return Ok((status, headers, body));
-        }
-    }
-
     /// The client-credentials grant, as a JSON body (the form Zendesk's documentation shows).
     fn token_request(&self, client: &OAuthClient, url: &Url) -> reqwest::RequestBuilder {
         let body = serde_json::json!({
@@ -589,13 +469,14 @@ impl Client {
             .body(body.to_string())
     }
 
-    /// One attempt: `Ok(Ok(..))` is an HTTP answer that is final (2xx, 4xx but 429), `Ok(Err(..))`
-    /// is transient, `Err` is permanent.
-    async fn attempt(
+    /// Sends `request` and reads the whole answer, teaching the budget the rate limit its headers
+    /// report and counting it in the stats. `Ok(Err(..))`: no answer came, for a transient
+    /// reason; `Err`: a certificate this machine does not trust.
+    async fn exchange(
         &self,
         request: reqwest::RequestBuilder,
         url: &Url,
-    ) -> Result<Result<(StatusCode, Bytes), Transient>, ApiError> {
+    ) -> Result<Result<Answer, Transient>, ApiError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
         let response = match request.send().await {
@@ -620,24 +501,11 @@ impl Client {
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
         }
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Ok(Err(Transient::Status {
-                status: status.as_u16(),
-                detail: detail(&body),
-                retry_after: retry_after(&headers),
-            }));
-        }
-        if status.is_redirection() {
-            let to = headers
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("?");
-            return Err(ApiError::Protocol {
-                url: url.to_string(),
-                reason: format!("redirect ({status}) to {to}; check --base-url"),
-            });
-        }
-        Ok(Ok((status, body)))
+        Ok(Ok(Answer {
+            status,
+            headers,
+            body,
+        }))
     }
 
     fn learn_limits(&self, headers: &HeaderMap) {
@@ -647,27 +515,6 @@ impl Client {
         }
         if let Some(pause) = limits.pause {
             self.budget.pause(pause);
-        }
-    }
-
-    /// The error for a final 4xx answer; `reminted`: the 401 came for a token minted just after
-    /// another one was refused.
-    fn permanent(&self, url: &Url, status: StatusCode, body: &[u8], reminted: bool) -> ApiError {
-        let url = url.to_string();
-        let detail = detail(body);
-        match status.as_u16() {
-            401 => ApiError::Unauthorized {
-                url,
-                hint: self.unauthorized_hint(reminted),
-                detail,
-            },
-            403 => ApiError::Forbidden { url, detail },
-            404 => ApiError::NotFound { url },
-            status => ApiError::Rejected {
-                url,
-                status,
-                detail,
-            },
         }
     }
 }
@@ -740,30 +587,6 @@ fn parse_token(body: &[u8]) -> Result<Token, String> {
     })
 }
 
-/// The token endpoint's final 4xx answer, with which credential to check. Only the OAuth
-/// `error` code is kept (sanitized): the body is not echoed, in case it repeats the request.
-fn token_refused(url: &Url, status: StatusCode, body: &[u8]) -> ApiError {
-    let error = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-        .filter(|e| {
-            !e.is_empty() && e.len() <= 40 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-        })
-        .unwrap_or_else(|| "no error code".into());
-    let hint = match error.as_str() {
-        "invalid_client" => "check ZENDESK_OAUTH_CLIENT_ID (the client's unique identifier) and ZENDESK_OAUTH_CLIENT_SECRET (or the file ZENDESK_OAUTH_CLIENT_SECRET_FILE names)",
-        "invalid_scope" => "check ZENDESK_OAUTH_SCOPE (default auditlogs:read): the OAuth client must allow that scope",
-        "unauthorized_client" | "invalid_grant" | "unsupported_grant_type" => "check ZENDESK_OAUTH_CLIENT_ID: it must name a confidential OAuth client (Admin Center > Apps and integrations > APIs > OAuth clients), which may use the client-credentials grant",
-        _ => "check ZENDESK_OAUTH_CLIENT_ID, ZENDESK_OAUTH_CLIENT_SECRET and ZENDESK_OAUTH_SCOPE",
-    };
-    ApiError::TokenRefused(TokenRefusal {
-        url: url.to_string(),
-        status: status.as_u16(),
-        error,
-        hint,
-    })
-}
-
 /// What the rate-limit headers of a response tell the budget.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct RateLimits {
@@ -791,127 +614,6 @@ impl RateLimits {
     }
 }
 
-/// One request failed without an HTTP answer: a certificate the machine does not trust is
-/// permanent (and fatal for the run), anything else (timeout, reset, refused) is transient.
-fn network_failure(url: &Url, e: &reqwest::Error) -> Result<Transient, ApiError> {
-    match untrusted_certificate(e) {
-        Some(detail) => Err(ApiError::UntrustedCertificate {
-            host: host_of(url),
-            detail,
-        }),
-        None => Ok(Transient::Network(describe_reqwest(e))),
-    }
-}
-
-/// A failure of a request that is not retried.
-fn failed_once(url: &Url, e: &reqwest::Error) -> ApiError {
-    match network_failure(url, e) {
-        Ok(transient) => ApiError::GaveUp {
-            url: url.to_string(),
-            attempts: 1,
-            elapsed: Duration::ZERO,
-            last: transient.describe(),
-        },
-        Err(permanent) => permanent,
-    }
-}
-
-/// `host` or `host:port` of a URL, as a person would type it.
-fn host_of(url: &Url) -> String {
-    let host = url.host_str().unwrap_or("?");
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    }
-}
-
-/// Building the client fails mostly when no CA certificate loads: the roots come from
-/// `SSL_CERT_FILE`/`SSL_CERT_DIR` when either is set (rustls-platform-verifier reads them through
-/// rustls-native-certs), so the message names them. (Only the config layer reads the environment,
-/// so the variables are named, not their values.)
-const TRUST_HINT: &str = " (CA certificates come from SSL_CERT_FILE and SSL_CERT_DIR when set, else from the system store: check that they name readable PEM certificates)";
-
-/// The message of the certificate error in `e`'s source chain, if there is one.
-///
-/// reqwest wraps hyper's error, which wraps the `io::Error` that carries rustls's error; none of
-/// them is a type this crate can name without depending on rustls itself, so the chain is matched
-/// on rustls's own wording: every `rustls::Error::InvalidCertificate` displays as
-/// "invalid peer certificate: …" (UnknownIssuer, NotValidForName, expired, revoked, bad
-/// signature…). Alerts the server sends about a client certificate are not matched: they are not
-/// about trusting the server.
-fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    const SIGNS: [&str; 4] = [
-        "invalid peer certificate",
-        "UnknownIssuer",
-        "NotValidForName",
-        "certificate not valid for name",
-    ];
-    let mut source = Some(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if let Some(at) = SIGNS.iter().filter_map(|sign| text.find(sign)).min() {
-            return Some(text[at..].to_string());
-        }
-        source = s.source();
-    }
-    None
-}
-
-/// The `Retry-After` of a response, capped at five minutes; `None` when absent or unusable.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?, chrono::Utc::now())
-}
-
-/// A `Retry-After` value: delay-seconds (Zendesk's form; a fraction is tolerated) or an HTTP-date
-/// (RFC 9110's IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`), relative to `now`. The cap is
-/// applied before any conversion, so no value can overflow a `Duration`; NaN, infinities and
-/// negative numbers are treated as absent, and a date in the past as "now".
-fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let value = value.trim();
-    let cap = MAX_RETRY_AFTER.as_secs_f64();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0)
-            .then(|| Duration::from_secs_f64(seconds.min(cap)));
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&chrono::Utc) - now;
-    // Whole milliseconds are ample; `num_milliseconds` saturates instead of overflowing.
-    let millis = wait
-        .num_milliseconds()
-        .clamp(0, MAX_RETRY_AFTER.as_millis() as i64);
-    Some(Duration::from_millis(millis as u64))
-}
-
-/// A short, single-line excerpt of an error body (Zendesk sends JSON or plain text).
-fn detail(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.is_empty() {
-        return "empty body".into();
-    }
-    match text.char_indices().nth(DETAIL_LIMIT) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
-}
-
-/// reqwest's error with its causes: the top-level message alone ("error sending request") does not
-/// say whether it was a timeout, a refused connection or a reset.
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -924,79 +626,6 @@ mod tests {
         assert_eq!(stats.latency(), Some(Duration::from_millis(200)));
         stats.observe_latency(Duration::from_millis(300));
         assert_eq!(stats.latency(), Some(Duration::from_millis(210)));
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_a_ceiling() {
-        let p = RetryPolicy {
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-            ..RetryPolicy::default()
-        };
-        for attempt in 1..10 {
-            let d = p.backoff(attempt);
-            let exp =
-                (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(1));
-            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?}");
-        }
-    }
-
-    #[test]
-    fn details_are_short_single_lines() {
-        assert_eq!(detail(b""), "empty body");
-        assert_eq!(detail(b"{\"error\":\n \"x\"}"), "{\"error\": \"x\"}");
-        let long = "é".repeat(1000);
-        assert_eq!(detail(long.as_bytes()).chars().count(), DETAIL_LIMIT + 1);
-    }
-
-    #[test]
-    fn retry_after_is_bounded() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("99999"));
-        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
-    }
-
-    #[test]
-    fn retry_after_of_1e30_is_capped_instead_of_panicking() {
-        let now = chrono::Utc::now();
-        assert_eq!(parse_retry_after("1e30", now), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("1e308", now), Some(MAX_RETRY_AFTER));
-        assert_eq!(
-            parse_retry_after(" 2.5 ", now),
-            Some(Duration::from_millis(2500))
-        );
-        for absent in ["NaN", "inf", "-inf", "-1", "-0.5", "", "soon", "1e400"] {
-            let expected = None;
-            assert_eq!(parse_retry_after(absent, now), expected, "{absent:?}");
-        }
-    }
-
-    #[test]
-    fn retry_after_honours_the_http_date_form() {
-        let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        assert_eq!(
-            parse_retry_after("Mon, 01 Jan 2024 00:02:00 GMT", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 31 Dec 2023 23:00:00 GMT", now),
-            Some(Duration::ZERO),
-            "a date in the past means now"
-        );
-        assert_eq!(
-            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
-            Some(MAX_RETRY_AFTER)
-        );
-        assert_eq!(
-            parse_retry_after("Mon, 99 Jan 2024 00:02:00 GMT", now),
-            None
-        );
     }
 
     #[test]
@@ -1031,87 +660,6 @@ mod tests {
         assert_eq!(RateLimits::from_headers(&h).pause, None);
     }
 
-    /// An error whose source is another error, to build chains like reqwest's.
-    #[derive(Debug)]
-    struct Chain(String, Option<Box<Chain>>);
-
-    impl std::fmt::Display for Chain {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(&self.0)
-        }
-    }
-
-    impl std::error::Error for Chain {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|c| c as _)
-        }
-    }
-
-    fn chain(messages: &[&str]) -> Chain {
-        messages
-            .iter()
-            .rev()
-            .fold(None, |inner, m| {
-                Some(Chain(m.to_string(), inner.map(Box::new)))
-            })
-            .unwrap()
-    }
-
-    #[test]
-    fn certificate_errors_are_found_anywhere_in_the_source_chain() {
-        let e = chain(&[
-            "error sending request for url (https://acme.zendesk.com/)",
-            "client error (Connect)",
-            "invalid peer certificate: certificate not valid for name \"acme.zendesk.com\"; certificate is only valid for DnsName(\"proxy.corp\")",
-        ]);
-        let found = untrusted_certificate(&e).unwrap();
-        assert!(found.starts_with("invalid peer certificate: certificate not valid for name"));
-        let e = chain(&["error sending request", "io error: UnknownIssuer"]);
-        assert_eq!(untrusted_certificate(&e).as_deref(), Some("UnknownIssuer"));
-        for transient in [
-            "connection refused",
-            "connection reset by peer",
-            "operation timed out",
-            "received fatal alert: HandshakeFailure",
-        ] {
-            assert_eq!(
-                untrusted_certificate(&chain(&["error sending request", transient])),
-                None
-            );
-        }
-    }
-
-    #[test]
-    fn token_endpoint_refusals_name_the_credential_to_check_and_echo_nothing() {
-        let url = Url::parse("https://acme.zendesk.com/oauth/tokens").unwrap();
-        for (body, needle) in [
-            (
-                &br#"{"error":"invalid_client","error_description":"x"}"#[..],
-                "ZENDESK_OAUTH_CLIENT_SECRET",
-            ),
-            (br#"{"error":"invalid_scope"}"#, "ZENDESK_OAUTH_SCOPE"),
-            (br#"{"error":"unauthorized_client"}"#, "confidential"),
-            (br#"{"error":"invalid_grant"}"#, "confidential"),
-            (
-                b"<html>cs-SECRET</html>",
-                "ZENDESK_OAUTH_CLIENT_ID, ZENDESK_OAUTH_CLIENT_SECRET and ZENDESK_OAUTH_SCOPE",
-            ),
-            (br#"{"error":"cs-SECRET echoed"}"#, "no error code"),
-        ] {
-            for status in [
-                StatusCode::BAD_REQUEST,
-                StatusCode::UNAUTHORIZED,
-                StatusCode::FORBIDDEN,
-            ] {
-                let err = token_refused(&url, status, body);
-                assert!(err.is_fatal_for_run());
-                let message = err.to_string();
-                assert!(message.contains(needle), "{message}");
-                assert!(!message.contains("cs-SECRET"), "{message}");
-            }
-        }
-    }
-
     #[test]
     fn token_answers_parse_with_and_without_expiry_and_never_show_the_token() {
         let t = parse_token(br#"{"access_token":"tk-SECRET","token_type":"bearer","scope":"auditlogs:read","expires_in":300}"#).unwrap();
@@ -1130,58 +678,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_credential_and_certificate_errors_stop_the_run() {
-        let tls = ApiError::UntrustedCertificate {
-            host: "acme.zendesk.com".into(),
-            detail: "invalid peer certificate: UnknownIssuer".into(),
-        };
-        assert!(tls.is_fatal_for_run());
-        let message = tls.to_string();
-        for part in [
-            "acme.zendesk.com",
-            "SSL_CERT_FILE=/path/to/ca.pem",
-            "HTTPS_PROXY",
-        ] {
-            assert!(message.contains(part), "{message}");
-        }
-        let looping = ApiError::PaginationLoop {
-            url: "u".into(),
-            cursor: "c".into(),
-            reason: "r".into(),
-        };
-        let mismatch = ApiError::CountMismatch {
-            url: "u".into(),
-            range: "r".into(),
-            expected: 2,
-            got: 1,
-        };
-        assert!(!looping.is_fatal_for_run() && !mismatch.is_fatal_for_run());
-    }
-
     mod never_panics {
-        //! Whatever the network sends, the parsers answer (usually "absent"), never panic.
+        //! Whatever the network sends, the rate-limit parsers answer (usually "absent"), never panic.
 
         use proptest::prelude::*;
 
         use super::super::*;
+        use crate::zendesk::retry::retry_after;
 
         proptest! {
-            #[test]
-            fn retry_after_parses_any_text_within_the_cap(value in ".{0,40}", secs in any::<i64>()) {
-                let now = chrono::DateTime::from_timestamp(secs % 253_402_300_799, 0).unwrap_or_default();
-                if let Some(d) = parse_retry_after(&value, now) {
-                    prop_assert!(d <= MAX_RETRY_AFTER);
-                }
-            }
-
-            #[test]
-            fn retry_after_parses_any_number_within_the_cap(n in any::<f64>()) {
-                let got = parse_retry_after(&n.to_string(), chrono::Utc::now());
-                prop_assert_eq!(got.is_some(), n.is_finite() && n >= 0.0);
-                prop_assert!(got.unwrap_or_default() <= MAX_RETRY_AFTER);
-            }
-
             #[test]
             fn rate_limit_headers_of_any_bytes_stay_within_bounds(
                 values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..24), 6),
@@ -1189,7 +694,7 @@ mod tests {
             ) {
                 let names = [
                     "x-rate-limit", "ratelimit-limit", "x-rate-limit-remaining",
-                    "ratelimit-remaining", "ratelimit-reset", RETRY_AFTER.as_str(),
+                    "ratelimit-remaining", "ratelimit-reset", reqwest::header::RETRY_AFTER.as_str(),
                 ];
                 for text in [false, true] {
                     let mut h = HeaderMap::new();
@@ -1209,22 +714,165 @@ mod tests {
                 }
             }
 
-            #[test]
-            fn error_bodies_of_any_bytes_become_short_single_lines(body in proptest::collection::vec(any::<u8>(), 0..2000)) {
-                let d = detail(&body);
-                prop_assert!(d.chars().count() <= DETAIL_LIMIT + 1);
-                prop_assert!(!d.contains('\n'));
-            }
+        }
+    }
 
-            #[test]
-            fn certificate_detection_reads_any_message(messages in proptest::collection::vec(".{0,60}", 1..4)) {
-                let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-                let _ = untrusted_certificate(&chain(&refs));
-            }
+    mod server {
+        //! A scripted API on 127.0.0.1: every request, whichever path sent it, gets the answer the
+        //! test wrote, and the client's budget and stats show what it learned.
+
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        use axum::http::{HeaderName, Response};
+
+        use super::super::*;
+        use crate::zendesk::auth::Secret;
+        use crate::zendesk::retry::retry_after;
+
+        /// One canned answer: status, headers and body.
+        #[derive(Clone)]
+        struct Answer {
+            status: u16,
+            headers: Vec<(&'static str, String)>,
+            body: &'static str,
         }
 
-        fn chain(messages: &[&str]) -> super::Chain {
-            super::chain(messages)
+        /// Serves `answer` to every request; returns the base URL and the requests served.
+        async fn serve(answer: Answer) -> (String, Arc<AtomicUsize>) {
+            let served = Arc::new(AtomicUsize::new(0));
+            let counter = served.clone();
+            let app = axum::Router::new().fallback(move || {
+                let answer = answer.clone();
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let mut response = Response::builder().status(answer.status);
+                    for (name, value) in &answer.headers {
+                        response = response.header(HeaderName::from_static(name), value);
+                    }
+                    response.body(axum::body::Body::from(answer.body)).unwrap()
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            (format!("http://{addr}"), served)
+        }
+
+        /// A client of `base` with a fresh budget (it assumes 200 requests a minute until an
+        /// answer reports the account's limit) and quick retries.
+        fn client(base: &str) -> Client {
+            Client::new(
+                ClientOptions {
+                    base_url: Url::parse(base).unwrap(),
+                    credentials: Credentials::OAuth(Secret::new("test-token")),
+                    request_timeout: Duration::from_secs(10),
+                    retry: RetryPolicy {
+                        max_attempts: 2,
+                        max_elapsed: Duration::from_secs(10),
+                        base_delay: Duration::from_millis(1),
+                        max_delay: Duration::from_millis(1),
+                    },
+                },
+                Arc::new(RequestBudget::new(None, 1.0)),
+            )
+            .unwrap()
+        }
+
+        fn export_url(client: &Client) -> Url {
+            client.url("/api/v2/audit_logs/export", &[])
+        }
+
+        #[tokio::test]
+        async fn a_request_sent_once_learns_the_rate_limit_and_counts_its_bytes_and_latency() {
+            let (base, _) = serve(Answer {
+                status: 202,
+                headers: vec![
+                    ("x-rate-limit", "120".into()),
+                    ("x-rate-limit-remaining", "119".into()),
+                ],
+                body: "queued",
+            })
+            .await;
+            let client = client(&base);
+            assert_eq!(client.budget().per_minute(), 200, "the assumed limit");
+            let (status, _, body) = client
+                .send_once(Method::POST, &export_url(&client))
+                .await
+                .unwrap();
+            assert_eq!((status.as_u16(), &body[..]), (202, &b"queued"[..]));
+            assert_eq!(
+                client.budget().per_minute(),
+                120,
+                "learned from X-Rate-Limit"
+            );
+            let stats = client.stats();
+            assert_eq!(stats.requests.load(Ordering::Relaxed), 1);
+            assert_eq!(stats.bytes.load(Ordering::Relaxed), 6);
+            assert!(stats.latency().is_some(), "a 2xx is a latency sample");
+        }
+
+        #[tokio::test]
+        async fn a_throttled_request_sent_once_is_handed_back_and_counted_as_throttled() {
+            let (base, served) = serve(Answer {
+                status: 429,
+                headers: vec![("retry-after", "42".into()), ("x-rate-limit", "700".into())],
+                body: "slow down",
+            })
+            .await;
+            let client = client(&base);
+            let (status, headers, _) = client
+                .send_once(Method::POST, &export_url(&client))
+                .await
+                .unwrap();
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(retry_after(&headers), Some(Duration::from_secs(42)));
+            assert_eq!(served.load(Ordering::SeqCst), 1, "not retried");
+            let stats = client.stats();
+            assert_eq!(stats.throttled.load(Ordering::Relaxed), 1);
+            assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+            assert_eq!(stats.bytes.load(Ordering::Relaxed), 9);
+            assert_eq!(client.budget().per_minute(), 700);
+        }
+
+        #[tokio::test]
+        async fn every_path_refuses_a_redirect_to_another_host_and_never_follows_it() {
+            let (elsewhere, visited) = serve(Answer {
+                status: 200,
+                headers: vec![],
+                body: "{}",
+            })
+            .await;
+            let to = elsewhere.replace("127.0.0.1", "localhost") + "/steal";
+            let (base, _) = serve(Answer {
+                status: 307,
+                headers: vec![("location", to.clone())],
+                body: "",
+            })
+            .await;
+            let client = client(&base);
+            let url = export_url(&client);
+            let sent_once = client.send_once(Method::POST, &url).await.map(|_| ());
+            let retried = client
+                .send(Method::POST, &url, |_| Ok(()))
+                .await
+                .map(|_| ());
+            for outcome in [sent_once, retried] {
+                match outcome {
+                    Err(ApiError::Protocol { url: at, reason }) => {
+                        assert_eq!(at, url.to_string());
+                        assert!(reason.contains("redirect (307"), "{reason}");
+                        assert!(reason.contains(&to), "{reason}");
+                        assert!(reason.contains("check --base-url"), "{reason}");
+                    }
+                    other => panic!("expected a refused redirect, got {other:?}"),
+                }
+            }
+            assert_eq!(
+                visited.load(Ordering::SeqCst),
+                0,
+                "the redirect is not followed"
+            );
         }
     }
 

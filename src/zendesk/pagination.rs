@@ -14,7 +14,8 @@ use futures::Stream;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::client::{ApiError, Client};
+use super::client::Client;
+use super::error::ApiError;
 use super::query::{created_at_pairs, Filters};
 use crate::plan::window::format_rfc3339;
 
@@ -699,7 +700,7 @@ mod tests {
         use super::super::*;
         use crate::zendesk::auth::{Credentials, Secret};
         use crate::zendesk::budget::RequestBudget;
-        use crate::zendesk::client::{ClientOptions, RetryPolicy};
+        use crate::zendesk::{ClientOptions, RetryPolicy};
 
         type Script = dyn Fn(&HashMap<String, String>) -> String + Send + Sync;
 

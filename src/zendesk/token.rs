@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::auth::{bearer, Secret};
-use super::client::{ApiError, TokenRefusal};
+use super::error::{ApiError, TokenRefusal};
 
 /// Renewal starts at most this long before a token expires: ample for one request to reach
 /// Zendesk with it, and small next to the 300 s shortest lifetime Zendesk hands out.
