@@ -46,8 +46,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use workers::export_windows;
 
-/// What every window worker shares.
-pub(crate) struct Context {
+/// What every window worker shares: the run's config, client and committer, and where its
+/// progress goes.
+pub(crate) struct Context<'a> {
     pub(crate) config: ExportConfig,
     pub(crate) client: Client,
     pub(crate) committer: Committer,
@@ -55,13 +56,15 @@ pub(crate) struct Context {
     /// The open window's record as the run found it (`open.json`): where the open window's
     /// deltas go on from, or what the window they name closes with.
     pub(crate) open_state: Option<WindowRecord>,
+    pub(crate) progress: &'a dyn Progress,
 }
 
-impl Context {
+impl Context<'_> {
     /// Counts a fetched page's records towards the run's progress.
-    fn count_page(&self, page: &Page, progress: &dyn Progress) {
+    fn count_page(&self, page: &Page) {
         let records = page.records as u64;
-        progress.records(self.fetched.fetch_add(records, Ordering::Relaxed) + records);
+        self.progress
+            .records(self.fetched.fetch_add(records, Ordering::Relaxed) + records);
     }
 }
 
@@ -146,18 +149,10 @@ async fn export_leased(
         committer,
         fetched: AtomicU64::new(0),
         open_state,
-    });
-    let pending = commit_empty_start(&context, pending, progress, &mut summary).await;
-    export_windows(
-        &context,
-        pending,
-        concurrency,
-        &cancel,
-        &lost,
         progress,
-        &mut summary,
-    )
-    .await;
+    });
+    let pending = commit_empty_start(&context, pending, &mut summary).await;
+    export_windows(&context, pending, concurrency, &cancel, &lost, &mut summary).await;
 
     let stopped = summary.fatal.is_some() || summary.interrupted || lost.is_cancelled();
     if !stopped && !recheck.is_empty() {

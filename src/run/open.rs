@@ -25,7 +25,6 @@ use chrono::NaiveDate;
 
 use super::error::WindowError;
 use super::pipeline::{fetch_piece, fetch_window};
-use super::progress::Progress;
 use super::summary::Done;
 use super::Context;
 use crate::lake::layout;
@@ -48,9 +47,8 @@ pub(crate) fn delta_state<'a>(
 /// parts of their own (the whole of `[start, until)` when the window has no delta yet). A run
 /// whose `until` has not moved past `covered_to` makes no request.
 pub(crate) async fn export_open(
-    context: &Context,
+    context: &Context<'_>,
     window: Window,
-    progress: &dyn Progress,
 ) -> Result<Done, WindowError> {
     let state = delta_state(context.open_state.as_ref(), &window);
     let from = state
@@ -65,7 +63,7 @@ pub(crate) async fn export_open(
         start: from,
         end: window.end,
     };
-    let (parts, counts) = fetch_piece(context, delta, window, progress).await?;
+    let (parts, counts) = fetch_piece(context, delta, window).await?;
     let before = state.map_or(0, |s| s.files.len());
     let record = context
         .committer
@@ -93,10 +91,9 @@ fn open_done(window: Window, record: WindowRecord, counts: RouteCounts) -> Done 
 /// proves the window complete by count, compacts its parts and commits it (see the module
 /// documentation); fetches it whole when the proof fails.
 pub(crate) async fn close_open(
-    context: &Context,
+    context: &Context<'_>,
     window: Window,
     state: &WindowRecord,
-    progress: &dyn Progress,
 ) -> Result<Done, WindowError> {
     let from = state
         .covered_to()
@@ -107,7 +104,7 @@ pub(crate) async fn close_open(
             start: from,
             end: window.end,
         };
-        fetch_piece(context, rest, window, progress).await?
+        fetch_piece(context, rest, window).await?
     } else {
         (Vec::new(), RouteCounts::default())
     };
@@ -127,7 +124,7 @@ pub(crate) async fn close_open(
     let (parts, counts, refetched) = match compacted {
         Some(parts) => (parts, counts, false),
         None => {
-            let (parts, counts) = fetch_window(context, window, progress).await?;
+            let (parts, counts) = fetch_window(context, window).await?;
             (parts, counts, true)
         }
     };
@@ -146,7 +143,7 @@ pub(crate) async fn close_open(
 /// then the rest, concatenated on a blocking thread. `None` when a part is missing or the files
 /// hold another number of rows than recorded: the window is then fetched whole.
 async fn compact(
-    context: &Context,
+    context: &Context<'_>,
     window: Window,
     state: &WindowRecord,
     rest: Vec<RoutedPart>,

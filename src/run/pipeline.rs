@@ -3,7 +3,6 @@
 //! routes and encodes them, bounded so that network and CPU overlap with little memory.
 
 use super::error::WindowError;
-use super::progress::Progress;
 use super::summary::Done;
 use super::Context;
 use crate::lake::storage::Created;
@@ -31,11 +30,10 @@ pub(crate) const MAX_WINDOW_RESTARTS: u32 = 3;
 /// Exports a closed window alone (offset pagination asks each window as a query of its own)
 /// and commits it, restarting it from the first page if the API refuses a cursor.
 pub(crate) async fn export_window(
-    context: &Context,
+    context: &Context<'_>,
     window: Window,
-    progress: &dyn Progress,
 ) -> Result<Done, WindowError> {
-    let (parts, counts) = fetch_window(context, window, progress).await?;
+    let (parts, counts) = fetch_window(context, window).await?;
     let (record, created) = context.committer.commit_closed(&window, parts).await?;
     Ok(Done {
         window,
@@ -50,25 +48,23 @@ pub(crate) async fn export_window(
 /// Fetches and encodes a window's records into temporary part files, restarting from the first
 /// page if the API refuses a cursor.
 pub(crate) async fn fetch_window(
-    context: &Context,
+    context: &Context<'_>,
     window: Window,
-    progress: &dyn Progress,
 ) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
-    fetch_piece(context, window, window, progress).await
+    fetch_piece(context, window, window).await
 }
 
 /// Fetches and encodes the records of the seconds `piece` of `window` (files labelled with the
 /// window) into temporary part files, restarting from the piece's first page if the API refuses
 /// a cursor.
 pub(crate) async fn fetch_piece(
-    context: &Context,
+    context: &Context<'_>,
     piece: Window,
     window: Window,
-    progress: &dyn Progress,
 ) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
     let mut restarts = 0;
     loop {
-        match fetch_and_encode(context, piece, window, progress).await {
+        match fetch_and_encode(context, piece, window).await {
             Err(WindowError::Api(ApiError::CursorRefused { url, .. }))
                 if restarts < MAX_WINDOW_RESTARTS =>
             {
@@ -83,10 +79,9 @@ pub(crate) async fn fetch_piece(
 /// Fetches the pages of the seconds `piece` of `window` and, on a blocking thread, decodes and
 /// writes them to temporary Parquet files.
 async fn fetch_and_encode(
-    context: &Context,
+    context: &Context<'_>,
     piece: Window,
     window: Window,
-    progress: &dyn Progress,
 ) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
     let (tx, mut rx) = mpsc::channel::<Vec<Page>>(PIPELINE_DEPTH);
     let router = WindowRouter::piece(piece, window, context.config.tmp_dir.clone());
@@ -118,7 +113,7 @@ async fn fetch_and_encode(
         let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
         while let Some(page) = pages.next().await {
             let page = page?;
-            context.count_page(&page, progress);
+            context.count_page(&page);
             handoff.push(page);
             if handoff.len() == PAGES_PER_HANDOFF {
                 let full = std::mem::replace(&mut handoff, Vec::with_capacity(PAGES_PER_HANDOFF));

@@ -4,7 +4,6 @@
 
 use super::error::WindowError;
 use super::open::delta_state;
-use super::progress::Progress;
 use super::summary::{record_done, record_failure, Done, Summary};
 use super::Context;
 use crate::config::ExportConfig;
@@ -112,9 +111,8 @@ pub(crate) enum DataStart {
 /// bounds may be inclusive or exclusive), and records come in `created_at` order across seconds.
 /// Returns the windows still to export.
 pub(crate) async fn commit_empty_start(
-    context: &Arc<Context>,
+    context: &Arc<Context<'_>>,
     pending: Vec<(Window, bool)>,
-    progress: &dyn Progress,
     summary: &mut Summary,
 ) -> Vec<(Window, bool)> {
     // The window the open window's deltas grew closes with its parts: it needs no search.
@@ -155,7 +153,7 @@ pub(crate) async fn commit_empty_start(
     }
     for (window, _) in empty {
         let committed = context.committer.commit_closed(&window, Vec::new()).await;
-        progress.window_finished();
+        context.progress.window_finished();
         match committed {
             Ok((record, created)) => record_done(
                 summary,
@@ -181,7 +179,7 @@ pub(crate) async fn commit_empty_start(
 
 /// The second of the earliest record created in `[from, to)`, from the first page (or first few
 /// pages) of the range's query in `created_at` order.
-pub(crate) async fn data_start(context: &Context, from: i64, to: i64) -> DataStart {
+pub(crate) async fn data_start(context: &Context<'_>, from: i64, to: i64) -> DataStart {
     let request = PageRequest {
         filters: context.config.filters.clone(),
         created_at: Some((from - 1, to)),

@@ -3,7 +3,6 @@
 
 use super::error::WindowError;
 use super::pipeline::fetch_window;
-use super::progress::NoProgress;
 use super::summary::{record_failure, Summary};
 use super::Context;
 use crate::lake::commit::{ids_in_lake, ids_of_parts};
@@ -24,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 /// in one window and one gained in another would cancel out, which only an API that drops
 /// audit records could do (`verify --against-api` counts window by window).
 pub(crate) async fn recheck_and_repair(
-    context: &Context,
+    context: &Context<'_>,
     windows: &[Window],
     cancel: &CancellationToken,
     lost: &CancellationToken,
@@ -54,7 +53,7 @@ pub(crate) async fn recheck_and_repair(
 
 /// The markers of those of `windows` that are committed, in order.
 async fn committed_windows(
-    context: &Context,
+    context: &Context<'_>,
     windows: &[Window],
 ) -> Result<Vec<(Window, WindowRecord)>, ManifestError> {
     let manifest = context.committer.manifest();
@@ -87,7 +86,7 @@ fn consecutive(windows: &[(Window, WindowRecord)]) -> Vec<&[(Window, WindowRecor
 
 /// One recheck's descent through its spans.
 struct Recheck<'a> {
-    context: &'a Context,
+    context: &'a Context<'a>,
     cancel: &'a CancellationToken,
     lost: &'a CancellationToken,
     summary: &'a mut Summary,
@@ -180,7 +179,7 @@ pub(crate) enum Found {
 /// Rechecks one committed window (its marker `current`): counted at the API, and replaced
 /// when Zendesk holds more records and none fewer.
 pub(crate) async fn recheck_one(
-    context: &Context,
+    context: &Context<'_>,
     window: &Window,
     current: &WindowRecord,
 ) -> Result<Found, WindowError> {
@@ -192,7 +191,7 @@ pub(crate) async fn recheck_one(
     if api < lake {
         return Ok(Found::ApiFewer { lake, api });
     }
-    let (mut parts, _) = fetch_window(context, *window, &NoProgress).await?;
+    let (mut parts, _) = fetch_window(context, *window).await?;
     let dropped = records_dropped(context, current, &mut parts).await?;
     if dropped > 0 {
         return Ok(Found::WouldDrop { lake, api, dropped });
@@ -208,7 +207,7 @@ pub(crate) async fn recheck_one(
 /// How many records of the window's current files a re-export no longer has: an archive keeps
 /// what it holds, so a replacement that would drop any is not made.
 pub(crate) async fn records_dropped(
-    context: &Context,
+    context: &Context<'_>,
     current: &WindowRecord,
     parts: &mut [RoutedPart],
 ) -> Result<u64, WindowError> {

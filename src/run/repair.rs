@@ -113,6 +113,7 @@ pub(crate) async fn repair_leased(
         committer,
         fetched: AtomicU64::new(0),
         open_state: None,
+        progress: &NoProgress,
     };
     let mut windows_repaired = Vec::new();
     let mut failures = Vec::new();
@@ -167,7 +168,7 @@ pub(crate) async fn repair_leased(
 
 /// Re-exports one committed window and replaces it atomically.
 pub(crate) async fn repair_window(
-    context: &Context,
+    context: &Context<'_>,
     window: &Window,
     generation: Option<u32>,
     reason: &str,
@@ -185,7 +186,7 @@ pub(crate) async fn repair_window(
         }
         Err(e) => return Err(e.into()),
     };
-    let (mut parts, _) = fetch_window(context, *window, &NoProgress).await?;
+    let (mut parts, _) = fetch_window(context, *window).await?;
     if !damaged {
         // Intact files, only a count that grew at Zendesk: never drop what the lake holds.
         let dropped = records_dropped(context, &current, &mut parts).await?;

@@ -4,7 +4,6 @@
 
 use super::error::WindowError;
 use super::pipeline::{fetch_window, MAX_WINDOW_RESTARTS, PAGES_PER_HANDOFF, PIPELINE_DEPTH};
-use super::progress::Progress;
 use super::ranges::{Deposit, Range, Slot};
 use super::routing::RangeRouting;
 use super::summary::Done;
@@ -39,16 +38,15 @@ pub(crate) enum StreamEnd {
 /// Exports a range: one stream over its slots, each handed on as soon as the stream passes its
 /// end; a refused cursor restarts the stream at the first slot not handed on.
 pub(crate) async fn export_range(
-    context: &Context,
+    context: &Context<'_>,
     queue: &Queue,
     range: Arc<Range>,
     results: &Results,
-    progress: &dyn Progress,
 ) {
     let mut from = 0;
     let mut restarts = 0;
     loop {
-        let failure = match stream_range(context, queue, &range, from, results, progress).await {
+        let failure = match stream_range(context, queue, &range, from, results).await {
             StreamEnd::Done => return,
             StreamEnd::Restart(i, error) if restarts < MAX_WINDOW_RESTARTS || i > from => {
                 // The budget of restarts is per slot: one that made progress starts afresh.
@@ -110,12 +108,11 @@ pub(crate) enum Handoff {
 /// routes the records on a blocking thread, and commits each window the stream has passed (or,
 /// for a piece, once its window's last piece is in).
 pub(crate) async fn stream_range(
-    context: &Context,
+    context: &Context<'_>,
     queue: &Queue,
     range: &Arc<Range>,
     from: usize,
     results: &Results,
-    progress: &dyn Progress,
 ) -> StreamEnd {
     let owned = range.owned_from(from);
     let (Some(first), Some(last)) = (owned.first().copied(), owned.last().copied()) else {
@@ -146,8 +143,8 @@ pub(crate) async fn stream_range(
         created_at: Some((first.piece.start - 1, last.piece.end)),
         pagination: context.config.pagination,
     };
-    let fetch = fetch_range(context, range, request, page_tx, &stop, progress);
-    let commit = commit_routed(context, queue, routed_rx, &stop, results, progress);
+    let fetch = fetch_range(context, range, request, page_tx, &stop);
+    let commit = commit_routed(context, queue, routed_rx, &stop, results);
     let (fetched, (committed, commit_failed)) = tokio::join!(fetch, commit);
     range.stream_ends();
     let (routed, at, done, misordered) = encoder.await.expect("the encoder thread does not panic");
@@ -185,12 +182,11 @@ pub(crate) async fn stream_range(
 /// reaches the range's end, or the encoder stops. `page_tx` is owned: the encoder sees the channel
 /// close when the fetch ends, however it ends.
 pub(crate) async fn fetch_range(
-    context: &Context,
+    context: &Context<'_>,
     range: &Range,
     request: PageRequest,
     page_tx: mpsc::Sender<Handoff>,
     stop: &std::sync::atomic::AtomicBool,
-    progress: &dyn Progress,
 ) -> Result<(), ApiError> {
     let mut pages = pin!(pagination::pages(context.client.clone(), request));
     let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
@@ -205,7 +201,7 @@ pub(crate) async fn fetch_range(
             return Ok(());
         };
         let page = page?;
-        context.count_page(&page, progress);
+        context.count_page(&page);
         let reached = page
             .last_created_at
             .as_deref()
@@ -235,25 +231,24 @@ pub(crate) async fn fetch_range(
 /// first commit that fails (returning its slot), closing the channel so that the encoder stops
 /// too. Returns the windows committed, by slot.
 pub(crate) async fn commit_routed(
-    context: &Context,
+    context: &Context<'_>,
     queue: &Queue,
     mut routed_rx: mpsc::Receiver<Routed>,
     stop: &std::sync::atomic::AtomicBool,
     results: &Results,
-    progress: &dyn Progress,
 ) -> (BTreeMap<usize, WindowRecord>, Option<usize>) {
     let mut committed = BTreeMap::new();
     while let Some((i, slot, made, count)) = routed_rx.recv().await {
         let result = match queue.pieces.deposit(slot, made) {
             Deposit::Whole(made) if count => {
-                commit_counted(context, queue, slot.window, made, results, progress).await
+                commit_counted(context, queue, slot.window, made, results).await
             }
             Deposit::Whole((parts, counts)) => {
                 commit_range_window(context, slot.window, parts, counts).await
             }
             Deposit::Complete(pieces) => {
                 let made = join_pieces(pieces);
-                commit_counted(context, queue, slot.window, made, results, progress).await
+                commit_counted(context, queue, slot.window, made, results).await
             }
             Deposit::Waiting | Deposit::Dropped => continue,
         };
@@ -285,12 +280,11 @@ pub(crate) async fn commit_routed(
 /// of its own (as before ranges), and that is committed; after an uncounted window no window is
 /// split inside for the rest of the run, since each would be fetched twice.
 pub(crate) async fn commit_counted(
-    context: &Context,
+    context: &Context<'_>,
     queue: &Queue,
     window: Window,
     (parts, counts): Made,
     results: &Results,
-    progress: &dyn Progress,
 ) -> Result<Done, WindowError> {
     match quick_count(&context.client, &context.config.filters, &window).await? {
         Some(zendesk) if zendesk > counts.kept => tracing::warn!(
@@ -311,7 +305,7 @@ pub(crate) async fn commit_counted(
         }
     }
     drop(parts);
-    let (parts, counts) = fetch_window(context, window, progress).await?;
+    let (parts, counts) = fetch_window(context, window).await?;
     let _ = results.send(WorkerReport::Refetched);
     commit_range_window(context, window, parts, counts).await
 }
@@ -337,7 +331,7 @@ pub(crate) fn join_pieces(pieces: Vec<Made>) -> Made {
 
 /// Commits a closed window of a range.
 pub(crate) async fn commit_range_window(
-    context: &Context,
+    context: &Context<'_>,
     window: Window,
     parts: Vec<RoutedPart>,
     counts: RouteCounts,
@@ -358,7 +352,7 @@ pub(crate) async fn commit_range_window(
 /// window's report (the run exits 1 and says to repair). A window whose commit failed is failed
 /// already.
 pub(crate) async fn report_misordered(
-    context: &Context,
+    context: &Context<'_>,
     range: &Range,
     committed: &BTreeMap<usize, WindowRecord>,
     misordered: &[(usize, i64)],

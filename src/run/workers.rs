@@ -23,12 +23,11 @@ use tokio_util::sync::CancellationToken;
 /// Exports `pending` with at most `concurrency` windows in flight, until all are done, one stops
 /// the run, it is cancelled or the lease is lost.
 pub(crate) async fn export_windows(
-    context: &Arc<Context>,
+    context: &Arc<Context<'_>>,
     pending: Vec<(Window, bool)>,
     concurrency: usize,
     cancel: &CancellationToken,
     lost: &CancellationToken,
-    progress: &dyn Progress,
     summary: &mut Summary,
 ) {
     // Offset pagination checks a query's distinct records against its `count` only on its last
@@ -45,7 +44,7 @@ pub(crate) async fn export_windows(
     let (tx, mut rx) = mpsc::unbounded_channel();
     // Futures of this task, not spawned: dropping them (a stop) drops the in-flight windows.
     let mut workers: FuturesUnordered<_> = (0..concurrency.max(1))
-        .map(|_| worker(context, &queue, &alone, tx.clone(), progress))
+        .map(|_| worker(context, &queue, &alone, tx.clone()))
         .collect();
     drop(tx);
     loop {
@@ -61,14 +60,14 @@ pub(crate) async fn export_windows(
             Some(()) = workers.next() => continue,
         };
         let Some(report) = next else { break };
-        if record_report(summary, report, progress) {
+        if record_report(summary, report, context.progress) {
             break;
         }
     }
     // Windows committed (or failed) before the stop whose reports were still queued.
     drop(workers);
     while let Ok(report) = rx.try_recv() {
-        record_report(summary, report, progress);
+        record_report(summary, report, context.progress);
     }
 }
 
@@ -140,26 +139,25 @@ pub(crate) fn report_failed_slot(queue: &Queue, slot: Slot, error: WindowError, 
 /// One worker: windows exported alone (the open window; every window with offset pagination)
 /// while there are any, then ranges until none is left to take or split.
 pub(crate) async fn worker(
-    context: &Context,
+    context: &Context<'_>,
     queue: &Queue,
     alone: &std::sync::Mutex<VecDeque<(Window, bool)>>,
     results: Results,
-    progress: &dyn Progress,
 ) {
     loop {
         let next = alone.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
         let Some((window, closed)) = next else { break };
         let closing = delta_state(context.open_state.as_ref(), &window);
         let result = match (closed, closing) {
-            (true, Some(state)) => close_open(context, window, state, progress).await,
-            (true, None) => export_window(context, window, progress).await,
-            (false, _) => export_open(context, window, progress).await,
+            (true, Some(state)) => close_open(context, window, state).await,
+            (true, None) => export_window(context, window).await,
+            (false, _) => export_open(context, window).await,
         };
         let _ = results.send(WorkerReport::Window(window, result));
     }
     let room = |fetching: usize| budget_has_room(&context.client, fetching);
     while let Some(range) = queue.next(room).await {
-        export_range(context, queue, range, &results, progress).await;
+        export_range(context, queue, range, &results).await;
     }
 }
 
