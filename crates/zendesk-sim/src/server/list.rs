@@ -10,7 +10,7 @@ use super::{inc, injected_status, invalid_value, json, reset_response, set, Reje
 use super::{MAX_PAGE, OFFSET_CAP};
 use crate::account::{escape_into, Account, SimFilter};
 use crate::faults::Fault;
-use crate::Bounds;
+use crate::{Bounds, OffsetSort};
 
 /// The time range and field filters shared by list and export.
 pub(super) struct Filters {
@@ -109,7 +109,7 @@ enum Mode {
     },
 }
 
-fn parse_mode(pairs: &[(String, String)]) -> Result<Mode, Rejection> {
+fn parse_mode(pairs: &[(String, String)], offset_sort: OffsetSort) -> Result<Mode, Rejection> {
     let get = |key: &str| {
         pairs
             .iter()
@@ -158,10 +158,11 @@ fn parse_mode(pairs: &[(String, String)]) -> Result<Mode, Rejection> {
             .filter(|p| (1..=MAX_PAGE as u64).contains(p))
             .ok_or_else(|| invalid_value("per_page must be an integer between 1 and 100"))?,
     };
-    let asc = match get("sort_order") {
-        None | Some("desc") => false,
-        Some("asc") => true,
-        Some(other) => {
+    let asc = match (offset_sort, get("sort_order")) {
+        // An API that ignores the parameter never reads, let alone refuses, its value.
+        (OffsetSort::Ignored, _) | (OffsetSort::Honoured, None | Some("desc")) => false,
+        (OffsetSort::Honoured, Some("asc")) => true,
+        (OffsetSort::Honoured, Some(other)) => {
             return Err(invalid_value(&format!(
                 "sort_order {other:?} is not supported"
             )))
@@ -181,7 +182,7 @@ pub(super) async fn list(sh: &Shared, path: &str, query: &str, now: i64) -> Resp
         Ok(f) => f,
         Err(rejection) => return rejection.response(sh),
     };
-    let mode = match parse_mode(&pairs) {
+    let mode = match parse_mode(&pairs, sh.cfg.offset_sort) {
         Ok(m) => m,
         Err(rejection) => return rejection.response(sh),
     };
