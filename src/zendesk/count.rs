@@ -243,7 +243,7 @@ fn refused(request: &'static str) -> impl Fn(ApiError) -> Stop {
     }
 }
 
-/// `range` (not necessarily on the grid: only its bounds are used).
+/// The count of `range`, any span of seconds (a [`Window`] for its bounds only, not a grid cell).
 async fn quick(client: &Client, filters: &Filters, range: &Window) -> Result<u64, Stop> {
     let ascending = cursor_page(client, filters, range, Order::Ascending).await?;
     let has_more =
