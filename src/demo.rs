@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
-use zendesk_sim::{Bounds, SimConfig, SimOptions, Simulator};
+use zendesk_sim::{Bounds, OffsetSort, SimConfig, SimOptions, Simulator};
 
 use crate::config::cli::{ApiArgs, BoundsArg, DemoArgs, ExportArgs, SimulateArgs};
 use crate::config::duration::parse_duration_ms;
@@ -134,6 +134,11 @@ pub fn simulator_config(args: &SimulateArgs) -> Result<SimConfig, String> {
             BoundsArg::Inclusive => Bounds::Inclusive,
             BoundsArg::Exclusive => Bounds::Exclusive,
         },
+        offset_sort: if args.ignore_offset_sort {
+            OffsetSort::Ignored
+        } else {
+            OffsetSort::Honoured
+        },
         rate_limit_per_minute: args.rate_limit,
         token: args.token.clone(),
         oauth_client: (args.client_id.clone(), args.client_secret.clone()),
@@ -170,6 +175,7 @@ mod tests {
             "--from=2024-05-01",
             "--to=2024-05-02T12:00:00Z",
             "--bounds=exclusive",
+            "--ignore-offset-sort",
             "--token-lifetime=5m",
             "--late-arrival=250ms",
         ]))
@@ -177,6 +183,7 @@ mod tests {
         assert_eq!(config.start, utc(1_714_521_600));
         assert_eq!(config.end, utc(1_714_651_200));
         assert_eq!(config.bounds, Bounds::Exclusive);
+        assert_eq!(config.offset_sort, OffsetSort::Ignored);
         assert_eq!(config.token_lifetime, Some(Duration::from_secs(300)));
         assert_eq!(config.faults.late_arrival, Some(Duration::from_millis(250)));
     }

@@ -687,6 +687,11 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, default_value_t = BoundsArg::Inclusive)]
     pub bounds: BoundsArg,
 
+    /// Make the offset form (page, per_page) ignore sort_by/sort_order and serve newest first, as
+    /// an API that honours no undocumented order parameter would.
+    #[arg(long)]
+    pub ignore_offset_sort: bool,
+
     /// Requests per minute reported in X-Rate-Limit and enforced with 429s.
     #[arg(long, default_value_t = 700)]
     pub rate_limit: u32,

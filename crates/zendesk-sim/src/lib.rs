@@ -6,8 +6,9 @@
 //!
 //! It serves a deterministic synthetic account over HTTP on 127.0.0.1 and follows the API as
 //! Zendesk documents it, including its undocumented corners: the repeated
-//! `filter[created_at][]` key, configurable bound semantics, ties within a second in an arbitrary
-//! (but stable) order, ids above 2^53, optional `action_label`, unknown extra fields, the offset
+//! `filter[created_at][]` key, configurable bound semantics, an offset form that may ignore its
+//! sort parameters ([`OffsetSort`]), ties within a second in an arbitrary (but stable) order,
+//! ids above 2^53, optional `action_label`, unknown extra fields, the offset
 //! pagination cap, per-minute rate limits and the export endpoint's own limit. [`Faults`] adds
 //! seeded, reproducible misbehaviour (5xx, 429, truncated bodies, resets, stalls, refused cursors,
 //! late-arriving records).
@@ -43,6 +44,22 @@ pub enum Bounds {
     Exclusive,
 }
 
+/// Whether the offset form of the list operation (`page`, `per_page`) honours `sort_order`.
+/// Zendesk documents no order parameter for it (`sort` is "for cursor pagination only"), so a
+/// client must not rely on either answer; its `count` is the same whatever the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSort {
+    /// `sort_order=asc` serves ascending `created_at`, `desc` or none descending; any other value
+    /// is refused (400). `sort_by` is not read.
+    Honoured,
+    /// `sort_by` and `sort_order` are ignored, whatever their values: pages always come in
+    /// descending `created_at` (ties in reverse storage order), the list operation's documented
+    /// default. Descending is the reverse of the ascending order auditlake's offset callers ask
+    /// for, so a caller that trusts `sort_order=asc` sees the query's last seconds where it
+    /// expects its first, on every page, not only on some.
+    Ignored,
+}
+
 /// Everything the simulator serves and how it behaves.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -56,6 +73,8 @@ pub struct SimConfig {
     pub end: DateTime<Utc>,
     /// Semantics of the `filter[created_at][]` bounds.
     pub bounds: Bounds,
+    /// Whether the offset form honours `sort_order`.
+    pub offset_sort: OffsetSort,
     /// Requests allowed per wall-clock minute, across all endpoints (reported in `X-Rate-Limit`).
     /// Benchmarks should raise it: the default is Enterprise's 700.
     pub rate_limit_per_minute: u32,
@@ -80,7 +99,7 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// Defaults: seed 42, inclusive bounds, 700 requests a minute, OAuth token `sim-token`,
+    /// Defaults: seed 42, inclusive bounds, offset-form order honoured, 700 requests a minute, OAuth token `sim-token`,
     /// Enterprise, no extra fields, no faults.
     pub fn new(records: u64, start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
         SimConfig {
@@ -89,6 +108,7 @@ impl SimConfig {
             start,
             end,
             bounds: Bounds::Inclusive,
+            offset_sort: OffsetSort::Honoured,
             rate_limit_per_minute: 700,
             oauth_token: Some("sim-token".to_owned()),
             api_token: None,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::{Bounds, Faults, SimConfig};
+use crate::{Bounds, Faults, OffsetSort, SimConfig};
 
 /// How long the account's history is when `from` is not given: 30 days before `to`'s default.
 const DEFAULT_HISTORY: TimeDelta = TimeDelta::days(30);
@@ -29,6 +29,8 @@ pub struct SimOptions {
     pub seed: u64,
     /// Semantics of the `filter[created_at][]` bounds.
     pub bounds: Bounds,
+    /// Whether the offset form honours `sort_order` (`--ignore-offset-sort` turns it off).
+    pub offset_sort: OffsetSort,
     /// Requests per minute; 0 is raised to 1.
     pub rate_limit_per_minute: u32,
     /// The static OAuth token accepted as `Bearer`.
@@ -107,6 +109,7 @@ impl SimOptions {
         let mut config = SimConfig::new(self.records, from, to);
         config.seed = self.seed;
         config.bounds = self.bounds;
+        config.offset_sort = self.offset_sort;
         config.rate_limit_per_minute = self.rate_limit_per_minute.max(1);
         config.oauth_token = Some(self.token.clone());
         config.oauth_client = Some(self.oauth_client.clone());
@@ -138,6 +141,7 @@ mod tests {
             to: None,
             seed: 7,
             bounds: Bounds::Exclusive,
+            offset_sort: OffsetSort::Ignored,
             rate_limit_per_minute: 0,
             token: "t".into(),
             oauth_client: ("id".into(), "secret".into()),
@@ -160,6 +164,7 @@ mod tests {
         assert!((Utc::now() - config.end).num_seconds() < 60);
         assert_eq!(config.seed, 7);
         assert_eq!(config.bounds, Bounds::Exclusive);
+        assert_eq!(config.offset_sort, OffsetSort::Ignored);
         assert_eq!(config.rate_limit_per_minute, 1, "0 is raised to 1");
         assert_eq!(config.oauth_token.as_deref(), Some("t"));
         assert_eq!(

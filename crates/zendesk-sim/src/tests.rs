@@ -11,6 +11,8 @@ use super::account::format_ts;
 use super::server::parse_ts;
 use super::*;
 
+mod offset;
+
 const TOKEN: &str = "Bearer sim-token";
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -372,53 +374,6 @@ async fn page_before_walks_back() {
     )
     .await;
     assert_eq!(both.status, 400);
-}
-
-#[tokio::test]
-async fn offset_walk_and_its_cap() {
-    let mut cfg = two_days(20_000);
-    cfg.rate_limit_per_minute = 100_000;
-    let s = sim(cfg).await;
-    let c = reqwest::Client::new();
-    let acc = s.account().clone();
-    let from = t("2024-03-01T06:00:00Z");
-    let to = t("2024-03-01T09:00:00Z");
-    let want: Vec<i64> = acc
-        .expected(&SimFilter::default(), from, to + TimeDelta::seconds(1))
-        .iter()
-        .map(|e| e.id)
-        .collect();
-    let mut q = window_query(from, to);
-    q.push(("sort_order", "asc".into()));
-    q.push(("per_page", "100".into()));
-    let mut got = Vec::new();
-    let mut page = list(&s, &c, &q).await.json();
-    loop {
-        assert_eq!(page["count"].as_u64(), Some(want.len() as u64));
-        got.extend(ids_of(&page));
-        let Some(next) = page["next_page"].as_str() else {
-            break;
-        };
-        page = send(c.get(next).header("authorization", TOKEN))
-            .await
-            .json();
-    }
-    assert_eq!(got, want);
-
-    // Without a time filter the account holds 20,000 records: page 100 is the last allowed.
-    let last = list(&s, &c, &[("page", "100".into())]).await;
-    assert_eq!(last.status, 200);
-    let v = last.json();
-    assert_eq!(ids_of(&v).len(), 100);
-    assert!(v["next_page"].is_string());
-    // Default order is newest first.
-    let first = list(&s, &c, &[]).await.json();
-    assert_eq!(ids_of(&first)[0], acc.id(acc.len() - 1));
-    let over = list(&s, &c, &[("page", "101".into())]).await;
-    assert_eq!(over.status, 400);
-    assert!(over.body.contains("10000"));
-    let over = list(&s, &c, &[("page", "21".into()), ("per_page", "500".into())]).await;
-    assert_eq!(over.status, 400);
 }
 
 #[tokio::test]
