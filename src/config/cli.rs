@@ -23,9 +23,8 @@ pub use simulator::{BoundsArg, DemoArgs, SimulateArgs};
 
 /// Exact, resumable export of Zendesk audit logs into a Hive-partitioned Parquet lake.
 ///
-/// Credentials come only from the environment: ZENDESK_OAUTH_TOKEN (an OAuth access token with
-/// the `read` or `auditlogs:read` scope), or ZENDESK_EMAIL with ZENDESK_API_TOKEN. Each may instead
-/// name a file holding the value: ZENDESK_OAUTH_TOKEN_FILE, ZENDESK_API_TOKEN_FILE.
+/// Credentials come only from the environment (see below): for scheduled runs a confidential
+/// OAuth client, ZENDESK_OAUTH_CLIENT_ID with ZENDESK_OAUTH_CLIENT_SECRET.
 ///
 /// Every switch (--quiet, --allow-http, ...) also takes a value, so that one set in the
 /// environment or the config file can be turned off on the command line: `--quiet=false`,
@@ -33,9 +32,10 @@ pub use simulator::{BoundsArg, DemoArgs, SimulateArgs};
 ///
 /// Exit codes: 0 all done; 1 some windows failed (rerun to retry them); 2 usage or configuration
 /// error; 3 Zendesk refused the credentials or access (401/403, or the OAuth token endpoint refused
-/// the client); 4 the destination or its manifest failed (a failing store stops the run at once);
-/// 5 another run holds the lease on this
-/// lake and subdomain (or took it over, or this run's lease ran out before a write); 6 verify found
+/// the client), or Zendesk's TLS certificate is not trusted by this machine (a proxy or a private
+/// CA: see SSL_CERT_FILE); 4 the destination or its manifest failed (a failing store stops the run
+/// at once); 5 another run holds the lease on this lake and subdomain (or took it over, or this
+/// run's lease ran out before a write); 6 verify found
 /// the lake different from its markers or the API; 7 no lake for the subdomain at --dest (status,
 /// verify, repair, ddl); 8 `status --max-age`: the lake is older than allowed; 130 interrupted
 /// (Ctrl-C or SIGTERM: no window was left half-committed).
@@ -48,7 +48,8 @@ pub use simulator::{BoundsArg, DemoArgs, SimulateArgs};
     name = "auditlake",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = super::credentials::help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -110,7 +111,8 @@ pub struct Cli {
 impl Cli {
     /// The grammar of the command line: the derived one, with every switch (a `bool` flag)
     /// also taking a value, `--quiet=false`, so that one set in the environment or the config file
-    /// can be turned off. Declared here once rather than on each switch.
+    /// can be turned off, and every number or duration taking a leading `-` as its value's sign.
+    /// Declared here once rather than on each flag.
     pub fn grammar() -> clap::Command {
         with_value_rules(Cli::command())
     }
@@ -125,9 +127,22 @@ impl Cli {
     }
 }
 
+/// Value names of the flags that take a number or a duration. Their values may start with `-`:
+/// `--settle-lag -5` then reaches validation, which names the flag and says why the value is
+/// wrong, where clap alone answers "unexpected argument '-5'" about a flag never given.
+const SIGNED_VALUE_NAMES: [&str; 4] = ["DURATION", "STEP", "N", "FRACTION"];
+
 fn with_value_rules(command: clap::Command) -> clap::Command {
     command
         .mut_args(|arg| {
+            let signed = arg.get_value_names().is_some_and(|names| {
+                names
+                    .iter()
+                    .any(|n| SIGNED_VALUE_NAMES.contains(&n.as_str()))
+            });
+            if signed {
+                return arg.allow_hyphen_values(true);
+            }
             if !matches!(arg.get_action(), ArgAction::SetTrue) {
                 return arg;
             }
@@ -223,23 +238,29 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Export audit logs into the lake: closed windows once, the open window on every run.
+    #[command(after_help = super::credentials::help())]
     Export(ExportArgs),
     /// Show what the lake's manifest says: done windows, the open window, gaps, row counts.
     Status(StatusArgs),
     /// Prove the lake against its markers (and, with --against-api, against Zendesk's counts).
     /// Exit 0 when clean, 6 when anything differs.
+    #[command(after_help = super::credentials::help())]
     Verify(VerifyArgs),
     /// Re-export the windows verify finds wrong, atomically (new files, then a new marker
     /// generation, then the old files removed), and remove files that no marker names.
+    #[command(after_help = super::credentials::help())]
     Repair(RepairArgs),
     /// Print the SQL that makes an engine (Athena, Trino, Spark, DuckDB, BigQuery) see the lake's
     /// table root as one table. Reads the lake, never writes it.
     Ddl(DdlArgs),
     /// Fetch one audit log by id (the API's show operation) and print it as JSON.
+    #[command(after_help = super::credentials::help())]
     Show(ShowArgs),
     /// List audit logs (the API's list operation) as JSON lines on stdout.
+    #[command(after_help = super::credentials::help())]
     List(ListArgs),
     /// Ask Zendesk to prepare a CSV export (the API's export operation; 1 request per minute).
+    #[command(after_help = super::credentials::help())]
     RequestExport(RequestExportArgs),
     /// Run the whole job end to end against the built-in simulator, no account needed.
     #[cfg(feature = "simulator")]
@@ -316,8 +337,8 @@ pub struct ApiArgs {
     )]
     pub request_timeout: String,
 
-    /// Attempts per request before a transient failure (5xx, timeout, reset, bad body) fails
-    /// its window.
+    /// Attempts per request, the first included, before a transient failure (5xx, timeout,
+    /// reset, bad body) fails its window; at least 1.
     #[arg(
         long,
         env = "AUDITLAKE_MAX_ATTEMPTS",
@@ -726,7 +747,7 @@ pub struct ListArgs {
     #[arg(long, value_name = "TIME", help_heading = "What to export")]
     pub until: Option<String>,
 
-    /// Stop after this many records.
+    /// Stop after this many records (at least 1).
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
 

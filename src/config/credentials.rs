@@ -1,9 +1,30 @@
 //! Zendesk credentials: read only from `ZENDESK_*` environment variables or the files they name,
-//! never from flags or the config file, and never shown in a message.
+//! never from flags or the config file, and never shown in a message. Also the `--help` text that
+//! names those variables, written here beside the code that reads them.
 
 use crate::config::{err, ConfigError, Env};
 use crate::zendesk::auth::{OAuthClient, Secret, DEFAULT_SCOPE};
 use crate::zendesk::Credentials;
+
+/// What `--help` says about credentials, on the program and on each command that reaches
+/// Zendesk: every variable [`credentials`] reads, the recommended kind first.
+pub(super) fn help() -> String {
+    format!(
+        "\
+Credentials (from the environment only; set exactly one kind):
+  ZENDESK_OAUTH_CLIENT_ID + ZENDESK_OAUTH_CLIENT_SECRET
+      A confidential OAuth client (client-credentials grant): auditlake mints and renews its own
+      access tokens. Use this for scheduled runs. ZENDESK_OAUTH_SCOPE sets the scope asked for
+      [default: {DEFAULT_SCOPE}].
+  ZENDESK_OAUTH_TOKEN
+      An OAuth access token minted elsewhere (scope read or auditlogs:read); it cannot be renewed,
+      so a run stops when it expires.
+  ZENDESK_EMAIL + ZENDESK_API_TOKEN
+      An API token (Zendesk deactivates API tokens on 2027-04-30).
+  Each secret may instead name a file that holds it (a mounted secret):
+  ZENDESK_OAUTH_CLIENT_SECRET_FILE, ZENDESK_OAUTH_TOKEN_FILE, ZENDESK_API_TOKEN_FILE."
+    )
+}
 
 /// Reads a secret from `NAME` or from the file named by `NAME_FILE` (a trailing newline is
 /// dropped). The value never appears in a message.
@@ -102,6 +123,29 @@ pub(super) fn credentials(env: &Env) -> Result<Credentials, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_help_names_every_variable_credentials_are_read_from() {
+        let help = help();
+        for name in [
+            "ZENDESK_OAUTH_CLIENT_ID",
+            "ZENDESK_OAUTH_CLIENT_SECRET",
+            "ZENDESK_OAUTH_CLIENT_SECRET_FILE",
+            "ZENDESK_OAUTH_SCOPE",
+            "ZENDESK_OAUTH_TOKEN",
+            "ZENDESK_OAUTH_TOKEN_FILE",
+            "ZENDESK_EMAIL",
+            "ZENDESK_API_TOKEN",
+            "ZENDESK_API_TOKEN_FILE",
+            DEFAULT_SCOPE,
+        ] {
+            assert!(help.contains(name), "{name}");
+        }
+        assert!(
+            help.lines().all(|l| l.len() <= 100),
+            "fits the help's width"
+        );
+    }
 
     #[test]
     fn credentials_come_from_the_environment_and_never_show() {

@@ -143,7 +143,7 @@ pub fn api(args: &ApiArgs, env: &Env) -> Result<ApiConfig, ConfigError> {
     }
     let request_timeout = request_limit("request-timeout", &args.request_timeout)?;
     let retry = RetryPolicy {
-        max_attempts: args.max_attempts.max(1),
+        max_attempts: max_attempts(args.max_attempts)?,
         max_elapsed: request_limit("max-retry-time", &args.max_retry_time)?,
         base_delay: request_limit("retry-base-delay", &args.retry_base_delay)?,
         ..RetryPolicy::default()
@@ -160,6 +160,15 @@ pub fn api(args: &ApiArgs, env: &Env) -> Result<ApiConfig, ConfigError> {
         max_requests_per_minute: max_rpm,
         rate_limit_share: share,
     })
+}
+
+/// `--max-attempts`: at least the first attempt. Refused rather than raised to 1, so that a
+/// setting that asks for nothing is not quietly taken as asking for something.
+fn max_attempts(given: u32) -> Result<u32, ConfigError> {
+    match given {
+        0 => err("--max-attempts must be at least 1 (the first attempt counts)"),
+        n => Ok(n),
+    }
 }
 
 /// `https://SUB.zendesk.com`, or a replacement: https anywhere, plain http only on loopback, and
@@ -491,6 +500,9 @@ pub fn list(args: &ListArgs, now: i64) -> Result<crate::ops::ListRequest, Config
             Some((since, until))
         }
     };
+    if args.limit == Some(0) {
+        return err("--limit must be at least 1 (leave it out to list every record)");
+    }
     Ok(crate::ops::ListRequest {
         filters: filters(&args.filters)?,
         range,
@@ -726,6 +738,58 @@ mod tests {
         );
         assert_eq!(b.api.client.request_timeout, c.api.client.request_timeout);
         assert_eq!(b.api.rate_limit_share, c.api.rate_limit_share);
+    }
+
+    #[test]
+    fn a_negative_duration_is_refused_naming_its_flag_for_every_duration_flag() {
+        // Regression: clap took `-5` for a flag and answered "unexpected argument '-5'".
+        let grammar = crate::config::cli::Cli::grammar();
+        let export_cmd = grammar.find_subcommand("export").unwrap();
+        let flags: Vec<String> = export_cmd
+            .get_arguments()
+            .filter(|a| {
+                a.get_value_names()
+                    .is_some_and(|n| n.iter().any(|n| n.as_str() == "DURATION"))
+            })
+            .map(|a| format!("--{}", a.get_long().unwrap()))
+            .collect();
+        assert!(flags.len() >= 7, "{flags:?}");
+        for flag in &flags {
+            for value in ["-5", "-5m"] {
+                let e = plain(&[flag, value]).unwrap_err();
+                assert!(
+                    e.0.contains(&format!("{flag}: a duration cannot be negative")),
+                    "{flag} {value}: {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn zero_attempts_and_an_empty_list_are_refused() {
+        // Regression: --max-attempts 0 was raised to 1 silently, and list --limit 0 listed one.
+        let e = plain(&["--max-attempts", "0"]).unwrap_err();
+        assert!(e.0.contains("--max-attempts must be at least 1"), "{e}");
+        assert_eq!(
+            plain(&["--max-attempts", "1"])
+                .unwrap()
+                .api
+                .client
+                .retry
+                .max_attempts,
+            1
+        );
+        let list = |extra: &[&str]| {
+            let argv = [&["auditlake", "list", "--subdomain", "acme"][..], extra].concat();
+            match crate::config::cli::Cli::parse_args(argv).unwrap().command {
+                crate::config::cli::Command::List(a) => list(&a, NOW),
+                _ => unreachable!(),
+            }
+        };
+        let e = list(&["--limit", "0"]).unwrap_err();
+        assert!(e.0.contains("--limit must be at least 1"), "{e}");
+        assert_eq!(list(&["--limit", "1"]).unwrap().limit, Some(1));
+        assert_eq!(list(&[]).unwrap().limit, None);
     }
 
     #[test]
