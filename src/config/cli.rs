@@ -2,9 +2,10 @@
 //! the TOML file and the environment, into one validated configuration.
 //!
 //! Each flag's default is a named constant next to the flag (`DEFAULT_SETTLE_LAG`, ...), the one
-//! place that default is written: clap applies it and shows it in `--help`, validation falls back
-//! to it for arguments built in code, and the policy structs' `Default`
-//! ([`crate::zendesk::RetryPolicy`], [`crate::lake::storage::StoreOptions`]) read it.
+//! place that default is written: clap applies it and shows it in `--help`, the argument groups'
+//! `Default` (for arguments built in code, like the demo's) is the empty command line, and the
+//! policy structs' `Default` ([`crate::zendesk::RetryPolicy`],
+//! [`crate::lake::storage::StoreOptions`]) read it.
 
 // The `///` comments of the clap structs are `--help` text, written for a terminal: URLs and
 // `filter[created_at][]` stay as typed rather than as rustdoc links.
@@ -271,11 +272,11 @@ pub enum Command {
 }
 
 /// `--rate-limit-share`'s default: half of the account's limit, leaving the other half to the
-/// account's other integrations (and to a second auditlake on another subdomain's schedule).
+/// account's other integrations.
 pub const DEFAULT_RATE_LIMIT_SHARE: f64 = 0.5;
 
-/// `--request-timeout`'s default: a page of 100 records answers in well under a second; a minute
-/// rides out a slow moment without hanging a window on a dead connection.
+/// `--request-timeout`'s default: long enough for a slow page of records, short enough that a
+/// dead connection does not hold its window for long.
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
 
 /// `--max-attempts`'s default: eight attempts, with their timeouts and the backoff doubling from
@@ -485,11 +486,11 @@ pub struct WorkArgs {
     pub lease_ttl: String,
 }
 
-/// `--window`'s default: one day, one or two requests per window on most accounts.
+/// `--window`'s default: one window per day, the lake's partition (`created_date`).
 pub const DEFAULT_WINDOW: &str = "1d";
 
-/// `--settle-lag`'s default: Zendesk's audit logs become visible within seconds to a few
-/// minutes; what shows up later still, `--recheck` catches.
+/// `--settle-lag`'s default: Zendesk is eventually consistent and most records are visible
+/// within minutes; the few that come later, `--recheck` catches.
 pub const DEFAULT_SETTLE_LAG: &str = "5m";
 
 /// `--concurrency`'s default: enough streams to overlap requests, decoding and uploads; the
