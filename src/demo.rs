@@ -76,7 +76,7 @@ pub async fn run(
         },
         dest: Some(args.dest.clone()),
         since: Some(format_rfc3339(start)),
-        settle_lag: Some("1m".into()),
+        settle_lag: "1m".into(),
         ..ExportArgs::default()
     };
     let credentials = Env::from_pairs([

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Err(CommandLineError::Clap(e)) => e.exit(),
         Err(CommandLineError::Config(e)) => return fail(&e.into()),
     };
-    let json = cli.log_format == Some(LogFormat::Json);
+    let json = cli.log_format == LogFormat::Json;
     let cx = cmd::Context::new(file, env, cli.quiet, json);
     // Info logs give way to the progress bar on a terminal.
     let default = if cli.quiet || cx.show_progress {

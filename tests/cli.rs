@@ -920,3 +920,159 @@ async fn status_reads_only_and_pages_on_a_stale_lake() {
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// `auditlake export` of acme into `dest` from 2024-03-01, with `extra` flags.
+fn export_argv<'a>(dest: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec![
+        "export",
+        "--subdomain",
+        "acme",
+        "--dest",
+        dest,
+        "--since",
+        "2024-03-01",
+    ];
+    argv.extend_from_slice(extra);
+    argv
+}
+
+#[tokio::test]
+async fn a_negative_duration_is_a_usage_error_naming_its_flag() {
+    // Regression: `--settle-lag -5` answered clap's "unexpected argument '-5'", which says
+    // nothing about the settle lag; so did every other flag that takes a duration or a number.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let dest = lake.to_str().unwrap();
+    for flag in [
+        "--settle-lag",
+        "--lease-ttl",
+        "--recheck",
+        "--request-timeout",
+        "--max-retry-time",
+        "--retry-base-delay",
+        "--store-timeout",
+    ] {
+        for value in ["-5", "-5m"] {
+            let out = run(&export_argv(dest, &[flag, value]), SECRET).await;
+            let all = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{flag} {value}: {all}");
+            assert!(
+                all.contains(&format!("{flag}: a duration cannot be negative")),
+                "{flag} {value}: {all}"
+            );
+        }
+    }
+    for (flag, value) in [
+        ("--window", "-1d"),
+        ("--concurrency", "-1"),
+        ("--max-attempts", "-1"),
+        ("--rate-limit-share", "-0.5"),
+        ("--max-requests-per-minute", "-1"),
+    ] {
+        let out = run(&export_argv(dest, &[flag, value]), SECRET).await;
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {all}");
+        assert!(
+            all.contains(flag) && !all.contains("unexpected argument"),
+            "{flag} {value}: {all}"
+        );
+    }
+    let status = [
+        "status",
+        "--dest",
+        dest,
+        "--subdomain",
+        "acme",
+        "--max-age",
+        "-2h",
+    ];
+    let out = run(&status, "").await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--max-age: a duration cannot be negative"),
+        "{}",
+        text(&out)
+    );
+    assert!(!lake.exists(), "a usage error writes nothing");
+}
+
+#[tokio::test]
+async fn max_attempts_0_is_refused_before_anything_is_contacted_or_written() {
+    // Regression: `--max-attempts 0` was taken as 1, and the run wrote into the lake.
+    let sim = start(sim_config(100, "2024-03-01", "2024-03-02")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let base = sim.base_url();
+    let argv = export_argv(
+        lake.to_str().unwrap(),
+        &[
+            "--until",
+            "2024-03-02",
+            "--base-url",
+            &base,
+            "--max-attempts",
+            "0",
+        ],
+    );
+    let out = run(&argv, "sim-token").await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("--max-attempts"), "{all}");
+    assert!(!lake.exists(), "nothing is written: {all}");
+    assert_eq!(sim.stats().requests, 0, "nothing is contacted");
+}
+
+#[tokio::test]
+async fn list_limit_0_is_refused() {
+    // Regression: `list --limit 0` listed a record.
+    let sim = start(sim_config(100, "2024-03-01", "2024-03-02")).await;
+    let base = sim.base_url();
+    let argv = [
+        "list",
+        "--subdomain",
+        "acme",
+        "--base-url",
+        &base,
+        "--limit",
+        "0",
+    ];
+    let out = run(&argv, "sim-token").await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--limit"), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert_eq!(sim.stats().requests, 0, "nothing is contacted");
+}
+
+#[tokio::test]
+async fn help_says_how_to_use_oauth_client_credentials_and_what_exit_3_covers() {
+    // Regression: `--help` named only static tokens, although the README recommends a
+    // confidential OAuth client for scheduled runs; and it described exit 3 as 401/403 only,
+    // while an untrusted TLS certificate exits 3 too.
+    for argv in [&["--help"][..], &["export", "--help"], &["export", "-h"]] {
+        let out = run(argv, "").await;
+        assert_eq!(out.status.code(), Some(0), "{argv:?}: {}", text(&out));
+        let help = text(&out);
+        for name in [
+            "ZENDESK_OAUTH_CLIENT_ID",
+            "ZENDESK_OAUTH_CLIENT_SECRET",
+            "ZENDESK_OAUTH_CLIENT_SECRET_FILE",
+            "ZENDESK_OAUTH_SCOPE",
+        ] {
+            assert!(help.contains(name), "{argv:?} does not name {name}: {help}");
+        }
+    }
+    let out = run(&["--help"], "").await;
+    let help = text(&out);
+    let three = help
+        .split("; 4 ")
+        .next()
+        .and_then(|h| h.rsplit("; 3 ").next())
+        .unwrap_or_default();
+    assert!(three.contains("TLS certificate"), "exit 3: {three:?}");
+    let readme = include_str!("../README.md");
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| 3 |"))
+        .expect("README's exit-code table has a row for 3");
+    assert!(row.contains("TLS certificate"), "{row}");
+}

@@ -476,7 +476,7 @@ fn stream_starts(sim: &Simulator) -> std::collections::BTreeSet<Option<DateTime<
 
 /// Near the physical minimum, a page per 100 records: each stream may end in a part-filled page,
 /// a split may cost the page in flight, and the window before a cut (or one fetched in pieces) is
-/// counted before its commit (one or two requests).
+/// counted before its commit (at most three requests).
 fn assert_near_the_minimum(requests: u64, rows: usize, streams: usize) {
     let minimum = (rows as u64).div_ceil(100);
     assert!(

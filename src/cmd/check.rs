@@ -12,7 +12,7 @@ use std::sync::Arc;
 use auditlake::config::cli::Command;
 use auditlake::config::{self, ApiConfig};
 use auditlake::error::exit;
-use auditlake::lake::storage::{Lake, StorageError, StoreOptions};
+use auditlake::lake::storage::{local_path, Lake, StorageError, StoreOptions};
 use auditlake::plan::window::format_rfc3339;
 use auditlake::status::StatusError;
 use auditlake::verify::VerifyError;
@@ -168,16 +168,7 @@ fn api(api: &ApiConfig) -> Result<String, Error> {
 /// (which sends nothing), a local lake that is there is opened, and one that is not yet is not
 /// created: its nearest existing parent must be a directory.
 fn store(dest: &str, options: &StoreOptions) -> Result<String, Error> {
-    let local = if dest.starts_with("file://") {
-        url::Url::parse(dest)
-            .ok()
-            .and_then(|u| u.to_file_path().ok())
-    } else if dest.contains("://") {
-        None
-    } else {
-        Some(Path::new(dest).to_path_buf())
-    };
-    match local {
+    match local_path(dest)? {
         // Not there yet: `Lake::open` would create it, which a check must not.
         Some(path) if !path.exists() => {
             let absolute = std::path::absolute(&path).unwrap_or(path);
@@ -194,8 +185,8 @@ fn store(dest: &str, options: &StoreOptions) -> Result<String, Error> {
                 .into()),
             }
         }
-        // An object store (its builder sends nothing), a local lake that exists (nothing to
-        // create), or a `file://` URL `Lake::open` refuses before creating anything.
+        // An object store (its builder sends nothing), or a local lake that exists (nothing to
+        // create).
         _ => Ok(Lake::open(dest, options)?.display().to_string()),
     }
 }

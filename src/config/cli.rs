@@ -1,5 +1,11 @@
 //! The command line, parsed only: every value stays as typed. [`crate::config`] turns it, with
 //! the TOML file and the environment, into one validated configuration.
+//!
+//! Each flag's default is a named constant next to the flag (`DEFAULT_SETTLE_LAG`, ...), the one
+//! place that default is written: clap applies it and shows it in `--help`, the argument groups'
+//! `Default` (for arguments built in code, like the demo's) is the empty command line, and the
+//! policy structs' `Default` ([`crate::zendesk::RetryPolicy`],
+//! [`crate::lake::storage::StoreOptions`]) read it.
 
 // The `///` comments of the clap structs are `--help` text, written for a terminal: URLs and
 // `filter[created_at][]` stay as typed rather than as rustdoc links.
@@ -11,11 +17,15 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, 
 
 use crate::zendesk::Pagination;
 
+#[cfg(feature = "simulator")]
+mod simulator;
+#[cfg(feature = "simulator")]
+pub use simulator::{BoundsArg, DemoArgs, SimulateArgs};
+
 /// Exact, resumable export of Zendesk audit logs into a Hive-partitioned Parquet lake.
 ///
-/// Credentials come only from the environment: ZENDESK_OAUTH_TOKEN (an OAuth access token with
-/// the `read` or `auditlogs:read` scope), or ZENDESK_EMAIL with ZENDESK_API_TOKEN. Each may instead
-/// name a file holding the value: ZENDESK_OAUTH_TOKEN_FILE, ZENDESK_API_TOKEN_FILE.
+/// Credentials come only from the environment (see below): for scheduled runs a confidential
+/// OAuth client, ZENDESK_OAUTH_CLIENT_ID with ZENDESK_OAUTH_CLIENT_SECRET.
 ///
 /// Every switch (--quiet, --allow-http, ...) also takes a value, so that one set in the
 /// environment or the config file can be turned off on the command line: `--quiet=false`,
@@ -23,9 +33,10 @@ use crate::zendesk::Pagination;
 ///
 /// Exit codes: 0 all done; 1 some windows failed (rerun to retry them); 2 usage or configuration
 /// error; 3 Zendesk refused the credentials or access (401/403, or the OAuth token endpoint refused
-/// the client); 4 the destination or its manifest failed (a failing store stops the run at once);
-/// 5 another run holds the lease on this
-/// lake and subdomain (or took it over, or this run's lease ran out before a write); 6 verify found
+/// the client), or Zendesk's TLS certificate is not trusted by this machine (a proxy or a private
+/// CA: see SSL_CERT_FILE); 4 the destination or its manifest failed (a failing store stops the run
+/// at once); 5 another run holds the lease on this lake and subdomain (or took it over, or this
+/// run's lease ran out before a write); 6 verify found
 /// the lake different from its markers or the API; 7 no lake for the subdomain at --dest (status,
 /// verify, repair, ddl); 8 `status --max-age`: the lake is older than allowed; 130 interrupted
 /// (Ctrl-C or SIGTERM: no window was left half-committed).
@@ -38,7 +49,8 @@ use crate::zendesk::Pagination;
     name = "auditlake",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = super::credentials::help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -55,15 +67,16 @@ pub struct Cli {
     )]
     pub config: Option<PathBuf>,
 
-    /// Log format: text for people, json for log collectors [default: text].
+    /// Log format: text for people, json for log collectors.
     #[arg(
         long,
         global = true,
         env = "AUDITLAKE_LOG_FORMAT",
         value_enum,
+        default_value_t = DEFAULT_LOG_FORMAT,
         help_heading = "Output"
     )]
-    pub log_format: Option<LogFormat>,
+    pub log_format: LogFormat,
 
     /// Log filter, in tracing's syntax (e.g. `debug`, `auditlake=debug`) [default: info].
     /// AUDITLAKE_LOG, its former name, still works when this is not set (deprecated).
@@ -99,9 +112,10 @@ pub struct Cli {
 impl Cli {
     /// The grammar of the command line: the derived one, with every switch (a `bool` flag)
     /// also taking a value, `--quiet=false`, so that one set in the environment or the config file
-    /// can be turned off. Declared here once rather than on each switch.
+    /// can be turned off, and every number or duration taking a leading `-` as its value's sign.
+    /// Declared here once rather than on each flag.
     pub fn grammar() -> clap::Command {
-        with_switch_values(Cli::command())
+        with_value_rules(Cli::command())
     }
 
     /// Parses a command line (the program's name first) with [`Cli::grammar`].
@@ -114,9 +128,22 @@ impl Cli {
     }
 }
 
-fn with_switch_values(command: clap::Command) -> clap::Command {
+/// Value names of the flags that take a number or a duration. Their values may start with `-`:
+/// `--settle-lag -5` then reaches validation, which names the flag and says why the value is
+/// wrong, where clap alone answers "unexpected argument '-5'" about a flag never given.
+const SIGNED_VALUE_NAMES: [&str; 4] = ["DURATION", "STEP", "N", "FRACTION"];
+
+fn with_value_rules(command: clap::Command) -> clap::Command {
     command
         .mut_args(|arg| {
+            let signed = arg.get_value_names().is_some_and(|names| {
+                names
+                    .iter()
+                    .any(|n| SIGNED_VALUE_NAMES.contains(&n.as_str()))
+            });
+            if signed {
+                return arg.allow_hyphen_values(true);
+            }
             if !matches!(arg.get_action(), ArgAction::SetTrue) {
                 return arg;
             }
@@ -129,7 +156,43 @@ fn with_switch_values(command: clap::Command) -> clap::Command {
                 .hide_default_value(true)
                 .value_parser(parse_switch)
         })
-        .mut_subcommands(with_switch_values)
+        .mut_subcommands(with_value_rules)
+}
+
+/// An argument group as an empty command line gives it: every flag at its default, and nothing
+/// read from the environment. The `Default` of the groups whose flags have defaults, for code that
+/// builds arguments itself (the demo), so that it gets the same defaults as the command line.
+fn empty_command_line<T: Args + FromArgMatches>() -> T {
+    let command =
+        T::augment_args(clap::Command::new("auditlake")).mut_args(|arg| arg.env(None::<&str>));
+    let matches = command
+        .try_get_matches_from(["auditlake"])
+        .expect("an empty command line parses");
+    T::from_arg_matches(&matches).expect("an empty command line fills every field")
+}
+
+impl Default for ApiArgs {
+    fn default() -> Self {
+        empty_command_line()
+    }
+}
+
+impl Default for StoreArgs {
+    fn default() -> Self {
+        empty_command_line()
+    }
+}
+
+impl Default for WorkArgs {
+    fn default() -> Self {
+        empty_command_line()
+    }
+}
+
+impl Default for ExportArgs {
+    fn default() -> Self {
+        empty_command_line()
+    }
 }
 
 impl Command {
@@ -160,6 +223,9 @@ pub fn parse_switch(text: &str) -> Result<bool, String> {
     }
 }
 
+/// `--log-format`'s default: text, for people at a terminal.
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -173,23 +239,29 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Export audit logs into the lake: closed windows once, the open window on every run.
+    #[command(after_help = super::credentials::help())]
     Export(ExportArgs),
     /// Show what the lake's manifest says: done windows, the open window, gaps, row counts.
     Status(StatusArgs),
     /// Prove the lake against its markers (and, with --against-api, against Zendesk's counts).
     /// Exit 0 when clean, 6 when anything differs.
+    #[command(after_help = super::credentials::help())]
     Verify(VerifyArgs),
     /// Re-export the windows verify finds wrong, atomically (new files, then a new marker
     /// generation, then the old files removed), and remove files that no marker names.
+    #[command(after_help = super::credentials::help())]
     Repair(RepairArgs),
     /// Print the SQL that makes an engine (Athena, Trino, Spark, DuckDB, BigQuery) see the lake's
     /// table root as one table. Reads the lake, never writes it.
     Ddl(DdlArgs),
     /// Fetch one audit log by id (the API's show operation) and print it as JSON.
+    #[command(after_help = super::credentials::help())]
     Show(ShowArgs),
     /// List audit logs (the API's list operation) as JSON lines on stdout.
+    #[command(after_help = super::credentials::help())]
     List(ListArgs),
     /// Ask Zendesk to prepare a CSV export (the API's export operation; 1 request per minute).
+    #[command(after_help = super::credentials::help())]
     RequestExport(RequestExportArgs),
     /// Run the whole job end to end against the built-in simulator, no account needed.
     #[cfg(feature = "simulator")]
@@ -199,8 +271,28 @@ pub enum Command {
     Simulate(SimulateArgs),
 }
 
+/// `--rate-limit-share`'s default: half of the account's limit, leaving the other half to the
+/// account's other integrations.
+pub const DEFAULT_RATE_LIMIT_SHARE: f64 = 0.5;
+
+/// `--request-timeout`'s default: long enough for a slow page of records, short enough that a
+/// dead connection does not hold its window for long.
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
+
+/// `--max-attempts`'s default: eight attempts, with their timeouts and the backoff doubling from
+/// [`DEFAULT_RETRY_BASE_DELAY`], ride out a Zendesk incident of a few minutes without failing the
+/// window.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+
+/// `--max-retry-time`'s default: a scheduled run still ends (and reports) well before the next one
+/// is due, even when Zendesk is down.
+pub const DEFAULT_MAX_RETRY_TIME: &str = "10m";
+
+/// `--retry-base-delay`'s default: the first retry of a transient failure comes almost at once.
+pub const DEFAULT_RETRY_BASE_DELAY: &str = "500ms";
+
 /// Where and how to reach Zendesk.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone)]
 pub struct ApiArgs {
     /// Required. Zendesk subdomain: `acme` for acme.zendesk.com.
     #[arg(long, env = "AUDITLAKE_SUBDOMAIN", help_heading = "What to export")]
@@ -226,51 +318,56 @@ pub struct ApiArgs {
     pub max_requests_per_minute: Option<u32>,
 
     /// Fraction of the account's rate limit (from X-Rate-Limit) this process may use; the rest is
-    /// left to other integrations on the account [default: 0.5].
+    /// left to other integrations on the account.
     #[arg(
         long,
         env = "AUDITLAKE_RATE_LIMIT_SHARE",
         value_name = "FRACTION",
+        default_value_t = DEFAULT_RATE_LIMIT_SHARE,
         help_heading = "Speed and limits"
     )]
-    pub rate_limit_share: Option<f64>,
+    pub rate_limit_share: f64,
 
-    /// Time limit of one HTTP request, body included [default: 60s].
+    /// Time limit of one HTTP request, body included.
     #[arg(
         long,
         env = "AUDITLAKE_REQUEST_TIMEOUT",
         value_name = "DURATION",
+        default_value = DEFAULT_REQUEST_TIMEOUT,
         help_heading = "Retries"
     )]
-    pub request_timeout: Option<String>,
+    pub request_timeout: String,
 
-    /// Attempts per request before a transient failure (5xx, timeout, reset, bad body) fails
-    /// its window [default: 8].
+    /// Attempts per request, the first included, before a transient failure (5xx, timeout,
+    /// reset, bad body) fails its window; at least 1.
     #[arg(
         long,
         env = "AUDITLAKE_MAX_ATTEMPTS",
         value_name = "N",
+        default_value_t = DEFAULT_MAX_ATTEMPTS,
         help_heading = "Retries"
     )]
-    pub max_attempts: Option<u32>,
+    pub max_attempts: u32,
 
-    /// Time one request may spend retrying before it fails its window [default: 10m].
+    /// Time one request may spend retrying before it fails its window.
     #[arg(
         long,
         env = "AUDITLAKE_MAX_RETRY_TIME",
         value_name = "DURATION",
+        default_value = DEFAULT_MAX_RETRY_TIME,
         help_heading = "Retries"
     )]
-    pub max_retry_time: Option<String>,
+    pub max_retry_time: String,
 
-    /// First retry delay, doubled per attempt with jitter (e.g. 500ms, 2s) [default: 500ms].
+    /// First retry delay, doubled per attempt with jitter (e.g. 500ms, 2s).
     #[arg(
         long,
         env = "AUDITLAKE_RETRY_BASE_DELAY",
         value_name = "DURATION",
+        default_value = DEFAULT_RETRY_BASE_DELAY,
         help_heading = "Retries"
     )]
-    pub retry_base_delay: Option<String>,
+    pub retry_base_delay: String,
 }
 
 /// The API's record filters.
@@ -326,36 +423,47 @@ pub struct FilterArgs {
     pub filter_ip_address: Option<String>,
 }
 
+/// `--store-timeout`'s default: one upload part or small object takes seconds; the lease's
+/// shortest time to live grows with this (see [`crate::lake::lease::min_lease_ttl`]).
+pub const DEFAULT_STORE_TIMEOUT: &str = "30s";
+
 /// Reaching the lake's object store (credentials and other settings come from the cloud's usual
 /// environment variables, e.g. AWS_ACCESS_KEY_ID, AWS_REGION, AWS_ENDPOINT_URL).
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone)]
 pub struct StoreArgs {
     /// Allow a plain-HTTP object-store endpoint that is not a loopback address
     /// (`--allow-http=false` turns off an `allow-http = true` from the config file).
     #[arg(long, env = "AUDITLAKE_ALLOW_HTTP", help_heading = "Where to")]
     pub allow_http: bool,
 
-    /// Time limit of one object-store request (one upload part, one small object) [default: 30s].
+    /// Time limit of one object-store request (one upload part, one small object).
     #[arg(
         long,
         env = "AUDITLAKE_STORE_TIMEOUT",
         value_name = "DURATION",
+        default_value = DEFAULT_STORE_TIMEOUT,
         help_heading = "Where to"
     )]
-    pub store_timeout: Option<String>,
+    pub store_timeout: String,
 }
 
+/// `--lease-ttl`'s default: a killed run blocks the next one at most this long, and it is above
+/// the shortest lease that [`DEFAULT_STORE_TIMEOUT`] allows on an object store.
+pub const DEFAULT_LEASE_TTL: &str = "10m";
+
 /// How a run that writes the lake (export, repair) fetches and stages windows and holds its lease.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone)]
 pub struct WorkArgs {
-    /// List pagination: cursor (default) or offset (at most 10,000 records per window).
+    /// List pagination: cursor or offset (at most 10,000 records per window).
     #[arg(
         long,
         env = "AUDITLAKE_PAGINATION",
         value_enum,
+        // Pagination's own default (cursor), declared on the enum.
+        default_value_t = Pagination::default(),
         help_heading = "Speed and limits"
     )]
-    pub pagination: Option<Pagination>,
+    pub pagination: Pagination,
 
     /// Directory for temporary Parquet files before upload [default: the system's].
     #[arg(
@@ -367,17 +475,33 @@ pub struct WorkArgs {
     pub tmp_dir: Option<PathBuf>,
 
     /// How long the run's lease on (dest, subdomain) lasts without renewal; a run renews it every
-    /// third of this. A run that was killed blocks the next one at most this long [default: 10m].
+    /// third of this. A run that was killed blocks the next one at most this long.
     #[arg(
         long,
         env = "AUDITLAKE_LEASE_TTL",
         value_name = "DURATION",
+        default_value = DEFAULT_LEASE_TTL,
         help_heading = "Where to"
     )]
-    pub lease_ttl: Option<String>,
+    pub lease_ttl: String,
 }
 
-#[derive(Debug, Args, Clone, Default)]
+/// `--window`'s default: one window per day, the lake's partition (`created_date`).
+pub const DEFAULT_WINDOW: &str = "1d";
+
+/// `--settle-lag`'s default: Zendesk is eventually consistent and most records are visible
+/// within minutes; the few that come later, `--recheck` catches.
+pub const DEFAULT_SETTLE_LAG: &str = "5m";
+
+/// `--concurrency`'s default: enough streams to overlap requests, decoding and uploads; the
+/// request budget, not this, bounds the load on Zendesk.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// `--recheck`'s default: the last day, since Zendesk's late records show up within minutes to
+/// hours; on a daily grid that costs one or two requests per run.
+pub const DEFAULT_RECHECK: &str = "1d";
+
+#[derive(Debug, Args, Clone)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub api: ApiArgs,
@@ -418,36 +542,37 @@ pub struct ExportArgs {
     )]
     pub until: Option<String>,
 
-    /// Window grid: 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or Nd. Pinned by the lake at its first run
-    /// [default: 1d].
+    /// Window grid: 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or Nd. Pinned by the lake at its first run.
     #[arg(
         long,
         env = "AUDITLAKE_WINDOW",
         value_name = "STEP",
+        default_value = DEFAULT_WINDOW,
         help_heading = "What to export"
     )]
-    pub window: Option<String>,
+    pub window: String,
 
-    /// How far behind now data is treated as final; Zendesk is eventually consistent
-    /// [default: 5m].
+    /// How far behind now data is treated as final; Zendesk is eventually consistent.
     #[arg(
         long,
         env = "AUDITLAKE_SETTLE_LAG",
         value_name = "DURATION",
+        default_value = DEFAULT_SETTLE_LAG,
         help_heading = "What to export"
     )]
-    pub settle_lag: Option<String>,
+    pub settle_lag: String,
 
     /// Streams fetched at once, each over a range of windows; a stream that runs out of work
     /// takes over half of the largest one's, or the rest of a busy window. The request budget,
-    /// not this, bounds the load on Zendesk [default: 4].
+    /// not this, bounds the load on Zendesk.
     #[arg(
         long,
         env = "AUDITLAKE_CONCURRENCY",
         value_name = "N",
+        default_value_t = DEFAULT_CONCURRENCY,
         help_heading = "Speed and limits"
     )]
-    pub concurrency: Option<usize>,
+    pub concurrency: usize,
 
     #[command(flatten)]
     pub work: WorkArgs,
@@ -474,14 +599,15 @@ pub struct ExportArgs {
     /// Re-count the committed windows that ended within this span before the run's end against
     /// the API (one or two requests per window), and repair those where Zendesk now holds more
     /// records: records that became visible later than --settle-lag still reach the lake. 0 turns
-    /// it off [default: 1d].
+    /// it off.
     #[arg(
         long,
         env = "AUDITLAKE_RECHECK",
         value_name = "DURATION",
+        default_value = DEFAULT_RECHECK,
         help_heading = "What to export"
     )]
-    pub recheck: Option<String>,
+    pub recheck: String,
 }
 
 /// What `verify` checks.
@@ -563,6 +689,12 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// `ddl --engine`'s default: Athena, the usual engine over an S3 lake.
+pub const DEFAULT_ENGINE: crate::ddl::Engine = crate::ddl::Engine::Athena;
+
+/// `ddl --table`'s default.
+pub const DEFAULT_TABLE: &str = "audit_logs";
+
 /// What `ddl` describes, and for which engine.
 #[derive(Debug, Args, Clone)]
 pub struct DdlArgs {
@@ -573,15 +705,13 @@ pub struct DdlArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// The engine the SQL is for: athena and trino need an s3:// lake, bigquery a gs:// one
-    /// [default: athena].
-    #[arg(long, value_enum)]
-    pub engine: Option<crate::ddl::Engine>,
+    /// The engine the SQL is for: athena and trino need an s3:// lake, bigquery a gs:// one.
+    #[arg(long, value_enum, default_value_t = DEFAULT_ENGINE)]
+    pub engine: crate::ddl::Engine,
 
-    /// The table (or view) to create: NAME or DATABASE.NAME (BigQuery: DATASET.NAME)
-    /// [default: audit_logs].
-    #[arg(long, value_name = "NAME")]
-    pub table: Option<String>,
+    /// The table (or view) to create: NAME or DATABASE.NAME (BigQuery: DATASET.NAME).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_TABLE)]
+    pub table: String,
 
     /// Only this subdomain's data [default: every subdomain in the lake].
     #[arg(long)]
@@ -618,13 +748,13 @@ pub struct ListArgs {
     #[arg(long, value_name = "TIME", help_heading = "What to export")]
     pub until: Option<String>,
 
-    /// Stop after this many records.
+    /// Stop after this many records (at least 1).
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
 
-    /// List pagination: cursor (default) or offset (at most 10,000 records).
-    #[arg(long, value_enum, help_heading = "Speed and limits")]
-    pub pagination: Option<Pagination>,
+    /// List pagination: cursor or offset (at most 10,000 records).
+    #[arg(long, value_enum, default_value_t = Pagination::default(), help_heading = "Speed and limits")]
+    pub pagination: Pagination,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -636,114 +766,21 @@ pub struct RequestExportArgs {
     pub filters: FilterArgs,
 }
 
-#[cfg(feature = "simulator")]
-#[derive(Debug, Args, Clone)]
-pub struct DemoArgs {
-    /// Where to leave the demo lake.
-    #[arg(long, default_value = "lake", help_heading = "Where to")]
-    pub dest: String,
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Records in the simulated account.
-    #[arg(long, default_value_t = 20_000)]
-    pub records: u64,
-
-    /// Days of history in the simulated account, ending now.
-    #[arg(long, default_value_t = 14)]
-    pub days: u32,
-}
-
-/// How the simulator interprets `filter[created_at][]` bounds (undocumented by Zendesk).
-#[cfg(feature = "simulator")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BoundsArg {
-    Inclusive,
-    Exclusive,
-}
-
-#[cfg(feature = "simulator")]
-#[derive(Debug, Args, Clone)]
-pub struct SimulateArgs {
-    /// Address to listen on (loopback only).
-    #[arg(long, default_value = "127.0.0.1:8989")]
-    pub bind: std::net::SocketAddr,
-
-    /// Records in the synthetic account.
-    #[arg(long, default_value_t = 10_000)]
-    pub records: u64,
-
-    /// First instant of the account's history [default: 30 days before now].
-    #[arg(long, value_name = "TIME")]
-    pub from: Option<String>,
-
-    /// End of the account's history (exclusive) [default: now].
-    #[arg(long, value_name = "TIME")]
-    pub to: Option<String>,
-
-    /// Seed of the synthetic data: the same seed gives the same account.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-
-    /// Whether filter[created_at][] bounds are inclusive or exclusive.
-    #[arg(long, value_enum, default_value_t = BoundsArg::Inclusive)]
-    pub bounds: BoundsArg,
-
-    /// Make the offset form (page, per_page) ignore sort_by/sort_order and serve newest first, as
-    /// an API that honours no undocumented order parameter would.
-    #[arg(long)]
-    pub ignore_offset_sort: bool,
-
-    /// Requests per minute reported in X-Rate-Limit and enforced with 429s.
-    #[arg(long, default_value_t = 700)]
-    pub rate_limit: u32,
-
-    /// The OAuth token the simulator accepts (a test value, not a secret).
-    #[arg(long, default_value = "sim-token")]
-    pub token: String,
-
-    /// Client id of the confidential OAuth client whose client-credentials grant
-    /// `POST /oauth/tokens` accepts (a test value).
-    #[arg(long, default_value = "sim-client")]
-    pub client_id: String,
-
-    /// Client secret of that OAuth client (a test value, not a secret).
-    #[arg(long, default_value = "sim-secret")]
-    pub client_secret: String,
-
-    /// `expires_in` of the access tokens the simulator mints (e.g. 300s, 2h); past it they are
-    /// answered 401 [default: they never expire].
-    #[arg(long, value_name = "DURATION")]
-    pub token_lifetime: Option<String>,
-
-    /// Answer 403 to everything, like an account without the Enterprise plan.
-    #[arg(long)]
-    pub not_enterprise: bool,
-
-    /// Give a few records fields the documented schema does not have.
-    #[arg(long)]
-    pub extra_fields: bool,
-
-    /// Fraction of list requests answered with a 5xx.
-    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
-    pub fault_5xx: f64,
-
-    /// Fraction of list requests answered with 429 and Retry-After: 1.
-    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
-    pub fault_429: f64,
-
-    /// Fraction of list requests answered 200 with a truncated body.
-    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
-    pub fault_truncate: f64,
-
-    /// Fraction of list requests whose connection is reset.
-    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
-    pub fault_reset: f64,
-
-    /// Records become visible only this long after their created_at (eventual consistency).
-    #[arg(long, value_name = "DURATION")]
-    pub late_arrival: Option<String>,
-
-    /// Answer every request after about this long (e.g. 150ms; +-50% jitter), like a real API's
-    /// latency [default: at once].
-    #[arg(long, value_name = "DURATION")]
-    pub latency: Option<String>,
+    #[test]
+    fn code_built_arguments_take_the_defaults_and_ignore_the_environment() {
+        // Only `config` reads the environment, through clap on the real command line.
+        #[derive(Debug, Args)]
+        struct Probe {
+            #[arg(long, env = "AUDITLAKE_TEST_PROBE_7F3A", default_value = "default")]
+            value: String,
+        }
+        std::env::set_var("AUDITLAKE_TEST_PROBE_7F3A", "from the environment");
+        assert_eq!(empty_command_line::<Probe>().value, "default");
+        assert_eq!(ExportArgs::default().concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(ExportArgs::default().settle_lag, DEFAULT_SETTLE_LAG);
+    }
 }

@@ -3,8 +3,31 @@
 
 /// A duration that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {0:?}: use a number followed by s, m, h or d (for example 90s, 5m, 1h)")]
-pub struct DurationError(pub String);
+pub enum DurationError {
+    /// A number with a minus sign, such as `-5` or `-5m`: said as such, since "invalid" would
+    /// leave the reader looking for a typo.
+    #[error("a duration cannot be negative ({0:?})")]
+    Negative(String),
+    #[error(
+        "invalid duration {0:?}: use a number followed by s, m, h or d (for example 90s, 5m, 1h)"
+    )]
+    Invalid(String),
+}
+
+impl DurationError {
+    /// The error for `text`, which did not parse.
+    fn of(text: &str) -> DurationError {
+        let negative = text
+            .trim()
+            .strip_prefix('-')
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+        if negative {
+            DurationError::Negative(text.to_string())
+        } else {
+            DurationError::Invalid(text.to_string())
+        }
+    }
+}
 
 /// Splits `90s` into `(90, "s")`: one or more ASCII digits (no sign), then the rest. `None` when
 /// there is no leading number or it does not fit in a `u64`. Works on characters, so any UTF-8
@@ -36,7 +59,7 @@ pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
     if text.trim() == "0" {
         return Ok(0);
     }
-    let bad = || DurationError(text.to_string());
+    let bad = || DurationError::of(text);
     let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
     n.checked_mul(unit_seconds(unit).ok_or_else(bad)?)
         .ok_or_else(bad)
@@ -44,7 +67,7 @@ pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
 
 /// Parses a duration that may also be given in milliseconds (`250ms`), for retry delays.
 pub fn parse_duration_ms(text: &str) -> Result<std::time::Duration, DurationError> {
-    let bad = || DurationError(text.to_string());
+    let bad = || DurationError::of(text);
     let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
     if unit == "ms" {
         return Ok(std::time::Duration::from_millis(n));
@@ -93,6 +116,26 @@ mod tests {
         ];
         for (seconds, shown) in cases {
             assert_eq!(format_duration(seconds), shown, "{seconds}");
+        }
+    }
+
+    #[test]
+    fn a_negative_duration_is_said_to_be_negative() {
+        for text in ["-5", "-5m", " -250ms"] {
+            assert!(
+                matches!(parse_duration(text), Err(DurationError::Negative(_))),
+                "{text}"
+            );
+            assert!(
+                matches!(parse_duration_ms(text), Err(DurationError::Negative(_))),
+                "{text}"
+            );
+        }
+        for text in ["--dest", "-", "5x"] {
+            assert!(
+                matches!(parse_duration(text), Err(DurationError::Invalid(_))),
+                "{text}"
+            );
         }
     }
 }

@@ -189,6 +189,37 @@ pub fn renewal_allowance(ttl: Duration) -> Duration {
         .saturating_sub(ttl / 3)
 }
 
+/// The shortest time to live of a lease on local disk: no request timeouts or retries there, only
+/// the renewal period's arithmetic (a renewal every second, and [`fence_margin`]'s floor).
+pub const MIN_LOCAL_LEASE_TTL: Duration = Duration::from_secs(3);
+
+/// Store requests in one lease renewal, one after the other: the create-if-absent PUT of the next
+/// generation, then a LIST of the chain, then either a DELETE of the previous generation (the
+/// prune) or, when the PUT found the generation there, a GET of it.
+const REQUESTS_PER_RENEWAL: u32 = 3;
+
+/// The shortest time to live of a lease on an object store whose requests are limited to
+/// `store_timeout` each: one renewal must fit in a renewal period (a third of the time to live).
+///
+/// Why that is enough: the generation written by a renewal that starts at `s` expires at
+/// `s + ttl` (a second earlier at worst, since expiries are whole seconds). That renewal ends by
+/// `s + W`, where `W = REQUESTS_PER_RENEWAL * worst_case_request`; the next starts a third of
+/// the time to live later and its PUT lands by `s + W + ttl/3 + R` (`R` one worst-case request).
+/// With `W <= ttl/3` that is at most `s + ttl - (W - R)`, i.e. `2R` before the expiry: room for
+/// the whole-second rounding and for a prune that has more than one generation to delete. And
+/// a renewal that fails is retried only while a period is left (see [`Lease::keep`]).
+///
+/// For a 30 s timeout: R = 61.6 s, W = 184.8 s, so at least 554.4 s, rounded up to 555 s (9m15s).
+/// For 2 s: R = 13 s, W = 39 s, at least 117 s.
+pub fn min_lease_ttl(store_timeout: Duration) -> Duration {
+    let renewal = crate::lake::storage::worst_case_request(store_timeout)
+        .saturating_mul(REQUESTS_PER_RENEWAL);
+    let period = renewal.saturating_mul(3);
+    // Whole seconds, rounded up: the lease's expiry is kept in seconds.
+    let rounded = period.as_secs() + u64::from(period.subsec_nanos() > 0);
+    Duration::from_secs(rounded)
+}
+
 impl Fence {
     fn new(subdomain: &str, ttl: Duration, sent: Instant, sent_wall: i64) -> Fence {
         let margin = fence_margin(ttl);
@@ -663,6 +694,18 @@ pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_renewal_fits_in_a_third_of_the_shortest_lease() {
+        assert_eq!(
+            min_lease_ttl(Duration::from_secs(30)),
+            Duration::from_secs(555)
+        );
+        assert_eq!(
+            min_lease_ttl(Duration::from_secs(2)),
+            Duration::from_secs(117)
+        );
+    }
 
     /// Regression (review of issue 6): the monotonic clock may not count a suspend or a VM
     /// pause, while other runs judge expiry by wall clock; the fence must close on either.

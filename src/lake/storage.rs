@@ -103,7 +103,10 @@ impl Default for StoreOptions {
         StoreOptions {
             settings: Vec::new(),
             allow_http: false,
-            timeout: Duration::from_secs(30),
+            timeout: crate::config::duration::parse_duration_ms(
+                crate::config::cli::DEFAULT_STORE_TIMEOUT,
+            )
+            .expect("the flag's default parses"),
         }
     }
 }
@@ -567,8 +570,8 @@ impl Lake {
 }
 
 /// The local directory a destination names (a path or a `file://` URL), or `None` for an object
-/// store URL.
-fn local_path(dest: &str) -> Result<Option<std::path::PathBuf>, StorageError> {
+/// store URL: the one reading of whether a destination is local.
+pub fn local_path(dest: &str) -> Result<Option<std::path::PathBuf>, StorageError> {
     let open_err = |reason: String| StorageError::Open {
         dest: dest.to_string(),
         reason,

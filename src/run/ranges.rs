@@ -54,7 +54,7 @@ impl Slot {
 
 /// Records a piece split off inside a window should hold by the stream's own pace: below this a
 /// new stream (one request at least, plus the page in flight of the one split) costs more than it
-/// saves, and the window's count check (two requests) weighs more.
+/// saves, and the window's count check (at most three requests) weighs more.
 /// It also keeps part files large: each piece writes files of its own.
 pub const MIN_PIECE_RECORDS: u64 = 2_500;
 

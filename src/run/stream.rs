@@ -273,7 +273,7 @@ pub(crate) async fn commit_routed(
 
 /// Commits a window whose stream stopped short of its query's end (a window fetched in pieces,
 /// or the last window before a cut at a window boundary) once its records add up to Zendesk's
-/// count of the window (one or two requests). A record served out of order past the stop is in
+/// count of the window (at most three requests). A record served out of order past the stop is in
 /// no stream: the stream that held it stopped, and the next one's query starts later. Short of
 /// the count, or when only listing the window whole would count it (a full page of records in a
 /// margin second, an API without the offset form), the window is fetched again whole, as a query

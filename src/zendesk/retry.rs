@@ -33,14 +33,19 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// Eight attempts over at most ten minutes: rides out a Zendesk incident of a few minutes
-    /// without failing the window, yet a scheduled run still ends (and reports) well before the
-    /// next one is due. Backoff from 0.5 s doubling to a 60 s ceiling.
+    /// The flags' defaults (`--max-attempts`, `--max-retry-time`, `--retry-base-delay`, each
+    /// explained beside its flag in [`crate::config::cli`]), and backoff doubling to a 60 s ceiling.
     fn default() -> Self {
+        use crate::config::cli::{
+            DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_TIME, DEFAULT_RETRY_BASE_DELAY,
+        };
+        let duration = |text| {
+            crate::config::duration::parse_duration_ms(text).expect("the flags' defaults parse")
+        };
         RetryPolicy {
-            max_attempts: 8,
-            max_elapsed: Duration::from_secs(600),
-            base_delay: Duration::from_millis(500),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_elapsed: duration(DEFAULT_MAX_RETRY_TIME),
+            base_delay: duration(DEFAULT_RETRY_BASE_DELAY),
             max_delay: Duration::from_secs(60),
         }
     }
