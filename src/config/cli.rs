@@ -498,7 +498,8 @@ pub const DEFAULT_SETTLE_LAG: &str = "5m";
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
 /// `--recheck`'s default: the last day, since Zendesk's late records show up within minutes to
-/// hours; on a daily grid that costs one or two requests per run.
+/// hours; the span is counted as one query (at most three requests a run, one once the
+/// API's bounds are known), whatever the grid.
 pub const DEFAULT_RECHECK: &str = "1d";
 
 #[derive(Debug, Args, Clone)]
@@ -597,7 +598,7 @@ pub struct ExportArgs {
     pub metrics_file: Option<PathBuf>,
 
     /// Re-count the committed windows that ended within this span before the run's end against
-    /// the API (one or two requests per window), and repair those where Zendesk now holds more
+    /// the API (the span as one count, halved only where it differs), and repair those where Zendesk now holds more
     /// records: records that became visible later than --settle-lag still reach the lake. 0 turns
     /// it off.
     #[arg(
@@ -641,7 +642,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub deep: bool,
 
-    /// Also ask Zendesk how many records each committed window holds now (one or two requests
+    /// Also ask Zendesk how many records each committed window holds now (at most three requests
     /// per window, within the shared request budget); needs credentials as for export.
     #[arg(long)]
     pub against_api: bool,
