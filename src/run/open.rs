@@ -24,12 +24,11 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use super::error::WindowError;
-use super::pipeline::{fetch_piece, fetch_window};
+use super::pipeline::{commit_closed, fetch_piece, fetch_window};
 use super::summary::Done;
 use super::Context;
 use crate::lake::layout;
 use crate::lake::manifest::{FileEntry, WindowRecord};
-use crate::lake::storage::Created;
 use crate::plan::window::Window;
 use crate::table::encode::concat;
 use crate::table::route::{RouteCounts, RoutedPart};
@@ -128,15 +127,7 @@ pub(crate) async fn close_open(
             (parts, counts, true)
         }
     };
-    let (record, created) = context.committer.commit_closed(&window, parts).await?;
-    Ok(Done {
-        window,
-        closed: true,
-        committed: created == Created::Created,
-        refetched,
-        record,
-        counts,
-    })
+    commit_closed(context, window, (parts, counts), refetched).await
 }
 
 /// The window's final files, one per day: its parts in the lake (in the order they were added)

@@ -34,10 +34,21 @@ pub(crate) async fn export_window(
     window: Window,
 ) -> Result<Done, WindowError> {
     let (parts, counts) = fetch_window(context, window).await?;
+    commit_closed(context, window, (parts, counts), false).await
+}
+
+/// Commits a closed window's parts (its first export) and says what became of it; `refetched`
+/// when the window was fetched again whole before this commit.
+pub(crate) async fn commit_closed(
+    context: &Context<'_>,
+    window: Window,
+    (parts, counts): (Vec<RoutedPart>, RouteCounts),
+    refetched: bool,
+) -> Result<Done, WindowError> {
     let (record, created) = context.committer.commit_closed(&window, parts).await?;
     Ok(Done {
         window,
-        refetched: false,
+        refetched,
         closed: true,
         committed: created == Created::Created,
         record,

@@ -3,7 +3,9 @@
 //! piece is in), and a window that stopped short checked against Zendesk's count first.
 
 use super::error::WindowError;
-use super::pipeline::{fetch_window, MAX_WINDOW_RESTARTS, PAGES_PER_HANDOFF, PIPELINE_DEPTH};
+use super::pipeline::{
+    commit_closed, fetch_window, MAX_WINDOW_RESTARTS, PAGES_PER_HANDOFF, PIPELINE_DEPTH,
+};
 use super::ranges::{Deposit, Range, Slot};
 use super::routing::RangeRouting;
 use super::summary::Done;
@@ -11,10 +13,9 @@ use super::workers::{report_failed_slot, Made, Queue, Results, WorkerReport};
 use super::Context;
 use crate::lake::commit::ids_in_lake;
 use crate::lake::manifest::WindowRecord;
-use crate::lake::storage::Created;
 use crate::plan::window::Window;
 use crate::table::decode::parse_timestamp_ms;
-use crate::table::route::{RouteCounts, RoutedPart, WindowRouter};
+use crate::table::route::{RouteCounts, WindowRouter};
 use crate::zendesk::count::quick_count;
 use crate::zendesk::{pagination, ApiError, Page, PageRequest};
 use futures::StreamExt;
@@ -241,14 +242,14 @@ pub(crate) async fn commit_routed(
     while let Some((i, slot, made, count)) = routed_rx.recv().await {
         let result = match queue.pieces.deposit(slot, made) {
             Deposit::Whole(made) if count => {
-                commit_counted(context, queue, slot.window, made, results).await
+                commit_counted(context, queue, slot.window, made).await
             }
             Deposit::Whole((parts, counts)) => {
-                commit_range_window(context, slot.window, parts, counts).await
+                commit_closed(context, slot.window, (parts, counts), false).await
             }
             Deposit::Complete(pieces) => {
                 let made = join_pieces(pieces);
-                commit_counted(context, queue, slot.window, made, results).await
+                commit_counted(context, queue, slot.window, made).await
             }
             Deposit::Waiting | Deposit::Dropped => continue,
         };
@@ -284,7 +285,6 @@ pub(crate) async fn commit_counted(
     queue: &Queue,
     window: Window,
     (parts, counts): Made,
-    results: &Results,
 ) -> Result<Done, WindowError> {
     match quick_count(&context.client, &context.config.filters, &window).await? {
         Some(zendesk) if zendesk > counts.kept => tracing::warn!(
@@ -297,7 +297,7 @@ pub(crate) async fn commit_counted(
             if zendesk < counts.kept {
                 tracing::warn!(window = %window.id(), fetched = counts.kept, zendesk, "a window holds more records than Zendesk counts");
             }
-            return commit_range_window(context, window, parts, counts).await;
+            return commit_closed(context, window, (parts, counts), false).await;
         }
         None => {
             tracing::info!(window = %window.id(), "no quick count of the window; fetching it again whole, and splitting no window inside from now on");
@@ -305,9 +305,8 @@ pub(crate) async fn commit_counted(
         }
     }
     drop(parts);
-    let (parts, counts) = fetch_window(context, window).await?;
-    let _ = results.send(WorkerReport::Refetched);
-    commit_range_window(context, window, parts, counts).await
+    let made = fetch_window(context, window).await?;
+    commit_closed(context, window, made, true).await
 }
 
 /// One window's files and counts from its pieces, in order: part numbers run on per day across
@@ -327,24 +326,6 @@ pub(crate) fn join_pieces(pieces: Vec<Made>) -> Made {
         counts.add(piece_counts);
     }
     (parts, counts)
-}
-
-/// Commits a closed window of a range.
-pub(crate) async fn commit_range_window(
-    context: &Context<'_>,
-    window: Window,
-    parts: Vec<RoutedPart>,
-    counts: RouteCounts,
-) -> Result<Done, WindowError> {
-    let (record, created) = context.committer.commit_closed(&window, parts).await?;
-    Ok(Done {
-        window,
-        refetched: false,
-        closed: true,
-        committed: created == Created::Created,
-        record,
-        counts,
-    })
 }
 
 /// Records that came after later ones (`sort=created_at` broken): each is looked up in the files

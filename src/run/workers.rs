@@ -85,8 +85,6 @@ pub(crate) enum WorkerReport {
     /// A record that came after records of a later window, and is missing from the window it
     /// belongs to, committed before it came.
     Misordered { window: Window, id: i64 },
-    /// A window whose stream stopped short was fetched again whole (see `windows_refetched`).
-    Refetched,
 }
 
 /// Adds a report to the summary; whether the run must stop.
@@ -116,10 +114,6 @@ pub(crate) fn record_report(
                 window: window.id(),
                 error: e.to_string(),
             });
-            false
-        }
-        WorkerReport::Refetched => {
-            summary.windows_refetched += 1;
             false
         }
     }
