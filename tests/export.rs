@@ -12,7 +12,7 @@ use auditlake::zendesk::{Filters, Pagination};
 use chrono::{DateTime, Utc};
 use common::*;
 use tokio_util::sync::CancellationToken;
-use zendesk_sim::{Bounds, SimFilter, Simulator};
+use zendesk_sim::{Bounds, OffsetSort, SimFilter, Simulator};
 
 const FROM: &str = "2024-03-01";
 const TO: &str = "2024-03-07";
@@ -327,6 +327,62 @@ async fn offset_pagination_is_exact_and_its_cap_is_a_clear_error() {
         big.stats().list_requests <= 2,
         "the cap is noticed on the first page"
     );
+}
+
+/// An export with offset pagination against an API whose offset form ignores `sort_by` /
+/// `sort_order` (it serves newest first, as nothing documents an order parameter for it): every
+/// record once, and the 10,000-record cap still a clear error. Files declare a sort only where
+/// they are sorted (rows arrive out of order).
+async fn offset_export_is_exact_when_the_offset_form_ignores_its_sort(bounds: Bounds) {
+    const UNTIL: &str = "2024-03-04";
+    let mut sim_cfg = sim_config(3_000, FROM, UNTIL);
+    sim_cfg.bounds = bounds;
+    sim_cfg.offset_sort = OffsetSort::Ignored;
+    let sim = start(sim_cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The export starts a day before the first record: the search for where the data starts
+    // must not take the offset form's newest records for its earliest.
+    let mut config = export_config(&sim, dir.path(), "2024-02-29", UNTIL, "1d");
+    config.pagination = Pagination::Offset;
+    let summary = export(config).await;
+    assert_eq!(summary.windows_failed, 0, "{:?}", summary.failures);
+    assert_eq!(summary.windows_done, 4);
+    let n = assert_lake_exact_in(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        "2024-02-29",
+        UNTIL,
+        Order::AsDeclared,
+    );
+    assert_eq!(n, 3_000);
+    assert_eq!(summary.rows as usize, n);
+    assert_eq!(markers(dir.path()).len(), 4);
+
+    let mut big_cfg = sim_config(12_000, FROM, "2024-03-02");
+    big_cfg.bounds = bounds;
+    big_cfg.offset_sort = OffsetSort::Ignored;
+    let big = start(big_cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = export_config(&big, dir.path(), FROM, "2024-03-02", "1d");
+    config.pagination = Pagination::Offset;
+    let summary = export(config).await;
+    assert_eq!(summary.windows_failed, 1, "{:?}", summary.failures);
+    let error = &summary.failures[0].error;
+    assert!(
+        error.contains("10,000") && error.contains("smaller --window"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_pagination_is_exact_when_the_offset_form_ignores_sort_with_inclusive_bounds() {
+    offset_export_is_exact_when_the_offset_form_ignores_its_sort(Bounds::Inclusive).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_pagination_is_exact_when_the_offset_form_ignores_sort_with_exclusive_bounds() {
+    offset_export_is_exact_when_the_offset_form_ignores_its_sort(Bounds::Exclusive).await;
 }
 
 /// Cancels the run once `after` windows have finished: a run stopped half-way.

@@ -12,7 +12,7 @@ use crate::plan::window::{self, Window};
 use crate::table::decode::decode_page;
 use crate::table::route::RouteCounts;
 use crate::table::schema::Schema;
-use crate::zendesk::{pagination, ApiError, PageRequest};
+use crate::zendesk::{pagination, ApiError, PageRequest, Pagination};
 use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::pin::pin;
@@ -108,7 +108,8 @@ pub(crate) enum DataStart {
 /// before it are committed empty (files: none; a marker like any other) without a request each.
 /// A backfill from years before an account's first record costs one request, not one per window.
 /// Exact as a window's own query is: the same filters, the same one-second margin below (the
-/// bounds may be inclusive or exclusive), and records come in `created_at` order across seconds.
+/// bounds may be inclusive or exclusive), and records come in `created_at` order across seconds
+/// (the search asks the cursor form, whatever the run's pagination: see [`data_start`]).
 /// Returns the windows still to export.
 pub(crate) async fn commit_empty_start(
     context: &Arc<Context<'_>>,
@@ -179,11 +180,16 @@ pub(crate) async fn commit_empty_start(
 
 /// The second of the earliest record created in `[from, to)`, from the first page (or first few
 /// pages) of the range's query in `created_at` order.
+///
+/// Always the cursor form, even in a run with offset pagination: only its order is documented
+/// (`sort=created_at`). The offset form may ignore `sort_order` and serve newest first, and its
+/// first page would then put the data's start at the range's last records, committing every
+/// window before them empty.
 pub(crate) async fn data_start(context: &Context<'_>, from: i64, to: i64) -> DataStart {
     let request = PageRequest {
         filters: context.config.filters.clone(),
         created_at: Some((from - 1, to)),
-        pagination: context.config.pagination,
+        pagination: Pagination::Cursor,
     };
     let mut pages = pin!(pagination::pages(context.client.clone(), request));
     for _ in 0..FIRST_RECORD_PAGES {

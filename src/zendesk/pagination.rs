@@ -3,6 +3,13 @@
 //! Cursor pagination (the default) always sends `page[size]`, because without it the API silently
 //! switches to offset pagination. A page counts as received only when its envelope parses, so a
 //! truncated 200 is retried like any transient failure.
+//!
+//! Only the cursor form has a documented order (`sort=created_at`, ascending across seconds).
+//! Nothing documents an order parameter for the offset form: it may serve its pages newest first,
+//! or in any order, whatever `sort_by`/`sort_order` say. So nothing here about an offset query
+//! depends on order (its check is by distinct ids against `count`), its pages carry no
+//! [`Page::last_created_at`], and a caller that needs the first records in time order (where the
+//! data starts, say) asks the cursor form.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashSet, VecDeque};
@@ -50,7 +57,9 @@ pub struct Page {
     pub body: Bytes,
     pub records: usize,
     /// The `created_at` of the page's last record, as sent: how far a stream sorted by
-    /// `created_at` has come, known before the page is decoded.
+    /// `created_at` has come, known before the page is decoded. Cursor pages only: an offset
+    /// page's last record says nothing of how far its query has come (the offset form's order is
+    /// undocumented, and may be newest first), so it is always `None` there.
     pub last_created_at: Option<String>,
     /// 1-based page number within the query.
     pub number: u32,
@@ -315,7 +324,9 @@ fn excerpt(cursor: &str) -> String {
     }
 }
 
-/// The pages of one query, in order. The stream ends after the last page or the first error.
+/// The pages of one query, in the API's page order. The stream ends after the last page or the
+/// first error. Cursor pages come in ascending `created_at` across seconds (as documented); offset
+/// pages in whatever order the API serves them (see the module documentation).
 ///
 /// It also ends, with [`ApiError::PaginationLoop`], when the API hands back a cursor this query
 /// already used or when pages stop bringing new records, and, for offset queries, with
@@ -450,6 +461,10 @@ fn next_cursor(after_cursor: Option<String>, links: Option<Links>) -> Option<Str
     })
 }
 
+/// Page `page_number` of an offset query. Order-independent: the query's pages are followed by
+/// `next_page` alone (never by how far the records' `created_at` has come), and its records are
+/// checked by distinct id against `count` after the last page, so the query is exact (or fails)
+/// whether the API serves it ascending, newest first or in any order.
 async fn offset_page(
     client: &Client,
     request: &PageRequest,
@@ -458,6 +473,8 @@ async fn offset_page(
     progress: &mut Progress,
 ) -> Result<(Page, Next), ApiError> {
     let mut pairs = base_pairs(request);
+    // A hint only: an API that honours it serves ascending pages, whose files are then sorted;
+    // nothing documents it for the offset form, so nothing relies on it.
     pairs.push(("sort_by", "created_at".into()));
     pairs.push(("sort_order", "asc".into()));
     pairs.push(("per_page", PAGE_SIZE.to_string()));
@@ -504,7 +521,8 @@ async fn offset_page(
     let page = Page {
         body,
         records,
-        last_created_at: envelope.audit_logs.last_created_at,
+        // The last record of an offset page need not be the latest so far (see `Page`).
+        last_created_at: None,
         number,
     };
     Ok((page, next))
@@ -894,6 +912,66 @@ mod tests {
             let items = first(client, request(Pagination::Offset), 50).await;
             let records: Vec<usize> = items.into_iter().map(|p| p.unwrap().records).collect();
             assert_eq!(records, vec![3, 4]);
+        }
+
+        /// An offset page of records `(id, created_at)`, in the order given.
+        fn timed_offset_body(records: &[(i64, &str)], last: bool, count: u64) -> String {
+            let records: Vec<String> = records
+                .iter()
+                .map(|(id, at)| format!(r#"{{"id":{id},"created_at":"{at}"}}"#))
+                .collect();
+            let next = if last { "null" } else { r#""next""# };
+            format!(
+                r#"{{"audit_logs":[{}],"next_page":{next},"count":{count}}}"#,
+                records.join(",")
+            )
+        }
+
+        #[tokio::test]
+        async fn an_offset_query_served_in_any_order_is_read_whole_and_claims_no_time_reached() {
+            // `sort_order=asc` ignored: newest first, then a page out of any order. The query
+            // still ends on `next_page` alone, its count holds, and no page says how far in
+            // time the query has come (its last record is not the latest).
+            let (client, served) = serve(Arc::new(|q: &HashMap<String, String>| {
+                match q.get("page").map(String::as_str) {
+                    Some("1") => timed_offset_body(
+                        &[
+                            (6, "2024-01-01T23:59:59Z"),
+                            (5, "2024-01-01T12:00:00Z"),
+                            (4, "2024-01-01T00:00:00Z"),
+                        ],
+                        false,
+                        6,
+                    ),
+                    Some("2") => timed_offset_body(
+                        &[(2, "2023-12-31T23:59:59Z"), (3, "2024-01-01T00:00:00Z")],
+                        false,
+                        6,
+                    ),
+                    _ => timed_offset_body(&[(1, "2024-01-01T06:00:00Z")], true, 6),
+                }
+            }))
+            .await;
+            let items = first(client, request(Pagination::Offset), 50).await;
+            let pages: Vec<Page> = items.into_iter().map(Result::unwrap).collect();
+            let records: Vec<usize> = pages.iter().map(|p| p.records).collect();
+            assert_eq!(records, vec![3, 2, 1]);
+            assert!(pages.iter().all(|p| p.last_created_at.is_none()));
+            assert_eq!(served.load(Ordering::SeqCst), 3);
+        }
+
+        #[tokio::test]
+        async fn cursor_pages_say_how_far_in_time_the_query_has_come() {
+            let (client, _) = serve(Arc::new(|_: &HashMap<String, String>| {
+                r#"{"audit_logs":[{"id":1,"created_at":"2024-01-01T00:00:00Z"},{"id":2,"created_at":"2024-01-01T00:00:05Z"}],"meta":{"has_more":false,"after_cursor":null}}"#.to_string()
+            }))
+            .await;
+            let items = first(client, request(Pagination::Cursor), 50).await;
+            let page = items.into_iter().next().unwrap().unwrap();
+            assert_eq!(
+                page.last_created_at.as_deref(),
+                Some("2024-01-01T00:00:05Z")
+            );
         }
     }
 }
