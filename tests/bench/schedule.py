@@ -20,6 +20,8 @@ import sys
 import time
 
 BIN, OUT = sys.argv[1], sys.argv[2]
+# The simulator may come from another binary (BENCH_SIM_BIN), to measure an older export with it.
+SIM_BIN = os.environ.get("BENCH_SIM_BIN", BIN)
 SCENARIOS = {
     "sched-hourly": dict(records=20_000, days=2, step=3600, window="1d", nosort=False),
     "sched-5min": dict(records=10_000, days=1, step=300, window="1d", nosort=False),
@@ -37,7 +39,7 @@ def free_port():
 
 def simulator(name, records, days, nosort):
     url_file = os.path.join(OUT, f"{name}.sim.url")
-    args = [BIN, "simulate", "--bind", f"127.0.0.1:{free_port()}", "--records", str(records),
+    args = [SIM_BIN, "simulate", "--bind", f"127.0.0.1:{free_port()}", "--records", str(records),
             "--from", START.strftime("%Y-%m-%d"),
             "--to", (START + dt.timedelta(days=days)).strftime("%Y-%m-%d"),
             "--rate-limit", "4000000000"]
