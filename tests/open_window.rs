@@ -161,3 +161,44 @@ async fn a_record_that_became_visible_late_inside_the_open_window_is_in_the_lake
     assert_eq!(files_of_day(dir.path(), "2024-03-02").len(), 1);
     assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, "2024-03-03");
 }
+
+/// Issue 18: a scheduled run with nothing new costs at most three requests in all, the default
+/// recheck included: the open window's delta is one empty page, and the recheck counts its span
+/// as one exact query once a run has proven the API's bounds (kept in the lake's `api.json`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_with_nothing_new_costs_at_most_three_requests() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scheduled = |until: &str| {
+        let mut config = export_config(&sim, dir.path(), FROM, until, "1d");
+        config.recheck = std::time::Duration::from_secs(86_400);
+        config
+    };
+    export(scheduled("2024-03-04T06:00:00Z")).await;
+    export(scheduled("2024-03-04T07:00:00Z")).await;
+    let facts: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("_auditlake/subdomain=acme/api.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        facts["created_at_bounds"],
+        serde_json::json!({"lower_inclusive": true, "upper_inclusive": true}),
+        "the simulator's bounds are inclusive, and a count saw records of both extra seconds"
+    );
+    sim.reset_stats();
+    let idle = export(scheduled("2024-03-04T08:00:00Z")).await;
+    assert_eq!(idle.exit_code(), 0);
+    assert!(idle.windows_rechecked >= 1);
+    assert!(
+        sim.stats().requests <= 3,
+        "a run with nothing new: {} requests",
+        sim.stats().requests
+    );
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-04T08:00:00Z",
+    );
+}

@@ -29,7 +29,7 @@ use object_store::path::Path;
 use crate::lake::layout;
 use crate::lake::lease::{Fence, LeaseError};
 use crate::lake::manifest::{
-    FileEntry, LastRun, Manifest, ManifestError, RepairJournal, WindowRecord,
+    ApiFacts, FileEntry, LastRun, Manifest, ManifestError, RepairJournal, WindowRecord,
 };
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339, Window};
@@ -101,6 +101,12 @@ impl Committer {
     pub async fn record_run(&self, run: LastRun) -> Result<LastRun, CommitError> {
         self.fence.check()?;
         Ok(self.manifest.record_run(run).await?)
+    }
+
+    /// Records what the run learned of the API (`api.json`), under the lease.
+    pub async fn record_api_facts(&self, facts: &ApiFacts) -> Result<(), CommitError> {
+        self.fence.check()?;
+        Ok(self.manifest.record_api_facts(facts).await?)
     }
 
     /// A marker of this run's for `window` naming `files`.

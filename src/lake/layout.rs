@@ -12,6 +12,7 @@
 //! _auditlake/subdomain=SUB/repairs/<window>.json                        a repair in progress (its journal)
 //! _auditlake/subdomain=SUB/open.json                                    the open window's last export
 //! _auditlake/subdomain=SUB/last_run.json                                the last export: when, outcome, summary
+//! _auditlake/subdomain=SUB/api.json                                     what runs learned of the API (created_at bounds)
 //! _auditlake/subdomain=SUB/lease/<generation>.json                      the lease, one file a generation
 //! _auditlake/probes/<random>                                            a create-if-absent check, removed at once
 //! ```
@@ -221,6 +222,12 @@ pub fn repair_journal(subdomain: &str, window: &Window) -> Path {
 /// The record of the open window's latest export (for `status`; never a done marker).
 pub fn open_window(subdomain: &str) -> Path {
     meta(subdomain).join("open.json")
+}
+
+/// What runs have learned of the API's undocumented behaviour (whether the `created_at` bounds
+/// include their second), so that the next runs count in fewer requests.
+pub fn api_facts(subdomain: &str) -> Path {
+    meta(subdomain).join("api.json")
 }
 
 /// The record of the last export (for `status` and monitoring; never read by a run's plan).

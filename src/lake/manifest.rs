@@ -17,6 +17,7 @@ use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339, parse_compact, Grid, Window};
 use crate::table::schema::SCHEMA_VERSION;
 use crate::zendesk::Filters;
+use crate::zendesk::KnownBounds;
 
 /// Version of the manifest's own JSON layout.
 const FORMAT: u32 = 1;
@@ -409,6 +410,38 @@ impl Manifest {
             .write(&layout::last_run(&self.subdomain), Bytes::from(body))
             .await?;
         Ok(run)
+    }
+}
+
+/// What runs have learned of the API (`api.json`): facts Zendesk does not document, each proven
+/// by something it served (see [`KnownBounds`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiFacts {
+    #[serde(default)]
+    pub created_at_bounds: KnownBounds,
+}
+
+impl Manifest {
+    /// What earlier runs learned of the API; nothing yet if none did (or the file is unreadable:
+    /// it only saves requests, and is written again).
+    pub async fn api_facts(&self) -> Result<ApiFacts, ManifestError> {
+        let path = layout::api_facts(&self.subdomain);
+        Ok(match self.lake.read(&path).await? {
+            None => ApiFacts::default(),
+            Some(bytes) => parse(&path, &bytes).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "ignoring what earlier runs learned of the API");
+                ApiFacts::default()
+            }),
+        })
+    }
+
+    /// Records what runs have learned of the API.
+    pub async fn record_api_facts(&self, facts: &ApiFacts) -> Result<(), ManifestError> {
+        let body = serde_json::to_vec_pretty(facts).expect("plain data serializes");
+        self.lake
+            .write(&layout::api_facts(&self.subdomain), Bytes::from(body))
+            .await?;
+        Ok(())
     }
 }
 

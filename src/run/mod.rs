@@ -32,7 +32,7 @@ pub use summary::{drift, Failure, Summary};
 
 use crate::config::ExportConfig;
 use crate::lake::commit::Committer;
-use crate::lake::manifest::{Dataset, WindowRecord};
+use crate::lake::manifest::{ApiFacts, Dataset, WindowRecord};
 use crate::lake::storage::Lake;
 use crate::plan::window::{self};
 use crate::zendesk::{Client, Page};
@@ -99,6 +99,19 @@ pub async fn export(
     }
 }
 
+/// Records in the lake what this run's counts learned of the API, for the next runs (best effort:
+/// it only saves requests).
+async fn keep_what_was_learned(context: &Context<'_>, before: &ApiFacts) {
+    let facts = ApiFacts {
+        created_at_bounds: context.client.created_at_bounds().known(),
+    };
+    if facts != *before {
+        if let Err(error) = context.committer.record_api_facts(&facts).await {
+            tracing::warn!(%error, "could not record what this run learned of the API");
+        }
+    }
+}
+
 /// The run proper, under the lease; `lost` fires if the lease is lost.
 async fn export_leased(
     config: ExportConfig,
@@ -119,6 +132,8 @@ async fn export_leased(
         .await?;
     let generations = manifest.generations().await?;
     let open_state = manifest.open_window().await?;
+    let facts = manifest.api_facts().await?;
+    client.created_at_bounds().assume(facts.created_at_bounds);
     let repairs_converged = converge_repairs(&committer, config.grid, &generations).await?;
     let done: BTreeSet<i64> = generations.keys().copied().collect();
     let plan = window::plan(config.grid, config.since, config.until);
@@ -159,6 +174,7 @@ async fn export_leased(
         recheck_and_repair(&context, &recheck, &cancel, &lost, &mut summary).await;
     }
 
+    keep_what_was_learned(&context, &facts).await;
     let stats = context.client.stats();
     summary.requests = stats.requests.load(Ordering::Relaxed);
     summary.tokens_minted = context.client.tokens_minted();

@@ -97,6 +97,9 @@ pub(crate) async fn repair_leased(
 ) -> Result<RepairOutcome, RunError> {
     let manifest = committer.manifest().clone();
     let generations = manifest.generations().await?;
+    // What exports learned of the API makes verify's counts cheaper too.
+    let facts = manifest.api_facts().await?;
+    client.created_at_bounds().assume(facts.created_at_bounds);
     let repairs_converged = converge_repairs(&committer, config.grid, &generations).await?;
     let api = check.api.is_some().then_some(&client);
     let before = verify(&lake, &check.subdomain, &check.options, api).await?;

@@ -25,6 +25,7 @@ use url::Url;
 use super::auth::{Credentials, OAuthClient};
 use super::budget::RequestBudget;
 use super::error::{describe_reqwest, ApiError, ClientError};
+use super::query::CreatedAtBounds;
 use super::retry::{
     classify, network_failure, Class, Endpoint, RetryPolicy, Transient, MAX_RETRY_AFTER,
 };
@@ -154,6 +155,8 @@ pub struct Client {
     retry: RetryPolicy,
     budget: Arc<RequestBudget>,
     stats: Arc<ClientStats>,
+    /// What counts have learned of the `created_at` bounds (see [`CreatedAtBounds`]).
+    bounds: Arc<CreatedAtBounds>,
 }
 
 impl Client {
@@ -193,7 +196,13 @@ impl Client {
             retry: options.retry,
             budget,
             stats: Arc::new(ClientStats::default()),
+            bounds: Arc::new(CreatedAtBounds::default()),
         })
+    }
+
+    /// What this client's counts know of the `created_at` bounds.
+    pub fn created_at_bounds(&self) -> &CreatedAtBounds {
+        &self.bounds
     }
 
     /// The run's counters.

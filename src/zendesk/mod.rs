@@ -26,5 +26,5 @@ pub use budget::RequestBudget;
 pub use client::{Client, ClientOptions, ClientStats};
 pub use error::{ApiError, ClientError, TokenRefusal};
 pub use pagination::{Page, PageRequest, Pagination};
-pub use query::Filters;
+pub use query::{CreatedAtBounds, Filters, KnownBounds};
 pub use retry::RetryPolicy;

@@ -110,7 +110,8 @@ struct RecordIds {
     count: usize,
     /// Ids in page order; records without an integer `id` are counted but not listed.
     ids: Vec<i64>,
-    /// The last record's `created_at`, when it is a string.
+    /// The first and the last record's `created_at`, when they are strings.
+    first_created_at: Option<String>,
     last_created_at: Option<String>,
 }
 
@@ -125,8 +126,11 @@ impl<'de> Deserialize<'de> for RecordIds {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RecordIds, A::Error> {
                 let mut ids = Vec::with_capacity(seq.size_hint().unwrap_or(PAGE_SIZE as usize));
                 let mut count = 0;
-                let mut last_created_at = None;
+                let (mut first_created_at, mut last_created_at) = (None, None);
                 while let Some(RecordId(id, created_at)) = seq.next_element()? {
+                    if count == 0 {
+                        first_created_at.clone_from(&created_at);
+                    }
                     count += 1;
                     ids.extend(id);
                     last_created_at = created_at;
@@ -134,6 +138,7 @@ impl<'de> Deserialize<'de> for RecordIds {
                 Ok(RecordIds {
                     count,
                     ids,
+                    first_created_at,
                     last_created_at,
                 })
             }
@@ -438,6 +443,7 @@ async fn cursor_page(
             })
         }
     };
+    learn_bounds(client, request, &envelope.audit_logs);
     let page = Page {
         body,
         records: envelope.audit_logs.count,
@@ -445,6 +451,26 @@ async fn cursor_page(
         number,
     };
     Ok((page, next))
+}
+
+/// What a page sorted by `created_at` proves of the query's undocumented bounds: a record of the
+/// lower bound's own second (the first record, ascending) or of the upper bound's (the last)
+/// shows that bound includes its second. Every listing teaches the counts this way, for free.
+fn learn_bounds(client: &Client, request: &PageRequest, records: &RecordIds) {
+    let Some((low, high)) = request.created_at else {
+        return;
+    };
+    let second = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp())
+    };
+    if second(&records.first_created_at) == Some(low) {
+        client.created_at_bounds().learn_inclusive(true);
+    }
+    if second(&records.last_created_at) == Some(high) {
+        client.created_at_bounds().learn_inclusive(false);
+    }
 }
 
 /// The next page's cursor. The API documents both `meta.after_cursor` and `links.next`; the

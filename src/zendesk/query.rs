@@ -7,6 +7,67 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::window::format_rfc3339;
 
+/// What has been seen of Zendesk's `filter[created_at][]` bounds, which are undocumented: a bound
+/// is known *inclusive* once a record of its very second was served for a query bounded there
+/// (`true`); nothing proves a bound exclusive, so `None` means "not known" and counts keep
+/// querying one second wider on that side and taking its records off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownBounds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_inclusive: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper_inclusive: Option<bool>,
+}
+
+impl KnownBounds {
+    /// Both bounds are known to include their second: a range can be asked exactly.
+    pub fn both_inclusive(self) -> bool {
+        self.lower_inclusive == Some(true) && self.upper_inclusive == Some(true)
+    }
+}
+
+/// [`KnownBounds`] shared by every count of one client: learned once, used by all.
+#[derive(Debug, Default)]
+pub struct CreatedAtBounds(std::sync::Mutex<KnownBounds>);
+
+impl CreatedAtBounds {
+    /// What is known now.
+    pub fn known(&self) -> KnownBounds {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes what an earlier run learned (the lake keeps it).
+    pub fn assume(&self, known: KnownBounds) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = known;
+    }
+
+    /// Records that the lower (`lower`) or upper bound was seen to include its second.
+    pub fn learn_inclusive(&self, lower: bool) {
+        let mut known = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let side = if lower {
+            &mut known.lower_inclusive
+        } else {
+            &mut known.upper_inclusive
+        };
+        if *side != Some(true) {
+            tracing::info!(
+                bound = if lower { "lower" } else { "upper" },
+                "Zendesk served a record of the bound's own second: filter[created_at][] includes it"
+            );
+            *side = Some(true);
+        }
+    }
+}
+
 /// The API's record filters (everything but `created_at`). Part of a dataset's identity: a lake
 /// exported with filters holds only the matching records, so the filters are pinned with it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
