@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -79,6 +80,7 @@ def files_per_closed_day(name, days):
 
 
 def scenario(name, records, days, step, window, nosort):
+    shutil.rmtree(os.path.join(OUT, f"{name}-lake"), ignore_errors=True)
     sim, url = simulator(name, records, days, nosort)
     try:
         runs = days * 86_400 // step
