@@ -159,6 +159,73 @@ fn twenty_kills_at_random_moments_then_one_clean_run_leave_the_lake_exact() {
     assert_lake_exact(&lake, &sim, &SimFilter::default(), FROM, TO);
 }
 
+/// Issue 18: a schedule at hourly and at 5-minute cadence, with the default one-day windows (the
+/// open window grows by deltas and closes by a count and a compaction), each run killed at a
+/// random moment or left to finish, records arriving late in between: the lake ends exact.
+#[test]
+fn schedules_at_hourly_and_five_minute_cadence_killed_at_random_moments_end_exact() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (step, runs, seed) in [(3_600, 30, 20_261_202), (300, 40, 20_261_203)] {
+        let sim = runtime.block_on(start(sim_config(6_000, FROM, TO)));
+        sim.hide_from(Some(utc(t("2024-03-01T20:00:00Z"))));
+        let dir = tempfile::tempdir().unwrap();
+        let lake = dir.path().join("lake");
+        let mut rng = fastrand::Rng::with_seed(seed);
+        // Hourly runs cross the day's end; 5-minute runs cover the hours around it.
+        let first = if step == 300 {
+            t("2024-03-01T22:00:00Z")
+        } else {
+            t(FROM) + 6 * 3_600
+        };
+        let mut killed = 0;
+        for round in 0..runs {
+            if round == runs / 2 {
+                sim.hide_from(None);
+            }
+            let until = auditlake::plan::window::format_rfc3339(first + round * step);
+            let mut args = export_args(&lake, &sim, &until, "1d");
+            let window = args.iter().position(|a| a == "--window").unwrap() + 1;
+            args[window] = "1d".into();
+            let mut child = auditlake(&args).stderr(Stdio::null()).spawn().unwrap();
+            let deadline = Instant::now() + Duration::from_millis(rng.u64(20..600));
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    killed += 1;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        assert!(
+            killed >= 5,
+            "only {killed} of {runs} runs were killed (seed {seed})"
+        );
+        let mut args = export_args(&lake, &sim, TO, "3d");
+        let window = args.iter().position(|a| a == "--window").unwrap() + 1;
+        args[window] = "1d".into();
+        let (code, stderr) = run_to_end(&args);
+        assert_eq!(code, 0, "the clean run (seed {seed}): {stderr}");
+        let report = runtime
+            .block_on(verify::verify(
+                &Lake::open(lake.to_str().unwrap(), &StoreOptions::default()).unwrap(),
+                "acme",
+                &VerifyOptions {
+                    deep: true,
+                    ..VerifyOptions::default()
+                },
+                None,
+            ))
+            .unwrap();
+        assert!(report.is_clean(), "seed {seed}: {report}");
+        assert_lake_exact(&lake, &sim, &SimFilter::default(), FROM, TO);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_seeds_of_api_faults_end_in_exact_lakes() {
     for seed in 0..20 {
