@@ -202,3 +202,54 @@ async fn a_scheduled_run_with_nothing_new_costs_at_most_three_requests() {
         "2024-03-04T08:00:00Z",
     );
 }
+
+/// Review of issue 18: a close killed after uploading the window's final files (before its
+/// sweep and marker), then a run whose `until` falls back inside the window: that run adds no
+/// delta, and used to leave the final files beside the parts, every record twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_adds_no_delta_removes_what_a_killed_close_left() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    run_until(&sim, dir.path(), "2024-03-02T06:00:00Z").await;
+    let day = dir
+        .path()
+        .join("audit_logs/subdomain=acme/created_date=2024-03-02");
+    let part = files_of_day(dir.path(), "2024-03-02").remove(0);
+    // The close's final file, holding the same records as the part.
+    std::fs::copy(day.join(&part), day.join("part-20240302T0000Z-0.parquet")).unwrap();
+    let again = run_until(&sim, dir.path(), "2024-03-02T06:00:00Z").await;
+    assert_eq!(again.exit_code(), 0);
+    assert_eq!(files_of_day(dir.path(), "2024-03-02"), [part]);
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-02T06:00:00Z",
+    );
+}
+
+/// Review of issue 18: a close killed half way through its sweep (some parts gone, no marker),
+/// then a run ending inside the window again: a delta built on the record would lose the
+/// records of the parts that are gone, so the window starts over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_naming_a_part_that_is_gone_starts_the_window_over() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    run_until(&sim, dir.path(), "2024-03-02T06:00:00Z").await;
+    run_until(&sim, dir.path(), "2024-03-02T12:00:00Z").await;
+    let day = dir
+        .path()
+        .join("audit_logs/subdomain=acme/created_date=2024-03-02");
+    let parts = files_of_day(dir.path(), "2024-03-02");
+    assert_eq!(parts.len(), 2);
+    std::fs::remove_file(day.join(&parts[0])).unwrap();
+    run_until(&sim, dir.path(), "2024-03-02T13:00:00Z").await;
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-02T13:00:00Z",
+    );
+}

@@ -188,6 +188,39 @@ impl Committer {
         Ok(record)
     }
 
+    /// Brings the open window back to exactly the parts `record` names, when a run adds no delta:
+    /// removes what an interrupted step left (a close's final files uploaded before a kill, the
+    /// parts of a delta whose record was never written, the files of a window exported whole
+    /// before deltas), so that no completed run leaves a record visible twice.
+    pub async fn settle_open(
+        &self,
+        window: &Window,
+        record: &WindowRecord,
+    ) -> Result<(), CommitError> {
+        self.sweep(window, &record.files).await?;
+        Ok(())
+    }
+
+    /// Whether every file `record` names is in the lake (one listing per day of the window).
+    pub async fn holds_all(
+        &self,
+        window: &Window,
+        record: &WindowRecord,
+    ) -> Result<bool, CommitError> {
+        let mut present = BTreeSet::new();
+        for day in window.days() {
+            let partition = layout::partition(&self.subdomain, day);
+            present.extend(
+                self.lake
+                    .list(&partition)
+                    .await?
+                    .into_iter()
+                    .map(|p| p.to_string()),
+            );
+        }
+        Ok(record.files.iter().all(|f| present.contains(&f.path)))
+    }
+
     /// Downloads the open window's parts that `record` names, in the order they were added, into
     /// temporary files (for the compaction at its close); `None` if one is missing.
     pub async fn download_parts(
