@@ -50,11 +50,17 @@ pub(crate) async fn export_open(
     window: Window,
 ) -> Result<Done, WindowError> {
     let mut state = delta_state(context.open_state.as_ref(), &window);
+    // The whole grid cell: parts of an earlier run whose `until` was later may lie on its later
+    // days (multi-day windows), beyond the cut at this run's `until`.
+    let cell = Window {
+        start: window.start,
+        end: window.start + context.config.grid.seconds(),
+    };
     if let Some(held) = state {
         // A close killed half way (its sweep removed some parts, its marker never came) leaves a
         // record naming parts that are gone: building on it would lose their records, so the
         // window starts over.
-        if !context.committer.holds_all(&window, held).await? {
+        if !context.committer.holds_all(&cell, held).await? {
             tracing::warn!(window = %window.id(), "a part the open window's record names is missing; exporting the window again from its start");
             state = None;
         }
@@ -65,7 +71,7 @@ pub(crate) async fn export_open(
     if from >= window.end {
         let mut record = WindowRecord::new(&window, Vec::new());
         if let Some(held) = state {
-            context.committer.settle_open(&window, held).await?;
+            context.committer.settle_open(&cell, held).await?;
             record.covered_to.clone_from(&held.covered_to);
         }
         return Ok(open_done(window, record, RouteCounts::default()));
@@ -80,6 +86,9 @@ pub(crate) async fn export_open(
         .committer
         .add_delta(&window, state, from, window.end, parts)
         .await?;
+    if cell.days() != window.days() {
+        context.committer.settle_open(&cell, &record).await?;
+    }
     tracing::info!(window = %window.id(), from = %delta, parts = record.files.len(), rows = record.rows, "open window grew by a delta");
     // The summary counts what this run wrote: the delta's files.
     let mut written = WindowRecord::new(&window, record.files[before..].to_vec());
