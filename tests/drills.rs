@@ -67,6 +67,13 @@ fn export_args(lake: &Path, sim: &Simulator, until: &str, recheck: &str) -> Vec<
     drill_args("export", lake, sim, &more)
 }
 
+/// `args` of an export with one-day windows (the export's default grid) instead of hourly ones.
+fn daily(mut args: Vec<String>) -> Vec<String> {
+    let window = args.iter().position(|a| a == "--window").unwrap() + 1;
+    args[window] = "1d".into();
+    args
+}
+
 fn repair_args(lake: &Path, sim: &Simulator) -> Vec<String> {
     drill_args("repair", lake, sim, &["--against-api"])
 }
@@ -79,6 +86,24 @@ fn run_to_end(args: &[String]) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `args`, killing the run with SIGKILL if it has not ended within `after`; whether it
+/// was killed.
+fn run_or_kill(args: &[String], after: Duration) -> bool {
+    let mut child = auditlake(args).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + after;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if Instant::now() >= deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
@@ -110,20 +135,10 @@ fn twenty_kills_at_random_moments_then_one_clean_run_leave_the_lake_exact() {
                 "2d",
             )
         };
-        let mut child = auditlake(&args).stderr(Stdio::null()).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_millis(rng.u64(50..1_500));
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                finished += 1;
-                break;
-            }
-            if Instant::now() >= deadline {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                killed += 1;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        if run_or_kill(&args, Duration::from_millis(rng.u64(50..1_500))) {
+            killed += 1;
+        } else {
+            finished += 1;
         }
     }
     assert!(
@@ -183,31 +198,16 @@ fn schedules_at_hourly_and_five_minute_cadence_killed_at_random_moments_end_exac
                 sim.hide_from(None);
             }
             let until = auditlake::plan::window::format_rfc3339(first + round * step);
-            let mut args = export_args(&lake, &sim, &until, "1d");
-            let window = args.iter().position(|a| a == "--window").unwrap() + 1;
-            args[window] = "1d".into();
-            let mut child = auditlake(&args).stderr(Stdio::null()).spawn().unwrap();
-            let deadline = Instant::now() + Duration::from_millis(rng.u64(20..600));
-            loop {
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    child.kill().unwrap();
-                    child.wait().unwrap();
-                    killed += 1;
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
+            let args = daily(export_args(&lake, &sim, &until, "1d"));
+            if run_or_kill(&args, Duration::from_millis(rng.u64(20..600))) {
+                killed += 1;
             }
         }
         assert!(
             killed >= 5,
             "only {killed} of {runs} runs were killed (seed {seed})"
         );
-        let mut args = export_args(&lake, &sim, TO, "3d");
-        let window = args.iter().position(|a| a == "--window").unwrap() + 1;
-        args[window] = "1d".into();
+        let args = daily(export_args(&lake, &sim, TO, "3d"));
         let (code, stderr) = run_to_end(&args);
         assert_eq!(code, 0, "the clean run (seed {seed}): {stderr}");
         let report = runtime
