@@ -93,7 +93,11 @@ pub async fn run(
     let summary = run::export(config, cancel, progress).await;
     sim.stop().await;
     let summary = summary?;
-    let glob = format!("{}/subdomain=*/created_date=*/*.parquet", lake.display());
+    let glob = format!(
+        "{}/{}/subdomain=*/created_date=*/*.parquet",
+        lake.display(),
+        layout::TABLE_DIR
+    );
     let instructions = format!(
         "The lake is in {dest}. Try it with DuckDB:\n\n  SELECT created_date, action, count(*) AS n, count(DISTINCT id) AS ids\n  FROM read_parquet('{glob}', hive_partitioning = true)\n  GROUP BY ALL ORDER BY created_date, n DESC;\n\nand `auditlake status --dest {dest} --subdomain {DEMO_SUBDOMAIN}` for the manifest.",
         dest = lake.display(),

@@ -555,6 +555,12 @@ async fn the_demo_leaves_a_lake_that_reads_back_whole() {
         all.contains("read_parquet(") && all.contains("hive_partitioning"),
         "{all}"
     );
+    // The query it prints names the table root, where the files are.
+    let glob = format!(
+        "{}/audit_logs/subdomain=*/created_date=*/*.parquet",
+        lake.display()
+    );
+    assert!(all.contains(&glob), "{all}");
     let rows = read_lake(&lake.join("audit_logs/subdomain=demo"));
     let ids: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), rows.len(), "no duplicates");
