@@ -16,9 +16,14 @@ async fn run_until(sim: &Simulator, dir: &Path, until: &str) -> auditlake::run::
     export(export_config(sim, dir, FROM, until, "1d")).await
 }
 
+/// The folder of one day partition of `acme`.
+fn day_dir(dir: &Path, day: &str) -> std::path::PathBuf {
+    dir.join(format!("audit_logs/subdomain=acme/created_date={day}"))
+}
+
 /// The part files of one day partition of `acme`.
 fn files_of_day(dir: &Path, day: &str) -> Vec<String> {
-    let folder = dir.join(format!("audit_logs/subdomain=acme/created_date={day}"));
+    let folder = day_dir(dir, day);
     let mut names: Vec<String> = std::fs::read_dir(folder)
         .map(|entries| {
             entries
@@ -211,9 +216,7 @@ async fn a_run_that_adds_no_delta_removes_what_a_killed_close_left() {
     let sim = start(sim_config(3_000, FROM, TO)).await;
     let dir = tempfile::tempdir().unwrap();
     run_until(&sim, dir.path(), "2024-03-02T06:00:00Z").await;
-    let day = dir
-        .path()
-        .join("audit_logs/subdomain=acme/created_date=2024-03-02");
+    let day = day_dir(dir.path(), "2024-03-02");
     let part = files_of_day(dir.path(), "2024-03-02").remove(0);
     // The close's final file, holding the same records as the part.
     std::fs::copy(day.join(&part), day.join("part-20240302T0000Z-0.parquet")).unwrap();
@@ -238,9 +241,7 @@ async fn a_record_naming_a_part_that_is_gone_starts_the_window_over() {
     let dir = tempfile::tempdir().unwrap();
     run_until(&sim, dir.path(), "2024-03-02T06:00:00Z").await;
     run_until(&sim, dir.path(), "2024-03-02T12:00:00Z").await;
-    let day = dir
-        .path()
-        .join("audit_logs/subdomain=acme/created_date=2024-03-02");
+    let day = day_dir(dir.path(), "2024-03-02");
     let parts = files_of_day(dir.path(), "2024-03-02");
     assert_eq!(parts.len(), 2);
     std::fs::remove_file(day.join(&parts[0])).unwrap();

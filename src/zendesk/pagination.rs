@@ -465,10 +465,21 @@ fn learn_bounds(client: &Client, request: &PageRequest, records: &RecordIds) {
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.timestamp())
     };
-    if second(&records.first_created_at) == Some(low) {
+    let (Some(first), Some(last)) = (
+        second(&records.first_created_at),
+        second(&records.last_created_at),
+    ) else {
+        return;
+    };
+    // A page reaching outside the query's range says the filter was not applied as sent (or
+    // the page is not in order): it proves nothing about the bounds.
+    if first < low || last > high || first > last {
+        return;
+    }
+    if first == low {
         client.created_at_bounds().learn_inclusive(true);
     }
-    if second(&records.last_created_at) == Some(high) {
+    if last == high {
         client.created_at_bounds().learn_inclusive(false);
     }
 }
@@ -984,6 +995,54 @@ mod tests {
             assert_eq!(records, vec![3, 2, 1]);
             assert!(pages.iter().all(|p| p.last_created_at.is_none()));
             assert_eq!(served.load(Ordering::SeqCst), 3);
+        }
+
+        #[tokio::test]
+        async fn a_listing_proves_a_bound_inclusive_only_with_a_record_of_its_second_inside_the_range(
+        ) {
+            // The query is [2024-01-01T00:00:00Z, 2024-01-02T00:00:00Z] (see `request`).
+            let page = |first: &str, last: &str| {
+                format!(
+                    r#"{{"audit_logs":[{{"id":1,"created_at":"{first}"}},{{"id":2,"created_at":"{last}"}}],"meta":{{"has_more":false,"after_cursor":null}}}}"#
+                )
+            };
+            let cases = [
+                // A record of the lower bound's second: the lower bound includes it.
+                (
+                    page("2024-01-01T00:00:00Z", "2024-01-01T05:00:00Z"),
+                    Some(true),
+                    None,
+                ),
+                // One of the upper bound's second: the upper bound includes it.
+                (
+                    page("2024-01-01T05:00:00Z", "2024-01-02T00:00:00Z"),
+                    None,
+                    Some(true),
+                ),
+                // A record past the range: the filter was not applied as sent; nothing learned.
+                (
+                    page("2024-01-01T00:00:00Z", "2024-01-03T00:00:00Z"),
+                    None,
+                    None,
+                ),
+                // Neither second: nothing learned.
+                (
+                    page("2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z"),
+                    None,
+                    None,
+                ),
+            ];
+            for (body, lower, upper) in cases {
+                let (client, _) =
+                    serve(Arc::new(move |_: &HashMap<String, String>| body.clone())).await;
+                let learner = client.clone();
+                first(client, request(Pagination::Cursor), 50).await;
+                let known = learner.created_at_bounds().known();
+                assert_eq!(
+                    (known.lower_inclusive, known.upper_inclusive),
+                    (lower, upper)
+                );
+            }
         }
 
         #[tokio::test]
