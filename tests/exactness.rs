@@ -612,3 +612,40 @@ async fn the_recheck_counts_its_span_at_once_and_descends_only_where_it_differs(
         sim.stats().list_requests
     );
 }
+
+/// Issue 18: a window the recheck counted at or after its horizon (its end plus `--recheck`)
+/// and found whole is recorded as confirmed (`recheck.json`) and not counted again; a run with
+/// a longer `--recheck` than the confirmation was made for counts it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_confirmed_after_its_horizon_is_not_counted_again() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    sim.hide_from(Some(utc(t("2024-03-02T20:00:00Z"))));
+    let dir = tempfile::tempdir().unwrap();
+    let run = |until: &str, recheck_days: u64| {
+        let mut config = export_config(&sim, dir.path(), FROM, until, "1d");
+        config.recheck = Duration::from_secs(86_400 * recheck_days);
+        config
+    };
+    let first = export(run("2024-03-03", 1)).await;
+    assert_eq!(first.windows_done, 2);
+    // A day later, still without the late records: 03-02 is counted at its horizon (03-03),
+    // holds what the lake holds, and is confirmed.
+    let second = export(run(TO, 1)).await;
+    assert_eq!((second.windows_rechecked, second.windows_repaired), (1, 0));
+    let recorded: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("_auditlake/subdomain=acme/recheck.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(recorded["confirmed_to"], "2024-03-03T00:00:00Z");
+    assert_eq!(recorded["recheck_seconds"], 86_400);
+
+    // The late records appear. The next run rechecks only 03-03, which is not confirmed yet.
+    sim.hide_from(None);
+    sim.reset_stats();
+    let third = export(run("2024-03-04T12:00:00Z", 1)).await;
+    assert_eq!((third.windows_rechecked, third.windows_repaired), (1, 1));
+    // With a longer recheck the confirmation no longer holds: 03-02 is counted and healed.
+    let fourth = export(run("2024-03-04T12:00:00Z", 3)).await;
+    assert_eq!((fourth.windows_rechecked, fourth.windows_repaired), (3, 1));
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}

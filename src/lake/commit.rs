@@ -29,7 +29,7 @@ use object_store::path::Path;
 use crate::lake::layout;
 use crate::lake::lease::{Fence, LeaseError};
 use crate::lake::manifest::{
-    ApiFacts, FileEntry, LastRun, Manifest, ManifestError, RepairJournal, WindowRecord,
+    ApiFacts, Confirmed, FileEntry, LastRun, Manifest, ManifestError, RepairJournal, WindowRecord,
 };
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339, Window};
@@ -107,6 +107,22 @@ impl Committer {
     pub async fn record_api_facts(&self, facts: &ApiFacts) -> Result<(), CommitError> {
         self.fence.check()?;
         Ok(self.manifest.record_api_facts(facts).await?)
+    }
+
+    /// Records that the recheck has confirmed every committed window ending at or before
+    /// `confirmed_to`, for a recheck span of `recheck_seconds` (`recheck.json`), under the lease.
+    pub async fn record_confirmed(
+        &self,
+        confirmed_to: i64,
+        recheck_seconds: u64,
+    ) -> Result<(), CommitError> {
+        self.fence.check()?;
+        let confirmed = Confirmed {
+            confirmed_to: format_rfc3339(confirmed_to),
+            recheck_seconds,
+            run_id: self.run_id.clone(),
+        };
+        Ok(self.manifest.record_confirmed(&confirmed).await?)
     }
 
     /// A marker of this run's for `window` naming `files`.

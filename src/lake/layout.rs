@@ -13,6 +13,7 @@
 //! _auditlake/subdomain=SUB/open.json                                    the open window's last export
 //! _auditlake/subdomain=SUB/last_run.json                                the last export: when, outcome, summary
 //! _auditlake/subdomain=SUB/api.json                                     what runs learned of the API (created_at bounds)
+//! _auditlake/subdomain=SUB/recheck.json                                 how far the recheck has confirmed the lake
 //! _auditlake/subdomain=SUB/lease/<generation>.json                      the lease, one file a generation
 //! _auditlake/probes/<random>                                            a create-if-absent check, removed at once
 //! ```
@@ -228,6 +229,11 @@ pub fn open_window(subdomain: &str) -> Path {
 /// include their second), so that the next runs count in fewer requests.
 pub fn api_facts(subdomain: &str) -> Path {
     meta(subdomain).join("api.json")
+}
+
+/// How far the recheck has confirmed the lake: the windows it need not count again.
+pub fn recheck(subdomain: &str) -> Path {
+    meta(subdomain).join("recheck.json")
 }
 
 /// The record of the last export (for `status` and monitoring; never read by a run's plan).

@@ -445,6 +445,52 @@ impl Manifest {
     }
 }
 
+/// How far the recheck has confirmed the lake (`recheck.json`): every committed window that ends
+/// at or before `confirmed_to` was counted at the API, at or after its recheck horizon (its end
+/// plus `recheck_seconds`), and held what the lake holds (or was repaired to it). Later rechecks
+/// skip those windows: a record that becomes visible later than `--recheck` after its window
+/// is past what the recheck promises to find (`verify --against-api` still counts every window).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmed {
+    pub confirmed_to: String,
+    /// The `--recheck` span the confirmations were made for.
+    pub recheck_seconds: u64,
+    #[serde(default)]
+    pub run_id: String,
+}
+
+impl Manifest {
+    /// The instant up to which the recheck has confirmed the lake for a recheck span of
+    /// `recheck_seconds`; `None` when nothing is confirmed yet, when the file is unreadable (it
+    /// only saves requests), or when it was confirmed for a shorter span than this run's.
+    pub async fn confirmed_to(&self, recheck_seconds: u64) -> Result<Option<i64>, ManifestError> {
+        let path = layout::recheck(&self.subdomain);
+        let Some(bytes) = self.lake.read(&path).await? else {
+            return Ok(None);
+        };
+        let confirmed: Confirmed = match parse(&path, &bytes) {
+            Ok(confirmed) => confirmed,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring how far earlier rechecks confirmed the lake");
+                return Ok(None);
+            }
+        };
+        if confirmed.recheck_seconds < recheck_seconds {
+            return Ok(None);
+        }
+        Ok(crate::plan::window::parse_instant(&confirmed.confirmed_to).ok())
+    }
+
+    /// Records how far the recheck has confirmed the lake.
+    pub async fn record_confirmed(&self, confirmed: &Confirmed) -> Result<(), ManifestError> {
+        let body = serde_json::to_vec_pretty(confirmed).expect("plain data serializes");
+        self.lake
+            .write(&layout::recheck(&self.subdomain), Bytes::from(body))
+            .await?;
+        Ok(())
+    }
+}
+
 /// A window that names a marker: only its start goes into the marker's name (the manifest does
 /// not know the grid; the marker itself records the end).
 fn named(start: i64) -> Window {

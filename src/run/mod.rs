@@ -37,7 +37,7 @@ use crate::lake::storage::Lake;
 use crate::plan::window::{self};
 use crate::zendesk::{Client, Page};
 use guard::{authenticated_client, Guard};
-use plan::{commit_empty_start, pending_windows, recheck_windows};
+use plan::{commit_empty_start, confirmed_through, pending_windows, recheck_windows};
 use recheck::recheck_and_repair;
 use repair::converge_repairs;
 use std::collections::BTreeSet;
@@ -157,7 +157,8 @@ async fn export_leased(
     );
 
     let concurrency = config.concurrency;
-    let recheck = recheck_windows(&config, &plan.closed, &done);
+    let confirmed_to = manifest.confirmed_to(config.recheck.as_secs()).await?;
+    let recheck = recheck_windows(&config, &plan.closed, &done, confirmed_to);
     let context = Arc::new(Context {
         config,
         client,
@@ -171,7 +172,17 @@ async fn export_leased(
 
     let stopped = summary.fatal.is_some() || summary.interrupted || lost.is_cancelled();
     if !stopped && !recheck.is_empty() {
-        recheck_and_repair(&context, &recheck, &cancel, &lost, &mut summary).await;
+        let confirmed = recheck_and_repair(&context, &recheck, &cancel, &lost, &mut summary).await;
+        let config = &context.config;
+        if let Some(through) = confirmed_through(config, &plan.closed, confirmed_to, &confirmed) {
+            let recorded = context
+                .committer
+                .record_confirmed(through, config.recheck.as_secs())
+                .await;
+            if let Err(error) = recorded {
+                tracing::warn!(%error, "could not record how far the recheck confirmed the lake");
+            }
+        }
     }
 
     keep_what_was_learned(&context, &facts).await;

@@ -68,26 +68,61 @@ pub(crate) fn pending_windows(
 }
 
 /// The committed windows that `--recheck` covers: those ending within the recheck span plus one
-/// window before the run's end, committed before this run (a window this run exported is fresh).
-/// The extra window matters on a schedule: a daily run commits yesterday's window, and the next
-/// day's run, whose end is a day later, must still recheck it.
+/// window before the run's end, committed before this run (a window this run exported is fresh),
+/// and not confirmed yet (ending after `confirmed_to`, see [`Confirmed`]). The extra window
+/// matters on a schedule: a daily run commits yesterday's window, and the next day's run, whose
+/// end is a day later, must still recheck it.
+///
+/// [`Confirmed`]: crate::lake::manifest::Confirmed
 pub(crate) fn recheck_windows(
     config: &ExportConfig,
     closed: &[Window],
     done: &BTreeSet<i64>,
+    confirmed_to: Option<i64>,
 ) -> Vec<Window> {
+    let Some(floor) = recheck_floor(config, confirmed_to) else {
+        return Vec::new();
+    };
+    closed
+        .iter()
+        .filter(|w| done.contains(&w.start) && w.end > floor)
+        .copied()
+        .collect()
+}
+
+/// The end after which committed windows are rechecked; `None` without `--recheck`.
+fn recheck_floor(config: &ExportConfig, confirmed_to: Option<i64>) -> Option<i64> {
     let span = config.recheck.as_secs() as i64;
     if span == 0 {
-        return Vec::new();
+        return None;
     }
     let cutoff = config
         .until
         .saturating_sub(span.saturating_add(config.grid.seconds()));
-    closed
+    Some(confirmed_to.map_or(cutoff, |c| c.max(cutoff)))
+}
+
+/// How far this run's recheck confirmed the lake, if further than `confirmed_to`: the end of
+/// the longest run of planned windows, from the first one the recheck covers, that were each
+/// counted at or after their horizon (`end + --recheck` no later than the run's end) and found
+/// holding what the lake holds, or repaired to it (`confirmed`, by start). A window the
+/// recheck did not count (not committed before this run, failed, or left with fewer records at
+/// Zendesk) ends the run: it is counted again next time.
+pub(crate) fn confirmed_through(
+    config: &ExportConfig,
+    closed: &[Window],
+    confirmed_to: Option<i64>,
+    confirmed: &BTreeSet<i64>,
+) -> Option<i64> {
+    let floor = recheck_floor(config, confirmed_to)?;
+    let horizon = config.until.saturating_sub(config.recheck.as_secs() as i64);
+    let through = closed
         .iter()
-        .filter(|w| done.contains(&w.start) && w.end > cutoff)
-        .copied()
-        .collect()
+        .filter(|w| w.end > floor)
+        .take_while(|w| w.end <= horizon && confirmed.contains(&w.start))
+        .last()?
+        .end;
+    (through > confirmed_to.unwrap_or(i64::MIN)).then_some(through)
 }
 
 /// Where the data of a range starts, as one search found it.

@@ -11,6 +11,7 @@ use crate::lake::manifest::WindowRecord;
 use crate::plan::window::Window;
 use crate::table::route::RoutedPart;
 use crate::zendesk::count::{count_window, quick_count};
+use std::collections::BTreeSet;
 use tokio_util::sync::CancellationToken;
 
 /// Re-counts `windows` against the API and repairs those where Zendesk now holds more records
@@ -22,20 +23,22 @@ use tokio_util::sync::CancellationToken;
 /// never deleted at Zendesk, so a span whose count matches holds no late record: a record lost
 /// in one window and one gained in another would cancel out, which only an API that drops
 /// audit records could do (`verify --against-api` counts window by window).
+///
+/// Returns the starts of the windows found holding what the lake holds, or repaired to it.
 pub(crate) async fn recheck_and_repair(
     context: &Context<'_>,
     windows: &[Window],
     cancel: &CancellationToken,
     lost: &CancellationToken,
     summary: &mut Summary,
-) {
+) -> BTreeSet<i64> {
     let committed = match committed_windows(context, windows).await {
         Ok(committed) => committed,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the markers to recheck");
             summary.store_failed = true;
             summary.fatal = Some(e.to_string());
-            return;
+            return BTreeSet::new();
         }
     };
     let mut recheck = Recheck {
@@ -43,12 +46,14 @@ pub(crate) async fn recheck_and_repair(
         cancel,
         lost,
         summary,
+        confirmed: BTreeSet::new(),
     };
     for span in consecutive(&committed) {
         if recheck.span(span).await {
-            return;
+            break;
         }
     }
+    recheck.confirmed
 }
 
 /// The markers of those of `windows` that are committed, in order.
@@ -90,6 +95,8 @@ struct Recheck<'a> {
     cancel: &'a CancellationToken,
     lost: &'a CancellationToken,
     summary: &'a mut Summary,
+    /// The starts of the windows found holding what the lake holds, or repaired to it.
+    confirmed: BTreeSet<i64>,
 }
 
 impl Recheck<'_> {
@@ -125,6 +132,7 @@ impl Recheck<'_> {
             Ok(Some(api)) if api == lake => {
                 tracing::debug!(from = %whole.id(), windows = span.len(), lake, "recheck: the span holds what the lake holds");
                 self.summary.windows_rechecked += span.len() as u64;
+                self.confirmed.extend(span.iter().map(|(w, _)| w.start));
                 return false;
             }
             Ok(_) => {}
@@ -137,6 +145,9 @@ impl Recheck<'_> {
     /// Adds one window's recheck to the summary; whether the run must stop.
     fn window_outcome(&mut self, window: Window, outcome: Result<Found, WindowError>) -> bool {
         let summary = &mut *self.summary;
+        if let Ok(Found::Same | Found::Repaired { .. }) = outcome {
+            self.confirmed.insert(window.start);
+        }
         match outcome {
             Ok(Found::Same) => {}
             Ok(Found::Repaired { lake, api }) => {
