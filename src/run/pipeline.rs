@@ -1,6 +1,8 @@
-//! The page pipeline of one window fetched alone (the open window, and every window with offset
-//! pagination): pages fetched in order, handed in batches to a blocking thread that decodes,
-//! routes and encodes them, bounded so that network and CPU overlap with little memory.
+//! The page pipeline: pages fetched in order, handed in batches to a blocking thread that
+//! decodes, routes and encodes them, bounded so that network and CPU overlap with little memory
+//! ([`fetch_pages`]). A range stream (`stream.rs`) watches it to split and stop; a window fetched
+//! alone (the open window, every window with offset pagination, a refetch, a repair) reads it to
+//! its query's end, and is committed here.
 
 use super::error::WindowError;
 use super::summary::Done;
@@ -87,6 +89,70 @@ pub(crate) async fn fetch_piece(
     }
 }
 
+/// Pages for the encoder thread, then whether the query ended (every page read).
+pub(crate) enum Handoff {
+    Pages(Vec<Page>),
+    Complete,
+}
+
+/// What a page stream tells the one who reads it, and what it asks of them: the range path
+/// watches every page (splits start past what is fetched) and may stop the stream early; a
+/// window fetched alone reads its query to the end.
+pub(crate) trait PageWatch {
+    /// Whether the stream is to stop before its next page.
+    fn stopped(&self) -> bool {
+        false
+    }
+    /// Sees each page before the encoder does; whether it is the stream's last.
+    fn fetched(&self, _page: &Page) -> bool {
+        false
+    }
+    /// The query has no more pages.
+    fn ended(&self) {}
+}
+
+/// A window fetched alone: every page of its query, to the end.
+struct Alone;
+
+impl PageWatch for Alone {}
+
+/// The one page pipeline of every fetch: fetches the query's pages in order and hands them to
+/// the encoder thread in batches of [`PAGES_PER_HANDOFF`] (with [`Handoff::Complete`] once the
+/// query ends), until the query ends, `watch` says a page is the last or stops the stream, or
+/// the encoder stops. `page_tx` is owned: the encoder sees the channel close when the fetch
+/// ends, however it ends.
+pub(crate) async fn fetch_pages(
+    context: &Context<'_>,
+    request: PageRequest,
+    page_tx: mpsc::Sender<Handoff>,
+    watch: &impl PageWatch,
+) -> Result<(), ApiError> {
+    let mut pages = pin!(pagination::pages(context.client.clone(), request));
+    let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
+    while !watch.stopped() {
+        let Some(page) = pages.next().await else {
+            watch.ended();
+            if !handoff.is_empty() && page_tx.send(Handoff::Pages(handoff)).await.is_err() {
+                return Ok(());
+            }
+            let _ = page_tx.send(Handoff::Complete).await;
+            return Ok(());
+        };
+        let page = page?;
+        context.count_page(&page);
+        let last = watch.fetched(&page);
+        handoff.push(page);
+        if handoff.len() == PAGES_PER_HANDOFF || last {
+            let full = std::mem::replace(&mut handoff, Vec::with_capacity(PAGES_PER_HANDOFF));
+            if page_tx.send(Handoff::Pages(full)).await.is_err() || last {
+                // The encoder stopped (its outcome is the one to report), or has what it needs.
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fetches the pages of the seconds `piece` of `window` and, on a blocking thread, decodes and
 /// writes them to temporary Parquet files.
 async fn fetch_and_encode(
@@ -94,11 +160,11 @@ async fn fetch_and_encode(
     piece: Window,
     window: Window,
 ) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
-    let (tx, mut rx) = mpsc::channel::<Vec<Page>>(PIPELINE_DEPTH);
+    let (tx, mut rx) = mpsc::channel::<Handoff>(PIPELINE_DEPTH);
     let router = WindowRouter::piece(piece, window, context.config.tmp_dir.clone());
     let encoder = tokio::task::spawn_blocking(move || -> Result<_, WindowError> {
         let mut router = router;
-        while let Some(pages) = rx.blocking_recv() {
+        while let Some(Handoff::Pages(pages)) = rx.blocking_recv() {
             for page in pages {
                 let mut write_error = None;
                 decode_page(&page.body, Schema::get(), |row| {
@@ -119,29 +185,7 @@ async fn fetch_and_encode(
         created_at: Some(piece.query_range()),
         pagination: context.config.pagination,
     };
-    let fetched: Result<(), WindowError> = async {
-        let mut pages = pin!(pagination::pages(context.client.clone(), request));
-        let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
-        while let Some(page) = pages.next().await {
-            let page = page?;
-            context.count_page(&page);
-            handoff.push(page);
-            if handoff.len() == PAGES_PER_HANDOFF {
-                let full = std::mem::replace(&mut handoff, Vec::with_capacity(PAGES_PER_HANDOFF));
-                if tx.send(full).await.is_err() {
-                    // The encoder stopped early: its error is the one to report.
-                    return Ok(());
-                }
-            }
-        }
-        if !handoff.is_empty() {
-            // An error here means the encoder stopped early: its error is the one to report.
-            let _ = tx.send(handoff).await;
-        }
-        Ok(())
-    }
-    .await;
-    drop(tx);
+    let fetched = fetch_pages(context, request, tx, &Alone).await;
     let encoded = encoder.await.expect("the encoder thread does not panic");
     fetched?;
     encoded

@@ -2,8 +2,9 @@
 //! and hands a slot on as soon as a record past its end arrives.
 
 use super::error::WindowError;
+use super::pipeline::Handoff;
 use super::ranges::Range;
-use super::stream::{Handoff, Routed};
+use super::stream::Routed;
 use crate::table::decode::decode_page;
 use crate::table::route::WindowRouter;
 use crate::table::schema::Schema;

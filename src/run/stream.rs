@@ -4,7 +4,8 @@
 
 use super::error::WindowError;
 use super::pipeline::{
-    commit_closed, fetch_window, MAX_WINDOW_RESTARTS, PAGES_PER_HANDOFF, PIPELINE_DEPTH,
+    commit_closed, fetch_pages, fetch_window, Handoff, PageWatch, MAX_WINDOW_RESTARTS,
+    PIPELINE_DEPTH,
 };
 use super::ranges::{Deposit, Range, Slot};
 use super::routing::RangeRouting;
@@ -17,11 +18,9 @@ use crate::plan::window::Window;
 use crate::table::decode::parse_timestamp_ms;
 use crate::table::route::{RouteCounts, WindowRouter};
 use crate::zendesk::count::quick_count;
-use crate::zendesk::{pagination, ApiError, Page, PageRequest};
-use futures::StreamExt;
+use crate::zendesk::{ApiError, Page, PageRequest};
 use std::collections::BTreeMap;
-use std::pin::pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -99,12 +98,6 @@ pub(crate) fn fail_rest(
 /// boundary; see [`Range::shortened`]).
 pub(crate) type Routed = (usize, Slot, Made, bool);
 
-/// Pages for the encoder thread, then whether the query ended (every page read).
-pub(crate) enum Handoff {
-    Pages(Vec<Page>),
-    Complete,
-}
-
 /// Streams the range's slots from slot `from` on: fetches the pages of one query over them,
 /// routes the records on a blocking thread, and commits each window the stream has passed (or,
 /// for a piece, once its window's last piece is in).
@@ -120,7 +113,7 @@ pub(crate) async fn stream_range(
         return StreamEnd::Done;
     };
     range.stream_starts(from);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let (page_tx, page_rx) = mpsc::channel::<Handoff>(PIPELINE_DEPTH);
     let (routed_tx, routed_rx) = mpsc::channel::<Routed>(PIPELINE_DEPTH);
     let mut routing = RangeRouting {
@@ -144,7 +137,8 @@ pub(crate) async fn stream_range(
         created_at: Some((first.piece.start - 1, last.piece.end)),
         pagination: context.config.pagination,
     };
-    let fetch = fetch_range(context, range, request, page_tx, &stop);
+    let watch = RangeWatch { range, stop: &stop };
+    let fetch = fetch_pages(context, request, page_tx, &watch);
     let commit = commit_routed(context, queue, routed_rx, &stop, results);
     let (fetched, (committed, commit_failed)) = tokio::join!(fetch, commit);
     range.stream_ends();
@@ -179,52 +173,36 @@ pub(crate) async fn stream_range(
     }
 }
 
-/// Fetches a range stream's pages for its encoder until the query ends (then says so), a page
-/// reaches the range's end, or the encoder stops. `page_tx` is owned: the encoder sees the channel
-/// close when the fetch ends, however it ends.
-pub(crate) async fn fetch_range(
-    context: &Context<'_>,
-    range: &Range,
-    request: PageRequest,
-    page_tx: mpsc::Sender<Handoff>,
-    stop: &std::sync::atomic::AtomicBool,
-) -> Result<(), ApiError> {
-    let mut pages = pin!(pagination::pages(context.client.clone(), request));
-    let mut handoff = Vec::with_capacity(PAGES_PER_HANDOFF);
-    while !stop.load(Ordering::Relaxed) {
-        let Some(page) = pages.next().await else {
-            // Every record of the query is fetched: there is no rest to split.
-            range.stream_ends();
-            if !handoff.is_empty() && page_tx.send(Handoff::Pages(handoff)).await.is_err() {
-                return Ok(());
-            }
-            let _ = page_tx.send(Handoff::Complete).await;
-            return Ok(());
-        };
-        let page = page?;
-        context.count_page(&page);
+/// A range stream's watch: each page tells the range how far it has fetched (a split inside
+/// starts past that), and a page that reaches the range's end (which a split may have moved
+/// down) is the stream's last: the encoder hands the last slot on at its first record past the
+/// end, so a split costs at most the page in flight. `stop`: the commits failed, or the encoder
+/// passed the range's new end.
+struct RangeWatch<'a> {
+    range: &'a Range,
+    stop: &'a AtomicBool,
+}
+
+impl PageWatch for RangeWatch<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn fetched(&self, page: &Page) -> bool {
         let reached = page
             .last_created_at
             .as_deref()
             .and_then(parse_timestamp_ms)
             .map(|ms| ms.div_euclid(1_000));
         // Before the page goes to the encoder: a split inside starts past what is fetched.
-        range.fetched(page.records, reached);
-        // A page that reaches the range's end (which a split may have moved down) is the
-        // stream's last: the encoder hands the last slot on at its first record past the end.
-        // So a split costs at most the page in flight.
-        let past_end = reached.is_some_and(|second| second >= range.end_time());
-        handoff.push(page);
-        if handoff.len() == PAGES_PER_HANDOFF || past_end {
-            let full = std::mem::replace(&mut handoff, Vec::with_capacity(PAGES_PER_HANDOFF));
-            if page_tx.send(Handoff::Pages(full)).await.is_err() || past_end {
-                // The encoder stopped (its outcome is the one to report), or has what it needs.
-                return Ok(());
-            }
-        }
+        self.range.fetched(page.records, reached);
+        reached.is_some_and(|second| second >= self.range.end_time())
     }
-    // The range was split and the encoder passed its new end.
-    Ok(())
+
+    fn ended(&self) {
+        // Every record of the query is fetched: there is no rest to split.
+        self.range.stream_ends();
+    }
 }
 
 /// Commits each window a range stream hands on, in order, and reports it: a whole window at once,
@@ -235,7 +213,7 @@ pub(crate) async fn commit_routed(
     context: &Context<'_>,
     queue: &Queue,
     mut routed_rx: mpsc::Receiver<Routed>,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &AtomicBool,
     results: &Results,
 ) -> (BTreeMap<usize, WindowRecord>, Option<usize>) {
     let mut committed = BTreeMap::new();
