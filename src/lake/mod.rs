@@ -6,7 +6,8 @@
 //! (upload, sweep, marker; repairs as new generations). Data first, commit last, create-if-absent.
 //!
 //! A run sees one face of all this: [`open_for_writing`], then [`Held`] (the lease, and the
-//! [`commit::Committer`] it fences).
+//! [`commit::Committer`] it fences), whose committer reads the state the run starts from
+//! ([`LakeState`]) and makes every change.
 
 pub mod commit;
 #[cfg(test)]
@@ -15,6 +16,8 @@ mod held;
 pub mod layout;
 pub mod lease;
 pub mod manifest;
+mod state;
 pub mod storage;
 
 pub use held::{open_for_writing, Held};
+pub use state::LakeState;

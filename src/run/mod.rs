@@ -39,7 +39,6 @@ use crate::zendesk::{Client, Page};
 use guard::{authenticated_client, Guard};
 use plan::{commit_empty_start, confirmed_through, pending_windows, recheck_windows};
 use recheck::recheck_and_repair;
-use repair::converge_repairs;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -122,24 +121,26 @@ async fn export_leased(
     lost: CancellationToken,
     progress: &dyn Progress,
 ) -> Result<Summary, RunError> {
-    let manifest = committer.manifest().clone();
-    manifest
+    committer
         .pin(&Dataset::new(
             &config.api.subdomain,
             config.grid,
             &config.filters,
         ))
         .await?;
-    let generations = manifest.generations().await?;
-    let open_state = manifest.open_window().await?;
-    let facts = manifest.api_facts().await?;
-    client.created_at_bounds().assume(facts.created_at_bounds);
-    let repairs_converged = converge_repairs(&committer, config.grid, &generations).await?;
+    let state = committer
+        .begin(config.grid, config.recheck.as_secs())
+        .await?;
+    let generations = state.generations;
+    client
+        .created_at_bounds()
+        .assume(state.facts.created_at_bounds);
+    let facts = state.facts;
     let done: BTreeSet<i64> = generations.keys().copied().collect();
     let plan = window::plan(config.grid, config.since, config.until);
 
     let (mut summary, pending) = pending_windows(&config, &lake, &plan, &done);
-    summary.repairs_converged = repairs_converged;
+    summary.repairs_converged = state.repairs_converged;
     tracing::info!(
         subdomain = %config.api.subdomain,
         dest = %lake.display(),
@@ -157,14 +158,14 @@ async fn export_leased(
     );
 
     let concurrency = config.concurrency;
-    let confirmed_to = manifest.confirmed_to(config.recheck.as_secs()).await?;
+    let confirmed_to = state.confirmed_to;
     let recheck = recheck_windows(&config, &plan.closed, &done, confirmed_to);
     let context = Arc::new(Context {
         config,
         client,
         committer,
         fetched: AtomicU64::new(0),
-        open_state,
+        open_state: state.open,
         progress,
     });
     let pending = commit_empty_start(&context, pending, &mut summary).await;

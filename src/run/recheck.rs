@@ -6,7 +6,6 @@ use super::pipeline::fetch_window;
 use super::summary::{record_failure, Summary};
 use super::Context;
 use crate::lake::commit::{ids_in_lake, ids_of_parts};
-use crate::lake::manifest::ManifestError;
 use crate::lake::manifest::WindowRecord;
 use crate::plan::window::Window;
 use crate::table::route::RoutedPart;
@@ -32,7 +31,7 @@ pub(crate) async fn recheck_and_repair(
     lost: &CancellationToken,
     summary: &mut Summary,
 ) -> BTreeSet<i64> {
-    let committed = match committed_windows(context, windows).await {
+    let committed = match context.committer.current_markers(windows).await {
         Ok(committed) => committed,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the markers to recheck");
@@ -54,24 +53,6 @@ pub(crate) async fn recheck_and_repair(
         }
     }
     recheck.confirmed
-}
-
-/// The markers of those of `windows` that are committed, in order.
-async fn committed_windows(
-    context: &Context<'_>,
-    windows: &[Window],
-) -> Result<Vec<(Window, WindowRecord)>, ManifestError> {
-    let manifest = context.committer.manifest();
-    let generations = manifest.generations().await?;
-    let mut committed = Vec::with_capacity(windows.len());
-    for window in windows {
-        if let Some(&generation) = generations.get(&window.start) {
-            if let Some(marker) = manifest.marker(window, generation).await? {
-                committed.push((*window, marker));
-            }
-        }
-    }
-    Ok(committed)
 }
 
 /// `windows` cut into runs of adjacent windows (each ends where the next starts).

@@ -12,7 +12,7 @@ use super::Context;
 use crate::config::{ExportConfig, RepairConfig};
 use crate::lake::commit::Committer;
 use crate::lake::lease::LeaseError;
-use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
+use crate::lake::manifest::{Manifest, WindowRecord};
 use crate::lake::storage::Lake;
 use crate::plan::window::{self, Window};
 use crate::verify::{verify, Kind, Report, VerifyError};
@@ -95,12 +95,12 @@ pub(crate) async fn repair_leased(
     lake: Lake,
     committer: Committer,
 ) -> Result<RepairOutcome, RunError> {
-    let manifest = committer.manifest().clone();
-    let generations = manifest.generations().await?;
+    let state = committer.begin(config.grid, 0).await?;
+    let (generations, repairs_converged) = (state.generations, state.repairs_converged);
     // What exports learned of the API makes verify's counts cheaper too.
-    let facts = manifest.api_facts().await?;
-    client.created_at_bounds().assume(facts.created_at_bounds);
-    let repairs_converged = converge_repairs(&committer, config.grid, &generations).await?;
+    client
+        .created_at_bounds()
+        .assume(state.facts.created_at_bounds);
     let api = check.api.is_some().then_some(&client);
     let before = verify(&lake, &check.subdomain, &check.options, api).await?;
 
@@ -177,18 +177,10 @@ pub(crate) async fn repair_window(
     reason: &str,
     damaged: bool,
 ) -> Result<WindowRecord, WindowError> {
-    let generation = generation.unwrap_or(1);
-    let manifest = context.committer.manifest();
-    // A marker that does not parse still has a generation: the repair writes the next one.
-    let current = match manifest.marker(window, generation).await {
-        Ok(Some(record)) => record,
-        Ok(None) | Err(ManifestError::Corrupt { .. }) => {
-            let mut placeholder = WindowRecord::new(window, Vec::new());
-            placeholder.generation = generation;
-            placeholder
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let current = context
+        .committer
+        .marker_to_replace(window, generation.unwrap_or(1))
+        .await?;
     let (mut parts, _) = fetch_window(context, *window).await?;
     if !damaged {
         // Intact files, only a count that grew at Zendesk: never drop what the lake holds.
@@ -208,47 +200,4 @@ pub(crate) async fn repair_window(
         .committer
         .replace(window, &current, parts, reason)
         .await?)
-}
-
-/// Finishes the repairs that a crash interrupted, so readers stop seeing two generations.
-pub(crate) async fn converge_repairs(
-    committer: &Committer,
-    grid: window::Grid,
-    generations: &std::collections::BTreeMap<i64, u32>,
-) -> Result<u64, RunError> {
-    let manifest = committer.manifest();
-    let mut converged = 0;
-    for start in manifest.unfinished_repairs().await? {
-        let window = Window {
-            start,
-            end: start + grid.seconds(),
-        };
-        let current = match generations.get(&start) {
-            Some(&generation) => match manifest.marker(&window, generation).await {
-                Ok(Some(current)) => Some(current),
-                Ok(None) => continue,
-                // Which files are the window's cannot be told: leave everything (and the
-                // journal) for `repair`, which re-exports the window.
-                Err(e @ ManifestError::Corrupt { .. }) => {
-                    tracing::error!(window = %window.id(), error = %e, "an interrupted repair cannot be finished: the window's marker does not parse; run `auditlake repair`");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            },
-            // No marker at all (removed by hand?): nothing says which files are the window's.
-            // They stay, as uncommitted parts that the window's next export replaces.
-            None => {
-                tracing::warn!(window = %window.id(), "a repair journal names a window without a marker; its files are left for the window's next export");
-                committer.manifest().end_repair(&window).await?;
-                continue;
-            }
-        };
-        let removed = committer
-            .converge(&window, current.as_ref())
-            .await
-            .map_err(RunError::from)?;
-        tracing::warn!(window = %window.id(), removed, "finished a repair that was interrupted");
-        converged += 1;
-    }
-    Ok(converged)
 }
