@@ -242,7 +242,7 @@ pub async fn read_lake(lake: &Lake, only: Option<&str>) -> Result<LakeFacts, Ddl
             .strip_prefix(layout::META_DIR)
             .and_then(|p| p.strip_prefix("/subdomain="))
             .and_then(|p| p.strip_suffix("/dataset.json"));
-        if let Some(sub) = name.filter(|s| layout::valid_subdomain(s)) {
+        if let Some(sub) = name.filter(|s| crate::config::valid_subdomain(s)) {
             subdomains.insert(sub.to_string());
         }
     }

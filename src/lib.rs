@@ -2,7 +2,10 @@
 //!
 //! One folder per stage, in the order data flows. A stage takes the types of the stages before it
 //! (their output is its input) and never reaches into a later one; the run coordinator ([`run`])
-//! is the only module that knows the whole order:
+//! is the only module that knows the whole order. One exception, by design: `config` builds the
+//! option values of the stages it configures (the client's `ClientOptions` and `RetryPolicy`,
+//! the store's `StoreOptions`, the lease's TTL floor), so each default has one home beside its
+//! flag and each stage keeps its own option type:
 //!
 //! ```text
 //! config ─▶ plan ─▶ zendesk (fetch, count) ─▶ table (decode, route, encode) ─▶ lake (commit) ─▶ storage
@@ -13,16 +16,21 @@
 // Stages, top to bottom.
 // Flags, the TOML file and the environment, validated once into one typed config.
 pub mod config;
-// Storage, paths, manifest, lease and commit: what makes files the lake's truth.
-pub mod lake;
+
 // The fixed UTC window grid and the windows a run covers.
 pub mod plan;
-// The run coordinator: an export, its ranges and workers, the open window, recheck, repair.
-pub mod run;
-// Records to rows of the declared schema, routed to a window and a day, encoded as Parquet.
-pub mod table;
+
 // The Zendesk API client: auth, the shared request budget, retries, pagination, counts.
 pub mod zendesk;
+
+// Records to rows of the declared schema, routed to a window and a day, encoded as Parquet.
+pub mod table;
+
+// Storage, paths, manifest, lease and commit: what makes files the lake's truth.
+pub mod lake;
+
+// The run coordinator: an export, its ranges and workers, the open window, recheck, repair.
+pub mod run;
 
 // What reads the lake (or asks the API) for the other commands.
 // Table definitions per engine (Athena, Trino, Spark, DuckDB, BigQuery).

@@ -241,7 +241,7 @@ async fn a_lease_left_by_a_killed_run_is_taken_over_after_it_expires() {
         "acme",
         Duration::from_secs(3),
         "killed-host pid 1",
-        &auditlake::lake::lease::new_run_id(),
+        &auditlake::config::new_run_id(),
     )
     .await
     .unwrap();

@@ -28,7 +28,6 @@ use crate::config::cli::{
 use crate::config::credentials::credentials;
 use crate::config::duration::{parse_duration, parse_duration_ms};
 use crate::config::store::store;
-use crate::lake::layout::valid_subdomain;
 use crate::lake::lease::{min_lease_ttl, MIN_LOCAL_LEASE_TTL};
 use crate::lake::storage::StoreOptions;
 use crate::plan::window::{parse_instant, Grid};
@@ -246,7 +245,7 @@ pub fn export(
     let store = store(&args.store, file, env)?;
     let work = work(&args.work, &dest, &store)?;
     Ok(ExportConfig {
-        run_id: crate::lake::lease::new_run_id(),
+        run_id: new_run_id(),
         lease_ttl: work.lease_ttl,
         recheck: recheck(&args.recheck)?,
         store,
@@ -599,14 +598,38 @@ pub fn repair(
         lease_ttl: work.lease_ttl,
         recheck: Duration::ZERO,
         store: check.store.clone(),
-        run_id: crate::lake::lease::new_run_id(),
+        run_id: new_run_id(),
     };
     Ok(RepairConfig { check, export })
+}
+
+/// A subdomain is a DNS label: it lands in paths and URLs, so nothing else is accepted.
+pub fn valid_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A new run id: 128 random bits, so no two runs ever share one.
+pub fn new_run_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subdomains_are_dns_labels() {
+        assert!(valid_subdomain("acme"));
+        assert!(valid_subdomain("acme-eu-2"));
+        for bad in ["", "Acme", "a/b", "a.b", "-a", "a-", "a b", "a=b"] {
+            assert!(!valid_subdomain(bad), "{bad}");
+        }
+    }
     use crate::config::cli::StoreArgs;
 
     const NOW: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z

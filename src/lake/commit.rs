@@ -466,7 +466,7 @@ mod tests {
     }
 
     async fn committer(lake: &Lake, ttl: Duration) -> (Lease, Committer) {
-        let lease = Lease::acquire(lake, "acme", ttl, "test", &crate::lake::lease::new_run_id())
+        let lease = Lease::acquire(lake, "acme", ttl, "test", &crate::config::new_run_id())
             .await
             .unwrap();
         let manifest = Manifest::new(lake.clone(), "acme");

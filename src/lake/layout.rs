@@ -261,16 +261,6 @@ pub fn probe(tag: u64) -> Path {
     Path::from(format!("{META_DIR}/probes/{tag:016x}"))
 }
 
-/// A subdomain is a DNS label: it lands in paths and URLs, so nothing else is accepted.
-pub fn valid_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,15 +364,6 @@ mod tests {
             Some("part-19700101T0000Z-1.parquet")
         );
         assert_eq!(staging_target("part-19700101T0000Z-1.parquet"), None);
-    }
-
-    #[test]
-    fn subdomains_are_dns_labels() {
-        assert!(valid_subdomain("acme"));
-        assert!(valid_subdomain("acme-eu-2"));
-        for bad in ["", "Acme", "a/b", "a.b", "-a", "a-", "a b", "a=b"] {
-            assert!(!valid_subdomain(bad), "{bad}");
-        }
     }
 
     proptest! {

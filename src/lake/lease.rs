@@ -402,11 +402,6 @@ fn known_dead(record: &LeaseRecord) -> Option<String> {
     }
 }
 
-/// A new run id: 128 random bits, so no two runs ever share one.
-pub fn new_run_id() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
-}
-
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -694,6 +689,7 @@ pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::new_run_id;
 
     #[test]
     fn one_renewal_fits_in_a_third_of_the_shortest_lease() {

@@ -4,7 +4,7 @@
 //! every one of its files is in place, so a window is done exactly when its marker exists. A run
 //! that finds a marker it was about to write (`AlreadyExists`) knows another run finished the
 //! same window. A repair writes the next *generation* of a window's marker (see
-//! [`crate::lake::layout`]); the highest generation is the window's truth.
+//! `lake/layout.rs`); the highest generation is the window's truth.
 
 use std::collections::BTreeMap;
 

@@ -1,23 +1,24 @@
 //! Lake: where the files go and what makes them the truth.
 //!
-//! [`layout`] is the only place that makes a path; [`storage`] is object_store I/O on local disk
+//! `layout` is the only place that makes a path; [`storage`] is object_store I/O on local disk
 //! or an object store; [`manifest`] pins the dataset and records a marker per committed window;
-//! [`lease`] keeps one run per lake and subdomain; [`commit`] makes a window's files its truth
+//! [`lease`] keeps one run per lake and subdomain; `commit` makes a window's files its truth
 //! (upload, sweep, marker; repairs as new generations). Data first, commit last, create-if-absent.
 //!
 //! A run sees one face of all this: [`open_for_writing`], then [`Held`] (the lease, and the
-//! [`commit::Committer`] it fences), whose committer reads the state the run starts from
+//! [`Committer`] it fences), whose committer reads the state the run starts from
 //! ([`LakeState`]) and makes every change.
 
-pub mod commit;
+pub(crate) mod commit;
 #[cfg(test)]
 pub(crate) mod faulty;
 mod held;
-pub mod layout;
+pub(crate) mod layout;
 pub mod lease;
 pub mod manifest;
 mod state;
 pub mod storage;
 
+pub use commit::{CommitError, Committer};
 pub use held::{open_for_writing, Held};
 pub use state::LakeState;

@@ -2,13 +2,13 @@
 //!
 //! An export authenticates, takes the lake's lease (`guard`), plans the pending windows
 //! (`plan`), fetches them with bounded workers (`workers`) as ranges streamed once each and
-//! split while they run ([`ranges`], `stream`, `routing`) or alone (`pipeline`; the open
+//! split while they run (`ranges`, `stream`, `routing`) or alone (`pipeline`; the open
 //! window: `open`), rechecks recent windows (`recheck`), and reports (`summary`). `repair` is the
 //! other job (`repair.rs`).
 //!
 //! A window is an atomic unit: it counts only once committed, so dropping in-flight work (Ctrl-C,
 //! SIGTERM, a fatal error elsewhere) is always safe: the next run redoes it from scratch. A
-//! committed window's files change only through a repair ([`crate::lake::commit`]); the open-window
+//! committed window's files change only through a repair ([`crate::lake::Committer`]); the open-window
 //! path never touches a window that has a marker.
 
 mod error;
@@ -17,7 +17,7 @@ mod open;
 mod pipeline;
 mod plan;
 mod progress;
-pub mod ranges;
+pub(crate) mod ranges;
 mod recheck;
 mod repair;
 mod routing;

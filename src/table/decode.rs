@@ -88,22 +88,6 @@ where
     Ok(state.count)
 }
 
-/// Decodes a single record (the `audit_log` of a show response, or one element of a list).
-pub fn decode_record<F>(body: &[u8], schema: &Schema, sink: F) -> Result<(), DecodeError>
-where
-    F: for<'r, 'a> FnMut(Row<'r, 'a>),
-{
-    let mut state = State::new(schema, sink);
-    let mut de = serde_json::Deserializer::from_str(utf8(body)?);
-    let result = RecordSeed(&mut state)
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
-    if let Some(err) = state.error.take() {
-        return Err(err);
-    }
-    result.map_err(DecodeError::Json)
-}
-
 /// The page as text. One check of the whole page is much cheaper than the check of every string
 /// that parsing bytes does.
 fn utf8(body: &[u8]) -> Result<&str, DecodeError> {

@@ -250,6 +250,7 @@ pub struct WindowRouter {
 
 impl WindowRouter {
     /// Starts routing `window`, with temporary files under `tmp_dir`.
+    #[cfg(test)]
     pub fn new(window: Window, tmp_dir: PathBuf) -> WindowRouter {
         WindowRouter::piece(window, window, tmp_dir)
     }

@@ -134,7 +134,7 @@ pub fn export_config(
         recheck: Duration::ZERO,
         lease_ttl: Duration::from_secs(600),
         store: Default::default(),
-        run_id: auditlake::lake::lease::new_run_id(),
+        run_id: auditlake::config::new_run_id(),
     }
 }
 
