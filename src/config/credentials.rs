@@ -22,17 +22,24 @@ Credentials (from the environment only; set exactly one kind):
   ZENDESK_EMAIL + ZENDESK_API_TOKEN
       An API token (Zendesk deactivates API tokens on 2027-04-30).
   Each secret may instead name a file that holds it (a mounted secret):
-  ZENDESK_OAUTH_CLIENT_SECRET_FILE, ZENDESK_OAUTH_TOKEN_FILE, ZENDESK_API_TOKEN_FILE."
+  ZENDESK_OAUTH_CLIENT_ID_FILE, ZENDESK_OAUTH_CLIENT_SECRET_FILE, ZENDESK_OAUTH_TOKEN_FILE,
+  ZENDESK_API_TOKEN_FILE."
     )
 }
 
 /// Reads a secret from `NAME` or from the file named by `NAME_FILE` (a trailing newline is
 /// dropped). The value never appears in a message.
 fn secret(env: &Env, name: &str) -> Result<Option<Secret>, ConfigError> {
+    Ok(value(env, name)?.map(|v| Secret::new(&v)))
+}
+
+/// The value of `NAME`, or the contents of the file named by `NAME_FILE`, trimmed; never both.
+/// Messages name the variable and the file, never the value.
+fn value(env: &Env, name: &str) -> Result<Option<String>, ConfigError> {
     let file_var = format!("{name}_FILE");
     match (env.get(name), env.get(&file_var)) {
         (Some(_), Some(_)) => err(format!("set {name} or {file_var}, not both")),
-        (Some(v), None) => Ok(Some(Secret::new(v.trim()))),
+        (Some(v), None) => Ok(Some(v.trim().to_string())),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ConfigError(format!("{file_var}: cannot read {path}: {e}")))?;
@@ -40,7 +47,7 @@ fn secret(env: &Env, name: &str) -> Result<Option<Secret>, ConfigError> {
             if value.is_empty() {
                 return err(format!("{file_var}: {path} is empty"));
             }
-            Ok(Some(Secret::new(value)))
+            Ok(Some(value.to_string()))
         }
         (None, None) => Ok(None),
     }
@@ -80,7 +87,9 @@ fn one_kind(env: &Env) -> Result<(), ConfigError> {
 pub(super) fn credentials(env: &Env) -> Result<Credentials, ConfigError> {
     one_kind(env)?;
     let oauth = secret(env, "ZENDESK_OAUTH_TOKEN")?;
-    let client_id = env.get("ZENDESK_OAUTH_CLIENT_ID").map(str::trim);
+    // The client's id is no secret, but it is mounted beside the secret as often as not.
+    let client_id = value(env, "ZENDESK_OAUTH_CLIENT_ID")?;
+    let client_id = client_id.as_deref();
     let client_secret = secret(env, "ZENDESK_OAUTH_CLIENT_SECRET")?;
     let scope = env.get("ZENDESK_OAUTH_SCOPE").map(str::trim);
     let token = secret(env, "ZENDESK_API_TOKEN")?;
@@ -129,6 +138,7 @@ mod tests {
         let help = help();
         for name in [
             "ZENDESK_OAUTH_CLIENT_ID",
+            "ZENDESK_OAUTH_CLIENT_ID_FILE",
             "ZENDESK_OAUTH_CLIENT_SECRET",
             "ZENDESK_OAUTH_CLIENT_SECRET_FILE",
             "ZENDESK_OAUTH_SCOPE",
@@ -212,6 +222,20 @@ mod tests {
         };
         assert_eq!(client.secret, Secret::new("file-SECRET"));
         assert_eq!(client.scope, "read");
+
+        // Both halves mounted as files (a Kubernetes secret with two keys).
+        let id_path = dir.path().join("client-id");
+        std::fs::write(&id_path, "auditlake-from-file\n").unwrap();
+        let c = credentials(&Env::from_pairs([
+            ("ZENDESK_OAUTH_CLIENT_ID_FILE", id_path.to_str().unwrap()),
+            ("ZENDESK_OAUTH_CLIENT_SECRET_FILE", path.to_str().unwrap()),
+        ]))
+        .unwrap();
+        let Credentials::ClientCredentials(client) = c else {
+            panic!("client credentials expected");
+        };
+        assert_eq!(client.id, "auditlake-from-file");
+        assert_eq!(client.secret, Secret::new("file-SECRET"));
 
         for (pairs, needle) in [
             (
