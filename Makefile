@@ -5,6 +5,9 @@ CARGO  ?= cargo
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# DuckDB's Delta reader: the duckdb-ext-delta wheel bundles the extension (DuckDB cannot download
+# one here) and pins duckdb 1.4.4, so it has a virtual environment of its own.
+DELTA_VENV := .venv-duckdb-delta
 BIN    := target/debug/auditlake
 DEMO_LAKE ?= lake
 
@@ -20,6 +23,11 @@ build:
 $(VENV)/.installed: tests/readback/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/readback/requirements.txt
+	touch $@
+
+$(DELTA_VENV)/.installed: tests/readback/requirements-duckdb-delta.txt
+	$(PYTHON) -m venv $(DELTA_VENV)
+	$(DELTA_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/readback/requirements-duckdb-delta.txt
 	touch $@
 
 demo: build $(VENV)/.installed
@@ -43,8 +51,8 @@ unit:
 # pytest runs the binary `cargo test` has just built (integration tests build it, with the tests'
 # features): a plain `cargo build` here would compile tokio and everything above it once more,
 # without `test-util`, for nothing.
-services: $(VENV)/.installed
-	bash tests/with-moto.sh sh -c '$(CARGO) test --locked --test s3 -- --ignored && AUDITLAKE_BIN=$(BIN) $(PY) -m pytest -q tests/readback'
+services: $(VENV)/.installed $(DELTA_VENV)/.installed
+	bash tests/with-moto.sh sh -c '$(CARGO) test --locked --test s3 -- --ignored && AUDITLAKE_BIN=$(BIN) DUCKDB_DELTA_PYTHON=$(DELTA_VENV)/bin/python $(PY) -m pytest -q tests/readback'
 
 readback: services
 
@@ -53,4 +61,4 @@ bench:
 	bash tests/bench/run.sh target/release/auditlake
 
 clean:
-	rm -rf $(VENV) $(DEMO_LAKE) bench-out
+	rm -rf $(VENV) $(DELTA_VENV) $(DEMO_LAKE) bench-out

@@ -18,6 +18,9 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use object_store::path::Path;
 
+mod delta;
+
+use crate::lake::delta::TableFormat;
 use crate::lake::layout;
 use crate::lake::manifest::{Manifest, ManifestError};
 use crate::lake::storage::{Lake, StorageError, StoreOptions};
@@ -227,6 +230,8 @@ pub struct LakeFacts {
     pub subdomains: Vec<String>,
     /// The UTC day of the earliest exported window (committed or open), if any.
     pub first_day: Option<NaiveDate>,
+    /// Whether a subdomain's dataset is in table format `delta`: the table root is a Delta table.
+    pub delta: bool,
 }
 
 /// Reads the lake's subdomains (from its `dataset.json` files) and its first day (the earliest
@@ -260,6 +265,7 @@ pub async fn read_lake(lake: &Lake, only: Option<&str>) -> Result<LakeFacts, Ddl
         subdomains = BTreeSet::from([only.to_string()]);
     }
     let mut first: Option<i64> = None;
+    let mut delta = false;
     for sub in &subdomains {
         let manifest = Manifest::new(lake.clone(), sub);
         // A 0.1 lake (its dataset, or its data beside `_auditlake/`) is ManifestError::Legacy:
@@ -274,6 +280,7 @@ pub async fn read_lake(lake: &Lake, only: Option<&str>) -> Result<LakeFacts, Ddl
                     code: SCHEMA_VERSION,
                 });
             }
+            delta |= dataset.table_format == TableFormat::Delta;
         }
         let markers = layout::markers(sub);
         let committed = listing
@@ -292,6 +299,7 @@ pub async fn read_lake(lake: &Lake, only: Option<&str>) -> Result<LakeFacts, Ddl
         dest,
         subdomains: subdomains.into_iter().collect(),
         first_day: first.map(day_of),
+        delta,
     })
 }
 
@@ -432,6 +440,10 @@ pub fn sql(
         &mut out,
         "created_date is the UTC day of created_at, not a local date.",
     );
+    if lake.delta {
+        delta::sql(&mut out, engine, table, root);
+        return Ok(out);
+    }
     match engine {
         Engine::Athena => athena(&mut out, table, root, lake, schema)?,
         Engine::Trino => trino(&mut out, table, root, schema),
@@ -623,7 +635,10 @@ fn duckdb(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
     let _ = writeln!(
         out,
         "FROM read_parquet({}, hive_partitioning = true, hive_types = {{{}}});",
-        quoted(engine, &format!("{root}/**/*.parquet")),
+        quoted(
+            engine,
+            &format!("{root}/subdomain=*/created_date=*/*.parquet")
+        ),
         types.join(", ")
     );
 }
@@ -712,6 +727,30 @@ mod tests {
             dest: "s3://bucket/prefix".into(),
             subdomains: subdomains.iter().map(|s| s.to_string()).collect(),
             first_day: first_day.map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()),
+            delta: false,
+        }
+    }
+
+    #[test]
+    fn a_delta_lake_is_registered_as_a_delta_table_by_every_engine() {
+        let lake = LakeFacts {
+            delta: true,
+            ..facts(&["acme"], Some("2024-01-01"))
+        };
+        let root = "s3://bucket/prefix/audit_logs";
+        let schema = Schema::get();
+        let t = table("db.audit_logs");
+        let of = |engine| sql(engine, &t, root, &lake, schema).unwrap();
+        assert!(of(Engine::Athena).contains(
+            "LOCATION 's3://bucket/prefix/audit_logs/'\nTBLPROPERTIES ('table_type' = 'DELTA');"
+        ));
+        assert!(of(Engine::Trino).contains("CALL delta.system.register_table(schema_name => 'db', table_name => 'audit_logs', table_location => 's3://bucket/prefix/audit_logs');"));
+        assert!(of(Engine::Spark).contains("USING delta LOCATION 's3://bucket/prefix/audit_logs';"));
+        assert!(of(Engine::Duckdb)
+            .contains("SELECT * FROM delta_scan('s3://bucket/prefix/audit_logs');"));
+        assert!(of(Engine::Bigquery).contains("format = 'DELTA_LAKE'"));
+        for engine in [Engine::Athena, Engine::Trino, Engine::Spark, Engine::Duckdb] {
+            assert!(!of(engine).contains("projection"), "{engine:?}");
         }
     }
 
@@ -861,7 +900,7 @@ TBLPROPERTIES (
         )
         .unwrap();
         assert!(duck.contains("CREATE OR REPLACE VIEW audit_logs AS\nSELECT\n  id, -- "));
-        assert!(duck.contains("FROM read_parquet('/data/lake/audit_logs/**/*.parquet', hive_partitioning = true, hive_types = {'subdomain': VARCHAR, 'created_date': DATE});"), "{duck}");
+        assert!(duck.contains("FROM read_parquet('/data/lake/audit_logs/subdomain=*/created_date=*/*.parquet', hive_partitioning = true, hive_types = {'subdomain': VARCHAR, 'created_date': DATE});"), "{duck}");
         assert!(
             !duck.contains("CREATE SECRET"),
             "a local lake needs no credentials"

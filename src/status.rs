@@ -1,6 +1,7 @@
 //! What the manifest says about a lake: done windows, gaps between them, the open window, rows,
 //! how fresh it is, the last run and the lease. Reading only: `status` never writes.
 
+use crate::lake::delta::{DeltaLog, TableFormat};
 use std::fmt;
 
 use serde::Serialize;
@@ -59,6 +60,8 @@ pub struct Status {
     pub last_run: Option<LastRun>,
     /// The run holding the lease now, if one does.
     pub lease: Option<LeaseHolder>,
+    /// The Delta table's latest version, for a lake in table format `delta`.
+    pub delta_version: Option<u64>,
 }
 
 impl Status {
@@ -78,6 +81,12 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
             dest: lake.display().to_string(),
             subdomain: subdomain.to_string(),
         });
+    };
+    let delta_version = match dataset.table_format {
+        TableFormat::Delta => DeltaLog::latest_version(lake)
+            .await
+            .map_err(ManifestError::from)?,
+        TableFormat::Parquet => None,
     };
     let dataset = Some(dataset);
     let markers = manifest.markers().await?;
@@ -106,6 +115,7 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
         age_seconds: fresh_to.map(|end| now - end),
         last_run: manifest.last_run().await?,
         lease,
+        delta_version,
         rows: markers.values().map(|m| m.rows).sum(),
         files: markers.values().map(|m| m.files.len() as u64).sum(),
         bytes: markers.values().map(|m| m.bytes).sum(),
@@ -144,6 +154,16 @@ impl fmt::Display for Status {
             "window grid: {} (schema v{}, filters: {filters})",
             dataset.window, dataset.schema_version
         )?;
+        match (dataset.table_format, self.delta_version) {
+            (TableFormat::Delta, Some(version)) => writeln!(
+                f,
+                "table:       delta, version {version} (audit_logs/_delta_log/)"
+            )?,
+            (TableFormat::Delta, None) => writeln!(f, "table:       delta, no commit yet")?,
+            (TableFormat::Parquet, _) => {
+                writeln!(f, "table:       parquet (Hive-partitioned files)")?
+            }
+        }
         match (&self.done_from, &self.done_to) {
             (Some(from), Some(to)) => writeln!(
                 f,

@@ -61,7 +61,7 @@ async fn ddl_prints_duckdb_and_spark_sql_for_a_local_lake_and_leaves_it_untouche
     );
     assert!(
         sql.contains(&format!(
-            "FROM read_parquet('{dest}/audit_logs/**/*.parquet', hive_partitioning = true, hive_types = {{'subdomain': VARCHAR, 'created_date': DATE}});"
+            "FROM read_parquet('{dest}/audit_logs/subdomain=*/created_date=*/*.parquet', hive_partitioning = true, hive_types = {{'subdomain': VARCHAR, 'created_date': DATE}});"
         )),
         "{sql}"
     );

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::lake::delta::TableFormat;
 use crate::zendesk::Pagination;
 
 #[cfg(feature = "simulator")]
@@ -552,6 +553,18 @@ pub struct ExportArgs {
         help_heading = "What to export"
     )]
     pub window: String,
+
+    /// Table format: parquet (Hive-partitioned files, which every engine reads as they are) or
+    /// delta (the same files, plus a Delta Lake log at the table root that makes every change
+    /// one transaction). Pinned by the lake; a parquet lake run with delta is converted.
+    #[arg(
+        long,
+        env = "AUDITLAKE_TABLE_FORMAT",
+        value_enum,
+        default_value_t = TableFormat::default(),
+        help_heading = "What to export"
+    )]
+    pub table_format: TableFormat,
 
     /// How far behind now data is treated as final; Zendesk is eventually consistent.
     #[arg(

@@ -28,6 +28,7 @@ use crate::config::cli::{
 use crate::config::credentials::credentials;
 use crate::config::duration::{parse_duration, parse_duration_ms};
 use crate::config::store::store;
+use crate::lake::delta::TableFormat;
 use crate::lake::lease::{min_lease_ttl, MIN_LOCAL_LEASE_TTL};
 use crate::lake::storage::StoreOptions;
 use crate::plan::window::{parse_instant, Grid};
@@ -59,6 +60,8 @@ pub struct ExportConfig {
     pub filters: Filters,
     pub dest: String,
     pub grid: Grid,
+    /// Plain Parquet, or Parquet with a Delta log (pinned by the lake).
+    pub table_format: TableFormat,
     /// UTC seconds, as given (the plan rounds it down to the grid).
     pub since: i64,
     /// UTC seconds: the requested end, never later than now minus the settle lag.
@@ -253,6 +256,7 @@ pub fn export(
         filters,
         dest,
         grid,
+        table_format: args.table_format,
         since,
         until,
         concurrency,
@@ -588,6 +592,7 @@ pub fn repair(
         filters: Filters::default(),
         dest: check.dest.clone(),
         grid: Grid::DAILY,
+        table_format: TableFormat::Parquet,
         since,
         until,
         concurrency: DEFAULT_CONCURRENCY,

@@ -25,15 +25,18 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
 use object_store::path::Path;
+use std::sync::{Arc, OnceLock};
 
+use crate::lake::delta::{DeltaError, DeltaLog};
 use crate::lake::layout;
 use crate::lake::lease::{Fence, LeaseError};
 use crate::lake::manifest::{
-    ApiFacts, Confirmed, FileEntry, LastRun, Manifest, ManifestError, RepairJournal, WindowRecord,
+    ApiFacts, Confirmed, Dataset, FileEntry, LastRun, Manifest, ManifestError, RepairJournal,
+    WindowRecord,
 };
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339, Window};
-use crate::table::encode::PartError;
+use crate::table::encode::{FileStats, PartError};
 use crate::table::route::RoutedPart;
 use crate::table::schema::Schema;
 
@@ -50,6 +53,8 @@ pub enum CommitError {
     Conflict { window: String, generation: u32 },
     #[error("{path} does not read back as Parquet: {reason}")]
     Unreadable { path: String, reason: String },
+    #[error(transparent)]
+    Delta(#[from] DeltaError),
 }
 
 impl From<LeaseError> for CommitError {
@@ -63,7 +68,9 @@ impl CommitError {
     pub fn is_storage(&self) -> bool {
         matches!(
             self,
-            CommitError::Storage(_) | CommitError::Manifest(ManifestError::Storage(_))
+            CommitError::Storage(_)
+                | CommitError::Manifest(ManifestError::Storage(_))
+                | CommitError::Delta(DeltaError::Storage(_))
         )
     }
 }
@@ -78,6 +85,10 @@ pub struct Committer {
     /// The run that writes: recorded in each marker, so that a marker create whose answer was
     /// lost and which a retry then finds is recognised as this run's own.
     run_id: String,
+    /// The Delta log every change is also committed to, once the dataset says so.
+    delta: Arc<OnceLock<Arc<DeltaLog>>>,
+    /// The dataset as pinned, while its conversion to a Delta table is pending.
+    pub(crate) converting: Arc<std::sync::Mutex<Option<Dataset>>>,
 }
 
 impl Committer {
@@ -94,7 +105,45 @@ impl Committer {
             subdomain: subdomain.to_string(),
             fence,
             run_id: run_id.to_string(),
+            delta: Arc::new(OnceLock::new()),
+            converting: Arc::new(std::sync::Mutex::new(None)),
         }
+    }
+
+    /// The run this committer writes for.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Fails once the lease is no longer held.
+    pub(crate) fn fence_check(&self) -> Result<(), CommitError> {
+        Ok(self.fence.check()?)
+    }
+
+    /// The Delta log, if the table has one.
+    pub fn delta(&self) -> Option<&Arc<DeltaLog>> {
+        self.delta.get()
+    }
+
+    /// From now on, commits every change to `log` too.
+    pub(crate) fn log_to(&self, log: DeltaLog) {
+        let _ = self.delta.set(Arc::new(log));
+    }
+
+    /// Commits a window's files as they now are to the Delta log, if there is one (after the
+    /// marker or the open window's record: the log follows them, see [`crate::lake::delta`]).
+    async fn log_window(
+        &self,
+        window: &Window,
+        files: &[FileEntry],
+        operation: &'static str,
+        reason: Option<&str>,
+    ) -> Result<(), CommitError> {
+        if let Some(log) = self.delta.get() {
+            self.fence.check()?;
+            log.commit_window(window, files, operation, reason).await?;
+        }
+        Ok(())
     }
 
     /// Records the run that just finished (`last_run.json`, for `status`), under the lease.
@@ -158,20 +207,72 @@ impl Committer {
 
     /// The first export of a closed window. `AlreadyExisted` means another run committed it
     /// first (its marker stands; this attempt's files had the same names and were replaced).
+    ///
+    /// With a Delta log that holds files of the window (the open window's parts, compacted at
+    /// its close), those stay until the log's commit has removed them: the close is journaled
+    /// like a repair, so that a crash after the marker is converged by the next run (log, then
+    /// sweep) rather than leaving the parts beside the compacted files.
     pub async fn commit_closed(
         &self,
         window: &Window,
         parts: Vec<RoutedPart>,
     ) -> Result<(WindowRecord, Created), CommitError> {
         let files = self.upload(window, 1, parts).await?;
-        self.sweep(window, &files).await?;
+        let logged = self.delta().map_or_else(Vec::new, |log| log.logged(window));
+        if !logged.is_empty() {
+            self.journal(window, 0, 1, "the open window closed: its parts compacted")
+                .await?;
+        }
+        let keep: Vec<FileEntry> = files.iter().chain(&logged).cloned().collect();
+        self.sweep(window, &keep).await?;
         let record = self.marker(window, files);
         self.fence.check()?;
         let mut created = self.manifest.commit(window, &record).await?;
         if created == Created::AlreadyExisted && self.is_own_marker(window, &record).await? {
             created = Created::Created;
         }
+        if created == Created::Created {
+            let operation = if logged.is_empty() {
+                "WRITE"
+            } else {
+                "OPTIMIZE"
+            };
+            self.log_window(window, &record.files, operation, None)
+                .await?;
+        }
+        // Another run's marker stands (its files, not these, may be what the log should hold):
+        // the journal stays, and the next run converges the window to that marker.
+        if !logged.is_empty() && created == Created::Created {
+            self.sweep(window, &record.files).await?;
+            self.fence.check()?;
+            self.manifest.end_repair(window).await?;
+        }
         Ok((record, created))
+    }
+
+    /// Journals a change of a committed window's files (a repair, a close that compacts), so
+    /// that a run that finds the journal converges the window to its current marker.
+    async fn journal(
+        &self,
+        window: &Window,
+        from_generation: u32,
+        to_generation: u32,
+        reason: &str,
+    ) -> Result<(), CommitError> {
+        self.fence.check()?;
+        self.manifest
+            .begin_repair(
+                window,
+                &RepairJournal {
+                    window: window.id(),
+                    from_generation,
+                    to_generation,
+                    reason: reason.to_string(),
+                    started_at: format_rfc3339(chrono::Utc::now().timestamp()),
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// Adds a delta to the open window: uploads `parts` (its records of `[from, covered_to)`)
@@ -200,6 +301,8 @@ impl Committer {
         record.covered_to = Some(format_rfc3339(covered_to));
         self.fence.check()?;
         self.manifest.record_open(&record).await?;
+        self.log_window(window, &record.files, "STREAMING UPDATE", None)
+            .await?;
         self.sweep(window, &record.files).await?;
         Ok(record)
     }
@@ -271,18 +374,7 @@ impl Committer {
         reason: &str,
     ) -> Result<WindowRecord, CommitError> {
         let generation = current.generation + 1;
-        self.fence.check()?;
-        self.manifest
-            .begin_repair(
-                window,
-                &RepairJournal {
-                    window: window.id(),
-                    from_generation: current.generation,
-                    to_generation: generation,
-                    reason: reason.to_string(),
-                    started_at: format_rfc3339(chrono::Utc::now().timestamp()),
-                },
-            )
+        self.journal(window, current.generation, generation, reason)
             .await?;
         let files = self.upload(window, generation, parts).await?;
         let mut record = self.marker(window, files);
@@ -299,6 +391,8 @@ impl Committer {
                 });
             }
         }
+        self.log_window(window, &record.files, "REPAIR", Some(reason))
+            .await?;
         self.sweep(window, &record.files).await?;
         self.fence.check()?;
         self.manifest.end_repair(window).await?;
@@ -313,6 +407,13 @@ impl Committer {
         current: Option<&WindowRecord>,
     ) -> Result<u64, CommitError> {
         let keep = current.map_or(&[][..], |r| r.files.as_slice());
+        self.log_window(
+            window,
+            keep,
+            "REPAIR",
+            Some("an interrupted change finished"),
+        )
+        .await?;
         let removed = self.sweep(window, keep).await?;
         self.fence.check()?;
         self.manifest.end_repair(window).await?;
@@ -349,13 +450,22 @@ impl Committer {
     /// Uploads one part to `path`, fenced before and after.
     async fn upload_one(&self, path: Path, part: RoutedPart) -> Result<FileEntry, CommitError> {
         self.fence.check()?;
-        self.lake.upload_file(&path, part.part.file).await?;
+        let mut file = part.part.file;
+        let stats = FileStats::of(&file);
+        // Reading the footer moved the file's offset (a clone of its handle shares it).
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(|source| StorageError::Local {
+                path: path.to_string(),
+                source,
+            })?;
+        self.lake.upload_file(&path, file).await?;
         // An upload can outlast the fence's margin: stop before building on it.
         self.fence.check()?;
         Ok(FileEntry {
             path: path.to_string(),
             rows: part.part.rows,
             bytes: part.part.bytes,
+            stats,
         })
     }
 

@@ -6,6 +6,7 @@
 //! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-<n>.parquet       data
 //! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-g<G>-<n>.parquet  generation G (G >= 2) of a repaired window
 //! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-d<from>-<n>.parquet a delta of the open window, from UTC second <from>
+//! audit_logs/_delta_log/<version>.json                                 the Delta log (--table-format delta)
 //! _auditlake/subdomain=SUB/dataset.json                                 what the dataset is (pinned)
 //! _auditlake/subdomain=SUB/windows/<window>.json                        marker of a closed window (generation 1)
 //! _auditlake/subdomain=SUB/windows/<window>.g<G>.json                   marker generation G, written by a repair
@@ -229,6 +230,16 @@ pub fn open_window(subdomain: &str) -> Path {
 /// include their second), so that the next runs count in fewer requests.
 pub fn api_facts(subdomain: &str) -> Path {
     meta(subdomain).join("api.json")
+}
+
+/// The Delta log's commit of `version` (`--table-format delta`).
+pub fn delta_commit(version: u64) -> Path {
+    delta_log().join(format!("{version:020}.json"))
+}
+
+/// The Delta log's folder.
+pub fn delta_log() -> Path {
+    table().join("_delta_log")
 }
 
 /// How far the recheck has confirmed the lake: the windows it need not count again.

@@ -12,9 +12,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use crate::lake::delta::TableFormat;
 use crate::lake::layout;
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339, parse_compact, Grid, Window};
+use crate::table::encode::FileStats;
 use crate::table::schema::SCHEMA_VERSION;
 use crate::zendesk::Filters;
 use crate::zendesk::KnownBounds;
@@ -58,6 +60,10 @@ pub struct Dataset {
     pub filters: Filters,
     #[serde(default)]
     pub created_by: String,
+    /// `parquet` (absent in lakes made before it was recorded) or `delta`: a Parquet lake turns
+    /// into a Delta table when a run asks for it (see [`crate::lake::delta`]), never back.
+    #[serde(default)]
+    pub table_format: TableFormat,
 }
 
 impl Dataset {
@@ -70,7 +76,14 @@ impl Dataset {
             window: grid.to_string(),
             filters: filters.clone(),
             created_by: concat!("auditlake ", env!("CARGO_PKG_VERSION")).to_string(),
+            table_format: TableFormat::Parquet,
         }
+    }
+
+    /// The dataset in table format `format`.
+    pub fn with_format(mut self, format: TableFormat) -> Dataset {
+        self.table_format = format;
+        self
     }
 
     /// Human-readable differences that matter, empty when compatible.
@@ -106,6 +119,9 @@ pub struct FileEntry {
     pub path: String,
     pub rows: u64,
     pub bytes: u64,
+    /// The file's id and time bounds (absent in markers written before they were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<FileStats>,
 }
 
 /// A window's export: the marker of a closed window, or the record of the open window's latest run.
@@ -227,16 +243,17 @@ impl Manifest {
         }
     }
 
-    /// Pins `wanted` on first use, or checks it against what is pinned. A lake that holds an
-    /// auditlake 0.1 table for the subdomain (even without its state) is refused: one listing
-    /// request per run, so that the two layouts never mix.
-    pub async fn pin(&self, wanted: &Dataset) -> Result<(), ManifestError> {
+    /// Pins `wanted` on first use, or checks it against what is pinned, and returns what is
+    /// pinned. A lake that holds an auditlake 0.1 table for the subdomain (even without its
+    /// state) is refused: one listing request per run, so that the two layouts never mix. The
+    /// table format is the caller's to compare (a Parquet lake may become a Delta table).
+    pub async fn pin(&self, wanted: &Dataset) -> Result<Dataset, ManifestError> {
         self.refuse_legacy_data().await?;
         let path = layout::dataset(&self.subdomain);
         let body = serde_json::to_vec_pretty(wanted).expect("plain data serializes");
         if self.lake.create(&path, Bytes::from(body)).await? == Created::Created {
-            tracing::info!(path = %path, window = %wanted.window, "dataset created");
-            return Ok(());
+            tracing::info!(path = %path, window = %wanted.window, format = %wanted.table_format, "dataset created");
+            return Ok(wanted.clone());
         }
         let pinned = self
             .dataset()
@@ -247,7 +264,7 @@ impl Manifest {
             })?;
         let differences = wanted.differences(&pinned);
         if differences.is_empty() {
-            Ok(())
+            Ok(pinned)
         } else {
             Err(ManifestError::Mismatch {
                 dest: self.lake.display().to_string(),
@@ -255,6 +272,20 @@ impl Manifest {
                 differences: differences.join("; "),
             })
         }
+    }
+
+    /// Records that the dataset is now in table format `format` (after the conversion's commit).
+    pub async fn record_format(
+        &self,
+        pinned: &Dataset,
+        format: TableFormat,
+    ) -> Result<(), ManifestError> {
+        let dataset = pinned.clone().with_format(format);
+        let body = serde_json::to_vec_pretty(&dataset).expect("plain data serializes");
+        self.lake
+            .write(&layout::dataset(&self.subdomain), Bytes::from(body))
+            .await?;
+        Ok(())
     }
 
     /// The starts (UTC seconds) of the done windows, from one listing: no marker is read.

@@ -10,6 +10,7 @@
 //! ([`LakeState`]) and makes every change.
 
 pub(crate) mod commit;
+pub mod delta;
 #[cfg(test)]
 pub(crate) mod faulty;
 mod held;

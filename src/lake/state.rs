@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::lake::commit::{CommitError, Committer};
-use crate::lake::manifest::{ApiFacts, Dataset, ManifestError, WindowRecord};
-use crate::plan::window::{Grid, Window};
+use crate::lake::delta::{DeltaLog, TableFormat};
+use crate::lake::manifest::{ApiFacts, Dataset, FileEntry, ManifestError, WindowRecord};
+use crate::plan::window::{parse_compact, Grid, Window};
 
 /// The lake's state for one subdomain as a run starts.
 #[derive(Debug)]
@@ -24,9 +25,50 @@ pub struct LakeState {
 }
 
 impl Committer {
-    /// Pins `dataset` on the lake's first export, or refuses a lake made with other settings.
+    /// Pins `dataset` on the lake's first export, or refuses a lake made with other settings,
+    /// and opens the table in its format. A Parquet lake asked for as a Delta table is
+    /// converted by [`Committer::begin`]; a Delta table is never turned back.
     pub async fn pin(&self, dataset: &Dataset) -> Result<(), ManifestError> {
-        self.manifest().pin(dataset).await
+        let pinned = self.manifest().pin(dataset).await?;
+        let format = match (pinned.table_format, dataset.table_format) {
+            (TableFormat::Delta, TableFormat::Parquet) => {
+                return Err(ManifestError::Mismatch {
+                    dest: self.lake().display().to_string(),
+                    subdomain: dataset.subdomain.clone(),
+                    differences: "the lake is a Delta table (table_format delta), this run asks for plain Parquet: run with --table-format delta".into(),
+                })
+            }
+            (TableFormat::Parquet, TableFormat::Delta) => {
+                *self.converting.lock().expect("not poisoned") = Some(pinned);
+                TableFormat::Delta
+            }
+            (format, _) => format,
+        };
+        self.open_table(format, &dataset.subdomain).await
+    }
+
+    /// Opens the table in `format`: a Delta table's log receives every change from now on. A
+    /// plain Parquet run is refused where the table root holds a Delta log (another subdomain's
+    /// runs write one): its files would be invisible to the table's Delta readers.
+    pub async fn open_table(
+        &self,
+        format: TableFormat,
+        subdomain: &str,
+    ) -> Result<(), ManifestError> {
+        match format {
+            TableFormat::Delta => {
+                self.log_to(DeltaLog::new(self.lake(), subdomain, self.run_id()));
+                Ok(())
+            }
+            TableFormat::Parquet if DeltaLog::exists(self.lake()).await? => {
+                Err(ManifestError::Mismatch {
+                    dest: self.lake().display().to_string(),
+                    subdomain: subdomain.to_string(),
+                    differences: "the table root holds a Delta log (audit_logs/_delta_log/), which this subdomain's files would be missing from: run with --table-format delta to add them to it".into(),
+                })
+            }
+            TableFormat::Parquet => Ok(()),
+        }
     }
 
     /// Finishes the repairs a crash interrupted, and reads the state a run starts from; `grid`
@@ -35,14 +77,85 @@ impl Committer {
     pub async fn begin(&self, grid: Grid, recheck_seconds: u64) -> Result<LakeState, CommitError> {
         let manifest = self.manifest();
         let generations = manifest.generations().await?;
+        if let Some(log) = self.delta() {
+            log.create_table().await?;
+            log.load().await?;
+        }
         let repairs_converged = self.converge_repairs(grid, &generations).await?;
+        let open = manifest.open_window().await?;
+        if let Some(log) = self.delta() {
+            self.converge_log(log, grid, &generations, open.as_ref())
+                .await?;
+        }
         Ok(LakeState {
-            open: manifest.open_window().await?,
+            open,
             facts: manifest.api_facts().await?,
             confirmed_to: manifest.confirmed_to(recheck_seconds).await?,
             generations,
             repairs_converged,
         })
+    }
+
+    /// Converges the Delta log to the markers and the open window's record (a crash between a
+    /// marker and its commit, or the conversion of a Parquet lake), then records a conversion
+    /// in `dataset.json`. Reads every marker: one small read per committed window.
+    async fn converge_log(
+        &self,
+        log: &DeltaLog,
+        grid: Grid,
+        generations: &BTreeMap<i64, u32>,
+        open: Option<&WindowRecord>,
+    ) -> Result<(), CommitError> {
+        let manifest = self.manifest();
+        let mut wanted: Vec<FileEntry> = Vec::new();
+        for (&start, &generation) in generations {
+            let window = Window {
+                start,
+                end: start + grid.seconds(),
+            };
+            match manifest.marker(&window, generation).await {
+                Ok(Some(marker)) => wanted.extend(marker.files),
+                Ok(None) => {}
+                // Which files are the window's cannot be told: the log keeps what it holds of
+                // it, until `repair` re-exports the window.
+                Err(ManifestError::Corrupt { .. }) => wanted.extend(log.logged(&window)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The open window's record outlives its close (it is ignored once the window has a
+        // marker): its parts are wanted only while the window is still open.
+        if let Some(open) = open {
+            let committed =
+                parse_compact(&open.window).is_some_and(|s| generations.contains_key(&s));
+            if !committed {
+                wanted.extend(open.files.iter().cloned());
+            }
+        }
+        let converting = self.converting.lock().expect("not poisoned").take();
+        if let Some(pinned) = converting {
+            tracing::warn!(
+                files = wanted.len(),
+                "converting the lake to a Delta table: every file its markers name, in one commit"
+            );
+            log.converge(
+                &wanted,
+                "CONVERT TO DELTA",
+                "the Parquet lake became a Delta table",
+            )
+            .await?;
+            self.fence_check()?;
+            self.manifest()
+                .record_format(&pinned, TableFormat::Delta)
+                .await?;
+        } else {
+            log.converge(
+                &wanted,
+                "REPAIR",
+                "the Delta log was behind the markers; converged",
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// The current markers of those of `windows` that are committed (their generation in

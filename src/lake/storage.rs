@@ -453,7 +453,17 @@ impl Lake {
         Ok(found)
     }
 
-    /// Whether the lake is a local directory.
+    /// The root directory of a local lake; `None` for an object store.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
+    /// The store itself, rooted at the destination (for the Delta kernel's engine).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// Whether the destination is a local directory.
     pub fn is_local(&self) -> bool {
         self.local_root.is_some()
     }

@@ -182,6 +182,14 @@ pub fn format_rfc3339(t: i64) -> String {
     utc(t).format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of UTC milliseconds `ms`.
+pub fn format_rfc3339_millis(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
 /// `YYYYMMDDTHHMMZ`: sortable, and safe in file names and object keys.
 pub fn format_compact(t: i64) -> String {
     utc(t).format("%Y%m%dT%H%MZ").to_string()

@@ -122,11 +122,10 @@ async fn export_leased(
     progress: &dyn Progress,
 ) -> Result<Summary, RunError> {
     committer
-        .pin(&Dataset::new(
-            &config.api.subdomain,
-            config.grid,
-            &config.filters,
-        ))
+        .pin(
+            &Dataset::new(&config.api.subdomain, config.grid, &config.filters)
+                .with_format(config.table_format),
+        )
         .await?;
     let state = committer
         .begin(config.grid, config.recheck.as_secs())

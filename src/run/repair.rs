@@ -69,6 +69,7 @@ pub async fn repair(
     export_config.grid = window::Grid::parse(&dataset.window)
         .map_err(|_| RunError::Verify(VerifyError::Grid(dataset.window.clone())))?;
     export_config.filters = dataset.filters.clone();
+    export_config.table_format = dataset.table_format;
     export_config.api.subdomain = subdomain.clone();
 
     let guard = Guard::take(&lake, &subdomain, &export_config).await?;
@@ -95,6 +96,9 @@ pub(crate) async fn repair_leased(
     lake: Lake,
     committer: Committer,
 ) -> Result<RepairOutcome, RunError> {
+    committer
+        .open_table(config.table_format, &config.api.subdomain)
+        .await?;
     let state = committer.begin(config.grid, 0).await?;
     let (generations, repairs_converged) = (state.generations, state.repairs_converged);
     // What exports learned of the API makes verify's counts cheaper too.

@@ -66,6 +66,47 @@ pub struct FinishedPart {
     pub out_of_order: u64,
 }
 
+/// The bounds of a finished file's `id` and `created_at` (UTC milliseconds), read from its own
+/// footer: what a Delta add action's statistics carry, so engines skip files by time or id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileStats {
+    pub min_id: i64,
+    pub max_id: i64,
+    pub min_created_at: i64,
+    pub max_created_at: i64,
+}
+
+impl FileStats {
+    /// The bounds recorded in `file`'s footer; `None` for a file without rows or statistics.
+    pub fn of(file: &File) -> Option<FileStats> {
+        let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(file)
+            .ok()?;
+        let schema = Schema::get();
+        let bounds = |column: usize| -> Option<(i64, i64)> {
+            let mut bounds: Option<(i64, i64)> = None;
+            for group in metadata.row_groups() {
+                let parquet::file::statistics::Statistics::Int64(stats) =
+                    group.column(column).statistics()?
+                else {
+                    return None;
+                };
+                let (min, max) = (*stats.min_opt()?, *stats.max_opt()?);
+                bounds = Some(bounds.map_or((min, max), |(a, b)| (a.min(min), b.max(max))));
+            }
+            bounds
+        };
+        let (min_id, max_id) = bounds(schema.id_index)?;
+        let (min_created_at, max_created_at) = bounds(schema.created_at_index)?;
+        Some(FileStats {
+            min_id,
+            max_id,
+            min_created_at,
+            max_created_at,
+        })
+    }
+}
+
 impl FinishedPart {
     /// Whether the file is sorted by `(created_at, id)` and declares so in its metadata.
     pub fn sorted(&self) -> bool {

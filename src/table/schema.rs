@@ -178,6 +178,18 @@ impl Schema {
         })
     }
 
+    /// Every column in file order, the extra column last: name, type, whether it may be null.
+    pub fn columns(&self) -> impl Iterator<Item = (&str, ColumnType, bool)> {
+        self.fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.column, f.nullable))
+            .chain(std::iter::once((
+                self.extra_column.as_str(),
+                ColumnType::Utf8,
+                true,
+            )))
+    }
+
     /// The Arrow schema of every file in the lake.
     pub fn arrow(&self) -> &Arc<ArrowSchema> {
         &self.arrow

@@ -18,6 +18,7 @@
 
 mod api;
 mod deep;
+mod delta;
 mod files;
 #[cfg(test)]
 mod test_lake;
@@ -27,6 +28,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::lake::delta::TableFormat;
 use crate::lake::layout;
 use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::{Lake, StorageError};
@@ -93,6 +95,9 @@ pub enum Kind {
     ApiMore,
     /// Zendesk returns fewer records for the window than the lake holds.
     ApiFewer,
+    /// The Delta log and the markers name different files (or sizes); the next run (or a
+    /// repair) converges the log in one commit.
+    LogDisagrees,
 }
 
 impl Kind {
@@ -100,7 +105,10 @@ impl Kind {
     /// leftovers are removed instead; fewer records at Zendesk than in the lake are only
     /// reported (an archive keeps what it holds).
     pub fn needs_reexport(self) -> bool {
-        !matches!(self, Kind::Stray | Kind::Staging | Kind::ApiFewer)
+        !matches!(
+            self,
+            Kind::Stray | Kind::Staging | Kind::ApiFewer | Kind::LogDisagrees
+        )
     }
 }
 
@@ -255,6 +263,9 @@ pub async fn verify(
         .collect();
     let to_read = check.windows_and_files(&listing);
     check.strays(&listing)?;
+    if check.table_format == TableFormat::Delta {
+        check.delta_log(&listing).await?;
+    }
     let files_checked = to_read.len() as u64;
     if options.deep {
         check.read_every_row(to_read).await?;
@@ -278,6 +289,7 @@ struct Check<'a> {
     options: &'a VerifyOptions,
     grid: Grid,
     filters: crate::zendesk::Filters,
+    table_format: TableFormat,
     /// Every current marker, in the lake (strays are judged against all of them).
     markers: BTreeMap<i64, WindowRecord>,
     /// Windows whose current marker does not parse: their files are still theirs (never
@@ -311,6 +323,7 @@ impl<'a> Check<'a> {
             options,
             grid,
             filters: dataset.filters,
+            table_format: dataset.table_format,
             markers: BTreeMap::new(),
             unreadable: BTreeMap::new(),
             open: None,

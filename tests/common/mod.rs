@@ -124,6 +124,7 @@ pub fn export_config(
         filters: Filters::default(),
         dest: dest.to_str().unwrap().to_string(),
         grid: Grid::parse(window).unwrap(),
+        table_format: Default::default(),
         since: t(since),
         until: t(until),
         concurrency: 4,

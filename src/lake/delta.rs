@@ -1,0 +1,634 @@
+//! The Delta Lake log at the table root (`--table-format delta`): every change of the lake is also
+//! one Delta commit under `audit_logs/_delta_log/`, so engines that read Delta see whole commits
+//! (never a repair or a compaction half done) and can read the table as of any version.
+//!
+//! **Order.** Files first, then the marker (or the open window's state), then the log commit. The
+//! markers stay the run's truth (what is done, what to resume); the log follows them. A crash
+//! between a marker and its commit leaves the log one change behind, never ahead, and the next
+//! run converges it ([`DeltaLog::converge`]): the files the markers name against the files the log
+//! holds for the subdomain, the difference committed at once. The same convergence turns a plain
+//! lake into a Delta table from its markers, in one commit.
+//!
+//! **Commits** are written by this module as the Delta protocol spells them (`commitInfo`, `txn`,
+//! `remove`, `add`, one JSON object a line), with create-if-absent: S3's conditional PUT, a hard
+//! link locally. Each subdomain's run holds the lease, so only runs of other subdomains race for
+//! a version; a lost race is retried at the next version (a blind append: no run touches another
+//! subdomain's files). Each commit carries a `txn` action (`auditlake-<subdomain>`, one more
+//! than the last), so that a commit whose create answer was lost is recognised as the run's own
+//! when retried, and applied exactly once. The kernel (`delta_kernel`) reads snapshots (the
+//! files, the `txn` versions) and writes checkpoints: the parts of the protocol where its replay
+//! of checkpoints and commits is worth more than a few lines of JSON.
+//!
+//! **Protocol (1, 2)** and no table features: the lowest that Athena engine v3, Trino, Spark,
+//! DuckDB and delta-rs all read.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use delta_kernel::snapshot::Snapshot;
+use delta_kernel::Engine;
+use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
+use delta_kernel_default_engine::DefaultEngine;
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::lake::layout;
+use crate::lake::manifest::FileEntry;
+use crate::lake::storage::{Created, Lake, StorageError};
+use crate::plan::window::{format_rfc3339_millis, Window};
+use crate::table::schema::{ColumnType, Schema};
+
+/// Commits between checkpoints: a reader replays at most this many JSON commits on top of the
+/// last checkpoint. A year of hourly runs is about 9,000 commits per subdomain.
+pub const CHECKPOINT_INTERVAL: u64 = 100;
+
+/// How many versions a lost race for a commit's version is retried at.
+const MAX_VERSION_RACES: u32 = 64;
+
+/// The table's format, pinned by the dataset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// Hive-partitioned Parquet: every engine opens the table root with default options.
+    #[default]
+    Parquet,
+    /// The same files, plus a Delta Lake transaction log at the table root.
+    Delta,
+}
+
+impl std::fmt::Display for TableFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TableFormat::Parquet => "parquet",
+            TableFormat::Delta => "delta",
+        })
+    }
+}
+
+/// Why the log could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the Delta log at {root}: {reason}")]
+    Kernel { root: String, reason: String },
+    #[error("the Delta log at {root}: {races} other writers committed first, one after another; try again")]
+    Contended { root: String, races: u32 },
+}
+
+/// One change of the lake, as one commit.
+#[derive(Debug, Default)]
+pub struct Change {
+    /// What the commit does (`commitInfo.operation`): `WRITE`, `OPTIMIZE`, `DELETE`, `CONVERT`.
+    pub operation: &'static str,
+    /// The window it concerns, and why (for `commitInfo`).
+    pub window: Option<String>,
+    pub reason: Option<String>,
+    pub adds: Vec<FileEntry>,
+    pub removes: Vec<FileEntry>,
+}
+
+/// The Delta log of one lake's table root, as one subdomain's run writes it.
+pub struct DeltaLog {
+    lake: Lake,
+    subdomain: String,
+    run_id: String,
+    engine: Arc<DefaultEngine<TokioMultiThreadExecutor>>,
+    /// The table root as the kernel names it.
+    url: String,
+    /// The next version to try, and the last `txn` version of this subdomain's app id.
+    state: Mutex<Option<(u64, i64)>>,
+    /// The subdomain's files in the log (path relative to the lake, bytes), read once by
+    /// [`DeltaLog::converge`] and kept by every commit since: only this run (it holds the lease)
+    /// changes them.
+    files: Mutex<BTreeMap<String, u64>>,
+    /// One commit at a time: the run's workers commit windows concurrently, and each commit
+    /// takes the next version and the next `txn` version.
+    committing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for DeltaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaLog")
+            .field("lake", &self.lake.display())
+            .field("subdomain", &self.subdomain)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeltaLog {
+    /// The log of `lake`'s table root, for `subdomain`'s run `run_id`.
+    pub fn new(lake: &Lake, subdomain: &str, run_id: &str) -> DeltaLog {
+        let (store, url) = kernel_view(lake);
+        let engine = DefaultEngine::builder(store)
+            .with_task_executor(kernel_executor())
+            .build();
+        DeltaLog {
+            lake: lake.clone(),
+            subdomain: subdomain.to_string(),
+            run_id: run_id.to_string(),
+            engine: Arc::new(engine),
+            url,
+            state: Mutex::new(None),
+            files: Mutex::new(BTreeMap::new()),
+            committing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The app id of this subdomain's commits (`txn.appId`).
+    pub fn app_id(subdomain: &str) -> String {
+        format!("auditlake-{subdomain}")
+    }
+
+    /// Whether the table root has a log (any file under `_delta_log/`: another engine's log
+    /// cleanup may have removed its first commits).
+    pub async fn exists(lake: &Lake) -> Result<bool, StorageError> {
+        Ok(!lake.list(&layout::delta_log()).await?.is_empty())
+    }
+
+    /// The latest version the log's listing shows (`None`: no commit).
+    async fn latest_listed(&self) -> Result<Option<u64>, StorageError> {
+        DeltaLog::latest_version(&self.lake).await
+    }
+
+    /// The latest version of `lake`'s table that its log's listing shows (`None`: no log).
+    pub async fn latest_version(lake: &Lake) -> Result<Option<u64>, StorageError> {
+        Ok(lake
+            .list(&layout::delta_log())
+            .await?
+            .iter()
+            .filter_map(|p| p.filename()?.strip_suffix(".json")?.parse::<u64>().ok())
+            .max())
+    }
+
+    /// Creates the table (commit 0: protocol, schema, partition columns) unless it exists.
+    pub async fn create_table(&self) -> Result<(), DeltaError> {
+        if DeltaLog::exists(&self.lake).await? {
+            return Ok(());
+        }
+        let now = now_ms();
+        let commit = [
+            json!({"commitInfo": {
+                "timestamp": now,
+                "operation": "CREATE TABLE",
+                "operationParameters": {"partitionBy": "[\"subdomain\",\"created_date\"]"},
+                "engineInfo": engine_info(),
+                "isBlindAppend": true,
+            }}),
+            json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
+            json!({"metaData": {
+                "id": table_id(),
+                "name": "zendesk_audit_logs",
+                "format": {"provider": "parquet", "options": {}},
+                "schemaString": schema_string(),
+                "partitionColumns": ["subdomain", "created_date"],
+                "configuration": {},
+                "createdTime": now,
+            }}),
+        ];
+        // Another subdomain's run may create it first: theirs is the same table.
+        self.lake
+            .create(&layout::delta_commit(0), lines(&commit))
+            .await?;
+        Ok(())
+    }
+
+    /// Commits `change` as the log's next version; returns that version, or `None` for a change
+    /// that changes nothing.
+    pub async fn commit(&self, change: Change) -> Result<Option<u64>, DeltaError> {
+        if change.adds.is_empty() && change.removes.is_empty() {
+            return Ok(None);
+        }
+        let _one_at_a_time = self.committing.lock().await;
+        let result = self.commit_locked(&change).await;
+        if result.is_err() {
+            // Whether the last create applied is unknown: the next commit reads the log again.
+            *self.state.lock().expect("not poisoned") = None;
+        }
+        result.map(Some)
+    }
+
+    /// [`DeltaLog::commit`], one at a time.
+    async fn commit_locked(&self, change: &Change) -> Result<u64, DeltaError> {
+        let (mut version, txn) = self.position().await?;
+        let txn = txn + 1;
+        let body = self.commit_body(change, txn);
+        for _ in 0..MAX_VERSION_RACES {
+            let path = layout::delta_commit(version);
+            match self.lake.create(&path, body.clone()).await? {
+                Created::Created => {}
+                Created::AlreadyExisted if self.is_own(version, &body).await? => {}
+                Created::AlreadyExisted => {
+                    // Another subdomain's run took it: go past everything the log now holds.
+                    let latest = self.latest_listed().await?.unwrap_or(version);
+                    version = latest.max(version) + 1;
+                    continue;
+                }
+            }
+            *self.state.lock().expect("not poisoned") = Some((version + 1, txn));
+            {
+                let mut files = self.files.lock().expect("not poisoned");
+                for file in &change.removes {
+                    files.remove(&file.path);
+                }
+                for file in &change.adds {
+                    files.insert(file.path.clone(), file.bytes);
+                }
+            }
+            tracing::debug!(version, operation = change.operation, "Delta commit");
+            if version % CHECKPOINT_INTERVAL == 0 {
+                self.checkpoint(version).await;
+            }
+            return Ok(version);
+        }
+        Err(DeltaError::Contended {
+            root: self.lake.display().to_string(),
+            races: MAX_VERSION_RACES,
+        })
+    }
+
+    /// The commit of `change` as this subdomain's `txn` version `txn`.
+    fn commit_body(&self, change: &Change, txn: i64) -> Bytes {
+        let now = now_ms();
+        let mut actions = vec![
+            json!({"commitInfo": {
+                "timestamp": now,
+                "operation": change.operation,
+                "operationParameters": operation_parameters(change),
+                "engineInfo": engine_info(),
+                "isBlindAppend": change.removes.is_empty(),
+                "auditlake": {
+                    "subdomain": self.subdomain,
+                    "run_id": self.run_id,
+                    "window": change.window,
+                    "reason": change.reason,
+                },
+            }}),
+            json!({"txn": {
+                "appId": DeltaLog::app_id(&self.subdomain),
+                "version": txn,
+                "lastUpdated": now,
+            }}),
+        ];
+        for file in &change.removes {
+            actions.push(json!({"remove": {
+                "path": relative(&file.path),
+                "deletionTimestamp": now,
+                "dataChange": true,
+                "partitionValues": partition_values(&file.path),
+                "size": file.bytes,
+            }}));
+        }
+        for file in &change.adds {
+            actions.push(json!({"add": {
+                "path": relative(&file.path),
+                "partitionValues": partition_values(&file.path),
+                "size": file.bytes,
+                "modificationTime": now,
+                "dataChange": true,
+                "stats": stats(file),
+            }}));
+        }
+        lines(&actions)
+    }
+
+    /// Whether commit `version` is `body`, this very commit: a create that applied but whose
+    /// answer was lost, then retried (the body carries this run's id, its `txn` version and its
+    /// time, so no other commit has the same bytes).
+    async fn is_own(&self, version: u64, body: &Bytes) -> Result<bool, DeltaError> {
+        let path = layout::delta_commit(version);
+        Ok(self.lake.read(&path).await?.is_some_and(|b| b == *body))
+    }
+
+    /// The next version to write and this subdomain's last `txn` version: from the run's own
+    /// commits, or read once from the log.
+    async fn position(&self) -> Result<(u64, i64), DeltaError> {
+        if let Some(position) = *self.state.lock().expect("not poisoned") {
+            return Ok(position);
+        }
+        let snapshot = self.snapshot().await?;
+        let position = (snapshot.version + 1, snapshot.txn);
+        *self.state.lock().expect("not poisoned") = Some(position);
+        Ok(position)
+    }
+
+    /// The latest snapshot: its version, this subdomain's `txn` version (0 before its first
+    /// commit) and the files it holds for the subdomain (path relative to the lake, bytes).
+    pub async fn snapshot(&self) -> Result<LogSnapshot, DeltaError> {
+        let engine = self.engine.clone();
+        let app = DeltaLog::app_id(&self.subdomain);
+        let subdomain = self.subdomain.clone();
+        let url = self.url.clone();
+        let root = self.lake.display().to_string();
+        tokio::task::spawn_blocking(move || read_snapshot(engine.as_ref(), &url, &app, &subdomain))
+            .await
+            .expect("the snapshot reader does not panic")
+            .map_err(|reason| DeltaError::Kernel { root, reason })
+    }
+
+    /// Reads the log's latest snapshot for this run: where the next commit goes, and the
+    /// subdomain's files (kept in memory by every commit since).
+    pub async fn load(&self) -> Result<LogSnapshot, DeltaError> {
+        let snapshot = self.snapshot().await?;
+        *self.state.lock().expect("not poisoned") = Some((snapshot.version + 1, snapshot.txn));
+        *self.files.lock().expect("not poisoned") = snapshot.files.clone();
+        Ok(snapshot)
+    }
+
+    /// Converges the log (as [`DeltaLog::load`] read it) to the markers: `wanted` is every file
+    /// the subdomain's markers and open window name; what the log holds beyond them is removed,
+    /// what it lacks is added, in one commit. Returns the version written, if any.
+    pub async fn converge(
+        &self,
+        wanted: &[FileEntry],
+        operation: &'static str,
+        reason: &str,
+    ) -> Result<Option<u64>, DeltaError> {
+        let (adds, removes) = self.difference(wanted, |_| true);
+        if !adds.is_empty() || !removes.is_empty() {
+            tracing::warn!(
+                added = adds.len(),
+                removed = removes.len(),
+                operation,
+                "{reason}"
+            );
+        }
+        self.commit(Change {
+            operation,
+            reason: Some(reason.to_string()),
+            adds,
+            removes,
+            ..Change::default()
+        })
+        .await
+    }
+
+    /// What to commit for the log to hold `wanted` among the files `concerned` picks: the files
+    /// of `wanted` it lacks (adds), and those it holds that `concerned` picks and `wanted` does
+    /// not name (removes).
+    fn difference(
+        &self,
+        wanted: &[FileEntry],
+        concerned: impl Fn(&str) -> bool,
+    ) -> (Vec<FileEntry>, Vec<FileEntry>) {
+        let logged = self.files.lock().expect("not poisoned");
+        let keep: BTreeSet<&str> = wanted.iter().map(|f| f.path.as_str()).collect();
+        let adds = wanted
+            .iter()
+            .filter(|f| !logged.contains_key(&f.path))
+            .cloned()
+            .collect();
+        let removes = logged
+            .iter()
+            .filter(|(path, _)| !keep.contains(path.as_str()) && concerned(path))
+            .map(|(path, bytes)| entry(path, *bytes))
+            .collect();
+        (adds, removes)
+    }
+
+    /// The files of `window` the log holds now.
+    pub fn logged(&self, window: &Window) -> Vec<FileEntry> {
+        self.files
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|(path, _)| layout::is_part_of(&Path::from(path.as_str()), window))
+            .map(|(path, bytes)| entry(path, *bytes))
+            .collect()
+    }
+
+    /// Commits a window's files as they now are (`files`, the marker's or the open window's
+    /// record): adds what the log lacks, removes the window's other files the log holds (the
+    /// open window's parts after a compaction, the old generation after a repair).
+    pub async fn commit_window(
+        &self,
+        window: &Window,
+        files: &[FileEntry],
+        operation: &'static str,
+        reason: Option<&str>,
+    ) -> Result<Option<u64>, DeltaError> {
+        let (adds, removes) =
+            self.difference(files, |path| layout::is_part_of(&Path::from(path), window));
+        self.commit(Change {
+            operation,
+            window: Some(window.id()),
+            reason: reason.map(str::to_string),
+            adds,
+            removes,
+        })
+        .await
+    }
+
+    /// Writes a checkpoint of `version` (failures are logged: a checkpoint only saves readers
+    /// a replay).
+    async fn checkpoint(&self, version: u64) {
+        let engine = self.engine.clone();
+        let url = self.url.clone();
+        let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let snapshot = Snapshot::builder_for(url)
+                .at_version(version)
+                .build(engine.as_ref())
+                .map_err(|e| e.to_string())?;
+            snapshot
+                .checkpoint(engine.as_ref(), None)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        })
+        .await
+        .expect("the checkpoint writer does not panic");
+        match written {
+            Ok(()) => tracing::info!(version, "Delta checkpoint written"),
+            Err(error) => tracing::warn!(version, %error, "could not write a Delta checkpoint"),
+        }
+    }
+}
+
+/// What a snapshot of the log holds for one subdomain.
+#[derive(Debug)]
+pub struct LogSnapshot {
+    pub version: u64,
+    pub txn: i64,
+    /// The subdomain's files: path relative to the lake's root, and size in bytes.
+    pub files: BTreeMap<String, u64>,
+}
+
+/// Reads the latest snapshot with the kernel (blocking).
+fn read_snapshot(
+    engine: &dyn Engine,
+    url: &str,
+    app: &str,
+    subdomain: &str,
+) -> Result<LogSnapshot, String> {
+    let snapshot = Snapshot::builder_for(url)
+        .build(engine)
+        .map_err(|e| e.to_string())?;
+    let txn = snapshot
+        .get_app_id_version(app, engine)
+        .map_err(|e| e.to_string())?
+        .unwrap_or(0);
+    let version = snapshot.version();
+    let scan = snapshot.scan_builder().build().map_err(|e| e.to_string())?;
+    let mut files: (String, BTreeMap<String, u64>) = (subdomain.to_string(), BTreeMap::new());
+    for metadata in scan.scan_metadata(engine).map_err(|e| e.to_string())? {
+        let metadata = metadata.map_err(|e| e.to_string())?;
+        files = metadata
+            .visit_scan_files(files, |(subdomain, files), file| {
+                if file.partition_values.get("subdomain") == Some(subdomain) {
+                    let path = format!("{}/{}", layout::table(), file.path);
+                    files.insert(path, u64::try_from(file.size).unwrap_or(0));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(LogSnapshot {
+        version,
+        txn,
+        files: files.1,
+    })
+}
+
+/// The kernel's executor: a runtime of its own (one worker thread), made once and kept for the
+/// process's life. The kernel's API is blocking (called here from blocking threads), and its
+/// checkpoint writer needs a multi-threaded runtime; an export runs on a single-threaded one.
+fn kernel_executor() -> Arc<TokioMultiThreadExecutor> {
+    static EXECUTOR: std::sync::OnceLock<Arc<TokioMultiThreadExecutor>> =
+        std::sync::OnceLock::new();
+    EXECUTOR
+        .get_or_init(|| {
+            Arc::new(
+                TokioMultiThreadExecutor::new_owned_runtime(Some(1), None)
+                    .expect("the Delta kernel's runtime starts"),
+            )
+        })
+        .clone()
+}
+
+/// The store and table-root URL the kernel reads the log through. A local lake is read as
+/// `file://` paths through a store at `/` (the kernel turns file URLs into absolute paths, and
+/// sorts the listings of a file system, which come unordered); an object store through the
+/// lake's own store, rooted at the destination, under an `s3://` name whose bucket the store
+/// already holds (the kernel reads only the URL's path, and relies on the ordered listings that
+/// S3, GCS and Azure give).
+fn kernel_view(lake: &Lake) -> (Arc<dyn object_store::ObjectStore>, String) {
+    match lake.local_root() {
+        Some(root) => {
+            let url = url::Url::from_directory_path(root.join(layout::table().as_ref()))
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            (Arc::new(object_store::local::LocalFileSystem::new()), url)
+        }
+        None => (
+            lake.object_store(),
+            format!("s3://auditlake/{}/", layout::table()),
+        ),
+    }
+}
+
+/// `commitInfo.operationParameters`: what Delta's own writers put there for the operation.
+fn operation_parameters(change: &Change) -> Value {
+    match change.operation {
+        "WRITE" | "STREAMING UPDATE" => json!({"mode": "Append"}),
+        _ => json!({"window": change.window, "reason": change.reason}),
+    }
+}
+
+/// A file the log holds, as a remove action names it.
+fn entry(path: &str, bytes: u64) -> FileEntry {
+    FileEntry {
+        path: path.to_string(),
+        rows: 0,
+        bytes,
+        stats: None,
+    }
+}
+
+/// A path relative to the lake's root as the table names it (relative to the table root).
+fn relative(path: &str) -> String {
+    let table = layout::table();
+    path.strip_prefix(table.as_ref())
+        .map(|p| p.trim_start_matches('/'))
+        .unwrap_or(path)
+        .to_string()
+}
+
+/// The partition values of a file, from its Hive folders (`subdomain=…/created_date=…/`).
+fn partition_values(path: &str) -> HashMap<String, String> {
+    path.split('/')
+        .filter_map(|segment| segment.split_once('='))
+        .filter(|(key, _)| matches!(*key, "subdomain" | "created_date"))
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
+/// A file's statistics as Delta's `stats` JSON string: rows, and the bounds of `id` and
+/// `created_at` where the marker recorded them.
+fn stats(file: &FileEntry) -> String {
+    let mut stats = json!({"numRecords": file.rows});
+    if let Some(s) = &file.stats {
+        stats["minValues"] =
+            json!({"id": s.min_id, "created_at": format_rfc3339_millis(s.min_created_at)});
+        stats["maxValues"] =
+            json!({"id": s.max_id, "created_at": format_rfc3339_millis(s.max_created_at)});
+        stats["nullCount"] = json!({"id": 0, "created_at": 0});
+    }
+    stats.to_string()
+}
+
+/// The table's schema as Delta's `schemaString`: the declared columns, then the partition
+/// columns.
+fn schema_string() -> String {
+    let schema = Schema::get();
+    let mut fields: Vec<Value> = schema
+        .columns()
+        .map(|(name, column, nullable)| {
+            let kind = match column {
+                ColumnType::Int64 => "long",
+                ColumnType::Utf8 => "string",
+                ColumnType::TimestampMsUtc => "timestamp",
+            };
+            json!({"name": name, "type": kind, "nullable": nullable, "metadata": {}})
+        })
+        .collect();
+    fields.push(json!({"name": "subdomain", "type": "string", "nullable": true, "metadata": {}}));
+    fields.push(json!({"name": "created_date", "type": "date", "nullable": true, "metadata": {}}));
+    json!({"type": "struct", "fields": fields}).to_string()
+}
+
+/// A table id: random, as Delta's are (a UUID's form).
+fn table_id() -> String {
+    let (a, b) = (fastrand::u64(..), fastrand::u64(..));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | ((b >> 48) & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn engine_info() -> &'static str {
+    concat!("auditlake ", env!("CARGO_PKG_VERSION"))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Actions as a commit file: one JSON object a line.
+fn lines(actions: &[Value]) -> Bytes {
+    let mut body = String::new();
+    for action in actions {
+        body.push_str(&action.to_string());
+        body.push('\n');
+    }
+    Bytes::from(body)
+}
+
+/// The commit file of `version`, for tests and verify.
+pub fn commit_path(version: u64) -> Path {
+    layout::delta_commit(version)
+}

@@ -1,0 +1,331 @@
+//! The Delta Lake log (`--table-format delta`, issue 19): every change of the lake is one commit,
+//! the log and the markers agree after every run, a crash between a marker and its commit is
+//! converged by the next run, and a plain lake is converted from its markers in one commit.
+//! (Real Delta readers read these lakes in `tests/readback/test_delta.py`.)
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use auditlake::lake::delta::TableFormat;
+use auditlake::lake::storage::{Lake, StoreOptions};
+use auditlake::verify::{self, Kind, Report, VerifyOptions};
+use common::*;
+use serde_json::Value;
+use zendesk_sim::SimFilter;
+
+const FROM: &str = "2024-03-01";
+const TO: &str = "2024-03-04";
+
+/// The log's commits, in order: each a list of actions.
+fn commits(dest: &Path) -> Vec<Vec<Value>> {
+    let dir = dest.join("audit_logs/_delta_log");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json") && !n.starts_with('_'))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            assert_eq!(name, &format!("{i:020}.json"), "versions without a gap");
+            std::fs::read_to_string(dir.join(name))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// The table's files after replaying every commit: path (relative to the table root) → size.
+fn table_files(dest: &Path) -> BTreeMap<String, u64> {
+    let mut files = BTreeMap::new();
+    for commit in commits(dest) {
+        for action in commit {
+            if let Some(add) = action.get("add") {
+                files.insert(
+                    add["path"].as_str().unwrap().to_string(),
+                    add["size"].as_u64().unwrap(),
+                );
+            }
+            if let Some(remove) = action.get("remove") {
+                files.remove(remove["path"].as_str().unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Every Parquet file under the table root: path relative to it → size.
+fn files_on_disk(dest: &Path) -> BTreeMap<String, u64> {
+    let root = dest.join("audit_logs");
+    parquet_files(dest)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains("_delta_log"))
+        .map(|p| {
+            let size = std::fs::metadata(&p).unwrap().len();
+            let relative = p.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+            (relative, size)
+        })
+        .collect()
+}
+
+fn operations(dest: &Path) -> Vec<String> {
+    commits(dest)
+        .iter()
+        .map(|c| {
+            c.iter()
+                .find_map(|a| a.get("commitInfo"))
+                .map(|i| i["operation"].as_str().unwrap().to_string())
+                .unwrap()
+        })
+        .collect()
+}
+
+fn delta_config(
+    sim: &zendesk_sim::Simulator,
+    dest: &Path,
+    until: &str,
+) -> auditlake::config::ExportConfig {
+    let mut config = export_config(sim, dest, FROM, until, "1d");
+    config.table_format = TableFormat::Delta;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_is_one_commit_and_the_log_holds_exactly_the_lakes_files() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    sim.hide_from(Some(utc(t("2024-03-02T20:00:00Z"))));
+    let dir = tempfile::tempdir().unwrap();
+    let first = export(delta_config(&sim, dir.path(), "2024-03-03")).await;
+    assert_eq!(first.exit_code(), 0, "{first:?}");
+    let log = commits(dir.path());
+    assert!(log[0].iter().any(|a| a.get("protocol").is_some()));
+    let protocol = log[0].iter().find_map(|a| a.get("protocol")).unwrap();
+    assert_eq!(
+        (&protocol["minReaderVersion"], &protocol["minWriterVersion"]),
+        (&Value::from(1), &Value::from(2))
+    );
+    let metadata = log[0].iter().find_map(|a| a.get("metaData")).unwrap();
+    assert_eq!(
+        metadata["partitionColumns"],
+        serde_json::json!(["subdomain", "created_date"])
+    );
+    // One commit per window, each with its subdomain's txn, one more each time.
+    assert_eq!(operations(dir.path()), ["CREATE TABLE", "WRITE", "WRITE"]);
+    let txns: Vec<i64> = log[1..]
+        .iter()
+        .map(|c| {
+            let txn = c.iter().find_map(|a| a.get("txn")).unwrap();
+            assert_eq!(txn["appId"], "auditlake-acme");
+            txn["version"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(txns, [1, 2]);
+    for add in log[1..].iter().flatten().filter_map(|a| a.get("add")) {
+        let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+        assert!(stats["numRecords"].as_u64().unwrap() > 0);
+        let day = add["partitionValues"]["created_date"].as_str().unwrap();
+        for bound in ["minValues", "maxValues"] {
+            let instant = stats[bound]["created_at"].as_str().unwrap();
+            assert!(instant.starts_with(day), "{instant} in {day}");
+        }
+        assert!(stats["minValues"]["id"].as_i64() <= stats["maxValues"]["id"].as_i64());
+    }
+    assert_eq!(table_files(dir.path()), files_on_disk(dir.path()));
+
+    // The recheck's repair is one commit: the old generation removed, the new one added.
+    sim.hide_from(None);
+    let mut rechecked = delta_config(&sim, dir.path(), TO);
+    rechecked.recheck = Duration::from_secs(86_400);
+    let next = export(rechecked).await;
+    assert_eq!(
+        (next.windows_done, next.windows_repaired),
+        (1, 1),
+        "{next:?}"
+    );
+    let ops = operations(dir.path());
+    assert_eq!(ops[3..], ["WRITE", "REPAIR"]);
+    let repair = commits(dir.path()).pop().unwrap();
+    assert!(repair.iter().any(|a| a.get("remove").is_some()));
+    assert!(repair.iter().any(|a| a.get("add").is_some()));
+    assert_eq!(table_files(dir.path()), files_on_disk(dir.path()));
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+
+    // A run with nothing new commits nothing.
+    let versions = commits(dir.path()).len();
+    let idle = export(delta_config(&sim, dir.path(), TO)).await;
+    assert_eq!(idle.exit_code(), 0);
+    assert_eq!(commits(dir.path()).len(), versions);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_window_commits_each_delta_and_its_compaction_once() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    for until in ["2024-03-01T06:00:00Z", "2024-03-01T12:00:00Z", "2024-03-02"] {
+        let run = export(delta_config(&sim, dir.path(), until)).await;
+        assert_eq!(run.exit_code(), 0, "{run:?}");
+        assert_eq!(
+            table_files(dir.path()),
+            files_on_disk(dir.path()),
+            "{until}"
+        );
+        assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, until);
+    }
+    assert_eq!(
+        operations(dir.path()),
+        [
+            "CREATE TABLE",
+            "STREAMING UPDATE",
+            "STREAMING UPDATE",
+            "OPTIMIZE"
+        ]
+    );
+    let compaction = commits(dir.path()).pop().unwrap();
+    let removed = compaction
+        .iter()
+        .filter(|a| a.get("remove").is_some())
+        .count();
+    assert_eq!(removed, 2, "both parts removed in the compaction's commit");
+    assert_eq!(table_files(dir.path()).len(), 1);
+
+    // The next runs do not take the closed window's record for an open one (its parts are
+    // gone): the log keeps exactly the files on disk.
+    for until in ["2024-03-02T06:00:00Z", "2024-03-02T07:00:00Z"] {
+        let run = export(delta_config(&sim, dir.path(), until)).await;
+        assert_eq!(run.exit_code(), 0, "{run:?}");
+        assert_eq!(
+            table_files(dir.path()),
+            files_on_disk(dir.path()),
+            "{until}"
+        );
+    }
+    assert!(!operations(dir.path()).contains(&"REPAIR".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_lost_after_its_marker_is_made_by_the_next_run() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = export(delta_config(&sim, dir.path(), TO)).await;
+    assert_eq!(first.exit_code(), 0);
+    // A crash between the last window's marker and its commit.
+    let log = dir.path().join("audit_logs/_delta_log");
+    let last = commits(dir.path()).len() - 1;
+    std::fs::remove_file(log.join(format!("{last:020}.json"))).unwrap();
+    assert_ne!(table_files(dir.path()), files_on_disk(dir.path()));
+    let report = verify_lake(dir.path()).await;
+    assert!(
+        report.findings.iter().any(|f| f.kind == Kind::LogDisagrees),
+        "{report:?}"
+    );
+
+    let next = export(delta_config(&sim, dir.path(), TO)).await;
+    assert_eq!(next.exit_code(), 0);
+    assert_eq!(table_files(dir.path()), files_on_disk(dir.path()));
+    assert_eq!(operations(dir.path()).last().unwrap(), "REPAIR");
+    let report = verify_lake(dir.path()).await;
+    assert!(report.findings.is_empty(), "{report:?}");
+}
+
+async fn verify_lake(dest: &Path) -> Report {
+    let lake = Lake::open(dest.to_str().unwrap(), &StoreOptions::default()).unwrap();
+    verify::verify(&lake, "acme", &VerifyOptions::default(), None)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_lake_becomes_a_delta_table_in_one_commit_and_never_back() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    assert_eq!(plain.exit_code(), 0);
+    assert!(!dir.path().join("audit_logs/_delta_log").exists());
+
+    let converted = export(delta_config(&sim, dir.path(), TO)).await;
+    assert_eq!(converted.exit_code(), 0, "{converted:?}");
+    assert_eq!(operations(dir.path()), ["CREATE TABLE", "CONVERT TO DELTA"]);
+    assert_eq!(table_files(dir.path()), files_on_disk(dir.path()));
+    let dataset: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("_auditlake/subdomain=acme/dataset.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dataset["table_format"], "delta");
+
+    let config = export_config(&sim, dir.path(), FROM, TO, "1d");
+    let refused = auditlake::run::export(
+        config,
+        tokio_util::sync::CancellationToken::new(),
+        &auditlake::run::NoProgress,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("--table-format delta"), "{refused}");
+}
+
+/// A checkpoint every 100 commits (written by the kernel); the next run reads the log through it
+/// and finds it agreeing with the markers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hundredth_commit_is_checkpointed_and_read_back() {
+    let to = "2024-03-06";
+    let sim = start(sim_config(3_000, FROM, to)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = export_config(&sim, dir.path(), FROM, to, "1h");
+    config.table_format = TableFormat::Delta;
+    let first = export(config.clone()).await;
+    assert_eq!(first.exit_code(), 0, "{first:?}");
+    let log = dir.path().join("audit_logs/_delta_log");
+    assert!(log.join("00000000000000000100.checkpoint.parquet").exists());
+    let hint: Value =
+        serde_json::from_str(&std::fs::read_to_string(log.join("_last_checkpoint")).unwrap())
+            .unwrap();
+    assert_eq!(hint["version"], 100);
+    let versions = commits(dir.path()).len();
+    let next = export(config).await;
+    assert_eq!(next.exit_code(), 0);
+    assert_eq!(commits(dir.path()).len(), versions, "nothing to converge");
+    assert_eq!(table_files(dir.path()), files_on_disk(dir.path()));
+}
+
+/// Runs of two subdomains commit to one table root at once: every commit lands at a version of
+/// its own (a lost race is retried at the next), and the log holds both subdomains' files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_subdomains_commit_to_one_table_at_once() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut acme = export_config(&sim, dir.path(), FROM, TO, "1h");
+    acme.table_format = TableFormat::Delta;
+    let mut globex = acme.clone();
+    globex.api.subdomain = "globex".into();
+    globex.run_id = auditlake::config::new_run_id();
+    let (a, b) = tokio::join!(export(acme), export(globex));
+    assert_eq!((a.exit_code(), b.exit_code()), (0, 0), "{a:?} {b:?}");
+    assert_eq!(table_files(dir.path()), files_on_disk(dir.path()));
+    let log = commits(dir.path());
+    for subdomain in ["acme", "globex"] {
+        let app = format!("auditlake-{subdomain}");
+        let txns: Vec<i64> = log
+            .iter()
+            .filter_map(|c| c.iter().find_map(|a| a.get("txn")))
+            .filter(|t| t["appId"] == app.as_str())
+            .map(|t| t["version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            txns,
+            (1..=txns.len() as i64).collect::<Vec<_>>(),
+            "{subdomain}"
+        );
+        assert!(
+            txns.len() >= 72,
+            "{subdomain}: one commit per hour at least"
+        );
+    }
+}
