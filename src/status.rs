@@ -137,6 +137,20 @@ pub fn gaps(starts: &[i64], grid: Grid) -> Vec<Gap> {
         .collect()
 }
 
+impl Status {
+    /// The table's format, and its version for a Delta table.
+    fn table(&self) -> String {
+        let format = self.dataset.as_ref().map(|d| d.table_format);
+        match (format, self.delta_version) {
+            (Some(TableFormat::Delta), Some(version)) => {
+                format!("delta, version {version} (audit_logs/_delta_log/)")
+            }
+            (Some(TableFormat::Delta), None) => "delta, no commit yet".into(),
+            _ => "parquet (Hive-partitioned files)".into(),
+        }
+    }
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "lake:        {}", self.dest)?;
@@ -154,16 +168,7 @@ impl fmt::Display for Status {
             "window grid: {} (schema v{}, filters: {filters})",
             dataset.window, dataset.schema_version
         )?;
-        match (dataset.table_format, self.delta_version) {
-            (TableFormat::Delta, Some(version)) => writeln!(
-                f,
-                "table:       delta, version {version} (audit_logs/_delta_log/)"
-            )?,
-            (TableFormat::Delta, None) => writeln!(f, "table:       delta, no commit yet")?,
-            (TableFormat::Parquet, _) => {
-                writeln!(f, "table:       parquet (Hive-partitioned files)")?
-            }
-        }
+        writeln!(f, "table:       {}", self.table())?;
         match (&self.done_from, &self.done_to) {
             (Some(from), Some(to)) => writeln!(
                 f,

@@ -70,7 +70,8 @@ impl CommitError {
             self,
             CommitError::Storage(_)
                 | CommitError::Manifest(ManifestError::Storage(_))
-                | CommitError::Delta(DeltaError::Storage(_))
+                // The log is in the destination: the kernel's failures are the store's.
+                | CommitError::Delta(_)
         )
     }
 }
@@ -307,6 +308,19 @@ impl Committer {
         Ok(record)
     }
 
+    /// Takes the open window's parts out of the Delta log, if it holds any, before the window is
+    /// exported again from its start (a part its record names is missing): the new parts take
+    /// the first delta's names, and a logged file must never be rewritten under the log.
+    pub async fn forget_open(&self, window: &Window) -> Result<(), CommitError> {
+        self.log_window(
+            window,
+            &[],
+            "DELETE",
+            Some("a part of the open window is missing; it is exported again from its start"),
+        )
+        .await
+    }
+
     /// Brings the open window back to exactly the parts `record` names, when a run adds no delta:
     /// removes what an interrupted step left (a close's final files uploaded before a kill, the
     /// parts of a delta whose record was never written, the files of a window exported whole
@@ -326,6 +340,15 @@ impl Committer {
         window: &Window,
         record: &WindowRecord,
     ) -> Result<bool, CommitError> {
+        let present = self.files_present(window).await?;
+        Ok(record.files.iter().all(|f| present.contains(&f.path)))
+    }
+
+    /// The files in `window`'s day partitions (one listing per day), by path.
+    pub(crate) async fn files_present(
+        &self,
+        window: &Window,
+    ) -> Result<BTreeSet<String>, CommitError> {
         let mut present = BTreeSet::new();
         for day in window.days() {
             let partition = layout::partition(&self.subdomain, day);
@@ -337,7 +360,7 @@ impl Committer {
                     .map(|p| p.to_string()),
             );
         }
-        Ok(record.files.iter().all(|f| present.contains(&f.path)))
+        Ok(present)
     }
 
     /// Downloads the open window's parts that `record` names, in the order they were added, into

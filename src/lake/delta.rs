@@ -1,6 +1,8 @@
 //! The Delta Lake log at the table root (`--table-format delta`): every change of the lake is also
 //! one Delta commit under `audit_logs/_delta_log/`, so engines that read Delta see whole commits
-//! (never a repair or a compaction half done) and can read the table as of any version.
+//! (never a repair or a compaction half done). The files a commit removes are deleted right
+//! after it (plain readers of the partition folders must not count them), so an older version
+//! reads only while its files are still there: as after a Delta `VACUUM` with no retention.
 //!
 //! **Order.** Files first, then the marker (or the open window's state), then the log commit. The
 //! markers stay the run's truth (what is done, what to resume); the log follows them. A crash
@@ -376,9 +378,11 @@ impl DeltaLog {
     ) -> (Vec<FileEntry>, Vec<FileEntry>) {
         let logged = self.files.lock().expect("not poisoned");
         let keep: BTreeSet<&str> = wanted.iter().map(|f| f.path.as_str()).collect();
+        // A file the log holds with another size was rewritten under its name: a later add of the
+        // same path replaces what the log says of it.
         let adds = wanted
             .iter()
-            .filter(|f| !logged.contains_key(&f.path))
+            .filter(|f| logged.get(&f.path) != Some(&f.bytes))
             .cloned()
             .collect();
         let removes = logged

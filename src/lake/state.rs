@@ -125,12 +125,24 @@ impl Committer {
         // The open window's record outlives its close (it is ignored once the window has a
         // marker): its parts are wanted only while the window is still open.
         if let Some(open) = open {
-            let committed =
-                parse_compact(&open.window).is_some_and(|s| generations.contains_key(&s));
-            if !committed {
-                wanted.extend(open.files.iter().cloned());
+            let start = parse_compact(&open.window);
+            if let Some(start) = start.filter(|s| !generations.contains_key(s)) {
+                // Only the parts still there: a close killed half way may have swept some (the
+                // run then exports the window again from its start).
+                let cell = Window {
+                    start,
+                    end: start + grid.seconds(),
+                };
+                let present = self.files_present(&cell).await?;
+                wanted.extend(
+                    open.files
+                        .iter()
+                        .filter(|f| present.contains(&f.path))
+                        .cloned(),
+                );
             }
         }
+        self.fence_check()?;
         let converting = self.converting.lock().expect("not poisoned").take();
         if let Some(pinned) = converting {
             tracing::warn!(

@@ -34,7 +34,7 @@ use crate::config::ExportConfig;
 use crate::lake::commit::Committer;
 use crate::lake::manifest::{ApiFacts, Dataset, WindowRecord};
 use crate::lake::storage::Lake;
-use crate::plan::window::{self};
+use crate::plan::window::{self, Window};
 use crate::zendesk::{Client, Page};
 use guard::{authenticated_client, Guard};
 use plan::{commit_empty_start, confirmed_through, pending_windows, recheck_windows};
@@ -111,6 +111,27 @@ async fn keep_what_was_learned(context: &Context<'_>, before: &ApiFacts) {
     }
 }
 
+/// Records how far this run's recheck confirmed the lake, if further than before (see
+/// [`confirmed_through`]); a failure only costs the next run a count.
+async fn record_confirmed(
+    context: &Context<'_>,
+    closed: &[Window],
+    confirmed_to: Option<i64>,
+    confirmed: &BTreeSet<i64>,
+) {
+    let config = &context.config;
+    let Some(through) = confirmed_through(config, closed, confirmed_to, confirmed) else {
+        return;
+    };
+    let recorded = context
+        .committer
+        .record_confirmed(through, config.recheck.as_secs())
+        .await;
+    if let Err(error) = recorded {
+        tracing::warn!(%error, "could not record how far the recheck confirmed the lake");
+    }
+}
+
 /// The run proper, under the lease; `lost` fires if the lease is lost.
 async fn export_leased(
     config: ExportConfig,
@@ -173,16 +194,7 @@ async fn export_leased(
     let stopped = summary.fatal.is_some() || summary.interrupted || lost.is_cancelled();
     if !stopped && !recheck.is_empty() {
         let confirmed = recheck_and_repair(&context, &recheck, &cancel, &lost, &mut summary).await;
-        let config = &context.config;
-        if let Some(through) = confirmed_through(config, &plan.closed, confirmed_to, &confirmed) {
-            let recorded = context
-                .committer
-                .record_confirmed(through, config.recheck.as_secs())
-                .await;
-            if let Err(error) = recorded {
-                tracing::warn!(%error, "could not record how far the recheck confirmed the lake");
-            }
-        }
+        record_confirmed(&context, &plan.closed, confirmed_to, &confirmed).await;
     }
 
     keep_what_was_learned(&context, &facts).await;

@@ -62,6 +62,7 @@ pub(crate) async fn export_open(
         // window starts over.
         if !context.committer.holds_all(&cell, held).await? {
             tracing::warn!(window = %window.id(), "a part the open window's record names is missing; exporting the window again from its start");
+            context.committer.forget_open(&cell).await?;
             state = None;
         }
     }

@@ -122,6 +122,27 @@ pub(crate) async fn repair_leased(
         open_state: None,
         progress: &NoProgress,
     };
+    let (windows_repaired, failures) = repair_windows(&context, &before, &generations).await;
+    let after = verify(&lake, &check.subdomain, &check.options, None).await?;
+    Ok(RepairOutcome {
+        before,
+        windows_repaired,
+        files_removed,
+        repairs_converged,
+        failures,
+        after,
+        requests: context.client.stats().requests.load(Ordering::Relaxed),
+    })
+}
+
+/// Re-exports the windows `before` found damaged (or short at Zendesk), one by one; the windows
+/// repaired and the failures. Stops at a failure that would fail every window (the store, the
+/// lease, the API refusing the run).
+async fn repair_windows(
+    context: &Context<'_>,
+    before: &Report,
+    generations: &std::collections::BTreeMap<i64, u32>,
+) -> (Vec<String>, Vec<Failure>) {
     let mut windows_repaired = Vec::new();
     let mut failures = Vec::new();
     for start in before.windows_to_reexport() {
@@ -141,7 +162,7 @@ pub(crate) async fn repair_leased(
         let names: Vec<String> = kinds.iter().map(|k| format!("{k:?}")).collect();
         let reason = format!("repair: {}", names.join(", "));
         let generation = generations.get(&start).copied();
-        match repair_window(&context, &window, generation, &reason, damaged).await {
+        match repair_window(context, &window, generation, &reason, damaged).await {
             Ok(record) => {
                 tracing::info!(window = %window.id(), generation = record.generation, rows = record.rows, "window repaired");
                 windows_repaired.push(window.id());
@@ -161,16 +182,7 @@ pub(crate) async fn repair_leased(
             }
         }
     }
-    let after = verify(&lake, &check.subdomain, &check.options, None).await?;
-    Ok(RepairOutcome {
-        before,
-        windows_repaired,
-        files_removed,
-        repairs_converged,
-        failures,
-        after,
-        requests: context.client.stats().requests.load(Ordering::Relaxed),
-    })
+    (windows_repaired, failures)
 }
 
 /// Re-exports one committed window and replaces it atomically.

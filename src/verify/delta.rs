@@ -62,6 +62,15 @@ impl Check<'_> {
             }
         }
         for path in snapshot.files.keys() {
+            if !listing.contains_key(path) {
+                self.found(
+                    Kind::LogDisagrees,
+                    None,
+                    Some(path.clone()),
+                    format!("the Delta log (version {}) names a file the lake does not hold: Delta readers fail on it", snapshot.version),
+                );
+                continue;
+            }
             let of_unreadable = unreadable
                 .iter()
                 .any(|w| path.contains(&format!("part-{w}-")));

@@ -19,6 +19,11 @@
 #   req-busy-day-nosort (e) req-busy-day against a simulator whose offset form ignores sort_by /
 #                sort_order (the list operation documents no order parameter for it)
 #
+# Delta scenarios (issue 19): the cost of --table-format delta.
+#   ten-days-delta  ten-days with the Delta log: records/s against ten-days
+#   delta-log       100,000 records over 30 days, --window 1h (720 windows, one commit each, 7
+#                   checkpoints), plain and delta: time per commit and log bytes per window
+#
 # Schedule scenarios (issue 18), in tests/bench/schedule.py: sched-hourly (a), sched-5min (b),
 # sched-hourly-1h (c), sched-hourly-nosort (d); they report the requests of a whole schedule, of a
 # run with nothing new, and the files per closed day partition.
@@ -29,7 +34,7 @@ BIN=${1:-target/release/auditlake}
 SIM_BIN=${BENCH_SIM_BIN:-$BIN}
 OUT=${BENCH_OUT:-bench-out}
 RECORDS=${BENCH_RECORDS:-1000000}
-SCENARIOS=${BENCH_SCENARIOS:-one-window ten-days window-2m req-sparse req-busy-day req-30d req-busy-day-nosort sched-hourly sched-5min sched-hourly-1h sched-hourly-nosort}
+SCENARIOS=${BENCH_SCENARIOS:-one-window ten-days ten-days-delta delta-log window-2m req-sparse req-busy-day req-30d req-busy-day-nosort sched-hourly sched-5min sched-hourly-1h sched-hourly-nosort}
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -57,7 +62,7 @@ run() { # name since until window concurrency [records]
   ZENDESK_OAUTH_TOKEN=sim-token /usr/bin/time -v -o "$OUT/$name.time" \
     "$BIN" export --subdomain bench --dest "$OUT/$name-lake" --since "$2" --until "$3" \
     --window "$4" --concurrency "$5" --base-url "$(cat "$OUT/sim.url")" --rate-limit-share 1 \
-    --summary-json "$OUT/$name.json" --quiet
+    --summary-json "$OUT/$name.json" --quiet ${EXTRA_FLAGS:-}
   python3 - "$OUT/$name.time" "$OUT/$name.json" "$name" <<'PY'
 import json, re, sys
 time_text = open(sys.argv[1]).read()
@@ -104,11 +109,36 @@ print(f"{name:<12} rows={summary['rows']:>7}  requests={summary['requests']:>6} 
 PY
 }
 
+delta_log() { # the Delta log's cost: one export of hourly windows, plain and delta
+  EXTRA_FLAGS="--recheck 0" run delta-log-plain 2024-01-01 2024-01-31 1h 4 100000
+  EXTRA_FLAGS="--recheck 0 --table-format delta" run delta-log-delta 2024-01-01 2024-01-31 1h 4 100000
+  python3 - "$OUT" <<'PY'
+import json, os, re, sys
+out = sys.argv[1]
+def wall(name):
+    text = open(f"{out}/{name}.time").read()
+    parts = [float(p) for p in re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\):\s*(.+)", text).group(1).split(":")]
+    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+log = f"{out}/delta-log-delta-lake/audit_logs/_delta_log"
+names = os.listdir(log)
+commits = [n for n in names if re.fullmatch(r"\d{20}\.json", n)]
+checkpoints = [n for n in names if n.endswith(".checkpoint.parquet")]
+log_bytes = sum(os.path.getsize(f"{log}/{n}") for n in names)
+windows = json.load(open(f"{out}/delta-log-delta.json"))["windows_done"]
+extra = wall("delta-log-delta") - wall("delta-log-plain")
+print(f"delta-log   commits={len(commits)}  checkpoints={len(checkpoints)}  log={log_bytes / 1e6:.2f} MB "
+      f"({log_bytes / max(1, windows):,.0f} bytes per window)  extra wall={extra:.2f}s "
+      f"({extra / max(1, len(commits)) * 1000:.1f} ms per commit)")
+PY
+}
+
 echo "auditlake bench: $RECORDS records, $(nproc) cores, $(date -u +%Y-%m-%d)"
 for scenario in $SCENARIOS; do
   case $scenario in
     one-window) run one-window 2024-01-01 2024-01-02 1d 1 ;;
     ten-days) run ten-days 2024-01-01 2024-01-11 1d 4 ;;
+    ten-days-delta) EXTRA_FLAGS="--table-format delta" run ten-days-delta 2024-01-01 2024-01-11 1d 4 ;;
+    delta-log) delta_log ;;
     window-2m) run window-2m 2024-01-01 2024-01-02 1d 1 2000000 ;;
     req-sparse) requests req-sparse 2020-01-01 2025-01-01 50000 700 150ms 2019-01-01 2025-01-01 1h 4 0.5 ;;
     req-busy-day) requests req-busy-day 2024-01-01 2024-01-02 "${BENCH_BUSY_RECORDS:-300000}" 1400 250ms 2024-01-01 2024-01-02 1d 4 0.5 ;;

@@ -6,7 +6,9 @@ version before it the old ones; plain Parquet readers keep reading the partition
 import datetime as dt
 import json
 import os
+import re
 import subprocess
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -149,3 +151,12 @@ def test_a_repair_is_one_version_that_restores_the_window(simulator, tmp_path):
     assert after.version() == old_version + 1
     assert set(after.to_pyarrow_table().column("id").to_pylist()) == old_ids
     assert after.history(1)[0]["operation"] == "REPAIR"
+
+
+def test_the_readmes_delta_snippet_reads_the_table(delta_lake, source):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n### A Delta table", 1)[1].split("\n## ", 1)[0]
+    [code] = re.findall(r"```python\n(.*?)```", section, re.S)
+    scope = {}
+    exec(compile(code.replace("lake/audit_logs", str(delta_lake / "audit_logs")), "README.md (delta)", "exec"), scope)
+    assert scope["table"].num_rows == scope["frame"].height == len(source)
