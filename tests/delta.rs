@@ -360,3 +360,55 @@ async fn an_open_window_started_over_never_leaves_the_log_naming_a_rewritten_fil
         "2024-03-01T18:00:00Z",
     );
 }
+
+/// The log's retention: after a checkpoint, the commits older than 30 days from before the
+/// checkpoint one interval back are removed, and the table still reads (from its checkpoints).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_a_checkpoint_stands_for_expire_after_thirty_days() {
+    let to = "2024-03-10";
+    let sim = start(sim_config(3_000, FROM, to)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |until: &str| {
+        let mut config = export_config(&sim, dir.path(), FROM, until, "1h");
+        config.table_format = TableFormat::Delta;
+        config
+    };
+    assert_eq!(export(config("2024-03-06")).await.exit_code(), 0);
+    let log = dir.path().join("audit_logs/_delta_log");
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(40 * 86_400);
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap();
+        file.set_modified(long_ago).unwrap();
+    }
+    assert_eq!(export(config(to)).await.exit_code(), 0);
+    assert!(log.join("00000000000000000200.checkpoint.parquet").exists());
+    let versions: Vec<u64> = std::fs::read_dir(&log)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".json")?.parse().ok()
+        })
+        .collect();
+    assert_eq!(
+        versions.iter().min(),
+        Some(&100),
+        "commits before the checkpoint one interval back are gone"
+    );
+    assert!(log.join("00000000000000000100.checkpoint.parquet").exists());
+    // The next run reads the log through its checkpoints and finds nothing to converge.
+    let before = versions.len();
+    assert_eq!(export(config(to)).await.exit_code(), 0);
+    let after = std::fs::read_dir(&log)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".json") && !name.to_string_lossy().starts_with('_')
+        })
+        .count();
+    assert_eq!(after, before);
+    let report = verify_lake(dir.path()).await;
+    assert!(report.findings.is_empty(), "{report:?}");
+}

@@ -46,6 +46,11 @@ use crate::table::schema::{ColumnType, Schema};
 /// last checkpoint. A year of hourly runs is about 9,000 commits per subdomain.
 pub const CHECKPOINT_INTERVAL: u64 = 100;
 
+/// How long the log keeps a commit (or checkpoint) that a later checkpoint has made unnecessary:
+/// Delta's own default `delta.logRetentionDuration`. One checkpoint interval before the newest
+/// checkpoint is always kept, for a reader that started on the one before.
+pub const LOG_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 /// How many versions a lost race for a commit's version is retried at.
 const MAX_VERSION_RACES: u32 = 64;
 
@@ -145,10 +150,10 @@ impl DeltaLog {
         format!("auditlake-{subdomain}")
     }
 
-    /// Whether the table root has a log (any file under `_delta_log/`: another engine's log
-    /// cleanup may have removed its first commits).
+    /// Whether the table root has a log (any file under `_delta_log/`: the log's retention
+    /// removes its first commits once checkpoints stand for them).
     pub async fn exists(lake: &Lake) -> Result<bool, StorageError> {
-        Ok(!lake.list(&layout::delta_log()).await?.is_empty())
+        lake.any_under(&layout::delta_log()).await
     }
 
     /// The latest version the log's listing shows (`None`: no commit).
@@ -444,9 +449,46 @@ impl DeltaLog {
         .await
         .expect("the checkpoint writer does not panic");
         match written {
-            Ok(()) => tracing::info!(version, "Delta checkpoint written"),
+            Ok(()) => {
+                tracing::info!(version, "Delta checkpoint written");
+                if let Err(error) = self.expire(version).await {
+                    tracing::warn!(%error, "could not remove expired Delta log files");
+                }
+            }
             Err(error) => tracing::warn!(version, %error, "could not write a Delta checkpoint"),
         }
+    }
+
+    /// The log's retention, after the checkpoint of `version`: removes the commits and
+    /// checkpoints older than [`LOG_RETENTION`] from before the checkpoint one interval back
+    /// (readers start at the newest checkpoint; the one before serves a reader mid-read).
+    /// Returns how many files were removed.
+    pub async fn expire(&self, version: u64) -> Result<u64, StorageError> {
+        let keep_from = version.saturating_sub(CHECKPOINT_INTERVAL);
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(LOG_RETENTION).expect("a month fits");
+        let mut removed = 0;
+        for (path, modified) in self.lake.list_modified(&layout::delta_log()).await? {
+            let Some(name) = path.filename() else {
+                continue;
+            };
+            let of = name
+                .split('.')
+                .next()
+                .and_then(|v| (v.len() == 20).then(|| v.parse::<u64>().ok()).flatten());
+            if of.is_some_and(|v| v < keep_from) && modified < cutoff {
+                self.lake.delete(&path).await?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                before = keep_from,
+                "expired Delta log files removed"
+            );
+        }
+        Ok(removed)
     }
 }
 

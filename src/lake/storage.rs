@@ -413,6 +413,19 @@ impl Lake {
             .map_err(|source| store_err("list", prefix, source))
     }
 
+    /// Every object under `prefix`, with when it was last written.
+    pub async fn list_modified(
+        &self,
+        prefix: &Path,
+    ) -> Result<Vec<(Path, chrono::DateTime<chrono::Utc>)>, StorageError> {
+        self.store
+            .list(Some(prefix))
+            .map_ok(|meta| (meta.location, meta.last_modified))
+            .try_collect()
+            .await
+            .map_err(|source| store_err("list", prefix, source))
+    }
+
     /// Staging files left under `prefix` by writes that never finished (a local lake only:
     /// `object_store` writes `name#N` and renames it when complete; object stores stage
     /// multipart uploads invisibly and expire them by lifecycle rule). Paths are relative to the
