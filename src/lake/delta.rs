@@ -499,6 +499,8 @@ pub struct LogSnapshot {
     pub txn: i64,
     /// The subdomain's files: path relative to the lake's root, and size in bytes.
     pub files: BTreeMap<String, u64>,
+    /// The rows the log's statistics give each of those files (`numRecords`), where it has them.
+    pub records: BTreeMap<String, u64>,
 }
 
 /// Reads the latest snapshot with the kernel (blocking).
@@ -517,13 +519,17 @@ fn read_snapshot(
         .unwrap_or(0);
     let version = snapshot.version();
     let scan = snapshot.scan_builder().build().map_err(|e| e.to_string())?;
-    let mut files: (String, BTreeMap<String, u64>) = (subdomain.to_string(), BTreeMap::new());
+    type Seen = (String, BTreeMap<String, u64>, BTreeMap<String, u64>);
+    let mut seen: Seen = (subdomain.to_string(), BTreeMap::new(), BTreeMap::new());
     for metadata in scan.scan_metadata(engine).map_err(|e| e.to_string())? {
         let metadata = metadata.map_err(|e| e.to_string())?;
-        files = metadata
-            .visit_scan_files(files, |(subdomain, files), file| {
+        seen = metadata
+            .visit_scan_files(seen, |(subdomain, files, records), file| {
                 if file.partition_values.get("subdomain") == Some(subdomain) {
                     let path = format!("{}/{}", layout::table(), file.path);
+                    if let Some(stats) = &file.stats {
+                        records.insert(path.clone(), stats.num_records);
+                    }
                     files.insert(path, u64::try_from(file.size).unwrap_or(0));
                 }
             })
@@ -532,7 +538,8 @@ fn read_snapshot(
     Ok(LogSnapshot {
         version,
         txn,
-        files: files.1,
+        files: seen.1,
+        records: seen.2,
     })
 }
 

@@ -29,14 +29,11 @@ impl Check<'_> {
             }
         };
         let mut named: BTreeMap<String, Option<String>> = BTreeMap::new();
-        for marker in self.markers.values() {
-            for file in &marker.files {
-                named.insert(file.path.clone(), Some(marker.window.clone()));
-            }
-        }
-        if let Some(open) = &self.open {
-            for file in &open.files {
-                named.insert(file.path.clone(), Some(open.window.clone()));
+        let mut rows: BTreeMap<String, u64> = BTreeMap::new();
+        for record in self.markers.values().chain(self.open.as_ref()) {
+            for file in &record.files {
+                named.insert(file.path.clone(), Some(record.window.clone()));
+                rows.insert(file.path.clone(), file.rows);
             }
         }
         let unreadable: Vec<String> = self
@@ -57,6 +54,14 @@ impl Check<'_> {
                     window.clone(),
                     Some(path.clone()),
                     format!("the Delta log records {size} bytes, the file has {}", listing[path]),
+                ),
+                // The marker's rows are checked against the file's footer; engines answer
+                // counts from the log's.
+                Some(_) if snapshot.records.get(path).is_some_and(|&n| n != rows[path]) => self.found(
+                    Kind::LogDisagrees,
+                    window.clone(),
+                    Some(path.clone()),
+                    format!("the Delta log's statistics give {} rows, the marker {}", snapshot.records[path], rows[path]),
                 ),
                 Some(_) => {}
             }
