@@ -136,6 +136,8 @@ async fn every_change_is_one_commit_and_the_log_holds_exactly_the_lakes_files() 
             assert!(instant.starts_with(day), "{instant} in {day}");
         }
         assert!(stats["minValues"]["id"].as_i64() <= stats["maxValues"]["id"].as_i64());
+        let sha256 = add["tags"]["sha256"].as_str().unwrap();
+        assert!(sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()));
     }
     assert_eq!(table_files(dir.path()), files_on_disk(dir.path()));
 

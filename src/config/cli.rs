@@ -655,6 +655,11 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub deep: bool,
 
+    /// Hash every file (SHA-256) and compare it with the digest its marker recorded when the
+    /// file was written: a byte changed after the commit is reported (exit 6). Part of --deep.
+    #[arg(long)]
+    pub integrity: bool,
+
     /// Also ask Zendesk how many records each committed window holds now (at most three requests
     /// per window, within the shared request budget); needs credentials as for export.
     #[arg(long)]

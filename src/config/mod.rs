@@ -552,6 +552,7 @@ pub fn verify(
             since,
             until,
             deep: args.deep,
+            integrity: args.integrity || args.deep,
         },
     })
 }

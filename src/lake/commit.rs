@@ -474,6 +474,7 @@ impl Committer {
     async fn upload_one(&self, path: Path, part: RoutedPart) -> Result<FileEntry, CommitError> {
         self.fence.check()?;
         let mut file = part.part.file;
+        let sha256 = Some(part.part.sha256);
         let stats = FileStats::of(&file);
         // Reading the footer moved the file's offset (a clone of its handle shares it).
         file.seek(std::io::SeekFrom::Start(0))
@@ -489,6 +490,7 @@ impl Committer {
             rows: part.part.rows,
             bytes: part.part.bytes,
             stats,
+            sha256,
         })
     }
 

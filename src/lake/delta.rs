@@ -297,6 +297,7 @@ impl DeltaLog {
                 "modificationTime": now,
                 "dataChange": true,
                 "stats": stats(file),
+                "tags": tags(file),
             }}));
         }
         lines(&actions)
@@ -595,6 +596,7 @@ fn entry(path: &str, bytes: u64) -> FileEntry {
         rows: 0,
         bytes,
         stats: None,
+        sha256: None,
     }
 }
 
@@ -628,6 +630,15 @@ fn stats(file: &FileEntry) -> String {
         stats["nullCount"] = json!({"id": 0, "created_at": 0});
     }
     stats.to_string()
+}
+
+/// An add action's `tags`: the file's SHA-256, where the marker recorded it (an auditor checks a
+/// file the log names against it with `sha256sum`).
+fn tags(file: &FileEntry) -> Value {
+    match &file.sha256 {
+        Some(sha256) => json!({"sha256": sha256}),
+        None => json!({}),
+    }
 }
 
 /// The table's schema as Delta's `schemaString`: the declared columns, then the partition

@@ -122,6 +122,10 @@ pub struct FileEntry {
     /// The file's id and time bounds (absent in markers written before they were recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<FileStats>,
+    /// The file's SHA-256 (lowercase hex, as `sha256sum` prints it), computed while it was
+    /// written (absent in markers written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// A window's export: the marker of a closed window, or the record of the open window's latest run.

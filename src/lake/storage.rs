@@ -509,6 +509,22 @@ impl Lake {
         }
     }
 
+    /// The SHA-256 (lowercase hex) of an object, read as a stream (memory stays one chunk
+    /// whatever its size); `None` if it does not exist.
+    pub async fn sha256(&self, path: &Path) -> Result<Option<String>, StorageError> {
+        let got = match self.store.get(path).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => return Err(store_err("read", path, source)),
+        };
+        let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut chunks = got.into_stream();
+        while let Some(chunk) = futures::StreamExt::next(&mut chunks).await {
+            digest.update(&chunk.map_err(|source| store_err("read", path, source))?);
+        }
+        Ok(Some(crate::table::encode::hex(digest.finish().as_ref())))
+    }
+
     /// Downloads an object of any size into a new anonymous temporary file under `dir`
     /// (bounded memory: it streams), rewound for reading; `None` if there is no such object.
     pub async fn download(

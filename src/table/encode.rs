@@ -12,7 +12,7 @@
 //! a sort or merge files) would otherwise return wrong results.
 
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
@@ -60,6 +60,8 @@ pub struct FinishedPart {
     pub file: File,
     pub rows: u64,
     pub bytes: u64,
+    /// The file's SHA-256 (lowercase hex), computed from the bytes as they were written.
+    pub sha256: String,
     /// Rows whose `(created_at, id)` was at or before a row already written to the file: still
     /// written, but the file is then not sorted and does not declare `sorting_columns`. Zero
     /// unless the API breaks its `sort=created_at` promise.
@@ -116,7 +118,7 @@ impl FinishedPart {
 
 /// A Parquet file being written.
 pub struct PartFile {
-    writer: ArrowWriter<BufWriter<File>>,
+    writer: PartWriter,
     /// Where the temporary file lives, for the rewrite of an unsorted file.
     dir: PathBuf,
     columns: Vec<ColumnBuilder>,
@@ -257,14 +259,14 @@ impl PartFile {
     /// turned out unsorted is first rewritten without its sort declaration.
     pub fn finish(mut self) -> Result<FinishedPart, PartError> {
         self.flush_batch()?;
-        let mut file = close_writer(self.writer)?;
+        let (mut file, mut sha256) = close_writer(self.writer)?;
         if self.out_of_order > 0 {
             tracing::info!(
                 rows = self.rows,
                 out_of_order = self.out_of_order,
                 "part file is not sorted; rewriting it without a sort declaration"
             );
-            file = rewrite_unsorted(file, &self.dir, &self.labels)?;
+            (file, sha256) = rewrite_unsorted(file, &self.dir, &self.labels)?;
         }
         let bytes = file.seek(SeekFrom::End(0))?;
         file.seek(SeekFrom::Start(0))?;
@@ -272,6 +274,7 @@ impl PartFile {
             file,
             rows: self.rows,
             bytes,
+            sha256,
             out_of_order: self.out_of_order,
         })
     }
@@ -322,9 +325,9 @@ pub fn concat(dir: &FsPath, window: &Window, inputs: Vec<File>) -> Result<Finish
         rows += batch.num_rows() as u64;
         writer.write(&batch)?;
     }
-    let mut file = close_writer(writer)?;
+    let (mut file, mut sha256) = close_writer(writer)?;
     if sorted && out_of_order > 0 {
-        file = rewrite_unsorted(file, dir, &labels)?;
+        (file, sha256) = rewrite_unsorted(file, dir, &labels)?;
     }
     let bytes = file.seek(SeekFrom::End(0))?;
     file.seek(SeekFrom::Start(0))?;
@@ -332,6 +335,7 @@ pub fn concat(dir: &FsPath, window: &Window, inputs: Vec<File>) -> Result<Finish
         file,
         rows,
         bytes,
+        sha256,
         out_of_order: if sorted {
             out_of_order
         } else {
@@ -371,11 +375,30 @@ fn labels(window: &Window) -> Vec<KeyValue> {
     ]
 }
 
-fn new_writer(
-    dir: &FsPath,
-    sorted: bool,
-    labels: &[KeyValue],
-) -> Result<ArrowWriter<BufWriter<File>>, PartError> {
+/// A part file's writer: Parquet into a buffered temporary file whose every byte is hashed on
+/// its way out.
+type PartWriter = ArrowWriter<BufWriter<Hashing<File>>>;
+
+/// Passes writes on to `inner` and hashes (SHA-256) every byte that went through: a file's
+/// digest comes from writing it, never from reading it back.
+struct Hashing<W> {
+    inner: W,
+    digest: aws_lc_rs::digest::Context,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.digest.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn new_writer(dir: &FsPath, sorted: bool, labels: &[KeyValue]) -> Result<PartWriter, PartError> {
     let schema = Schema::get();
     let file = tempfile::tempfile_in(dir)?;
     let sorting = sorted.then(declared_sort);
@@ -395,24 +418,38 @@ fn new_writer(
         .set_created_by(concat!("auditlake ", env!("CARGO_PKG_VERSION")).into())
         .set_key_value_metadata(Some(labels.to_vec()))
         .build();
+    let hashing = Hashing {
+        inner: file,
+        digest: aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
+    };
     Ok(ArrowWriter::try_new(
-        BufWriter::with_capacity(1 << 20, file),
+        BufWriter::with_capacity(1 << 20, hashing),
         schema.arrow().clone(),
         Some(props),
     )?)
 }
 
-/// Writes the Parquet footer and returns the file.
-fn close_writer(writer: ArrowWriter<BufWriter<File>>) -> Result<File, PartError> {
+/// A written file and its SHA-256 (lowercase hex).
+type Hashed = (File, String);
+
+/// Writes the Parquet footer and returns the file, with the SHA-256 of every byte written.
+fn close_writer(writer: PartWriter) -> Result<Hashed, PartError> {
     let buffered = writer.into_inner()?;
-    Ok(buffered.into_inner().map_err(|e| e.into_error())?)
+    let hashing = buffered.into_inner().map_err(|e| e.into_error())?;
+    let digest = hashing.digest.finish();
+    Ok((hashing.inner, hex(digest.as_ref())))
+}
+
+/// Lowercase hex, as `sha256sum` prints a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Copies a finished part into a new temporary file that does not declare a sort order. It
 /// streams batch by batch, so memory stays one row group as when writing; the disk briefly holds
 /// both copies. The rows keep their order: sorting a file larger than memory would need an
 /// external sort, for a case that only a broken API produces.
-fn rewrite_unsorted(file: File, dir: &FsPath, labels: &[KeyValue]) -> Result<File, PartError> {
+fn rewrite_unsorted(file: File, dir: &FsPath, labels: &[KeyValue]) -> Result<Hashed, PartError> {
     let schema = Schema::get();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
         .with_batch_size(BATCH_ROWS)

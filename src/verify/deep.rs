@@ -21,9 +21,13 @@ impl Check<'_> {
     /// Reads every row of every file (`--deep`).
     pub(super) async fn read_every_row(&mut self, to_read: Vec<ToRead>) -> Result<(), VerifyError> {
         let mut ids: HashSet<i64> = HashSet::new();
+        let digests = self.recorded_digests();
         for (window, path, _, rows) in &to_read {
             match self.lake.read(&Path::from(path.as_str())).await? {
-                Some(bytes) => deep_check(window, path, *rows, bytes, &mut ids, &mut self.findings),
+                Some(bytes) => {
+                    self.check_bytes(&digests, window, path, &bytes);
+                    deep_check(window, path, *rows, bytes, &mut ids, &mut self.findings)
+                }
                 None => self.found(
                     Kind::MissingFile,
                     Some(window.id()),

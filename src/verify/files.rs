@@ -471,7 +471,7 @@ mod tests {
             .verify_with(&VerifyOptions {
                 since: Some(DAY2.start),
                 until: Some(DAY2.end),
-                deep: false,
+                ..VerifyOptions::default()
             })
             .await;
         assert_eq!(kinds(&report), [], "{report}");

@@ -20,6 +20,7 @@ mod api;
 mod deep;
 mod delta;
 mod files;
+mod integrity;
 #[cfg(test)]
 mod test_lake;
 
@@ -59,6 +60,9 @@ pub struct VerifyOptions {
     pub until: Option<i64>,
     /// Read every file.
     pub deep: bool,
+    /// Hash every file and compare it with the SHA-256 its marker recorded (also part of
+    /// `deep`).
+    pub integrity: bool,
 }
 
 /// A kind of problem.
@@ -98,6 +102,9 @@ pub enum Kind {
     /// The Delta log and the markers name different files (or sizes); the next run (or a
     /// repair) converges the log in one commit.
     LogDisagrees,
+    /// A file's SHA-256 differs from the one its marker recorded when it was written: its bytes
+    /// changed after the commit (integrity).
+    Altered,
 }
 
 impl Kind {
@@ -270,6 +277,9 @@ pub async fn verify(
     if options.deep {
         check.read_every_row(to_read).await?;
     } else {
+        if options.integrity {
+            check.hash_files(&to_read).await?;
+        }
         check.read_footers(to_read).await?;
     }
     if let Some(client) = api {
