@@ -243,9 +243,12 @@ impl Lake {
         let unknown = |key: &str| open_err(format!("unknown storage setting {key:?}"));
         let store: Arc<dyn ObjectStore> = match url.scheme() {
             "s3" | "s3a" => {
+                // Every PUT (and each multipart part) carries x-amz-checksum-sha256, which S3
+                // checks before it stores the object; a bucket with Object Lock requires one.
                 let mut builder = AmazonS3Builder::new()
                     .with_client_options(client)
-                    .with_retry(retry_config());
+                    .with_retry(retry_config())
+                    .with_checksum_algorithm(object_store::aws::Checksum::SHA256);
                 for (key, value) in options.settings.iter().filter(|(k, _)| k.starts_with("aws_")) {
                     let key: AmazonS3ConfigKey = key.parse().map_err(|_| unknown(key))?;
                     builder = builder.with_config(key, value);

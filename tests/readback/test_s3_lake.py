@@ -6,7 +6,7 @@ import json
 import os
 import urllib.request
 import uuid
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -85,3 +85,48 @@ def test_athena_and_trino_ddl_for_the_bucket_parse_and_project_every_partition(s
     # ddl only reads.
     after = sorted(info.path for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)))
     assert after == before
+
+
+def test_every_put_carried_its_sha256_and_the_marker_records_the_same(simulator):
+    """The store checks every upload (x-amz-checksum-sha256 on PUT, which an Object Lock bucket
+    requires): moto's request recorder shows each file's PUT with its SHA-256, and it is the one
+    the file's marker recorded."""
+    import base64
+
+    def moto(action):
+        request = urllib.request.Request(f"{ENDPOINT}/moto-api/recorder/{action}", method="POST")
+        return urllib.request.urlopen(request).read()
+
+    bucket = f"sums-{uuid.uuid4().hex[:12]}"
+    urllib.request.urlopen(urllib.request.Request(f"{ENDPOINT}/{bucket}", method="PUT")).read()
+    moto("reset-recording")
+    moto("start-recording")
+    try:
+        done = run(["export", "--subdomain", "acme", "--dest", f"s3://{bucket}/audit", "--since", SINCE,
+                    "--until", "2024-01-03", "--base-url", simulator],
+                   env_extra={"AWS_ENDPOINT_URL": ENDPOINT, "AWS_REGION": "us-east-1",
+                              "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+        assert done.returncode == 0, done.stderr
+    finally:
+        moto("stop-recording")
+    recording = urllib.request.urlopen(f"{ENDPOINT}/moto-api/recorder/download-recording").read().decode()
+    sent = {}
+    for line in recording.splitlines():
+        request = json.loads(line)
+        path = unquote(urlparse(request["url"]).path)
+        if request["method"] == "PUT" and path.endswith(".parquet"):
+            headers = {k.lower(): v for k, v in request["headers"].items()}
+            sent[path.split(f"/{bucket}/audit/", 1)[1]] = headers.get("x-amz-checksum-sha256")
+    host = urlparse(ENDPOINT)
+    fs = pafs.S3FileSystem(access_key="testing", secret_key="testing", region="us-east-1",
+                           endpoint_override=host.netloc, scheme=host.scheme)
+    markers = fs.get_file_info(pafs.FileSelector(f"{bucket}/audit/_auditlake/subdomain=acme/windows"))
+    files = []
+    for marker in markers:
+        with fs.open_input_stream(marker.path) as f:
+            files.extend(json.loads(f.read())["files"])
+    assert len(files) >= 2
+    for file in files:
+        header = sent.get(file["path"])
+        assert header, f"{file['path']}: its PUT carried no x-amz-checksum-sha256"
+        assert base64.b64decode(header).hex() == file["sha256"], file["path"]
