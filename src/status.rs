@@ -1,6 +1,7 @@
 //! What the manifest says about a lake: done windows, gaps between them, the open window, rows,
 //! how fresh it is, the last run and the lease. Reading only: `status` never writes.
 
+use crate::lake::chain;
 use crate::lake::delta::{DeltaLog, TableFormat};
 use std::fmt;
 
@@ -62,6 +63,18 @@ pub struct Status {
     pub lease: Option<LeaseHolder>,
     /// The Delta table's latest version, for a lake in table format `delta`.
     pub delta_version: Option<u64>,
+    /// The digest chain's last link (its seq, window and time), if the chain has one.
+    pub chain_head: Option<ChainHead>,
+}
+
+/// The last link of the digest chain, as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainHead {
+    pub seq: u64,
+    pub window: String,
+    pub at: String,
+    /// Links are not signed yet.
+    pub signed: bool,
 }
 
 impl Status {
@@ -89,6 +102,7 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
         TableFormat::Parquet => None,
     };
     let dataset = Some(dataset);
+    let chain_head = chain_head(lake, subdomain).await?;
     let markers = manifest.markers().await?;
     let open_window = manifest.open_window().await?;
     let grid = dataset
@@ -116,6 +130,7 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
         last_run: manifest.last_run().await?,
         lease,
         delta_version,
+        chain_head,
         rows: markers.values().map(|m| m.rows).sum(),
         files: markers.values().map(|m| m.files.len() as u64).sum(),
         bytes: markers.values().map(|m| m.bytes).sum(),
@@ -137,7 +152,43 @@ pub fn gaps(starts: &[i64], grid: Grid) -> Vec<Gap> {
         .collect()
 }
 
+/// The digest chain's last link: one listing, and the last link.
+async fn chain_head(lake: &Lake, subdomain: &str) -> Result<Option<ChainHead>, StatusError> {
+    let links = chain::links(lake, subdomain)
+        .await
+        .map_err(ManifestError::from)?;
+    let Some((seq, window, _, path)) = links.last() else {
+        return Ok(None);
+    };
+    let at = match lake.read(path).await.map_err(ManifestError::from)? {
+        Some(bytes) => serde_json::from_slice::<chain::Digest>(&bytes)
+            .map(|d| d.at)
+            .unwrap_or_else(|_| "unreadable".into()),
+        None => "gone".into(),
+    };
+    Ok(Some(ChainHead {
+        seq: *seq,
+        window: window.clone(),
+        at,
+        signed: false,
+    }))
+}
+
 impl Status {
+    /// The digest chain's last link, or that there is none yet.
+    fn chain(&self) -> String {
+        match &self.chain_head {
+            Some(head) => format!(
+                "{} links, the last for window {} at {} ({})",
+                head.seq,
+                head.window,
+                head.at,
+                if head.signed { "signed" } else { "unsigned" }
+            ),
+            None => "none yet (starts with the next commit)".into(),
+        }
+    }
+
     /// The table's format, and its version for a Delta table.
     fn table(&self) -> String {
         let format = self.dataset.as_ref().map(|d| d.table_format);
@@ -169,6 +220,7 @@ impl fmt::Display for Status {
             dataset.window, dataset.schema_version
         )?;
         writeln!(f, "table:       {}", self.table())?;
+        writeln!(f, "chain:       {}", self.chain())?;
         match (&self.done_from, &self.done_to) {
             (Some(from), Some(to)) => writeln!(
                 f,

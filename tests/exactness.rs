@@ -173,6 +173,18 @@ async fn verify_names_each_damage_and_repair_makes_the_lake_exact() {
         "{:?}",
         markers(dir.path())
     );
+    // The repair is a link of the digest chain: which generation it replaces, and why.
+    let link = dir
+        .path()
+        .join("_auditlake/subdomain=acme/digests")
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-20240301T0000Z-g2.json"))
+        .expect("a link for the repaired generation");
+    let link: serde_json::Value = serde_json::from_slice(&std::fs::read(link).unwrap()).unwrap();
+    assert_eq!(link["replaces"], 1);
+    assert!(link["reason"].as_str().unwrap().starts_with("repair:"));
     assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
 }
 
@@ -236,7 +248,9 @@ async fn an_interrupted_repair_is_finished_by_the_next_export() {
             "part-20240302T0000Z-g2-0.parquet",
         )
         .replace("\"generation\": 1", "\"generation\": 2");
-    std::fs::write(windows.join("20240302T0000Z.g2.json"), marker).unwrap();
+    std::fs::write(windows.join("20240302T0000Z.g2.json"), &marker).unwrap();
+    // Its link, written before the marker as the repair writes it.
+    chain_link_for(dir.path(), &marker, 1);
     assert_eq!(
         kinds(&check(dir.path(), false).await),
         [Kind::Stray, Kind::Stray],
@@ -648,4 +662,35 @@ async fn a_window_confirmed_after_its_horizon_is_not_counted_again() {
     let fourth = export(run("2024-03-04T12:00:00Z", 3)).await;
     assert_eq!((fourth.windows_rechecked, fourth.windows_repaired), (3, 1));
     assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+}
+
+/// Appends the chain's link of `marker` (its JSON), replacing generation `replaces`, as a
+/// repair writes it before its marker.
+fn chain_link_for(dest: &Path, marker: &str, replaces: u32) {
+    use auditlake::lake::chain::{sha256_hex, ChainedFile, Digest};
+    use auditlake::lake::manifest::WindowRecord;
+    let dir = dest.join("_auditlake/subdomain=acme/digests");
+    let mut links: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    links.sort();
+    let record: WindowRecord = serde_json::from_str(marker).unwrap();
+    let last = std::fs::read(links.last().unwrap()).unwrap();
+    let digest = Digest {
+        seq: links.len() as u64 + 1,
+        window: record.window.clone(),
+        generation: record.generation,
+        replaces: Some(replaces),
+        reason: Some("test".into()),
+        files: ChainedFile::of(&record.files).unwrap(),
+        previous: Some(sha256_hex(&last)),
+        at: "2024-03-05T00:00:00Z".into(),
+        run_id: "test".into(),
+    };
+    let name = format!(
+        "{:010}-{}-g{}.json",
+        digest.seq, digest.window, digest.generation
+    );
+    std::fs::write(dir.join(name), serde_json::to_vec_pretty(&digest).unwrap()).unwrap();
 }

@@ -47,16 +47,18 @@ async fn check(dest: &Path, integrity: bool) -> verify::Report {
     verify::verify(&lake, "acme", &options, None).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_file_s_digest_is_in_its_marker_and_sha256sum_agrees() {
+/// A lake of three daily windows, exported from a simulator.
+async fn exported() -> tempfile::TempDir {
     let sim = start(sim_config(3_000, FROM, TO)).await;
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(
-        export(export_config(&sim, dir.path(), FROM, TO, "1d"))
-            .await
-            .exit_code(),
-        0
-    );
+    let summary = export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    assert_eq!(summary.exit_code(), 0);
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_file_s_digest_is_in_its_marker_and_sha256sum_agrees() {
+    let dir = exported().await;
     let files = recorded(dir.path());
     assert!(!files.is_empty());
     for (path, sha256) in &files {
@@ -97,14 +99,7 @@ async fn every_file_s_digest_is_in_its_marker_and_sha256sum_agrees() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byte_changed_after_the_commit_is_reported_by_integrity_and_deep() {
-    let sim = start(sim_config(3_000, FROM, TO)).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_eq!(
-        export(export_config(&sim, dir.path(), FROM, TO, "1d"))
-            .await
-            .exit_code(),
-        0
-    );
+    let dir = exported().await;
     let (path, _) = recorded(dir.path()).remove(1);
     let file = dir.path().join(&path);
     let mut bytes = std::fs::read(&file).unwrap();
@@ -138,4 +133,192 @@ async fn a_byte_changed_after_the_commit_is_reported_by_integrity_and_deep() {
         assert_eq!(out.status.code(), Some(6), "{flag}: {}", text(&out));
         assert!(text(&out).contains(&path), "{flag}: {}", text(&out));
     }
+}
+
+/// The chain's link files, in order.
+fn links(dest: &Path) -> Vec<std::path::PathBuf> {
+    let dir = dest.join("_auditlake/subdomain=acme/digests");
+    let mut links: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    links.sort();
+    links
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    auditlake::lake::chain::sha256_hex(bytes)
+}
+
+async fn kinds_after(attack: impl FnOnce(&Path)) -> Vec<Kind> {
+    let dir = exported().await;
+    attack(dir.path());
+    let report = check(dir.path(), true).await;
+    let mut kinds: Vec<Kind> = report.findings.iter().map(|f| f.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_commit_is_a_link_of_a_chain_of_hashes() {
+    let dir = exported().await;
+    let links = links(dir.path());
+    assert_eq!(links.len(), 3, "one link per committed window with files");
+    let mut previous = Value::Null;
+    for (i, link) in links.iter().enumerate() {
+        let bytes = std::fs::read(link).unwrap();
+        let digest: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(digest["seq"], i as u64 + 1);
+        assert_eq!(digest["previous"], previous);
+        assert!(!digest["files"].as_array().unwrap().is_empty());
+        previous = Value::from(sha256_hex(&bytes));
+    }
+    let report = check(dir.path(), true).await;
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(report.chain_links, Some(3));
+
+    let dest = dir.path().to_str().unwrap();
+    let status = run_binary(&["status", "--dest", dest, "--subdomain", "acme"], &[]).await;
+    assert!(
+        text(&status).contains("chain:       3 links, the last for window 2024030"),
+        "{}",
+        text(&status)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_attack_on_the_archive_is_named() {
+    let first_file = |dest: &Path| dest.join(&recorded(dest)[0].0);
+    // A file replaced by another with the same rows (re-encoded: other bytes).
+    let same_rows = kinds_after(|dest| {
+        let path = first_file(dest);
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = reader.map(Result::unwrap).collect();
+        let out = std::fs::File::create(&path).unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(out, batches[0].schema(), None).unwrap();
+        for batch in &batches {
+            writer.write(batch).unwrap();
+        }
+        writer.close().unwrap();
+    })
+    .await;
+    // Re-encoded, the file has another size: named as such before any hashing.
+    assert!(
+        same_rows.contains(&Kind::Altered) || same_rows.contains(&Kind::WrongSize),
+        "{same_rows:?}"
+    );
+
+    let deleted = kinds_after(|dest| std::fs::remove_file(first_file(dest)).unwrap()).await;
+    assert!(deleted.contains(&Kind::MissingFile), "{deleted:?}");
+
+    let added = kinds_after(|dest| {
+        let path = first_file(dest);
+        std::fs::copy(&path, path.with_file_name("part-20240301T0000Z-9.parquet")).unwrap();
+    })
+    .await;
+    assert!(added.contains(&Kind::Stray), "{added:?}");
+
+    let link_deleted = kinds_after(|dest| std::fs::remove_file(&links(dest)[1]).unwrap()).await;
+    assert!(
+        link_deleted.contains(&Kind::ChainBroken),
+        "{link_deleted:?}"
+    );
+
+    let link_edited = kinds_after(|dest| {
+        let link = &links(dest)[0];
+        let text = std::fs::read_to_string(link).unwrap();
+        std::fs::write(link, text.replacen("\"rows\": ", "\"rows\": 1", 1)).unwrap();
+    })
+    .await;
+    assert!(link_edited.contains(&Kind::ChainBroken), "{link_edited:?}");
+
+    let swapped = kinds_after(|dest| {
+        let links = links(dest);
+        let (a, b) = (
+            std::fs::read(&links[0]).unwrap(),
+            std::fs::read(&links[1]).unwrap(),
+        );
+        std::fs::write(&links[0], b).unwrap();
+        std::fs::write(&links[1], a).unwrap();
+    })
+    .await;
+    assert!(swapped.contains(&Kind::ChainBroken), "{swapped:?}");
+
+    let truncated = kinds_after(|dest| {
+        let link = &links(dest)[2];
+        let bytes = std::fs::read(link).unwrap();
+        std::fs::write(link, &bytes[..bytes.len() / 2]).unwrap();
+    })
+    .await;
+    assert!(truncated.contains(&Kind::ChainBroken), "{truncated:?}");
+
+    // A marker edited to name another file (and its digest), as if the window held other rows.
+    let marker_edited = kinds_after(|dest| {
+        let dir = dest.join("_auditlake/subdomain=acme/windows");
+        let name = &markers(dest)[0];
+        let mut marker: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+        marker["files"][0]["sha256"] = Value::from("0".repeat(64));
+        std::fs::write(dir.join(name), serde_json::to_vec(&marker).unwrap()).unwrap();
+    })
+    .await;
+    assert!(
+        marker_edited.contains(&Kind::ChainDisagrees),
+        "{marker_edited:?}"
+    );
+
+    // A marker deleted together with its files: only the chain still knows the window.
+    let window_removed = kinds_after(|dest| {
+        let dir = dest.join("_auditlake/subdomain=acme/windows");
+        let name = markers(dest)[0].clone();
+        let marker: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(&name)).unwrap()).unwrap();
+        for file in marker["files"].as_array().unwrap() {
+            std::fs::remove_file(dest.join(file["path"].as_str().unwrap())).unwrap();
+        }
+        std::fs::remove_file(dir.join(name)).unwrap();
+    })
+    .await;
+    assert_eq!(window_removed, [Kind::ChainDisagrees]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lake_from_before_the_chain_verifies_with_a_note_and_starts_one_at_its_next_commit() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = export(export_config(&sim, dir.path(), FROM, "2024-03-03", "1d")).await;
+    assert_eq!(first.exit_code(), 0);
+    // As an older auditlake left it: no digests, no chain.
+    std::fs::remove_dir_all(dir.path().join("_auditlake/subdomain=acme/digests")).unwrap();
+    for name in markers(dir.path()) {
+        let path = dir
+            .path()
+            .join("_auditlake/subdomain=acme/windows")
+            .join(name);
+        let mut marker: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for file in marker["files"].as_array_mut().unwrap() {
+            file.as_object_mut().unwrap().remove("sha256");
+        }
+        std::fs::write(&path, serde_json::to_vec(&marker).unwrap()).unwrap();
+    }
+    let report = check(dir.path(), true).await;
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(report.chain_links, Some(0));
+    assert!(report.to_string().contains("digest chain: none yet"));
+
+    let next = export(export_config(&sim, dir.path(), FROM, TO, "1d")).await;
+    assert_eq!(next.exit_code(), 0);
+    assert_eq!(
+        links(dir.path()).len(),
+        1,
+        "the chain starts with the next commit"
+    );
+    let report = check(dir.path(), true).await;
+    assert!(report.findings.is_empty(), "{report:?}");
 }

@@ -27,6 +27,7 @@ use parquet::arrow::ProjectionMask;
 use object_store::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use crate::lake::chain::Head;
 use crate::lake::delta::{DeltaError, DeltaLog};
 use crate::lake::layout;
 use crate::lake::lease::{Fence, LeaseError};
@@ -90,6 +91,8 @@ pub struct Committer {
     delta: Arc<OnceLock<Arc<DeltaLog>>>,
     /// The dataset as pinned, while its conversion to a Delta table is pending.
     pub(crate) converting: Arc<std::sync::Mutex<Option<Dataset>>>,
+    /// The subdomain's digest chain (read by [`Committer::begin`]); appends one at a time.
+    chain: Arc<tokio::sync::Mutex<Option<Head>>>,
 }
 
 impl Committer {
@@ -108,7 +111,33 @@ impl Committer {
             run_id: run_id.to_string(),
             delta: Arc::new(OnceLock::new()),
             converting: Arc::new(std::sync::Mutex::new(None)),
+            chain: Arc::new(tokio::sync::Mutex::new(None)),
         }
+    }
+
+    /// Reads the chain's head, for the appends of this run.
+    pub(crate) async fn read_chain(&self) -> Result<(), CommitError> {
+        let head = Head::read(&self.lake, &self.subdomain).await?;
+        *self.chain.lock().await = Some(head);
+        Ok(())
+    }
+
+    /// Appends the digest of `record` (the marker about to be created) to the chain, before the
+    /// marker: `replaces` the generation a repair replaces.
+    async fn chain_link(
+        &self,
+        record: &WindowRecord,
+        replaces: Option<u32>,
+    ) -> Result<(), CommitError> {
+        let mut chain = self.chain.lock().await;
+        if chain.is_none() {
+            *chain = Some(Head::read(&self.lake, &self.subdomain).await?);
+        }
+        self.fence.check()?;
+        let head = chain.as_mut().expect("read above");
+        head.append(&self.lake, &self.subdomain, record, replaces)
+            .await?;
+        Ok(())
     }
 
     /// The run this committer writes for.
@@ -227,6 +256,7 @@ impl Committer {
         let keep: Vec<FileEntry> = files.iter().chain(&logged).cloned().collect();
         self.sweep(window, &keep).await?;
         let record = self.marker(window, files);
+        self.chain_link(&record, None).await?;
         self.fence.check()?;
         let mut created = self.manifest.commit(window, &record).await?;
         if created == Created::AlreadyExisted && self.is_own_marker(window, &record).await? {
@@ -403,6 +433,7 @@ impl Committer {
         let mut record = self.marker(window, files);
         record.generation = generation;
         record.reason = Some(reason.to_string());
+        self.chain_link(&record, Some(current.generation)).await?;
         self.fence.check()?;
         if self.manifest.commit(window, &record).await? == Created::AlreadyExisted {
             // A create that the store applied but answered with an error is retried and then

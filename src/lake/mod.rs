@@ -9,6 +9,7 @@
 //! [`Committer`] it fences), whose committer reads the state the run starts from
 //! ([`LakeState`]) and makes every change.
 
+pub mod chain;
 pub(crate) mod commit;
 pub mod delta;
 #[cfg(test)]

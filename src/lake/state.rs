@@ -82,6 +82,7 @@ impl Committer {
             log.load().await?;
         }
         let repairs_converged = self.converge_repairs(grid, &generations).await?;
+        self.read_chain().await?;
         let open = manifest.open_window().await?;
         if let Some(log) = self.delta() {
             self.converge_log(log, grid, &generations, open.as_ref())

@@ -73,6 +73,7 @@ mod tests {
             rows: 20,
             windows: vec![check(&DAY1), check(&DAY2)],
             findings,
+            chain_links: None,
         }
     }
 

@@ -17,6 +17,7 @@
 //! (`--against-api`).
 
 mod api;
+mod chain;
 mod deep;
 mod delta;
 mod files;
@@ -105,6 +106,13 @@ pub enum Kind {
     /// A file's SHA-256 differs from the one its marker recorded when it was written: its bytes
     /// changed after the commit (integrity).
     Altered,
+    /// The digest chain is broken: a link missing, edited, reordered, truncated.
+    ChainBroken,
+    /// A marker and its window's link in the chain name different files, or a chained window
+    /// has no marker.
+    ChainDisagrees,
+    /// A committed window with recorded digests has no link in the chain.
+    Unchained,
 }
 
 impl Kind {
@@ -114,7 +122,13 @@ impl Kind {
     pub fn needs_reexport(self) -> bool {
         !matches!(
             self,
-            Kind::Stray | Kind::Staging | Kind::ApiFewer | Kind::LogDisagrees
+            Kind::Stray
+                | Kind::Staging
+                | Kind::ApiFewer
+                | Kind::LogDisagrees
+                | Kind::ChainBroken
+                | Kind::ChainDisagrees
+                | Kind::Unchained
         )
     }
 }
@@ -169,6 +183,10 @@ pub struct Report {
     pub rows: u64,
     pub windows: Vec<WindowCheck>,
     pub findings: Vec<Finding>,
+    /// The digest chain's links walked (`--integrity`, `--deep`): `Some(0)` for a lake with no
+    /// chain yet; `None` when it was not walked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_links: Option<u64>,
 }
 
 impl Report {
@@ -214,6 +232,14 @@ impl fmt::Display for Report {
             "{} {} ({mode}): {} windows, {} files, {} rows",
             self.dest, self.subdomain, self.windows_checked, self.files_checked, self.rows
         )?;
+        match self.chain_links {
+            Some(0) => writeln!(
+                f,
+                "digest chain: none yet (a lake made before digests were chained: the chain starts with its next commit)"
+            )?,
+            Some(links) => writeln!(f, "digest chain: {links} links walked")?,
+            None => {}
+        }
         let troubled: Vec<&WindowCheck> = self
             .windows
             .iter()
@@ -273,6 +299,9 @@ pub async fn verify(
     if check.table_format == TableFormat::Delta {
         check.delta_log(&listing).await?;
     }
+    if options.integrity || options.deep {
+        check.chain_links = Some(check.walk_chain().await?.links);
+    }
     let files_checked = to_read.len() as u64;
     if options.deep {
         check.read_every_row(to_read).await?;
@@ -309,6 +338,7 @@ struct Check<'a> {
     open: Option<WindowRecord>,
     windows: Vec<WindowCheck>,
     findings: Vec<Finding>,
+    chain_links: Option<u64>,
 }
 
 impl<'a> Check<'a> {
@@ -339,6 +369,7 @@ impl<'a> Check<'a> {
             open: None,
             windows: Vec::new(),
             findings: Vec::new(),
+            chain_links: None,
         };
         for (start, generation) in manifest.generations().await? {
             let window = check.window(start);
@@ -413,6 +444,7 @@ impl<'a> Check<'a> {
             rows: self.windows.iter().map(|w| w.lake_rows).sum(),
             windows: self.windows,
             findings: self.findings,
+            chain_links: self.chain_links,
         }
     }
 }
