@@ -73,6 +73,9 @@ pub struct ChainHead {
     pub seq: u64,
     pub window: String,
     pub at: String,
+    /// The SHA-256 of the last link's bytes: written down elsewhere (a ticket, a log), it
+    /// anchors the chain, so that truncating or rewriting it shows.
+    pub sha256: String,
     /// Links are not signed yet.
     pub signed: bool,
 }
@@ -157,19 +160,20 @@ async fn chain_head(lake: &Lake, subdomain: &str) -> Result<Option<ChainHead>, S
     let links = chain::links(lake, subdomain)
         .await
         .map_err(ManifestError::from)?;
-    let Some((seq, window, _, path)) = links.last() else {
+    let Some((seq, path)) = links.last() else {
         return Ok(None);
     };
-    let at = match lake.read(path).await.map_err(ManifestError::from)? {
-        Some(bytes) => serde_json::from_slice::<chain::Digest>(&bytes)
-            .map(|d| d.at)
-            .unwrap_or_else(|_| "unreadable".into()),
-        None => "gone".into(),
-    };
+    let bytes = lake.read(path).await.map_err(ManifestError::from)?;
+    let digest = bytes
+        .as_ref()
+        .and_then(|b| serde_json::from_slice::<chain::Digest>(b).ok());
     Ok(Some(ChainHead {
         seq: *seq,
-        window: window.clone(),
-        at,
+        window: digest
+            .as_ref()
+            .map_or_else(|| "?".into(), |d| d.window.clone()),
+        at: digest.map_or_else(|| "unreadable".into(), |d| d.at),
+        sha256: bytes.map_or_else(String::new, |b| chain::sha256_hex(&b)),
         signed: false,
     }))
 }
@@ -179,11 +183,12 @@ impl Status {
     fn chain(&self) -> String {
         match &self.chain_head {
             Some(head) => format!(
-                "{} links, the last for window {} at {} ({})",
+                "{} links, the last for window {} at {} ({}), sha256 {}",
                 head.seq,
                 head.window,
                 head.at,
-                if head.signed { "signed" } else { "unsigned" }
+                if head.signed { "signed" } else { "unsigned" },
+                head.sha256
             ),
             None => "none yet (starts with the next commit)".into(),
         }

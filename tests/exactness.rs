@@ -174,18 +174,30 @@ async fn verify_names_each_damage_and_repair_makes_the_lake_exact() {
         markers(dir.path())
     );
     // The repair is a link of the digest chain: which generation it replaces, and why.
-    let link = dir
+    let link: serde_json::Value = dir
         .path()
         .join("_auditlake/subdomain=acme/digests")
         .read_dir()
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("-20240301T0000Z-g2.json"))
+        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .find(|l: &serde_json::Value| l["window"] == "20240301T0000Z" && l["generation"] == 2)
         .expect("a link for the repaired generation");
-    let link: serde_json::Value = serde_json::from_slice(&std::fs::read(link).unwrap()).unwrap();
     assert_eq!(link["replaces"], 1);
     assert!(link["reason"].as_str().unwrap().starts_with("repair:"));
     assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
+
+    // Rolled back: the repair's marker deleted, so that generation 1's marker is current
+    // again (its files put back). The chain's latest link for the window says otherwise.
+    let windows = dir.path().join("_auditlake/subdomain=acme/windows");
+    std::fs::remove_file(windows.join("20240301T0000Z.g2.json")).unwrap();
+    let rolled_back = check(dir.path(), true).await;
+    assert!(
+        rolled_back
+            .findings
+            .iter()
+            .any(|f| f.kind == Kind::ChainDisagrees && f.detail.contains("rolled back")),
+        "{rolled_back}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -688,9 +700,6 @@ fn chain_link_for(dest: &Path, marker: &str, replaces: u32) {
         at: "2024-03-05T00:00:00Z".into(),
         run_id: "test".into(),
     };
-    let name = format!(
-        "{:010}-{}-g{}.json",
-        digest.seq, digest.window, digest.generation
-    );
+    let name = format!("{:010}.json", digest.seq);
     std::fs::write(dir.join(name), serde_json::to_vec_pretty(&digest).unwrap()).unwrap();
 }

@@ -273,6 +273,22 @@ async fn each_attack_on_the_archive_is_named() {
         "{marker_edited:?}"
     );
 
+    // A marker of a higher generation forged without digests (so that no hash is checked).
+    let forged = kinds_after(|dest| {
+        let dir = dest.join("_auditlake/subdomain=acme/windows");
+        let name = markers(dest)[0].clone();
+        let mut marker: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(&name)).unwrap()).unwrap();
+        marker["generation"] = Value::from(2);
+        for file in marker["files"].as_array_mut().unwrap() {
+            file.as_object_mut().unwrap().remove("sha256");
+        }
+        let forged = name.replace(".json", ".g2.json");
+        std::fs::write(dir.join(forged), serde_json::to_vec(&marker).unwrap()).unwrap();
+    })
+    .await;
+    assert!(forged.contains(&Kind::ChainDisagrees), "{forged:?}");
+
     // A marker deleted together with its files: only the chain still knows the window.
     let window_removed = kinds_after(|dest| {
         let dir = dest.join("_auditlake/subdomain=acme/windows");

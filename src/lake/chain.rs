@@ -16,8 +16,6 @@
 //! before digests were recorded are not chained ("no chain yet" until the next commit), nor are
 //! empty windows.
 
-use std::collections::BTreeSet;
-
 use bytes::Bytes;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
@@ -71,73 +69,56 @@ impl ChainedFile {
     }
 }
 
-/// `(seq, window, generation)` of a digest's file name.
-pub fn parse_digest_name(name: &str) -> Option<(u64, String, u32)> {
+/// The seq of a link's file name.
+pub fn parse_digest_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(".json")?;
-    let (seq, rest) = stem.split_once('-')?;
-    let (window, generation) = rest.rsplit_once("-g")?;
-    Some((
-        seq.parse().ok()?,
-        window.to_string(),
-        generation.parse().ok()?,
-    ))
+    (stem.len() == 10).then(|| stem.parse().ok()).flatten()
 }
 
-/// The chain's links as one listing names them: `(seq, window, generation, path)`, by seq.
-pub async fn links(
-    lake: &Lake,
-    subdomain: &str,
-) -> Result<Vec<(u64, String, u32, Path)>, StorageError> {
+/// The chain's links as one listing names them, by seq.
+pub async fn links(lake: &Lake, subdomain: &str) -> Result<Vec<(u64, Path)>, StorageError> {
     let mut links: Vec<_> = lake
         .list(&layout::digests(subdomain))
         .await?
         .into_iter()
-        .filter_map(|p| {
-            let (seq, window, generation) = parse_digest_name(p.filename()?)?;
-            Some((seq, window, generation, p))
-        })
+        .filter_map(|p| Some((parse_digest_name(p.filename()?)?, p)))
         .collect();
     links.sort_by_key(|l| l.0);
     Ok(links)
 }
 
-/// The chain's head, as a run appends to it: the next seq, the previous digest's hash, and the
-/// commits already chained.
+/// The chain's head, as a run appends to it: the next seq and the previous link's hash.
 #[derive(Debug, Default)]
 pub struct Head {
     next: u64,
     previous: Option<String>,
-    chained: BTreeSet<(String, u32)>,
 }
 
+/// Times an append re-reads the head after finding its seq taken (by an earlier create of its
+/// own whose answer was lost, so that its commit failed).
+const HEAD_RELOADS: u32 = 3;
+
 impl Head {
-    /// Reads the head from the lake: one listing, and the last digest.
+    /// Reads the head from the lake: one listing, and the last link.
     pub async fn read(lake: &Lake, subdomain: &str) -> Result<Head, StorageError> {
         let links = links(lake, subdomain).await?;
-        let chained = links.iter().map(|(_, w, g, _)| (w.clone(), *g)).collect();
-        let Some((seq, _, _, path)) = links.last() else {
+        let Some((seq, path)) = links.last() else {
             return Ok(Head {
                 next: 1,
                 previous: None,
-                chained,
             });
         };
         let previous = lake.read(path).await?.map(|bytes| sha256_hex(&bytes));
         Ok(Head {
             next: seq + 1,
             previous,
-            chained,
         })
     }
 
-    /// Whether `window`'s `generation` has a link.
-    pub fn has(&self, window: &str, generation: u32) -> bool {
-        self.chained.contains(&(window.to_string(), generation))
-    }
-
     /// Appends the link of `record` (the marker about to be created): `replaces` the generation
-    /// before, for a repair. A marker whose files have no recorded digest is not chained (returns
-    /// `false`).
+    /// before, for a repair. A first commit of an empty window is not chained (a backfill
+    /// commits thousands before the first record); neither is a marker whose files have no
+    /// recorded digest. Returns whether a link was written.
     pub async fn append(
         &mut self,
         lake: &Lake,
@@ -145,39 +126,43 @@ impl Head {
         record: &WindowRecord,
         replaces: Option<u32>,
     ) -> Result<bool, StorageError> {
-        // An empty window has nothing to prove (a backfill commits thousands before the first
-        // record); emptying a chained window is caught by its link.
-        let Some(files) = ChainedFile::of(&record.files).filter(|f| !f.is_empty()) else {
+        let Some(files) = ChainedFile::of(&record.files) else {
             return Ok(false);
         };
-        let digest = Digest {
-            seq: self.next,
-            window: record.window.clone(),
-            generation: record.generation,
-            replaces,
-            reason: record.reason.clone(),
-            files,
-            previous: self.previous.clone(),
-            at: format_rfc3339(chrono::Utc::now().timestamp()),
-            run_id: record.run_id.clone(),
-        };
-        let body = Bytes::from(serde_json::to_vec_pretty(&digest).expect("plain data serializes"));
-        let path = layout::digest(subdomain, digest.seq, &digest.window, digest.generation);
-        if lake.create(&path, body.clone()).await? == Created::AlreadyExisted {
-            // A create that applied but whose answer was lost, retried: the same bytes are
-            // this very link. Anything else under the lease is impossible; it is reported by
-            // verify as a fork rather than overwritten.
-            let existing = lake.read(&path).await?;
-            if existing.as_ref() != Some(&body) {
-                tracing::error!(path = %path, "a digest of this seq exists with other content; the chain is not extended");
-                return Ok(false);
-            }
+        if files.is_empty() && replaces.is_none() && record.reason.is_none() {
+            return Ok(false);
         }
-        self.next += 1;
-        self.previous = Some(sha256_hex(&body));
-        self.chained
-            .insert((record.window.clone(), record.generation));
-        Ok(true)
+        for _ in 0..=HEAD_RELOADS {
+            let digest = Digest {
+                seq: self.next,
+                window: record.window.clone(),
+                generation: record.generation,
+                replaces,
+                reason: record.reason.clone(),
+                files: files.clone(),
+                previous: self.previous.clone(),
+                at: format_rfc3339(chrono::Utc::now().timestamp()),
+                run_id: record.run_id.clone(),
+            };
+            let body =
+                Bytes::from(serde_json::to_vec_pretty(&digest).expect("plain data serializes"));
+            let path = layout::digest(subdomain, digest.seq);
+            let created = lake.create(&path, body.clone()).await?;
+            // A create that applied but whose answer was lost, retried by the store client,
+            // finds these very bytes.
+            if created == Created::Created || lake.read(&path).await?.as_ref() == Some(&body) {
+                self.next += 1;
+                self.previous = Some(sha256_hex(&body));
+                return Ok(true);
+            }
+            // The seq is taken: by an earlier link of this run whose create failed after it
+            // applied (its commit then failed). Follow the chain as the lake holds it.
+            *self = Head::read(lake, subdomain).await?;
+        }
+        Err(StorageError::Open {
+            dest: lake.display().to_string(),
+            reason: format!("the digest chain's next link is taken {HEAD_RELOADS} times over: another writer is appending to it"),
+        })
     }
 }
 

@@ -135,8 +135,14 @@ impl Committer {
         }
         self.fence.check()?;
         let head = chain.as_mut().expect("read above");
-        head.append(&self.lake, &self.subdomain, record, replaces)
-            .await?;
+        let appended = head
+            .append(&self.lake, &self.subdomain, record, replaces)
+            .await;
+        if appended.is_err() {
+            // Whether the link's create applied is unknown: the next append reads the head.
+            *chain = None;
+        }
+        appended?;
         Ok(())
     }
 
@@ -468,6 +474,14 @@ impl Committer {
             Some("an interrupted change finished"),
         )
         .await?;
+        if let Some(current) = current {
+            // The interrupted change may have chained its generation before it stopped: a link
+            // says the current one stands, so the window's latest link is its marker's.
+            let mut stands = current.clone();
+            stands.reason =
+                Some("an interrupted change was finished; this generation stands".into());
+            self.chain_link(&stands, Some(current.generation)).await?;
+        }
         let removed = self.sweep(window, keep).await?;
         self.fence.check()?;
         self.manifest.end_repair(window).await?;

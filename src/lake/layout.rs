@@ -16,7 +16,7 @@
 //! _auditlake/subdomain=SUB/api.json                                     what runs learned of the API (created_at bounds)
 //! _auditlake/subdomain=SUB/recheck.json                                 how far the recheck has confirmed the lake
 //! _auditlake/subdomain=SUB/lease/<generation>.json                      the lease, one file a generation
-//! _auditlake/subdomain=SUB/digests/<seq>-<window>-g<G>.json             a link of the digest chain
+//! _auditlake/subdomain=SUB/digests/<seq>.json                           a link of the digest chain
 //! _auditlake/probes/<random>                                            a create-if-absent check, removed at once
 //! ```
 //! Readers point at the table root, which holds nothing but the table: the run's state
@@ -248,10 +248,10 @@ pub fn digests(subdomain: &str) -> Path {
     meta(subdomain).join("digests")
 }
 
-/// The digest chain's link `seq`, for `window`'s `generation`: the name says which commit it
-/// chains, so that one listing tells which commits have a link.
-pub fn digest(subdomain: &str, seq: u64, window: &str, generation: u32) -> Path {
-    digests(subdomain).join(format!("{seq:010}-{window}-g{generation}.json"))
+/// The digest chain's link `seq`: named by its number alone, so that create-if-absent lets
+/// exactly one link follow each (the window and generation it chains are in its content).
+pub fn digest(subdomain: &str, seq: u64) -> Path {
+    digests(subdomain).join(format!("{seq:010}.json"))
 }
 
 /// How far the recheck has confirmed the lake: the windows it need not count again.

@@ -4,7 +4,7 @@
 //! the walk where it happened; a marker edited to name other files, or deleted with its files,
 //! disagrees with its link. Every finding is reported; the walk never stops early.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Check, Kind, VerifyError};
 use crate::lake::chain::{links, sha256_hex, ChainedFile, Digest};
@@ -16,29 +16,35 @@ pub(super) struct Walk {
 }
 
 impl Check<'_> {
-    /// Walks the subdomain's chain and compares it with the markers.
-    pub(super) async fn walk_chain(&mut self) -> Result<Walk, VerifyError> {
+    /// Walks the subdomain's chain and compares it with the markers and the lake's `listing`.
+    pub(super) async fn walk_chain(
+        &mut self,
+        listing: &HashMap<String, u64>,
+    ) -> Result<Walk, VerifyError> {
         let links = links(self.lake, self.subdomain).await?;
-        let mut walk = Walk {
+        let walk = Walk {
             links: links.len() as u64,
         };
-        if links.is_empty() {
-            return Ok(walk);
-        }
         let mut previous: Option<String> = None;
-        let mut latest: BTreeMap<(String, u32), Digest> = BTreeMap::new();
+        let mut last_seq = 0;
+        // Each window's latest link (by seq).
+        let mut latest: BTreeMap<String, Digest> = BTreeMap::new();
         let mut first_at: Option<String> = None;
-        for (i, (seq, window, generation, path)) in links.iter().enumerate() {
-            let expected = i as u64 + 1;
+        for (seq, path) in &links {
             let path_text = path.to_string();
-            if *seq != expected {
+            if *seq != last_seq + 1 {
                 self.found(
                     Kind::ChainBroken,
-                    Some(window.clone()),
+                    None,
                     Some(path_text.clone()),
-                    format!("link {seq} where link {expected} should be: a link is missing, or two share a number"),
+                    format!(
+                        "link {seq} follows link {last_seq}: links {} to {} are missing",
+                        last_seq + 1,
+                        seq - 1
+                    ),
                 );
             }
+            last_seq = *seq;
             let Some(bytes) = self.lake.read(path).await? else {
                 continue;
             };
@@ -47,76 +53,91 @@ impl Check<'_> {
                 Err(e) => {
                     self.found(
                         Kind::ChainBroken,
-                        Some(window.clone()),
+                        None,
                         Some(path_text),
-                        format!("the digest does not parse ({e}): truncated or edited"),
+                        format!("the link does not parse ({e}): truncated or edited"),
                     );
                     previous = Some(sha256_hex(&bytes));
                     continue;
                 }
             };
-            if digest.seq != *seq || digest.window != *window || digest.generation != *generation {
+            if digest.seq != *seq {
                 self.found(
                     Kind::ChainBroken,
-                    Some(window.clone()),
+                    Some(digest.window.clone()),
                     Some(path_text.clone()),
                     format!(
-                        "the digest says link {} of window {} generation {}, its name another",
-                        digest.seq, digest.window, digest.generation
+                        "the link says it is link {}, its name {seq}: moved or swapped",
+                        digest.seq
                     ),
                 );
             }
             if digest.previous != previous {
                 self.found(
                     Kind::ChainBroken,
-                    Some(window.clone()),
+                    Some(digest.window.clone()),
                     Some(path_text),
                     "the link does not follow the one before it (its previous hash differs): a link before it was edited, removed or swapped".into(),
                 );
             }
             previous = Some(sha256_hex(&bytes));
             first_at.get_or_insert_with(|| digest.at.clone());
-            latest.insert((digest.window.clone(), digest.generation), digest);
+            latest.insert(digest.window.clone(), digest);
         }
-        self.compare_markers(&latest, first_at.as_deref());
-        walk.links = links.len() as u64;
+        self.compare_markers(&latest, first_at.as_deref(), listing);
         Ok(walk)
     }
 
-    /// Each current marker against the latest link of its window and generation; each chained
-    /// window without a marker.
+    /// Each current marker against its window's latest link, and each chained window without a
+    /// marker.
     fn compare_markers(
         &mut self,
-        latest: &BTreeMap<(String, u32), Digest>,
+        latest: &BTreeMap<String, Digest>,
         first_at: Option<&str>,
+        listing: &HashMap<String, u64>,
     ) {
         let mut findings = Vec::new();
+        let marked: BTreeSet<String> = self.markers.values().map(|m| m.window.clone()).collect();
         for marker in self.markers.values() {
-            let provable = ChainedFile::of(&marker.files).filter(|f| !f.is_empty());
-            match (latest.get(&(marker.window.clone(), marker.generation)), provable) {
-                (Some(link), named) if named.as_ref() != Some(&link.files) => findings.push((
+            let named = ChainedFile::of(&marker.files);
+            match latest.get(&marker.window) {
+                Some(link) if link.generation != marker.generation => findings.push((
                     Kind::ChainDisagrees,
                     marker.window.clone(),
-                    format!("the marker (generation {}) names other files or digests than the chain's link {}: edited?", marker.generation, link.seq),
+                    format!("the window's latest link ({}) is of generation {}, its marker of generation {}: a marker replaced or rolled back?", link.seq, link.generation, marker.generation),
                 )),
-                (Some(_), _) | (None, None) => {}
-                (None, Some(_)) if first_at.is_some_and(|at| marker.completed_at.as_str() < at) => {}
-                (None, Some(_)) => findings.push((
+                Some(link) if named.as_ref() == Some(&link.files) => {}
+                // An empty first commit after a link whose commit never came (its files gone).
+                Some(link)
+                    if marker.files.is_empty()
+                        && link.files.iter().all(|f| !listing.contains_key(&f.path)) => {}
+                Some(link) => findings.push((
+                    Kind::ChainDisagrees,
+                    marker.window.clone(),
+                    format!("the marker names other files or digests than the window's latest link ({}): edited?", link.seq),
+                )),
+                // Before the chain began (or an empty window): nothing to compare.
+                None if first_at.is_none_or(|at| marker.completed_at.as_str() < at) => {}
+                // No digests recorded (written before they were), or an empty window.
+                None if named.as_ref().is_none_or(Vec::is_empty) => {}
+                None => findings.push((
                     Kind::Unchained,
                     marker.window.clone(),
                     format!("generation {} has no link in the chain", marker.generation),
                 )),
             }
         }
-        let windows: std::collections::BTreeSet<&str> =
-            latest.keys().map(|(w, _)| w.as_str()).collect();
-        for window in windows {
-            let has_marker = self.markers.values().any(|m| m.window == window);
-            if !has_marker && !self.unreadable_window(window) {
+        for (window, link) in latest {
+            if !marked.contains(window) && !self.unreadable_window(window) {
+                let present = link
+                    .files
+                    .iter()
+                    .filter(|f| listing.contains_key(&f.path))
+                    .count();
                 findings.push((
                     Kind::ChainDisagrees,
-                    window.to_string(),
-                    "the chain names the window's files, but it has no marker: removed with its files, or its commit was interrupted (the next export commits it)".into(),
+                    window.clone(),
+                    format!("the chain's link {} names the window's files ({present} of {} in the lake), but the window has no marker: removed with its files, or its commit was interrupted (the next export commits it)", link.seq, link.files.len()),
                 ));
             }
         }

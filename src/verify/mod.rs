@@ -300,7 +300,7 @@ pub async fn verify(
         check.delta_log(&listing).await?;
     }
     if options.integrity || options.deep {
-        check.chain_links = Some(check.walk_chain().await?.links);
+        check.chain_links = Some(check.walk_chain(&listing).await?.links);
     }
     let files_checked = to_read.len() as u64;
     if options.deep {
