@@ -699,6 +699,8 @@ fn chain_link_for(dest: &Path, marker: &str, replaces: u32) {
         previous: Some(sha256_hex(&last)),
         at: "2024-03-05T00:00:00Z".into(),
         run_id: "test".into(),
+        key: None,
+        signature: None,
     };
     let name = format!("{:010}.json", digest.seq);
     std::fs::write(dir.join(name), serde_json::to_vec_pretty(&digest).unwrap()).unwrap();

@@ -338,3 +338,142 @@ async fn a_lake_from_before_the_chain_verifies_with_a_note_and_starts_one_at_its
     let report = check(dir.path(), true).await;
     assert!(report.findings.is_empty(), "{report:?}");
 }
+
+/// Signing (Ed25519): every link signed with the run's key, whose fingerprint the lake pins;
+/// verify needs only the public key, and names an unsigned link, another key's signature, and a
+/// link changed after it was signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_chain_verifies_with_its_public_key_only() {
+    use auditlake::lake::signing::{generate_pem, public_pem, Signer, Verifier};
+    use std::sync::Arc;
+
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let private = generate_pem();
+    let signer = Arc::new(Signer::from_pem(&private).unwrap());
+    let mut config = export_config(&sim, dir.path(), FROM, TO, "1d");
+    config.signer = Some(signer.clone());
+    assert_eq!(export(config.clone()).await.exit_code(), 0);
+    let dataset: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("_auditlake/subdomain=acme/dataset.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dataset["signing_key"], signer.fingerprint());
+    let key_body = private.lines().nth(1).unwrap();
+    for link in links(dir.path()) {
+        let text = std::fs::read_to_string(&link).unwrap();
+        assert!(text.contains("\"signature\"") && !text.contains(key_body));
+    }
+
+    let lake = Lake::open(dir.path().to_str().unwrap(), &StoreOptions::default()).unwrap();
+    let verify_with = |public: &str| {
+        let options = VerifyOptions {
+            integrity: true,
+            public_key: Some(Verifier::from_pem(public).unwrap()),
+            ..VerifyOptions::default()
+        };
+        let lake = lake.clone();
+        async move { verify::verify(&lake, "acme", &options, None).await.unwrap() }
+    };
+    let good = verify_with(&public_pem(&signer)).await;
+    assert!(good.findings.is_empty(), "{good:?}");
+
+    let other = Signer::from_pem(&generate_pem()).unwrap();
+    let wrong = verify_with(&public_pem(&other)).await;
+    assert!(wrong.findings.iter().all(|f| f.kind == Kind::BadSignature));
+    assert!(
+        wrong.findings.len() >= 4,
+        "the pin, and each link: {wrong:?}"
+    );
+
+    // A link changed after it was signed (its time), the chain otherwise intact: the last one,
+    // so that no later link's previous hash gives it away.
+    let last = links(dir.path()).pop().unwrap();
+    let text = std::fs::read_to_string(&last).unwrap();
+    let mut link: Value = serde_json::from_str(&text).unwrap();
+    link["at"] = Value::from("2020-01-01T00:00:00Z");
+    std::fs::write(&last, serde_json::to_vec_pretty(&link).unwrap()).unwrap();
+    let changed = verify_with(&public_pem(&signer)).await;
+    assert!(
+        changed
+            .findings
+            .iter()
+            .any(|f| f.kind == Kind::BadSignature && f.detail.contains("does not verify")),
+        "{changed:?}"
+    );
+
+    // A run without the key, or with another, is refused: the chain stays signed by one key.
+    config.signer = None;
+    let refused = auditlake::run::export(
+        config.clone(),
+        tokio_util::sync::CancellationToken::new(),
+        &auditlake::run::NoProgress,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("--signing-key-file"), "{refused}");
+    assert!(!refused.contains(key_body));
+}
+
+/// The command line: `export --signing-key-file`, `verify --public-key`; the key never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_through_the_command_line_never_shows_the_key() {
+    use auditlake::lake::signing::{generate_pem, public_pem, Signer};
+
+    let sim = start(sim_config(1_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let private = generate_pem();
+    let key_body = private.lines().nth(1).unwrap().to_string();
+    let key = dir.path().join("chain.key");
+    std::fs::write(&key, &private).unwrap();
+    let public = dir.path().join("chain.pub");
+    std::fs::write(&public, public_pem(&Signer::from_pem(&private).unwrap())).unwrap();
+    let other = dir.path().join("other.pub");
+    std::fs::write(
+        &other,
+        public_pem(&Signer::from_pem(&generate_pem()).unwrap()),
+    )
+    .unwrap();
+
+    let mut args = twelve_hour_export(lake.to_str().unwrap(), &sim.base_url());
+    args.extend([
+        "--signing-key-file".to_string(),
+        key.to_str().unwrap().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_binary(&args, &[("ZENDESK_OAUTH_TOKEN", TOKEN)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(&key_body));
+
+    let verify = |public: &std::path::Path| {
+        let lake = lake.to_str().unwrap().to_string();
+        let public = public.to_str().unwrap().to_string();
+        async move {
+            run_binary(
+                &[
+                    "verify",
+                    "--dest",
+                    &lake,
+                    "--subdomain",
+                    "acme",
+                    "--public-key",
+                    &public,
+                ],
+                &[],
+            )
+            .await
+        }
+    };
+    let good = verify(&public).await;
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    let bad = verify(&other).await;
+    assert_eq!(bad.status.code(), Some(6), "{}", text(&bad));
+    assert!(text(&bad).contains("BadSignature"), "{}", text(&bad));
+
+    // A private key given where a public one is expected is refused, naming the flag only.
+    let wrong = verify(&key).await;
+    assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong));
+    assert!(text(&wrong).contains("--public-key") && !text(&wrong).contains(&key_body));
+}

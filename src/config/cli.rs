@@ -466,6 +466,15 @@ pub struct WorkArgs {
     )]
     pub pagination: Pagination,
 
+    /// Ed25519 private key (PKCS#8 PEM) signing each digest-chain link; never shown in a log.
+    #[arg(
+        long,
+        env = "AUDITLAKE_SIGNING_KEY_FILE",
+        value_name = "FILE",
+        help_heading = "Where to"
+    )]
+    pub signing_key_file: Option<PathBuf>,
+
     /// Directory for temporary Parquet files before upload [default: the system's].
     #[arg(
         long,
@@ -664,6 +673,10 @@ pub struct VerifyArgs {
     /// per window, within the shared request budget); needs credentials as for export.
     #[arg(long)]
     pub against_api: bool,
+
+    /// Ed25519 public key (SPKI PEM: `openssl pkey -pubout`) that must sign every chain link.
+    #[arg(long, value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
 
     /// Print the report as JSON.
     #[arg(long, help_heading = "Output")]

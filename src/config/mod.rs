@@ -30,9 +30,11 @@ use crate::config::duration::{parse_duration, parse_duration_ms};
 use crate::config::store::store;
 use crate::lake::delta::TableFormat;
 use crate::lake::lease::{min_lease_ttl, MIN_LOCAL_LEASE_TTL};
+use crate::lake::signing::{Signer, Verifier};
 use crate::lake::storage::StoreOptions;
 use crate::plan::window::{parse_instant, Grid};
 use crate::zendesk::{ClientOptions, Filters, Pagination, RetryPolicy};
+use std::sync::Arc;
 
 /// A configuration the run cannot start with. The message says which setting and why; it never
 /// holds a secret's value.
@@ -80,6 +82,8 @@ pub struct ExportConfig {
     pub store: StoreOptions,
     /// The run's id: in its lease, its summary and every JSON log line (see [`crate::lake::lease`]).
     pub run_id: String,
+    /// The key that signs the digest chain's links (`--signing-key-file`).
+    pub signer: Option<Arc<Signer>>,
 }
 
 /// More windows at once only add memory (each holds an open Parquet row group).
@@ -250,6 +254,7 @@ pub fn export(
     Ok(ExportConfig {
         run_id: new_run_id(),
         lease_ttl: work.lease_ttl,
+        signer: work.signer.clone(),
         recheck: recheck(&args.recheck)?,
         store,
         api,
@@ -315,6 +320,7 @@ struct Work {
     pagination: Pagination,
     tmp_dir: PathBuf,
     lease_ttl: Duration,
+    signer: Option<Arc<Signer>>,
 }
 
 /// Validates the work settings of a run writing into `dest` through `store`.
@@ -330,7 +336,29 @@ fn work(args: &WorkArgs, dest: &str, store: &StoreOptions) -> Result<Work, Confi
         pagination: args.pagination,
         tmp_dir,
         lease_ttl: lease_ttl(&args.lease_ttl, dest, store)?,
+        signer: args.signing_key_file.as_deref().map(signer).transpose()?,
     })
+}
+
+/// The signing key of `--signing-key-file`; errors name the file, never its contents.
+fn signer(path: &std::path::Path) -> Result<Arc<Signer>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "--signing-key-file: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    Signer::from_pem(&text)
+        .map(Arc::new)
+        .map_err(|e| ConfigError(format!("--signing-key-file {}: {e}", path.display())))
+}
+
+/// The public key of `verify --public-key`.
+fn verifier(path: &std::path::Path) -> Result<Verifier, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("--public-key: cannot read {}: {e}", path.display())))?;
+    Verifier::from_pem(&text)
+        .map_err(|e| ConfigError(format!("--public-key {}: {e}", path.display())))
 }
 
 /// `--lease-ttl`, checked against what one renewal can take on this store.
@@ -552,7 +580,8 @@ pub fn verify(
             since,
             until,
             deep: args.deep,
-            integrity: args.integrity || args.deep,
+            integrity: args.integrity || args.deep || args.public_key.is_some(),
+            public_key: args.public_key.as_deref().map(verifier).transpose()?,
         },
     })
 }
@@ -602,6 +631,7 @@ pub fn repair(
         metrics_file: None,
         tmp_dir: work.tmp_dir,
         lease_ttl: work.lease_ttl,
+        signer: work.signer.clone(),
         recheck: Duration::ZERO,
         store: check.store.clone(),
         run_id: new_run_id(),

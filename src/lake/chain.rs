@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lake::layout;
 use crate::lake::manifest::{FileEntry, WindowRecord};
+use crate::lake::signing::Signer;
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::format_rfc3339;
 use crate::table::encode::hex;
@@ -43,6 +44,19 @@ pub struct Digest {
     pub previous: Option<String>,
     pub at: String,
     pub run_id: String,
+    /// The fingerprint of the key that signed the link, and its signature (base64) of the
+    /// link's bytes without the signature (see [`signed_message`]); absent when unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// The bytes a link's signature signs: the link as written, without its signature.
+pub fn signed_message(digest: &Digest) -> Vec<u8> {
+    let mut unsigned = digest.clone();
+    unsigned.signature = None;
+    serde_json::to_vec_pretty(&unsigned).expect("plain data serializes")
 }
 
 /// A file as a digest names it.
@@ -125,6 +139,7 @@ impl Head {
         subdomain: &str,
         record: &WindowRecord,
         replaces: Option<u32>,
+        signer: Option<&Signer>,
     ) -> Result<bool, StorageError> {
         let Some(files) = ChainedFile::of(&record.files) else {
             return Ok(false);
@@ -133,7 +148,7 @@ impl Head {
             return Ok(false);
         }
         for _ in 0..=HEAD_RELOADS {
-            let digest = Digest {
+            let mut digest = Digest {
                 seq: self.next,
                 window: record.window.clone(),
                 generation: record.generation,
@@ -143,7 +158,12 @@ impl Head {
                 previous: self.previous.clone(),
                 at: format_rfc3339(chrono::Utc::now().timestamp()),
                 run_id: record.run_id.clone(),
+                key: signer.map(|s| s.fingerprint().to_string()),
+                signature: None,
             };
+            if let Some(signer) = signer {
+                digest.signature = Some(signer.sign(&signed_message(&digest)));
+            }
             let body =
                 Bytes::from(serde_json::to_vec_pretty(&digest).expect("plain data serializes"));
             let path = layout::digest(subdomain, digest.seq);

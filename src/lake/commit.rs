@@ -35,6 +35,7 @@ use crate::lake::manifest::{
     ApiFacts, Confirmed, Dataset, FileEntry, LastRun, Manifest, ManifestError, RepairJournal,
     WindowRecord,
 };
+use crate::lake::signing::Signer;
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339, Window};
 use crate::table::encode::{FileStats, PartError};
@@ -93,6 +94,8 @@ pub struct Committer {
     pub(crate) converting: Arc<std::sync::Mutex<Option<Dataset>>>,
     /// The subdomain's digest chain (read by [`Committer::begin`]); appends one at a time.
     chain: Arc<tokio::sync::Mutex<Option<Head>>>,
+    /// The key that signs the chain's links, if the run has one.
+    signer: Arc<OnceLock<Arc<Signer>>>,
 }
 
 impl Committer {
@@ -112,7 +115,13 @@ impl Committer {
             delta: Arc::new(OnceLock::new()),
             converting: Arc::new(std::sync::Mutex::new(None)),
             chain: Arc::new(tokio::sync::Mutex::new(None)),
+            signer: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Signs every link this committer appends with `signer`.
+    pub fn sign_with(&self, signer: Arc<Signer>) {
+        let _ = self.signer.set(signer);
     }
 
     /// Reads the chain's head, for the appends of this run.
@@ -136,7 +145,13 @@ impl Committer {
         self.fence.check()?;
         let head = chain.as_mut().expect("read above");
         let appended = head
-            .append(&self.lake, &self.subdomain, record, replaces)
+            .append(
+                &self.lake,
+                &self.subdomain,
+                record,
+                replaces,
+                self.signer.get().map(|s| s.as_ref()),
+            )
             .await;
         if appended.is_err() {
             // Whether the link's create applied is unknown: the next append reads the head.

@@ -64,6 +64,10 @@ pub struct Dataset {
     /// into a Delta table when a run asks for it (see [`crate::lake::delta`]), never back.
     #[serde(default)]
     pub table_format: TableFormat,
+    /// The fingerprint of the key that signs the digest chain, pinned by the first signed run:
+    /// a run with another key, or none, is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
 impl Dataset {
@@ -77,7 +81,14 @@ impl Dataset {
             filters: filters.clone(),
             created_by: concat!("auditlake ", env!("CARGO_PKG_VERSION")).to_string(),
             table_format: TableFormat::Parquet,
+            signing_key: None,
         }
+    }
+
+    /// The dataset signed with the key of fingerprint `key` (or unsigned).
+    pub fn with_signing_key(mut self, key: Option<String>) -> Dataset {
+        self.signing_key = key;
+        self
     }
 
     /// The dataset in table format `format`.
@@ -284,8 +295,13 @@ impl Manifest {
         pinned: &Dataset,
         format: TableFormat,
     ) -> Result<(), ManifestError> {
-        let dataset = pinned.clone().with_format(format);
-        let body = serde_json::to_vec_pretty(&dataset).expect("plain data serializes");
+        self.record_dataset(&pinned.clone().with_format(format))
+            .await
+    }
+
+    /// Rewrites the pinned dataset (a conversion, the first signed run).
+    pub async fn record_dataset(&self, dataset: &Dataset) -> Result<(), ManifestError> {
+        let body = serde_json::to_vec_pretty(dataset).expect("plain data serializes");
         self.lake
             .write(&layout::dataset(&self.subdomain), Bytes::from(body))
             .await?;

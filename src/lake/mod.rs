@@ -18,6 +18,7 @@ mod held;
 pub(crate) mod layout;
 pub mod lease;
 pub mod manifest;
+pub mod signing;
 mod state;
 pub mod storage;
 

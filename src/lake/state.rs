@@ -30,6 +30,7 @@ impl Committer {
     /// converted by [`Committer::begin`]; a Delta table is never turned back.
     pub async fn pin(&self, dataset: &Dataset) -> Result<(), ManifestError> {
         let pinned = self.manifest().pin(dataset).await?;
+        let pinned = self.pin_signing_key(pinned, dataset).await?;
         let format = match (pinned.table_format, dataset.table_format) {
             (TableFormat::Delta, TableFormat::Parquet) => {
                 return Err(ManifestError::Mismatch {
@@ -45,6 +46,37 @@ impl Committer {
             (format, _) => format,
         };
         self.open_table(format, &dataset.subdomain).await
+    }
+
+    /// The chain's key: pinned by the first signed run (recorded in `dataset.json`), and from
+    /// then on required, the same, of every run.
+    async fn pin_signing_key(
+        &self,
+        pinned: Dataset,
+        wanted: &Dataset,
+    ) -> Result<Dataset, ManifestError> {
+        let refuse = |why: String| ManifestError::Mismatch {
+            dest: self.lake().display().to_string(),
+            subdomain: wanted.subdomain.clone(),
+            differences: why,
+        };
+        match (&pinned.signing_key, &wanted.signing_key) {
+            (Some(a), Some(b)) if a == b => Ok(pinned),
+            (Some(a), Some(b)) => Err(refuse(format!(
+                "the digest chain is signed with key {a}, this run's --signing-key-file is {b}"
+            ))),
+            (Some(a), None) => Err(refuse(format!(
+                "the digest chain is signed with key {a}: run with --signing-key-file"
+            ))),
+            (None, Some(b)) => {
+                tracing::info!(key = %b, "the digest chain is signed from now on; the key's fingerprint is pinned in dataset.json");
+                let mut signed = pinned.clone();
+                signed.signing_key = Some(b.clone());
+                self.manifest().record_dataset(&signed).await?;
+                Ok(signed)
+            }
+            (None, None) => Ok(pinned),
+        }
     }
 
     /// Opens the table in `format`: a Delta table's log receives every change from now on. A

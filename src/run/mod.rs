@@ -132,6 +132,19 @@ async fn record_confirmed(
     }
 }
 
+/// Pins the dataset this run writes (grid, filters, table format, the chain's signing key), and
+/// has the committer sign with the run's key.
+async fn pin_dataset(config: &ExportConfig, committer: &Committer) -> Result<(), RunError> {
+    if let Some(signer) = &config.signer {
+        committer.sign_with(signer.clone());
+    }
+    let key = config.signer.as_ref().map(|s| s.fingerprint().to_string());
+    let dataset = Dataset::new(&config.api.subdomain, config.grid, &config.filters)
+        .with_format(config.table_format)
+        .with_signing_key(key);
+    Ok(committer.pin(&dataset).await?)
+}
+
 /// The run proper, under the lease; `lost` fires if the lease is lost.
 async fn export_leased(
     config: ExportConfig,
@@ -142,12 +155,7 @@ async fn export_leased(
     lost: CancellationToken,
     progress: &dyn Progress,
 ) -> Result<Summary, RunError> {
-    committer
-        .pin(
-            &Dataset::new(&config.api.subdomain, config.grid, &config.filters)
-                .with_format(config.table_format),
-        )
-        .await?;
+    pin_dataset(&config, &committer).await?;
     let state = committer
         .begin(config.grid, config.recheck.as_secs())
         .await?;

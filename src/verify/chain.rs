@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Check, Kind, VerifyError};
-use crate::lake::chain::{links, sha256_hex, ChainedFile, Digest};
+use crate::lake::chain::{links, sha256_hex, signed_message, ChainedFile, Digest};
 
 /// What the walk found, for the report's note.
 #[derive(Debug, Default)]
@@ -25,6 +25,15 @@ impl Check<'_> {
         let walk = Walk {
             links: links.len() as u64,
         };
+        if let (Some(verifier), Some(pinned)) = (&self.options.public_key, &self.signing_key) {
+            if verifier.fingerprint() != pinned {
+                let detail = format!(
+                    "--public-key is key {}, the lake pins key {pinned} for its chain",
+                    verifier.fingerprint()
+                );
+                self.found(Kind::BadSignature, None, None, detail);
+            }
+        }
         let mut previous: Option<String> = None;
         let mut last_seq = 0;
         // Each window's latest link (by seq).
@@ -76,11 +85,12 @@ impl Check<'_> {
                 self.found(
                     Kind::ChainBroken,
                     Some(digest.window.clone()),
-                    Some(path_text),
+                    Some(path_text.clone()),
                     "the link does not follow the one before it (its previous hash differs): a link before it was edited, removed or swapped".into(),
                 );
             }
             previous = Some(sha256_hex(&bytes));
+            self.check_signature(&digest, &path_text);
             first_at.get_or_insert_with(|| digest.at.clone());
             latest.insert(digest.window.clone(), digest);
         }
@@ -143,6 +153,31 @@ impl Check<'_> {
         }
         for (kind, window, detail) in findings {
             self.found(kind, Some(window), None, detail);
+        }
+    }
+
+    /// A link's signature against `--public-key`, if given.
+    fn check_signature(&mut self, digest: &Digest, path: &str) {
+        let Some(verifier) = self.options.public_key.clone() else {
+            return;
+        };
+        let problem = match (&digest.key, &digest.signature) {
+            (_, None) => Some("the link is not signed".to_string()),
+            (Some(key), Some(_)) if key != verifier.fingerprint() => Some(format!(
+                "the link is signed by key {key}, not by --public-key's"
+            )),
+            (_, Some(signature)) if !verifier.verifies(&signed_message(digest), signature) => {
+                Some("the signature does not verify: the link changed after it was signed".into())
+            }
+            _ => None,
+        };
+        if let Some(detail) = problem {
+            self.found(
+                Kind::BadSignature,
+                Some(digest.window.clone()),
+                Some(path.to_string()),
+                detail,
+            );
         }
     }
 

@@ -64,6 +64,8 @@ pub struct VerifyOptions {
     /// Hash every file and compare it with the SHA-256 its marker recorded (also part of
     /// `deep`).
     pub integrity: bool,
+    /// The public key the chain's links must be signed with.
+    pub public_key: Option<crate::lake::signing::Verifier>,
 }
 
 /// A kind of problem.
@@ -113,6 +115,8 @@ pub enum Kind {
     ChainDisagrees,
     /// A committed window with recorded digests has no link in the chain.
     Unchained,
+    /// A link unsigned, signed by another key, or whose signature does not verify.
+    BadSignature,
 }
 
 impl Kind {
@@ -129,6 +133,7 @@ impl Kind {
                 | Kind::ChainBroken
                 | Kind::ChainDisagrees
                 | Kind::Unchained
+                | Kind::BadSignature
         )
     }
 }
@@ -329,6 +334,8 @@ struct Check<'a> {
     grid: Grid,
     filters: crate::zendesk::Filters,
     table_format: TableFormat,
+    /// The fingerprint of the key the dataset pins for its chain, if signed.
+    signing_key: Option<String>,
     /// Every current marker, in the lake (strays are judged against all of them).
     markers: BTreeMap<i64, WindowRecord>,
     /// Windows whose current marker does not parse: their files are still theirs (never
@@ -364,6 +371,7 @@ impl<'a> Check<'a> {
             grid,
             filters: dataset.filters,
             table_format: dataset.table_format,
+            signing_key: dataset.signing_key,
             markers: BTreeMap::new(),
             unreadable: BTreeMap::new(),
             open: None,

@@ -136,6 +136,7 @@ pub fn export_config(
         lease_ttl: Duration::from_secs(600),
         store: Default::default(),
         run_id: auditlake::config::new_run_id(),
+        signer: None,
     }
 }
 
