@@ -76,7 +76,7 @@ pub struct ChainHead {
     /// The SHA-256 of the last link's bytes: written down elsewhere (a ticket, a log), it
     /// anchors the chain, so that truncating or rewriting it shows.
     pub sha256: String,
-    /// Links are not signed yet.
+    /// Whether the last link carries a signature.
     pub signed: bool,
 }
 
@@ -172,9 +172,9 @@ async fn chain_head(lake: &Lake, subdomain: &str) -> Result<Option<ChainHead>, S
         window: digest
             .as_ref()
             .map_or_else(|| "?".into(), |d| d.window.clone()),
+        signed: digest.as_ref().is_some_and(|d| d.signature.is_some()),
         at: digest.map_or_else(|| "unreadable".into(), |d| d.at),
         sha256: bytes.map_or_else(String::new, |b| chain::sha256_hex(&b)),
-        signed: false,
     }))
 }
 

@@ -468,6 +468,9 @@ async fn signing_through_the_command_line_never_shows_the_key() {
     };
     let good = verify(&public).await;
     assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    let lake_text = lake.to_str().unwrap();
+    let status = run_binary(&["status", "--dest", lake_text, "--subdomain", "acme"], &[]).await;
+    assert!(text(&status).contains("(signed)"), "{}", text(&status));
     let bad = verify(&other).await;
     assert_eq!(bad.status.code(), Some(6), "{}", text(&bad));
     assert!(text(&bad).contains("BadSignature"), "{}", text(&bad));

@@ -58,6 +58,16 @@ def test_pyarrow_reads_the_bucket_exactly(s3_lake, source):
     assert len(markers) == 8
 
 
+def test_verify_integrity_hashes_the_bucket_and_walks_its_chain(s3_lake):
+    fs, root = s3_lake
+    bucket, prefix = root.split("/", 1)
+    done = run(["verify", "--dest", f"s3://{bucket}/{prefix}", "--subdomain", "acme", "--integrity"],
+               env_extra={"AWS_ENDPOINT_URL": ENDPOINT, "AWS_REGION": "us-east-1",
+                          "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "digest chain: 8 links walked" in done.stdout, done.stdout
+
+
 def test_athena_and_trino_ddl_for_the_bucket_parse_and_project_every_partition(s3_lake):
     import sqlglot
 
