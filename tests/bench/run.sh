@@ -19,6 +19,10 @@
 #   req-busy-day-nosort (e) req-busy-day against a simulator whose offset form ignores sort_by /
 #                sort_order (the list operation documents no order parameter for it)
 #
+# hash-cost     (issue 20) after one-window: the CPU of SHA-256 over that lake's Parquet bytes
+#               (what hashing every file as it is written costs), per million records and as a
+#               share of one-window's own CPU
+#
 # Delta scenarios (issue 19): the cost of --table-format delta.
 #   ten-days-delta  ten-days with the Delta log: records/s against ten-days
 #   delta-log       100,000 records over 30 days, --window 1h (720 windows, one commit each, 7
@@ -34,7 +38,7 @@ BIN=${1:-target/release/auditlake}
 SIM_BIN=${BENCH_SIM_BIN:-$BIN}
 OUT=${BENCH_OUT:-bench-out}
 RECORDS=${BENCH_RECORDS:-1000000}
-SCENARIOS=${BENCH_SCENARIOS:-one-window ten-days ten-days-delta delta-log window-2m req-sparse req-busy-day req-30d req-busy-day-nosort sched-hourly sched-5min sched-hourly-1h sched-hourly-nosort}
+SCENARIOS=${BENCH_SCENARIOS:-one-window hash-cost ten-days ten-days-delta delta-log window-2m req-sparse req-busy-day req-30d req-busy-day-nosort sched-hourly sched-5min sched-hourly-1h sched-hourly-nosort}
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -109,6 +113,25 @@ print(f"{name:<12} rows={summary['rows']:>7}  requests={summary['requests']:>6} 
 PY
 }
 
+hash_cost() { # SHA-256 over one-window's files, against one-window's CPU
+  [ -f "$OUT/one-window.time" ] || { echo "hash-cost needs one-window before it"; exit 2; }
+  find "$OUT/one-window-lake/audit_logs" -name '*.parquet' > "$OUT/hash-files"
+  /usr/bin/time -v -o "$OUT/hash-cost.time" xargs sha256sum < "$OUT/hash-files" > /dev/null
+  python3 - "$OUT" <<'PY'
+import json, os, re, sys
+out = sys.argv[1]
+def cpu(name):
+    text = open(f"{out}/{name}.time").read()
+    field = lambda label: float(re.search(re.escape(label) + r":\s*(.+)", text).group(1))
+    return field("User time (seconds)") + field("System time (seconds)")
+rows = json.load(open(f"{out}/one-window.json"))["rows"]
+size = sum(os.path.getsize(p.strip()) for p in open(f"{out}/hash-files"))
+hashing, export = cpu("hash-cost"), cpu("one-window")
+print(f"hash-cost   bytes={size / 1e6:.1f} MB  cpu-s/M={hashing / rows * 1e6:.3f}  "
+      f"({hashing / export:.1%} of one-window's {export / rows * 1e6:.2f} cpu-s/M)")
+PY
+}
+
 delta_log() { # the Delta log's cost: one export of hourly windows, plain and delta
   EXTRA_FLAGS="--recheck 0" run delta-log-plain 2024-01-01 2024-01-31 1h 4 100000
   EXTRA_FLAGS="--recheck 0 --table-format delta" run delta-log-delta 2024-01-01 2024-01-31 1h 4 100000
@@ -136,6 +159,7 @@ echo "auditlake bench: $RECORDS records, $(nproc) cores, $(date -u +%Y-%m-%d)"
 for scenario in $SCENARIOS; do
   case $scenario in
     one-window) run one-window 2024-01-01 2024-01-02 1d 1 ;;
+    hash-cost) hash_cost ;;
     ten-days) run ten-days 2024-01-01 2024-01-11 1d 4 ;;
     ten-days-delta) EXTRA_FLAGS="--table-format delta" run ten-days-delta 2024-01-01 2024-01-11 1d 4 ;;
     delta-log) delta_log ;;
