@@ -75,7 +75,16 @@ async fn every_file_s_digest_is_in_its_marker_and_sha256sum_agrees() {
     }
     assert!(check(dir.path(), true).await.findings.is_empty());
 
-    // The README's check by hand, as written there (jq and sha256sum).
+    // The README's check by hand, as written there (jq and sha256sum). jq is a Debian package
+    // of this machine's image; where it is missing the check is skipped, and says so.
+    let has_jq = std::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_jq {
+        eprintln!("jq is not installed: the README's check by hand is not run");
+        return;
+    }
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let line = readme
@@ -468,12 +477,44 @@ async fn signing_through_the_command_line_never_shows_the_key() {
     };
     let good = verify(&public).await;
     assert_eq!(good.status.code(), Some(0), "{}", text(&good));
-    let lake_text = lake.to_str().unwrap();
-    let status = run_binary(&["status", "--dest", lake_text, "--subdomain", "acme"], &[]).await;
+    let status = run_binary(
+        &[
+            "status",
+            "--dest",
+            lake.to_str().unwrap(),
+            "--subdomain",
+            "acme",
+        ],
+        &[],
+    )
+    .await;
     assert!(text(&status).contains("(signed)"), "{}", text(&status));
     let bad = verify(&other).await;
     assert_eq!(bad.status.code(), Some(6), "{}", text(&bad));
     assert!(text(&bad).contains("BadSignature"), "{}", text(&bad));
+
+    // A repair of a signed lake without its key is refused: it would append unsigned links.
+    let lake_text = lake.to_str().unwrap().to_string();
+    let base = sim.base_url();
+    let repair = run_binary(
+        &[
+            "repair",
+            "--dest",
+            &lake_text,
+            "--subdomain",
+            "acme",
+            "--base-url",
+            &base,
+        ],
+        &[("ZENDESK_OAUTH_TOKEN", TOKEN)],
+    )
+    .await;
+    assert_eq!(repair.status.code(), Some(2), "{}", text(&repair));
+    assert!(
+        text(&repair).contains("--signing-key-file"),
+        "{}",
+        text(&repair)
+    );
 
     // A private key given where a public one is expected is refused, naming the flag only.
     let wrong = verify(&key).await;

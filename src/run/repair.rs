@@ -12,7 +12,7 @@ use super::Context;
 use crate::config::{ExportConfig, RepairConfig};
 use crate::lake::commit::Committer;
 use crate::lake::lease::LeaseError;
-use crate::lake::manifest::{Manifest, WindowRecord};
+use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::Lake;
 use crate::plan::window::{self, Window};
 use crate::verify::{verify, Kind, Report, VerifyError};
@@ -71,6 +71,15 @@ pub async fn repair(
     export_config.filters = dataset.filters.clone();
     export_config.table_format = dataset.table_format;
     export_config.api.subdomain = subdomain.clone();
+    // A repair appends to the digest chain: with the key the lake pins, or not at all.
+    let key = export_config.signer.as_ref().map(|s| s.fingerprint());
+    if let Some(pinned) = dataset.signing_key.as_deref().filter(|&p| key != Some(p)) {
+        return Err(RunError::Manifest(ManifestError::Mismatch {
+            dest: lake.display().to_string(),
+            subdomain: subdomain.clone(),
+            differences: format!("the digest chain is signed with key {pinned}: run repair with its --signing-key-file"),
+        }));
+    }
 
     let guard = Guard::take(&lake, &subdomain, &export_config).await?;
     let committer = guard.committer().clone();
