@@ -10,8 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use auditlake::lake::delta::TableFormat;
-use auditlake::lake::storage::{Lake, StoreOptions};
-use auditlake::verify::{self, Kind, Report, VerifyOptions};
+use auditlake::verify::{Kind, Report, VerifyOptions};
 use common::*;
 use serde_json::Value;
 use zendesk_sim::SimFilter;
@@ -270,10 +269,7 @@ async fn a_commit_lost_after_its_marker_is_made_by_the_next_run() {
 }
 
 async fn verify_lake(dest: &Path) -> Report {
-    let lake = Lake::open(dest.to_str().unwrap(), &StoreOptions::default()).unwrap();
-    verify::verify(&lake, "acme", &VerifyOptions::default(), None)
-        .await
-        .unwrap()
+    verify_lake_with(dest, VerifyOptions::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditlake::lake::storage::{Lake, StoreOptions};
-use auditlake::verify::{self, VerifyOptions};
 use common::*;
 use zendesk_sim::{SimFilter, Simulator};
 
@@ -151,16 +149,7 @@ fn twenty_kills_at_random_moments_then_one_clean_run_leave_the_lake_exact() {
         code, 0,
         "the clean run (seed {seed}, {finished} finished early): {stderr}"
     );
-    let report = runtime.block_on(verify::verify(
-        &Lake::open(lake.to_str().unwrap(), &StoreOptions::default()).unwrap(),
-        "acme",
-        &VerifyOptions {
-            deep: true,
-            ..VerifyOptions::default()
-        },
-        None,
-    ));
-    let report = report.unwrap();
+    let report = runtime.block_on(verify_deep(&lake));
     assert!(report.is_clean(), "seed {seed}: {report}");
     let (code, stderr) = run_to_end(&strings(&[
         "verify",
@@ -210,17 +199,7 @@ fn schedules_at_hourly_and_five_minute_cadence_killed_at_random_moments_end_exac
         let args = daily(export_args(&lake, &sim, TO, "3d"));
         let (code, stderr) = run_to_end(&args);
         assert_eq!(code, 0, "the clean run (seed {seed}): {stderr}");
-        let report = runtime
-            .block_on(verify::verify(
-                &Lake::open(lake.to_str().unwrap(), &StoreOptions::default()).unwrap(),
-                "acme",
-                &VerifyOptions {
-                    deep: true,
-                    ..VerifyOptions::default()
-                },
-                None,
-            ))
-            .unwrap();
+        let report = runtime.block_on(verify_deep(&lake));
         assert!(report.is_clean(), "seed {seed}: {report}");
         assert_lake_exact(&lake, &sim, &SimFilter::default(), FROM, TO);
     }
@@ -258,18 +237,7 @@ async fn twenty_seeds_of_api_faults_end_in_exact_lakes() {
             again.failures
         );
         assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, TO);
-        let lake = Lake::open(dir.path().to_str().unwrap(), &StoreOptions::default()).unwrap();
-        let report = verify::verify(
-            &lake,
-            "acme",
-            &VerifyOptions {
-                deep: true,
-                ..VerifyOptions::default()
-            },
-            None,
-        )
-        .await
-        .unwrap();
+        let report = verify_deep(dir.path()).await;
         assert!(report.is_clean(), "seed {seed}: {report}");
         let stats = sim.stats();
         assert!(
@@ -308,17 +276,7 @@ fn a_delta_schedule_killed_at_random_moments_ends_with_log_markers_and_files_agr
     );
     let (code, stderr) = run_to_end(&delta(daily(export_args(&lake, &sim, TO, "3d"))));
     assert_eq!(code, 0, "the clean run (seed {seed}): {stderr}");
-    let report = runtime
-        .block_on(verify::verify(
-            &Lake::open(lake.to_str().unwrap(), &StoreOptions::default()).unwrap(),
-            "acme",
-            &VerifyOptions {
-                deep: true,
-                ..VerifyOptions::default()
-            },
-            None,
-        ))
-        .unwrap();
+    let report = runtime.block_on(verify_deep(&lake));
     assert!(report.is_clean(), "seed {seed}: {report}");
     assert_lake_exact(&lake, &sim, &SimFilter::default(), FROM, TO);
 }

@@ -39,12 +39,11 @@ fn recorded(dest: &Path) -> Vec<(String, String)> {
 }
 
 async fn check(dest: &Path, integrity: bool) -> verify::Report {
-    let lake = Lake::open(dest.to_str().unwrap(), &StoreOptions::default()).unwrap();
     let options = VerifyOptions {
         integrity,
         ..VerifyOptions::default()
     };
-    verify::verify(&lake, "acme", &options, None).await.unwrap()
+    verify_lake_with(dest, options).await
 }
 
 /// A lake of three daily windows, exported from a simulator.

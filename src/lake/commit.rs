@@ -495,7 +495,8 @@ impl Committer {
             let mut stands = current.clone();
             stands.reason =
                 Some("an interrupted change was finished; this generation stands".into());
-            self.chain_link(&stands, Some(current.generation)).await?;
+            // Not a replacement: the link restates the generation that stands.
+            self.chain_link(&stands, None).await?;
         }
         let removed = self.sweep(window, keep).await?;
         self.fence.check()?;

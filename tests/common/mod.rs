@@ -384,3 +384,24 @@ pub fn markers(dest: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// `verify` of subdomain `acme` of the local lake at `dest`, with `options`.
+pub async fn verify_lake_with(
+    dest: &Path,
+    options: auditlake::verify::VerifyOptions,
+) -> auditlake::verify::Report {
+    let store = auditlake::lake::storage::StoreOptions::default();
+    let lake = auditlake::lake::storage::Lake::open(dest.to_str().unwrap(), &store).unwrap();
+    auditlake::verify::verify(&lake, "acme", &options, None)
+        .await
+        .unwrap()
+}
+
+/// `verify --deep` of the local lake at `dest`.
+pub async fn verify_deep(dest: &Path) -> auditlake::verify::Report {
+    let options = auditlake::verify::VerifyOptions {
+        deep: true,
+        ..Default::default()
+    };
+    verify_lake_with(dest, options).await
+}
