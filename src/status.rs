@@ -112,7 +112,8 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
         .as_ref()
         .and_then(|d| Grid::parse(&d.window).ok())
         .unwrap_or(Grid::DAILY);
-    let starts: Vec<i64> = markers.keys().copied().collect();
+    // Every committed window, those a compacted day's marker covers too (one listing).
+    let starts: Vec<i64> = manifest.done().await?;
     let fresh_to = starts.last().map(|&s| s + grid.seconds());
     let lease = lease::latest(lake, subdomain)
         .await?
@@ -126,7 +127,7 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
         subdomain: subdomain.to_string(),
         dest: lake.display().to_string(),
         dataset,
-        done_windows: markers.len() as u64,
+        done_windows: starts.len() as u64,
         done_from: starts.first().map(|&s| format_rfc3339(s)),
         done_to: fresh_to.map(format_rfc3339),
         age_seconds: fresh_to.map(|end| now - end),

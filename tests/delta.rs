@@ -86,6 +86,12 @@ fn operations(dest: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The log holds exactly the files on disk, and they hold every record up to `until` once.
+fn assert_log_is_the_lake(dest: &Path, sim: &zendesk_sim::Simulator, until: &str) {
+    assert_eq!(table_files(dest), files_on_disk(dest));
+    assert_lake_exact(dest, sim, &SimFilter::default(), FROM, until);
+}
+
 fn delta_config(
     sim: &zendesk_sim::Simulator,
     dest: &Path,
@@ -243,6 +249,42 @@ async fn the_open_window_commits_each_delta_and_its_compaction_once() {
     assert!(!operations(dir.path()).contains(&"REPAIR".to_string()));
 }
 
+/// Issue 18 (c) on a Delta table: a closed day of hourly windows is compacted in one commit that
+/// removes the hours' files and adds the day's, with `dataChange` false (a streaming reader does
+/// not read the day again); the log holds exactly the files on disk, and verify agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_day_is_compacted_in_one_commit_that_changes_no_data() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = export_config(&sim, dir.path(), FROM, "2024-03-02T01:00:00Z", "1h");
+    config.table_format = TableFormat::Delta;
+    let run = export(config).await;
+    assert_eq!((run.exit_code(), run.days_compacted), (0, 1), "{run:?}");
+    let compactions: Vec<Vec<Value>> = commits(dir.path())
+        .into_iter()
+        .filter(|c| {
+            c.iter().any(|a| {
+                a.get("commitInfo")
+                    .is_some_and(|i| i["operation"] == "OPTIMIZE")
+            })
+        })
+        .collect();
+    assert_eq!(compactions.len(), 1);
+    let actions = |kind: &str| -> Vec<Value> {
+        compactions[0]
+            .iter()
+            .filter_map(|a| a.get(kind).cloned())
+            .collect()
+    };
+    assert_eq!((actions("remove").len(), actions("add").len()), (24, 1));
+    for action in actions("remove").iter().chain(&actions("add")) {
+        assert_eq!(action["dataChange"], false, "{action}");
+    }
+    assert_log_is_the_lake(dir.path(), &sim, "2024-03-02T01:00:00Z");
+    let report = verify_lake(dir.path()).await;
+    assert!(report.findings.is_empty(), "{report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_lost_after_its_marker_is_made_by_the_next_run() {
     let sim = start(sim_config(3_000, FROM, TO)).await;
@@ -382,14 +424,7 @@ async fn an_open_window_started_over_never_leaves_the_log_naming_a_rewritten_fil
     assert_eq!(run.exit_code(), 0, "{run:?}");
     let ops = operations(dir.path());
     assert_eq!(ops[ops.len() - 2..], ["DELETE", "STREAMING UPDATE"]);
-    assert_eq!(table_files(dir.path()), files_on_disk(dir.path()));
-    assert_lake_exact(
-        dir.path(),
-        &sim,
-        &SimFilter::default(),
-        FROM,
-        "2024-03-01T18:00:00Z",
-    );
+    assert_log_is_the_lake(dir.path(), &sim, "2024-03-01T18:00:00Z");
 }
 
 /// The log's retention: after a checkpoint, the commits older than 30 days from before the

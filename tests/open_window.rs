@@ -254,3 +254,149 @@ async fn a_record_naming_a_part_that_is_gone_starts_the_window_over() {
         "2024-03-02T13:00:00Z",
     );
 }
+
+/// An hourly schedule with `--window 1h`: `until` one hour later each run, and the recheck of a
+/// day.
+fn hourly(sim: &Simulator, dir: &Path, until: &str) -> auditlake::config::ExportConfig {
+    let mut config = export_config(sim, dir, FROM, until, "1h");
+    config.recheck = std::time::Duration::from_secs(86_400);
+    config
+}
+
+/// Issue 18 (c): with `--window 1h` each hour commits its own file, and a day once over is
+/// compacted into one file per day partition, from the lake's own files (no request), while a
+/// reader of the table root sees every record exactly once after every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_windows_leave_one_file_per_closed_day() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut compacted = 0;
+    for hour in 1..=50 {
+        let until = auditlake::plan::window::format_rfc3339(t(FROM) + hour * 3_600);
+        let run = export(hourly(&sim, dir.path(), &until)).await;
+        assert_eq!(run.exit_code(), 0, "{:?}", run.failures);
+        assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, &until);
+        compacted += run.days_compacted;
+        if hour == 24 {
+            assert_eq!(
+                run.days_compacted, 1,
+                "the day is compacted by the run that closes it"
+            );
+        }
+    }
+    assert_eq!(compacted, 2, "each day once");
+    for day in ["2024-03-01", "2024-03-02"] {
+        let files = files_of_day(dir.path(), day);
+        assert_eq!(files.len(), 1, "{day}: {files:?}");
+        assert!(
+            files[0].contains("-g2-"),
+            "the day's first window, generation 2: {files:?}"
+        );
+    }
+    assert_eq!(
+        files_of_day(dir.path(), "2024-03-03").len(),
+        2,
+        "the open day's windows"
+    );
+    // Every hour keeps its marker; the day's first names the day's file.
+    assert_eq!(markers(dir.path()).len(), 50 + 2);
+    assert_eq!(windows_marked(dir.path()), 50);
+    let report = verify_deep(dir.path()).await;
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(report.windows_checked, 2 + 2, "two days, two hours");
+
+    // A run that changes nothing compacts nothing again and asks nothing for it.
+    sim.reset_stats();
+    let idle = export(hourly(&sim, dir.path(), "2024-03-03T02:00:00Z")).await;
+    assert_eq!(idle.days_compacted, 0);
+    assert!(
+        sim.stats().requests <= 3,
+        "{} requests",
+        sim.stats().requests
+    );
+}
+
+/// Issue 18 (c): a record that becomes visible late in a compacted day is found by the span
+/// recheck, and the day is re-exported as one window: still one file, every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_record_in_a_compacted_day_is_repaired_with_the_day() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.hide_from(Some(utc(t("2024-03-01T20:00:00Z"))));
+    let first = export(hourly(&sim, dir.path(), "2024-03-02T01:00:00Z")).await;
+    assert_eq!(first.days_compacted, 1);
+    sim.hide_from(None);
+    let late = export(hourly(&sim, dir.path(), "2024-03-02T02:00:00Z")).await;
+    assert_eq!(late.exit_code(), 0, "{:?}", late.failures);
+    assert!(late.windows_repaired >= 1, "{late:?}");
+    let files = files_of_day(dir.path(), "2024-03-01");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].contains("-g3-"), "the day, repaired: {files:?}");
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-02T02:00:00Z",
+    );
+    let report = verify_deep(dir.path()).await;
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}
+
+/// Issue 18 (c): a compaction killed after its file and before its marker, or after its marker
+/// and before the hours' files are removed, leaves its journal; the next run converges the day
+/// (rolls the file back, or finishes the removal) and no record is there twice once it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_compaction_is_converged_by_the_next_run() {
+    const UNTIL: &str = "2024-03-02T01:00:00Z";
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The state just before the day's compaction: every hour committed, each with its file.
+    let mut uncompacted = hourly(&sim, dir.path(), UNTIL);
+    uncompacted.compact_days = false;
+    export(uncompacted).await;
+    let day = day_dir(dir.path(), "2024-03-01");
+    let hours = files_of_day(dir.path(), "2024-03-01");
+    assert_eq!(hours.len(), 24);
+    let saved = tempfile::tempdir().unwrap();
+    for name in &hours {
+        std::fs::copy(day.join(name), saved.path().join(name)).unwrap();
+    }
+    let restore_hours = || {
+        for name in &hours {
+            std::fs::copy(saved.path().join(name), day.join(name)).unwrap();
+        }
+    };
+    let first = export(hourly(&sim, dir.path(), UNTIL)).await;
+    assert_eq!(first.days_compacted, 1);
+    let compacted = files_of_day(dir.path(), "2024-03-01");
+    assert_eq!(compacted.len(), 1);
+    let meta = dir.path().join("_auditlake/subdomain=acme");
+    let journal = meta.join("repairs/20240301T0000Z.json");
+    std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
+    let journal_text = br#"{"window":"20240301T0000Z","from_generation":1,"to_generation":2,"reason":"compaction","started_at":"2024-03-02T01:00:00Z"}"#;
+
+    // Killed after the marker, before the sweep: the hours' files are still there.
+    restore_hours();
+    std::fs::write(&journal, journal_text).unwrap();
+    let next = export(hourly(&sim, dir.path(), UNTIL)).await;
+    assert_eq!((next.repairs_converged, next.days_compacted), (1, 0));
+    assert_eq!(files_of_day(dir.path(), "2024-03-01"), compacted);
+    assert!(!journal.exists());
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, UNTIL);
+
+    // Killed before the marker: the day's file is rolled back, the hours stand, and the run
+    // compacts the day again.
+    std::fs::remove_file(meta.join("windows/20240301T0000Z.g2.json")).unwrap();
+    std::fs::remove_file(day.join(&compacted[0])).unwrap();
+    restore_hours();
+    std::fs::write(day.join(&compacted[0]), b"half a file").unwrap();
+    std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
+    std::fs::write(&journal, journal_text).unwrap();
+    let again = export(hourly(&sim, dir.path(), UNTIL)).await;
+    assert_eq!((again.repairs_converged, again.days_compacted), (1, 1));
+    assert_eq!(files_of_day(dir.path(), "2024-03-01").len(), 1);
+    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, UNTIL);
+    let report = verify_deep(dir.path()).await;
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}

@@ -79,6 +79,9 @@ pub struct ExportConfig {
     /// Committed windows ending within this span before `until` are re-counted against the API
     /// (zero: never).
     pub recheck: Duration,
+    /// Whether the closed days of a sub-day grid are compacted into one file per day partition
+    /// (see `run/compact.rs`): always from the command line; off, each window keeps its files.
+    pub compact_days: bool,
     pub store: StoreOptions,
     /// The run's id: in its lease, its summary and every JSON log line (see [`crate::lake::lease`]).
     pub run_id: String,
@@ -256,6 +259,7 @@ pub fn export(
         lease_ttl: work.lease_ttl,
         signer: work.signer.clone(),
         recheck: recheck(&args.recheck)?,
+        compact_days: true,
         store,
         api,
         filters,
@@ -633,6 +637,7 @@ pub fn repair(
         lease_ttl: work.lease_ttl,
         signer: work.signer.clone(),
         recheck: Duration::ZERO,
+        compact_days: true,
         store: check.store.clone(),
         run_id: new_run_id(),
     };

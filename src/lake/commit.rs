@@ -78,6 +78,15 @@ impl CommitError {
     }
 }
 
+/// What a new generation of a committed window is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rewrite {
+    /// Records re-exported from Zendesk.
+    Repair,
+    /// The same records, rearranged into fewer files.
+    Compaction,
+}
+
 /// Commits windows of one subdomain in one lake, fenced by the run's lease.
 #[derive(Clone, Debug)]
 pub struct Committer {
@@ -447,6 +456,35 @@ impl Committer {
         parts: Vec<RoutedPart>,
         reason: &str,
     ) -> Result<WindowRecord, CommitError> {
+        self.next_generation(window, current, parts, reason, Rewrite::Repair)
+            .await
+    }
+
+    /// Compacts a closed day (see `run/compact.rs`): `parts`, the records of every window
+    /// of `day` joined from their files, become the next generation of the day's first window
+    /// (`first` is its current marker), under a marker that spans the whole day; the files of
+    /// every window of the day go. The journal, order and convergence of a repair; in the Delta
+    /// log, one commit that changes no data.
+    pub async fn compact(
+        &self,
+        day: &Window,
+        first: &WindowRecord,
+        parts: Vec<RoutedPart>,
+        reason: &str,
+    ) -> Result<WindowRecord, CommitError> {
+        self.next_generation(day, first, parts, reason, Rewrite::Compaction)
+            .await
+    }
+
+    /// Writes generation `current.generation + 1` of `window` (a repair, or a compaction).
+    async fn next_generation(
+        &self,
+        window: &Window,
+        current: &WindowRecord,
+        parts: Vec<RoutedPart>,
+        reason: &str,
+        rewrite: Rewrite,
+    ) -> Result<WindowRecord, CommitError> {
         let generation = current.generation + 1;
         self.journal(window, current.generation, generation, reason)
             .await?;
@@ -466,8 +504,18 @@ impl Committer {
                 });
             }
         }
-        self.log_window(window, &record.files, "REPAIR", Some(reason))
-            .await?;
+        match rewrite {
+            Rewrite::Repair => {
+                self.log_window(window, &record.files, "REPAIR", Some(reason))
+                    .await?
+            }
+            Rewrite::Compaction => {
+                if let Some(log) = self.delta.get() {
+                    self.fence.check()?;
+                    log.commit_rearranged(window, &record.files, reason).await?;
+                }
+            }
+        }
         self.sweep(window, &record.files).await?;
         self.fence.check()?;
         self.manifest.end_repair(window).await?;

@@ -95,6 +95,9 @@ pub struct Change {
     pub reason: Option<String>,
     pub adds: Vec<FileEntry>,
     pub removes: Vec<FileEntry>,
+    /// The same records in other files (a compaction): `dataChange` is false, so streaming
+    /// readers do not read them again.
+    pub rearranged: bool,
 }
 
 /// The Delta log of one lake's table root, as one subdomain's run writes it.
@@ -284,7 +287,7 @@ impl DeltaLog {
             actions.push(json!({"remove": {
                 "path": relative(&file.path),
                 "deletionTimestamp": now,
-                "dataChange": true,
+                "dataChange": !change.rearranged,
                 "partitionValues": partition_values(&file.path),
                 "size": file.bytes,
             }}));
@@ -295,7 +298,7 @@ impl DeltaLog {
                 "partitionValues": partition_values(&file.path),
                 "size": file.bytes,
                 "modificationTime": now,
-                "dataChange": true,
+                "dataChange": !change.rearranged,
                 "stats": stats(file),
                 "tags": tags(file),
             }}));
@@ -420,6 +423,30 @@ impl DeltaLog {
         operation: &'static str,
         reason: Option<&str>,
     ) -> Result<Option<u64>, DeltaError> {
+        self.commit_files(window, files, operation, reason, false)
+            .await
+    }
+
+    /// Commits a compaction of `window` (a closed day): the log's files of every window in it
+    /// removed, `files` added, as `OPTIMIZE` with no data change.
+    pub async fn commit_rearranged(
+        &self,
+        window: &Window,
+        files: &[FileEntry],
+        reason: &str,
+    ) -> Result<Option<u64>, DeltaError> {
+        self.commit_files(window, files, "OPTIMIZE", Some(reason), true)
+            .await
+    }
+
+    async fn commit_files(
+        &self,
+        window: &Window,
+        files: &[FileEntry],
+        operation: &'static str,
+        reason: Option<&str>,
+        rearranged: bool,
+    ) -> Result<Option<u64>, DeltaError> {
         let (adds, removes) =
             self.difference(files, |path| layout::is_part_of(&Path::from(path), window));
         self.commit(Change {
@@ -428,6 +455,7 @@ impl DeltaLog {
             reason: reason.map(str::to_string),
             adds,
             removes,
+            rearranged,
         })
         .await
     }

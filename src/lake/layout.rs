@@ -159,11 +159,14 @@ fn digits(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
-/// Whether `path` is a part file written for `window` (of any generation, by any attempt).
+/// Whether `path` is a part file written for `window` (of any generation, by any attempt): one
+/// named for a window that starts inside it. For a grid window that is the window itself; for a
+/// compacted day's span (see `run/compact.rs`), every window of the day.
 pub fn is_part_of(path: &Path, window: &Window) -> bool {
     path.filename()
         .and_then(parse_part_name)
-        .is_some_and(|p| p.window_id == window.id())
+        .and_then(|p| crate::plan::window::parse_compact(p.window_id))
+        .is_some_and(|start| window.start <= start && start < window.end)
 }
 
 /// The final name a local staging file was being written for: `object_store` writes a local
@@ -374,6 +377,16 @@ mod tests {
             })
         );
         assert!(!is_part_of(&p, &other));
+        let whole_day = Window {
+            start: 0,
+            end: 86_400,
+        };
+        let later = part_file("a", day("1970-01-01"), &other, 1, 0);
+        assert!(is_part_of(&p, &whole_day) && is_part_of(&later, &whole_day));
+        assert!(!is_part_of(
+            &Path::from("x/part-19700102T0000Z-0.parquet"),
+            &whole_day
+        ));
         assert!(!is_part_of(
             &Path::from("x/part-19700101T0000Z-.parquet"),
             &w

@@ -167,6 +167,15 @@ pub struct WindowRecord {
 }
 
 impl WindowRecord {
+    /// The window the record covers, as it records it: a grid window, or for a day whose
+    /// windows were compacted (see `run/compact.rs`), the whole day. `None` when its
+    /// bounds do not parse.
+    pub fn span(&self) -> Option<Window> {
+        let at = |t: &str| crate::plan::window::parse_instant(t).ok();
+        let (start, end) = (at(&self.start)?, at(&self.end)?);
+        (start < end).then_some(Window { start, end })
+    }
+
     /// The instant up to which the open window's parts are complete, if it grows by deltas.
     pub fn covered_to(&self) -> Option<i64> {
         self.covered_to
@@ -325,8 +334,15 @@ impl Manifest {
         Ok(out)
     }
 
-    /// The current marker (highest generation) of every done window, by window start.
+    /// The current marker (highest generation) of every done window, by window start, without
+    /// the markers a compacted day's marker covers ([`supersede`]).
     pub async fn markers(&self) -> Result<BTreeMap<i64, WindowRecord>, ManifestError> {
+        Ok(supersede(self.all_markers().await?).0)
+    }
+
+    /// The current marker (highest generation) of every done window, by window start, including
+    /// those a compacted day's marker covers.
+    pub async fn all_markers(&self) -> Result<BTreeMap<i64, WindowRecord>, ManifestError> {
         let generations = self.generations().await?;
         let reads = generations
             .into_iter()
@@ -542,9 +558,31 @@ impl Manifest {
     }
 }
 
+/// Splits current markers into those that stand and the starts of those a compacted day's
+/// marker covers. A day's windows compacted into one file per day partition are committed by a
+/// new generation of the day's first window whose marker spans the whole day (see
+/// `run/compact.rs`); the markers of the day's other windows stay, as the record that they
+/// were committed, but name files that are gone, and their rows are counted in the day's.
+pub fn supersede(markers: BTreeMap<i64, WindowRecord>) -> (BTreeMap<i64, WindowRecord>, Vec<i64>) {
+    let mut standing = BTreeMap::new();
+    let mut covered = Vec::new();
+    let mut reach = i64::MIN;
+    for (start, record) in markers {
+        if start < reach {
+            covered.push(start);
+            continue;
+        }
+        if let Some(span) = record.span() {
+            reach = reach.max(span.end);
+        }
+        standing.insert(start, record);
+    }
+    (standing, covered)
+}
+
 /// A window that names a marker: only its start goes into the marker's name (the manifest does
 /// not know the grid; the marker itself records the end).
-fn named(start: i64) -> Window {
+pub(crate) fn named(start: i64) -> Window {
     Window { start, end: start }
 }
 

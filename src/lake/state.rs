@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use crate::lake::commit::{CommitError, Committer};
 use crate::lake::delta::{DeltaLog, TableFormat};
-use crate::lake::manifest::{ApiFacts, Dataset, FileEntry, ManifestError, WindowRecord};
+use crate::lake::manifest::{
+    named, supersede, ApiFacts, Dataset, FileEntry, ManifestError, WindowRecord,
+};
 use crate::plan::window::{parse_compact, Grid, Window};
 
 /// The lake's state for one subdomain as a run starts.
@@ -141,13 +143,16 @@ impl Committer {
     ) -> Result<(), CommitError> {
         let manifest = self.manifest();
         let mut wanted: Vec<FileEntry> = Vec::new();
+        let mut markers = BTreeMap::new();
         for (&start, &generation) in generations {
             let window = Window {
                 start,
                 end: start + grid.seconds(),
             };
             match manifest.marker(&window, generation).await {
-                Ok(Some(marker)) => wanted.extend(marker.files),
+                Ok(Some(marker)) => {
+                    markers.insert(start, marker);
+                }
                 Ok(None) => {}
                 // Which files are the window's cannot be told: the log keeps what it holds of
                 // it, until `repair` re-exports the window.
@@ -155,6 +160,8 @@ impl Committer {
                 Err(e) => return Err(e.into()),
             }
         }
+        // A compacted day's marker names the day's files; the markers it covers name files gone.
+        wanted.extend(supersede(markers).0.into_values().flat_map(|m| m.files));
         // The open window's record outlives its close (it is ignored once the window has a
         // marker): its parts are wanted only while the window is still open.
         if let Some(open) = open {
@@ -203,23 +210,41 @@ impl Committer {
         Ok(())
     }
 
-    /// The current markers of those of `windows` that are committed (their generation in
-    /// `generations`), in order.
+    /// The current markers of those of `windows` (consecutive grid windows, in order) that are
+    /// committed, in order, each with the window it covers: a compacted day's marker stands
+    /// once, for the whole day, in place of the markers of the day's windows (it may start
+    /// before the first of `windows`).
     pub async fn current_markers(
         &self,
         windows: &[Window],
     ) -> Result<Vec<(Window, WindowRecord)>, ManifestError> {
         let manifest = self.manifest();
         let generations = manifest.generations().await?;
-        let mut committed = Vec::with_capacity(windows.len());
-        for window in windows {
-            if let Some(&generation) = generations.get(&window.start) {
-                if let Some(marker) = manifest.marker(window, generation).await? {
-                    committed.push((*window, marker));
+        let mut starts: Vec<i64> = windows.iter().map(|w| w.start).collect();
+        if let Some(first) = windows.first() {
+            let day = Grid::DAILY.floor(first.start);
+            if day < first.start {
+                starts.insert(0, day);
+            }
+        }
+        let mut read = BTreeMap::new();
+        for start in starts {
+            if let Some(&generation) = generations.get(&start) {
+                if let Some(marker) = manifest.marker(&named(start), generation).await? {
+                    read.insert(start, marker);
                 }
             }
         }
-        Ok(committed)
+        let (standing, _) = supersede(read);
+        let first = windows.first().map_or(i64::MAX, |w| w.start);
+        let grid_window = |start: i64| windows.iter().find(|w| w.start == start).copied();
+        Ok(standing
+            .into_iter()
+            .filter_map(|(start, marker)| {
+                let window = marker.span().or_else(|| grid_window(start))?;
+                (window.end > first).then_some((window, marker))
+            })
+            .collect())
     }
 
     /// The marker of `window`'s generation `generation` as a repair replaces it: one that is
@@ -251,7 +276,7 @@ impl Committer {
         let manifest = self.manifest();
         let mut converged = 0;
         for start in manifest.unfinished_repairs().await? {
-            let window = Window {
+            let mut window = Window {
                 start,
                 end: start + grid.seconds(),
             };
@@ -276,6 +301,9 @@ impl Committer {
                     continue;
                 }
             };
+            // A compaction's marker spans the day: converging it removes the files of every
+            // window it covers.
+            window = current.span().unwrap_or(window);
             let removed = self.converge(&window, Some(&current)).await?;
             tracing::warn!(window = %window.id(), removed, "finished a repair that was interrupted");
             converged += 1;

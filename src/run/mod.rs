@@ -3,14 +3,15 @@
 //! An export authenticates, takes the lake's lease (`guard`), plans the pending windows
 //! (`plan`), fetches them with bounded workers (`workers`) as ranges streamed once each and
 //! split while they run (`ranges`, `stream`, `routing`) or alone (`pipeline`; the open
-//! window: `open`), rechecks recent windows (`recheck`), and reports (`summary`). `repair` is the
-//! other job (`repair.rs`).
+//! window: `open`), rechecks recent windows (`recheck`), compacts the closed days of a sub-day
+//! grid (`compact`), and reports (`summary`). `repair` is the other job (`repair.rs`).
 //!
 //! A window is an atomic unit: it counts only once committed, so dropping in-flight work (Ctrl-C,
 //! SIGTERM, a fatal error elsewhere) is always safe: the next run redoes it from scratch. A
-//! committed window's files change only through a repair ([`crate::lake::Committer`]); the open-window
-//! path never touches a window that has a marker.
+//! committed window's files change only through a repair or a compaction of its day
+//! ([`crate::lake::Committer`]); the open-window path never touches a window that has a marker.
 
+mod compact;
 mod error;
 mod guard;
 mod open;
@@ -36,6 +37,7 @@ use crate::lake::manifest::{ApiFacts, Dataset, WindowRecord};
 use crate::lake::storage::Lake;
 use crate::plan::window::{self, Window};
 use crate::zendesk::{Client, Page};
+use compact::{compact_days, days_to_compact};
 use guard::{authenticated_client, Guard};
 use plan::{commit_empty_start, confirmed_through, pending_windows, recheck_windows};
 use recheck::recheck_and_repair;
@@ -145,6 +147,16 @@ async fn pin_dataset(config: &ExportConfig, committer: &Committer) -> Result<(),
     Ok(committer.pin(&dataset).await?)
 }
 
+/// Puts what the run asked of the API into its summary.
+fn count_requests(client: &Client, summary: &mut Summary) {
+    let stats = client.stats();
+    summary.requests = stats.requests.load(Ordering::Relaxed);
+    summary.tokens_minted = client.tokens_minted();
+    summary.retries = stats.retries.load(Ordering::Relaxed);
+    summary.throttled = stats.throttled.load(Ordering::Relaxed);
+    summary.bytes_received = stats.bytes.load(Ordering::Relaxed);
+}
+
 /// The run proper, under the lease; `lost` fires if the lease is lost.
 async fn export_leased(
     config: ExportConfig,
@@ -188,6 +200,11 @@ async fn export_leased(
     let concurrency = config.concurrency;
     let confirmed_to = state.confirmed_to;
     let recheck = recheck_windows(&config, &plan.closed, &done, confirmed_to);
+    let days = days_to_compact(
+        config.grid,
+        config.until,
+        pending.iter().map(|(w, _)| w).chain(&recheck),
+    );
     let context = Arc::new(Context {
         config,
         client,
@@ -204,14 +221,13 @@ async fn export_leased(
         let confirmed = recheck_and_repair(&context, &recheck, &cancel, &lost, &mut summary).await;
         record_confirmed(&context, &plan.closed, confirmed_to, &confirmed).await;
     }
+    let stopped = summary.fatal.is_some() || summary.interrupted || lost.is_cancelled();
+    if !stopped && !summary.store_failed && context.config.compact_days {
+        compact_days(&context, &days, &mut summary).await;
+    }
 
     keep_what_was_learned(&context, &facts).await;
-    let stats = context.client.stats();
-    summary.requests = stats.requests.load(Ordering::Relaxed);
-    summary.tokens_minted = context.client.tokens_minted();
-    summary.retries = stats.retries.load(Ordering::Relaxed);
-    summary.throttled = stats.throttled.load(Ordering::Relaxed);
-    summary.bytes_received = stats.bytes.load(Ordering::Relaxed);
+    count_requests(&context.client, &mut summary);
     if !summary.extra_fields.is_empty() {
         tracing::warn!(
             fields = %drift(&summary.extra_fields),

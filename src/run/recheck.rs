@@ -113,7 +113,9 @@ impl Recheck<'_> {
             Ok(Some(api)) if api == lake => {
                 tracing::debug!(from = %whole.id(), windows = span.len(), lake, "recheck: the span holds what the lake holds");
                 self.summary.windows_rechecked += span.len() as u64;
-                self.confirmed.extend(span.iter().map(|(w, _)| w.start));
+                for (window, _) in span {
+                    self.confirm(window);
+                }
                 return false;
             }
             Ok(_) => {}
@@ -123,12 +125,19 @@ impl Recheck<'_> {
         self.span(low).await || self.span(high).await
     }
 
+    /// Records `window` as confirmed: every grid window in it (a compacted day is several).
+    fn confirm(&mut self, window: &Window) {
+        let step = self.context.config.grid.seconds();
+        let starts = (window.start..window.end).step_by(step as usize);
+        self.confirmed.extend(starts);
+    }
+
     /// Adds one window's recheck to the summary; whether the run must stop.
     fn window_outcome(&mut self, window: Window, outcome: Result<Found, WindowError>) -> bool {
-        let summary = &mut *self.summary;
         if let Ok(Found::Same | Found::Repaired { .. }) = outcome {
-            self.confirmed.insert(window.start);
+            self.confirm(&window);
         }
+        let summary = &mut *self.summary;
         match outcome {
             Ok(Found::Same) => {}
             Ok(Found::Repaired { lake, api }) => {

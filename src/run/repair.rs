@@ -158,9 +158,15 @@ async fn repair_windows(
     let mut windows_repaired = Vec::new();
     let mut failures = Vec::new();
     for start in before.windows_to_reexport() {
+        // As verify saw it: a compacted day is re-exported whole.
+        let end = before
+            .windows
+            .iter()
+            .find(|w| w.start == start)
+            .map(|w| w.end);
         let window = Window {
             start,
-            end: start + context.config.grid.seconds(),
+            end: end.unwrap_or(start + context.config.grid.seconds()),
         };
         let kinds: BTreeSet<Kind> = before
             .findings

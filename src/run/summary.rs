@@ -52,6 +52,9 @@ pub struct Summary {
     /// Committed windows for which the API now returns fewer records than the lake holds: kept
     /// as they are (an archive does not drop records), reported for a person to look at.
     pub windows_api_fewer: u64,
+    /// Closed days whose windows (a sub-day grid) this run compacted into one file per day
+    /// partition.
+    pub days_compacted: u64,
     /// Interrupted repairs that this run finished (see `repair`).
     pub repairs_converged: u64,
     /// OAuth access tokens minted by this run (client credentials only; never the tokens).

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Check, Kind, VerifyError};
 use crate::lake::chain::{links, sha256_hex, signed_message, ChainedFile, Digest};
+use crate::plan::window::format_compact;
 
 /// What the walk found, for the report's note.
 #[derive(Debug, Default)]
@@ -107,7 +108,13 @@ impl Check<'_> {
         listing: &HashMap<String, u64>,
     ) {
         let mut findings = Vec::new();
-        let marked: BTreeSet<String> = self.markers.values().map(|m| m.window.clone()).collect();
+        // A compacted day's windows keep their links: history, the day's marker now stands.
+        let marked: BTreeSet<String> = self
+            .markers
+            .values()
+            .map(|m| m.window.clone())
+            .chain(self.covered.iter().map(|&s| format_compact(s)))
+            .collect();
         for marker in self.markers.values() {
             let named = ChainedFile::of(&marker.files);
             match latest.get(&marker.window) {

@@ -31,7 +31,7 @@ impl Check<'_> {
             && self
                 .options
                 .until
-                .is_none_or(|u| start + self.grid.seconds() <= u)
+                .is_none_or(|u| self.window(start).end <= u)
     }
 
     /// The start of the window a part file (or staging leftover) name belongs to.

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::lake::delta::TableFormat;
 use crate::lake::layout;
-use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
+use crate::lake::manifest::{supersede, Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::{Lake, StorageError};
 use crate::plan::window::{parse_compact, Grid, Window};
 use crate::zendesk::{ApiError, Client};
@@ -341,6 +341,8 @@ struct Check<'a> {
     /// Windows whose current marker does not parse: their files are still theirs (never
     /// strays), and a repair re-exports them.
     unreadable: BTreeMap<i64, u32>,
+    /// The windows (starts) whose markers a compacted day's marker covers.
+    covered: BTreeSet<i64>,
     /// The open window's latest export, unless that window has since been committed.
     open: Option<WindowRecord>,
     windows: Vec<WindowCheck>,
@@ -374,6 +376,7 @@ impl<'a> Check<'a> {
             signing_key: dataset.signing_key,
             markers: BTreeMap::new(),
             unreadable: BTreeMap::new(),
+            covered: BTreeSet::new(),
             open: None,
             windows: Vec::new(),
             findings: Vec::new(),
@@ -398,9 +401,15 @@ impl<'a> Check<'a> {
                 Err(e) => return Err(e.into()),
             }
         }
+        // A compacted day's marker stands for the day's windows; their markers name files gone.
+        let (standing, covered) = supersede(std::mem::take(&mut check.markers));
+        check.markers = standing;
+        check.covered = covered.into_iter().collect();
         check.open = match manifest.open_window().await {
             Ok(open) => open.filter(|o| {
-                parse_compact(&o.window).is_none_or(|start| !check.markers.contains_key(&start))
+                parse_compact(&o.window).is_none_or(|start| {
+                    !check.markers.contains_key(&start) && !check.covered.contains(&start)
+                })
             }),
             Err(ManifestError::Corrupt { path, reason }) => {
                 check.found(Kind::CorruptManifest, None, Some(path), reason);
@@ -411,11 +420,17 @@ impl<'a> Check<'a> {
         Ok(check)
     }
 
+    /// The window of the marker at `start`: as its marker records it (a compacted day spans the
+    /// day), else the grid's.
     fn window(&self, start: i64) -> Window {
-        Window {
-            start,
-            end: start + self.grid.seconds(),
-        }
+        self.markers
+            .get(&start)
+            .and_then(WindowRecord::span)
+            .filter(|span| span.start == start)
+            .unwrap_or(Window {
+                start,
+                end: start + self.grid.seconds(),
+            })
     }
 
     fn found(&mut self, kind: Kind, window: Option<String>, path: Option<String>, detail: String) {

@@ -133,6 +133,7 @@ pub fn export_config(
         metrics_file: None,
         tmp_dir: std::env::temp_dir(),
         recheck: Duration::ZERO,
+        compact_days: true,
         lease_ttl: Duration::from_secs(600),
         store: Default::default(),
         run_id: auditlake::config::new_run_id(),
@@ -383,6 +384,16 @@ pub fn markers(dest: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// How many windows of subdomain `acme` have a marker (of any generation: a compacted day's
+/// first window has two).
+pub fn windows_marked(dest: &Path) -> usize {
+    let starts: std::collections::BTreeSet<String> = markers(dest)
+        .into_iter()
+        .map(|m| m.split('.').next().unwrap().to_string())
+        .collect();
+    starts.len()
 }
 
 /// `verify` of subdomain `acme` of the local lake at `dest`, with `options`.

@@ -1,0 +1,159 @@
+//! Closed days compacted: one file per day partition with a sub-day grid.
+//!
+//! With `--window 1h` … `12h` every window commits files of its own, so a day would end with 24
+//! (or 12, …) small files. Once a day is over and every one of its windows is committed, its
+//! windows' files are joined into one file per day partition, sorted by `(created_at, id)`, with
+//! statistics, from the lake's own files (no request to Zendesk), and committed as the next
+//! generation of the day's first window under a marker that spans the whole day
+//! ([`Committer::compact`]). The journal, order and convergence are a repair's: the new file,
+//! then the marker, then the windows' files removed. From then on the day is one window for the
+//! recheck, `verify` and `repair` (a late record in it re-exports the day); the markers of its
+//! other windows stay, as the record that they were committed.
+//!
+//! A run compacts the days it exported windows of, the days its recheck looked at, and the day
+//! before its `until` (so that a run killed between a day's last commit and its compaction is
+//! caught up by the next one). A day whose windows name one file or none is left as it is.
+//!
+//! [`Committer::compact`]: crate::lake::Committer::compact
+
+use std::collections::{BTreeSet, HashSet};
+
+use super::error::WindowError;
+use super::summary::Summary;
+use super::Context;
+use crate::lake::manifest::{named, WindowRecord};
+use crate::plan::window::{Grid, Window};
+use crate::table::encode::concat;
+use crate::table::route::RoutedPart;
+
+/// The days (their starts) a run should compact, from the windows it exported and rechecked:
+/// none unless the grid is finer than a day; only days that are over at `until`.
+pub(crate) fn days_to_compact<'a>(
+    grid: Grid,
+    until: i64,
+    windows: impl IntoIterator<Item = &'a Window>,
+) -> BTreeSet<i64> {
+    const DAY: i64 = 86_400;
+    if grid.seconds() >= DAY {
+        return BTreeSet::new();
+    }
+    let mut days: BTreeSet<i64> = windows
+        .into_iter()
+        .map(|w| Grid::DAILY.floor(w.start))
+        .collect();
+    days.insert(Grid::DAILY.floor(until) - DAY);
+    days.retain(|&day| day + DAY <= until);
+    days
+}
+
+/// Compacts each of `days` whose windows are all committed and name more than one file; stops at
+/// a failure of the store or the lease (the day is left as it was, or converged by the next run).
+pub(crate) async fn compact_days(
+    context: &Context<'_>,
+    days: &BTreeSet<i64>,
+    summary: &mut Summary,
+) {
+    if days.is_empty() {
+        return;
+    }
+    for &day in days {
+        match compact_day(context, day).await {
+            Ok(Some(record)) => {
+                summary.days_compacted += 1;
+                tracing::info!(day = %record.window, generation = record.generation, rows = record.rows, files = record.files.len(), "compacted a closed day's windows into one file per day partition");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(day = %named(day).id(), error = %e, "could not compact the day; its windows stay as they are");
+                if e.is_storage() || e.is_lease() {
+                    summary.store_failed |= e.is_storage();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Compacts one day, if it is ready and not compacted yet; its new marker.
+async fn compact_day(context: &Context<'_>, day: i64) -> Result<Option<WindowRecord>, WindowError> {
+    let grid = context.config.grid;
+    let whole = Window {
+        start: day,
+        end: day + Grid::DAILY.seconds(),
+    };
+    let windows: Vec<Window> = (day..whole.end)
+        .step_by(grid.seconds() as usize)
+        .map(|start| Window {
+            start,
+            end: start + grid.seconds(),
+        })
+        .collect();
+    let committer = &context.committer;
+    let generations = committer.manifest().generations().await?;
+    if !windows.iter().all(|w| generations.contains_key(&w.start)) {
+        return Ok(None);
+    }
+    // Compacted already: the first window's marker spans the day (one read).
+    let first = committer
+        .marker_to_replace(&windows[0], generations[&day])
+        .await?;
+    if first.span() == Some(whole) {
+        return Ok(None);
+    }
+    let markers = committer.current_markers(&windows).await?;
+    let readable = markers.len() == windows.len()
+        && markers.iter().zip(&windows).all(|((w, _), grid)| w == grid);
+    let files: usize = markers.iter().map(|(_, m)| m.files.len()).sum();
+    if !readable || files <= 1 {
+        return Ok(None);
+    }
+    let journaled: HashSet<i64> = committer
+        .manifest()
+        .unfinished_repairs()
+        .await?
+        .into_iter()
+        .collect();
+    if windows.iter().any(|w| journaled.contains(&w.start)) {
+        return Ok(None);
+    }
+    let Some(parts) = join(context, &whole, &markers).await? else {
+        return Ok(None);
+    };
+    let reason = format!(
+        "compaction: the {} windows of the day joined into one file per day partition",
+        windows.len()
+    );
+    let (_, first) = &markers[0];
+    Ok(Some(
+        committer.compact(&whole, first, parts, &reason).await?,
+    ))
+}
+
+/// The day's records, joined from its windows' files (in window order, so sorted) into one file
+/// per day partition; `None` when a file is missing or the files hold another number of rows
+/// than the markers record (the day is then left as it is; `verify` reports why).
+async fn join(
+    context: &Context<'_>,
+    whole: &Window,
+    markers: &[(Window, WindowRecord)],
+) -> Result<Option<Vec<RoutedPart>>, WindowError> {
+    let dir = context.config.tmp_dir.clone();
+    let mut inputs = Vec::new();
+    for (_, record) in markers {
+        let Some(held) = context.committer.download_parts(record, &dir).await? else {
+            return Ok(None);
+        };
+        inputs.extend(held.into_iter().map(|(_, file)| file));
+    }
+    let expected: u64 = markers.iter().map(|(_, m)| m.rows).sum();
+    let window = *whole;
+    let part = tokio::task::spawn_blocking(move || concat(&dir, &window, inputs))
+        .await
+        .expect("the compaction thread does not panic")?;
+    if part.rows != expected {
+        tracing::warn!(day = %whole.id(), rows = part.rows, expected, "the day's files hold another number of rows than its markers record; not compacted");
+        return Ok(None);
+    }
+    let day = crate::plan::window::day_of(whole.start);
+    Ok(Some(vec![RoutedPart { day, seq: 0, part }]))
+}
