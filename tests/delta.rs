@@ -285,6 +285,61 @@ async fn a_closed_day_is_compacted_in_one_commit_that_changes_no_data() {
     assert!(report.findings.is_empty(), "{report:?}");
 }
 
+/// Review of issue 18 (c): a compaction killed after its marker, before its log commit, is
+/// finished by the next run as the compaction it was (`dataChange` false), not as a data change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_killed_before_its_log_commit_is_finished_as_one() {
+    const UNTIL: &str = "2024-03-02T01:00:00Z";
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut config = export_config(&sim, dir.path(), FROM, UNTIL, "1h");
+        config.table_format = TableFormat::Delta;
+        config
+    };
+    let mut uncompacted = config();
+    uncompacted.compact_days = false;
+    export(uncompacted).await;
+    let day = dir
+        .path()
+        .join("audit_logs/subdomain=acme/created_date=2024-03-01");
+    let saved = tempfile::tempdir().unwrap();
+    let hours: Vec<String> = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    for name in &hours {
+        std::fs::copy(day.join(name), saved.path().join(name)).unwrap();
+    }
+    assert_eq!(export(config()).await.days_compacted, 1);
+    // The crash: the log's last commit (the compaction's) never made, the hours' files still
+    // there, the journal left.
+    let last = commits(dir.path()).len() - 1;
+    let log = dir.path().join("audit_logs/_delta_log");
+    std::fs::remove_file(log.join(format!("{last:020}.json"))).unwrap();
+    for name in &hours {
+        std::fs::copy(saved.path().join(name), day.join(name)).unwrap();
+    }
+    let journal = dir
+        .path()
+        .join("_auditlake/subdomain=acme/repairs/20240301T0000Z.json");
+    std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
+    std::fs::write(&journal, br#"{"window":"20240301T0000Z","from_generation":1,"to_generation":2,"reason":"compaction","started_at":"2024-03-02T01:00:00Z"}"#).unwrap();
+
+    let next = export(config()).await;
+    assert_eq!(next.repairs_converged, 1, "{next:?}");
+    let finished = commits(dir.path()).pop().unwrap();
+    let info = finished.iter().find_map(|a| a.get("commitInfo")).unwrap();
+    assert_eq!(info["operation"], "OPTIMIZE");
+    let changes: Vec<&Value> = finished
+        .iter()
+        .filter_map(|a| a.get("add").or(a.get("remove")))
+        .collect();
+    assert_eq!(changes.len(), 24 + 1);
+    assert!(changes.iter().all(|c| c["dataChange"] == false));
+    assert_log_is_the_lake(dir.path(), &sim, UNTIL);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_lost_after_its_marker_is_made_by_the_next_run() {
     let sim = start(sim_config(3_000, FROM, TO)).await;

@@ -305,6 +305,16 @@ async fn hourly_windows_leave_one_file_per_closed_day() {
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert_eq!(report.windows_checked, 2 + 2, "two days, two hours");
 
+    // A torn marker of a window the day's marker covers is history: nothing to re-export (a
+    // repair of the hour alone would write its records beside the day's).
+    let torn = dir
+        .path()
+        .join("_auditlake/subdomain=acme/windows/20240301T0500Z.json");
+    std::fs::write(&torn, b"{\"window\": ").unwrap();
+    let report = verify_deep(dir.path()).await;
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert!(report.windows_to_reexport().is_empty());
+
     // A run that changes nothing compacts nothing again and asks nothing for it.
     sim.reset_stats();
     let idle = export(hourly(&sim, dir.path(), "2024-03-03T02:00:00Z")).await;

@@ -78,6 +78,14 @@ impl CommitError {
     }
 }
 
+/// How a compaction's marker gives its reason (see `run/compact.rs`).
+pub const COMPACTION_REASON: &str = "compaction:";
+
+/// Whether a marker's reason says a compaction wrote it.
+fn is_compaction(reason: &str) -> bool {
+    reason.starts_with(COMPACTION_REASON)
+}
+
 /// What a new generation of a committed window is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Rewrite {
@@ -439,7 +447,7 @@ impl Committer {
             {
                 Some(file) => files.push((entry.clone(), file)),
                 None => {
-                    tracing::warn!(path = %entry.path, "a part of the open window is missing");
+                    tracing::warn!(path = %entry.path, window = %record.window, "a file to join is missing");
                     return Ok(None);
                 }
             }
@@ -530,13 +538,19 @@ impl Committer {
         current: Option<&WindowRecord>,
     ) -> Result<u64, CommitError> {
         let keep = current.map_or(&[][..], |r| r.files.as_slice());
-        self.log_window(
-            window,
-            keep,
-            "REPAIR",
-            Some("an interrupted change finished"),
-        )
-        .await?;
+        let compacted = current.is_some_and(|c| c.reason.as_deref().is_some_and(is_compaction));
+        match self.delta.get() {
+            // The same records in fewer files: a streaming reader must not read the day again.
+            Some(log) if compacted => {
+                self.fence.check()?;
+                let reason = "an interrupted compaction finished";
+                log.commit_rearranged(window, keep, reason).await?;
+            }
+            _ => {
+                let reason = Some("an interrupted change finished");
+                self.log_window(window, keep, "REPAIR", reason).await?
+            }
+        }
         if let Some(current) = current {
             // The interrupted change may have chained its generation before it stopped: a link
             // says the current one stands, so the window's latest link is its marker's.
@@ -621,8 +635,7 @@ impl Committer {
             for staged in self.lake.staging_leftovers(&partition)? {
                 let name = staged.rsplit('/').next().unwrap_or(&staged);
                 let of_window = layout::staging_target(name)
-                    .and_then(layout::parse_part_name)
-                    .is_some_and(|p| p.window_id == window.id());
+                    .is_some_and(|target| layout::is_part_of(&Path::from(target), window));
                 if of_window {
                     self.fence.check()?;
                     tracing::info!(path = %staged, window = %window.id(), "removing the staging leftover of an interrupted write");

@@ -21,10 +21,11 @@ use std::collections::{BTreeSet, HashSet};
 use super::error::WindowError;
 use super::summary::Summary;
 use super::Context;
+use crate::lake::commit::COMPACTION_REASON;
 use crate::lake::manifest::{named, WindowRecord};
 use crate::plan::window::{Grid, Window};
 use crate::table::encode::concat;
-use crate::table::route::RoutedPart;
+use crate::table::route::{RoutedPart, ROWS_PER_FILE};
 
 /// The days (their starts) a run should compact, from the windows it exported and rechecked:
 /// none unless the grid is finer than a day; only days that are over at `until`.
@@ -104,7 +105,10 @@ async fn compact_day(context: &Context<'_>, day: i64) -> Result<Option<WindowRec
     let readable = markers.len() == windows.len()
         && markers.iter().zip(&windows).all(|((w, _), grid)| w == grid);
     let files: usize = markers.iter().map(|(_, m)| m.files.len()).sum();
-    if !readable || files <= 1 {
+    let rows: u64 = markers.iter().map(|(_, m)| m.rows).sum();
+    // A day past a file's row cap stays in its windows' files: one file would have to be read
+    // whole by a repair's check of what it holds.
+    if !readable || files <= 1 || rows > ROWS_PER_FILE {
         return Ok(None);
     }
     let journaled: HashSet<i64> = committer
@@ -120,7 +124,7 @@ async fn compact_day(context: &Context<'_>, day: i64) -> Result<Option<WindowRec
         return Ok(None);
     };
     let reason = format!(
-        "compaction: the {} windows of the day joined into one file per day partition",
+        "{COMPACTION_REASON} the {} windows of the day joined into one file per day partition",
         windows.len()
     );
     let (_, first) = &markers[0];

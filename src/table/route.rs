@@ -20,7 +20,7 @@ use crate::table::encode::{FinishedPart, PartError, PartFile};
 /// Rows per part file before the next part of the same day starts: keeps single files within
 /// what engines split and cache comfortably. A window's file names stay deterministic because
 /// rows arrive in the same order on every run.
-const ROWS_PER_FILE: u64 = 4_000_000;
+pub(crate) const ROWS_PER_FILE: u64 = 4_000_000;
 
 /// A hasher for the window's set of ids: one multiply instead of SipHash. Ids come from the
 /// account's own API, not an adversary, so flooding resistance buys nothing here.

@@ -34,7 +34,7 @@ use crate::lake::delta::TableFormat;
 use crate::lake::layout;
 use crate::lake::manifest::{supersede, Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::{Lake, StorageError};
-use crate::plan::window::{parse_compact, Grid, Window};
+use crate::plan::window::{format_compact, parse_compact, Grid, Window};
 use crate::zendesk::{ApiError, Client};
 
 /// Why verification could not run (as opposed to what it found).
@@ -405,6 +405,7 @@ impl<'a> Check<'a> {
         let (standing, covered) = supersede(std::mem::take(&mut check.markers));
         check.markers = standing;
         check.covered = covered.into_iter().collect();
+        check.forget_covered_unreadable();
         check.open = match manifest.open_window().await {
             Ok(open) => open.filter(|o| {
                 parse_compact(&o.window).is_none_or(|start| {
@@ -418,6 +419,31 @@ impl<'a> Check<'a> {
             Err(e) => return Err(e.into()),
         };
         Ok(check)
+    }
+
+    /// Markers that do not parse inside a compacted day's span are history, not windows: the
+    /// day's marker names their records, and a repair of one alone would write them twice.
+    fn forget_covered_unreadable(&mut self) {
+        let spans: Vec<Window> = self
+            .markers
+            .values()
+            .filter_map(WindowRecord::span)
+            .collect();
+        let inside = |start: i64| spans.iter().any(|s| s.start < start && start < s.end);
+        let covered: Vec<i64> = self
+            .unreadable
+            .keys()
+            .copied()
+            .filter(|&s| inside(s))
+            .collect();
+        for start in covered {
+            self.unreadable.remove(&start);
+            self.covered.insert(start);
+            let id = Some(format_compact(start));
+            self.findings
+                .retain(|f| !(f.kind == Kind::CorruptManifest && f.window == id));
+            tracing::warn!(window = %format_compact(start), "the marker of a window of a compacted day does not parse; the day's marker stands for it");
+        }
     }
 
     /// The window of the marker at `start`: as its marker records it (a compacted day spans the
