@@ -181,7 +181,7 @@ async fn every_change_is_one_commit_and_the_log_holds_exactly_the_lakes_files() 
         .find(|p| std::fs::read_to_string(p).unwrap().contains("\"add\""))
         .unwrap();
     let text = std::fs::read_to_string(&last).unwrap();
-    std::fs::write(&last, regex_free_bump(&text)).unwrap();
+    std::fs::write(&last, shift_after(&text, &["\\\"numRecords\\\":"], 1)).unwrap();
     let report = verify_lake(dir.path()).await;
     assert!(
         report
@@ -190,18 +190,51 @@ async fn every_change_is_one_commit_and_the_log_holds_exactly_the_lakes_files() 
             .any(|f| f.kind == Kind::LogDisagrees && f.detail.contains("statistics")),
         "{report:?}"
     );
+
+    // Issue 19: statistics that lie about a file's bounds (engines skip it for a query by id
+    // or time that it answers) are named too: the log's against the marker's, the marker's
+    // against the rows (`--deep`).
+    let max_id = ["\\\"maxValues\\\"", "\\\"id\\\":"];
+    std::fs::write(&last, shift_after(&text, &max_id, -1)).unwrap();
+    let report = verify_lake(dir.path()).await;
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.kind == Kind::LogDisagrees && f.detail.contains("bounds")),
+        "{report:?}"
+    );
+    std::fs::write(&last, &text).unwrap();
+    let markers = dir.path().join("_auditlake/subdomain=acme/windows");
+    let repaired = markers.join("20240302T0000Z.g2.json");
+    let marker = std::fs::read_to_string(&repaired).unwrap();
+    std::fs::write(
+        &repaired,
+        shift_after(&marker, &["\"max_created_at\": "], -1_000),
+    )
+    .unwrap();
+    let report = verify_deep(dir.path()).await;
+    let lies: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::WrongStats)
+        .collect();
+    assert_eq!(lies.len(), 1, "{report:?}");
+    assert!(lies[0].detail.contains("the marker records"), "{lies:?}");
 }
 
-/// `text` with the first `numRecords` of an add's statistics one higher.
-fn regex_free_bump(text: &str) -> String {
-    let key = "\\\"numRecords\\\":";
-    let at = text.find(key).expect("an add with statistics") + key.len();
+/// `text` with the number after `keys` (each found after the one before) shifted by `by`.
+fn shift_after(text: &str, keys: &[&str], by: i64) -> String {
+    let mut at = 0;
+    for key in keys {
+        at += text[at..].find(key).expect("the key is there") + key.len();
+    }
     let digits: String = text[at..]
         .chars()
-        .take_while(char::is_ascii_digit)
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
         .collect();
-    let bumped = digits.parse::<u64>().unwrap() + 1;
-    format!("{}{bumped}{}", &text[..at], &text[at + digits.len()..])
+    let shifted = digits.parse::<i64>().unwrap() + by;
+    format!("{}{shifted}{}", &text[..at], &text[at + digits.len()..])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,7 @@ use crate::lake::layout;
 use crate::lake::manifest::FileEntry;
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339_millis, Window};
+use crate::table::encode::FileStats;
 use crate::table::schema::{ColumnType, Schema};
 
 /// Commits between checkpoints: a reader replays at most this many JSON commits on top of the
@@ -530,6 +531,9 @@ pub struct LogSnapshot {
     pub files: BTreeMap<String, u64>,
     /// The rows the log's statistics give each of those files (`numRecords`), where it has them.
     pub records: BTreeMap<String, u64>,
+    /// The bounds of `id` and `created_at` the log's statistics give those files, where it has
+    /// them: what engines skip files by.
+    pub bounds: BTreeMap<String, FileStats>,
 }
 
 /// Reads the latest snapshot with the kernel (blocking).
@@ -550,8 +554,10 @@ fn read_snapshot(
     let scan = snapshot.scan_builder().build().map_err(|e| e.to_string())?;
     type Seen = (String, BTreeMap<String, u64>, BTreeMap<String, u64>);
     let mut seen: Seen = (subdomain.to_string(), BTreeMap::new(), BTreeMap::new());
+    let mut bounds = BTreeMap::new();
     for metadata in scan.scan_metadata(engine).map_err(|e| e.to_string())? {
         let metadata = metadata.map_err(|e| e.to_string())?;
+        logged_bounds(&metadata.scan_files, subdomain, &mut bounds);
         seen = metadata
             .visit_scan_files(seen, |(subdomain, files, records), file| {
                 if file.partition_values.get("subdomain") == Some(subdomain) {
@@ -569,6 +575,65 @@ fn read_snapshot(
         txn,
         files: seen.1,
         records: seen.2,
+        bounds,
+    })
+}
+
+/// The bounds the `stats` of the selected scan rows of `files` give, for `subdomain`'s files
+/// (read from the kernel's Arrow data: its visitor gives only `numRecords`).
+fn logged_bounds(
+    files: &delta_kernel::engine_data::FilteredEngineData,
+    subdomain: &str,
+    out: &mut BTreeMap<String, FileStats>,
+) {
+    use arrow::array::{Array, AsArray};
+    let Some(data) = files
+        .data()
+        .any_ref()
+        .downcast_ref::<delta_kernel::engine::arrow_data::ArrowEngineData>()
+    else {
+        return;
+    };
+    let batch = data.record_batch();
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+    };
+    let (Some(paths), Some(stats)) = (column("path"), column("stats")) else {
+        return;
+    };
+    let selected = files.selection_vector();
+    let prefix = format!("subdomain={subdomain}/");
+    for row in 0..batch.num_rows() {
+        if !selected.get(row).copied().unwrap_or(true) || paths.is_null(row) || stats.is_null(row) {
+            continue;
+        }
+        let path = paths.value(row);
+        if !path.starts_with(&prefix) {
+            continue;
+        }
+        if let Some(parsed) = parse_bounds(stats.value(row)) {
+            out.insert(format!("{}/{path}", layout::table()), parsed);
+        }
+    }
+}
+
+/// The bounds of `id` and `created_at` in an add action's `stats` JSON, as [`stats`] writes them.
+fn parse_bounds(stats: &str) -> Option<FileStats> {
+    let stats: Value = serde_json::from_str(stats).ok()?;
+    let (min, max) = (&stats["minValues"], &stats["maxValues"]);
+    let millis = |v: &Value| {
+        let text = v.as_str()?;
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    };
+    Some(FileStats {
+        min_id: min["id"].as_i64()?,
+        max_id: max["id"].as_i64()?,
+        min_created_at: millis(&min["created_at"])?,
+        max_created_at: millis(&max["created_at"])?,
     })
 }
 

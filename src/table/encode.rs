@@ -84,6 +84,11 @@ impl FileStats {
         let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
             .parse_and_finish(file)
             .ok()?;
+        FileStats::of_metadata(&metadata)
+    }
+
+    /// The bounds a file's footer `metadata` records (its row groups' statistics).
+    pub fn of_metadata(metadata: &parquet::file::metadata::ParquetMetaData) -> Option<FileStats> {
         let schema = Schema::get();
         let bounds = |column: usize| -> Option<(i64, i64)> {
             let mut bounds: Option<(i64, i64)> = None;

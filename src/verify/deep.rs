@@ -3,7 +3,7 @@
 //! a file that declares a sort order follows it, the schema is the one in `schemas/`, and the
 //! rows read are as many as the marker records.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
@@ -15,6 +15,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{Check, Finding, Kind, ToRead, VerifyError};
 use crate::plan::window::{day_of, Window};
+use crate::table::encode::FileStats;
 use crate::table::schema::Schema;
 
 impl Check<'_> {
@@ -22,11 +23,18 @@ impl Check<'_> {
     pub(super) async fn read_every_row(&mut self, to_read: Vec<ToRead>) -> Result<(), VerifyError> {
         let mut ids: HashSet<i64> = HashSet::new();
         let digests = self.recorded_digests();
+        let bounds = self.recorded_bounds();
         for (window, path, _, rows) in &to_read {
             match self.lake.read(&Path::from(path.as_str())).await? {
                 Some(bytes) => {
                     self.check_bytes(&digests, window, path, &bytes);
-                    deep_check(window, path, *rows, bytes, &mut ids, &mut self.findings)
+                    let file = FileToCheck {
+                        window,
+                        path,
+                        rows: *rows,
+                        recorded: bounds.get(path),
+                    };
+                    deep_check(&file, bytes, &mut ids, &mut self.findings)
                 }
                 None => self.found(
                     Kind::MissingFile,
@@ -40,16 +48,41 @@ impl Check<'_> {
     }
 }
 
-/// Checks every row of one file: schema, count, ids unique across the lake, `created_at` in the
-/// window and the file's day partition, and the declared sort order.
-fn deep_check(
-    window: &Window,
-    path: &str,
+impl Check<'_> {
+    /// The bounds each file's marker records, by path.
+    fn recorded_bounds(&self) -> HashMap<String, FileStats> {
+        self.markers
+            .values()
+            .chain(self.open.as_ref())
+            .flat_map(|r| &r.files)
+            .filter_map(|f| Some((f.path.clone(), f.stats?)))
+            .collect()
+    }
+}
+
+/// One file `verify --deep` reads, and what its marker says of it.
+struct FileToCheck<'a> {
+    window: &'a Window,
+    path: &'a str,
     rows: u64,
+    recorded: Option<&'a FileStats>,
+}
+
+/// Checks every row of one file: schema, count, ids unique across the lake, `created_at` in the
+/// window and the file's day partition, the declared sort order, and the bounds of `id` and
+/// `created_at` its footer and marker record.
+fn deep_check(
+    file: &FileToCheck<'_>,
     bytes: Bytes,
     ids: &mut HashSet<i64>,
     findings: &mut Vec<Finding>,
 ) {
+    let FileToCheck {
+        window,
+        path,
+        rows,
+        recorded,
+    } = *file;
     let mut found = |kind, detail: String| {
         findings.push(Finding {
             kind,
@@ -73,6 +106,7 @@ fn deep_check(
             format!("columns {columns:?} differ from schemas/"),
         );
     }
+    let footer = FileStats::of_metadata(builder.metadata());
     let day = path
         .split('/')
         .find_map(|part| part.strip_prefix("created_date="))
@@ -88,9 +122,26 @@ fn deep_check(
             Err(e) => return found(Kind::Unreadable, e.to_string()),
         }
     }
+    let actual = tally.bounds;
     for (kind, detail) in tally.problems(rows, window, declared_sorted) {
         found(kind, detail);
     }
+    for (whose, said) in [("footer", footer.as_ref()), ("marker", recorded)] {
+        // A file without rows has no bounds; one written before they were recorded, none said.
+        if let (Some(said), Some(actual)) = (said, actual.as_ref()) {
+            if said != actual {
+                found(Kind::WrongStats, format!("the {whose} records {}, the rows hold {}: engines that skip files by these bounds miss rows", show(said), show(actual)));
+            }
+        }
+    }
+}
+
+/// Bounds as a person reads them.
+fn show(s: &FileStats) -> String {
+    format!(
+        "id {}..={}, created_at {}..={} ms",
+        s.min_id, s.max_id, s.min_created_at, s.max_created_at
+    )
 }
 
 impl RowTally {
@@ -162,6 +213,8 @@ struct RowTally {
     wrong_day: u64,
     unsorted: bool,
     previous: Option<(i64, i64)>,
+    /// The bounds of `id` and `created_at` (ms) of the rows read.
+    bounds: Option<FileStats>,
 }
 
 impl RowTally {
@@ -175,9 +228,16 @@ impl RowTally {
         let schema = Schema::get();
         self.count += batch.num_rows() as u64;
         let id_col = batch.column(schema.id_index).as_primitive::<Int64Type>();
-        let times = seconds(batch.column(schema.created_at_index).as_ref());
+        let created = batch.column(schema.created_at_index).as_ref();
+        let times = seconds(created);
+        let millis = created
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .filter(|c| c.null_count() == 0);
         for (row, &second) in times.iter().enumerate() {
             let id = id_col.value(row);
+            if let Some(millis) = millis {
+                self.widen(id, millis.value(row));
+            }
             if !ids.insert(id) {
                 self.duplicates += 1;
             }
@@ -194,6 +254,22 @@ impl RowTally {
             }
             self.previous = Some(key);
         }
+    }
+}
+
+impl RowTally {
+    /// Widens the bounds to a row's `id` and `created_at` (ms).
+    fn widen(&mut self, id: i64, created_at: i64) {
+        let b = self.bounds.get_or_insert(FileStats {
+            min_id: id,
+            max_id: id,
+            min_created_at: created_at,
+            max_created_at: created_at,
+        });
+        b.min_id = b.min_id.min(id);
+        b.max_id = b.max_id.max(id);
+        b.min_created_at = b.min_created_at.min(created_at);
+        b.max_created_at = b.max_created_at.max(created_at);
     }
 }
 

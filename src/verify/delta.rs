@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{Check, Kind, VerifyError};
-use crate::lake::delta::DeltaLog;
+use crate::lake::delta::{DeltaLog, LogSnapshot};
+use crate::lake::manifest::FileEntry;
 
 impl Check<'_> {
     /// Compares the log's files for the subdomain with the markers' and the lake's `listing`
@@ -28,42 +29,25 @@ impl Check<'_> {
                 return Ok(());
             }
         };
-        let mut named: BTreeMap<String, Option<String>> = BTreeMap::new();
-        let mut rows: BTreeMap<String, u64> = BTreeMap::new();
-        for record in self.markers.values().chain(self.open.as_ref()) {
-            for file in &record.files {
-                named.insert(file.path.clone(), Some(record.window.clone()));
-                rows.insert(file.path.clone(), file.rows);
-            }
-        }
+        let named: BTreeMap<String, (String, FileEntry)> = self
+            .markers
+            .values()
+            .chain(self.open.as_ref())
+            .flat_map(|r| {
+                r.files
+                    .iter()
+                    .map(|f| (f.path.clone(), (r.window.clone(), f.clone())))
+            })
+            .collect();
         let unreadable: Vec<String> = self
             .unreadable
             .keys()
             .map(|&start| self.window(start).id())
             .collect();
-        for (path, window) in &named {
-            match snapshot.files.get(path) {
-                None => self.found(
-                    Kind::LogDisagrees,
-                    window.clone(),
-                    Some(path.clone()),
-                    format!("a marker names the file, the Delta log (version {}) does not: Delta readers miss its records", snapshot.version),
-                ),
-                Some(&size) if listing.get(path).is_some_and(|&on_disk| on_disk != size) => self.found(
-                    Kind::LogDisagrees,
-                    window.clone(),
-                    Some(path.clone()),
-                    format!("the Delta log records {size} bytes, the file has {}", listing[path]),
-                ),
-                // The marker's rows are checked against the file's footer; engines answer
-                // counts from the log's.
-                Some(_) if snapshot.records.get(path).is_some_and(|&n| n != rows[path]) => self.found(
-                    Kind::LogDisagrees,
-                    window.clone(),
-                    Some(path.clone()),
-                    format!("the Delta log's statistics give {} rows, the marker {}", snapshot.records[path], rows[path]),
-                ),
-                Some(_) => {}
+        let mut findings = Vec::new();
+        for (path, (window, file)) in &named {
+            if let Some(detail) = disagreement(&snapshot, file, listing) {
+                findings.push((Some(window.clone()), path.clone(), detail));
             }
         }
         for path in snapshot.files.keys() {
@@ -88,6 +72,45 @@ impl Check<'_> {
                 );
             }
         }
+        for (window, path, detail) in findings {
+            self.found(Kind::LogDisagrees, window, Some(path), detail);
+        }
         Ok(())
     }
+}
+
+/// How the log's record of a file a marker names differs from the marker and the lake's
+/// `listing`, if it does.
+fn disagreement(
+    snapshot: &LogSnapshot,
+    file: &FileEntry,
+    listing: &HashMap<String, u64>,
+) -> Option<String> {
+    let path = &file.path;
+    let Some(&size) = snapshot.files.get(path) else {
+        return Some(format!("a marker names the file, the Delta log (version {}) does not: Delta readers miss its records", snapshot.version));
+    };
+    if let Some(&on_disk) = listing.get(path).filter(|&&on_disk| on_disk != size) {
+        return Some(format!(
+            "the Delta log records {size} bytes, the file has {on_disk}"
+        ));
+    }
+    // The marker's rows are checked against the file's footer; engines answer counts from the
+    // log's.
+    if let Some(&n) = snapshot.records.get(path).filter(|&&n| n != file.rows) {
+        return Some(format!(
+            "the Delta log's statistics give {n} rows, the marker {}",
+            file.rows
+        ));
+    }
+    // The marker's bounds are checked against the rows (`--deep`); engines skip files by the
+    // log's.
+    if let Some(logged) = snapshot
+        .bounds
+        .get(path)
+        .filter(|&b| file.stats.as_ref() != Some(b))
+    {
+        return Some(format!("the Delta log's statistics give other bounds of id or created_at ({logged:?}) than the marker ({:?}): Delta readers that skip by them miss rows", file.stats));
+    }
+    None
 }

@@ -96,6 +96,10 @@ pub enum Kind {
     WrongDay,
     /// A file declares a sort order its rows do not follow (deep).
     NotSorted,
+    /// The bounds of `id` or `created_at` that the file's footer or its marker records (the
+    /// Delta log's come from the marker) are not its rows' (deep): engines that skip files by
+    /// them miss rows.
+    WrongStats,
     /// A file's schema differs from `schemas/` (deep).
     WrongSchema,
     /// Zendesk returns more records for the window than the lake holds.
