@@ -410,3 +410,37 @@ async fn an_interrupted_compaction_is_converged_by_the_next_run() {
     let report = verify_deep(dir.path()).await;
     assert!(report.findings.is_empty(), "{:?}", report.findings);
 }
+
+/// Review of issue 18 (c): days a run did not compact (a lake made before compaction, a run killed
+/// before it, a next run days later) are caught up from the markers' listing; a day without
+/// records is compacted too, to a marker without a file, so that no later run reads it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn days_left_uncompacted_are_caught_up_and_an_empty_day_has_no_file() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut before = hourly(&sim, dir.path(), "2024-03-02T01:00:00Z");
+    before.compact_days = false;
+    export(before).await;
+    assert_eq!(files_of_day(dir.path(), "2024-03-01").len(), 24);
+    // Days later: 2024-03-01 is none of this run's days, and 2024-03-04 holds no record.
+    let later = export(hourly(&sim, dir.path(), "2024-03-05T01:00:00Z")).await;
+    assert_eq!(later.exit_code(), 0, "{:?}", later.failures);
+    assert_eq!(later.days_compacted, 4);
+    for day in ["2024-03-01", "2024-03-02", "2024-03-03"] {
+        assert_eq!(files_of_day(dir.path(), day).len(), 1, "{day}");
+    }
+    assert!(files_of_day(dir.path(), "2024-03-04").is_empty());
+    let meta = dir.path().join("_auditlake/subdomain=acme/windows");
+    assert!(meta.join("20240304T0000Z.g2.json").exists());
+    assert_lake_exact(
+        dir.path(),
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-05T01:00:00Z",
+    );
+    let report = verify_deep(dir.path()).await;
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    let again = export(hourly(&sim, dir.path(), "2024-03-05T01:00:00Z")).await;
+    assert_eq!(again.days_compacted, 0);
+}

@@ -10,13 +10,14 @@
 //! recheck, `verify` and `repair` (a late record in it re-exports the day); the markers of its
 //! other windows stay, as the record that they were committed.
 //!
-//! A run compacts the days it exported windows of, the days its recheck looked at, and the day
-//! before its `until` (so that a run killed between a day's last commit and its compaction is
-//! caught up by the next one). A day whose windows name one file or none is left as it is.
+//! A run compacts the days it exported windows of, the days its recheck looked at, the day
+//! before its `until`, and up to [`BACKLOG_PER_RUN`] older days that the markers' listing shows
+//! complete and never compacted (a run killed before compacting; a lake made before compaction).
+//! A day without records gets a marker spanning it and no file.
 //!
 //! [`Committer::compact`]: crate::lake::Committer::compact
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::error::WindowError;
 use super::summary::Summary;
@@ -26,6 +27,10 @@ use crate::lake::manifest::{named, WindowRecord};
 use crate::plan::window::{Grid, Window};
 use crate::table::encode::concat;
 use crate::table::route::{RoutedPart, ROWS_PER_FILE};
+
+/// The most days a run compacts from the backlog: a lake made before compaction catches up over
+/// a few runs instead of one long one.
+const BACKLOG_PER_RUN: usize = 31;
 
 /// The days (their starts) a run should compact, from the windows it exported and rechecked:
 /// none unless the grid is finer than a day; only days that are over at `until`.
@@ -57,8 +62,17 @@ pub(crate) async fn compact_days(
     if days.is_empty() {
         return;
     }
-    for &day in days {
-        match compact_day(context, day).await {
+    let generations = match context.committer.manifest().generations().await {
+        Ok(generations) => generations,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the markers; no day compacted");
+            return;
+        }
+    };
+    let mut days = days.clone();
+    days.extend(backlog(context, &generations));
+    for &day in &days {
+        match compact_day(context, day, &generations).await {
             Ok(Some(record)) => {
                 summary.days_compacted += 1;
                 tracing::info!(day = %record.window, generation = record.generation, rows = record.rows, files = record.files.len(), "compacted a closed day's windows into one file per day partition");
@@ -75,8 +89,36 @@ pub(crate) async fn compact_days(
     }
 }
 
+/// Days the listing alone shows complete and never compacted (the first window's marker is of
+/// generation 1, and a compaction writes the next), oldest first, at most [`BACKLOG_PER_RUN`]:
+/// days a run missed (killed before compacting, its successor's `until` days later), and the
+/// days of a lake made before compaction, caught up over a few runs.
+fn backlog(context: &Context<'_>, generations: &BTreeMap<i64, u32>) -> Vec<i64> {
+    let grid = context.config.grid.seconds();
+    let until = context.config.until;
+    let per_day = Grid::DAILY.seconds() / grid;
+    let mut windows_of_day: BTreeMap<i64, i64> = BTreeMap::new();
+    for &start in generations.keys() {
+        *windows_of_day.entry(Grid::DAILY.floor(start)).or_default() += 1;
+    }
+    windows_of_day
+        .into_iter()
+        .filter(|&(day, windows)| {
+            windows == per_day
+                && generations.get(&day) == Some(&1)
+                && day + Grid::DAILY.seconds() <= until
+        })
+        .map(|(day, _)| day)
+        .take(BACKLOG_PER_RUN)
+        .collect()
+}
+
 /// Compacts one day, if it is ready and not compacted yet; its new marker.
-async fn compact_day(context: &Context<'_>, day: i64) -> Result<Option<WindowRecord>, WindowError> {
+async fn compact_day(
+    context: &Context<'_>,
+    day: i64,
+    generations: &BTreeMap<i64, u32>,
+) -> Result<Option<WindowRecord>, WindowError> {
     let grid = context.config.grid;
     let whole = Window {
         start: day,
@@ -90,7 +132,6 @@ async fn compact_day(context: &Context<'_>, day: i64) -> Result<Option<WindowRec
         })
         .collect();
     let committer = &context.committer;
-    let generations = committer.manifest().generations().await?;
     if !windows.iter().all(|w| generations.contains_key(&w.start)) {
         return Ok(None);
     }
@@ -104,11 +145,11 @@ async fn compact_day(context: &Context<'_>, day: i64) -> Result<Option<WindowRec
     let markers = committer.current_markers(&windows).await?;
     let readable = markers.len() == windows.len()
         && markers.iter().zip(&windows).all(|((w, _), grid)| w == grid);
-    let files: usize = markers.iter().map(|(_, m)| m.files.len()).sum();
     let rows: u64 = markers.iter().map(|(_, m)| m.rows).sum();
     // A day past a file's row cap stays in its windows' files: one file would have to be read
-    // whole by a repair's check of what it holds.
-    if !readable || files <= 1 || rows > ROWS_PER_FILE {
+    // whole by a repair's check of what it holds. A day without records is compacted too (a
+    // marker spanning it, no file), so that the listing tells it is done.
+    if !readable || rows > ROWS_PER_FILE {
         return Ok(None);
     }
     let journaled: HashSet<i64> = committer
@@ -148,6 +189,9 @@ async fn join(
             return Ok(None);
         };
         inputs.extend(held.into_iter().map(|(_, file)| file));
+    }
+    if inputs.is_empty() {
+        return Ok(Some(Vec::new()));
     }
     let expected: u64 = markers.iter().map(|(_, m)| m.rows).sum();
     let window = *whole;
