@@ -90,7 +90,7 @@ pub(crate) async fn compact_days(
 }
 
 /// Days the listing alone shows complete and never compacted (the first window's marker is of
-/// generation 1, and a compaction writes the next), oldest first, at most [`BACKLOG_PER_RUN`]:
+/// generation 1, and a compaction writes the next), at most [`BACKLOG_PER_RUN`], in turn:
 /// days a run missed (killed before compacting, its successor's `until` days later), and the
 /// days of a lake made before compaction, caught up over a few runs.
 fn backlog(context: &Context<'_>, generations: &BTreeMap<i64, u32>) -> Vec<i64> {
@@ -101,7 +101,7 @@ fn backlog(context: &Context<'_>, generations: &BTreeMap<i64, u32>) -> Vec<i64> 
     for &start in generations.keys() {
         *windows_of_day.entry(Grid::DAILY.floor(start)).or_default() += 1;
     }
-    windows_of_day
+    let mut days: Vec<i64> = windows_of_day
         .into_iter()
         .filter(|&(day, windows)| {
             windows == per_day
@@ -109,8 +109,15 @@ fn backlog(context: &Context<'_>, generations: &BTreeMap<i64, u32>) -> Vec<i64> 
                 && day + Grid::DAILY.seconds() <= until
         })
         .map(|(day, _)| day)
-        .take(BACKLOG_PER_RUN)
-        .collect()
+        .collect();
+    // Days a run declines (a file missing, a marker that does not parse, past the row cap) stay
+    // in the backlog: runs take it in turn, so that they never hold back the others.
+    if !days.is_empty() {
+        let turn = (until / grid).rem_euclid(days.len() as i64) as usize;
+        days.rotate_left(turn);
+    }
+    days.truncate(BACKLOG_PER_RUN);
+    days
 }
 
 /// Compacts one day, if it is ready and not compacted yet; its new marker.
@@ -190,10 +197,11 @@ async fn join(
         };
         inputs.extend(held.into_iter().map(|(_, file)| file));
     }
-    if inputs.is_empty() {
-        return Ok(Some(Vec::new()));
-    }
     let expected: u64 = markers.iter().map(|(_, m)| m.rows).sum();
+    if inputs.is_empty() {
+        // A marker that records rows but names no file is for `verify` to report, not to erase.
+        return Ok((expected == 0).then(Vec::new));
+    }
     let window = *whole;
     let part = tokio::task::spawn_blocking(move || concat(&dir, &window, inputs))
         .await
