@@ -184,10 +184,7 @@ async fn every_change_is_one_commit_and_the_log_holds_exactly_the_lakes_files() 
     std::fs::write(&last, shift_after(&text, &["\\\"numRecords\\\":"], 1)).unwrap();
     let report = verify_lake(dir.path()).await;
     assert!(
-        report
-            .findings
-            .iter()
-            .any(|f| f.kind == Kind::LogDisagrees && f.detail.contains("statistics")),
+        found(&report, Kind::LogDisagrees, "statistics"),
         "{report:?}"
     );
 
@@ -197,13 +194,7 @@ async fn every_change_is_one_commit_and_the_log_holds_exactly_the_lakes_files() 
     let max_id = ["\\\"maxValues\\\"", "\\\"id\\\":"];
     std::fs::write(&last, shift_after(&text, &max_id, -1)).unwrap();
     let report = verify_lake(dir.path()).await;
-    assert!(
-        report
-            .findings
-            .iter()
-            .any(|f| f.kind == Kind::LogDisagrees && f.detail.contains("bounds")),
-        "{report:?}"
-    );
+    assert!(found(&report, Kind::LogDisagrees, "bounds"), "{report:?}");
     std::fs::write(&last, &text).unwrap();
     let markers = dir.path().join("_auditlake/subdomain=acme/windows");
     let repaired = markers.join("20240302T0000Z.g2.json");
@@ -221,6 +212,14 @@ async fn every_change_is_one_commit_and_the_log_holds_exactly_the_lakes_files() 
         .collect();
     assert_eq!(lies.len(), 1, "{report:?}");
     assert!(lies[0].detail.contains("the marker records"), "{lies:?}");
+}
+
+/// Whether `report` has a finding of `kind` whose detail says `text`.
+fn found(report: &Report, kind: Kind, text: &str) -> bool {
+    report
+        .findings
+        .iter()
+        .any(|f| f.kind == kind && f.detail.contains(text))
 }
 
 /// `text` with the number after `keys` (each found after the one before) shifted by `by`.

@@ -255,6 +255,20 @@ async fn a_record_naming_a_part_that_is_gone_starts_the_window_over() {
     );
 }
 
+/// The lake holds every record up to `until` exactly once, and `verify --deep` finds nothing.
+async fn assert_exact_and_verified(dir: &Path, sim: &Simulator, until: &str) {
+    assert_lake_exact(dir, sim, &SimFilter::default(), FROM, until);
+    let report = verify_deep(dir).await;
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}
+
+/// The same schedule with compaction off: the state just before a day's compaction.
+fn hourly_uncompacted(sim: &Simulator, dir: &Path, until: &str) -> auditlake::config::ExportConfig {
+    let mut config = hourly(sim, dir, until);
+    config.compact_days = false;
+    config
+}
+
 /// An hourly schedule with `--window 1h`: `until` one hour later each run, and the recheck of a
 /// day.
 fn hourly(sim: &Simulator, dir: &Path, until: &str) -> auditlake::config::ExportConfig {
@@ -342,15 +356,7 @@ async fn a_late_record_in_a_compacted_day_is_repaired_with_the_day() {
     let files = files_of_day(dir.path(), "2024-03-01");
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].contains("-g3-"), "the day, repaired: {files:?}");
-    assert_lake_exact(
-        dir.path(),
-        &sim,
-        &SimFilter::default(),
-        FROM,
-        "2024-03-02T02:00:00Z",
-    );
-    let report = verify_deep(dir.path()).await;
-    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_exact_and_verified(dir.path(), &sim, "2024-03-02T02:00:00Z").await;
 }
 
 /// Issue 18 (c): a compaction killed after its file and before its marker, or after its marker
@@ -362,9 +368,7 @@ async fn an_interrupted_compaction_is_converged_by_the_next_run() {
     let sim = start(sim_config(3_000, FROM, TO)).await;
     let dir = tempfile::tempdir().unwrap();
     // The state just before the day's compaction: every hour committed, each with its file.
-    let mut uncompacted = hourly(&sim, dir.path(), UNTIL);
-    uncompacted.compact_days = false;
-    export(uncompacted).await;
+    export(hourly_uncompacted(&sim, dir.path(), UNTIL)).await;
     let day = day_dir(dir.path(), "2024-03-01");
     let hours = files_of_day(dir.path(), "2024-03-01");
     assert_eq!(hours.len(), 24);
@@ -406,9 +410,7 @@ async fn an_interrupted_compaction_is_converged_by_the_next_run() {
     let again = export(hourly(&sim, dir.path(), UNTIL)).await;
     assert_eq!((again.repairs_converged, again.days_compacted), (1, 1));
     assert_eq!(files_of_day(dir.path(), "2024-03-01").len(), 1);
-    assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, UNTIL);
-    let report = verify_deep(dir.path()).await;
-    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_exact_and_verified(dir.path(), &sim, UNTIL).await;
 }
 
 /// Review of issue 18 (c): days a run did not compact (a lake made before compaction, a run killed
@@ -418,9 +420,7 @@ async fn an_interrupted_compaction_is_converged_by_the_next_run() {
 async fn days_left_uncompacted_are_caught_up_and_an_empty_day_has_no_file() {
     let sim = start(sim_config(3_000, FROM, TO)).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut before = hourly(&sim, dir.path(), "2024-03-02T01:00:00Z");
-    before.compact_days = false;
-    export(before).await;
+    export(hourly_uncompacted(&sim, dir.path(), "2024-03-02T01:00:00Z")).await;
     assert_eq!(files_of_day(dir.path(), "2024-03-01").len(), 24);
     // Days later: 2024-03-01 is none of this run's days, and 2024-03-04 holds no record.
     let later = export(hourly(&sim, dir.path(), "2024-03-05T01:00:00Z")).await;
@@ -432,15 +432,7 @@ async fn days_left_uncompacted_are_caught_up_and_an_empty_day_has_no_file() {
     assert!(files_of_day(dir.path(), "2024-03-04").is_empty());
     let meta = dir.path().join("_auditlake/subdomain=acme/windows");
     assert!(meta.join("20240304T0000Z.g2.json").exists());
-    assert_lake_exact(
-        dir.path(),
-        &sim,
-        &SimFilter::default(),
-        FROM,
-        "2024-03-05T01:00:00Z",
-    );
-    let report = verify_deep(dir.path()).await;
-    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_exact_and_verified(dir.path(), &sim, "2024-03-05T01:00:00Z").await;
     let again = export(hourly(&sim, dir.path(), "2024-03-05T01:00:00Z")).await;
     assert_eq!(again.days_compacted, 0);
 }

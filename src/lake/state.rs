@@ -218,8 +218,17 @@ impl Committer {
         &self,
         windows: &[Window],
     ) -> Result<Vec<(Window, WindowRecord)>, ManifestError> {
+        let generations = self.manifest().generations().await?;
+        self.current_markers_listed(windows, &generations).await
+    }
+
+    /// [`Committer::current_markers`], given the markers' listing (`generations`).
+    pub async fn current_markers_listed(
+        &self,
+        windows: &[Window],
+        generations: &BTreeMap<i64, u32>,
+    ) -> Result<Vec<(Window, WindowRecord)>, ManifestError> {
         let manifest = self.manifest();
-        let generations = manifest.generations().await?;
         let mut starts: Vec<i64> = windows.iter().map(|w| w.start).collect();
         if let Some(first) = windows.first() {
             let day = Grid::DAILY.floor(first.start);

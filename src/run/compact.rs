@@ -39,16 +39,16 @@ pub(crate) fn days_to_compact<'a>(
     until: i64,
     windows: impl IntoIterator<Item = &'a Window>,
 ) -> BTreeSet<i64> {
-    const DAY: i64 = 86_400;
-    if grid.seconds() >= DAY {
+    let day_seconds = Grid::DAILY.seconds();
+    if grid.seconds() >= day_seconds {
         return BTreeSet::new();
     }
     let mut days: BTreeSet<i64> = windows
         .into_iter()
         .map(|w| Grid::DAILY.floor(w.start))
         .collect();
-    days.insert(Grid::DAILY.floor(until) - DAY);
-    days.retain(|&day| day + DAY <= until);
+    days.insert(Grid::DAILY.floor(until) - day_seconds);
+    days.retain(|&day| day + day_seconds <= until);
     days
 }
 
@@ -149,7 +149,9 @@ async fn compact_day(
     if first.span() == Some(whole) {
         return Ok(None);
     }
-    let markers = committer.current_markers(&windows).await?;
+    let markers = committer
+        .current_markers_listed(&windows, generations)
+        .await?;
     let readable = markers.len() == windows.len()
         && markers.iter().zip(&windows).all(|((w, _), grid)| w == grid);
     let rows: u64 = markers.iter().map(|(_, m)| m.rows).sum();
