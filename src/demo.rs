@@ -112,16 +112,6 @@ pub async fn run(
 /// the export's own time and duration parsers, and the simulator checks the rest
 /// ([`SimOptions::config`]).
 pub fn simulator_config(args: &SimulateArgs) -> Result<SimConfig, String> {
-    let instant = |flag: &str, given: &Option<String>| -> Result<Option<DateTime<Utc>>, String> {
-        given
-            .as_deref()
-            .map(|t| {
-                parse_instant(t)
-                    .map(utc)
-                    .map_err(|e| format!("--{flag}: {e}"))
-            })
-            .transpose()
-    };
     let duration = |flag: &str, given: &Option<String>| -> Result<Option<Duration>, String> {
         given
             .as_deref()
@@ -157,6 +147,24 @@ pub fn simulator_config(args: &SimulateArgs) -> Result<SimConfig, String> {
         latency: duration("latency", &args.latency)?,
     };
     options.config().map_err(|e| e.to_string())
+}
+
+/// `simulate --hide-from`: the instant from which the simulator hides records (records that
+/// arrive late), if given.
+pub fn simulator_hidden_from(args: &SimulateArgs) -> Result<Option<DateTime<Utc>>, String> {
+    instant("hide-from", &args.hide_from)
+}
+
+/// An instant flag of `simulate`, read with the export's own parser.
+fn instant(flag: &str, given: &Option<String>) -> Result<Option<DateTime<Utc>>, String> {
+    given
+        .as_deref()
+        .map(|t| {
+            parse_instant(t)
+                .map(utc)
+                .map_err(|e| format!("--{flag}: {e}"))
+        })
+        .transpose()
 }
 
 #[cfg(test)]

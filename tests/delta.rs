@@ -43,8 +43,13 @@ fn commits(dest: &Path) -> Vec<Vec<Value>> {
 
 /// The table's files after replaying every commit: path (relative to the table root) → size.
 fn table_files(dest: &Path) -> BTreeMap<String, u64> {
+    table_files_at(dest, usize::MAX)
+}
+
+/// The table's files at the version made by its first `commits` commits.
+fn table_files_at(dest: &Path, commits_made: usize) -> BTreeMap<String, u64> {
     let mut files = BTreeMap::new();
-    for commit in commits(dest) {
+    for commit in commits(dest).into_iter().take(commits_made) {
         for action in commit {
             if let Some(add) = action.get("add") {
                 files.insert(
@@ -60,12 +65,14 @@ fn table_files(dest: &Path) -> BTreeMap<String, u64> {
     files
 }
 
-/// Every Parquet file under the table root: path relative to it → size.
+/// Every Parquet file under the table root but those the log removed (kept for its older
+/// versions): path relative to it → size.
 fn files_on_disk(dest: &Path) -> BTreeMap<String, u64> {
     let root = dest.join("audit_logs");
+    let removed = delta_removed(&root);
     parquet_files(dest)
         .into_iter()
-        .filter(|p| !p.to_string_lossy().contains("_delta_log"))
+        .filter(|p| !p.to_string_lossy().contains("_delta_log") && !removed.contains(p))
         .map(|p| {
             let size = std::fs::metadata(&p).unwrap().len();
             let relative = p.strip_prefix(&root).unwrap().to_string_lossy().to_string();
@@ -564,4 +571,80 @@ async fn commits_a_checkpoint_stands_for_expire_after_thirty_days() {
     assert_eq!(after, before);
     let report = verify_lake(dir.path()).await;
     assert!(report.findings.is_empty(), "{report:?}");
+}
+
+/// Issue 19: "after a repair the new version has the new rows and the old version has the old
+/// ones". The files a repair's commit removed stay for the table's retention (Delta's default, 7
+/// days), so the version before it still reads, and verify counts them as the older versions',
+/// not as strays. Once the retention is over (the table set to keep removed files 0 hours, as
+/// `ALTER TABLE … SET TBLPROPERTIES` would), the next run removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_keeps_the_old_version_readable_until_the_tables_retention_ends() {
+    const LATE: &str = "2024-03-02T20:00:00Z";
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    sim.hide_from(Some(utc(t(LATE))));
+    let dir = tempfile::tempdir().unwrap();
+    export(delta_config(&sim, dir.path(), "2024-03-03")).await;
+    let before = commits(dir.path()).len();
+    sim.hide_from(None);
+    let mut rechecked = delta_config(&sim, dir.path(), TO);
+    rechecked.recheck = Duration::from_secs(86_400);
+    assert_eq!(export(rechecked).await.windows_repaired, 1);
+
+    let root = dir.path().join("audit_logs");
+    let read_version = |files: &BTreeMap<String, u64>| -> Vec<LakeRow> {
+        files
+            .keys()
+            .flat_map(|f| {
+                let path = root.join(f);
+                read_part(
+                    &path.to_string_lossy(),
+                    std::fs::read(&path).unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let old = table_files_at(dir.path(), before);
+    let new = table_files(dir.path());
+    let replaced: Vec<&String> = old.keys().filter(|f| !new.contains_key(*f)).collect();
+    assert_eq!(replaced.len(), 1, "{old:?} {new:?}");
+    assert!(
+        root.join(replaced[0]).exists(),
+        "the old generation is kept"
+    );
+    assert_rows_exact(read_version(&old), &sim, &SimFilter::default(), FROM, LATE);
+    assert_rows_exact(read_version(&new), &sim, &SimFilter::default(), FROM, TO);
+    let report = verify_lake(dir.path()).await;
+    assert!(report.is_clean(), "{report}");
+    let retained = report.retained.clone().unwrap();
+    assert_eq!((retained.files, retained.retention_hours), (1, 168));
+    assert!(
+        report.to_string().contains("1 files it removed are kept"),
+        "{report}"
+    );
+
+    // The retention set to nothing: the next run removes what no version reads any more.
+    let log = root.join("_delta_log");
+    let mut metadata = commits(dir.path())[0]
+        .iter()
+        .find_map(|a| a.get("metaData"))
+        .cloned()
+        .unwrap();
+    metadata["configuration"] =
+        serde_json::json!({"delta.deletedFileRetentionDuration": "interval 0 hours"});
+    let version = commits(dir.path()).len();
+    let info =
+        serde_json::json!({"commitInfo": {"operation": "SET TBLPROPERTIES", "timestamp": 0}});
+    std::fs::write(
+        log.join(format!("{version:020}.json")),
+        format!("{info}\n{}\n", serde_json::json!({ "metaData": metadata })),
+    )
+    .unwrap();
+    let idle = export(delta_config(&sim, dir.path(), TO)).await;
+    assert_eq!(idle.exit_code(), 0, "{idle:?}");
+    assert!(!root.join(replaced[0]).exists(), "past its retention");
+    assert_log_is_the_lake(dir.path(), &sim, TO);
+    let report = verify_lake(dir.path()).await;
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.retained.unwrap().files, 0);
 }

@@ -132,6 +132,7 @@ fn other_command(command: &Command, cx: &Context, now: i64) -> Result<String, Er
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => {
             auditlake::demo::simulator_config(args).map_err(config::ConfigError)?;
+            auditlake::demo::simulator_hidden_from(args).map_err(config::ConfigError)?;
             format!(
                 "simulate would serve {} records on {}",
                 args.records, args.bind

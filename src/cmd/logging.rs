@@ -34,7 +34,11 @@ pub fn init(
     env: &Env,
 ) {
     let level = config::log_level(level, env);
-    let filter = level.filter.unwrap_or_else(|| default.to_string());
+    let mut filter = level.filter.unwrap_or_else(|| default.to_string());
+    // The Delta kernel logs every snapshot it builds at `info`: its own name turns it back on.
+    if !filter.contains("delta_kernel") {
+        filter.push_str(",delta_kernel=warn");
+    }
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -618,7 +618,9 @@ impl Committer {
     }
 
     /// Removes every part of `window` (of any generation, by any attempt) that `keep` does not
-    /// name, and the staging leftovers of the window's writes. Returns how many were removed.
+    /// name, and the staging leftovers of the window's writes; a Delta table's older versions
+    /// keep the parts its log removed, for its retention (`retention.rs`). Returns how many were
+    /// removed.
     async fn sweep(&self, window: &Window, keep: &[FileEntry]) -> Result<u64, CommitError> {
         let keep: BTreeSet<&str> = keep.iter().map(|f| f.path.as_str()).collect();
         let mut removed = 0;
@@ -626,6 +628,10 @@ impl Committer {
             let partition = layout::partition(&self.subdomain, day);
             for path in self.lake.list(&partition).await? {
                 if layout::is_part_of(&path, window) && !keep.contains(path.as_ref()) {
+                    if self.retains(&path) {
+                        tracing::debug!(path = %path, window = %window.id(), "keeping a part the Delta log removed, for its older versions");
+                        continue;
+                    }
                     self.fence.check()?;
                     tracing::info!(path = %path, window = %window.id(), "removing a part this window no longer names");
                     self.lake.delete(&path).await?;

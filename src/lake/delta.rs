@@ -1,8 +1,7 @@
 //! The Delta Lake log at the table root (`--table-format delta`): every change of the lake is also
 //! one Delta commit under `audit_logs/_delta_log/`, so engines that read Delta see whole commits
-//! (never a repair or a compaction half done). The files a commit removes are deleted right
-//! after it (plain readers of the partition folders must not count them), so an older version
-//! reads only while its files are still there: as after a Delta `VACUUM` with no retention.
+//! (never a repair or a compaction half done). The files a commit removes stay for the table's
+//! retention, so that its older versions read (see `retention.rs`).
 //!
 //! **Order.** Files first, then the marker (or the open window's state), then the log commit. The
 //! markers stay the run's truth (what is done, what to resume); the log follows them. A crash
@@ -29,7 +28,6 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use delta_kernel::snapshot::Snapshot;
-use delta_kernel::Engine;
 use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
 use delta_kernel_default_engine::DefaultEngine;
 use object_store::path::Path;
@@ -38,9 +36,11 @@ use serde_json::{json, Value};
 
 use crate::lake::layout;
 use crate::lake::manifest::FileEntry;
+use crate::lake::retention::Removed;
+use crate::lake::snapshot::read_snapshot;
+pub use crate::lake::snapshot::LogSnapshot;
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339_millis, Window};
-use crate::table::encode::FileStats;
 use crate::table::schema::{ColumnType, Schema};
 
 /// Commits between checkpoints: a reader replays at most this many JSON commits on top of the
@@ -115,6 +115,9 @@ pub struct DeltaLog {
     /// [`DeltaLog::converge`] and kept by every commit since: only this run (it holds the lease)
     /// changes them.
     files: Mutex<BTreeMap<String, u64>>,
+    /// The subdomain's files the log removed within the table's retention (read by
+    /// [`DeltaLog::load`], kept by every commit since): what older versions still read.
+    removed: Mutex<Removed>,
     /// One commit at a time: the run's workers commit windows concurrently, and each commit
     /// takes the next version and the next `txn` version.
     committing: tokio::sync::Mutex<()>,
@@ -145,6 +148,7 @@ impl DeltaLog {
             url,
             state: Mutex::new(None),
             files: Mutex::new(BTreeMap::new()),
+            removed: Mutex::new(Removed::default()),
             committing: tokio::sync::Mutex::new(()),
         }
     }
@@ -249,6 +253,11 @@ impl DeltaLog {
                     files.insert(file.path.clone(), file.bytes);
                 }
             }
+            self.removed.lock().expect("not poisoned").committed(
+                &change.removes,
+                &change.adds,
+                now_ms(),
+            );
             tracing::debug!(version, operation = change.operation, "Delta commit");
             if version % CHECKPOINT_INTERVAL == 0 {
                 self.checkpoint(version).await;
@@ -347,6 +356,7 @@ impl DeltaLog {
         let snapshot = self.snapshot().await?;
         *self.state.lock().expect("not poisoned") = Some((snapshot.version + 1, snapshot.txn));
         *self.files.lock().expect("not poisoned") = snapshot.files.clone();
+        *self.removed.lock().expect("not poisoned") = snapshot.removed.clone();
         Ok(snapshot)
     }
 
@@ -401,6 +411,32 @@ impl DeltaLog {
             .map(|(path, bytes)| entry(path, *bytes))
             .collect();
         (adds, removes)
+    }
+
+    /// The subdomain whose files this log's commits change.
+    pub fn subdomain(&self) -> &str {
+        &self.subdomain
+    }
+
+    /// The subdomain's files the log holds now (paths relative to the lake).
+    pub fn held(&self) -> BTreeSet<String> {
+        self.files
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The subdomain's files the log removed within the table's retention, as of now.
+    pub fn removed(&self) -> Removed {
+        self.removed.lock().expect("not poisoned").clone()
+    }
+
+    /// Whether `path` is a file the log removed within the table's retention.
+    pub fn keeps_removed(&self, path: &str) -> bool {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.removed.lock().expect("not poisoned").keeps(path, now)
     }
 
     /// The files of `window` the log holds now.
@@ -490,13 +526,17 @@ impl DeltaLog {
     }
 
     /// The log's retention, after the checkpoint of `version`: removes the commits and
-    /// checkpoints older than [`LOG_RETENTION`] from before the checkpoint one interval back
+    /// checkpoints older than [`LOG_RETENTION`] (or the table's retention of removed files, if
+    /// longer: a version whose files are kept keeps its commit) from before the checkpoint one interval back
     /// (readers start at the newest checkpoint; the one before serves a reader mid-read).
     /// Returns how many files were removed.
     pub async fn expire(&self, version: u64) -> Result<u64, StorageError> {
         let keep_from = version.saturating_sub(CHECKPOINT_INTERVAL);
-        let cutoff =
-            chrono::Utc::now() - chrono::Duration::from_std(LOG_RETENTION).expect("a month fits");
+        let retention = LOG_RETENTION.max(self.removed.lock().expect("not poisoned").period);
+        let cutoff = chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|r| chrono::Utc::now().checked_sub_signed(r))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         let mut removed = 0;
         for (path, modified) in self.lake.list_modified(&layout::delta_log()).await? {
             let Some(name) = path.filename() else {
@@ -520,121 +560,6 @@ impl DeltaLog {
         }
         Ok(removed)
     }
-}
-
-/// What a snapshot of the log holds for one subdomain.
-#[derive(Debug)]
-pub struct LogSnapshot {
-    pub version: u64,
-    pub txn: i64,
-    /// The subdomain's files: path relative to the lake's root, and size in bytes.
-    pub files: BTreeMap<String, u64>,
-    /// The rows the log's statistics give each of those files (`numRecords`), where it has them.
-    pub records: BTreeMap<String, u64>,
-    /// The bounds of `id` and `created_at` the log's statistics give those files, where it has
-    /// them: what engines skip files by.
-    pub bounds: BTreeMap<String, FileStats>,
-}
-
-/// Reads the latest snapshot with the kernel (blocking).
-fn read_snapshot(
-    engine: &dyn Engine,
-    url: &str,
-    app: &str,
-    subdomain: &str,
-) -> Result<LogSnapshot, String> {
-    let snapshot = Snapshot::builder_for(url)
-        .build(engine)
-        .map_err(|e| e.to_string())?;
-    let txn = snapshot
-        .get_app_id_version(app, engine)
-        .map_err(|e| e.to_string())?
-        .unwrap_or(0);
-    let version = snapshot.version();
-    let scan = snapshot.scan_builder().build().map_err(|e| e.to_string())?;
-    type Seen = (String, BTreeMap<String, u64>, BTreeMap<String, u64>);
-    let mut seen: Seen = (subdomain.to_string(), BTreeMap::new(), BTreeMap::new());
-    let mut bounds = BTreeMap::new();
-    for metadata in scan.scan_metadata(engine).map_err(|e| e.to_string())? {
-        let metadata = metadata.map_err(|e| e.to_string())?;
-        logged_bounds(&metadata.scan_files, subdomain, &mut bounds);
-        seen = metadata
-            .visit_scan_files(seen, |(subdomain, files, records), file| {
-                if file.partition_values.get("subdomain") == Some(subdomain) {
-                    let path = format!("{}/{}", layout::table(), file.path);
-                    if let Some(stats) = &file.stats {
-                        records.insert(path.clone(), stats.num_records);
-                    }
-                    files.insert(path, u64::try_from(file.size).unwrap_or(0));
-                }
-            })
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(LogSnapshot {
-        version,
-        txn,
-        files: seen.1,
-        records: seen.2,
-        bounds,
-    })
-}
-
-/// The bounds the `stats` of the selected scan rows of `files` give, for `subdomain`'s files
-/// (read from the kernel's Arrow data: its visitor gives only `numRecords`).
-fn logged_bounds(
-    files: &delta_kernel::engine_data::FilteredEngineData,
-    subdomain: &str,
-    out: &mut BTreeMap<String, FileStats>,
-) {
-    use arrow::array::{Array, AsArray};
-    let Some(data) = files
-        .data()
-        .any_ref()
-        .downcast_ref::<delta_kernel::engine::arrow_data::ArrowEngineData>()
-    else {
-        return;
-    };
-    let batch = data.record_batch();
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .and_then(|c| c.as_string_opt::<i32>())
-    };
-    let (Some(paths), Some(stats)) = (column("path"), column("stats")) else {
-        return;
-    };
-    let selected = files.selection_vector();
-    let prefix = format!("subdomain={subdomain}/");
-    for row in 0..batch.num_rows() {
-        if !selected.get(row).copied().unwrap_or(true) || paths.is_null(row) || stats.is_null(row) {
-            continue;
-        }
-        let path = paths.value(row);
-        if !path.starts_with(&prefix) {
-            continue;
-        }
-        if let Some(parsed) = parse_bounds(stats.value(row)) {
-            out.insert(format!("{}/{path}", layout::table()), parsed);
-        }
-    }
-}
-
-/// The bounds of `id` and `created_at` in an add action's `stats` JSON, as [`stats`] writes them.
-fn parse_bounds(stats: &str) -> Option<FileStats> {
-    let stats: Value = serde_json::from_str(stats).ok()?;
-    let (min, max) = (&stats["minValues"], &stats["maxValues"]);
-    let millis = |v: &Value| {
-        let text = v.as_str()?;
-        chrono::DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|t| t.timestamp_millis())
-    };
-    Some(FileStats {
-        min_id: min["id"].as_i64()?,
-        max_id: max["id"].as_i64()?,
-        min_created_at: millis(&min["created_at"])?,
-        max_created_at: millis(&max["created_at"])?,
-    })
 }
 
 /// The kernel's executor: a runtime of its own (one worker thread), made once and kept for the

@@ -18,7 +18,9 @@ mod held;
 pub(crate) mod layout;
 pub mod lease;
 pub mod manifest;
+pub(crate) mod retention;
 pub mod signing;
+mod snapshot;
 mod state;
 pub mod storage;
 

@@ -133,7 +133,8 @@ impl Committer {
 
     /// Converges the Delta log to the markers and the open window's record (a crash between a
     /// marker and its commit, or the conversion of a Parquet lake), then records a conversion
-    /// in `dataset.json`. Reads every marker: one small read per committed window.
+    /// in `dataset.json`, and removes the files no version of the table reads any more. Reads
+    /// every marker: one small read per committed window.
     async fn converge_log(
         &self,
         log: &DeltaLog,
@@ -143,6 +144,7 @@ impl Committer {
     ) -> Result<(), CommitError> {
         let manifest = self.manifest();
         let mut wanted: Vec<FileEntry> = Vec::new();
+        let mut unreadable = Vec::new();
         let mut markers = BTreeMap::new();
         for (&start, &generation) in generations {
             let window = Window {
@@ -156,7 +158,10 @@ impl Committer {
                 Ok(None) => {}
                 // Which files are the window's cannot be told: the log keeps what it holds of
                 // it, until `repair` re-exports the window.
-                Err(ManifestError::Corrupt { .. }) => wanted.extend(log.logged(&window)),
+                Err(ManifestError::Corrupt { .. }) => {
+                    wanted.extend(log.logged(&window));
+                    unreadable.push(window);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -207,6 +212,7 @@ impl Committer {
             )
             .await?;
         }
+        self.vacuum(log, &wanted, &unreadable).await?;
         Ok(())
     }
 

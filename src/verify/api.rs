@@ -74,6 +74,7 @@ mod tests {
             windows: vec![check(&DAY1), check(&DAY2)],
             findings,
             chain_links: None,
+            retained: None,
         }
     }
 

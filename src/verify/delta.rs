@@ -1,23 +1,48 @@
 //! The Delta log against the markers, for a lake in table format `delta`: every file the markers
 //! (and the open window) name is in the log's latest snapshot, with the size the lake holds, and
 //! the log names no other file of the subdomain. A repair, like any run, converges the log to the
-//! markers in one commit.
+//! markers in one commit. The files the log removed within the table's retention are its older
+//! versions' (time travel), not strays.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Check, Kind, VerifyError};
-use crate::lake::delta::{DeltaLog, LogSnapshot};
+use super::{Check, Kind, Retained};
+use crate::lake::delta::{DeltaError, DeltaLog, LogSnapshot};
 use crate::lake::manifest::FileEntry;
 
 impl Check<'_> {
-    /// Compares the log's files for the subdomain with the markers' and the lake's `listing`
-    /// (path → size).
-    pub(super) async fn delta_log(
+    /// Reads the log's latest snapshot, and takes out of `listing` (path → size) the files it
+    /// removed within its retention that no marker names: they are kept for its older versions.
+    pub(super) async fn read_log(
         &mut self,
+        listing: &mut HashMap<String, u64>,
+    ) -> Result<LogSnapshot, DeltaError> {
+        let snapshot = DeltaLog::new(self.lake, self.subdomain, "verify")
+            .snapshot()
+            .await?;
+        let named = self.named();
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut files = 0;
+        for path in snapshot.removed.kept(now) {
+            if !named.contains(path) && listing.remove(path).is_some() {
+                files += 1;
+            }
+        }
+        self.retained = Some(Retained {
+            files,
+            retention_hours: snapshot.removed.period.as_secs() / 3_600,
+        });
+        Ok(snapshot)
+    }
+
+    /// Compares the log's files for the subdomain (`snapshot`, as [`Check::read_log`] read it)
+    /// with the markers' and the lake's `listing` (path → size).
+    pub(super) fn delta_log(
+        &mut self,
+        snapshot: Result<LogSnapshot, DeltaError>,
         listing: &HashMap<String, u64>,
-    ) -> Result<(), VerifyError> {
-        let log = DeltaLog::new(self.lake, self.subdomain, "verify");
-        let snapshot = match log.snapshot().await {
+    ) {
+        let snapshot = match snapshot {
             Ok(snapshot) => snapshot,
             Err(e) => {
                 self.found(
@@ -26,7 +51,7 @@ impl Check<'_> {
                     Some("audit_logs/_delta_log".into()),
                     format!("the Delta log does not read: {e}"),
                 );
-                return Ok(());
+                return;
             }
         };
         let named: BTreeMap<String, (String, FileEntry)> = self
@@ -75,7 +100,6 @@ impl Check<'_> {
         for (window, path, detail) in findings {
             self.found(Kind::LogDisagrees, window, Some(path), detail);
         }
-        Ok(())
     }
 }
 

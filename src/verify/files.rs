@@ -125,14 +125,18 @@ impl Check<'_> {
         to_read
     }
 
-    /// Files in range that no marker names, and staging leftovers.
-    pub(super) fn strays(&mut self, listing: &HashMap<String, u64>) -> Result<(), VerifyError> {
-        let named: HashSet<&str> = self
-            .markers
+    /// Every file a current marker or the open window names.
+    pub(super) fn named(&self) -> HashSet<&str> {
+        self.markers
             .values()
             .chain(self.open.iter())
             .flat_map(|r| r.files.iter().map(|f| f.path.as_str()))
-            .collect();
+            .collect()
+    }
+
+    /// Files in range that no marker names, and staging leftovers.
+    pub(super) fn strays(&mut self, listing: &HashMap<String, u64>) -> Result<(), VerifyError> {
+        let named = self.named();
         let name_of = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
         let mut strays: Vec<String> = listing
             .keys()

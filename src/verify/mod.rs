@@ -196,6 +196,18 @@ pub struct Report {
     /// chain yet; `None` when it was not walked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain_links: Option<u64>,
+    /// For a Delta table: the files its log removed that it keeps for its older versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retained: Option<Retained>,
+}
+
+/// The files a Delta table keeps for its older versions (time travel): not strays.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Retained {
+    /// Files the log removed within the retention, still in the lake.
+    pub files: u64,
+    /// The table's `delta.deletedFileRetentionDuration`, in hours.
+    pub retention_hours: u64,
 }
 
 impl Report {
@@ -249,6 +261,13 @@ impl fmt::Display for Report {
             Some(links) => writeln!(f, "digest chain: {links} links walked")?,
             None => {}
         }
+        if let Some(retained) = &self.retained {
+            writeln!(
+                f,
+                "Delta log: {} files it removed are kept for its older versions (retention {} h)",
+                retained.files, retained.retention_hours
+            )?;
+        }
         let troubled: Vec<&WindowCheck> = self
             .windows
             .iter()
@@ -297,16 +316,20 @@ pub async fn verify(
     api: Option<&Client>,
 ) -> Result<Report, VerifyError> {
     let mut check = Check::read(lake, subdomain, options).await?;
-    let listing: HashMap<String, u64> = lake
+    let mut listing: HashMap<String, u64> = lake
         .list_sized(&layout::data(subdomain))
         .await?
         .into_iter()
         .map(|(p, size)| (p.to_string(), size))
         .collect();
+    let log = match check.table_format {
+        TableFormat::Delta => Some(check.read_log(&mut listing).await),
+        TableFormat::Parquet => None,
+    };
     let to_read = check.windows_and_files(&listing);
     check.strays(&listing)?;
-    if check.table_format == TableFormat::Delta {
-        check.delta_log(&listing).await?;
+    if let Some(log) = log {
+        check.delta_log(log, &listing);
     }
     if options.integrity || options.deep {
         check.chain_links = Some(check.walk_chain(&listing).await?.links);
@@ -352,6 +375,7 @@ struct Check<'a> {
     windows: Vec<WindowCheck>,
     findings: Vec<Finding>,
     chain_links: Option<u64>,
+    retained: Option<Retained>,
 }
 
 impl<'a> Check<'a> {
@@ -385,6 +409,7 @@ impl<'a> Check<'a> {
             windows: Vec::new(),
             findings: Vec::new(),
             chain_links: None,
+            retained: None,
         };
         for (start, generation) in manifest.generations().await? {
             let window = check.window(start);
@@ -498,6 +523,7 @@ impl<'a> Check<'a> {
             windows: self.windows,
             findings: self.findings,
             chain_links: self.chain_links,
+            retained: self.retained,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -196,14 +196,52 @@ pub fn read_lake(dest: &Path) -> Vec<LakeRow> {
     read_lake_in(dest, Order::Sorted)
 }
 
-/// Reads the lake back into records, checking each file's partition and `order`.
+/// Reads the lake back into records, checking each file's partition and `order`. A Delta
+/// table's files that its log removed (kept for its older versions) are not the lake's: the
+/// lake is read as its latest version.
 pub fn read_lake_in(dest: &Path, order: Order) -> Vec<LakeRow> {
+    let removed = delta_root(dest).map_or_else(BTreeSet::new, |root| delta_removed(&root));
     let mut rows = Vec::new();
-    for path in parquet_files(dest) {
+    for path in parquet_files(dest)
+        .into_iter()
+        .filter(|p| !removed.contains(p))
+    {
         let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
         rows.extend(read_part_in(&path.to_string_lossy(), bytes, order));
     }
     rows
+}
+
+/// The Delta table root that holds `dir` (or that `dir/audit_logs` is), if it has a log.
+pub fn delta_root(dir: &Path) -> Option<PathBuf> {
+    std::iter::once(dir.join("audit_logs"))
+        .chain(dir.ancestors().map(Path::to_path_buf))
+        .find(|d| d.join("_delta_log").is_dir())
+}
+
+/// The files (paths under `root`) that the Delta log at `root` removed and never added again,
+/// replaying its JSON commits: its older versions' files.
+pub fn delta_removed(root: &Path) -> BTreeSet<PathBuf> {
+    let log = root.join("_delta_log");
+    let mut commits: Vec<PathBuf> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    commits.sort();
+    let mut removed = BTreeSet::new();
+    for commit in commits {
+        for line in std::fs::read_to_string(&commit).unwrap().lines() {
+            let action: Value = serde_json::from_str(line).unwrap();
+            if let Some(path) = action["add"]["path"].as_str() {
+                removed.remove(&root.join(path));
+            }
+            if let Some(path) = action["remove"]["path"].as_str() {
+                removed.insert(root.join(path));
+            }
+        }
+    }
+    removed
 }
 
 /// The rows of one part file, given its path (for the partition) and its bytes; sorted.

@@ -1,5 +1,6 @@
 """Fixtures: the auditlake binary, a simulator process, and a lake exported from it."""
 
+import contextlib
 import json
 import os
 import socket
@@ -27,12 +28,15 @@ def run(args, env_extra=None, **kwargs):
     return subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=600, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def simulator():
+@contextlib.contextmanager
+def serve(*extra):
+    """The tests' simulated account (40,000 records over SINCE..UNTIL, seed 7) served by a
+    simulator process, with `extra` flags (`--hide-from T`: the same account, its records from T
+    not arrived yet); yields its base URL."""
     port = free_port()
     proc = subprocess.Popen(
         [BIN, "simulate", "--bind", f"127.0.0.1:{port}", "--records", "40000", "--from", SINCE,
-         "--to", UNTIL, "--extra-fields", "--rate-limit", "10000000", "--seed", "7"],
+         "--to", UNTIL, "--extra-fields", "--rate-limit", "10000000", "--seed", "7", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
@@ -42,6 +46,12 @@ def simulator():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    with serve() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """The lake as a Delta table (`--table-format delta`, issue 19), read by real Delta readers: delta-rs
-(Python `deltalake`) and polars' `read_delta`. Every record of the source once, every field equal;
-the open window at every step of a schedule; a repair's new version holds the new rows and the
-version before it the old ones; plain Parquet readers keep reading the partition folders."""
+(Python `deltalake`), polars' `read_delta`, DuckDB's `delta_scan`, pyarrow and DataFusion through
+`deltalake`. Every record of the source once, every field equal; the open window at every step of
+a schedule; a repair's new version holds the new rows and the version before it the old ones
+(the files a commit removed are kept for the table's retention); plain Parquet readers of the
+partition folders read exactly the table once it keeps no removed files."""
 
 import datetime as dt
 import json
@@ -17,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from conftest import SINCE, UNTIL, run
+from conftest import SINCE, UNTIL, run, serve
 
 COLUMNS = ["id", "url", "action", "action_label", "actor_id", "actor_name", "change_description",
            "created_at", "ip_address", "source_id", "source_label", "source_type"]
@@ -104,19 +106,81 @@ def test_polars_read_delta_agrees(delta_lake, source):
     assert frame["id"].n_unique() == len(source)
 
 
-def test_plain_parquet_readers_read_the_partition_folders_beside_the_log(delta_lake, source):
-    """The way the README tells each to read a lake with a log: DuckDB and polars name the
-    partition folders; pyarrow's dataset skips `_`-prefixed folders by itself."""
-    glob = f"{delta_lake}/audit_logs/subdomain=*/created_date=*/*.parquet"
+def test_pyarrow_and_datafusion_read_the_table_through_deltalake(delta_lake, source):
+    """The way the README tells them to read a Delta table: the dataset of its latest version."""
+    from datafusion import SessionContext
+    dataset = DeltaTable(str(delta_lake / "audit_logs")).to_pyarrow_dataset()
+    assert dataset.to_table().num_rows == len(source)
+    ctx = SessionContext()
+    ctx.register_dataset("audit_logs", dataset)
+    [row] = ctx.sql("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM audit_logs").to_pylist()
+    assert (row["n"], row["ids"]) == (len(source), len(source))
+
+
+def plain_reads(root):
+    """What DuckDB, polars and pyarrow read of the partition folders, as plain Parquet:
+    (rows, distinct ids) each."""
+    glob = f"{root}/subdomain=*/created_date=*/*.parquet"
     cur = duckdb.connect().cursor()
     cur.execute(f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{glob}', hive_partitioning = true)")
-    assert cur.fetchall()[0] == (len(source), len(source))
+    duck = cur.fetchall()[0]
     frame = pl.scan_parquet(glob, hive_partitioning=True).collect()
-    assert frame.height == frame["id"].n_unique() == len(source)
     assert frame["created_date"].dtype == pl.Date
     import pyarrow.dataset as ds
-    table = ds.dataset(str(delta_lake / "audit_logs"), format="parquet", partitioning="hive").to_table()
-    assert table.num_rows == len(source)
+    table = ds.dataset(str(root), format="parquet", partitioning="hive").to_table()
+    arrow = (table.num_rows, len(set(table.column("id").to_pylist())))
+    return [duck, (frame.height, frame["id"].n_unique()), arrow]
+
+
+def test_plain_readers_of_the_partition_folders_are_exact_once_the_table_keeps_no_removed_files(
+        simulator, source, tmp_path):
+    """A day compacted: its hours' files are kept for the versions before the compaction, and a
+    plain reader of the folders reads them too (the README says so). With the table's
+    `delta.deletedFileRetentionDuration` set to 0 hours, the next run removes them, and DuckDB,
+    polars and pyarrow read the folders the way the README tells them, exactly."""
+    dest = tmp_path / "lake"
+    since, until = "2024-01-02", "2024-01-03T02:00:00Z"
+    export(simulator, dest, until, "--recheck", "0", since=since, window="1h")
+    root = dest / "audit_logs"
+    expected = sum(1 for r in source if since <= r["created_at"] < until)
+    day = sum(1 for r in source if r["created_at"].startswith(since))
+    assert plain_reads(root) == [(expected + day, expected)] * 3
+    DeltaTable(str(root)).alter.set_table_properties(
+        {"delta.deletedFileRetentionDuration": "interval 0 hours"})
+    export(simulator, dest, until, "--recheck", "0", since=since, window="1h")
+    assert plain_reads(root) == [(expected, expected)] * 3
+    assert DeltaTable(str(root)).to_pyarrow_table().num_rows == expected
+
+
+def test_the_version_before_a_repair_still_reads_the_old_rows(simulator, source, tmp_path):
+    """Records after LATE arrive late: the first export, from a simulator that does not serve them
+    yet, commits their day without them; the recheck, against the simulator that serves them,
+    repairs the day in one commit. delta-rs and polars read the new rows at the new version and
+    the old rows at the version before it; verify counts the kept generation as the older
+    version's, not as a stray."""
+    dest = tmp_path / "lake"
+    day, end, late = "2024-01-02", "2024-01-03", "2024-01-02T18:00:00Z"
+    with serve("--hide-from", late) as early:
+        export(early, dest, end, "--recheck", "0", since=day)
+    root = str(dest / "audit_logs")
+    old_version = DeltaTable(root).version()
+    export(simulator, dest, end, "--recheck", "1d", since=day)
+    table = DeltaTable(root)
+    assert table.version() == old_version + 1
+    assert table.history(1)[0]["operation"] == "REPAIR"
+    new = {r["id"] for r in source if day <= r["created_at"] < end}
+    old = {r["id"] for r in source if day <= r["created_at"] < late}
+    assert old < new
+    ids = table.to_pyarrow_table().column("id").to_pylist()
+    assert sorted(ids) == sorted(new)
+    before = DeltaTable(root, version=old_version).to_pyarrow_table().column("id").to_pylist()
+    assert sorted(before) == sorted(old)
+    assert pl.read_delta(root, version=old_version).height == len(old)
+    assert pl.read_delta(root).height == len(new)
+    checked = run(["verify", "--subdomain", "acme", "--dest", str(dest)])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    kept = len(DeltaTable(root, version=old_version).file_uris())
+    assert f"{kept} files it removed are kept for its older versions" in checked.stdout, checked.stdout
 
 
 def test_the_open_window_is_read_once_at_every_version(simulator, source, tmp_path):
@@ -160,3 +224,12 @@ def test_the_readmes_delta_snippet_reads_the_table(delta_lake, source):
     scope = {}
     exec(compile(code.replace("lake/audit_logs", str(delta_lake / "audit_logs")), "README.md (delta)", "exec"), scope)
     assert scope["table"].num_rows == scope["frame"].height == len(source)
+    assert scope["dataset"].count_rows() == len(source)
+    # Version 1, the first window's commit (one hour), from before every compaction: its files
+    # are kept, and it holds exactly that hour's records.
+    old = scope["old"]
+    times = old.column("created_at").to_pylist()
+    hour = min(times).replace(minute=0, second=0, microsecond=0)
+    assert max(times) < hour + dt.timedelta(hours=1)
+    in_hour = [r["id"] for r in source if hour <= dt.datetime.fromisoformat(r["created_at"].replace("Z", "+00:00")) < hour + dt.timedelta(hours=1)]
+    assert sorted(old.column("id").to_pylist()) == sorted(in_hour)

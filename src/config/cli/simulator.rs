@@ -109,6 +109,11 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "DURATION")]
     pub late_arrival: Option<String>,
 
+    /// Hide the records created at or after this instant, as records that arrive after an
+    /// export closed their window: a simulator started again without it serves them.
+    #[arg(long, value_name = "TIME")]
+    pub hide_from: Option<String>,
+
     /// Answer every request after about this long (e.g. 150ms; +-50% jitter), like a real API's
     /// latency [default: at once].
     #[arg(long, value_name = "DURATION")]

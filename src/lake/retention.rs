@@ -1,0 +1,190 @@
+//! What a Delta table keeps of the files its commits removed, so that its older versions stay
+//! readable (time travel): the old generation a repair replaced, the hours a day's compaction
+//! joined, the open window's parts its close compacted.
+//!
+//! A file the log removed stays in the lake for the table's `delta.deletedFileRetentionDuration`
+//! (Delta's default, 7 days, when the table does not set it), counted from the remove's
+//! `deletionTimestamp`, as Delta's own `VACUUM` counts it. The sweep of a window leaves such
+//! files, and each run's start removes the ones whose time is up ([`Committer::vacuum`]). Files
+//! no commit ever added (the leftovers of a killed upload) are not history: the sweep removes
+//! them at once, as in a plain lake.
+//!
+//! The removes are read with the kernel's own log replay for checkpoints, which keeps exactly
+//! the removes a checkpoint must still carry: those within the retention.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use delta_kernel::snapshot::SnapshotRef;
+use delta_kernel::Engine;
+use object_store::path::Path;
+
+use crate::lake::commit::{CommitError, Committer};
+use crate::lake::delta::DeltaLog;
+use crate::lake::layout;
+use crate::lake::manifest::FileEntry;
+use crate::plan::window::Window;
+
+/// Delta's default `delta.deletedFileRetentionDuration`: how long a table that does not set it
+/// keeps a removed file for its older versions.
+pub const DEFAULT_FILE_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+
+/// The files of one subdomain that the log removed and still keeps, and for how long.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// The table's retention of removed files.
+    pub period: Duration,
+    /// Each removed file (path relative to the lake) and when it was removed (ms since the
+    /// epoch), as the remove action says.
+    pub files: BTreeMap<String, i64>,
+}
+
+impl Removed {
+    /// Whether `path` is a removed file still within the retention at `now_ms`: one that an
+    /// older version reads.
+    pub fn keeps(&self, path: &str, now_ms: i64) -> bool {
+        let period = i64::try_from(self.period.as_millis()).unwrap_or(i64::MAX);
+        self.files
+            .get(path)
+            .is_some_and(|&at| at.saturating_add(period) > now_ms)
+    }
+
+    /// The files still kept at `now_ms`.
+    pub fn kept(&self, now_ms: i64) -> BTreeSet<&str> {
+        self.files
+            .keys()
+            .filter(|p| self.keeps(p, now_ms))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// A commit of this run: its removes are kept from `at`, and a file it adds again (a path
+    /// rewritten) is the table's once more.
+    pub fn committed(&mut self, removes: &[FileEntry], adds: &[FileEntry], at: i64) {
+        for file in removes {
+            self.files.insert(file.path.clone(), at);
+        }
+        for file in adds {
+            self.files.remove(&file.path);
+        }
+    }
+}
+
+/// The removes of `snapshot` that are still within the table's retention, for `subdomain`'s
+/// files (blocking: the kernel's replay).
+pub(crate) fn read_removed(
+    engine: &dyn Engine,
+    snapshot: SnapshotRef,
+    subdomain: &str,
+) -> Result<Removed, String> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Int64Type;
+    let period = snapshot
+        .table_properties()
+        .deleted_file_retention_duration
+        .unwrap_or(DEFAULT_FILE_RETENTION);
+    let writer = snapshot
+        .create_checkpoint_writer(engine)
+        .map_err(|e| e.to_string())?;
+    let prefix = format!("subdomain={subdomain}/");
+    let mut files = BTreeMap::new();
+    for batch in writer.checkpoint_data(engine).map_err(|e| e.to_string())? {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let Some(data) = batch
+            .data()
+            .any_ref()
+            .downcast_ref::<delta_kernel::engine::arrow_data::ArrowEngineData>()
+        else {
+            return Err("the kernel's log replay is not Arrow data".into());
+        };
+        let record_batch = data.record_batch();
+        let Some(removes) = record_batch
+            .column_by_name("remove")
+            .and_then(|c| c.as_struct_opt())
+        else {
+            continue;
+        };
+        let paths = removes
+            .column_by_name("path")
+            .and_then(|c| c.as_string_opt::<i32>());
+        let times = removes
+            .column_by_name("deletionTimestamp")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>());
+        let (Some(paths), Some(times)) = (paths, times) else {
+            return Err("the kernel's removes have no path or deletionTimestamp".into());
+        };
+        let selected = batch.selection_vector();
+        for row in 0..record_batch.num_rows() {
+            let chosen = selected.get(row).copied().unwrap_or(true);
+            if !chosen || removes.is_null(row) || paths.is_null(row) || times.is_null(row) {
+                continue;
+            }
+            let path = paths.value(row);
+            if path.starts_with(&prefix) {
+                files.insert(format!("{}/{path}", layout::table()), times.value(row));
+            }
+        }
+    }
+    Ok(Removed { period, files })
+}
+
+impl Committer {
+    /// Removes the subdomain's part files that no version of the table still reads: neither the
+    /// log's latest version (`log`, converged to the markers) nor a remove within the retention
+    /// keeps them, no marker or open window names them (`wanted`), and no window whose marker
+    /// does not parse (`unreadable`) may own them. A file the log never held is left until it is
+    /// older than the retention too (the sweep of its window removes it sooner). One listing of
+    /// the subdomain's data. Returns how many files were removed.
+    pub(crate) async fn vacuum(
+        &self,
+        log: &DeltaLog,
+        wanted: &[FileEntry],
+        unreadable: &[Window],
+    ) -> Result<u64, CommitError> {
+        let now = chrono::Utc::now();
+        let removed = log.removed();
+        let kept = removed.kept(now.timestamp_millis());
+        let held = log.held();
+        let named: BTreeSet<&str> = wanted.iter().map(|f| f.path.as_str()).collect();
+        let period = chrono::Duration::from_std(removed.period).unwrap_or(chrono::Duration::MAX);
+        let mut vacuumed = 0;
+        for (path, modified) in self
+            .lake()
+            .list_modified(&layout::data(log.subdomain()))
+            .await?
+        {
+            let name = path.as_ref();
+            let is_part = path.filename().and_then(layout::parse_part_name).is_some();
+            let owned = unreadable.iter().any(|w| layout::is_part_of(&path, w));
+            let young = now.signed_duration_since(modified) < period;
+            if !is_part
+                || owned
+                || young && !removed.files.contains_key(name)
+                || held.contains(name)
+                || kept.contains(name)
+                || named.contains(name)
+            {
+                continue;
+            }
+            self.fence_check()?;
+            tracing::info!(path = %path, "removing a file the Delta log removed more than its retention ago");
+            self.lake().delete(&path).await?;
+            vacuumed += 1;
+        }
+        if vacuumed > 0 {
+            tracing::info!(
+                vacuumed,
+                retention_hours = removed.period.as_secs() / 3600,
+                "files no version of the Delta table reads removed"
+            );
+        }
+        Ok(vacuumed)
+    }
+
+    /// Whether the sweep of a window must leave `path`: a file the Delta log removed within its
+    /// retention, which an older version of the table still reads.
+    pub(crate) fn retains(&self, path: &Path) -> bool {
+        self.delta()
+            .is_some_and(|log| log.keeps_removed(path.as_ref()))
+    }
+}
