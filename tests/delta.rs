@@ -99,12 +99,23 @@ fn assert_log_is_the_lake(dest: &Path, sim: &zendesk_sim::Simulator, until: &str
     assert_lake_exact(dest, sim, &SimFilter::default(), FROM, until);
 }
 
+/// Daily windows up to `until`, with the Delta log.
 fn delta_config(
     sim: &zendesk_sim::Simulator,
     dest: &Path,
     until: &str,
 ) -> auditlake::config::ExportConfig {
-    let mut config = export_config(sim, dest, FROM, until, "1d");
+    delta_in(sim, dest, until, "1d")
+}
+
+/// Windows of `window` up to `until`, with the Delta log.
+fn delta_in(
+    sim: &zendesk_sim::Simulator,
+    dest: &Path,
+    until: &str,
+    window: &str,
+) -> auditlake::config::ExportConfig {
+    let mut config = export_config(sim, dest, FROM, until, window);
     config.table_format = TableFormat::Delta;
     config
 }
@@ -331,11 +342,7 @@ async fn a_compaction_killed_before_its_log_commit_is_finished_as_one() {
     const UNTIL: &str = "2024-03-02T01:00:00Z";
     let sim = start(sim_config(3_000, FROM, TO)).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = || {
-        let mut config = export_config(&sim, dir.path(), FROM, UNTIL, "1h");
-        config.table_format = TableFormat::Delta;
-        config
-    };
+    let config = || delta_in(&sim, dir.path(), UNTIL, "1h");
     let mut uncompacted = config();
     uncompacted.compact_days = false;
     export(uncompacted).await;
@@ -617,11 +624,41 @@ async fn a_repair_keeps_the_old_version_readable_until_the_tables_retention_ends
     let report = verify_lake(dir.path()).await;
     assert!(report.is_clean(), "{report}");
     let retained = report.retained.clone().unwrap();
-    assert_eq!((retained.files, retained.retention_hours), (1, 168));
+    assert_eq!(
+        (retained.files, retained.retention_seconds),
+        (1, 7 * 86_400)
+    );
     assert!(
-        report.to_string().contains("1 files it removed are kept"),
+        report
+            .to_string()
+            .contains("1 file it removed is kept for its older versions (retention 7 days)"),
         "{report}"
     );
+
+    // Every file written more than the retention ago: the repair's removal is recent, so the old
+    // generation stays (its remove keeps it, not its age). A part no commit ever added goes once
+    // it is older than the retention (a young one may be another writer's, still uploading).
+    let partition = root.join("subdomain=acme/created_date=2024-03-02");
+    let leftover = partition.join("part-20240302T0000Z-g7-0.parquet");
+    std::fs::copy(root.join(replaced[0]), &leftover).unwrap();
+    let young = partition.join("part-20240302T0000Z-g8-0.parquet");
+    std::fs::copy(root.join(replaced[0]), &young).unwrap();
+    let week_ago = std::time::SystemTime::now() - Duration::from_secs(8 * 86_400);
+    for file in parquet_files(dir.path()) {
+        if file != young {
+            let handle = std::fs::File::options().write(true).open(&file).unwrap();
+            handle.set_modified(week_ago).unwrap();
+        }
+    }
+    assert_eq!(
+        export(delta_config(&sim, dir.path(), TO)).await.exit_code(),
+        0
+    );
+    assert!(root.join(replaced[0]).exists(), "kept by its remove");
+    assert!(!leftover.exists(), "a leftover older than the retention");
+    assert!(young.exists(), "a leftover younger than the retention");
+    std::fs::remove_file(&young).unwrap();
+    assert_log_is_the_lake(dir.path(), &sim, TO);
 
     // The retention set to nothing: the next run removes what no version reads any more.
     let log = root.join("_delta_log");
@@ -647,4 +684,51 @@ async fn a_repair_keeps_the_old_version_readable_until_the_tables_retention_ends
     let report = verify_lake(dir.path()).await;
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.retained.unwrap().files, 0);
+}
+
+/// Review of the retention: a compacted day's marker that does not parse may be the day's. The
+/// markers of the hours it covered are not let back into the log beside the day's file (their
+/// files are kept for older versions: the log would count the day twice); the log keeps what it
+/// holds of the day, and `repair` re-exports the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_days_torn_marker_lets_no_hour_back_into_the_log() {
+    const UNTIL: &str = "2024-03-02T01:00:00Z";
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = || delta_in(&sim, dir.path(), UNTIL, "1h");
+    assert_eq!(export(config()).await.days_compacted, 1);
+    let logged = table_files(dir.path());
+    let marker = dir
+        .path()
+        .join("_auditlake/subdomain=acme/windows/20240301T0000Z.g2.json");
+    std::fs::write(&marker, b"{\"window\": ").unwrap();
+    assert_eq!(export(config()).await.exit_code(), 0);
+    assert_eq!(table_files(dir.path()), logged, "the log is left as it was");
+    let report = verify_lake(dir.path()).await;
+    assert!(
+        found(&report, Kind::CorruptManifest, "does not parse"),
+        "{report}"
+    );
+
+    let export_config = config();
+    let repaired = auditlake::run::repair(
+        auditlake::config::RepairConfig {
+            check: auditlake::config::VerifyConfig {
+                dest: export_config.dest.clone(),
+                subdomain: "acme".into(),
+                store: auditlake::lake::storage::StoreOptions::default(),
+                options: VerifyOptions::default(),
+                api: None,
+            },
+            export: export_config,
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(repaired.failures.is_empty(), "{repaired:?}");
+    assert_eq!(export(config()).await.exit_code(), 0);
+    assert_log_is_the_lake(dir.path(), &sim, UNTIL);
+    let report = verify_lake(dir.path()).await;
+    assert!(report.is_clean(), "{report}");
 }

@@ -35,8 +35,10 @@ pub fn init(
 ) {
     let level = config::log_level(level, env);
     let mut filter = level.filter.unwrap_or_else(|| default.to_string());
-    // The Delta kernel logs every snapshot it builds at `info`: its own name turns it back on.
-    if !filter.contains("delta_kernel") {
+    // The Delta kernel logs every snapshot it builds at `info`: its own name turns it back on,
+    // and a quieter level than `warn` is left as asked.
+    let quiet = ["error", "off"].contains(&filter.trim().to_ascii_lowercase().as_str());
+    if !quiet && !filter.contains("delta_kernel") {
         filter.push_str(",delta_kernel=warn");
     }
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default));

@@ -230,7 +230,8 @@ impl DeltaLog {
     async fn commit_locked(&self, change: &Change) -> Result<u64, DeltaError> {
         let (mut version, txn) = self.position().await?;
         let txn = txn + 1;
-        let body = self.commit_body(change, txn);
+        let now = now_ms();
+        let body = self.commit_body(change, txn, now);
         for _ in 0..MAX_VERSION_RACES {
             let path = layout::delta_commit(version);
             match self.lake.create(&path, body.clone()).await? {
@@ -256,7 +257,7 @@ impl DeltaLog {
             self.removed.lock().expect("not poisoned").committed(
                 &change.removes,
                 &change.adds,
-                now_ms(),
+                now,
             );
             tracing::debug!(version, operation = change.operation, "Delta commit");
             if version % CHECKPOINT_INTERVAL == 0 {
@@ -271,8 +272,7 @@ impl DeltaLog {
     }
 
     /// The commit of `change` as this subdomain's `txn` version `txn`.
-    fn commit_body(&self, change: &Change, txn: i64) -> Bytes {
-        let now = now_ms();
+    fn commit_body(&self, change: &Change, txn: i64, now: i64) -> Bytes {
         let mut actions = vec![
             json!({"commitInfo": {
                 "timestamp": now,

@@ -83,13 +83,16 @@ pub(crate) fn read_removed(
         .table_properties()
         .deleted_file_retention_duration
         .unwrap_or(DEFAULT_FILE_RETENTION);
-    let writer = snapshot
-        .create_checkpoint_writer(engine)
-        .map_err(|e| e.to_string())?;
+    // The replay a checkpoint is written from: it needs a table whose every feature the kernel
+    // can write, as this tool's commits do.
+    let cannot = |e: delta_kernel::KernelError| {
+        format!("the files the log removed could not be read (auditlake writes only tables whose features the Delta kernel supports): {e}")
+    };
+    let writer = snapshot.create_checkpoint_writer(engine).map_err(cannot)?;
     let prefix = format!("subdomain={subdomain}/");
     let mut files = BTreeMap::new();
-    for batch in writer.checkpoint_data(engine).map_err(|e| e.to_string())? {
-        let batch = batch.map_err(|e| e.to_string())?;
+    for batch in writer.checkpoint_data(engine).map_err(cannot)? {
+        let batch = batch.map_err(cannot)?;
         let Some(data) = batch
             .data()
             .any_ref()
@@ -119,6 +122,8 @@ pub(crate) fn read_removed(
             if !chosen || removes.is_null(row) || paths.is_null(row) || times.is_null(row) {
                 continue;
             }
+            // As the log's writer (`delta.rs`) wrote it: relative to the table root, not
+            // percent-encoded (part names and subdomains need no encoding).
             let path = paths.value(row);
             if path.starts_with(&prefix) {
                 files.insert(format!("{}/{path}", layout::table()), times.value(row));

@@ -142,31 +142,7 @@ impl Committer {
         generations: &BTreeMap<i64, u32>,
         open: Option<&WindowRecord>,
     ) -> Result<(), CommitError> {
-        let manifest = self.manifest();
-        let mut wanted: Vec<FileEntry> = Vec::new();
-        let mut unreadable = Vec::new();
-        let mut markers = BTreeMap::new();
-        for (&start, &generation) in generations {
-            let window = Window {
-                start,
-                end: start + grid.seconds(),
-            };
-            match manifest.marker(&window, generation).await {
-                Ok(Some(marker)) => {
-                    markers.insert(start, marker);
-                }
-                Ok(None) => {}
-                // Which files are the window's cannot be told: the log keeps what it holds of
-                // it, until `repair` re-exports the window.
-                Err(ManifestError::Corrupt { .. }) => {
-                    wanted.extend(log.logged(&window));
-                    unreadable.push(window);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        // A compacted day's marker names the day's files; the markers it covers name files gone.
-        wanted.extend(supersede(markers).0.into_values().flat_map(|m| m.files));
+        let (mut wanted, unreadable) = self.wanted_by_markers(log, grid, generations).await?;
         // The open window's record outlives its close (it is ignored once the window has a
         // marker): its parts are wanted only while the window is still open.
         if let Some(open) = open {
@@ -214,6 +190,58 @@ impl Committer {
         }
         self.vacuum(log, &wanted, &unreadable).await?;
         Ok(())
+    }
+
+    /// The files the markers name (a compacted day's marker standing for its windows' markers),
+    /// and the spans of the markers that do not parse, whose files are what the log holds of
+    /// them.
+    async fn wanted_by_markers(
+        &self,
+        log: &DeltaLog,
+        grid: Grid,
+        generations: &BTreeMap<i64, u32>,
+    ) -> Result<(Vec<FileEntry>, Vec<Window>), CommitError> {
+        let manifest = self.manifest();
+        let mut wanted: Vec<FileEntry> = Vec::new();
+        let mut unreadable = Vec::new();
+        let mut markers = BTreeMap::new();
+        for (&start, &generation) in generations {
+            let window = Window {
+                start,
+                end: start + grid.seconds(),
+            };
+            match manifest.marker(&window, generation).await {
+                Ok(Some(marker)) => {
+                    markers.insert(start, marker);
+                }
+                Ok(None) => {}
+                Err(ManifestError::Corrupt { .. }) => unreadable.push(unreadable_span(grid, start)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // A compacted day's marker names the day's files; the markers it covers name files that
+        // only older versions read.
+        let (standing, _) = supersede(markers);
+        // Which files are an unreadable marker's cannot be told: the log keeps what it holds of
+        // its span, until `repair` re-exports it. Inside a compacted day's span it is history,
+        // as verify counts it.
+        unreadable.retain(|w| {
+            !standing
+                .values()
+                .filter_map(WindowRecord::span)
+                .any(|day| day.start < w.start && w.start < day.end)
+        });
+        for window in &unreadable {
+            wanted.extend(log.logged(window));
+        }
+        let inside = |start: i64| unreadable.iter().any(|w| w.start <= start && start < w.end);
+        wanted.extend(
+            standing
+                .into_iter()
+                .filter(|(start, _)| !inside(*start))
+                .flat_map(|(_, m)| m.files),
+        );
+        Ok((wanted, unreadable))
     }
 
     /// The current markers of those of `windows` (consecutive grid windows, in order) that are
@@ -324,5 +352,24 @@ impl Committer {
             converged += 1;
         }
         Ok(converged)
+    }
+}
+
+/// What an unreadable marker at `start` may span: its grid window; or, at a day's start on a
+/// grid finer than a day, the whole day, since it may be the day's compaction, whose span the
+/// markers of the day's other windows must not be let into beside it (their files are kept for
+/// the table's older versions, and the log would count them twice).
+fn unreadable_span(grid: Grid, start: i64) -> Window {
+    let day = Grid::DAILY;
+    if grid.seconds() < day.seconds() && day.floor(start) == start {
+        Window {
+            start,
+            end: start + day.seconds(),
+        }
+    } else {
+        Window {
+            start,
+            end: start + grid.seconds(),
+        }
     }
 }

@@ -30,7 +30,7 @@ impl Check<'_> {
         }
         self.retained = Some(Retained {
             files,
-            retention_hours: snapshot.removed.period.as_secs() / 3_600,
+            retention_seconds: snapshot.removed.period.as_secs(),
         });
         Ok(snapshot)
     }

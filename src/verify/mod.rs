@@ -206,8 +206,28 @@ pub struct Report {
 pub struct Retained {
     /// Files the log removed within the retention, still in the lake.
     pub files: u64,
-    /// The table's `delta.deletedFileRetentionDuration`, in hours.
-    pub retention_hours: u64,
+    /// The table's `delta.deletedFileRetentionDuration`, in seconds.
+    pub retention_seconds: u64,
+}
+
+impl fmt::Display for Retained {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (files, verb) = match self.files {
+            1 => ("file", "is"),
+            _ => ("files", "are"),
+        };
+        let seconds = self.retention_seconds;
+        let retention = match seconds {
+            s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+            s if s >= 3_600 && s % 3_600 == 0 => format!("{} h", s / 3_600),
+            s => format!("{s} s"),
+        };
+        write!(
+            f,
+            "Delta log: {} {files} it removed {verb} kept for its older versions (retention {retention})",
+            self.files
+        )
+    }
 }
 
 impl Report {
@@ -262,11 +282,7 @@ impl fmt::Display for Report {
             None => {}
         }
         if let Some(retained) = &self.retained {
-            writeln!(
-                f,
-                "Delta log: {} files it removed are kept for its older versions (retention {} h)",
-                retained.files, retained.retention_hours
-            )?;
+            writeln!(f, "{retained}")?;
         }
         let troubled: Vec<&WindowCheck> = self
             .windows
