@@ -701,6 +701,7 @@ async fn a_compacted_days_torn_marker_lets_no_hour_back_into_the_log() {
     let marker = dir
         .path()
         .join("_auditlake/subdomain=acme/windows/20240301T0000Z.g2.json");
+    assert!(marker.exists());
     std::fs::write(&marker, b"{\"window\": ").unwrap();
     assert_eq!(export(config()).await.exit_code(), 0);
     assert_eq!(table_files(dir.path()), logged, "the log is left as it was");
@@ -727,8 +728,45 @@ async fn a_compacted_days_torn_marker_lets_no_hour_back_into_the_log() {
     .await
     .unwrap();
     assert!(repaired.failures.is_empty(), "{repaired:?}");
+    // Exact at once: the day's other hours, standing again, are back in the log.
+    assert!(repaired.after.is_clean(), "{}", repaired.after);
+    assert_log_is_the_lake(dir.path(), &sim, UNTIL);
     assert_eq!(export(config()).await.exit_code(), 0);
     assert_log_is_the_lake(dir.path(), &sim, UNTIL);
     let report = verify_lake(dir.path()).await;
     assert!(report.is_clean(), "{report}");
+}
+
+/// Review of the retention: a torn marker at the start of a day that was never compacted (its
+/// first generation) stands for its hour only. The log still catches up the day's other hours:
+/// here one whose commit never came (a crash between its marker and its commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_first_hours_marker_of_an_uncompacted_day_holds_back_no_other_hour() {
+    const UNTIL: &str = "2024-03-02T01:00:00Z";
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = delta_in(&sim, dir.path(), UNTIL, "1h");
+    config.compact_days = false;
+    assert_eq!(export(config.clone()).await.exit_code(), 0);
+    let logged = table_files(dir.path());
+    let hour = "subdomain=acme/created_date=2024-03-01/part-20240301T0700Z-0.parquet";
+    assert!(logged.contains_key(hour), "{logged:?}");
+    // The log one change behind the markers: hour 7's file not in it.
+    let version = commits(dir.path()).len();
+    let info = serde_json::json!({"commitInfo": {"operation": "DELETE", "timestamp": 0}});
+    let remove =
+        serde_json::json!({"remove": {"path": hour, "deletionTimestamp": 0, "dataChange": true}});
+    std::fs::write(
+        dir.path()
+            .join(format!("audit_logs/_delta_log/{version:020}.json")),
+        format!("{info}\n{remove}\n"),
+    )
+    .unwrap();
+    let marker = dir
+        .path()
+        .join("_auditlake/subdomain=acme/windows/20240301T0000Z.json");
+    assert!(marker.exists());
+    std::fs::write(&marker, b"{\"window\": ").unwrap();
+    assert_eq!(export(config).await.exit_code(), 0);
+    assert_eq!(table_files(dir.path()), logged, "hour 7 is back in the log");
 }

@@ -37,7 +37,10 @@ pub fn init(
     let mut filter = level.filter.unwrap_or_else(|| default.to_string());
     // The Delta kernel logs every snapshot it builds at `info`: its own name turns it back on,
     // and a quieter level than `warn` is left as asked.
-    let quiet = ["error", "off"].contains(&filter.trim().to_ascii_lowercase().as_str());
+    let quiet = filter
+        .split(',')
+        .filter(|directive| !directive.contains('='))
+        .any(|level| ["error", "off"].contains(&level.trim().to_ascii_lowercase().as_str()));
     if !quiet && !filter.contains("delta_kernel") {
         filter.push_str(",delta_kernel=warn");
     }

@@ -192,6 +192,19 @@ impl Committer {
         Ok(())
     }
 
+    /// Converges the Delta log to the markers once more, after a repair: re-exporting the first
+    /// window of a day whose marker did not parse lets the markers of the day's other windows
+    /// stand again, and their files (kept for older versions) return to the log at once.
+    pub(crate) async fn converge_log_again(&self, grid: Grid) -> Result<(), CommitError> {
+        let Some(log) = self.delta() else {
+            return Ok(());
+        };
+        let generations = self.manifest().generations().await?;
+        let open = self.manifest().open_window().await?;
+        self.converge_log(log, grid, &generations, open.as_ref())
+            .await
+    }
+
     /// The files the markers name (a compacted day's marker standing for its windows' markers),
     /// and the spans of the markers that do not parse, whose files are what the log holds of
     /// them.
@@ -215,7 +228,9 @@ impl Committer {
                     markers.insert(start, marker);
                 }
                 Ok(None) => {}
-                Err(ManifestError::Corrupt { .. }) => unreadable.push(unreadable_span(grid, start)),
+                Err(ManifestError::Corrupt { .. }) => {
+                    unreadable.push(unreadable_span(log, grid, window, generation));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -355,21 +370,24 @@ impl Committer {
     }
 }
 
-/// What an unreadable marker at `start` may span: its grid window; or, at a day's start on a
-/// grid finer than a day, the whole day, since it may be the day's compaction, whose span the
-/// markers of the day's other windows must not be let into beside it (their files are kept for
-/// the table's older versions, and the log would count them twice).
-fn unreadable_span(grid: Grid, start: i64) -> Window {
-    let day = Grid::DAILY;
-    if grid.seconds() < day.seconds() && day.floor(start) == start {
-        Window {
-            start,
-            end: start + day.seconds(),
-        }
+/// What the unreadable marker of generation `generation` of `window` may span: the window; or
+/// the whole day, where it may be the day's compaction (see `run/compact.rs`). The markers of
+/// the day's other windows must then not be let in beside it: their files are kept for the
+/// table's older versions, and the log would count them twice. A compaction is a later
+/// generation of a day's first window on a grid finer than a day, and the log holds no file of
+/// the day's other windows once it is committed.
+fn unreadable_span(log: &DeltaLog, grid: Grid, window: Window, generation: u32) -> Window {
+    let day = Window {
+        start: window.start,
+        end: window.start + Grid::DAILY.seconds(),
+    };
+    let first_of_a_day = grid.seconds() < day.end - day.start
+        && Grid::DAILY.floor(window.start) == window.start
+        && generation >= 2;
+    let others_logged = || log.logged(&day).len() > log.logged(&window).len();
+    if first_of_a_day && !others_logged() {
+        day
     } else {
-        Window {
-            start,
-            end: start + grid.seconds(),
-        }
+        window
     }
 }

@@ -135,6 +135,12 @@ pub(crate) async fn repair_leased(
         progress: &NoProgress,
     };
     let (windows_repaired, failures) = repair_windows(&context, &before, &generations).await;
+    if !windows_repaired.is_empty() {
+        context
+            .committer
+            .converge_log_again(context.config.grid)
+            .await?;
+    }
     let after = verify(&lake, &check.subdomain, &check.options, None).await?;
     Ok(RepairOutcome {
         before,

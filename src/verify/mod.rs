@@ -218,6 +218,7 @@ impl fmt::Display for Retained {
         };
         let seconds = self.retention_seconds;
         let retention = match seconds {
+            86_400 => "1 day".to_string(),
             s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
             s if s >= 3_600 && s % 3_600 == 0 => format!("{} h", s / 3_600),
             s => format!("{s} s"),
