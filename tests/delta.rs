@@ -688,20 +688,26 @@ async fn a_repair_keeps_the_old_version_readable_until_the_tables_retention_ends
 
 /// Review of the retention: a compacted day's marker that does not parse may be the day's. The
 /// markers of the hours it covered are not let back into the log beside the day's file (their
-/// files are kept for older versions: the log would count the day twice); the log keeps what it
-/// holds of the day, and `repair` re-exports the window.
+/// files are kept for older versions: the log would count the day twice), and `repair`
+/// re-exports the day whole: the hours' kept files miss what the day's later generations added
+/// (here the records a recheck found late), so letting them stand again would lose those.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compacted_days_torn_marker_lets_no_hour_back_into_the_log() {
+async fn a_compacted_days_torn_marker_is_repaired_as_the_whole_day() {
     const UNTIL: &str = "2024-03-02T01:00:00Z";
     let sim = start(sim_config(3_000, FROM, TO)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = || delta_in(&sim, dir.path(), UNTIL, "1h");
+    sim.hide_from(Some(utc(t("2024-03-01T12:00:00Z"))));
     assert_eq!(export(config()).await.days_compacted, 1);
+    sim.hide_from(None);
+    let mut rechecked = config();
+    rechecked.recheck = Duration::from_secs(86_400);
+    assert_eq!(export(rechecked).await.exit_code(), 0);
+    let markers = dir.path().join("_auditlake/subdomain=acme/windows");
+    let marker = markers.join("20240301T0000Z.g3.json");
+    assert!(marker.exists(), "the day compacted, then repaired whole");
+    assert_log_is_the_lake(dir.path(), &sim, UNTIL);
     let logged = table_files(dir.path());
-    let marker = dir
-        .path()
-        .join("_auditlake/subdomain=acme/windows/20240301T0000Z.g2.json");
-    assert!(marker.exists());
     std::fs::write(&marker, b"{\"window\": ").unwrap();
     assert_eq!(export(config()).await.exit_code(), 0);
     assert_eq!(table_files(dir.path()), logged, "the log is left as it was");
@@ -710,63 +716,92 @@ async fn a_compacted_days_torn_marker_lets_no_hour_back_into_the_log() {
         found(&report, Kind::CorruptManifest, "does not parse"),
         "{report}"
     );
+    let day = report.windows.iter().find(|w| w.window == "20240301T0000Z");
+    assert_eq!(day.map(|w| w.end - w.start), Some(86_400), "{report}");
 
-    let export_config = config();
-    let repaired = auditlake::run::repair(
+    let repaired = repair_lake(config()).await;
+    assert!(repaired.failures.is_empty(), "{repaired:?}");
+    assert_eq!(repaired.windows_repaired, ["20240301T0000Z"]);
+    assert!(repaired.after.is_clean(), "{}", repaired.after);
+    assert!(markers.join("20240301T0000Z.g4.json").exists());
+    assert_log_is_the_lake(dir.path(), &sim, UNTIL);
+    assert_eq!(export(config()).await.exit_code(), 0);
+    assert_log_is_the_lake(dir.path(), &sim, UNTIL);
+    assert!(verify_lake(dir.path()).await.is_clean());
+}
+
+/// `auditlake repair` of the lake `export` names, from the lake alone.
+async fn repair_lake(export: auditlake::config::ExportConfig) -> auditlake::run::RepairOutcome {
+    auditlake::run::repair(
         auditlake::config::RepairConfig {
             check: auditlake::config::VerifyConfig {
-                dest: export_config.dest.clone(),
+                dest: export.dest.clone(),
                 subdomain: "acme".into(),
                 store: auditlake::lake::storage::StoreOptions::default(),
                 options: VerifyOptions::default(),
                 api: None,
             },
-            export: export_config,
+            export,
         },
         tokio_util::sync::CancellationToken::new(),
     )
     .await
-    .unwrap();
-    assert!(repaired.failures.is_empty(), "{repaired:?}");
-    // Exact at once: the day's other hours, standing again, are back in the log.
-    assert!(repaired.after.is_clean(), "{}", repaired.after);
-    assert_log_is_the_lake(dir.path(), &sim, UNTIL);
-    assert_eq!(export(config()).await.exit_code(), 0);
-    assert_log_is_the_lake(dir.path(), &sim, UNTIL);
-    let report = verify_lake(dir.path()).await;
-    assert!(report.is_clean(), "{report}");
+    .unwrap()
 }
 
-/// Review of the retention: a torn marker at the start of a day that was never compacted (its
-/// first generation) stands for its hour only. The log still catches up the day's other hours:
-/// here one whose commit never came (a crash between its marker and its commit).
+/// Review of the retention: a torn marker at the start of a day that was never compacted stands
+/// for its hour only, so the log still catches up the day's other hours (their commits never
+/// came: a crash between a marker and its commit). Whether it may be the day's compaction is
+/// told by its generation (a first one never is) and by the log (a compacted day's log holds
+/// no file of the day's other hours): each case fails if its test is dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_first_hours_marker_of_an_uncompacted_day_holds_back_no_other_hour() {
-    const UNTIL: &str = "2024-03-02T01:00:00Z";
-    let sim = start(sim_config(3_000, FROM, TO)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = delta_in(&sim, dir.path(), UNTIL, "1h");
-    config.compact_days = false;
-    assert_eq!(export(config.clone()).await.exit_code(), 0);
-    let logged = table_files(dir.path());
-    let hour = "subdomain=acme/created_date=2024-03-01/part-20240301T0700Z-0.parquet";
-    assert!(logged.contains_key(hour), "{logged:?}");
-    // The log one change behind the markers: hour 7's file not in it.
-    let version = commits(dir.path()).len();
-    let info = serde_json::json!({"commitInfo": {"operation": "DELETE", "timestamp": 0}});
-    let remove =
-        serde_json::json!({"remove": {"path": hour, "deletionTimestamp": 0, "dataChange": true}});
-    std::fs::write(
-        dir.path()
-            .join(format!("audit_logs/_delta_log/{version:020}.json")),
-        format!("{info}\n{remove}\n"),
-    )
-    .unwrap();
-    let marker = dir
-        .path()
-        .join("_auditlake/subdomain=acme/windows/20240301T0000Z.json");
-    assert!(marker.exists());
-    std::fs::write(&marker, b"{\"window\": ").unwrap();
-    assert_eq!(export(config).await.exit_code(), 0);
-    assert_eq!(table_files(dir.path()), logged, "hour 7 is back in the log");
+    // (the first hour's marker generation, the hours whose commits are lost)
+    for (generation, lost) in [(1, None), (2, Some("0700"))] {
+        const UNTIL: &str = "2024-03-02T01:00:00Z";
+        let sim = start(sim_config(3_000, FROM, TO)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = delta_in(&sim, dir.path(), UNTIL, "1h");
+        config.compact_days = false;
+        assert_eq!(export(config.clone()).await.exit_code(), 0);
+        let logged = table_files(dir.path());
+        let of_day = "subdomain=acme/created_date=2024-03-01/part-20240301T";
+        let removed: Vec<&String> = logged
+            .keys()
+            .filter(|p| match lost {
+                Some(hour) => p.starts_with(&format!("{of_day}{hour}")),
+                None => p.starts_with(of_day) && !p.starts_with(&format!("{of_day}0000")),
+            })
+            .collect();
+        assert!(!removed.is_empty());
+        // The log behind the markers: those hours' files not in it.
+        let version = commits(dir.path()).len();
+        let mut lines =
+            vec![serde_json::json!({"commitInfo": {"operation": "DELETE", "timestamp": 0}})];
+        for path in removed {
+            lines.push(serde_json::json!({"remove": {"path": path, "deletionTimestamp": 0, "dataChange": true}}));
+        }
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let log = dir.path().join("audit_logs/_delta_log");
+        std::fs::write(log.join(format!("{version:020}.json")), text).unwrap();
+        let windows = dir.path().join("_auditlake/subdomain=acme/windows");
+        let marker = windows.join("20240301T0000Z.json");
+        assert!(marker.exists());
+        if generation == 2 {
+            // As if the hour had been repaired once (a recheck that found it short).
+            std::fs::remove_file(&marker).unwrap();
+        }
+        let name = if generation == 1 {
+            "20240301T0000Z.json"
+        } else {
+            "20240301T0000Z.g2.json"
+        };
+        std::fs::write(windows.join(name), b"{\"window\": ").unwrap();
+        assert_eq!(export(config).await.exit_code(), 0);
+        assert_eq!(
+            table_files(dir.path()),
+            logged,
+            "generation {generation}: the hours are back in the log"
+        );
+    }
 }

@@ -6,9 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use object_store::path::Path;
+
 use super::{Check, Kind, Retained};
 use crate::lake::delta::{DeltaError, DeltaLog, LogSnapshot};
+use crate::lake::layout;
 use crate::lake::manifest::FileEntry;
+use crate::plan::window::{parse_compact, Grid, Window};
 
 impl Check<'_> {
     /// Reads the log's latest snapshot, and takes out of `listing` (path → size) the files it
@@ -20,6 +24,7 @@ impl Check<'_> {
         let snapshot = DeltaLog::new(self.lake, self.subdomain, "verify")
             .snapshot()
             .await?;
+        self.widen_unreadable_days(&snapshot);
         let named = self.named();
         let now = chrono::Utc::now().timestamp_millis();
         let mut files = 0;
@@ -33,6 +38,57 @@ impl Check<'_> {
             retention_seconds: snapshot.removed.period.as_secs(),
         });
         Ok(snapshot)
+    }
+
+    /// An unreadable marker that may be a compacted day's stands for the whole day, as the run's
+    /// convergence of the log counts it (`lake/state.rs`, `unreadable_span`): a later generation
+    /// of a day's first window, on a grid finer than a day, where the log holds no file of the
+    /// day's other windows. The markers of those windows are then history (their files are kept
+    /// for older versions, and may miss what the day's later generations added): `repair`
+    /// re-exports the day whole.
+    fn widen_unreadable_days(&mut self, snapshot: &LogSnapshot) {
+        let day = Grid::DAILY.seconds();
+        if self.grid.seconds() >= day {
+            return;
+        }
+        let candidates: Vec<i64> = self
+            .unreadable
+            .iter()
+            .filter(|&(&start, &generation)| generation >= 2 && Grid::DAILY.floor(start) == start)
+            .map(|(&start, _)| start)
+            .collect();
+        for start in candidates {
+            let (first, whole) = (
+                self.window(start),
+                Window {
+                    start,
+                    end: start + day,
+                },
+            );
+            let others_logged = snapshot.files.keys().any(|path| {
+                let path = Path::from(path.as_str());
+                layout::is_part_of(&path, &whole) && !layout::is_part_of(&path, &first)
+            });
+            // A day that holds the open window is not closed: never re-exported whole.
+            let open_inside = self
+                .open
+                .as_ref()
+                .and_then(|o| parse_compact(&o.window))
+                .is_some_and(|s| start <= s && s < whole.end);
+            if others_logged || open_inside {
+                continue;
+            }
+            self.unreadable_days.insert(start, whole.end);
+            let inside: Vec<i64> = self
+                .markers
+                .range(start + 1..whole.end)
+                .map(|(&s, _)| s)
+                .collect();
+            for hour in inside {
+                self.markers.remove(&hour);
+                self.covered.insert(hour);
+            }
+        }
     }
 
     /// Compares the log's files for the subdomain (`snapshot`, as [`Check::read_log`] read it)

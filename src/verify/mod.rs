@@ -387,6 +387,9 @@ struct Check<'a> {
     unreadable: BTreeMap<i64, u32>,
     /// The windows (starts) whose markers a compacted day's marker covers.
     covered: BTreeSet<i64>,
+    /// Unreadable markers that may be a compacted day's (in a Delta table: see `delta.rs`),
+    /// by start, with the day's end: the day is re-exported whole.
+    unreadable_days: BTreeMap<i64, i64>,
     /// The open window's latest export, unless that window has since been committed.
     open: Option<WindowRecord>,
     windows: Vec<WindowCheck>,
@@ -422,6 +425,7 @@ impl<'a> Check<'a> {
             markers: BTreeMap::new(),
             unreadable: BTreeMap::new(),
             covered: BTreeSet::new(),
+            unreadable_days: BTreeMap::new(),
             open: None,
             windows: Vec::new(),
             findings: Vec::new(),
@@ -495,6 +499,9 @@ impl<'a> Check<'a> {
     /// The window of the marker at `start`: as its marker records it (a compacted day spans the
     /// day), else the grid's.
     fn window(&self, start: i64) -> Window {
+        if let Some(&end) = self.unreadable_days.get(&start) {
+            return Window { start, end };
+        }
         self.markers
             .get(&start)
             .and_then(WindowRecord::span)
