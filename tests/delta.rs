@@ -751,26 +751,35 @@ async fn repair_lake(export: auditlake::config::ExportConfig) -> auditlake::run:
 
 /// Review of the retention: a torn marker at the start of a day that was never compacted stands
 /// for its hour only, so the log still catches up the day's other hours (their commits never
-/// came: a crash between a marker and its commit). Whether it may be the day's compaction is
-/// told by its generation (a first one never is) and by the log (a compacted day's log holds
-/// no file of the day's other hours): each case fails if its test is dropped.
+/// came: a crash between a marker and its commit), and verify (hence `repair`) takes it for its
+/// hour. Whether it may be the day's compaction is told by its generation (a first one never
+/// is), by the day (a compaction is made once every window of the day is committed) and by the
+/// log (a compacted day's log holds no file of the day's other hours): each case fails if its
+/// test is dropped, on the run's side or verify's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_torn_first_hours_marker_of_an_uncompacted_day_holds_back_no_other_hour() {
-    // (the first hour's marker generation, the hours whose commits are lost)
-    for (generation, lost) in [(1, None), (2, Some("0700"))] {
-        const UNTIL: &str = "2024-03-02T01:00:00Z";
+async fn a_torn_first_hours_marker_of_an_uncompacted_day_stands_for_its_hour() {
+    // (the day, the first hour's marker generation, the hours of the day whose commits are
+    // lost: `*` all but the first, the run's until)
+    let cases = [
+        ("20240301", 1, "*", "2024-03-02T01:00:00Z"),
+        ("20240301", 2, "0700", "2024-03-02T01:00:00Z"),
+        // The day's later hours not committed yet: only hours 0 to 5 of 2024-03-02 are.
+        ("20240302", 2, "*", "2024-03-02T06:00:00Z"),
+    ];
+    for (day, generation, lost, until) in cases {
         let sim = start(sim_config(3_000, FROM, TO)).await;
         let dir = tempfile::tempdir().unwrap();
-        let mut config = delta_in(&sim, dir.path(), UNTIL, "1h");
+        let mut config = delta_in(&sim, dir.path(), until, "1h");
         config.compact_days = false;
         assert_eq!(export(config.clone()).await.exit_code(), 0);
         let logged = table_files(dir.path());
-        let of_day = "subdomain=acme/created_date=2024-03-01/part-20240301T";
+        let date = format!("{}-{}-{}", &day[..4], &day[4..6], &day[6..]);
+        let of_day = format!("subdomain=acme/created_date={date}/part-{day}T");
         let removed: Vec<&String> = logged
             .keys()
             .filter(|p| match lost {
-                Some(hour) => p.starts_with(&format!("{of_day}{hour}")),
-                None => p.starts_with(of_day) && !p.starts_with(&format!("{of_day}0000")),
+                "*" => p.starts_with(&of_day) && !p.starts_with(&format!("{of_day}0000")),
+                hour => p.starts_with(&format!("{of_day}{hour}")),
             })
             .collect();
         assert!(!removed.is_empty());
@@ -785,23 +794,33 @@ async fn a_torn_first_hours_marker_of_an_uncompacted_day_holds_back_no_other_hou
         let log = dir.path().join("audit_logs/_delta_log");
         std::fs::write(log.join(format!("{version:020}.json")), text).unwrap();
         let windows = dir.path().join("_auditlake/subdomain=acme/windows");
-        let marker = windows.join("20240301T0000Z.json");
+        let marker = windows.join(format!("{day}T0000Z.json"));
         assert!(marker.exists());
         if generation == 2 {
             // As if the hour had been repaired once (a recheck that found it short).
             std::fs::remove_file(&marker).unwrap();
         }
-        let name = if generation == 1 {
-            "20240301T0000Z.json"
-        } else {
-            "20240301T0000Z.g2.json"
+        let name = match generation {
+            1 => format!("{day}T0000Z.json"),
+            _ => format!("{day}T0000Z.g2.json"),
         };
         std::fs::write(windows.join(name), b"{\"window\": ").unwrap();
+        let report = verify_lake(dir.path()).await;
+        let first = report
+            .windows
+            .iter()
+            .find(|w| w.window == format!("{day}T0000Z"));
+        let case = format!("{day}, generation {generation}, lost {lost}");
+        assert_eq!(
+            first.map(|w| w.end - w.start),
+            Some(3_600),
+            "{case}: {report}"
+        );
         assert_eq!(export(config).await.exit_code(), 0);
         assert_eq!(
             table_files(dir.path()),
             logged,
-            "generation {generation}: the hours are back in the log"
+            "{case}: the hours are back in the log"
         );
     }
 }

@@ -229,7 +229,8 @@ impl Committer {
                 }
                 Ok(None) => {}
                 Err(ManifestError::Corrupt { .. }) => {
-                    unreadable.push(unreadable_span(log, grid, window, generation));
+                    let span = unreadable_span(log, grid, generations, window);
+                    unreadable.push(span);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -370,22 +371,32 @@ impl Committer {
     }
 }
 
-/// What the unreadable marker of generation `generation` of `window` may span: the window; or
-/// the whole day, where it may be the day's compaction (see `run/compact.rs`). The markers of
-/// the day's other windows must then not be let in beside it: their files are kept for the
-/// table's older versions, and the log would count them twice. A compaction is a later
-/// generation of a day's first window on a grid finer than a day, and the log holds no file of
-/// the day's other windows once it is committed.
-fn unreadable_span(log: &DeltaLog, grid: Grid, window: Window, generation: u32) -> Window {
+/// What the unreadable marker of `window` may span: the window; or the whole day, where it may
+/// be the day's compaction (see `run/compact.rs`). The markers of the day's other windows must
+/// then not be let in beside it: their files are kept for the table's older versions, and the
+/// log would count them twice. A compaction is a later generation of a day's first window on a
+/// grid finer than a day, made once every window of the day is committed, and the log holds no
+/// file of the day's other windows once it is committed. `verify` tells it the same way
+/// (`verify/delta.rs`).
+fn unreadable_span(
+    log: &DeltaLog,
+    grid: Grid,
+    generations: &BTreeMap<i64, u32>,
+    window: Window,
+) -> Window {
     let day = Window {
         start: window.start,
         end: window.start + Grid::DAILY.seconds(),
     };
-    let first_of_a_day = grid.seconds() < day.end - day.start
+    let step = usize::try_from(grid.seconds()).unwrap_or(usize::MAX);
+    let may_be_compacted = grid.seconds() < day.end - day.start
         && Grid::DAILY.floor(window.start) == window.start
-        && generation >= 2;
+        && generations.get(&window.start).is_some_and(|&g| g >= 2)
+        && (day.start..day.end)
+            .step_by(step)
+            .all(|start| generations.contains_key(&start));
     let others_logged = || log.logged(&day).len() > log.logged(&window).len();
-    if first_of_a_day && !others_logged() {
+    if may_be_compacted && !others_logged() {
         day
     } else {
         window

@@ -12,7 +12,7 @@ use super::{Check, Kind, Retained};
 use crate::lake::delta::{DeltaError, DeltaLog, LogSnapshot};
 use crate::lake::layout;
 use crate::lake::manifest::FileEntry;
-use crate::plan::window::{parse_compact, Grid, Window};
+use crate::plan::window::{format_compact, parse_compact, Grid, Window};
 
 impl Check<'_> {
     /// Reads the log's latest snapshot, and takes out of `listing` (path → size) the files it
@@ -69,25 +69,45 @@ impl Check<'_> {
                 let path = Path::from(path.as_str());
                 layout::is_part_of(&path, &whole) && !layout::is_part_of(&path, &first)
             });
-            // A day that holds the open window is not closed: never re-exported whole.
+            // A compaction is made once every window of the day is committed; a day that holds
+            // the open window is not closed: never re-exported whole.
+            let step = usize::try_from(self.grid.seconds()).unwrap_or(usize::MAX);
+            let committed = |s: i64| {
+                self.markers.contains_key(&s)
+                    || self.covered.contains(&s)
+                    || self.unreadable.contains_key(&s)
+            };
+            let complete = (start..whole.end).step_by(step).all(committed);
             let open_inside = self
                 .open
                 .as_ref()
                 .and_then(|o| parse_compact(&o.window))
                 .is_some_and(|s| start <= s && s < whole.end);
-            if others_logged || open_inside {
+            if others_logged || !complete || open_inside {
                 continue;
             }
             self.unreadable_days.insert(start, whole.end);
-            let inside: Vec<i64> = self
-                .markers
-                .range(start + 1..whole.end)
-                .map(|(&s, _)| s)
-                .collect();
-            for hour in inside {
-                self.markers.remove(&hour);
-                self.covered.insert(hour);
+            self.cover_inside(start, whole.end);
+        }
+    }
+
+    /// The windows of the day `(start, end)` (its first excepted) become history: their markers,
+    /// readable or not, stand for nothing once the day's is taken to span them.
+    fn cover_inside(&mut self, start: i64, end: i64) {
+        let inside: Vec<i64> = self
+            .markers
+            .range(start + 1..end)
+            .map(|(&s, _)| s)
+            .chain(self.unreadable.range(start + 1..end).map(|(&s, _)| s))
+            .collect();
+        for window in inside {
+            self.markers.remove(&window);
+            if self.unreadable.remove(&window).is_some() {
+                let id = Some(format_compact(window));
+                self.findings
+                    .retain(|f| !(f.kind == Kind::CorruptManifest && f.window == id));
             }
+            self.covered.insert(window);
         }
     }
 

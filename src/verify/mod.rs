@@ -458,8 +458,11 @@ impl<'a> Check<'a> {
         check.forget_covered_unreadable();
         check.open = match manifest.open_window().await {
             Ok(open) => open.filter(|o| {
+                // A window with a marker (readable or not) is no longer open, as runs count it.
                 parse_compact(&o.window).is_none_or(|start| {
-                    !check.markers.contains_key(&start) && !check.covered.contains(&start)
+                    !check.markers.contains_key(&start)
+                        && !check.covered.contains(&start)
+                        && !check.unreadable.contains_key(&start)
                 })
             }),
             Err(ManifestError::Corrupt { path, reason }) => {
