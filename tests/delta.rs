@@ -709,13 +709,18 @@ async fn a_compacted_days_torn_marker_is_repaired_as_the_whole_day() {
     assert_log_is_the_lake(dir.path(), &sim, UNTIL);
     let logged = table_files(dir.path());
     std::fs::write(&marker, b"{\"window\": ").unwrap();
+    // A torn marker of an hour inside the day too: history, once the day's spans it.
+    std::fs::write(markers.join("20240301T0500Z.json"), b"{\"window\": ").unwrap();
     assert_eq!(export(config()).await.exit_code(), 0);
     assert_eq!(table_files(dir.path()), logged, "the log is left as it was");
     let report = verify_lake(dir.path()).await;
-    assert!(
-        found(&report, Kind::CorruptManifest, "does not parse"),
-        "{report}"
-    );
+    let torn: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::CorruptManifest)
+        .collect();
+    assert_eq!(torn.len(), 1, "{report}");
+    assert_eq!(torn[0].window.as_deref(), Some("20240301T0000Z"));
     let day = report.windows.iter().find(|w| w.window == "20240301T0000Z");
     assert_eq!(day.map(|w| w.end - w.start), Some(86_400), "{report}");
 
@@ -753,9 +758,10 @@ async fn repair_lake(export: auditlake::config::ExportConfig) -> auditlake::run:
 /// for its hour only, so the log still catches up the day's other hours (their commits never
 /// came: a crash between a marker and its commit), and verify (hence `repair`) takes it for its
 /// hour. Whether it may be the day's compaction is told by its generation (a first one never
-/// is), by the day (a compaction is made once every window of the day is committed) and by the
-/// log (a compacted day's log holds no file of the day's other hours): each case fails if its
-/// test is dropped, on the run's side or verify's.
+/// is), by the day (a compaction is made once every window of the day is committed), by the
+/// log (a compacted day's log holds no file of the day's other hours) and by the hours' files
+/// (a compaction deletes them, or its commit removes them): each case fails if its test is
+/// dropped, on the run's side or verify's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_first_hours_marker_of_an_uncompacted_day_stands_for_its_hour() {
     // (the day, the first hour's marker generation, the hours of the day whose commits are
@@ -763,6 +769,9 @@ async fn a_torn_first_hours_marker_of_an_uncompacted_day_stands_for_its_hour() {
     let cases = [
         ("20240301", 1, "*", "2024-03-02T01:00:00Z"),
         ("20240301", 2, "0700", "2024-03-02T01:00:00Z"),
+        // Every other hour's commit lost: the hours' files, in the lake and never removed by a
+        // commit, tell the day was not compacted.
+        ("20240301", 2, "*", "2024-03-02T01:00:00Z"),
         // The day's later hours not committed yet: only hours 0 to 5 of 2024-03-02 are.
         ("20240302", 2, "*", "2024-03-02T06:00:00Z"),
     ];
@@ -823,4 +832,40 @@ async fn a_torn_first_hours_marker_of_an_uncompacted_day_stands_for_its_hour() {
             "{case}: the hours are back in the log"
         );
     }
+}
+
+/// Review of the retention: a plain lake converted while a day's first marker is torn (its
+/// hour repaired once, the day never compacted: its hours' files are still there) keeps the
+/// day's other hours. The log holds nothing yet to tell a compacted day by, so the hours' files
+/// tell: a compaction deletes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_lake_converted_with_a_torn_first_hours_marker_keeps_the_days_other_hours() {
+    const UNTIL: &str = "2024-03-02T01:00:00Z";
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut plain = export_config(&sim, dir.path(), FROM, UNTIL, "1h");
+    plain.compact_days = false;
+    assert_eq!(export(plain).await.exit_code(), 0);
+    let windows = dir.path().join("_auditlake/subdomain=acme/windows");
+    std::fs::remove_file(windows.join("20240301T0000Z.json")).unwrap();
+    std::fs::write(windows.join("20240301T0000Z.g2.json"), b"{\"window\": ").unwrap();
+
+    let mut converting = delta_in(&sim, dir.path(), UNTIL, "1h");
+    converting.compact_days = false;
+    assert_eq!(export(converting.clone()).await.exit_code(), 0);
+    let hours: Vec<String> = files_on_disk(dir.path())
+        .into_keys()
+        .filter(|p| p.contains("part-20240301T") && !p.contains("part-20240301T0000Z"))
+        .collect();
+    assert_eq!(hours.len(), 23, "{hours:?}");
+    let logged = table_files(dir.path());
+    assert!(hours.iter().all(|h| logged.contains_key(h)), "{logged:?}");
+    let report = verify_lake(dir.path()).await;
+    let first = report.windows.iter().find(|w| w.window == "20240301T0000Z");
+    assert_eq!(first.map(|w| w.end - w.start), Some(3_600), "{report}");
+
+    let repaired = repair_lake(converting).await;
+    assert_eq!(repaired.windows_repaired, ["20240301T0000Z"]);
+    assert!(repaired.after.is_clean(), "{}", repaired.after);
+    assert_log_is_the_lake(dir.path(), &sim, UNTIL);
 }

@@ -235,6 +235,22 @@ impl Committer {
                 Err(e) => return Err(e.into()),
             }
         }
+        // A day whose other windows' files are still the table's (in the lake, and not removed
+        // by the log) was never compacted: a plain lake's compaction deletes them, a Delta
+        // table's removes them (a converted lake's log holds nothing yet to tell by).
+        for span in unreadable
+            .iter_mut()
+            .filter(|s| s.end - s.start > grid.seconds())
+        {
+            let present = self.files_present(span).await?;
+            let current = markers
+                .range(span.start + 1..span.end)
+                .flat_map(|(_, m)| &m.files)
+                .any(|f| present.contains(&f.path) && !log.keeps_removed(&f.path));
+            if current {
+                span.end = span.start + grid.seconds();
+            }
+        }
         // A compacted day's marker names the day's files; the markers it covers name files that
         // only older versions read.
         let (standing, _) = supersede(markers);
@@ -376,7 +392,8 @@ impl Committer {
 /// then not be let in beside it: their files are kept for the table's older versions, and the
 /// log would count them twice. A compaction is a later generation of a day's first window on a
 /// grid finer than a day, made once every window of the day is committed, and the log holds no
-/// file of the day's other windows once it is committed. `verify` tells it the same way
+/// file of the day's other windows once it is committed (nor are those windows' files still the
+/// table's: [`Committer::wanted_by_markers`] looks at them). `verify` tells it the same way
 /// (`verify/delta.rs`).
 fn unreadable_span(
     log: &DeltaLog,

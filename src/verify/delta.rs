@@ -12,7 +12,7 @@ use super::{Check, Kind, Retained};
 use crate::lake::delta::{DeltaError, DeltaLog, LogSnapshot};
 use crate::lake::layout;
 use crate::lake::manifest::FileEntry;
-use crate::plan::window::{format_compact, parse_compact, Grid, Window};
+use crate::plan::window::{format_compact, Grid, Window};
 
 impl Check<'_> {
     /// Reads the log's latest snapshot, and takes out of `listing` (path → size) the files it
@@ -24,7 +24,7 @@ impl Check<'_> {
         let snapshot = DeltaLog::new(self.lake, self.subdomain, "verify")
             .snapshot()
             .await?;
-        self.widen_unreadable_days(&snapshot);
+        self.widen_unreadable_days(&snapshot, listing);
         let named = self.named();
         let now = chrono::Utc::now().timestamp_millis();
         let mut files = 0;
@@ -42,11 +42,12 @@ impl Check<'_> {
 
     /// An unreadable marker that may be a compacted day's stands for the whole day, as the run's
     /// convergence of the log counts it (`lake/state.rs`, `unreadable_span`): a later generation
-    /// of a day's first window, on a grid finer than a day, where the log holds no file of the
-    /// day's other windows. The markers of those windows are then history (their files are kept
+    /// of a day's first window, on a grid finer than a day whose every window is committed,
+    /// where the log holds no file of the day's other windows and their markers' files are gone
+    /// or removed by the log. The markers of those windows are then history (their files are kept
     /// for older versions, and may miss what the day's later generations added): `repair`
     /// re-exports the day whole.
-    fn widen_unreadable_days(&mut self, snapshot: &LogSnapshot) {
+    fn widen_unreadable_days(&mut self, snapshot: &LogSnapshot, listing: &HashMap<String, u64>) {
         let day = Grid::DAILY.seconds();
         if self.grid.seconds() >= day {
             return;
@@ -69,8 +70,8 @@ impl Check<'_> {
                 let path = Path::from(path.as_str());
                 layout::is_part_of(&path, &whole) && !layout::is_part_of(&path, &first)
             });
-            // A compaction is made once every window of the day is committed; a day that holds
-            // the open window is not closed: never re-exported whole.
+            // A compaction is made once every window of the day is committed, and its windows'
+            // files are then the log's removed ones, or gone.
             let step = usize::try_from(self.grid.seconds()).unwrap_or(usize::MAX);
             let committed = |s: i64| {
                 self.markers.contains_key(&s)
@@ -78,12 +79,13 @@ impl Check<'_> {
                     || self.unreadable.contains_key(&s)
             };
             let complete = (start..whole.end).step_by(step).all(committed);
-            let open_inside = self
-                .open
-                .as_ref()
-                .and_then(|o| parse_compact(&o.window))
-                .is_some_and(|s| start <= s && s < whole.end);
-            if others_logged || !complete || open_inside {
+            let now = chrono::Utc::now().timestamp_millis();
+            let current = self
+                .markers
+                .range(start + 1..whole.end)
+                .flat_map(|(_, m)| &m.files)
+                .any(|f| listing.contains_key(&f.path) && !snapshot.removed.keeps(&f.path, now));
+            if others_logged || !complete || current {
                 continue;
             }
             self.unreadable_days.insert(start, whole.end);
