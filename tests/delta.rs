@@ -758,24 +758,26 @@ async fn repair_lake(export: auditlake::config::ExportConfig) -> auditlake::run:
 /// for its hour only, so the log still catches up the day's other hours (their commits never
 /// came: a crash between a marker and its commit), and verify (hence `repair`) takes it for its
 /// hour. Whether it may be the day's compaction is told by its generation (a first one never
-/// is), by the day (a compaction is made once every window of the day is committed), by the
-/// log (a compacted day's log holds no file of the day's other hours) and by the hours' files
-/// (a compaction deletes them, or its commit removes them): each case fails if its test is
-/// dropped, on the run's side or verify's.
+/// is), by the day (a compaction is made once every window of the day is committed) and by the
+/// hours' files (a compaction deletes them, or its commit removes them): each case fails if its
+/// test is dropped, on the run's side or verify's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_first_hours_marker_of_an_uncompacted_day_stands_for_its_hour() {
     // (the day, the first hour's marker generation, the hours of the day whose commits are
     // lost: `*` all but the first, the run's until)
+    // Where the lost hours' files are gone too (deleted by hand), the generation and the day's
+    // completeness alone tell.
     let cases = [
-        ("20240301", 1, "*", "2024-03-02T01:00:00Z"),
-        ("20240301", 2, "0700", "2024-03-02T01:00:00Z"),
+        ("20240301", 1, "*", "2024-03-02T01:00:00Z", true),
+        // One hour's commit lost: the other hours' files, the log's, tell.
+        ("20240301", 2, "0700", "2024-03-02T01:00:00Z", false),
         // Every other hour's commit lost: the hours' files, in the lake and never removed by a
         // commit, tell the day was not compacted.
-        ("20240301", 2, "*", "2024-03-02T01:00:00Z"),
+        ("20240301", 2, "*", "2024-03-02T01:00:00Z", false),
         // The day's later hours not committed yet: only hours 0 to 5 of 2024-03-02 are.
-        ("20240302", 2, "*", "2024-03-02T06:00:00Z"),
+        ("20240302", 2, "*", "2024-03-02T06:00:00Z", true),
     ];
-    for (day, generation, lost, until) in cases {
+    for (day, generation, lost, until, gone) in cases {
         let sim = start(sim_config(3_000, FROM, TO)).await;
         let dir = tempfile::tempdir().unwrap();
         let mut config = delta_in(&sim, dir.path(), until, "1h");
@@ -798,6 +800,9 @@ async fn a_torn_first_hours_marker_of_an_uncompacted_day_stands_for_its_hour() {
             vec![serde_json::json!({"commitInfo": {"operation": "DELETE", "timestamp": 0}})];
         for path in removed {
             lines.push(serde_json::json!({"remove": {"path": path, "deletionTimestamp": 0, "dataChange": true}}));
+            if gone {
+                std::fs::remove_file(dir.path().join("audit_logs").join(path)).unwrap();
+            }
         }
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let log = dir.path().join("audit_logs/_delta_log");
@@ -819,7 +824,7 @@ async fn a_torn_first_hours_marker_of_an_uncompacted_day_stands_for_its_hour() {
             .windows
             .iter()
             .find(|w| w.window == format!("{day}T0000Z"));
-        let case = format!("{day}, generation {generation}, lost {lost}");
+        let case = format!("{day}, generation {generation}, lost {lost}, gone {gone}");
         assert_eq!(
             first.map(|w| w.end - w.start),
             Some(3_600),

@@ -558,6 +558,31 @@ impl Manifest {
     }
 }
 
+/// The day that the marker of generation `generation` at `start`, which does not parse, may span
+/// as the day's compaction (`run/compact.rs`): a later generation of a day's first window, on a
+/// grid finer than a day whose every window is `committed` (a compaction is made only then).
+/// The caller asks the table the rest: a compacted day's other windows' files are no longer its
+/// (gone, or removed by the Delta log).
+/// The run's convergence of the log (`lake/state.rs`) and verify (`verify/delta.rs`) tell it
+/// the same way.
+pub fn compaction_day(
+    grid: Grid,
+    start: i64,
+    generation: u32,
+    committed: impl Fn(i64) -> bool,
+) -> Option<Window> {
+    let day = Window {
+        start,
+        end: start + Grid::DAILY.seconds(),
+    };
+    let step = usize::try_from(grid.seconds()).ok()?;
+    let may_be = grid.seconds() < Grid::DAILY.seconds()
+        && Grid::DAILY.floor(start) == start
+        && generation >= 2
+        && (day.start..day.end).step_by(step).all(committed);
+    may_be.then_some(day)
+}
+
 /// Splits current markers into those that stand and the starts of those a compacted day's
 /// marker covers. A day's windows compacted into one file per day partition are committed by a
 /// new generation of the day's first window whose marker spans the whole day (see

@@ -179,7 +179,7 @@ impl Committer {
         if vacuumed > 0 {
             tracing::info!(
                 vacuumed,
-                retention_hours = removed.period.as_secs() / 3600,
+                retention_secs = removed.period.as_secs(),
                 "files no version of the Delta table reads removed"
             );
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::lake::commit::{CommitError, Committer};
 use crate::lake::delta::{DeltaLog, TableFormat};
 use crate::lake::manifest::{
-    named, supersede, ApiFacts, Dataset, FileEntry, ManifestError, WindowRecord,
+    compaction_day, named, supersede, ApiFacts, Dataset, FileEntry, ManifestError, WindowRecord,
 };
 use crate::plan::window::{parse_compact, Grid, Window};
 
@@ -229,15 +229,17 @@ impl Committer {
                 }
                 Ok(None) => {}
                 Err(ManifestError::Corrupt { .. }) => {
-                    let span = unreadable_span(log, grid, generations, window);
-                    unreadable.push(span);
+                    let committed = |s: i64| generations.contains_key(&s);
+                    let day = compaction_day(grid, start, generation, committed);
+                    unreadable.push(day.unwrap_or(window));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         // A day whose other windows' files are still the table's (in the lake, and not removed
         // by the log) was never compacted: a plain lake's compaction deletes them, a Delta
-        // table's removes them (a converted lake's log holds nothing yet to tell by).
+        // table's removes them (a converted lake's log holds nothing yet to tell by). See
+        // `manifest::compaction_day`.
         for span in unreadable
             .iter_mut()
             .filter(|s| s.end - s.start > grid.seconds())
@@ -384,38 +386,5 @@ impl Committer {
             converged += 1;
         }
         Ok(converged)
-    }
-}
-
-/// What the unreadable marker of `window` may span: the window; or the whole day, where it may
-/// be the day's compaction (see `run/compact.rs`). The markers of the day's other windows must
-/// then not be let in beside it: their files are kept for the table's older versions, and the
-/// log would count them twice. A compaction is a later generation of a day's first window on a
-/// grid finer than a day, made once every window of the day is committed, and the log holds no
-/// file of the day's other windows once it is committed (nor are those windows' files still the
-/// table's: [`Committer::wanted_by_markers`] looks at them). `verify` tells it the same way
-/// (`verify/delta.rs`).
-fn unreadable_span(
-    log: &DeltaLog,
-    grid: Grid,
-    generations: &BTreeMap<i64, u32>,
-    window: Window,
-) -> Window {
-    let day = Window {
-        start: window.start,
-        end: window.start + Grid::DAILY.seconds(),
-    };
-    let step = usize::try_from(grid.seconds()).unwrap_or(usize::MAX);
-    let may_be_compacted = grid.seconds() < day.end - day.start
-        && Grid::DAILY.floor(window.start) == window.start
-        && generations.get(&window.start).is_some_and(|&g| g >= 2)
-        && (day.start..day.end)
-            .step_by(step)
-            .all(|start| generations.contains_key(&start));
-    let others_logged = || log.logged(&day).len() > log.logged(&window).len();
-    if may_be_compacted && !others_logged() {
-        day
-    } else {
-        window
     }
 }

@@ -6,13 +6,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use object_store::path::Path;
-
 use super::{Check, Kind, Retained};
 use crate::lake::delta::{DeltaError, DeltaLog, LogSnapshot};
-use crate::lake::layout;
-use crate::lake::manifest::FileEntry;
-use crate::plan::window::{format_compact, Grid, Window};
+use crate::lake::manifest::{compaction_day, FileEntry};
+use crate::plan::window::{format_compact, Window};
 
 impl Check<'_> {
     /// Reads the log's latest snapshot, and takes out of `listing` (path → size) the files it
@@ -41,51 +38,33 @@ impl Check<'_> {
     }
 
     /// An unreadable marker that may be a compacted day's stands for the whole day, as the run's
-    /// convergence of the log counts it (`lake/state.rs`, `unreadable_span`): a later generation
-    /// of a day's first window, on a grid finer than a day whose every window is committed,
-    /// where the log holds no file of the day's other windows and their markers' files are gone
-    /// or removed by the log. The markers of those windows are then history (their files are kept
+    /// convergence of the log counts it (`lake/state.rs`): one that `manifest::compaction_day`
+    /// allows, where the day's other windows' files are gone or removed by the log. The markers of those windows are then history (their files are kept
     /// for older versions, and may miss what the day's later generations added): `repair`
     /// re-exports the day whole.
     fn widen_unreadable_days(&mut self, snapshot: &LogSnapshot, listing: &HashMap<String, u64>) {
-        let day = Grid::DAILY.seconds();
-        if self.grid.seconds() >= day {
-            return;
-        }
-        let candidates: Vec<i64> = self
+        let committed = |s: i64| {
+            self.markers.contains_key(&s)
+                || self.covered.contains(&s)
+                || self.unreadable.contains_key(&s)
+        };
+        let candidates: Vec<Window> = self
             .unreadable
             .iter()
-            .filter(|&(&start, &generation)| generation >= 2 && Grid::DAILY.floor(start) == start)
-            .map(|(&start, _)| start)
+            .filter_map(|(&start, &generation)| {
+                compaction_day(self.grid, start, generation, committed)
+            })
             .collect();
-        for start in candidates {
-            let (first, whole) = (
-                self.window(start),
-                Window {
-                    start,
-                    end: start + day,
-                },
-            );
-            let others_logged = snapshot.files.keys().any(|path| {
-                let path = Path::from(path.as_str());
-                layout::is_part_of(&path, &whole) && !layout::is_part_of(&path, &first)
-            });
-            // A compaction is made once every window of the day is committed, and its windows'
-            // files are then the log's removed ones, or gone.
-            let step = usize::try_from(self.grid.seconds()).unwrap_or(usize::MAX);
-            let committed = |s: i64| {
-                self.markers.contains_key(&s)
-                    || self.covered.contains(&s)
-                    || self.unreadable.contains_key(&s)
-            };
-            let complete = (start..whole.end).step_by(step).all(committed);
+        for whole in candidates {
+            let start = whole.start;
+            // A compacted day's windows' files are the log's removed ones, or gone.
             let now = chrono::Utc::now().timestamp_millis();
             let current = self
                 .markers
                 .range(start + 1..whole.end)
                 .flat_map(|(_, m)| &m.files)
                 .any(|f| listing.contains_key(&f.path) && !snapshot.removed.keeps(&f.path, now));
-            if others_logged || !complete || current {
+            if current {
                 continue;
             }
             self.unreadable_days.insert(start, whole.end);
