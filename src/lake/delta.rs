@@ -428,6 +428,11 @@ impl DeltaLog {
             .collect()
     }
 
+    /// Whether the log holds `path` now (relative to the lake).
+    pub fn holds(&self, path: &str) -> bool {
+        self.files.lock().expect("not poisoned").contains_key(path)
+    }
+
     /// The subdomain's files the log removed within the table's retention, as of now.
     pub fn removed(&self) -> Removed {
         self.removed.lock().expect("not poisoned").clone()

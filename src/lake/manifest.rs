@@ -562,7 +562,7 @@ impl Manifest {
 /// as the day's compaction (`run/compact.rs`): a later generation of a day's first window, on a
 /// grid finer than a day whose every window is `committed` (a compaction is made only then).
 /// The caller asks the table the rest: a compacted day's other windows' files are no longer its
-/// (gone, or removed by the Delta log).
+/// (removed by the Delta log; deleted, in a plain lake being converted).
 /// The run's convergence of the log (`lake/state.rs`) and verify (`verify/delta.rs`) tell it
 /// the same way.
 pub fn compaction_day(

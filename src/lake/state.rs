@@ -2,7 +2,7 @@
 //! under the lease), the current markers of the windows it rechecks or repairs, and the repairs
 //! a crash left unfinished, converged before anything else is written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::lake::commit::{CommitError, Committer};
 use crate::lake::delta::{DeltaLog, TableFormat};
@@ -236,19 +236,24 @@ impl Committer {
                 Err(e) => return Err(e.into()),
             }
         }
-        // A day whose other windows' files are still the table's (in the lake, and not removed
-        // by the log) was never compacted: a plain lake's compaction deletes them, a Delta
-        // table's removes them (a converted lake's log holds nothing yet to tell by). See
-        // `manifest::compaction_day`.
+        // A day whose other windows' files are still the table's was never compacted (see
+        // `manifest::compaction_day`): a Delta table's compaction removes them from the log
+        // (whether the removes are still kept or not: they expire), a plain lake's deletes them,
+        // which is what a lake being converted, whose log holds nothing yet, is told by.
+        let converting = self.converting.lock().expect("not poisoned").is_some();
         for span in unreadable
             .iter_mut()
             .filter(|s| s.end - s.start > grid.seconds())
         {
-            let present = self.files_present(span).await?;
+            let present = if converting {
+                self.files_present(span).await?
+            } else {
+                BTreeSet::new()
+            };
             let current = markers
                 .range(span.start + 1..span.end)
                 .flat_map(|(_, m)| &m.files)
-                .any(|f| present.contains(&f.path) && !log.keeps_removed(&f.path));
+                .any(|f| log.holds(&f.path) || present.contains(&f.path));
             if current {
                 span.end = span.start + grid.seconds();
             }

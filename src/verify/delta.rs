@@ -21,7 +21,7 @@ impl Check<'_> {
         let snapshot = DeltaLog::new(self.lake, self.subdomain, "verify")
             .snapshot()
             .await?;
-        self.widen_unreadable_days(&snapshot, listing);
+        self.widen_unreadable_days(&snapshot);
         let named = self.named();
         let now = chrono::Utc::now().timestamp_millis();
         let mut files = 0;
@@ -39,10 +39,10 @@ impl Check<'_> {
 
     /// An unreadable marker that may be a compacted day's stands for the whole day, as the run's
     /// convergence of the log counts it (`lake/state.rs`): one that `manifest::compaction_day`
-    /// allows, where the day's other windows' files are gone or removed by the log. The markers of those windows are then history (their files are kept
-    /// for older versions, and may miss what the day's later generations added): `repair`
-    /// re-exports the day whole.
-    fn widen_unreadable_days(&mut self, snapshot: &LogSnapshot, listing: &HashMap<String, u64>) {
+    /// allows, where the log holds none of the files of the day's other windows' markers. Those
+    /// markers are then history (their files are kept for older versions, or expired, and may
+    /// miss what the day's later generations added): `repair` re-exports the day whole.
+    fn widen_unreadable_days(&mut self, snapshot: &LogSnapshot) {
         let committed = |s: i64| {
             self.markers.contains_key(&s)
                 || self.covered.contains(&s)
@@ -57,13 +57,13 @@ impl Check<'_> {
             .collect();
         for whole in candidates {
             let start = whole.start;
-            // A compacted day's windows' files are the log's removed ones, or gone.
-            let now = chrono::Utc::now().timestamp_millis();
+            // A compacted day's windows' files are no longer the log's (their removes kept, or
+            // expired).
             let current = self
                 .markers
                 .range(start + 1..whole.end)
                 .flat_map(|(_, m)| &m.files)
-                .any(|f| listing.contains_key(&f.path) && !snapshot.removed.keeps(&f.path, now));
+                .any(|f| snapshot.files.contains_key(&f.path));
             if current {
                 continue;
             }
