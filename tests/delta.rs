@@ -242,11 +242,7 @@ async fn every_change_is_one_commit_and_the_log_holds_exactly_the_lakes_files() 
     )
     .unwrap();
     let report = verify_deep(dir.path()).await;
-    let lies: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.kind == Kind::WrongStats)
-        .collect();
+    let lies = findings_of(&report, Kind::WrongStats);
     assert_eq!(lies.len(), 1, "{report:?}");
     assert!(lies[0].detail.contains("the marker records"), "{lies:?}");
 }
@@ -722,11 +718,7 @@ async fn a_compacted_days_torn_marker_is_repaired_as_the_whole_day() {
     assert_eq!(export(config()).await.exit_code(), 0);
     assert_eq!(table_files(dir.path()), logged, "past the retention too");
     let report = verify_lake(dir.path()).await;
-    let torn: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.kind == Kind::CorruptManifest)
-        .collect();
+    let torn = findings_of(&report, Kind::CorruptManifest);
     assert_eq!(torn.len(), 1, "{report}");
     assert_eq!(torn[0].window.as_deref(), Some("20240301T0000Z"));
     let day = report.windows.iter().find(|w| w.window == "20240301T0000Z");

@@ -122,11 +122,7 @@ async fn a_byte_changed_after_the_commit_is_reported_by_integrity_and_deep() {
         "without --integrity no file is hashed"
     );
     let report = check(dir.path(), true).await;
-    let altered: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.kind == Kind::Altered)
-        .collect();
+    let altered = findings_of(&report, Kind::Altered);
     assert_eq!(altered.len(), 1, "{report:?}");
     assert_eq!(altered[0].path.as_deref(), Some(path.as_str()));
 

@@ -212,6 +212,14 @@ pub fn read_lake_in(dest: &Path, order: Order) -> Vec<LakeRow> {
     rows
 }
 
+/// The findings of `report` of one kind.
+pub fn findings_of(
+    report: &auditlake::verify::Report,
+    kind: auditlake::verify::Kind,
+) -> Vec<&auditlake::verify::Finding> {
+    report.findings.iter().filter(|f| f.kind == kind).collect()
+}
+
 /// The Delta table root that holds `dir` (or that `dir/audit_logs` is), if it has a log.
 pub fn delta_root(dir: &Path) -> Option<PathBuf> {
     std::iter::once(dir.join("audit_logs"))
