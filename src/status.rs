@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::lake::lease::{self, LeaseError};
 use crate::lake::manifest::{Dataset, LastRun, Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::Lake;
+use crate::lake::view::{Current, TableView};
 use crate::plan::window::{format_rfc3339, Grid};
 
 /// Why there is no status to show.
@@ -106,14 +107,20 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
     };
     let dataset = Some(dataset);
     let chain_head = chain_head(lake, subdomain).await?;
-    let markers = manifest.markers().await?;
-    let open_window = manifest.open_window().await?;
     let grid = dataset
         .as_ref()
         .and_then(|d| Grid::parse(&d.window).ok())
         .unwrap_or(Grid::DAILY);
+    // The table as the run sees it: the markers that stand (a marker that does not parse counts
+    // no rows; `verify` reports it), and the open windows. Which files are the table's is asked
+    // of the listing: what it tells of a torn marker only moves which rows are counted.
+    let generations = manifest.generations().await?;
+    let current = Current::Listed { lake, subdomain };
+    let view = TableView::read(&manifest, grid, &generations, None, current).await?;
+    let markers = &view.standing;
+    let open_window = view.open.first().cloned();
     // Every committed window, those a compacted day's marker covers too (one listing).
-    let starts: Vec<i64> = manifest.done().await?;
+    let starts: Vec<i64> = generations.into_keys().collect();
     let fresh_to = starts.last().map(|&s| s + grid.seconds());
     let lease = lease::latest(lake, subdomain)
         .await?

@@ -1,17 +1,8 @@
-//! Committing a window: its files go up, what they replace goes away, and a marker makes them the
-//! window's truth — one step, in that order (data first, commit last).
-//!
-//! The three ways a window's files change all live here:
-//! - **first export** of a closed window: upload generation 1, remove stale parts of earlier
-//!   attempts, create the marker (create-if-absent). Until the marker exists nothing counts.
-//! - **open window**: each run uploads a delta (the records since the last one) as parts of
-//!   their own, records `open.json`, then removes parts it does not name. Never a committed
-//!   window: the run skips an open window that has a marker, because its files change only by
-//!   repair. At its close, the parts are compacted into the window's files (first export).
-//! - **repair**: journal the repair, upload generation N+1 under new names, create marker N+1,
-//!   remove generation N, end the journal. At every moment the highest marker names a complete
-//!   set of files; a crash leaves the journal, and [`Committer::converge`] (run by the next export
-//!   or repair) removes whichever generation the highest marker does not name.
+//! The committer: the one writer of a run's lake, fenced by the run's lease. It holds what every
+//! change needs (the lake, the manifest, the lease's fence, the Delta log, the digest chain and
+//! its key, the open windows' records); the changes themselves go one way, through
+//! [`Committer::commit`] (`lake/change/`). Here too: what the open window's close reads of the
+//! lake, the removal of strays, and the ids a repair compares.
 //!
 //! Every step that writes or deletes first checks the run's lease [`Fence`], so a run that lost
 //! its lease (paused past its expiry) stops before it can touch another run's work.
@@ -32,13 +23,12 @@ use crate::lake::delta::{DeltaError, DeltaLog};
 use crate::lake::layout;
 use crate::lake::lease::{Fence, LeaseError};
 use crate::lake::manifest::{
-    ApiFacts, Confirmed, Dataset, FileEntry, LastRun, Manifest, ManifestError, RepairJournal,
-    WindowRecord,
+    ApiFacts, Confirmed, Dataset, FileEntry, LastRun, Manifest, ManifestError, WindowRecord,
 };
 use crate::lake::signing::Signer;
-use crate::lake::storage::{Created, Lake, StorageError};
+use crate::lake::storage::{Lake, StorageError};
 use crate::plan::window::{format_rfc3339, Window};
-use crate::table::encode::{FileStats, PartError};
+use crate::table::encode::PartError;
 use crate::table::route::RoutedPart;
 use crate::table::schema::Schema;
 
@@ -81,19 +71,7 @@ impl CommitError {
 /// How a compaction's marker gives its reason (see `run/compact.rs`).
 pub const COMPACTION_REASON: &str = "compaction:";
 
-/// Whether a marker's reason says a compaction wrote it.
-fn is_compaction(reason: &str) -> bool {
-    reason.starts_with(COMPACTION_REASON)
-}
-
-/// What a new generation of a committed window is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Rewrite {
-    /// Records re-exported from Zendesk.
-    Repair,
-    /// The same records, rearranged into fewer files.
-    Compaction,
-}
+pub use crate::lake::change::ChangeKind;
 
 /// Commits windows of one subdomain in one lake, fenced by the run's lease.
 #[derive(Clone, Debug)]
@@ -110,9 +88,13 @@ pub struct Committer {
     /// The dataset as pinned, while its conversion to a Delta table is pending.
     pub(crate) converting: Arc<std::sync::Mutex<Option<Dataset>>>,
     /// The subdomain's digest chain (read by [`Committer::begin`]); appends one at a time.
-    chain: Arc<tokio::sync::Mutex<Option<Head>>>,
+    pub(crate) chain: Arc<tokio::sync::Mutex<Option<Head>>>,
     /// The key that signs the chain's links, if the run has one.
-    signer: Arc<OnceLock<Arc<Signer>>>,
+    pub(crate) signer: Arc<OnceLock<Arc<Signer>>>,
+    /// The records of the open windows without a marker, as `open.json` holds them: a delta
+    /// of one keeps the others' (one whose close failed keeps its parts), and a window's marker
+    /// takes it out. One write of `open.json` at a time.
+    pub(crate) open: Arc<tokio::sync::Mutex<Vec<WindowRecord>>>,
 }
 
 impl Committer {
@@ -133,7 +115,29 @@ impl Committer {
             converting: Arc::new(std::sync::Mutex::new(None)),
             chain: Arc::new(tokio::sync::Mutex::new(None)),
             signer: Arc::new(OnceLock::new()),
+            open: Arc::new(tokio::sync::Mutex::new(Vec::new())),
         }
+    }
+
+    /// The subdomain this committer writes.
+    pub fn subdomain(&self) -> &str {
+        &self.subdomain
+    }
+
+    /// Holds `open`, the records of the open windows without a marker (read by
+    /// [`Committer::begin`]), for this run's deltas.
+    pub(crate) async fn hold_open(&self, open: Vec<WindowRecord>) {
+        *self.open.lock().await = open;
+    }
+
+    /// The records of the open windows without a marker, as this run knows them.
+    pub(crate) async fn open_records(&self) -> Vec<WindowRecord> {
+        self.open.lock().await.clone()
+    }
+
+    /// A window's marker now stands: it is no longer open.
+    pub(crate) async fn closed(&self, window: &Window) {
+        self.open.lock().await.retain(|o| o.window != window.id());
     }
 
     /// Signs every link this committer appends with `signer`.
@@ -145,36 +149,6 @@ impl Committer {
     pub(crate) async fn read_chain(&self) -> Result<(), CommitError> {
         let head = Head::read(&self.lake, &self.subdomain).await?;
         *self.chain.lock().await = Some(head);
-        Ok(())
-    }
-
-    /// Appends the digest of `record` (the marker about to be created) to the chain, before the
-    /// marker: `replaces` the generation a repair replaces.
-    async fn chain_link(
-        &self,
-        record: &WindowRecord,
-        replaces: Option<u32>,
-    ) -> Result<(), CommitError> {
-        let mut chain = self.chain.lock().await;
-        if chain.is_none() {
-            *chain = Some(Head::read(&self.lake, &self.subdomain).await?);
-        }
-        self.fence.check()?;
-        let head = chain.as_mut().expect("read above");
-        let appended = head
-            .append(
-                &self.lake,
-                &self.subdomain,
-                record,
-                replaces,
-                self.signer.get().map(|s| s.as_ref()),
-            )
-            .await;
-        if appended.is_err() {
-            // Whether the link's create applied is unknown: the next append reads the head.
-            *chain = None;
-        }
-        appended?;
         Ok(())
     }
 
@@ -196,22 +170,6 @@ impl Committer {
     /// From now on, commits every change to `log` too.
     pub(crate) fn log_to(&self, log: DeltaLog) {
         let _ = self.delta.set(Arc::new(log));
-    }
-
-    /// Commits a window's files as they now are to the Delta log, if there is one (after the
-    /// marker or the open window's record: the log follows them, see [`crate::lake::delta`]).
-    async fn log_window(
-        &self,
-        window: &Window,
-        files: &[FileEntry],
-        operation: &'static str,
-        reason: Option<&str>,
-    ) -> Result<(), CommitError> {
-        if let Some(log) = self.delta.get() {
-            self.fence.check()?;
-            log.commit_window(window, files, operation, reason).await?;
-        }
-        Ok(())
     }
 
     /// Records the run that just finished (`last_run.json`, for `status`), under the lease.
@@ -242,27 +200,6 @@ impl Committer {
         Ok(self.manifest.record_confirmed(&confirmed).await?)
     }
 
-    /// A marker of this run's for `window` naming `files`.
-    fn marker(&self, window: &Window, files: Vec<FileEntry>) -> WindowRecord {
-        let mut record = WindowRecord::new(window, files);
-        record.run_id = self.run_id.clone();
-        record
-    }
-
-    /// Whether the marker of `record`'s generation that the store already holds is this very
-    /// record (a create that applied but whose answer was lost, then retried): same run, same
-    /// files.
-    async fn is_own_marker(
-        &self,
-        window: &Window,
-        record: &WindowRecord,
-    ) -> Result<bool, ManifestError> {
-        let existing = self.manifest.marker(window, record.generation).await?;
-        Ok(existing.is_some_and(|e| {
-            !e.run_id.is_empty() && e.run_id == record.run_id && e.files == record.files
-        }))
-    }
-
     /// The manifest this committer writes.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -271,109 +208,6 @@ impl Committer {
     /// The lake this committer writes.
     pub fn lake(&self) -> &Lake {
         &self.lake
-    }
-
-    /// The first export of a closed window. `AlreadyExisted` means another run committed it
-    /// first (its marker stands; this attempt's files had the same names and were replaced).
-    ///
-    /// With a Delta log that holds files of the window (the open window's parts, compacted at
-    /// its close), those stay until the log's commit has removed them: the close is journaled
-    /// like a repair, so that a crash after the marker is converged by the next run (log, then
-    /// sweep) rather than leaving the parts beside the compacted files.
-    pub async fn commit_closed(
-        &self,
-        window: &Window,
-        parts: Vec<RoutedPart>,
-    ) -> Result<(WindowRecord, Created), CommitError> {
-        let files = self.upload(window, 1, parts).await?;
-        let logged = self.delta().map_or_else(Vec::new, |log| log.logged(window));
-        if !logged.is_empty() {
-            self.journal(window, 0, 1, "the open window closed: its parts compacted")
-                .await?;
-        }
-        let keep: Vec<FileEntry> = files.iter().chain(&logged).cloned().collect();
-        self.sweep(window, &keep).await?;
-        let record = self.marker(window, files);
-        self.chain_link(&record, None).await?;
-        self.fence.check()?;
-        let mut created = self.manifest.commit(window, &record).await?;
-        if created == Created::AlreadyExisted && self.is_own_marker(window, &record).await? {
-            created = Created::Created;
-        }
-        if created == Created::Created {
-            let operation = if logged.is_empty() {
-                "WRITE"
-            } else {
-                "OPTIMIZE"
-            };
-            self.log_window(window, &record.files, operation, None)
-                .await?;
-        }
-        // Another run's marker stands (its files, not these, may be what the log should hold):
-        // the journal stays, and the next run converges the window to that marker.
-        if !logged.is_empty() && created == Created::Created {
-            self.sweep(window, &record.files).await?;
-            self.fence.check()?;
-            self.manifest.end_repair(window).await?;
-        }
-        Ok((record, created))
-    }
-
-    /// Journals a change of a committed window's files (a repair, a close that compacts), so
-    /// that a run that finds the journal converges the window to its current marker.
-    async fn journal(
-        &self,
-        window: &Window,
-        from_generation: u32,
-        to_generation: u32,
-        reason: &str,
-    ) -> Result<(), CommitError> {
-        self.fence.check()?;
-        self.manifest
-            .begin_repair(
-                window,
-                &RepairJournal {
-                    window: window.id(),
-                    from_generation,
-                    to_generation,
-                    reason: reason.to_string(),
-                    started_at: format_rfc3339(chrono::Utc::now().timestamp()),
-                },
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Adds a delta to the open window: uploads `parts` (its records of `[from, covered_to)`)
-    /// under the names of a delta starting at `from`, records the open window as the parts of
-    /// `previous` (its record so far, if it grows by deltas) plus these, complete up to
-    /// `covered_to`, then removes every part of the window that record does not name (what a run
-    /// killed before its record left, and the files of a window exported whole before deltas).
-    /// The caller guarantees the window has no marker and that `from` is `previous`'s end.
-    ///
-    /// Parts the record names are never rewritten: a reader sees each record of the window in
-    /// exactly one file, before, during and after a delta.
-    pub async fn add_delta(
-        &self,
-        window: &Window,
-        previous: Option<&WindowRecord>,
-        from: i64,
-        covered_to: i64,
-        parts: Vec<RoutedPart>,
-    ) -> Result<WindowRecord, CommitError> {
-        let mut files = previous.map_or_else(Vec::new, |p| p.files.clone());
-        for part in parts {
-            let path = layout::delta_part_file(&self.subdomain, part.day, window, from, part.seq);
-            files.push(self.upload_one(path, part).await?);
-        }
-        let mut record = self.marker(window, files);
-        record.covered_to = Some(format_rfc3339(covered_to));
-        self.fence.check()?;
-        self.manifest.record_open(&record).await?;
-        self.log_window(window, &record.files, "STREAMING UPDATE", None)
-            .await?;
-        self.sweep(window, &record.files).await?;
-        Ok(record)
     }
 
     /// Takes the open window's parts out of the Delta log, if it holds any, before the window is
@@ -385,6 +219,7 @@ impl Committer {
             &[],
             "DELETE",
             Some("a part of the open window is missing; it is exported again from its start"),
+            ChangeKind::Repair,
         )
         .await
     }
@@ -455,117 +290,6 @@ impl Committer {
         Ok(Some(files))
     }
 
-    /// Replaces a committed window's files atomically: journal, new generation's files, new
-    /// marker, old files removed, journal ended.
-    pub async fn replace(
-        &self,
-        window: &Window,
-        current: &WindowRecord,
-        parts: Vec<RoutedPart>,
-        reason: &str,
-    ) -> Result<WindowRecord, CommitError> {
-        self.next_generation(window, current, parts, reason, Rewrite::Repair)
-            .await
-    }
-
-    /// Compacts a closed day (see `run/compact.rs`): `parts`, the records of every window
-    /// of `day` joined from their files, become the next generation of the day's first window
-    /// (`first` is its current marker), under a marker that spans the whole day; the files of
-    /// every window of the day go. The journal, order and convergence of a repair; in the Delta
-    /// log, one commit that changes no data.
-    pub async fn compact(
-        &self,
-        day: &Window,
-        first: &WindowRecord,
-        parts: Vec<RoutedPart>,
-        reason: &str,
-    ) -> Result<WindowRecord, CommitError> {
-        self.next_generation(day, first, parts, reason, Rewrite::Compaction)
-            .await
-    }
-
-    /// Writes generation `current.generation + 1` of `window` (a repair, or a compaction).
-    async fn next_generation(
-        &self,
-        window: &Window,
-        current: &WindowRecord,
-        parts: Vec<RoutedPart>,
-        reason: &str,
-        rewrite: Rewrite,
-    ) -> Result<WindowRecord, CommitError> {
-        let generation = current.generation + 1;
-        self.journal(window, current.generation, generation, reason)
-            .await?;
-        let files = self.upload(window, generation, parts).await?;
-        let mut record = self.marker(window, files);
-        record.generation = generation;
-        record.reason = Some(reason.to_string());
-        self.chain_link(&record, Some(current.generation)).await?;
-        self.fence.check()?;
-        if self.manifest.commit(window, &record).await? == Created::AlreadyExisted {
-            // A create that the store applied but answered with an error is retried and then
-            // finds itself: the same run and files mean it is this repair's own marker.
-            if !self.is_own_marker(window, &record).await? {
-                return Err(CommitError::Conflict {
-                    window: window.id(),
-                    generation,
-                });
-            }
-        }
-        match rewrite {
-            Rewrite::Repair => {
-                self.log_window(window, &record.files, "REPAIR", Some(reason))
-                    .await?
-            }
-            Rewrite::Compaction => {
-                if let Some(log) = self.delta.get() {
-                    self.fence.check()?;
-                    log.commit_rearranged(window, &record.files, reason).await?;
-                }
-            }
-        }
-        self.sweep(window, &record.files).await?;
-        self.fence.check()?;
-        self.manifest.end_repair(window).await?;
-        Ok(record)
-    }
-
-    /// Finishes a repair that a crash interrupted: keeps exactly the files the window's current
-    /// marker names (`current`, or none if the window has no marker) and ends the journal.
-    pub async fn converge(
-        &self,
-        window: &Window,
-        current: Option<&WindowRecord>,
-    ) -> Result<u64, CommitError> {
-        let keep = current.map_or(&[][..], |r| r.files.as_slice());
-        let compacted = current.is_some_and(|c| c.reason.as_deref().is_some_and(is_compaction));
-        match self.delta.get() {
-            // The same records in fewer files: a streaming reader must not read the day again.
-            Some(log) if compacted => {
-                self.fence.check()?;
-                let reason = "an interrupted compaction finished";
-                log.commit_rearranged(window, keep, reason).await?;
-            }
-            _ => {
-                let reason = Some("an interrupted change finished");
-                self.log_window(window, keep, "REPAIR", reason).await?
-            }
-        }
-        if let Some(current) = current {
-            // The interrupted change may have chained its generation before it stopped: a link
-            // says the current one stands, so the window's latest link is its marker's.
-            let mut stands = current.clone();
-            stands.reason =
-                Some("an interrupted change was finished; this generation stands".into());
-            // Not a replacement: the link restates the generation that stands.
-            self.chain_link(&stands, None).await?;
-        }
-        let removed = self.sweep(window, keep).await?;
-        self.fence.check()?;
-        self.manifest.end_repair(window).await?;
-        Ok(removed)
-    }
-
     /// Removes a file that no marker names (found by verify), after checking the lease.
     pub async fn remove_stray(&self, path: &str) -> Result<(), CommitError> {
         self.fence.check()?;
@@ -576,82 +300,6 @@ impl Committer {
         }
         Ok(())
     }
-
-    /// Uploads a window's parts under the names of `generation`.
-    async fn upload(
-        &self,
-        window: &Window,
-        generation: u32,
-        parts: Vec<RoutedPart>,
-    ) -> Result<Vec<FileEntry>, CommitError> {
-        let mut files = Vec::with_capacity(parts.len());
-        for part in parts {
-            let path = layout::part_file(&self.subdomain, part.day, window, generation, part.seq);
-            files.push(self.upload_one(path, part).await?);
-        }
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(files)
-    }
-
-    /// Uploads one part to `path`, fenced before and after.
-    async fn upload_one(&self, path: Path, part: RoutedPart) -> Result<FileEntry, CommitError> {
-        self.fence.check()?;
-        let mut file = part.part.file;
-        let sha256 = Some(part.part.sha256);
-        let stats = FileStats::of(&file);
-        // Reading the footer moved the file's offset (a clone of its handle shares it).
-        file.seek(std::io::SeekFrom::Start(0))
-            .map_err(|source| StorageError::Local {
-                path: path.to_string(),
-                source,
-            })?;
-        self.lake.upload_file(&path, file).await?;
-        // An upload can outlast the fence's margin: stop before building on it.
-        self.fence.check()?;
-        Ok(FileEntry {
-            path: path.to_string(),
-            rows: part.part.rows,
-            bytes: part.part.bytes,
-            stats,
-            sha256,
-        })
-    }
-
-    /// Removes every part of `window` (of any generation, by any attempt) that `keep` does not
-    /// name, and the staging leftovers of the window's writes; a Delta table's older versions
-    /// keep the parts its log removed, for its retention (`retention.rs`). Returns how many were
-    /// removed.
-    async fn sweep(&self, window: &Window, keep: &[FileEntry]) -> Result<u64, CommitError> {
-        let keep: BTreeSet<&str> = keep.iter().map(|f| f.path.as_str()).collect();
-        let mut removed = 0;
-        for day in window.days() {
-            let partition = layout::partition(&self.subdomain, day);
-            for path in self.lake.list(&partition).await? {
-                if layout::is_part_of(&path, window) && !keep.contains(path.as_ref()) {
-                    if self.retains(&path) {
-                        tracing::debug!(path = %path, window = %window.id(), "keeping a part the Delta log removed, for its older versions");
-                        continue;
-                    }
-                    self.fence.check()?;
-                    tracing::info!(path = %path, window = %window.id(), "removing a part this window no longer names");
-                    self.lake.delete(&path).await?;
-                    removed += 1;
-                }
-            }
-            for staged in self.lake.staging_leftovers(&partition)? {
-                let name = staged.rsplit('/').next().unwrap_or(&staged);
-                let of_window = layout::staging_target(name)
-                    .is_some_and(|target| layout::is_part_of(&Path::from(target), window));
-                if of_window {
-                    self.fence.check()?;
-                    tracing::info!(path = %staged, window = %window.id(), "removing the staging leftover of an interrupted write");
-                    self.lake.remove_staging(&staged)?;
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
-    }
 }
 
 /// The ids in a window's encoded parts (still temporary files), each file left rewound for its
@@ -661,21 +309,56 @@ pub fn ids_of_parts(parts: &mut [RoutedPart]) -> Result<HashSet<i64>, PartError>
     for part in parts {
         let file = &mut part.part.file;
         file.seek(SeekFrom::Start(0))?;
-        collect_ids(file.try_clone()?, &mut ids)?;
+        collect_ids_within(file.try_clone()?, &mut ids, None)?;
         file.seek(SeekFrom::Start(0))?;
+    }
+    Ok(ids)
+}
+
+/// The ids of the records of `window` in the lake's readable part files of it (of any
+/// generation, kept or not), for a repair of a window whose marker or files are damaged: the
+/// records it still holds somewhere. Files that do not read are passed over.
+pub async fn ids_present(
+    lake: &Lake,
+    subdomain: &str,
+    window: &Window,
+) -> Result<HashSet<i64>, CommitError> {
+    let mut ids = HashSet::new();
+    for day in window.days() {
+        for path in lake.list(&layout::partition(subdomain, day)).await? {
+            if !layout::is_part_of(&path, window) {
+                continue;
+            }
+            let Some(bytes) = lake.read(&path).await? else {
+                continue;
+            };
+            if let Err(e) = collect_ids_within(bytes, &mut ids, Some(window)) {
+                tracing::warn!(path = %path, error = %e, "a file of the window does not read; its records are not counted");
+            }
+        }
     }
     Ok(ids)
 }
 
 /// The ids in a committed window's files.
 pub async fn ids_in_lake(lake: &Lake, record: &WindowRecord) -> Result<HashSet<i64>, CommitError> {
+    ids_in_files(lake, &record.files, None).await
+}
+
+/// The ids in `files` (those still in the lake), of the rows created inside `window` if one is
+/// given.
+pub async fn ids_in_files(
+    lake: &Lake,
+    files: &[FileEntry],
+    window: Option<&Window>,
+) -> Result<HashSet<i64>, CommitError> {
     let mut ids = HashSet::new();
-    for file in &record.files {
+    for file in files {
         let path = Path::from(file.path.as_str());
         let Some(bytes) = lake.read(&path).await? else {
             continue;
         };
-        collect_ids(bytes, &mut ids).map_err(|e| CommitError::Unreadable {
+        collect_ids_within(bytes, &mut ids, window).map_err(|e| CommitError::Unreadable {
             path: file.path.clone(),
             reason: e.to_string(),
         })?;
@@ -683,22 +366,29 @@ pub async fn ids_in_lake(lake: &Lake, record: &WindowRecord) -> Result<HashSet<i
     Ok(ids)
 }
 
-fn collect_ids<R: parquet::file::reader::ChunkReader + 'static>(
+/// The ids in `source`, of the rows created inside `window` if one is given.
+fn collect_ids_within<R: parquet::file::reader::ChunkReader + 'static>(
     source: R,
     ids: &mut HashSet<i64>,
+    window: Option<&Window>,
 ) -> Result<(), PartError> {
+    let schema = Schema::get();
     let builder = ParquetRecordBatchReaderBuilder::try_new(source)?;
-    let mask = ProjectionMask::leaves(builder.parquet_schema(), [Schema::get().id_index]);
+    let columns = [schema.id_index, schema.created_at_index];
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), columns);
     for batch in builder.with_projection(mask).build()? {
         let batch = batch?;
-        ids.extend(
-            batch
-                .column(0)
-                .as_primitive::<Int64Type>()
-                .values()
-                .iter()
-                .copied(),
-        );
+        // The projection keeps the file's column order: id comes before created_at.
+        let id = batch.column(0).as_primitive::<Int64Type>();
+        let at = batch
+            .column(1)
+            .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+        for (id, at) in id.values().iter().zip(at.values()) {
+            let second = at.div_euclid(1_000);
+            if window.is_none_or(|w| w.start <= second && second < w.end) {
+                ids.insert(*id);
+            }
+        }
     }
     Ok(())
 }
@@ -706,6 +396,8 @@ fn collect_ids<R: parquet::file::reader::ChunkReader + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lake::storage::Created;
+    use crate::lake::Change;
 
     use std::time::Duration;
 
@@ -745,7 +437,10 @@ mod tests {
         let (_lease, stale) = committer(&lake, Duration::from_secs(3)).await;
         // Never renewed (as if the process had been paused): the fence closes before expiry.
         tokio::time::sleep(Duration::from_millis(2_100)).await;
-        let err = stale.commit_closed(&DAY, parts(DAY)).await.unwrap_err();
+        let err = stale
+            .commit(Change::append(DAY, parts(DAY)))
+            .await
+            .unwrap_err();
         assert!(matches!(err, CommitError::Lease(_)), "{err}");
         assert!(err.to_string().contains("stopping before writing"), "{err}");
         let data = lake.list(&layout::data("acme")).await.unwrap();
@@ -761,7 +456,10 @@ mod tests {
         let (store, lake) = faulty_lake();
         let (_lease, committer) = committer(&lake, Duration::from_secs(60)).await;
         inject(&store, Fault::AppliedThenAlreadyExists);
-        let (record, created) = committer.commit_closed(&DAY, parts(DAY)).await.unwrap();
+        let (record, created) = committer
+            .commit(Change::append(DAY, parts(DAY)))
+            .await
+            .unwrap();
         assert_eq!(created, Created::Created, "this run's own marker");
         assert_eq!(record.run_id, "run-1");
 
@@ -775,7 +473,7 @@ mod tests {
         theirs.run_id = "another-run".into();
         manifest.commit(&other_day, &theirs).await.unwrap();
         let (_, created) = committer
-            .commit_closed(&other_day, Vec::new())
+            .commit(Change::append(other_day, Vec::new()))
             .await
             .unwrap();
         assert_eq!(created, Created::AlreadyExisted);
@@ -785,10 +483,13 @@ mod tests {
     async fn a_repair_writes_the_next_generation_and_removes_the_old_one() {
         let (_dir, lake) = temp_lake();
         let (_lease, committer) = committer(&lake, Duration::from_secs(60)).await;
-        let (first, created) = committer.commit_closed(&DAY, parts(DAY)).await.unwrap();
+        let (first, created) = committer
+            .commit(Change::append(DAY, parts(DAY)))
+            .await
+            .unwrap();
         assert_eq!((first.generation, created), (1, Created::Created));
-        let second = committer
-            .replace(&DAY, &first, parts(DAY), "test")
+        let (second, _) = committer
+            .commit(Change::repair(DAY, &first, parts(DAY), "test"))
             .await
             .unwrap();
         assert_eq!(second.generation, 2);
@@ -819,7 +520,10 @@ mod tests {
         std::fs::write(&ours, b"half").unwrap();
         std::fs::write(&other, b"half").unwrap();
         let (_lease, committer) = committer(&lake, Duration::from_secs(60)).await;
-        committer.commit_closed(&DAY, parts(DAY)).await.unwrap();
+        committer
+            .commit(Change::append(DAY, parts(DAY)))
+            .await
+            .unwrap();
         assert!(!ours.exists(), "this window's leftover is removed");
         assert!(
             other.exists(),

@@ -115,6 +115,8 @@ pub struct DeltaLog {
     /// [`DeltaLog::converge`] and kept by every commit since: only this run (it holds the lease)
     /// changes them.
     files: Mutex<BTreeMap<String, u64>>,
+    /// The rows of those files, where the log's statistics (or this run's commits) give them.
+    rows: Mutex<BTreeMap<String, u64>>,
     /// The subdomain's files the log removed within the table's retention (read by
     /// [`DeltaLog::load`], kept by every commit since): what older versions still read.
     removed: Mutex<Removed>,
@@ -148,6 +150,7 @@ impl DeltaLog {
             url,
             state: Mutex::new(None),
             files: Mutex::new(BTreeMap::new()),
+            rows: Mutex::new(BTreeMap::new()),
             removed: Mutex::new(Removed::default()),
             committing: tokio::sync::Mutex::new(()),
         }
@@ -247,11 +250,14 @@ impl DeltaLog {
             *self.state.lock().expect("not poisoned") = Some((version + 1, txn));
             {
                 let mut files = self.files.lock().expect("not poisoned");
+                let mut rows = self.rows.lock().expect("not poisoned");
                 for file in &change.removes {
                     files.remove(&file.path);
+                    rows.remove(&file.path);
                 }
                 for file in &change.adds {
                     files.insert(file.path.clone(), file.bytes);
+                    rows.insert(file.path.clone(), file.rows);
                 }
             }
             self.removed.lock().expect("not poisoned").committed(
@@ -356,6 +362,7 @@ impl DeltaLog {
         let snapshot = self.snapshot().await?;
         *self.state.lock().expect("not poisoned") = Some((snapshot.version + 1, snapshot.txn));
         *self.files.lock().expect("not poisoned") = snapshot.files.clone();
+        *self.rows.lock().expect("not poisoned") = snapshot.records.clone();
         *self.removed.lock().expect("not poisoned") = snapshot.removed.clone();
         Ok(snapshot)
     }
@@ -457,31 +464,13 @@ impl DeltaLog {
 
     /// Commits a window's files as they now are (`files`, the marker's or the open window's
     /// record): adds what the log lacks, removes the window's other files the log holds (the
-    /// open window's parts after a compaction, the old generation after a repair).
+    /// open window's parts after a close, the old generation after a repair, a day's windows'
+    /// files after its compaction). `rearranged` says the change only moves records into other
+    /// files (a close that compacts, a compaction): `dataChange` is then false, so that change
+    /// feeds do not read them again; but only where the files the commit removes hold as many
+    /// rows as those it adds, as far as the log knows, for a change feed must count every record
+    /// once: otherwise the commit says `dataChange` true on both sides.
     pub async fn commit_window(
-        &self,
-        window: &Window,
-        files: &[FileEntry],
-        operation: &'static str,
-        reason: Option<&str>,
-    ) -> Result<Option<u64>, DeltaError> {
-        self.commit_files(window, files, operation, reason, false)
-            .await
-    }
-
-    /// Commits a compaction of `window` (a closed day): the log's files of every window in it
-    /// removed, `files` added, as `OPTIMIZE` with no data change.
-    pub async fn commit_rearranged(
-        &self,
-        window: &Window,
-        files: &[FileEntry],
-        reason: &str,
-    ) -> Result<Option<u64>, DeltaError> {
-        self.commit_files(window, files, "OPTIMIZE", Some(reason), true)
-            .await
-    }
-
-    async fn commit_files(
         &self,
         window: &Window,
         files: &[FileEntry],
@@ -491,6 +480,17 @@ impl DeltaLog {
     ) -> Result<Option<u64>, DeltaError> {
         let (adds, removes) =
             self.difference(files, |path| layout::is_part_of(&Path::from(path), window));
+        let rearranged = rearranged
+            && {
+                let rows = self.rows.lock().expect("not poisoned");
+                let removed: Option<u64> = removes.iter().map(|f| rows.get(&f.path).copied()).sum();
+                let added: u64 = adds.iter().map(|f| f.rows).sum();
+                let same = removed == Some(added);
+                if !same {
+                    tracing::warn!(window = %window.id(), ?removed, added, operation, "a rearrangement whose files hold other rows than those it replaces, as the log knows them: committed as a change of data");
+                }
+                same
+            };
         self.commit(Change {
             operation,
             window: Some(window.id()),

@@ -188,7 +188,8 @@ fn first_generation() -> u32 {
     1
 }
 
-/// A repair in progress, as journaled before its first file is written.
+/// A change of a committed window's files in progress (a repair, a compaction, a close that
+/// replaces the open window's parts), as journaled before its first file is written.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RepairJournal {
     pub window: String,
@@ -196,6 +197,33 @@ pub struct RepairJournal {
     pub to_generation: u32,
     pub reason: String,
     pub started_at: String,
+    /// Whether the change adds or removes records (a repair) or only rearranges them (a close
+    /// that compacts the open window's parts, a day's compaction): what the Delta log's commit
+    /// that finishes it says as `dataChange`. Absent in journals written before it was
+    /// recorded: told then by the marker's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_change: Option<bool>,
+}
+
+/// `open.json`: the open window's record (`latest`, the window the last delta grew) and the
+/// records of earlier open windows whose close has not committed yet (a close that failed):
+/// their parts stay the table's until their window's marker names its files, so no later
+/// delta may drop them from the state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpenState {
+    #[serde(flatten)]
+    pub latest: WindowRecord,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<WindowRecord>,
+}
+
+impl OpenState {
+    /// Every window's record, the latest first.
+    pub fn windows(self) -> Vec<WindowRecord> {
+        let mut all = vec![self.latest];
+        all.extend(self.earlier);
+        all
+    }
 }
 
 impl WindowRecord {
@@ -420,9 +448,9 @@ impl Manifest {
         Ok(starts)
     }
 
-    /// Records the open window's latest export (informational: never a done marker).
-    pub async fn record_open(&self, record: &WindowRecord) -> Result<(), ManifestError> {
-        let body = serde_json::to_vec_pretty(record).expect("plain data serializes");
+    /// Records the open windows' parts (never a done marker).
+    pub async fn record_open(&self, state: &OpenState) -> Result<(), ManifestError> {
+        let body = serde_json::to_vec_pretty(state).expect("plain data serializes");
         self.lake
             .write(&layout::open_window(&self.subdomain), Bytes::from(body))
             .await?;
@@ -431,12 +459,80 @@ impl Manifest {
 
     /// The open window's latest export, if any.
     pub async fn open_window(&self) -> Result<Option<WindowRecord>, ManifestError> {
+        Ok(self.open_state().await?.map(|s| s.latest))
+    }
+
+    /// The records of every open window `open.json` holds (some may have closed since: a
+    /// window with a marker is no longer open), the latest first.
+    pub async fn open_windows(&self) -> Result<Vec<WindowRecord>, ManifestError> {
+        Ok(self
+            .open_state()
+            .await?
+            .map_or_else(Vec::new, OpenState::windows))
+    }
+
+    async fn open_state(&self) -> Result<Option<OpenState>, ManifestError> {
         let path = layout::open_window(&self.subdomain);
         match self.lake.read(&path).await? {
             None => Ok(None),
             Some(bytes) => parse(&path, &bytes).map(Some),
         }
     }
+
+    /// The journal of the change of `window` in progress, if any; `None` too when it does not
+    /// parse (the marker then tells what the change was).
+    pub async fn journal(&self, window: &Window) -> Result<Option<RepairJournal>, ManifestError> {
+        let path = layout::repair_journal(&self.subdomain, window);
+        Ok(match self.lake.read(&path).await? {
+            None => None,
+            Some(bytes) => parse(&path, &bytes)
+                .inspect_err(|e| tracing::warn!(error = %e, "a change's journal does not parse"))
+                .ok(),
+        })
+    }
+
+    /// Reads the markers of `generations` (start → generation), some at once: a marker that does
+    /// not parse is kept as its error (the table's view decides what it may cover); only the
+    /// store's failures fail the read.
+    pub async fn read_markers(
+        &self,
+        generations: impl IntoIterator<Item = (i64, u32)>,
+    ) -> Result<BTreeMap<i64, Result<WindowRecord, Torn>>, ManifestError> {
+        let reads = generations
+            .into_iter()
+            .map(|(start, generation)| async move {
+                let read = self.marker(&named(start), generation).await;
+                (start, generation, read)
+            });
+        let mut out = BTreeMap::new();
+        let mut reads = futures::stream::iter(reads).buffer_unordered(MARKER_READS);
+        while let Some((start, generation, read)) = reads.next().await {
+            match read {
+                Ok(Some(record)) => {
+                    out.insert(start, Ok(record));
+                }
+                Ok(None) => {}
+                Err(ManifestError::Corrupt { path, reason }) => {
+                    let torn = Torn {
+                        generation,
+                        path,
+                        reason,
+                    };
+                    out.insert(start, Err(torn));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A marker that does not parse: its generation, path and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Torn {
+    pub generation: u32,
+    pub path: String,
+    pub reason: String,
 }
 
 /// The last export of a subdomain, as `status` shows it: when it ran, how it ended, and when the

@@ -10,11 +10,14 @@
 //! ([`LakeState`]) and makes every change.
 
 pub mod chain;
+pub mod change;
 pub(crate) mod commit;
 pub mod delta;
 #[cfg(test)]
 pub(crate) mod faulty;
 mod held;
+#[cfg(test)]
+mod hostile;
 pub(crate) mod layout;
 pub mod lease;
 pub mod manifest;
@@ -23,7 +26,9 @@ pub mod signing;
 mod snapshot;
 mod state;
 pub mod storage;
+pub mod view;
 
+pub use change::{Change, ChangeKind};
 pub use commit::{CommitError, Committer};
 pub use held::{open_for_writing, Held};
 pub use state::LakeState;

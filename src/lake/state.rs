@@ -2,22 +2,25 @@
 //! under the lease), the current markers of the windows it rechecks or repairs, and the repairs
 //! a crash left unfinished, converged before anything else is written.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::lake::commit::{CommitError, Committer};
 use crate::lake::delta::{DeltaLog, TableFormat};
-use crate::lake::manifest::{
-    compaction_day, named, supersede, ApiFacts, Dataset, FileEntry, ManifestError, WindowRecord,
-};
+use crate::lake::layout;
+use crate::lake::manifest::{ApiFacts, Dataset, FileEntry, ManifestError, WindowRecord};
+use crate::lake::view::{Current, TableView};
 use crate::plan::window::{parse_compact, Grid, Window};
+use crate::table::encode::FileStats;
+use parquet::file::metadata::ParquetMetaDataReader;
 
 /// The lake's state for one subdomain as a run starts.
 #[derive(Debug)]
 pub struct LakeState {
     /// The current generation of each committed window, by start.
     pub generations: BTreeMap<i64, u32>,
-    /// The open window's record (its deltas), if any.
-    pub open: Option<WindowRecord>,
+    /// The records of the open windows without a marker (the latest first): the window the
+    /// last delta grew, and any whose close failed.
+    pub open: Vec<WindowRecord>,
     /// What earlier runs learned of the API.
     pub facts: ApiFacts,
     /// How far the recheck has confirmed the lake, for this run's `--recheck`.
@@ -117,10 +120,15 @@ impl Committer {
         }
         let repairs_converged = self.converge_repairs(grid, &generations).await?;
         self.read_chain().await?;
-        let open = manifest.open_window().await?;
+        let open: Vec<WindowRecord> = manifest
+            .open_windows()
+            .await?
+            .into_iter()
+            .filter(|o| parse_compact(&o.window).is_some_and(|s| !generations.contains_key(&s)))
+            .collect();
+        self.hold_open(open.clone()).await;
         if let Some(log) = self.delta() {
-            self.converge_log(log, grid, &generations, open.as_ref())
-                .await?;
+            self.converge_log(log, grid, &generations).await?;
         }
         Ok(LakeState {
             open,
@@ -131,37 +139,70 @@ impl Committer {
         })
     }
 
-    /// Converges the Delta log to the markers and the open window's record (a crash between a
-    /// marker and its commit, or the conversion of a Parquet lake), then records a conversion
-    /// in `dataset.json`, and removes the files no version of the table reads any more. Reads
-    /// every marker: one small read per committed window.
+    /// The table as it is now (see [`TableView`]), over the windows starting in `range` (whole
+    /// days), or over every window: which files are the table's is asked of the Delta log, or of
+    /// the listing in a plain lake and in one being converted (its log holds nothing yet).
+    pub async fn view(
+        &self,
+        grid: Grid,
+        generations: &BTreeMap<i64, u32>,
+        range: Option<Window>,
+    ) -> Result<TableView, ManifestError> {
+        let converting = self.converting.lock().expect("not poisoned").is_some();
+        let current = match self.delta() {
+            Some(log) if !converting => Current::Held(log.held()),
+            _ => Current::Listed {
+                lake: self.lake(),
+                subdomain: self.subdomain(),
+            },
+        };
+        TableView::read(self.manifest(), grid, generations, range, current).await
+    }
+
+    /// Converges the Delta log to the table's view (a crash between a marker and its commit, or
+    /// the conversion of a Parquet lake), then records a conversion in `dataset.json`, and
+    /// removes the files no version of the table reads any more. Reads every marker: one small
+    /// read per committed window.
     async fn converge_log(
         &self,
         log: &DeltaLog,
         grid: Grid,
         generations: &BTreeMap<i64, u32>,
-        open: Option<&WindowRecord>,
     ) -> Result<(), CommitError> {
-        let (mut wanted, unreadable) = self.wanted_by_markers(log, grid, generations).await?;
-        // The open window's record outlives its close (it is ignored once the window has a
-        // marker): its parts are wanted only while the window is still open.
-        if let Some(open) = open {
-            let start = parse_compact(&open.window);
-            if let Some(start) = start.filter(|s| !generations.contains_key(s)) {
-                // Only the parts still there: a close killed half way may have swept some (the
-                // run then exports the window again from its start).
-                let cell = Window {
-                    start,
-                    end: start + grid.seconds(),
-                };
-                let present = self.files_present(&cell).await?;
-                wanted.extend(
-                    open.files
-                        .iter()
-                        .filter(|f| present.contains(&f.path))
-                        .cloned(),
-                );
+        let view = self.view(grid, generations, None).await?;
+        let mut wanted: Vec<FileEntry> = view
+            .standing
+            .values()
+            .flat_map(|m| m.files.clone())
+            .collect();
+        // Which files are a torn marker's cannot be told: the log keeps what it holds of its
+        // span, until `repair` re-exports it; a lake being converted keeps what its plain
+        // readers read of it, every file of the span.
+        let unreadable: Vec<Window> = view.torn.values().map(|t| t.span).collect();
+        let converting = self.converting.lock().expect("not poisoned").is_some();
+        for span in &unreadable {
+            match converting {
+                false => wanted.extend(log.logged(span)),
+                true => wanted.extend(self.describe_files_of(span).await?),
             }
+        }
+        // The open windows' parts, those still there: a close killed half way may have swept
+        // some (the run then exports the window again from its start).
+        for open in &view.open {
+            let Some(start) = parse_compact(&open.window) else {
+                continue;
+            };
+            let cell = Window {
+                start,
+                end: start + grid.seconds(),
+            };
+            let present = self.files_present(&cell).await?;
+            wanted.extend(
+                open.files
+                    .iter()
+                    .filter(|f| present.contains(&f.path))
+                    .cloned(),
+            );
         }
         self.fence_check()?;
         let converting = self.converting.lock().expect("not poisoned").take();
@@ -192,6 +233,35 @@ impl Committer {
         Ok(())
     }
 
+    /// The part files of `span` in the lake, described from their footers (rows, bounds) as a
+    /// marker would: the files of a span whose marker does not parse, which a lake being
+    /// converted to a Delta table brings into its log as its plain readers read them.
+    async fn describe_files_of(&self, span: &Window) -> Result<Vec<FileEntry>, CommitError> {
+        let mut files = Vec::new();
+        for path in self.files_present(span).await? {
+            let path = object_store::path::Path::from(path);
+            if !layout::is_part_of(&path, span) {
+                continue;
+            }
+            let Some(bytes) = self.lake().read(&path).await? else {
+                continue;
+            };
+            let size = bytes.len() as u64;
+            let Ok(metadata) = ParquetMetaDataReader::new().parse_and_finish(&bytes) else {
+                tracing::warn!(path = %path, "a file of a window whose marker does not parse is not Parquet; left out of the Delta log");
+                continue;
+            };
+            files.push(FileEntry {
+                path: path.to_string(),
+                rows: metadata.file_metadata().num_rows() as u64,
+                bytes: size,
+                stats: FileStats::of_metadata(&metadata),
+                sha256: None,
+            });
+        }
+        Ok(files)
+    }
+
     /// Converges the Delta log to the markers once more, after a repair: re-exporting the first
     /// window of a day whose marker did not parse lets the markers of the day's other windows
     /// stand again, and their files (kept for older versions) return to the log at once.
@@ -200,131 +270,53 @@ impl Committer {
             return Ok(());
         };
         let generations = self.manifest().generations().await?;
-        let open = self.manifest().open_window().await?;
-        self.converge_log(log, grid, &generations, open.as_ref())
-            .await
+        self.converge_log(log, grid, &generations).await
     }
 
-    /// The files the markers name (a compacted day's marker standing for its windows' markers),
-    /// and the spans of the markers that do not parse, whose files are what the log holds of
-    /// them.
-    async fn wanted_by_markers(
-        &self,
-        log: &DeltaLog,
-        grid: Grid,
-        generations: &BTreeMap<i64, u32>,
-    ) -> Result<(Vec<FileEntry>, Vec<Window>), CommitError> {
-        let manifest = self.manifest();
-        let mut wanted: Vec<FileEntry> = Vec::new();
-        let mut unreadable = Vec::new();
-        let mut markers = BTreeMap::new();
-        for (&start, &generation) in generations {
-            let window = Window {
-                start,
-                end: start + grid.seconds(),
-            };
-            match manifest.marker(&window, generation).await {
-                Ok(Some(marker)) => {
-                    markers.insert(start, marker);
-                }
-                Ok(None) => {}
-                Err(ManifestError::Corrupt { .. }) => {
-                    let committed = |s: i64| generations.contains_key(&s);
-                    let day = compaction_day(grid, start, generation, committed);
-                    unreadable.push(day.unwrap_or(window));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        // A day whose other windows' files are still the table's was never compacted (see
-        // `manifest::compaction_day`): a Delta table's compaction removes them from the log
-        // (whether the removes are still kept or not: they expire), a plain lake's deletes them,
-        // which is what a lake being converted, whose log holds nothing yet, is told by.
-        let converting = self.converting.lock().expect("not poisoned").is_some();
-        for span in unreadable
-            .iter_mut()
-            .filter(|s| s.end - s.start > grid.seconds())
-        {
-            let present = if converting {
-                self.files_present(span).await?
-            } else {
-                BTreeSet::new()
-            };
-            let current = markers
-                .range(span.start + 1..span.end)
-                .flat_map(|(_, m)| &m.files)
-                .any(|f| log.holds(&f.path) || present.contains(&f.path));
-            if current {
-                span.end = span.start + grid.seconds();
-            }
-        }
-        // A compacted day's marker names the day's files; the markers it covers name files that
-        // only older versions read.
-        let (standing, _) = supersede(markers);
-        // Which files are an unreadable marker's cannot be told: the log keeps what it holds of
-        // its span, until `repair` re-exports it. Inside a compacted day's span it is history,
-        // as verify counts it.
-        unreadable.retain(|w| {
-            !standing
-                .values()
-                .filter_map(WindowRecord::span)
-                .any(|day| day.start < w.start && w.start < day.end)
-        });
-        for window in &unreadable {
-            wanted.extend(log.logged(window));
-        }
-        let inside = |start: i64| unreadable.iter().any(|w| w.start <= start && start < w.end);
-        wanted.extend(
-            standing
-                .into_iter()
-                .filter(|(start, _)| !inside(*start))
-                .flat_map(|(_, m)| m.files),
-        );
-        Ok((wanted, unreadable))
-    }
-
-    /// The current markers of those of `windows` (consecutive grid windows, in order) that are
+    /// The standing markers of those of `windows` (consecutive grid windows, in order) that are
     /// committed, in order, each with the window it covers: a compacted day's marker stands
     /// once, for the whole day, in place of the markers of the day's windows (it may start
-    /// before the first of `windows`).
+    /// before the first of `windows`). A torn marker that stands is left out (`repair`
+    /// re-exports it; `verify` reports it), one a standing span covers is history.
     pub async fn current_markers(
         &self,
+        grid: Grid,
         windows: &[Window],
     ) -> Result<Vec<(Window, WindowRecord)>, ManifestError> {
         let generations = self.manifest().generations().await?;
-        self.current_markers_listed(windows, &generations).await
+        self.current_markers_listed(grid, windows, &generations)
+            .await
     }
 
     /// [`Committer::current_markers`], given the markers' listing (`generations`).
     pub async fn current_markers_listed(
         &self,
+        grid: Grid,
         windows: &[Window],
         generations: &BTreeMap<i64, u32>,
     ) -> Result<Vec<(Window, WindowRecord)>, ManifestError> {
-        let manifest = self.manifest();
-        let mut starts: Vec<i64> = windows.iter().map(|w| w.start).collect();
-        if let Some(first) = windows.first() {
-            let day = Grid::DAILY.floor(first.start);
-            if day < first.start {
-                starts.insert(0, day);
+        let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
+            return Ok(Vec::new());
+        };
+        let range = Window {
+            start: first.start,
+            end: last.end,
+        };
+        let view = self.view(grid, generations, Some(range)).await?;
+        for (start, torn) in &view.torn {
+            if *start < range.end && torn.span.end > range.start {
+                tracing::warn!(window = %torn.span.id(), path = %torn.torn.path, reason = %torn.torn.reason, "a marker does not parse; its window is left for `auditlake repair`");
             }
         }
-        let mut read = BTreeMap::new();
-        for start in starts {
-            if let Some(&generation) = generations.get(&start) {
-                if let Some(marker) = manifest.marker(&named(start), generation).await? {
-                    read.insert(start, marker);
-                }
-            }
-        }
-        let (standing, _) = supersede(read);
-        let first = windows.first().map_or(i64::MAX, |w| w.start);
-        let grid_window = |start: i64| windows.iter().find(|w| w.start == start).copied();
-        Ok(standing
+        Ok(view
+            .standing
             .into_iter()
             .filter_map(|(start, marker)| {
-                let window = marker.span().or_else(|| grid_window(start))?;
-                (window.end > first).then_some((window, marker))
+                let window = marker.span().unwrap_or(Window {
+                    start,
+                    end: start + grid.seconds(),
+                });
+                (window.end > range.start && window.start < range.end).then_some((window, marker))
             })
             .collect())
     }
@@ -346,50 +338,5 @@ impl Committer {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// Finishes the repairs that a crash interrupted, so readers stop seeing two generations;
-    /// how many.
-    pub async fn converge_repairs(
-        &self,
-        grid: Grid,
-        generations: &BTreeMap<i64, u32>,
-    ) -> Result<u64, CommitError> {
-        let manifest = self.manifest();
-        let mut converged = 0;
-        for start in manifest.unfinished_repairs().await? {
-            let mut window = Window {
-                start,
-                end: start + grid.seconds(),
-            };
-            let current = match generations.get(&start) {
-                Some(&generation) => match manifest.marker(&window, generation).await {
-                    Ok(Some(current)) => current,
-                    Ok(None) => continue,
-                    // Which files are the window's cannot be told: leave everything (and the
-                    // journal) for `repair`, which re-exports the window.
-                    Err(e @ ManifestError::Corrupt { .. }) => {
-                        tracing::error!(window = %window.id(), error = %e, "an interrupted repair cannot be finished: the window's marker does not parse; run `auditlake repair`");
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                },
-                // No marker at all (removed by hand?): nothing says which files are the
-                // window's. They stay, as uncommitted parts that the window's next export
-                // replaces.
-                None => {
-                    tracing::warn!(window = %window.id(), "a repair journal names a window without a marker; its files are left for the window's next export");
-                    manifest.end_repair(&window).await?;
-                    continue;
-                }
-            };
-            // A compaction's marker spans the day: converging it removes the files of every
-            // window it covers.
-            window = current.span().unwrap_or(window);
-            let removed = self.converge(&window, Some(&current)).await?;
-            tracing::warn!(window = %window.id(), removed, "finished a repair that was interrupted");
-            converged += 1;
-        }
-        Ok(converged)
     }
 }

@@ -164,6 +164,58 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// A crash injected by a test ([`crash`]): this write and every later one never happen.
+    #[error("{op} {path}: the process crashed here (injected by a test)")]
+    Crashed { op: &'static str, path: String },
+}
+
+/// A crash at the k-th write to the store, for the tests that prove a crash at any point
+/// converges: after [`crash::after`]`(k)`, the k-th write (upload, write, create, delete) of
+/// the process and every later one fail without effect, as if the process had died there.
+/// Process-wide; nothing but tests sets it, and unset it costs one atomic load per write.
+#[doc(hidden)]
+pub mod crash {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+    static WRITES_LEFT: AtomicI64 = AtomicI64::new(i64::MAX);
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+
+    /// The process "dies" at its `writes`-th write from now (1: the next one).
+    pub fn after(writes: u64) {
+        let left = i64::try_from(writes).unwrap_or(i64::MAX) - 1;
+        WRITES_LEFT.store(left, Ordering::SeqCst);
+    }
+
+    /// No crash from now on (a new process).
+    pub fn heal() {
+        WRITES_LEFT.store(i64::MAX, Ordering::SeqCst);
+    }
+
+    /// Writes made (or refused by a crash) since the process started.
+    pub fn writes() -> u64 {
+        WRITES.load(Ordering::SeqCst)
+    }
+
+    /// Whether the process has crashed by now.
+    pub fn crashed() -> bool {
+        WRITES_LEFT.load(Ordering::SeqCst) < 0
+    }
+
+    /// Counts a write; `false` once the process has crashed.
+    pub(super) fn write() -> bool {
+        WRITES.fetch_add(1, Ordering::SeqCst);
+        WRITES_LEFT.fetch_sub(1, Ordering::SeqCst) > 0
+    }
+}
+
+fn crash_point(op: &'static str, path: &Path) -> Result<(), StorageError> {
+    match crash::write() {
+        true => Ok(()),
+        false => Err(StorageError::Crashed {
+            op,
+            path: path.to_string(),
+        }),
+    }
 }
 
 /// Whether a create-if-absent write created the object or found it there.
@@ -348,6 +400,7 @@ impl Lake {
     /// multipart uploads; a failed upload is aborted so it leaves no parts behind.
     pub async fn upload_file(&self, path: &Path, file: std::fs::File) -> Result<(), StorageError> {
         use tokio::io::AsyncReadExt;
+        crash_point("upload", path)?;
         let mut reader = tokio::fs::File::from_std(file);
         let mut writer = BufWriter::with_capacity(self.store.clone(), path.clone(), UPLOAD_BUFFER)
             .with_max_concurrency(UPLOAD_CONCURRENCY);
@@ -486,6 +539,7 @@ impl Lake {
 
     /// Removes a staging leftover found by [`Lake::staging_leftovers`].
     pub fn remove_staging(&self, relative: &str) -> Result<(), StorageError> {
+        crash_point("remove", &Path::from(relative))?;
         let Some(root) = &self.local_root else {
             return Ok(());
         };
@@ -559,6 +613,7 @@ impl Lake {
 
     /// Writes a small object, replacing any object there.
     pub async fn write(&self, path: &Path, data: Bytes) -> Result<(), StorageError> {
+        crash_point("write", path)?;
         self.store
             .put(path, PutPayload::from(data))
             .await
@@ -568,6 +623,7 @@ impl Lake {
 
     /// Writes a small object only if nothing is there yet (the commit primitive).
     pub async fn create(&self, path: &Path, data: Bytes) -> Result<Created, StorageError> {
+        crash_point("create", path)?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
@@ -604,6 +660,7 @@ impl Lake {
 
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, path: &Path) -> Result<(), StorageError> {
+        crash_point("delete", path)?;
         match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(source) => Err(store_err("delete", path, source)),

@@ -5,7 +5,7 @@
 //! windows' files are joined into one file per day partition, sorted by `(created_at, id)`, with
 //! statistics, from the lake's own files (no request to Zendesk), and committed as the next
 //! generation of the day's first window under a marker that spans the whole day
-//! ([`Committer::compact`]). The journal, order and convergence are a repair's: the new file,
+//! ([`Change::compaction`]). The journal, order and convergence are a repair's: the new file,
 //! then the marker, then the windows' files removed. From then on the day is one window for the
 //! recheck, `verify` and `repair` (a late record in it re-exports the day); the markers of its
 //! other windows stay, as the record that they were committed.
@@ -15,18 +15,21 @@
 //! complete and never compacted (a run killed before compacting; a lake made before compaction).
 //! A day without records gets a marker spanning it and no file.
 //!
-//! [`Committer::compact`]: crate::lake::Committer::compact
+//! [`Change::compaction`]: crate::lake::Change::compaction
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::error::WindowError;
 use super::summary::Summary;
 use super::Context;
+use crate::lake::change::Change;
 use crate::lake::commit::COMPACTION_REASON;
 use crate::lake::manifest::{named, WindowRecord};
 use crate::plan::window::{Grid, Window};
 use crate::table::encode::concat;
 use crate::table::route::{RoutedPart, ROWS_PER_FILE};
+use crate::zendesk::pagination::OFFSET_CAP;
+use crate::zendesk::Pagination;
 
 /// The most days a run compacts from the backlog: a lake made before compaction catches up over
 /// a few runs instead of one long one.
@@ -120,6 +123,16 @@ fn backlog(context: &Context<'_>, generations: &BTreeMap<i64, u32>) -> Vec<i64> 
     days
 }
 
+/// The most records a day may hold to be compacted with `pagination`: offset pagination pages
+/// through at most [`OFFSET_CAP`] records of one query, and a compacted day is one window (one
+/// query) for the recheck and `repair`.
+pub(crate) fn day_cap(pagination: Pagination) -> Option<u64> {
+    match pagination {
+        Pagination::Offset => Some(OFFSET_CAP),
+        Pagination::Cursor => None,
+    }
+}
+
 /// Compacts one day, if it is ready and not compacted yet; its new marker.
 async fn compact_day(
     context: &Context<'_>,
@@ -150,7 +163,7 @@ async fn compact_day(
         return Ok(None);
     }
     let markers = committer
-        .current_markers_listed(&windows, generations)
+        .current_markers_listed(grid, &windows, generations)
         .await?;
     let readable = markers.len() == windows.len()
         && markers.iter().zip(&windows).all(|((w, _), grid)| w == grid);
@@ -159,6 +172,12 @@ async fn compact_day(
     // whole by a repair's check of what it holds. A day without records is compacted too (a
     // marker spanning it, no file), so that the listing tells it is done.
     if !readable || rows > ROWS_PER_FILE {
+        return Ok(None);
+    }
+    // A day the pagination in use cannot page through as one query stays in its windows: the
+    // recheck and `repair` re-export a compacted day whole.
+    if let Some(cap) = day_cap(context.config.pagination).filter(|&cap| rows > cap) {
+        tracing::debug!(day = %whole.id(), rows, cap, "not compacted: the day holds more records than one query of the pagination in use can page through");
         return Ok(None);
     }
     let journaled: HashSet<i64> = committer
@@ -178,9 +197,8 @@ async fn compact_day(
         windows.len()
     );
     let (_, first) = &markers[0];
-    Ok(Some(
-        committer.compact(&whole, first, parts, &reason).await?,
-    ))
+    let change = Change::compaction(whole, first, parts, &reason);
+    Ok(Some(committer.commit(change).await?.0))
 }
 
 /// The day's records, joined from its windows' files (in window order, so sorted) into one file

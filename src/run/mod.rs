@@ -54,9 +54,10 @@ pub(crate) struct Context<'a> {
     pub(crate) client: Client,
     pub(crate) committer: Committer,
     pub(crate) fetched: AtomicU64,
-    /// The open window's record as the run found it (`open.json`): where the open window's
-    /// deltas go on from, or what the window they name closes with.
-    pub(crate) open_state: Option<WindowRecord>,
+    /// The open windows' records as the run found them (`open.json`): where the open window's
+    /// deltas go on from, or what a window they name closes with (one whose close failed
+    /// closes with its parts too).
+    pub(crate) open_state: Vec<WindowRecord>,
     pub(crate) progress: &'a dyn Progress,
 }
 

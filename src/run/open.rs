@@ -4,7 +4,7 @@
 //! - **Deltas.** `open.json` records the instant up to which the window's parts hold every
 //!   record (`covered_to`, the `until` of the run that wrote them). A run fetches only
 //!   `[covered_to, until)` (the usual wider query, exact cut and dedupe) and adds those records as
-//!   parts of their own, named after where the delta starts ([`Committer::add_delta`]). Parts
+//!   parts of their own, named after where the delta starts ([`Change::delta`]). Parts
 //!   never overlap, and a part the record names is never rewritten.
 //! - **The close.** Once a run's `until` passes the window's end, only the rest
 //!   `[covered_to, end)` is fetched; the window is proven complete by Zendesk's count against the
@@ -17,30 +17,25 @@
 //! A committed window is never touched here (it changes only by repair): the plan leaves out an
 //! open window that has a marker.
 //!
-//! [`Committer::add_delta`]: crate::lake::commit::Committer::add_delta
+//! [`Change::delta`]: crate::lake::change::Change::delta
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
 use super::error::WindowError;
-use super::pipeline::{commit_closed, fetch_piece, fetch_window};
+use super::pipeline::{commit_as, fetch_piece, fetch_window};
 use super::summary::Done;
 use super::Context;
+use crate::lake::change::{Change, ChangeKind};
+use crate::lake::commit::{ids_in_files, ids_of_parts};
 use crate::lake::layout;
 use crate::lake::manifest::{FileEntry, WindowRecord};
+use crate::lake::view::open_record;
 use crate::plan::window::Window;
 use crate::table::encode::concat;
 use crate::table::route::{RouteCounts, RoutedPart};
 use crate::zendesk::count::quick_count;
-
-/// The open window's record, when it names `window` and grows by deltas.
-pub(crate) fn delta_state<'a>(
-    state: Option<&'a WindowRecord>,
-    window: &Window,
-) -> Option<&'a WindowRecord> {
-    state.filter(|s| s.window == window.id() && s.covered_to().is_some())
-}
 
 /// Exports what is new in the open window: the records of `[covered_to, until)` as a delta of
 /// parts of their own (the whole of `[start, until)` when the window has no delta yet). A run
@@ -49,20 +44,21 @@ pub(crate) async fn export_open(
     context: &Context<'_>,
     window: Window,
 ) -> Result<Done, WindowError> {
-    let mut state = delta_state(context.open_state.as_ref(), &window);
+    let mut state = open_record(&context.open_state, &window);
     // The whole grid cell: parts of an earlier run whose `until` was later may lie on its later
     // days (multi-day windows), beyond the cut at this run's `until`.
     let cell = Window {
         start: window.start,
         end: window.start + context.config.grid.seconds(),
     };
+    let mut restarted = None;
     if let Some(held) = state {
         // A close killed half way (its sweep removed some parts, its marker never came) leaves a
         // record naming parts that are gone: building on it would lose their records, so the
         // window starts over.
         if !context.committer.holds_all(&cell, held).await? {
             tracing::warn!(window = %window.id(), "a part the open window's record names is missing; exporting the window again from its start");
-            context.committer.forget_open(&cell).await?;
+            restarted = Some(held);
             state = None;
         }
     }
@@ -81,12 +77,15 @@ pub(crate) async fn export_open(
         start: from,
         end: window.end,
     };
-    let (parts, counts) = fetch_piece(context, delta, window).await?;
+    let (mut parts, counts) = fetch_piece(context, delta, window).await?;
+    if let Some(held) = restarted {
+        // The parts still there go only if the new export holds their records.
+        keeps_every_record(context, &window, held, &mut parts).await?;
+        context.committer.forget_open(&cell).await?;
+    }
     let before = state.map_or(0, |s| s.files.len());
-    let record = context
-        .committer
-        .add_delta(&window, state, from, window.end, parts)
-        .await?;
+    let change = Change::delta(window, state, from, window.end, parts);
+    let (record, _) = context.committer.commit(change).await?;
     if cell.days() != window.days() {
         context.committer.settle_open(&cell, &record).await?;
     }
@@ -131,58 +130,98 @@ pub(crate) async fn close_open(
     };
     let held = state.rows + counts.kept;
     let zendesk = quick_count(&context.client, &context.config.filters, &window).await?;
-    let compacted = match zendesk {
-        Some(zendesk) if zendesk == held => compact(context, window, state, rest).await?,
+    let proven = match zendesk {
+        Some(zendesk) if zendesk == held => true,
         Some(zendesk) => {
             tracing::warn!(window = %window.id(), held, zendesk, "the open window's parts hold another number of records than Zendesk counts at its close (a record that became visible late); fetching it again whole");
-            None
+            false
         }
         None => {
             tracing::info!(window = %window.id(), "no quick count of the window at its close; fetching it again whole");
-            None
+            false
         }
     };
-    let (parts, counts, refetched) = match compacted {
-        Some(parts) => (parts, counts, false),
+    let mut compacted = None;
+    if proven {
+        // The rest is new records: a delta of its own (a change of data), so that the close
+        // itself only rearranges what the table holds (no change of data: a change feed must
+        // not read the parts' records twice).
+        let state = match rest.is_empty() {
+            true => state.clone(),
+            false => {
+                let change = Change::delta(window, Some(state), from, window.end, rest);
+                let (added, _) = context.committer.commit(change).await?;
+                tracing::info!(window = %window.id(), rows = counts.kept, "the rest of the closing window added as a delta");
+                added
+            }
+        };
+        compacted = compact(context, window, &state).await?;
+    }
+    match compacted {
+        Some(parts) => {
+            let made = (parts, counts);
+            commit_as(context, window, made, false, ChangeKind::Rearrange).await
+        }
         None => {
-            let (parts, counts) = fetch_window(context, window).await?;
-            (parts, counts, true)
+            let (mut parts, counts) = fetch_window(context, window).await?;
+            // The parts' records stay unless the window fetched whole holds them all (an API
+            // that served a record may fail to serve it later).
+            let held = open_record(&context.committer.open_records().await, &window)
+                .cloned()
+                .unwrap_or_else(|| state.clone());
+            keeps_every_record(context, &window, &held, &mut parts).await?;
+            commit_as(context, window, (parts, counts), true, ChangeKind::Repair).await
         }
-    };
-    commit_closed(context, window, (parts, counts), refetched).await
+    }
 }
 
-/// The window's final files, one per day: its parts in the lake (in the order they were added)
-/// then the rest, concatenated on a blocking thread. `None` when a part is missing or the files
-/// hold another number of rows than recorded: the window is then fetched whole.
+/// Fails with [`WindowError::WouldDrop`] unless `parts` (a new export of `window`) hold every
+/// record of `window` that the files `held` names still hold: the table never drops a record
+/// a run committed because the API stopped serving it.
+async fn keeps_every_record(
+    context: &Context<'_>,
+    window: &Window,
+    held: &WindowRecord,
+    parts: &mut [RoutedPart],
+) -> Result<(), WindowError> {
+    let lake = context.committer.lake();
+    let before = ids_in_files(lake, &held.files, Some(window)).await?;
+    let fresh = ids_of_parts(parts)?;
+    let dropped = before.iter().filter(|id| !fresh.contains(id)).count() as u64;
+    match dropped {
+        0 => Ok(()),
+        dropped => Err(WindowError::WouldDrop {
+            window: window.id(),
+            dropped,
+        }),
+    }
+}
+
+/// The window's final files, one per day: its parts in the lake, in the order they were added,
+/// concatenated on a blocking thread. `None` when a part is missing or the files hold another
+/// number of rows than recorded: the window is then fetched whole.
 async fn compact(
     context: &Context<'_>,
     window: Window,
     state: &WindowRecord,
-    rest: Vec<RoutedPart>,
 ) -> Result<Option<Vec<RoutedPart>>, WindowError> {
     let tmp_dir = context.config.tmp_dir.clone();
     let Some(held) = context.committer.download_parts(state, &tmp_dir).await? else {
         return Ok(None);
     };
-    let expected = state.rows + rest.iter().map(|p| p.part.rows).sum::<u64>();
-    let mut days: BTreeMap<NaiveDate, Vec<(Option<i64>, u32, std::fs::File)>> = BTreeMap::new();
+    let expected = state.rows;
+    let mut days: BTreeMap<NaiveDate, Vec<(i64, u32, std::fs::File)>> = BTreeMap::new();
     for (entry, file) in held {
         let Some((day, from, seq)) = delta_place(&entry) else {
             tracing::warn!(path = %entry.path, "an open window's part has a name that is not a delta's; fetching the window whole");
             return Ok(None);
         };
-        days.entry(day).or_default().push((Some(from), seq, file));
-    }
-    for part in rest {
-        // The rest is later than every part: it sorts after them.
-        let entry = (None::<i64>, part.seq, part.part.file);
-        days.entry(part.day).or_default().push(entry);
+        days.entry(day).or_default().push((from, seq, file));
     }
     let joined = tokio::task::spawn_blocking(move || -> Result<Vec<RoutedPart>, WindowError> {
         let mut parts = Vec::with_capacity(days.len());
         for (day, mut files) in days {
-            files.sort_by_key(|(from, seq, _)| (from.is_none(), *from, *seq));
+            files.sort_by_key(|(from, seq, _)| (*from, *seq));
             let inputs = files.into_iter().map(|(_, _, file)| file).collect();
             let part = concat(&tmp_dir, &window, inputs)?;
             parts.push(RoutedPart { day, seq: 0, part });

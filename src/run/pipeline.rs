@@ -7,6 +7,7 @@
 use super::error::WindowError;
 use super::summary::Done;
 use super::Context;
+use crate::lake::change::{Change, ChangeKind};
 use crate::lake::storage::Created;
 use crate::plan::window::Window;
 use crate::table::decode::decode_page;
@@ -47,7 +48,23 @@ pub(crate) async fn commit_closed(
     (parts, counts): (Vec<RoutedPart>, RouteCounts),
     refetched: bool,
 ) -> Result<Done, WindowError> {
-    let (record, created) = context.committer.commit_closed(&window, parts).await?;
+    let made = (parts, counts);
+    commit_as(context, window, made, refetched, ChangeKind::Append).await
+}
+
+/// [`commit_closed`], saying what the window's files are to the records the table held of it.
+pub(crate) async fn commit_as(
+    context: &Context<'_>,
+    window: Window,
+    (parts, counts): (Vec<RoutedPart>, RouteCounts),
+    refetched: bool,
+    kind: ChangeKind,
+) -> Result<Done, WindowError> {
+    let change = match kind {
+        ChangeKind::Append => Change::append(window, parts),
+        _ => Change::close(window, parts, kind),
+    };
+    let (record, created) = context.committer.commit(change).await?;
     Ok(Done {
         window,
         refetched,

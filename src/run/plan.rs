@@ -3,11 +3,12 @@
 //! empty without a request each).
 
 use super::error::WindowError;
-use super::open::delta_state;
 use super::summary::{record_done, record_failure, Done, Summary};
 use super::Context;
 use crate::config::ExportConfig;
+use crate::lake::change::Change;
 use crate::lake::storage::{Created, Lake};
+use crate::lake::view::open_record;
 use crate::plan::window::{self, Window};
 use crate::table::decode::decode_page;
 use crate::table::route::RouteCounts;
@@ -154,7 +155,7 @@ pub(crate) async fn commit_empty_start(
     // The window the open window's deltas grew closes with its parts: it needs no search.
     let closed: Vec<Window> = pending
         .iter()
-        .filter(|(w, closed)| *closed && delta_state(context.open_state.as_ref(), w).is_none())
+        .filter(|(w, closed)| *closed && open_record(&context.open_state, w).is_none())
         .map(|p| p.0)
         .collect();
     // One window is one range: its own first page finds its first record as the search would,
@@ -180,7 +181,7 @@ pub(crate) async fn commit_empty_start(
         .into_iter()
         // The window the open window's deltas closes with its parts, whatever the search says.
         .partition(|(w, closed)| {
-            *closed && w.end <= start && delta_state(context.open_state.as_ref(), w).is_none()
+            *closed && w.end <= start && open_record(&context.open_state, w).is_none()
         });
     if !empty.is_empty() {
         tracing::info!(
@@ -190,7 +191,10 @@ pub(crate) async fn commit_empty_start(
         );
     }
     for (window, _) in empty {
-        let committed = context.committer.commit_closed(&window, Vec::new()).await;
+        let committed = context
+            .committer
+            .commit(Change::append(window, Vec::new()))
+            .await;
         context.progress.window_finished();
         match committed {
             Ok((record, created)) => record_done(

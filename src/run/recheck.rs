@@ -5,6 +5,7 @@ use super::error::WindowError;
 use super::pipeline::fetch_window;
 use super::summary::{record_failure, Summary};
 use super::Context;
+use crate::lake::change::Change;
 use crate::lake::commit::{ids_in_lake, ids_of_parts};
 use crate::lake::manifest::WindowRecord;
 use crate::plan::window::Window;
@@ -31,7 +32,8 @@ pub(crate) async fn recheck_and_repair(
     lost: &CancellationToken,
     summary: &mut Summary,
 ) -> BTreeSet<i64> {
-    let committed = match context.committer.current_markers(windows).await {
+    let grid = context.config.grid;
+    let committed = match context.committer.current_markers(grid, windows).await {
         Ok(committed) => committed,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the markers to recheck");
@@ -198,10 +200,8 @@ pub(crate) async fn recheck_one(
         return Ok(Found::WouldDrop { lake, api, dropped });
     }
     let reason = format!("recheck: the API held {api} records, the lake {lake}");
-    context
-        .committer
-        .replace(window, current, parts, &reason)
-        .await?;
+    let change = Change::repair(*window, current, parts, &reason);
+    context.committer.commit(change).await?;
     Ok(Found::Repaired { lake, api })
 }
 

@@ -10,7 +10,8 @@ use super::recheck::records_dropped;
 use super::summary::Failure;
 use super::Context;
 use crate::config::{ExportConfig, RepairConfig};
-use crate::lake::commit::Committer;
+use crate::lake::change::Change;
+use crate::lake::commit::{ids_of_parts, ids_present, Committer};
 use crate::lake::lease::LeaseError;
 use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::Lake;
@@ -131,7 +132,7 @@ pub(crate) async fn repair_leased(
         client,
         committer,
         fetched: AtomicU64::new(0),
-        open_state: None,
+        open_state: Vec::new(),
         progress: &NoProgress,
     };
     let (windows_repaired, mut failures) = repair_windows(&context, &before, &generations).await;
@@ -231,22 +232,28 @@ pub(crate) async fn repair_window(
         .marker_to_replace(window, generation.unwrap_or(1))
         .await?;
     let (mut parts, _) = fetch_window(context, *window).await?;
-    if !damaged {
-        // Intact files, only a count that grew at Zendesk: never drop what the lake holds.
-        let dropped = records_dropped(context, &current, &mut parts).await?;
-        if dropped > 0 {
-            return Err(WindowError::WouldDrop {
-                window: window.id(),
-                dropped,
-            });
+    // Never drop what the lake holds: intact files (only a count that grew at Zendesk) are read
+    // whole; of a damaged window, what its readable files still hold (a marker that does not
+    // parse, a file missing or cut: the records Zendesk no longer serves stay where they are).
+    let dropped = match damaged {
+        false => records_dropped(context, &current, &mut parts).await?,
+        true => {
+            let committer = &context.committer;
+            let held = ids_present(committer.lake(), committer.subdomain(), window).await?;
+            let fresh = ids_of_parts(&mut parts)?;
+            held.iter().filter(|id| !fresh.contains(id)).count() as u64
         }
+    };
+    if dropped > 0 {
+        return Err(WindowError::WouldDrop {
+            window: window.id(),
+            dropped,
+        });
     }
     let rows: u64 = parts.iter().map(|p| p.part.rows).sum();
     if rows < current.rows {
         tracing::warn!(window = %window.id(), before = current.rows, now = rows, "the re-export holds fewer records than the window's marker recorded");
     }
-    Ok(context
-        .committer
-        .replace(window, &current, parts, reason)
-        .await?)
+    let change = Change::repair(*window, &current, parts, reason);
+    Ok(context.committer.commit(change).await?.0)
 }

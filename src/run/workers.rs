@@ -3,13 +3,14 @@
 //! starting inside a busy window (the request budget has room).
 
 use super::error::WindowError;
-use super::open::{close_open, delta_state, export_open};
+use super::open::{close_open, export_open};
 use super::pipeline::export_window;
 use super::progress::Progress;
 use super::ranges::{self, Slot, WorkQueue};
 use super::stream::export_range;
 use super::summary::{record_done, record_failure, Done, Failure, Summary};
 use super::Context;
+use crate::lake::view::open_record;
 use crate::plan::window::Window;
 use crate::table::route::{RouteCounts, RoutedPart};
 use crate::zendesk::Client;
@@ -36,7 +37,7 @@ pub(crate) async fn export_windows(
     let (ranged, alone): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(w, closed)| {
         *closed
             && context.config.pagination == crate::zendesk::Pagination::Cursor
-            && delta_state(context.open_state.as_ref(), w).is_none()
+            && open_record(&context.open_state, w).is_none()
     });
     let ranged: Vec<Window> = ranged.into_iter().map(|(w, _)| w).collect();
     let queue = Queue::new(ranges::initial(&ranged, concurrency));
@@ -141,7 +142,7 @@ pub(crate) async fn worker(
     loop {
         let next = alone.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
         let Some((window, closed)) = next else { break };
-        let closing = delta_state(context.open_state.as_ref(), &window);
+        let closing = open_record(&context.open_state, &window);
         let result = match (closed, closing) {
             (true, Some(state)) => close_open(context, window, state).await,
             (true, None) => export_window(context, window).await,

@@ -53,7 +53,7 @@ impl Check<'_> {
     fn recorded_bounds(&self) -> HashMap<String, FileStats> {
         self.markers
             .values()
-            .chain(self.open.as_ref())
+            .chain(&self.open)
             .flat_map(|r| &r.files)
             .filter_map(|f| Some((f.path.clone(), f.stats?)))
             .collect()

@@ -7,26 +7,25 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{Check, Kind, Retained};
-use crate::lake::delta::{DeltaError, DeltaLog, LogSnapshot};
-use crate::lake::manifest::{compaction_day, FileEntry};
-use crate::plan::window::{format_compact, Window};
+use crate::lake::delta::{DeltaError, LogSnapshot};
+use crate::lake::manifest::FileEntry;
 
 impl Check<'_> {
-    /// Reads the log's latest snapshot, and takes out of `listing` (path → size) the files it
-    /// removed within its retention that no marker names: they are kept for its older versions.
-    pub(super) async fn read_log(
-        &mut self,
-        listing: &mut HashMap<String, u64>,
-    ) -> Result<LogSnapshot, DeltaError> {
-        let snapshot = DeltaLog::new(self.lake, self.subdomain, "verify")
-            .snapshot()
-            .await?;
-        self.widen_unreadable_days(&snapshot);
+    /// Takes out of `listing` (path → size) the files the log removed within its retention that
+    /// no marker names: they are kept for its older versions, not strays.
+    pub(super) fn retained(&mut self, snapshot: &LogSnapshot, listing: &mut HashMap<String, u64>) {
         let named = self.named();
         let now = chrono::Utc::now().timestamp_millis();
+        let kept: Vec<String> = snapshot
+            .removed
+            .kept(now)
+            .into_iter()
+            .filter(|path| !named.contains(*path))
+            .map(str::to_string)
+            .collect();
         let mut files = 0;
-        for path in snapshot.removed.kept(now) {
-            if !named.contains(path) && listing.remove(path).is_some() {
+        for path in kept {
+            if listing.remove(&path).is_some() {
                 files += 1;
             }
         }
@@ -34,62 +33,6 @@ impl Check<'_> {
             files,
             retention_seconds: snapshot.removed.period.as_secs(),
         });
-        Ok(snapshot)
-    }
-
-    /// An unreadable marker that may be a compacted day's stands for the whole day, as the run's
-    /// convergence of the log counts it (`lake/state.rs`): one that `manifest::compaction_day`
-    /// allows, where the log holds none of the files of the day's other windows' markers. Those
-    /// markers are then history (their files are kept for older versions, or expired, and may
-    /// miss what the day's later generations added): `repair` re-exports the day whole.
-    fn widen_unreadable_days(&mut self, snapshot: &LogSnapshot) {
-        let committed = |s: i64| {
-            self.markers.contains_key(&s)
-                || self.covered.contains(&s)
-                || self.unreadable.contains_key(&s)
-        };
-        let candidates: Vec<Window> = self
-            .unreadable
-            .iter()
-            .filter_map(|(&start, &generation)| {
-                compaction_day(self.grid, start, generation, committed)
-            })
-            .collect();
-        for whole in candidates {
-            let start = whole.start;
-            // A compacted day's windows' files are no longer the log's (their removes kept, or
-            // expired).
-            let current = self
-                .markers
-                .range(start + 1..whole.end)
-                .flat_map(|(_, m)| &m.files)
-                .any(|f| snapshot.files.contains_key(&f.path));
-            if current {
-                continue;
-            }
-            self.unreadable_days.insert(start, whole.end);
-            self.cover_inside(start, whole.end);
-        }
-    }
-
-    /// The windows of the day `(start, end)` (its first excepted) become history: their markers,
-    /// readable or not, stand for nothing once the day's is taken to span them.
-    fn cover_inside(&mut self, start: i64, end: i64) {
-        let inside: Vec<i64> = self
-            .markers
-            .range(start + 1..end)
-            .map(|(&s, _)| s)
-            .chain(self.unreadable.range(start + 1..end).map(|(&s, _)| s))
-            .collect();
-        for window in inside {
-            self.markers.remove(&window);
-            if self.unreadable.remove(&window).is_some() {
-                let id = Some(format_compact(window));
-                self.findings
-                    .retain(|f| !(f.kind == Kind::CorruptManifest && f.window == id));
-            }
-            self.covered.insert(window);
-        }
     }
 
     /// Compares the log's files for the subdomain (`snapshot`, as [`Check::read_log`] read it)
@@ -114,17 +57,12 @@ impl Check<'_> {
         let named: BTreeMap<String, (String, FileEntry)> = self
             .markers
             .values()
-            .chain(self.open.as_ref())
+            .chain(&self.open)
             .flat_map(|r| {
                 r.files
                     .iter()
                     .map(|f| (f.path.clone(), (r.window.clone(), f.clone())))
             })
-            .collect();
-        let unreadable: Vec<String> = self
-            .unreadable
-            .keys()
-            .map(|&start| self.window(start).id())
             .collect();
         let mut findings = Vec::new();
         for (path, (window, file)) in &named {
@@ -142,9 +80,7 @@ impl Check<'_> {
                 );
                 continue;
             }
-            let of_unreadable = unreadable
-                .iter()
-                .any(|w| path.contains(&format!("part-{w}-")));
+            let of_unreadable = part_window(path).is_some_and(|s| self.owned_by_torn(s));
             if !named.contains_key(path) && !of_unreadable {
                 self.found(
                     Kind::LogDisagrees,
@@ -193,4 +129,11 @@ fn disagreement(
         }
     }
     None
+}
+
+/// The start of the window a part file's name belongs to.
+fn part_window(path: &str) -> Option<i64> {
+    let name = path.rsplit('/').next()?;
+    crate::lake::layout::parse_part_name(name)
+        .and_then(|p| crate::plan::window::parse_compact(p.window_id))
 }

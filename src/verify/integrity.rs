@@ -22,7 +22,7 @@ impl Check<'_> {
     pub(super) fn recorded_digests(&self) -> HashMap<String, String> {
         self.markers
             .values()
-            .chain(self.open.as_ref())
+            .chain(&self.open)
             .flat_map(|r| &r.files)
             .filter_map(|f| Some((f.path.clone(), f.sha256.clone()?)))
             .collect()

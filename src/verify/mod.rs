@@ -23,7 +23,7 @@ mod delta;
 mod files;
 mod integrity;
 #[cfg(test)]
-mod test_lake;
+pub(crate) mod test_lake;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -32,9 +32,10 @@ use serde::Serialize;
 
 use crate::lake::delta::TableFormat;
 use crate::lake::layout;
-use crate::lake::manifest::{supersede, Manifest, ManifestError, WindowRecord};
+use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::{Lake, StorageError};
-use crate::plan::window::{format_compact, parse_compact, Grid, Window};
+use crate::lake::view::TableView;
+use crate::plan::window::{format_compact, Grid, Window};
 use crate::zendesk::{ApiError, Client};
 
 /// Why verification could not run (as opposed to what it found).
@@ -332,7 +333,7 @@ pub async fn verify(
     options: &VerifyOptions,
     api: Option<&Client>,
 ) -> Result<Report, VerifyError> {
-    let mut check = Check::read(lake, subdomain, options).await?;
+    let mut check = Check::new(lake, subdomain, options).await?;
     let mut listing: HashMap<String, u64> = lake
         .list_sized(&layout::data(subdomain))
         .await?
@@ -340,9 +341,24 @@ pub async fn verify(
         .map(|(p, size)| (p.to_string(), size))
         .collect();
     let log = match check.table_format {
-        TableFormat::Delta => Some(check.read_log(&mut listing).await),
+        TableFormat::Delta => Some(
+            crate::lake::delta::DeltaLog::new(lake, subdomain, "verify")
+                .snapshot()
+                .await,
+        ),
         TableFormat::Parquet => None,
     };
+    // Which files are the table's now: the log's latest version, or the lake's listing.
+    let held: Option<&std::collections::BTreeMap<String, u64>> =
+        log.as_ref().and_then(|l| l.as_ref().ok()).map(|s| &s.files);
+    let current = |path: &str| match held {
+        Some(files) => files.contains_key(path),
+        None => listing.contains_key(path),
+    };
+    check.read_table(&current).await?;
+    if let Some(Ok(snapshot)) = &log {
+        check.retained(snapshot, &mut listing);
+    }
     let to_read = check.windows_and_files(&listing);
     check.strays(&listing)?;
     if let Some(log) = log {
@@ -390,8 +406,8 @@ struct Check<'a> {
     /// Unreadable markers that may be a compacted day's (in a Delta table: see `delta.rs`),
     /// by start, with the day's end: the day is re-exported whole.
     unreadable_days: BTreeMap<i64, i64>,
-    /// The open window's latest export, unless that window has since been committed.
-    open: Option<WindowRecord>,
+    /// The open windows' records, but those committed since.
+    open: Vec<WindowRecord>,
     windows: Vec<WindowCheck>,
     findings: Vec<Finding>,
     chain_links: Option<u64>,
@@ -399,8 +415,8 @@ struct Check<'a> {
 }
 
 impl<'a> Check<'a> {
-    /// Reads the dataset, every current marker and the open window's record.
-    async fn read(
+    /// Reads the dataset.
+    async fn new(
         lake: &'a Lake,
         subdomain: &'a str,
         options: &'a VerifyOptions,
@@ -414,7 +430,7 @@ impl<'a> Check<'a> {
         };
         let grid =
             Grid::parse(&dataset.window).map_err(|_| VerifyError::Grid(dataset.window.clone()))?;
-        let mut check = Check {
+        Ok(Check {
             lake,
             subdomain,
             options,
@@ -426,77 +442,52 @@ impl<'a> Check<'a> {
             unreadable: BTreeMap::new(),
             covered: BTreeSet::new(),
             unreadable_days: BTreeMap::new(),
-            open: None,
+            open: Vec::new(),
             windows: Vec::new(),
             findings: Vec::new(),
             chain_links: None,
             retained: None,
-        };
-        for (start, generation) in manifest.generations().await? {
-            let window = check.window(start);
-            match manifest.marker(&window, generation).await {
-                Ok(Some(record)) => {
-                    check.markers.insert(start, record);
-                }
-                Ok(None) => {}
-                Err(ManifestError::Corrupt { path, reason }) => {
-                    check.unreadable.insert(start, generation);
-                    check.found(
-                        Kind::CorruptManifest,
-                        Some(window.id()),
-                        Some(path),
-                        format!("the marker does not parse ({reason}); its window is re-exported by repair"),
-                    );
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        // A compacted day's marker stands for the day's windows; their markers name files gone.
-        let (standing, covered) = supersede(std::mem::take(&mut check.markers));
-        check.markers = standing;
-        check.covered = covered.into_iter().collect();
-        check.forget_covered_unreadable();
-        check.open = match manifest.open_window().await {
-            Ok(open) => open.filter(|o| {
-                // A window with a marker (readable or not) is no longer open, as runs count it.
-                parse_compact(&o.window).is_none_or(|start| {
-                    !check.markers.contains_key(&start)
-                        && !check.covered.contains(&start)
-                        && !check.unreadable.contains_key(&start)
-                })
-            }),
+        })
+    }
+
+    /// Reads the table as the run sees it ([`TableView`]): the markers that stand, the torn ones
+    /// with what they may cover (`is_current`: the files that are the table's now), and the
+    /// open windows.
+    async fn read_table(&mut self, is_current: &dyn Fn(&str) -> bool) -> Result<(), VerifyError> {
+        let manifest = Manifest::new(self.lake.clone(), self.subdomain);
+        let generations = manifest.generations().await?;
+        let open = match manifest.open_windows().await {
+            Ok(open) => open,
             Err(ManifestError::Corrupt { path, reason }) => {
-                check.found(Kind::CorruptManifest, None, Some(path), reason);
-                None
+                self.found(Kind::CorruptManifest, None, Some(path), reason);
+                Vec::new()
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(check)
-    }
-
-    /// Markers that do not parse inside a compacted day's span are history, not windows: the
-    /// day's marker names their records, and a repair of one alone would write them twice.
-    fn forget_covered_unreadable(&mut self) {
-        let spans: Vec<Window> = self
-            .markers
-            .values()
-            .filter_map(WindowRecord::span)
-            .collect();
-        let inside = |start: i64| spans.iter().any(|s| s.start < start && start < s.end);
-        let covered: Vec<i64> = self
-            .unreadable
-            .keys()
-            .copied()
-            .filter(|&s| inside(s))
-            .collect();
-        for start in covered {
-            self.unreadable.remove(&start);
-            self.covered.insert(start);
-            let id = Some(format_compact(start));
-            self.findings
-                .retain(|f| !(f.kind == Kind::CorruptManifest && f.window == id));
-            tracing::warn!(window = %format_compact(start), "the marker of a window of a compacted day does not parse; the day's marker stands for it");
+        let markers = manifest.read_markers(generations.clone()).await?;
+        let view = TableView::build(self.grid, &generations, markers, open, is_current);
+        for (&start, torn) in &view.torn {
+            self.unreadable.insert(start, torn.torn.generation);
+            if torn.span.end - torn.span.start != self.grid.seconds() {
+                self.unreadable_days.insert(start, torn.span.end);
+            }
+            let (path, reason) = (torn.torn.path.clone(), &torn.torn.reason);
+            self.found(
+                Kind::CorruptManifest,
+                Some(torn.span.id()),
+                Some(path),
+                format!(
+                    "the marker does not parse ({reason}); its window is re-exported by repair"
+                ),
+            );
         }
+        for (start, torn) in &view.covered_torn {
+            tracing::warn!(window = %format_compact(*start), path = %torn.path, "the marker of a window a wider marker covers does not parse; the wider marker stands for it");
+        }
+        self.covered = view.covered;
+        self.markers = view.standing;
+        self.open = view.open;
+        Ok(())
     }
 
     /// The window of the marker at `start`: as its marker records it (a compacted day spans the

@@ -57,10 +57,8 @@ impl TestLake {
         let committer = Committer::new(lake.clone(), manifest, SUBDOMAIN, lease.fence(), "run-1");
         let mut markers = Vec::new();
         for window in windows {
-            let (record, _) = committer
-                .commit_closed(window, parts(*window))
-                .await
-                .unwrap();
+            let change = crate::lake::Change::append(*window, parts(*window));
+            let (record, _) = committer.commit(change).await.unwrap();
             assert_eq!(record.files.len(), 1, "one file a window");
             markers.push(record);
         }

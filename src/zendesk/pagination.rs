@@ -78,7 +78,7 @@ const REMEMBERED_PAGES: usize = NO_PROGRESS_LIMIT as usize + 1;
 const CURSOR_EXCERPT: usize = 80;
 
 #[derive(Deserialize)]
-struct CursorEnvelope {
+pub(crate) struct CursorEnvelope {
     audit_logs: RecordIds,
     meta: CursorMeta,
     #[serde(default)]
@@ -97,7 +97,7 @@ struct CursorMeta {
 }
 
 #[derive(Deserialize)]
-struct OffsetEnvelope {
+pub(crate) struct OffsetEnvelope {
     audit_logs: RecordIds,
     next_page: Option<String>,
     count: Option<u64>,
@@ -222,12 +222,12 @@ impl<'de> Deserialize<'de> for Key {
 }
 
 /// Parses a cursor page's envelope (records counted and their ids picked, nothing else decoded).
-fn parse_cursor_envelope(body: &[u8]) -> Result<CursorEnvelope, String> {
+pub(crate) fn parse_cursor_envelope(body: &[u8]) -> Result<CursorEnvelope, String> {
     serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 
 /// Parses an offset page's envelope (records counted and their ids picked, nothing else decoded).
-fn parse_offset_envelope(body: &[u8]) -> Result<OffsetEnvelope, String> {
+pub(crate) fn parse_offset_envelope(body: &[u8]) -> Result<OffsetEnvelope, String> {
     serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 

@@ -230,23 +230,13 @@ pub fn delta_root(dir: &Path) -> Option<PathBuf> {
 /// The files (paths under `root`) that the Delta log at `root` removed and never added again,
 /// replaying its JSON commits: its older versions' files.
 pub fn delta_removed(root: &Path) -> BTreeSet<PathBuf> {
-    let log = root.join("_delta_log");
-    let mut commits: Vec<PathBuf> = std::fs::read_dir(&log)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    commits.sort();
     let mut removed = BTreeSet::new();
-    for commit in commits {
-        for line in std::fs::read_to_string(&commit).unwrap().lines() {
-            let action: Value = serde_json::from_str(line).unwrap();
-            if let Some(path) = action["add"]["path"].as_str() {
-                removed.remove(&root.join(path));
-            }
-            if let Some(path) = action["remove"]["path"].as_str() {
-                removed.insert(root.join(path));
-            }
+    for action in delta_actions(root) {
+        if let Some(path) = action["add"]["path"].as_str() {
+            removed.remove(&root.join(path));
+        }
+        if let Some(path) = action["remove"]["path"].as_str() {
+            removed.insert(root.join(path));
         }
     }
     removed
@@ -461,4 +451,115 @@ pub async fn verify_deep(dest: &Path) -> auditlake::verify::Report {
         ..Default::default()
     };
     verify_lake_with(dest, options).await
+}
+
+/// The files (paths under `root`) of the Delta log's latest version at `root`, replaying its
+/// JSON commits: what Delta readers read.
+pub fn delta_live(root: &Path) -> BTreeSet<PathBuf> {
+    let mut live = BTreeSet::new();
+    for action in delta_actions(root) {
+        if let Some(path) = action["add"]["path"].as_str() {
+            live.insert(root.join(path));
+        }
+        if let Some(path) = action["remove"]["path"].as_str() {
+            live.remove(&root.join(path));
+        }
+    }
+    live
+}
+
+/// Every action of the Delta log at `root`, commit after commit.
+pub fn delta_actions(root: &Path) -> Vec<Value> {
+    let log = root.join("_delta_log");
+    let mut commits: Vec<PathBuf> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('_'))
+        .collect();
+    commits.sort();
+    commits
+        .iter()
+        .flat_map(|c| {
+            std::fs::read_to_string(c)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The Delta log at `root` as a change feed: the rows of its `dataChange: true` adds minus those
+/// of its `dataChange: true` removes, over every version, and the rows of its latest version.
+/// A change feed counts every record once exactly when the two are equal.
+pub fn delta_change_feed(root: &Path) -> (i64, i64) {
+    let mut rows_of: BTreeMap<String, i64> = BTreeMap::new();
+    let mut live: BTreeMap<String, i64> = BTreeMap::new();
+    let mut fed = 0;
+    for action in delta_actions(root) {
+        if let Some(add) = action.get("add") {
+            let path = add["path"].as_str().unwrap().to_string();
+            let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+            let rows = stats["numRecords"].as_i64().unwrap();
+            if add["dataChange"].as_bool().unwrap() {
+                fed += rows;
+            }
+            rows_of.insert(path.clone(), rows);
+            live.insert(path, rows);
+        }
+        if let Some(remove) = action.get("remove") {
+            let path = remove["path"].as_str().unwrap();
+            if remove["dataChange"].as_bool().unwrap() {
+                fed -= rows_of[path];
+            }
+            live.remove(path);
+        }
+    }
+    (fed, live.values().sum())
+}
+
+/// How often each id appears in what readers of the lake at `dest` see: every Parquet file a
+/// directory reader finds, or a Delta table's latest version.
+pub fn ids_seen(dest: &Path) -> BTreeMap<i64, usize> {
+    let files: Vec<PathBuf> = match delta_root(dest) {
+        Some(root) => delta_live(&root).into_iter().collect(),
+        None => parquet_files(dest),
+    };
+    let mut ids = BTreeMap::new();
+    for path in files {
+        let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
+        for row in read_part_in(&path.to_string_lossy(), bytes, Order::AsDeclared) {
+            *ids.entry(row.id).or_insert(0) += 1;
+        }
+    }
+    ids
+}
+
+/// The ids of the records the simulator serves in `[since, until)`.
+pub fn expected_ids(sim: &Simulator, since: &str, until: &str) -> BTreeSet<i64> {
+    sim.account()
+        .expected(&SimFilter::default(), utc(t(since)), utc(t(until)))
+        .iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+/// `auditlake repair` of the lake `config` exports into, with `--against-api` if asked.
+pub async fn repair_with(
+    config: ExportConfig,
+    against_api: bool,
+) -> Result<auditlake::run::RepairOutcome, auditlake::run::RunError> {
+    let check = auditlake::config::VerifyConfig {
+        dest: config.dest.clone(),
+        subdomain: "acme".into(),
+        store: auditlake::lake::storage::StoreOptions::default(),
+        options: auditlake::verify::VerifyOptions::default(),
+        api: against_api.then(|| config.api.clone()),
+    };
+    let config = auditlake::config::RepairConfig {
+        check,
+        export: config,
+    };
+    run::repair(config, tokio_util::sync::CancellationToken::new()).await
 }

@@ -1,0 +1,186 @@
+//! Every change of the lake goes one way.
+//!
+//! A change is one value ([`Change`]), built by the stage that knows what it wants (a window's
+//! first export, a delta of the open window, its close, a day's compaction, a repair), then
+//! committed once by [`Committer::commit`], the way delta-kernel-rs builds a `Transaction` and
+//! commits it with a typed outcome. A change says:
+//! - the span of windows it covers (a grid window, or a compacted day);
+//! - what it writes: the first marker of a closed window, the next generation of a committed
+//!   one (replacing the current), or the open window's record;
+//! - its files (encoded, uploaded by the commit) and, by its target, the files it replaces;
+//! - its kind ([`ChangeKind`]): whether records come or go, or are only rearranged.
+//!
+//! **One sequence commits any change** (`steps.rs`): a journal where the change replaces files
+//! readers see; the uploads; the digest chain's link; the lease's fence; the marker (or
+//! `open.json`); the Delta log's commit (`dataChange` as its kind says); the sweep of what it
+//! replaced; the journal's end. **One routine converges any change a crash interrupted**
+//! (`converge.rs`), from its journal, the same for every kind: the window's current marker
+//! stands, the log is brought to it, the rest is swept. Adding a kind of change (erasure,
+//! expiry) adds a constructor, not a sequence.
+//!
+//! [`Committer::commit`]: crate::lake::Committer::commit
+
+mod converge;
+mod steps;
+
+use crate::lake::manifest::WindowRecord;
+use crate::plan::window::Window;
+use crate::table::route::RoutedPart;
+
+/// What a change of a window's files does to the table's records: every change says it, so
+/// that the Delta log (a change feed) says `dataChange` only where records come or go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New records: a window's first export, a delta of the open window.
+    Append,
+    /// The same records in other files: a close that compacts the open window's parts, a
+    /// day's compaction.
+    Rearrange,
+    /// Records re-exported from Zendesk in place of the window's files (a repair, a recheck's
+    /// repair, a close that fetched its window whole again).
+    Repair,
+}
+
+impl ChangeKind {
+    /// Whether records come or go (the Delta log's `dataChange`).
+    pub fn changes_data(self) -> bool {
+        self != ChangeKind::Rearrange
+    }
+}
+
+/// What a change writes.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    /// The first marker of a closed window (generation 1): it replaces the window's open parts,
+    /// if it had any.
+    First,
+    /// The next generation of a committed window, replacing `replaces` (its current marker, or
+    /// a placeholder for one that is missing or does not parse).
+    Next { replaces: WindowRecord },
+    /// A delta of the open window: its records from `from`, complete up to `covered_to`, as
+    /// parts of their own beside those of `previous` (never rewritten).
+    Open {
+        previous: Option<WindowRecord>,
+        from: i64,
+        covered_to: i64,
+    },
+}
+
+/// One change of the lake, built, then committed once.
+#[derive(Debug)]
+pub struct Change {
+    pub(crate) span: Window,
+    pub(crate) kind: ChangeKind,
+    pub(crate) target: Target,
+    pub(crate) parts: Vec<RoutedPart>,
+    pub(crate) reason: Option<String>,
+}
+
+impl Change {
+    /// A closed window's first export: `parts` are its records, new to the table.
+    pub fn append(window: Window, parts: Vec<RoutedPart>) -> Change {
+        Change {
+            span: window,
+            kind: ChangeKind::Append,
+            target: Target::First,
+            parts,
+            reason: None,
+        }
+    }
+
+    /// The close of the open window: `parts` are the window's final files, compacted from its
+    /// parts (rearranged) or fetched whole in their place (a repair).
+    pub fn close(window: Window, parts: Vec<RoutedPart>, kind: ChangeKind) -> Change {
+        let reason = match kind {
+            ChangeKind::Rearrange => "the open window closed: its parts compacted",
+            _ => "the open window closed: fetched whole in place of its parts",
+        };
+        Change {
+            span: window,
+            kind,
+            target: Target::First,
+            parts,
+            reason: Some(reason.into()),
+        }
+    }
+
+    /// A delta of the open window (cut at the run's `until`): its records of
+    /// `[from, covered_to)` added to `previous`, its record so far.
+    pub fn delta(
+        window: Window,
+        previous: Option<&WindowRecord>,
+        from: i64,
+        covered_to: i64,
+        parts: Vec<RoutedPart>,
+    ) -> Change {
+        Change {
+            span: window,
+            kind: ChangeKind::Append,
+            target: Target::Open {
+                previous: previous.cloned(),
+                from,
+                covered_to,
+            },
+            parts,
+            reason: None,
+        }
+    }
+
+    /// A repair of a committed window (`current` its marker): `parts`, re-exported from
+    /// Zendesk, become its next generation.
+    pub fn repair(
+        window: Window,
+        current: &WindowRecord,
+        parts: Vec<RoutedPart>,
+        reason: &str,
+    ) -> Change {
+        Change {
+            span: window,
+            kind: ChangeKind::Repair,
+            target: Target::Next {
+                replaces: current.clone(),
+            },
+            parts,
+            reason: Some(reason.into()),
+        }
+    }
+
+    /// A closed day's compaction (see `run/compact.rs`): `parts`, the records of every window
+    /// of `day` joined from their files, become the next generation of the day's first window
+    /// (`first` is its current marker), under a marker that spans the whole day.
+    pub fn compaction(
+        day: Window,
+        first: &WindowRecord,
+        parts: Vec<RoutedPart>,
+        reason: &str,
+    ) -> Change {
+        Change {
+            span: day,
+            kind: ChangeKind::Rearrange,
+            target: Target::Next {
+                replaces: first.clone(),
+            },
+            parts,
+            reason: Some(reason.into()),
+        }
+    }
+
+    /// The generation the change's marker has (the open window's record: 1).
+    pub(crate) fn generation(&self) -> u32 {
+        match &self.target {
+            Target::Next { replaces } => replaces.generation + 1,
+            _ => 1,
+        }
+    }
+
+    /// What the Delta log's `commitInfo` calls the change; `replaces` whether it replaces files
+    /// readers see.
+    pub(crate) fn operation(&self, replaces: bool) -> &'static str {
+        match (&self.target, self.kind) {
+            (Target::Open { .. }, _) => "STREAMING UPDATE",
+            (Target::First, _) if !replaces => "WRITE",
+            (_, ChangeKind::Rearrange) => "OPTIMIZE",
+            _ => "REPAIR",
+        }
+    }
+}

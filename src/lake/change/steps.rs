@@ -1,0 +1,341 @@
+//! The one sequence that commits any change, and its steps. Every step that writes or deletes
+//! first checks the run's lease fence, so a run that lost its lease (paused past its expiry)
+//! stops before it can touch another run's work.
+
+use std::collections::BTreeSet;
+use std::io::Seek;
+
+use object_store::path::Path;
+
+use super::{Change, ChangeKind, Target};
+use crate::lake::commit::{CommitError, Committer};
+use crate::lake::layout;
+use crate::lake::manifest::{FileEntry, OpenState, RepairJournal, WindowRecord};
+use crate::lake::storage::{Created, StorageError};
+use crate::plan::window::{format_rfc3339, Window};
+use crate::table::encode::FileStats;
+use crate::table::route::RoutedPart;
+
+impl Committer {
+    /// Commits `change`, in the one order every change takes:
+    /// 1. a journal, where the change replaces files readers see (a committed generation, the
+    ///    open window's parts, what the Delta log holds of the span), so that a crash at any
+    ///    later step is converged from it;
+    /// 2. the change's files, uploaded under their names (of their generation, or of the
+    ///    delta);
+    /// 3. the digest chain's link (a marker's change);
+    /// 4. the fence, then the marker, created if absent (or `open.json`, written);
+    /// 5. the Delta log's commit, `dataChange` as the change's kind says;
+    /// 6. the sweep of the span's other files (what it replaced, leftovers of attempts killed);
+    /// 7. the journal's end.
+    ///
+    /// Returns the record as written, and whether this change's marker was created: a first
+    /// export whose marker another run created first is `AlreadyExisted` (that marker stands);
+    /// a next generation another run wrote first is [`CommitError::Conflict`].
+    pub async fn commit(&self, change: Change) -> Result<(WindowRecord, Created), CommitError> {
+        let span = change.span;
+        let kind = change.kind;
+        let generation = change.generation();
+        let replaced = self.replaced_by(&change).await;
+        let journaled = !replaced.is_empty() || matches!(change.target, Target::Next { .. });
+        let from_generation = generation - 1;
+        if journaled {
+            let reason = change.reason.clone().unwrap_or_default();
+            self.journal(&span, from_generation, generation, &reason, kind)
+                .await?;
+        }
+        let operation = change.operation(!replaced.is_empty());
+        let reason = change.reason.clone();
+        let target = change.target.clone();
+        let files = self.upload(&change.span, &target, change.parts).await?;
+        if let Target::Open {
+            previous,
+            covered_to,
+            ..
+        } = target
+        {
+            let record = self
+                .record_open(&span, previous.as_ref(), files, covered_to)
+                .await?;
+            self.log_window(&span, &record.files, operation, None, kind)
+                .await?;
+            self.sweep(&span, &record.files).await?;
+            return Ok((record, Created::Created));
+        }
+        if !journaled {
+            // Nothing readers see is replaced: what is left of earlier attempts goes first, so
+            // that the marker finds the window exactly as it names it.
+            self.sweep(&span, &files).await?;
+        }
+        let mut record = self.marker(&span, files);
+        record.generation = generation;
+        if let Target::Next { .. } = target {
+            record.reason.clone_from(&reason);
+        }
+        let replaces = (generation > 1).then_some(from_generation);
+        self.chain_link(&record, replaces).await?;
+        self.fence_check()?;
+        let mut created = self.manifest().commit(&span, &record).await?;
+        if created == Created::AlreadyExisted && self.is_own_marker(&span, &record).await? {
+            // A create the store applied but answered with an error, retried: this very one.
+            created = Created::Created;
+        }
+        self.closed(&span).await;
+        if created == Created::AlreadyExisted {
+            return match target {
+                // Another run's marker stands (its files, not these, may be what the log should
+                // hold): a journal stays, and the next run converges the window to that marker.
+                Target::First => Ok((record, created)),
+                _ => Err(CommitError::Conflict {
+                    window: span.id(),
+                    generation,
+                }),
+            };
+        }
+        self.log_window(&span, &record.files, operation, reason.as_deref(), kind)
+            .await?;
+        if journaled {
+            self.sweep(&span, &record.files).await?;
+            self.fence_check()?;
+            self.manifest().end_repair(&span).await?;
+        }
+        Ok((record, created))
+    }
+
+    /// The files readers see of the change's span that it replaces: the current generation's
+    /// (a next generation), the open window's parts (a close), and what the Delta log holds of
+    /// the span.
+    async fn replaced_by(&self, change: &Change) -> Vec<FileEntry> {
+        let mut replaced = match &change.target {
+            Target::Open { .. } => return Vec::new(),
+            Target::Next { replaces } => replaces.files.clone(),
+            Target::First => {
+                let open = self.open_records().await;
+                let id = change.span.id();
+                open.into_iter()
+                    .filter(|o| o.window == id)
+                    .flat_map(|o| o.files)
+                    .collect()
+            }
+        };
+        if let Some(log) = self.delta() {
+            replaced.extend(log.logged(&change.span));
+        }
+        replaced
+    }
+
+    /// Journals a change of a committed window's files (a repair, a close that compacts), so
+    /// that a run that finds the journal converges the window to its current marker.
+    async fn journal(
+        &self,
+        window: &Window,
+        from_generation: u32,
+        to_generation: u32,
+        reason: &str,
+        kind: ChangeKind,
+    ) -> Result<(), CommitError> {
+        self.fence_check()?;
+        let journal = RepairJournal {
+            window: window.id(),
+            from_generation,
+            to_generation,
+            reason: reason.to_string(),
+            started_at: format_rfc3339(chrono::Utc::now().timestamp()),
+            data_change: Some(kind.changes_data()),
+        };
+        self.manifest().begin_repair(window, &journal).await?;
+        Ok(())
+    }
+
+    /// Records the open window `window` as the parts of `previous` (its record so far) plus
+    /// `files`, complete up to `covered_to`, beside the records of the other open windows
+    /// (one whose close failed keeps its parts).
+    async fn record_open(
+        &self,
+        window: &Window,
+        previous: Option<&WindowRecord>,
+        files: Vec<FileEntry>,
+        covered_to: i64,
+    ) -> Result<WindowRecord, CommitError> {
+        let mut all = previous.map_or_else(Vec::new, |p| p.files.clone());
+        all.extend(files);
+        let mut record = self.marker(window, all);
+        record.covered_to = Some(format_rfc3339(covered_to));
+        let mut open = self.open.lock().await;
+        let earlier: Vec<WindowRecord> = open
+            .iter()
+            .filter(|o| o.window != record.window)
+            .cloned()
+            .collect();
+        let state = OpenState {
+            latest: record.clone(),
+            earlier,
+        };
+        self.fence_check()?;
+        self.manifest().record_open(&state).await?;
+        *open = state.windows();
+        Ok(record)
+    }
+
+    /// Appends the digest of `record` (the marker about to be created) to the chain, before the
+    /// marker: `replaces` the generation a repair replaces.
+    pub(crate) async fn chain_link(
+        &self,
+        record: &WindowRecord,
+        replaces: Option<u32>,
+    ) -> Result<(), CommitError> {
+        let mut chain = self.chain.lock().await;
+        if chain.is_none() {
+            *chain = Some(crate::lake::chain::Head::read(self.lake(), self.subdomain()).await?);
+        }
+        self.fence_check()?;
+        let head = chain.as_mut().expect("read above");
+        let appended = head
+            .append(
+                self.lake(),
+                self.subdomain(),
+                record,
+                replaces,
+                self.signer.get().map(|s| s.as_ref()),
+            )
+            .await;
+        if appended.is_err() {
+            // Whether the link's create applied is unknown: the next append reads the head.
+            *chain = None;
+        }
+        appended?;
+        Ok(())
+    }
+
+    /// Commits a window's files as they now are to the Delta log, if there is one (after the
+    /// marker or the open window's record: the log follows them, see [`crate::lake::delta`]).
+    pub(crate) async fn log_window(
+        &self,
+        window: &Window,
+        files: &[FileEntry],
+        operation: &'static str,
+        reason: Option<&str>,
+        kind: ChangeKind,
+    ) -> Result<(), CommitError> {
+        if let Some(log) = self.delta() {
+            self.fence_check()?;
+            log.commit_window(window, files, operation, reason, !kind.changes_data())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A marker of this run's for `window` naming `files`.
+    pub(crate) fn marker(&self, window: &Window, files: Vec<FileEntry>) -> WindowRecord {
+        let mut record = WindowRecord::new(window, files);
+        record.run_id = self.run_id().to_string();
+        record
+    }
+
+    /// Whether the marker of `record`'s generation that the store already holds is this very
+    /// record (a create that applied but whose answer was lost, then retried): same run, same
+    /// files.
+    async fn is_own_marker(
+        &self,
+        window: &Window,
+        record: &WindowRecord,
+    ) -> Result<bool, CommitError> {
+        let existing = self.manifest().marker(window, record.generation).await?;
+        Ok(existing.is_some_and(|e| {
+            !e.run_id.is_empty() && e.run_id == record.run_id && e.files == record.files
+        }))
+    }
+
+    /// Uploads the parts of a change to `window` under the names of its target: a generation's
+    /// (sorted by path), or a delta's (in the order they were made).
+    async fn upload(
+        &self,
+        window: &Window,
+        target: &Target,
+        parts: Vec<RoutedPart>,
+    ) -> Result<Vec<FileEntry>, CommitError> {
+        let mut files = Vec::with_capacity(parts.len());
+        let subdomain = self.subdomain();
+        for part in parts {
+            let path = match target {
+                Target::Open { from, .. } => {
+                    layout::delta_part_file(subdomain, part.day, window, *from, part.seq)
+                }
+                Target::First => layout::part_file(subdomain, part.day, window, 1, part.seq),
+                Target::Next { replaces } => {
+                    let generation = replaces.generation + 1;
+                    layout::part_file(subdomain, part.day, window, generation, part.seq)
+                }
+            };
+            files.push(self.upload_one(path, part).await?);
+        }
+        if !matches!(target, Target::Open { .. }) {
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+        }
+        Ok(files)
+    }
+
+    /// Uploads one part to `path`, fenced before and after.
+    async fn upload_one(&self, path: Path, part: RoutedPart) -> Result<FileEntry, CommitError> {
+        self.fence_check()?;
+        let mut file = part.part.file;
+        let sha256 = Some(part.part.sha256);
+        let stats = FileStats::of(&file);
+        // Reading the footer moved the file's offset (a clone of its handle shares it).
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(|source| StorageError::Local {
+                path: path.to_string(),
+                source,
+            })?;
+        self.lake().upload_file(&path, file).await?;
+        // An upload can outlast the fence's margin: stop before building on it.
+        self.fence_check()?;
+        Ok(FileEntry {
+            path: path.to_string(),
+            rows: part.part.rows,
+            bytes: part.part.bytes,
+            stats,
+            sha256,
+        })
+    }
+
+    /// Removes every part of `window` (of any generation, by any attempt) that `keep` does not
+    /// name, and the staging leftovers of the window's writes; a Delta table's older versions
+    /// keep the parts its log removed, for its retention (`retention.rs`). Returns how many were
+    /// removed.
+    pub(crate) async fn sweep(
+        &self,
+        window: &Window,
+        keep: &[FileEntry],
+    ) -> Result<u64, CommitError> {
+        let keep: BTreeSet<&str> = keep.iter().map(|f| f.path.as_str()).collect();
+        let mut removed = 0;
+        for day in window.days() {
+            let partition = layout::partition(self.subdomain(), day);
+            for path in self.lake().list(&partition).await? {
+                if layout::is_part_of(&path, window) && !keep.contains(path.as_ref()) {
+                    if self.retains(&path) {
+                        tracing::debug!(path = %path, window = %window.id(), "keeping a part the Delta log removed, for its older versions");
+                        continue;
+                    }
+                    self.fence_check()?;
+                    tracing::info!(path = %path, window = %window.id(), "removing a part this window no longer names");
+                    self.lake().delete(&path).await?;
+                    removed += 1;
+                }
+            }
+            for staged in self.lake().staging_leftovers(&partition)? {
+                let name = staged.rsplit('/').next().unwrap_or(&staged);
+                let of_window = layout::staging_target(name)
+                    .is_some_and(|target| layout::is_part_of(&Path::from(target), window));
+                if of_window {
+                    self.fence_check()?;
+                    tracing::info!(path = %staged, window = %window.id(), "removing the staging leftover of an interrupted write");
+                    self.lake().remove_staging(&staged)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}

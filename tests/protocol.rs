@@ -1,0 +1,401 @@
+//! Every change of the lake goes one way (issue 26): the six ways the review found records lost
+//! or hidden, each reproduced, in both table formats where both apply. Crashes are injected at
+//! the k-th write to the store (`auditlake::lake::storage::crash`), which is process-wide: every
+//! test here takes [`SERIAL`], so that no crash meant for one stops another.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use auditlake::config::ExportConfig;
+use auditlake::lake::delta::TableFormat;
+use auditlake::lake::storage::crash;
+use auditlake::run::{self, NoProgress, RunError, Summary};
+use auditlake::verify::{Kind, VerifyOptions};
+use auditlake::zendesk::Pagination;
+use common::*;
+use tokio_util::sync::CancellationToken;
+use zendesk_sim::{SimFilter, Simulator};
+
+/// One test at a time (a crash injected for one would stop another's writes).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const FROM: &str = "2024-03-01";
+/// Past the first day's end: with hourly windows, that day is compacted.
+const UNTIL: &str = "2024-03-02T12:00:00Z";
+
+fn config(sim: &Simulator, dest: &Path, until: &str, format: TableFormat) -> ExportConfig {
+    let mut config = export_config(sim, dest, FROM, until, "1h");
+    config.table_format = format;
+    config
+}
+
+async fn export_result(config: ExportConfig) -> Result<Summary, RunError> {
+    run::export(config, CancellationToken::new(), &NoProgress).await
+}
+
+/// After a crash: a new process, and the dead one's lease gone (a crash on this machine is
+/// proven dead by its pid; in one test process it cannot be).
+fn restart(dest: &Path) {
+    crash::heal();
+    let _ = std::fs::remove_dir_all(dest.join("_auditlake/subdomain=acme/lease"));
+}
+
+fn kinds(report: &auditlake::verify::Report) -> Vec<Kind> {
+    report.findings.iter().map(|f| f.kind).collect()
+}
+
+/// Every record of `expected` is seen by the lake's readers, none twice.
+fn assert_seen_once(dest: &Path, expected: &BTreeSet<i64>, when: &str) {
+    let seen = ids_seen(dest);
+    let missing: Vec<&i64> = expected
+        .iter()
+        .filter(|id| !seen.contains_key(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{when}: {} of {} committed records lost, e.g. {:?}",
+        missing.len(),
+        expected.len(),
+        &missing[..missing.len().min(5)]
+    );
+    if delta_root(dest).is_some() {
+        let twice: Vec<(&i64, &usize)> = seen.iter().filter(|(_, &n)| n > 1).collect();
+        assert!(twice.is_empty(), "{when}: seen twice: {twice:?}");
+    }
+}
+
+fn formats() -> [TableFormat; 2] {
+    [TableFormat::Parquet, TableFormat::Delta]
+}
+
+/// Finding 1: a damaged marker of a compacted day is the day's, in a plain lake as in a Delta
+/// table: verify reports it once (not 23 missing hours), a repair that the API can no longer
+/// serve in full drops nothing, and a repair killed at any write loses nothing.
+#[tokio::test]
+async fn a_torn_marker_of_a_compacted_day_is_repaired_as_the_day_and_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    for format in formats() {
+        let sim = start(sim_config(3_000, FROM, UNTIL)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path();
+        let summary = export(config(&sim, dest, UNTIL, format)).await;
+        assert_eq!(summary.exit_code(), 0, "{format}");
+        assert_eq!(summary.days_compacted, 1, "{format}");
+        let marker = dest.join("_auditlake/subdomain=acme/windows/20240301T0000Z.g2.json");
+        let bytes = std::fs::read(&marker).unwrap();
+        std::fs::write(&marker, &bytes[..100]).unwrap();
+        let expected = expected_ids(&sim, FROM, UNTIL);
+        assert_seen_once(dest, &expected, "torn");
+
+        let report = verify_lake_with(dest, VerifyOptions::default()).await;
+        assert_eq!(
+            kinds(&report),
+            [Kind::CorruptManifest],
+            "{format}: {report}"
+        );
+        let torn = &report.findings[0];
+        assert_eq!(torn.window.as_deref(), Some("20240301T0000Z"));
+        let day = report.windows.iter().find(|w| w.window == "20240301T0000Z");
+        assert_eq!(day.map(|w| w.end - w.start), Some(86_400), "{report}");
+
+        // The API no longer serves the day's records from 06:00: the repair drops none of them.
+        sim.hide_from(Some(utc(t("2024-03-01T06:00:00Z"))));
+        let refused = repair_with(config(&sim, dest, UNTIL, format), false)
+            .await
+            .unwrap();
+        assert!(refused.windows_repaired.is_empty(), "{format}");
+        assert!(
+            refused.failures[0].error.contains("no longer returns"),
+            "{:?}",
+            refused.failures
+        );
+        assert_seen_once(dest, &expected, "refused repair");
+        sim.hide_from(None);
+
+        // A repair killed at its k-th write, for every k until one finishes.
+        let mut crashes = 0;
+        for k in 1.. {
+            crash::after(k);
+            let outcome = repair_with(config(&sim, dest, UNTIL, format), false).await;
+            let crashed = crash::crashed();
+            restart(dest);
+            assert_seen_once(
+                dest,
+                &expected,
+                &format!("{format}: repair crashed at write {k}"),
+            );
+            if !crashed {
+                outcome.unwrap();
+                break;
+            }
+            crashes += 1;
+        }
+        assert!(crashes > 3, "{format}: the repair crashed {crashes} times");
+        let summary = export(config(&sim, dest, UNTIL, format)).await;
+        assert_eq!(summary.exit_code(), 0);
+        let report = verify_deep(dest).await;
+        assert!(report.is_clean(), "{format}: {report}");
+        assert_lake_exact(dest, &sim, &SimFilter::default(), FROM, UNTIL);
+        if let Some(root) = delta_root(dest) {
+            let (fed, rows) = delta_change_feed(&root);
+            assert_eq!(
+                fed, rows,
+                "{format}: the change feed counts each record once"
+            );
+        }
+    }
+}
+
+/// Finding 2: a close that fails keeps the window's parts in `open.json` beside the new open
+/// window's: readers keep every record a finished run committed, verify calls none of them a
+/// stray, and repair deletes none.
+#[tokio::test]
+async fn a_failed_close_keeps_its_parts_beside_the_next_open_window() {
+    let _serial = SERIAL.lock().await;
+    for format in formats() {
+        let mut seen_the_case = false;
+        for seed in 0..40 {
+            let until = "2024-03-01T12:30:00Z";
+            let mut faulty = sim_config(2_000, FROM, UNTIL);
+            faulty.faults.error_5xx_rate = 0.3;
+            faulty.faults.seed = seed;
+            let healthy = start(sim_config(2_000, FROM, UNTIL)).await;
+            let faulty = start(faulty).await;
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path();
+            let mut first = config(&healthy, dest, "2024-03-01T10:30:00Z", format);
+            first.since = t("2024-03-01T09:00:00Z");
+            assert_eq!(export(first).await.exit_code(), 0);
+            let committed = expected_ids(&healthy, "2024-03-01T09:00:00Z", "2024-03-01T10:30:00Z");
+
+            let mut second = config(&faulty, dest, until, format);
+            second.since = t("2024-03-01T09:00:00Z");
+            second.api.client.retry.max_attempts = 1;
+            second.concurrency = 1;
+            let _ = export_result(second).await;
+            let ten = dest.join("_auditlake/subdomain=acme/windows/20240301T1000Z.json");
+            let open: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(dest.join("_auditlake/subdomain=acme/open.json")).unwrap(),
+            )
+            .unwrap();
+            let case = !ten.exists() && open["window"] == "20240301T1200Z";
+            assert_seen_once(dest, &committed, &format!("{format} seed {seed}"));
+            if case {
+                seen_the_case = true;
+                assert_eq!(open["earlier"][0]["window"], "20240301T1000Z", "{open}");
+                let report = verify_lake_with(dest, VerifyOptions::default()).await;
+                assert!(report.is_clean(), "{format} seed {seed}: {report}");
+                repair_with(config(&healthy, dest, until, format), false)
+                    .await
+                    .unwrap();
+                assert_seen_once(dest, &committed, "after repair");
+                let mut last = config(&healthy, dest, until, format);
+                last.since = t("2024-03-01T09:00:00Z");
+                assert_eq!(export(last).await.exit_code(), 0);
+                let all = expected_ids(&healthy, "2024-03-01T09:00:00Z", until);
+                assert_seen_once(dest, &all, "after a healthy run");
+                assert_eq!(ids_seen(dest).len(), all.len());
+                break;
+            }
+        }
+        assert!(
+            seen_the_case,
+            "{format}: no seed made the close fail and 12:00 open"
+        );
+    }
+}
+
+/// Finding 3: a damaged marker of an hour inside a compacted day is history for the recheck as
+/// it is for verify: runs go on, and the day is rechecked.
+#[tokio::test]
+async fn a_torn_hour_inside_a_compacted_day_fails_no_run() {
+    let _serial = SERIAL.lock().await;
+    for format in formats() {
+        let sim = start(sim_config(3_000, FROM, UNTIL)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path();
+        assert_eq!(
+            export(config(&sim, dest, UNTIL, format)).await.exit_code(),
+            0
+        );
+        let hour = dest.join("_auditlake/subdomain=acme/windows/20240301T0500Z.json");
+        std::fs::write(&hour, b"{\"window\": ").unwrap();
+        let mut rerun = config(&sim, dest, "2024-03-02T13:00:00Z", format);
+        rerun.recheck = Duration::from_secs(2 * 86_400);
+        let summary = export(rerun).await;
+        assert_eq!(summary.exit_code(), 0, "{format}: {:?}", summary.fatal);
+        assert!(
+            summary.windows_rechecked >= 12,
+            "{}",
+            summary.windows_rechecked
+        );
+        let report = verify_lake_with(dest, VerifyOptions::default()).await;
+        assert!(report.is_clean(), "{format}: {report}");
+    }
+}
+
+/// Finding 4: with offset pagination no day over the offset cap is compacted (its recheck and
+/// repair would be one query past the cap); with cursor pagination it is.
+#[tokio::test]
+async fn offset_pagination_never_compacts_a_day_past_its_cap() {
+    let _serial = SERIAL.lock().await;
+    let until = "2024-03-02T02:00:00Z";
+    let sim = start(sim_config(12_000, FROM, "2024-03-02")).await;
+    for (pagination, compacted) in [(Pagination::Offset, 0), (Pagination::Cursor, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path();
+        let mut config = config(&sim, dest, until, TableFormat::Parquet);
+        config.pagination = pagination;
+        let summary = export(config.clone()).await;
+        assert_eq!(summary.exit_code(), 0);
+        assert_eq!(summary.days_compacted, compacted, "{pagination:?}");
+        // The recheck and repair of the day go through.
+        config.recheck = Duration::from_secs(86_400);
+        config.until = t("2024-03-02T03:00:00Z");
+        let summary = export(config.clone()).await;
+        assert_eq!(
+            summary.exit_code(),
+            0,
+            "{pagination:?}: {:?}",
+            summary.fatal
+        );
+        let repaired = repair_with(config, true).await.unwrap();
+        assert!(repaired.failures.is_empty(), "{:?}", repaired.failures);
+        assert!(repaired.after.is_clean(), "{}", repaired.after);
+    }
+}
+
+/// Finding 5: a day of runs every 20 minutes on an hourly grid: every close rearranges (its
+/// commit says `dataChange: false`), the rest it fetched is a delta of its own, and the change
+/// feed counts each record once.
+#[tokio::test]
+async fn closes_rearrange_and_the_change_feed_counts_each_record_once() {
+    let _serial = SERIAL.lock().await;
+    let sim = start(sim_config(3_000, FROM, "2024-03-01T08:00:00Z")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path();
+    let mut until = t("2024-03-01T00:20:00Z");
+    while until <= t("2024-03-01T08:00:00Z") {
+        let mut run = config(&sim, dest, FROM, TableFormat::Delta);
+        run.until = until;
+        assert_eq!(export(run).await.exit_code(), 0);
+        until += 20 * 60;
+    }
+    let root = delta_root(dest).unwrap();
+    let (fed, rows) = delta_change_feed(&root);
+    assert_eq!(
+        rows as usize,
+        expected_ids(&sim, FROM, "2024-03-01T08:00:00Z").len()
+    );
+    assert_eq!(fed, rows, "the change feed's rows are the table's");
+    let mut closes = 0;
+    for commit in delta_commits(&root) {
+        let operation = commit[0]["commitInfo"]["operation"].clone();
+        let changes = commit
+            .iter()
+            .filter_map(|a| a.get("add").or_else(|| a.get("remove")))
+            .map(|a| a["dataChange"].as_bool().unwrap());
+        if operation == "OPTIMIZE" {
+            closes += 1;
+            assert!(
+                changes.clone().all(|c| !c),
+                "a close changes no data: {commit:?}"
+            );
+        } else {
+            assert!(changes.clone().all(|c| c), "{commit:?}");
+        }
+    }
+    assert_eq!(closes, 8, "every hour's close is an OPTIMIZE");
+    assert_lake_exact(
+        dest,
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-01T08:00:00Z",
+    );
+}
+
+/// The commits of the Delta log at `root`, each a list of actions.
+fn delta_commits(root: &Path) -> Vec<Vec<serde_json::Value>> {
+    let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// Finding 6: converting a plain lake whose compaction a crash interrupted adds every record as
+/// new data (a stream read from version 0 sees them all), and the change feed counts each once.
+#[tokio::test]
+async fn converting_a_lake_with_an_interrupted_compaction_adds_every_record() {
+    let _serial = SERIAL.lock().await;
+    let sim = start(sim_config(3_000, FROM, UNTIL)).await;
+    let base = tempfile::tempdir().unwrap();
+    let mut plain = config(&sim, base.path(), UNTIL, TableFormat::Parquet);
+    plain.compact_days = false;
+    assert_eq!(export(plain).await.exit_code(), 0);
+    let journals = |dest: &Path| {
+        std::fs::read_dir(dest.join("_auditlake/subdomain=acme/repairs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let mut interrupted = 0;
+    for k in 1..200 {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path();
+        copy_dir(base.path(), dest);
+        crash::after(k);
+        let _ = export_result(config(&sim, dest, UNTIL, TableFormat::Parquet)).await;
+        let crashed = crash::crashed();
+        restart(dest);
+        if !crashed {
+            break;
+        }
+        let g2 = dest.join("_auditlake/subdomain=acme/windows/20240301T0000Z.g2.json");
+        if journals(dest) == 0 || !g2.exists() {
+            continue;
+        }
+        interrupted += 1;
+        let summary = export(config(&sim, dest, UNTIL, TableFormat::Delta)).await;
+        assert_eq!(summary.exit_code(), 0);
+        let root = delta_root(dest).unwrap();
+        let (fed, rows) = delta_change_feed(&root);
+        assert_eq!(
+            fed, rows,
+            "write {k}: the change feed counts each record once"
+        );
+        assert_eq!(rows as usize, expected_ids(&sim, FROM, UNTIL).len());
+        assert_lake_exact(dest, &sim, &SimFilter::default(), FROM, UNTIL);
+    }
+    assert!(
+        interrupted > 0,
+        "no crash interrupted the compaction after its marker"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
