@@ -11,7 +11,7 @@ DELTA_VENV := .venv-duckdb-delta
 BIN    := target/debug/auditlake
 DEMO_LAKE ?= lake
 
-.PHONY: all build demo test check unit services readback bench clean
+.PHONY: all build demo test check unit services readback bench soak clean
 
 all: build
 
@@ -55,6 +55,13 @@ services: $(VENV)/.installed $(DELTA_VENV)/.installed
 	bash tests/with-moto.sh sh -c '$(CARGO) test --locked --test s3 -- --ignored && AUDITLAKE_BIN=$(BIN) DUCKDB_DELTA_PYTHON=$(DELTA_VENV)/bin/python $(PY) -m pytest -q tests/readback'
 
 readback: services
+
+# The model test (tests/model.rs) at length: many more random sequences of exports, faults,
+# crashes at the k-th write, verify, repair, late records and conversions than `make test` runs,
+# each checked against the lake's invariants. Not part of `make test`. SOAK_SEQUENCES sets how many.
+SOAK_SEQUENCES ?= 240
+soak:
+	AUDITLAKE_MODEL_SEQUENCES=$(SOAK_SEQUENCES) AUDITLAKE_MODEL_BASE=1000 $(CARGO) test --locked --test model -- --nocapture
 
 bench:
 	$(CARGO) build --locked --release

@@ -16,7 +16,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
 use object_store::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::lake::chain::Head;
 use crate::lake::delta::{DeltaError, DeltaLog};
@@ -83,14 +83,14 @@ pub struct Committer {
     /// The run that writes: recorded in each marker, so that a marker create whose answer was
     /// lost and which a retry then finds is recognised as this run's own.
     run_id: String,
-    /// The Delta log every change is also committed to, once the dataset says so.
-    delta: Arc<OnceLock<Arc<DeltaLog>>>,
+    /// The Delta log every change is also committed to, where the table is a Delta table.
+    delta: Option<Arc<DeltaLog>>,
     /// The dataset as pinned, while its conversion to a Delta table is pending.
     pub(crate) converting: Arc<std::sync::Mutex<Option<Dataset>>>,
     /// The subdomain's digest chain (read by [`Committer::begin`]); appends one at a time.
     pub(crate) chain: Arc<tokio::sync::Mutex<Option<Head>>>,
     /// The key that signs the chain's links, if the run has one.
-    pub(crate) signer: Arc<OnceLock<Arc<Signer>>>,
+    pub(crate) signer: Option<Arc<Signer>>,
     /// The records of the open windows without a marker, as `open.json` holds them: a delta
     /// of one keeps the others' (one whose close failed keeps its parts), and a window's marker
     /// takes it out. One write of `open.json` at a time.
@@ -111,10 +111,10 @@ impl Committer {
             subdomain: subdomain.to_string(),
             fence,
             run_id: run_id.to_string(),
-            delta: Arc::new(OnceLock::new()),
+            delta: None,
             converting: Arc::new(std::sync::Mutex::new(None)),
             chain: Arc::new(tokio::sync::Mutex::new(None)),
-            signer: Arc::new(OnceLock::new()),
+            signer: None,
             open: Arc::new(tokio::sync::Mutex::new(Vec::new())),
         }
     }
@@ -140,9 +140,10 @@ impl Committer {
         self.open.lock().await.retain(|o| o.window != window.id());
     }
 
-    /// Signs every link this committer appends with `signer`.
-    pub fn sign_with(&self, signer: Arc<Signer>) {
-        let _ = self.signer.set(signer);
+    /// The committer, signing every link it appends with `signer` (if any).
+    pub fn with_signer(mut self, signer: Option<Arc<Signer>>) -> Committer {
+        self.signer = signer;
+        self
     }
 
     /// Reads the chain's head, for the appends of this run.
@@ -164,12 +165,13 @@ impl Committer {
 
     /// The Delta log, if the table has one.
     pub fn delta(&self) -> Option<&Arc<DeltaLog>> {
-        self.delta.get()
+        self.delta.as_ref()
     }
 
-    /// From now on, commits every change to `log` too.
-    pub(crate) fn log_to(&self, log: DeltaLog) {
-        let _ = self.delta.set(Arc::new(log));
+    /// The committer, committing every change to `log` too.
+    pub(crate) fn with_log(mut self, log: DeltaLog) -> Committer {
+        self.delta = Some(Arc::new(log));
+        self
     }
 
     /// Records the run that just finished (`last_run.json`, for `status`), under the lease.

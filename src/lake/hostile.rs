@@ -162,3 +162,29 @@ async fn a_torn_marker_is_reported_and_its_files_are_kept() {
     let files = t.lake.list(&layout::data("acme")).await.unwrap();
     assert_eq!(files.len(), 1);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A Delta log whose latest commit is hostile bytes does not read: a typed error naming the
+    /// table, never a panic.
+    #[test]
+    fn a_hostile_delta_commit_is_a_typed_error((_, bytes) in hostile()) {
+        let (dir, lake) = temp_lake();
+        let log = crate::lake::delta::DeltaLog::new(&lake, "acme", "test");
+        runtime().block_on(async {
+            log.create_table().await.unwrap();
+            let path = layout::delta_commit(1);
+            lake.write(&path, Bytes::from(bytes)).await.unwrap();
+            match log.snapshot().await {
+                Ok(_) => {}
+                Err(e) => {
+                    let text = e.to_string();
+                    let root = dir.path().display().to_string();
+                    prop_assert!(text.contains(&root), "{text}");
+                }
+            }
+            Ok(())
+        })?;
+    }
+}

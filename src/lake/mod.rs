@@ -2,12 +2,15 @@
 //!
 //! `layout` is the only place that makes a path; [`storage`] is object_store I/O on local disk
 //! or an object store; [`manifest`] pins the dataset and records a marker per committed window;
-//! [`lease`] keeps one run per lake and subdomain; `commit` makes a window's files its truth
-//! (upload, sweep, marker; repairs as new generations). Data first, commit last, create-if-absent.
+//! [`lease`] keeps one run per lake and subdomain (its protocol, its fence, its holder);
+//! [`change`] is the one way the lake changes (a change value, one commit sequence, one
+//! convergence); [`view`] is the one answer to what the table is now; [`delta`] is the Delta
+//! log every change is also committed to (its log, snapshot and retention); [`chain`] is the
+//! digest chain. Data first, commit last, create-if-absent.
 //!
 //! A run sees one face of all this: [`open_for_writing`], then [`Held`] (the lease, and the
 //! [`Committer`] it fences), whose committer reads the state the run starts from
-//! ([`LakeState`]) and makes every change.
+//! ([`LakeState`]) and commits every change.
 
 pub mod chain;
 pub mod change;
@@ -21,9 +24,7 @@ mod hostile;
 pub(crate) mod layout;
 pub mod lease;
 pub mod manifest;
-pub(crate) mod retention;
 pub mod signing;
-mod snapshot;
 mod state;
 pub mod storage;
 pub mod view;

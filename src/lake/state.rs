@@ -3,6 +3,9 @@
 //! a crash left unfinished, converged before anything else is written.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::lake::signing::Signer;
 
 use crate::lake::commit::{CommitError, Committer};
 use crate::lake::delta::{DeltaLog, TableFormat};
@@ -30,27 +33,33 @@ pub struct LakeState {
 }
 
 impl Committer {
-    /// Pins `dataset` on the lake's first export, or refuses a lake made with other settings,
-    /// and opens the table in its format. A Parquet lake asked for as a Delta table is
-    /// converted by [`Committer::begin`]; a Delta table is never turned back.
-    pub async fn pin(&self, dataset: &Dataset) -> Result<(), ManifestError> {
-        let pinned = self.manifest().pin(dataset).await?;
-        let pinned = self.pin_signing_key(pinned, dataset).await?;
+    /// The committer of an export, built whole before its first write: pins `dataset` on the
+    /// lake's first export, or refuses a lake made with other settings, signs the chain's links
+    /// with `signer`, and opens the table in its format. A Parquet lake asked for as a Delta
+    /// table is converted by [`Committer::begin`]; a Delta table is never turned back.
+    pub async fn pin(
+        self,
+        dataset: &Dataset,
+        signer: Option<Arc<Signer>>,
+    ) -> Result<Committer, ManifestError> {
+        let this = self.with_signer(signer);
+        let pinned = this.manifest().pin(dataset).await?;
+        let pinned = this.pin_signing_key(pinned, dataset).await?;
         let format = match (pinned.table_format, dataset.table_format) {
             (TableFormat::Delta, TableFormat::Parquet) => {
                 return Err(ManifestError::Mismatch {
-                    dest: self.lake().display().to_string(),
+                    dest: this.lake().display().to_string(),
                     subdomain: dataset.subdomain.clone(),
                     differences: "the lake is a Delta table (table_format delta), this run asks for plain Parquet: run with --table-format delta".into(),
                 })
             }
             (TableFormat::Parquet, TableFormat::Delta) => {
-                *self.converting.lock().expect("not poisoned") = Some(pinned);
+                *this.converting.lock().expect("not poisoned") = Some(pinned);
                 TableFormat::Delta
             }
             (format, _) => format,
         };
-        self.open_table(format, &dataset.subdomain).await
+        this.open_table(format).await
     }
 
     /// The chain's key: pinned by the first signed run (recorded in `dataset.json`), and from
@@ -84,27 +93,24 @@ impl Committer {
         }
     }
 
-    /// Opens the table in `format`: a Delta table's log receives every change from now on. A
-    /// plain Parquet run is refused where the table root holds a Delta log (another subdomain's
-    /// runs write one): its files would be invisible to the table's Delta readers.
-    pub async fn open_table(
-        &self,
-        format: TableFormat,
-        subdomain: &str,
-    ) -> Result<(), ManifestError> {
+    /// The committer with the table open in `format`: a Delta table's log receives every
+    /// change. A plain Parquet run is refused where the table root holds a Delta log (another
+    /// subdomain's runs write one): its files would be invisible to the table's Delta readers.
+    pub async fn open_table(self, format: TableFormat) -> Result<Committer, ManifestError> {
+        let subdomain = self.subdomain().to_string();
         match format {
             TableFormat::Delta => {
-                self.log_to(DeltaLog::new(self.lake(), subdomain, self.run_id()));
-                Ok(())
+                let log = DeltaLog::new(self.lake(), &subdomain, self.run_id());
+                Ok(self.with_log(log))
             }
             TableFormat::Parquet if DeltaLog::exists(self.lake()).await? => {
                 Err(ManifestError::Mismatch {
                     dest: self.lake().display().to_string(),
-                    subdomain: subdomain.to_string(),
+                    subdomain,
                     differences: "the table root holds a Delta log (audit_logs/_delta_log/), which this subdomain's files would be missing from: run with --table-format delta to add them to it".into(),
                 })
             }
-            TableFormat::Parquet => Ok(()),
+            TableFormat::Parquet => Ok(self),
         }
     }
 

@@ -135,17 +135,14 @@ async fn record_confirmed(
     }
 }
 
-/// Pins the dataset this run writes (grid, filters, table format, the chain's signing key), and
-/// has the committer sign with the run's key.
-async fn pin_dataset(config: &ExportConfig, committer: &Committer) -> Result<(), RunError> {
-    if let Some(signer) = &config.signer {
-        committer.sign_with(signer.clone());
-    }
+/// Pins the dataset this run writes (grid, filters, table format, the chain's signing key): the
+/// run's committer, built whole (its table's log, its key) before its first write.
+async fn pin_dataset(config: &ExportConfig, committer: Committer) -> Result<Committer, RunError> {
     let key = config.signer.as_ref().map(|s| s.fingerprint().to_string());
     let dataset = Dataset::new(&config.api.subdomain, config.grid, &config.filters)
         .with_format(config.table_format)
         .with_signing_key(key);
-    Ok(committer.pin(&dataset).await?)
+    Ok(committer.pin(&dataset, config.signer.clone()).await?)
 }
 
 /// Puts what the run asked of the API into its summary.
@@ -168,7 +165,7 @@ async fn export_leased(
     lost: CancellationToken,
     progress: &dyn Progress,
 ) -> Result<Summary, RunError> {
-    pin_dataset(&config, &committer).await?;
+    let committer = pin_dataset(&config, committer).await?;
     let state = committer
         .begin(config.grid, config.recheck.as_secs())
         .await?;

@@ -106,12 +106,10 @@ pub(crate) async fn repair_leased(
     lake: Lake,
     committer: Committer,
 ) -> Result<RepairOutcome, RunError> {
-    committer
-        .open_table(config.table_format, &config.api.subdomain)
+    let committer = committer
+        .with_signer(config.signer.clone())
+        .open_table(config.table_format)
         .await?;
-    if let Some(signer) = &config.signer {
-        committer.sign_with(signer.clone());
-    }
     let state = committer.begin(config.grid, 0).await?;
     let (generations, repairs_converged) = (state.generations, state.repairs_converged);
     // What exports learned of the API makes verify's counts cheaper too.

@@ -196,7 +196,7 @@ impl Committer {
                 self.subdomain(),
                 record,
                 replaces,
-                self.signer.get().map(|s| s.as_ref()),
+                self.signer.as_deref(),
             )
             .await;
         if appended.is_err() {

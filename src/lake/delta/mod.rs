@@ -23,6 +23,9 @@
 //! **Protocol (1, 2)** and no table features: the lowest that Athena engine v3, Trino, Spark,
 //! DuckDB and delta-rs all read.
 
+pub(crate) mod retention;
+mod snapshot;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -34,11 +37,11 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::lake::delta::retention::Removed;
+use crate::lake::delta::snapshot::read_snapshot;
+pub use crate::lake::delta::snapshot::LogSnapshot;
 use crate::lake::layout;
 use crate::lake::manifest::FileEntry;
-use crate::lake::retention::Removed;
-use crate::lake::snapshot::read_snapshot;
-pub use crate::lake::snapshot::LogSnapshot;
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339_millis, Window};
 use crate::table::schema::{ColumnType, Schema};

@@ -36,7 +36,6 @@
 //! fields, a system without `/proc`, or this very process, whose other lease objects may still be
 //! at work) waits for expiry as before: a live holder is never taken over.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,6 +43,14 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+mod fence;
+mod holder;
+
+use fence::Closed;
+pub use fence::{fence_margin, min_lease_ttl, renewal_allowance, Fence, MIN_LOCAL_LEASE_TTL};
+pub use holder::{holder_name, ProcessIdentity};
+use holder::{known_dead, this_process};
 
 use crate::lake::layout;
 use crate::lake::storage::{Created, Lake, StorageError};
@@ -103,23 +110,6 @@ pub struct LeaseRecord {
     pub process: Option<ProcessIdentity>,
 }
 
-/// Names one process among all processes of all machines and boots, as far as Linux tells.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ProcessIdentity {
-    pub hostname: String,
-    /// `/proc/sys/kernel/random/boot_id`: pids and start times mean nothing across boots.
-    pub boot_id: String,
-    /// The target of `/proc/self/ns/pid`: pids mean nothing across pid namespaces (containers).
-    pub pid_namespace: String,
-    /// Owner of the process: `/proc` may hide other users' processes (`hidepid`), so only a
-    /// holder of our own user can be proven absent.
-    pub uid: u32,
-    pub pid: u32,
-    /// Field 22 of `/proc/<pid>/stat`, in clock ticks since boot: with the pid, names one process
-    /// even after its pid is reused.
-    pub start_time: u64,
-}
-
 /// A held lease.
 #[derive(Debug)]
 pub struct Lease {
@@ -135,274 +125,7 @@ pub struct Lease {
     failure: Option<LeaseError>,
 }
 
-/// Whether the lease is still certainly this run's, shared by every worker of the run and updated
-/// by the renewal task. Cheap to clone and to check: no store request. Every destructive step of
-/// a run (upload, delete, commit) calls [`Fence::check`] just before it and stops on an error.
-#[derive(Clone, Debug)]
-pub struct Fence {
-    state: Arc<FenceState>,
-}
-
-#[derive(Debug)]
-struct FenceState {
-    subdomain: String,
-    margin: Duration,
-    inner: Mutex<FenceInner>,
-}
-
-#[derive(Debug)]
-struct FenceInner {
-    /// Writes are allowed strictly before this instant (local monotonic clock).
-    open_until: Instant,
-    /// The same moment on the wall clock, for messages.
-    open_until_wall: i64,
-    closed: Option<Closed>,
-}
-
-#[derive(Debug)]
-enum Closed {
-    Lost { holder: String },
-    Released,
-}
-
-/// How long before the lease's stored expiry this run stops writing.
-///
-/// Other runs judge expiry by their own wall clock against `expires_at`, while this run counts on
-/// its monotonic clock from the moment it sent the write. The margin covers what separates the
-/// two: `expires_at` is rounded down to the second (up to 1 s earlier than send + ttl), wall
-/// clocks of machines differ (NTP keeps them within tens of milliseconds; a second more is
-/// generous), and clocks run at slightly different rates over a time to live (parts per million;
-/// a tenth of the ttl is far beyond that). Hence max(ttl/10, 2 s) — but at most a third of the
-/// ttl, so that with the shortest ttl the config allows (3 s) the fence stays open across the
-/// renewals, sent every third of the ttl.
-pub fn fence_margin(ttl: Duration) -> Duration {
-    (ttl / 10).max(Duration::from_secs(2)).min(ttl / 3)
-}
-
-/// How long one renewal may take, from sending to confirmation, without the fence closing
-/// before it is confirmed: renewals are sent a third of the ttl apart and the fence stays open
-/// ttl − margin after the last confirmed one. A store whose worst case for one request (timeout ×
-/// attempts, plus backoff) exceeds this would stop runs that are merely slow, so the
-/// configuration should refuse such a `--lease-ttl`.
-pub fn renewal_allowance(ttl: Duration) -> Duration {
-    ttl.saturating_sub(fence_margin(ttl))
-        .saturating_sub(ttl / 3)
-}
-
-/// The shortest time to live of a lease on local disk: no request timeouts or retries there, only
-/// the renewal period's arithmetic (a renewal every second, and [`fence_margin`]'s floor).
-pub const MIN_LOCAL_LEASE_TTL: Duration = Duration::from_secs(3);
-
-/// Store requests in one lease renewal, one after the other: the create-if-absent PUT of the next
-/// generation, then a LIST of the chain, then either a DELETE of the previous generation (the
-/// prune) or, when the PUT found the generation there, a GET of it.
-const REQUESTS_PER_RENEWAL: u32 = 3;
-
-/// The shortest time to live of a lease on an object store whose requests are limited to
-/// `store_timeout` each: one renewal must fit in a renewal period (a third of the time to live).
-///
-/// Why that is enough: the generation written by a renewal that starts at `s` expires at
-/// `s + ttl` (a second earlier at worst, since expiries are whole seconds). That renewal ends by
-/// `s + W`, where `W = REQUESTS_PER_RENEWAL * worst_case_request`; the next starts a third of
-/// the time to live later and its PUT lands by `s + W + ttl/3 + R` (`R` one worst-case request).
-/// With `W <= ttl/3` that is at most `s + ttl - (W - R)`, i.e. `2R` before the expiry: room for
-/// the whole-second rounding and for a prune that has more than one generation to delete. And
-/// a renewal that fails is retried only while a period is left (see [`Lease::keep`]).
-///
-/// For a 30 s timeout: R = 61.6 s, W = 184.8 s, so at least 554.4 s, rounded up to 555 s (9m15s).
-/// For 2 s: R = 13 s, W = 39 s, at least 117 s.
-pub fn min_lease_ttl(store_timeout: Duration) -> Duration {
-    let renewal = crate::lake::storage::worst_case_request(store_timeout)
-        .saturating_mul(REQUESTS_PER_RENEWAL);
-    let period = renewal.saturating_mul(3);
-    // Whole seconds, rounded up: the lease's expiry is kept in seconds.
-    let rounded = period.as_secs() + u64::from(period.subsec_nanos() > 0);
-    Duration::from_secs(rounded)
-}
-
-impl Fence {
-    fn new(subdomain: &str, ttl: Duration, sent: Instant, sent_wall: i64) -> Fence {
-        let margin = fence_margin(ttl);
-        let open_for = ttl.saturating_sub(margin);
-        Fence {
-            state: Arc::new(FenceState {
-                subdomain: subdomain.to_string(),
-                margin,
-                inner: Mutex::new(FenceInner {
-                    open_until: sent + open_for,
-                    open_until_wall: sent_wall + open_for.as_secs() as i64,
-                    closed: None,
-                }),
-            }),
-        }
-    }
-
-    /// Ok while the lease is certainly still ours: the last confirmed renewal + ttl − margin is
-    /// still in the future by the local monotonic clock and by the wall clock, and the lease has
-    /// not been reported lost.
-    // The error is large because of `Held`, which `check` never returns; the Ok path stays a
-    // lock and a clock read, and the error is made once, when the run stops.
-    #[allow(clippy::result_large_err)]
-    pub fn check(&self) -> Result<(), LeaseError> {
-        let inner = self.lock();
-        let subdomain = self.state.subdomain.clone();
-        match &inner.closed {
-            Some(Closed::Lost { holder }) => {
-                return Err(LeaseError::Lost {
-                    subdomain,
-                    holder: holder.clone(),
-                })
-            }
-            Some(Closed::Released) => return Err(LeaseError::Released(subdomain)),
-            None => {}
-        }
-        // Both clocks: the monotonic one cannot jump, but it may not count a system suspend or
-        // a VM pause, while other runs judge expiry by their wall clocks. The wall deadline is
-        // in whole seconds, rounded down from the send: one second of grace stays within the
-        // margin (at least 1 s) before the stored `expires_at`.
-        if Instant::now() >= inner.open_until || now() > inner.open_until_wall {
-            return Err(LeaseError::Expired {
-                subdomain,
-                expired_at: format_rfc3339(inner.open_until_wall),
-            });
-        }
-        Ok(())
-    }
-
-    /// The moment (local monotonic clock) the fence closes unless the lease is renewed.
-    pub fn open_until(&self) -> Instant {
-        self.lock().open_until
-    }
-
-    /// The store confirmed a write of the lease, sent at `sent` (`sent_wall` on the wall clock).
-    fn confirm(&self, ttl: Duration, sent: Instant, sent_wall: i64) {
-        let open_for = ttl.saturating_sub(self.state.margin);
-        let mut inner = self.lock();
-        // A renewal confirmed late never shortens what an earlier one granted.
-        if sent + open_for > inner.open_until {
-            inner.open_until = sent + open_for;
-            inner.open_until_wall = sent_wall + open_for.as_secs() as i64;
-        }
-    }
-
-    fn close(&self, why: Closed) {
-        self.lock().closed.get_or_insert(why);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FenceInner> {
-        // The lock guards plain values, valid whatever a panicking holder left half done.
-        self.state
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// A name for the run `run_id`, for other runs' messages: host, pid and the run id.
-pub fn holder_name(run_id: &str) -> String {
-    format!(
-        "{} pid {} run {run_id}",
-        hostname().unwrap_or_else(|| "unknown-host".into()),
-        std::process::id(),
-    )
-}
-
-fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-}
-
-/// Elsewhere than Linux there is no `/proc` to prove a holder dead: leases wait for expiry.
-#[cfg(not(target_os = "linux"))]
-fn this_process() -> Option<ProcessIdentity> {
-    None
-}
-
-/// This process's identity, or `None` where `/proc` cannot tell it.
-#[cfg(target_os = "linux")]
-fn this_process() -> Option<ProcessIdentity> {
-    static THIS: std::sync::OnceLock<Option<ProcessIdentity>> = std::sync::OnceLock::new();
-    THIS.get_or_init(|| {
-        use std::os::unix::fs::MetadataExt;
-        let pid = std::process::id();
-        // A `/proc` mounted from another pid namespace would describe other processes.
-        let self_link = std::fs::read_link("/proc/self").ok()?;
-        if self_link.to_str()? != pid.to_string() {
-            return None;
-        }
-        let identity = ProcessIdentity {
-            hostname: hostname()?,
-            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .ok()?
-                .trim()
-                .to_string(),
-            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
-                .ok()?
-                .to_str()?
-                .to_string(),
-            uid: std::fs::metadata("/proc/self").ok()?.uid(),
-            pid,
-            start_time: start_time(pid).ok()??,
-        };
-        let known = |s: &str| !s.is_empty();
-        (known(&identity.hostname) && known(&identity.boot_id) && known(&identity.pid_namespace))
-            .then_some(identity)
-    })
-    .clone()
-}
-
-/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`): `Ok(None)` when no such
-/// process exists, an error when it cannot be told.
-fn start_time(pid: u32) -> std::io::Result<Option<u64>> {
-    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    // The command name (field 2) is in parentheses and may hold spaces and ')'; fields after the
-    // last ')' start at field 3.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(22 - 3))
-        .and_then(|field| field.parse().ok())
-        .map(Some)
-        .ok_or_else(|| std::io::Error::other(format!("/proc/{pid}/stat has no start time")))
-}
-
-/// Why the holder of `record` is certainly dead, or `None` when that cannot be proven.
-fn known_dead(record: &LeaseRecord) -> Option<String> {
-    let holder = record.process.as_ref()?;
-    let me = this_process()?;
-    let same_machine = holder.hostname == me.hostname
-        && holder.boot_id == me.boot_id
-        && holder.pid_namespace == me.pid_namespace
-        && holder.uid == me.uid;
-    if !same_machine {
-        return None;
-    }
-    if holder.pid == me.pid {
-        // This very process may hold other leases still at work (a library caller, tests).
-        return (holder.start_time != me.start_time).then(|| {
-            format!(
-                "its pid {} is now this run's own, so that process has exited",
-                holder.pid
-            )
-        });
-    }
-    match start_time(holder.pid) {
-        Ok(None) => Some(format!(
-            "process {} no longer exists on this machine",
-            holder.pid
-        )),
-        Ok(Some(started)) if started != holder.start_time => Some(format!(
-            "pid {} now belongs to another process (started at tick {started}, not {})",
-            holder.pid, holder.start_time
-        )),
-        Ok(Some(_)) | Err(_) => None,
-    }
-}
-
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
@@ -688,6 +411,7 @@ pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>,
 }
 #[cfg(test)]
 mod tests {
+    use super::holder::start_time;
     use super::*;
     use crate::config::new_run_id;
 

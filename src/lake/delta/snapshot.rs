@@ -8,8 +8,8 @@ use delta_kernel::snapshot::Snapshot;
 use delta_kernel::Engine;
 use serde_json::Value;
 
+use crate::lake::delta::retention::{read_removed, Removed};
 use crate::lake::layout;
-use crate::lake::retention::{read_removed, Removed};
 use crate::table::encode::FileStats;
 
 /// What a snapshot of the log holds for one subdomain.
