@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::config::ConfigError;
 use crate::ddl::DdlError;
+use crate::lake::commit::CommitError;
 use crate::lake::lease::LeaseError;
 use crate::lake::manifest::ManifestError;
 use crate::lake::storage::StorageError;
@@ -188,7 +189,9 @@ fn run_code(e: &RunError) -> u8 {
             | LeaseError::Expired { .. }
             | LeaseError::Released(_),
         ) => exit::LEASE,
-        RunError::Commit(c) if !c.is_storage() => exit::LEASE,
+        RunError::Commit(CommitError::Lease(_) | CommitError::Conflict { .. }) => exit::LEASE,
+        RunError::Commit(CommitError::Manifest(m)) => manifest_code(m),
+        RunError::Commit(CommitError::WouldDrop { .. }) => exit::WINDOWS_FAILED,
         RunError::Interrupted => exit::INTERRUPTED,
         RunError::Verify(v) => verify_code(v),
         RunError::Storage(_) | RunError::Lease(_) | RunError::Commit(_) => exit::DESTINATION,

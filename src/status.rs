@@ -55,6 +55,10 @@ pub struct Status {
     pub bytes: u64,
     pub gaps: Vec<Gap>,
     pub open_window: Option<WindowRecord>,
+    /// Earlier open windows whose close has not committed yet (a close that failed): their
+    /// parts are the table's until a later run closes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub closing_windows: Vec<WindowRecord>,
     /// Seconds from the end of the newest committed window (`done_to`) to now: how far behind the
     /// lake is. `None` before the first committed window.
     pub age_seconds: Option<i64>,
@@ -118,7 +122,11 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
     let current = Current::Listed { lake, subdomain };
     let view = TableView::read(&manifest, grid, &generations, None, current).await?;
     let markers = &view.standing;
-    let open_window = view.open.first().cloned();
+    let mut open = view.open.clone();
+    open.sort_by_key(|o| std::cmp::Reverse(o.start.clone()));
+    let mut open = open.into_iter();
+    let open_window = open.next();
+    let closing_windows: Vec<WindowRecord> = open.collect();
     // Every committed window, those a compacted day's marker covers too (one listing).
     let starts: Vec<i64> = generations.into_keys().collect();
     let fresh_to = starts.last().map(|&s| s + grid.seconds());
@@ -147,6 +155,7 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
         bytes: markers.values().map(|m| m.bytes).sum(),
         gaps: gaps(&starts, grid),
         open_window,
+        closing_windows,
     })
 }
 
@@ -264,6 +273,16 @@ impl fmt::Display for Status {
                 open.covered_to.as_deref().unwrap_or(&open.completed_at),
             )?,
             None => writeln!(f, "open window: none")?,
+        }
+        for closing in &self.closing_windows {
+            writeln!(
+                f,
+                "closing:     {} .. {}, {} rows in {} parts (its close did not commit; the next run closes it)",
+                closing.start,
+                closing.end,
+                closing.rows,
+                closing.files.len(),
+            )?;
         }
         match self.age_seconds {
             Some(age) => writeln!(

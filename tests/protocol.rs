@@ -67,6 +67,19 @@ fn assert_seen_once(dest: &Path, expected: &BTreeSet<i64>, when: &str) {
     }
 }
 
+/// A simulator of `records` records and a lake exported from it up to `until` in `format`.
+async fn exported(
+    records: u64,
+    until: &str,
+    format: TableFormat,
+) -> (Simulator, tempfile::TempDir) {
+    let sim = start(sim_config(records, FROM, UNTIL)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = export(config(&sim, dir.path(), until, format)).await;
+    assert_eq!(summary.exit_code(), 0, "{format}");
+    (sim, dir)
+}
+
 fn formats() -> [TableFormat; 2] {
     [TableFormat::Parquet, TableFormat::Delta]
 }
@@ -188,6 +201,9 @@ async fn a_failed_close_keeps_its_parts_beside_the_next_open_window() {
                 assert_eq!(open["earlier"][0]["window"], "20240301T1000Z", "{open}");
                 let report = verify_lake_with(dest, VerifyOptions::default()).await;
                 assert!(report.is_clean(), "{format} seed {seed}: {report}");
+                let status = status_of(dest).await;
+                assert_eq!(status.closing_windows.len(), 1, "{format}");
+                assert_eq!(status.closing_windows[0].window, "20240301T1000Z");
                 repair_with(config(&healthy, dest, until, format), false)
                     .await
                     .unwrap();
@@ -214,13 +230,8 @@ async fn a_failed_close_keeps_its_parts_beside_the_next_open_window() {
 async fn a_torn_hour_inside_a_compacted_day_fails_no_run() {
     let _serial = SERIAL.lock().await;
     for format in formats() {
-        let sim = start(sim_config(3_000, FROM, UNTIL)).await;
-        let dir = tempfile::tempdir().unwrap();
+        let (sim, dir) = exported(3_000, UNTIL, format).await;
         let dest = dir.path();
-        assert_eq!(
-            export(config(&sim, dest, UNTIL, format)).await.exit_code(),
-            0
-        );
         let hour = dest.join("_auditlake/subdomain=acme/windows/20240301T0500Z.json");
         std::fs::write(&hour, b"{\"window\": ").unwrap();
         let mut rerun = config(&sim, dest, "2024-03-02T13:00:00Z", format);
@@ -266,6 +277,30 @@ async fn offset_pagination_never_compacts_a_day_past_its_cap() {
         assert!(repaired.failures.is_empty(), "{:?}", repaired.failures);
         assert!(repaired.after.is_clean(), "{}", repaired.after);
     }
+
+    // A day compacted while small, whose late records then take it past the cap: the recheck
+    // repairs it, fetching it by its hours (review of issue 26).
+    let sim = start(sim_config(16_000, FROM, "2024-03-02")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path();
+    sim.hide_from(Some(utc(t("2024-03-01T05:00:00Z"))));
+    let mut config = config(&sim, dest, until, TableFormat::Parquet);
+    config.pagination = Pagination::Offset;
+    let summary = export(config.clone()).await;
+    assert_eq!((summary.exit_code(), summary.days_compacted), (0, 1));
+    sim.hide_from(None);
+    config.recheck = Duration::from_secs(2 * 86_400);
+    config.until = t("2024-03-02T03:00:00Z");
+    let summary = export(config).await;
+    assert_eq!(summary.exit_code(), 0, "{:?}", summary.fatal);
+    assert_eq!(summary.windows_repaired, 1);
+    assert_lake_exact(
+        dest,
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-02T03:00:00Z",
+    );
 }
 
 /// Finding 5: a day of runs every 20 minutes on an hourly grid: every close rearranges (its
@@ -343,11 +378,7 @@ fn delta_commits(root: &Path) -> Vec<Vec<serde_json::Value>> {
 #[tokio::test]
 async fn converting_a_lake_with_an_interrupted_compaction_adds_every_record() {
     let _serial = SERIAL.lock().await;
-    let sim = start(sim_config(3_000, FROM, UNTIL)).await;
-    let base = tempfile::tempdir().unwrap();
-    let mut plain = config(&sim, base.path(), UNTIL, TableFormat::Parquet);
-    plain.compact_days = false;
-    assert_eq!(export(plain).await.exit_code(), 0);
+    let (sim, base) = uncompacted().await;
     let journals = |dest: &Path| {
         std::fs::read_dir(dest.join("_auditlake/subdomain=acme/repairs"))
             .map(|d| d.count())
@@ -355,16 +386,10 @@ async fn converting_a_lake_with_an_interrupted_compaction_adds_every_record() {
     };
     let mut interrupted = 0;
     for k in 1..200 {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path();
-        copy_dir(base.path(), dest);
-        crash::after(k);
-        let _ = export_result(config(&sim, dest, UNTIL, TableFormat::Parquet)).await;
-        let crashed = crash::crashed();
-        restart(dest);
-        if !crashed {
+        let Some(dir) = crashed_at(k, &sim, base.path()).await else {
             break;
-        }
+        };
+        let dest = dir.path();
         let g2 = dest.join("_auditlake/subdomain=acme/windows/20240301T0000Z.g2.json");
         if journals(dest) == 0 || !g2.exists() {
             continue;
@@ -387,6 +412,28 @@ async fn converting_a_lake_with_an_interrupted_compaction_adds_every_record() {
     );
 }
 
+/// A plain lake of hourly windows whose first day is complete and not compacted yet.
+async fn uncompacted() -> (Simulator, tempfile::TempDir) {
+    let sim = start(sim_config(3_000, FROM, UNTIL)).await;
+    let base = tempfile::tempdir().unwrap();
+    let mut plain = config(&sim, base.path(), UNTIL, TableFormat::Parquet);
+    plain.compact_days = false;
+    assert_eq!(export(plain).await.exit_code(), 0);
+    (sim, base)
+}
+
+/// A copy of the plain lake `base` that an export from `sim` (compacting its first day) crashed
+/// in, at its `k`-th write; `None` when the export made fewer writes.
+async fn crashed_at(k: u64, sim: &Simulator, base: &Path) -> Option<tempfile::TempDir> {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(base, dir.path());
+    crash::after(k);
+    let _ = export_result(config(sim, dir.path(), UNTIL, TableFormat::Parquet)).await;
+    let crashed = crash::crashed();
+    restart(dir.path());
+    crashed.then_some(dir)
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -398,4 +445,115 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// Review of issue 26: a compaction whose sweep a crash stopped half way (some hours' files
+/// deleted, some not), then its day's marker torn: the marker is the day's, and a repair
+/// against an API that no longer serves part of the day loses nothing.
+#[tokio::test]
+async fn a_torn_day_marker_after_a_compaction_crashed_in_its_sweep_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let (sim, base) = uncompacted().await;
+    let expected = expected_ids(&sim, FROM, UNTIL);
+    let hours_left = |dest: &Path| {
+        let day = dest.join("audit_logs/subdomain=acme/created_date=2024-03-01");
+        std::fs::read_dir(day)
+            .unwrap()
+            .filter(|e| {
+                !e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("-g2-")
+            })
+            .count()
+    };
+    let mut cases = 0;
+    for k in 1..200 {
+        let Some(dir) = crashed_at(k, &sim, base.path()).await else {
+            break;
+        };
+        let dest = dir.path();
+        let marker = dest.join("_auditlake/subdomain=acme/windows/20240301T0000Z.g2.json");
+        let left = hours_left(dest);
+        if !marker.exists() || left == 0 || left == 24 {
+            continue;
+        }
+        cases += 1;
+        let bytes = std::fs::read(&marker).unwrap();
+        std::fs::write(&marker, &bytes[..100]).unwrap();
+        assert_seen_once(dest, &expected, &format!("write {k}: torn"));
+        sim.hide_from(Some(utc(t("2024-03-01T05:30:00Z"))));
+        let _ = repair_with(config(&sim, dest, UNTIL, TableFormat::Parquet), false).await;
+        sim.hide_from(None);
+        assert_seen_once(
+            dest,
+            &expected,
+            &format!("write {k}: a repair the API half serves"),
+        );
+        repair_with(config(&sim, dest, UNTIL, TableFormat::Parquet), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            export(config(&sim, dest, UNTIL, TableFormat::Parquet))
+                .await
+                .exit_code(),
+            0
+        );
+        assert!(verify_deep(dest).await.is_clean());
+        assert_lake_exact(dest, &sim, &SimFilter::default(), FROM, UNTIL);
+    }
+    assert!(
+        cases > 0,
+        "no crash stopped the compaction's sweep half way"
+    );
+}
+
+/// Review of issue 26: a torn `open.json` is reported, its parts are no strays, and the next
+/// run rebuilds it from the parts and exports the open window again from its start, dropping
+/// none of its records even where the API no longer serves them.
+#[tokio::test]
+async fn a_torn_open_state_is_rebuilt_from_the_parts_and_drops_nothing() {
+    let _serial = SERIAL.lock().await;
+    for format in formats() {
+        let (sim, dir) = exported(2_000, "2024-03-01T10:30:00Z", format).await;
+        let dest = dir.path();
+        let committed = expected_ids(&sim, FROM, "2024-03-01T10:30:00Z");
+        let open = dest.join("_auditlake/subdomain=acme/open.json");
+        std::fs::write(&open, b"{\"window\": \"2024").unwrap();
+        let report = verify_lake_with(dest, VerifyOptions::default()).await;
+        assert_eq!(
+            kinds(&report),
+            [Kind::CorruptManifest],
+            "{format}: {report}"
+        );
+        assert!(report.files_to_remove().is_empty());
+        // The API has lost the open window's records after 10:10: the parts keep them.
+        sim.hide_from(Some(utc(t("2024-03-01T10:10:00Z"))));
+        let summary = export(config(&sim, dest, "2024-03-01T10:40:00Z", format)).await;
+        assert_ne!(
+            summary.exit_code(),
+            0,
+            "{format}: the open window cannot drop its parts"
+        );
+        assert_seen_once(dest, &committed, &format!("{format}: API short"));
+        sim.hide_from(None);
+        let summary = export(config(&sim, dest, "2024-03-01T11:30:00Z", format)).await;
+        assert_eq!(summary.exit_code(), 0, "{format}: {:?}", summary.fatal);
+        assert!(verify_deep(dest).await.is_clean(), "{format}");
+        assert_lake_exact(
+            dest,
+            &sim,
+            &SimFilter::default(),
+            FROM,
+            "2024-03-01T11:30:00Z",
+        );
+    }
+}
+
+async fn status_of(dest: &Path) -> auditlake::status::Status {
+    let store = auditlake::lake::storage::StoreOptions::default();
+    let lake = auditlake::lake::storage::Lake::open(dest.to_str().unwrap(), &store).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    auditlake::status::status(&lake, "acme", now).await.unwrap()
 }

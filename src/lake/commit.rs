@@ -47,6 +47,10 @@ pub enum CommitError {
     Unreadable { path: String, reason: String },
     #[error(transparent)]
     Delta(#[from] DeltaError),
+    /// The change would remove files holding records its own files do not hold (and no other
+    /// file of the table does): it is not made.
+    #[error("window {window}: Zendesk no longer returns {dropped} records the lake holds; the window is left as it is rather than lose them")]
+    WouldDrop { window: String, dropped: u64 },
 }
 
 impl From<LeaseError> for CommitError {
@@ -317,26 +321,16 @@ pub fn ids_of_parts(parts: &mut [RoutedPart]) -> Result<HashSet<i64>, PartError>
     Ok(ids)
 }
 
-/// The ids of the records of `window` in the lake's readable part files of it (of any
-/// generation, kept or not), for a repair of a window whose marker or files are damaged: the
-/// records it still holds somewhere. Files that do not read are passed over.
-pub async fn ids_present(
-    lake: &Lake,
-    subdomain: &str,
-    window: &Window,
-) -> Result<HashSet<i64>, CommitError> {
+/// The ids in the files at `paths` (those still there; files that do not read as Parquet are
+/// passed over, with a warning).
+pub async fn ids_in_paths(lake: &Lake, paths: &[Path]) -> Result<HashSet<i64>, CommitError> {
     let mut ids = HashSet::new();
-    for day in window.days() {
-        for path in lake.list(&layout::partition(subdomain, day)).await? {
-            if !layout::is_part_of(&path, window) {
-                continue;
-            }
-            let Some(bytes) = lake.read(&path).await? else {
-                continue;
-            };
-            if let Err(e) = collect_ids_within(bytes, &mut ids, Some(window)) {
-                tracing::warn!(path = %path, error = %e, "a file of the window does not read; its records are not counted");
-            }
+    for path in paths {
+        let Some(bytes) = lake.read(path).await? else {
+            continue;
+        };
+        if let Err(e) = collect_ids_within(bytes, &mut ids, None) {
+            tracing::warn!(path = %path, error = %e, "a file does not read; its records cannot be counted");
         }
     }
     Ok(ids)

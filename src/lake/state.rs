@@ -10,7 +10,7 @@ use crate::lake::signing::Signer;
 use crate::lake::commit::{CommitError, Committer};
 use crate::lake::delta::{DeltaLog, TableFormat};
 use crate::lake::layout;
-use crate::lake::manifest::{ApiFacts, Dataset, FileEntry, ManifestError, WindowRecord};
+use crate::lake::manifest::{ApiFacts, Dataset, FileEntry, ManifestError, OpenState, WindowRecord};
 use crate::lake::view::{Current, TableView};
 use crate::plan::window::{parse_compact, Grid, Window};
 use crate::table::encode::FileStats;
@@ -126,9 +126,15 @@ impl Committer {
         }
         let repairs_converged = self.converge_repairs(grid, &generations).await?;
         self.read_chain().await?;
-        let open: Vec<WindowRecord> = manifest
-            .open_windows()
-            .await?
+        let open = match manifest.open_windows().await {
+            Ok(open) => open,
+            Err(ManifestError::Corrupt { path, reason }) => {
+                tracing::error!(%path, %reason, "the open windows' state does not parse: it is rebuilt from their parts in the lake, and each is exported again from its start, dropping none of their records");
+                self.rebuild_open(grid, &generations).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let open: Vec<WindowRecord> = open
             .into_iter()
             .filter(|o| parse_compact(&o.window).is_some_and(|s| !generations.contains_key(&s)))
             .collect();
@@ -237,6 +243,60 @@ impl Committer {
         }
         self.vacuum(log, &wanted, &unreadable).await?;
         Ok(())
+    }
+
+    /// The open windows' records as their parts in the lake tell them (the delta parts of every
+    /// window without a marker), written as `open.json` in place of one that does not parse.
+    /// How far each is complete cannot be told: none grows by deltas, so each is exported again
+    /// from its start (or, closed, whole), and its parts stay until that holds their records.
+    async fn rebuild_open(
+        &self,
+        grid: Grid,
+        generations: &BTreeMap<i64, u32>,
+    ) -> Result<Vec<WindowRecord>, CommitError> {
+        let mut starts = std::collections::BTreeSet::new();
+        for path in self.lake().list(&layout::data(self.subdomain())).await? {
+            let part = path.filename().and_then(layout::parse_part_name);
+            if let Some(start) = part
+                .filter(|p| p.delta_from.is_some())
+                .and_then(|p| parse_compact(p.window_id))
+                .filter(|s| !generations.contains_key(s))
+            {
+                starts.insert(start);
+            }
+        }
+        let mut records = Vec::new();
+        for start in starts.into_iter().rev() {
+            let cell = Window {
+                start,
+                end: start + grid.seconds(),
+            };
+            let parts: Vec<FileEntry> = self
+                .describe_files_of(&cell)
+                .await?
+                .into_iter()
+                .filter(|f| {
+                    let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+                    layout::parse_part_name(name).is_some_and(|p| p.delta_from.is_some())
+                })
+                .collect();
+            let mut record = WindowRecord::new(&cell, parts);
+            record.run_id = self.run_id().to_string();
+            records.push(record);
+        }
+        self.fence_check()?;
+        let path = layout::open_window(self.subdomain());
+        match records.split_first() {
+            Some((latest, earlier)) => {
+                let state = OpenState {
+                    latest: latest.clone(),
+                    earlier: earlier.to_vec(),
+                };
+                self.manifest().record_open(&state).await?;
+            }
+            None => self.lake().delete(&path).await?,
+        }
+        Ok(records)
     }
 
     /// The part files of `span` in the lake, described from their footers (rows, bounds) as a

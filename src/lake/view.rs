@@ -9,10 +9,10 @@
 //! - **Torn markers** (they do not parse). Which files are theirs cannot be read from them; what
 //!   they may cover is told by the rest: one that may be a compacted day's
 //!   ([`compaction_day`]: a later generation of a complete day's first window) spans the day
-//!   when none of the files the day's other windows' markers name is the table's any more (a
-//!   compaction removed them: the Delta log dropped them, a plain lake deleted them); otherwise
-//!   it covers its grid window. A torn marker inside a standing span is history, like any
-//!   covered marker. A torn marker that stands is `repair`'s to re-export, over its span.
+//!   when the day's other windows' files say it was compacted ([`Current`]: a Delta log holds
+//!   none of them; a plain lake lacks one, as a compaction's sweep that a crash stopped leaves
+//!   it); otherwise it covers its grid window. A torn marker inside a standing span is history,
+//!   like any covered marker. A torn marker that stands is `repair`'s to re-export, over its span.
 //! - **Open windows.** The records of every open window without a marker (`open.json` keeps
 //!   those whose close failed, beside the latest): their parts are the table's.
 //!
@@ -29,12 +29,27 @@ use crate::lake::manifest::{
 use crate::lake::storage::Lake;
 use crate::plan::window::{parse_compact, Grid, Window};
 
-/// Which files are the table's now, for telling what a torn marker may cover.
+/// How to tell that a day was compacted from its other windows' files, for what a torn first
+/// marker may cover. A compaction removes them from a Delta log in one commit (every one of
+/// them: the log is told by none being held; one merely behind its markers, a crash between a
+/// marker and its commit, still holds the others), and deletes them from a plain lake (a crash
+/// in its sweep may leave some: told by any being gone).
 pub enum Current<'a> {
     /// The files a Delta log's latest version holds (paths relative to the lake).
     Held(BTreeSet<String>),
     /// The files in the lake: the day partitions in question are listed when a torn marker asks.
     Listed { lake: &'a Lake, subdomain: &'a str },
+}
+
+impl Current<'_> {
+    /// Whether the files of a day's other windows (`files`, some of them `present` where the
+    /// lake was listed) say the day was compacted.
+    fn compacted(&self, files: &[&FileEntry], present: &BTreeSet<String>) -> bool {
+        match self {
+            Current::Held(held) => !files.iter().any(|f| held.contains(&f.path)),
+            Current::Listed { .. } => files.iter().any(|f| !present.contains(&f.path)),
+        }
+    }
 }
 
 /// A torn marker that stands, with the span it covers.
@@ -83,31 +98,22 @@ impl TableView {
             .collect::<Vec<_>>();
         let markers = manifest.read_markers(wanted).await?;
         let open = manifest.open_windows().await?;
-        let listed = match current {
-            Current::Listed { lake, subdomain } => {
-                let days = candidate_days(grid, generations, &markers);
-                let mut present = BTreeSet::new();
-                for day in days {
-                    for date in day.days() {
-                        let partition = layout::partition(subdomain, date);
-                        present.extend(lake.list(&partition).await?.iter().map(|p| p.to_string()));
-                    }
+        let mut present = BTreeSet::new();
+        if let Current::Listed { lake, subdomain } = &current {
+            for day in candidate_days(grid, generations, &markers) {
+                for date in day.days() {
+                    let listed = lake.list(&layout::partition(subdomain, date)).await?;
+                    present.extend(listed.iter().map(|p| p.to_string()));
                 }
-                Some(present)
             }
-            Current::Held(_) => None,
-        };
-        let is_current = |path: &str| match (&current, &listed) {
-            (Current::Held(held), _) => held.contains(path),
-            (_, Some(present)) => present.contains(path),
-            (_, None) => false,
-        };
+        }
+        let compacted = |files: &[&FileEntry]| current.compacted(files, &present);
         Ok(TableView::build(
             grid,
             generations,
             markers,
             open,
-            &is_current,
+            &compacted,
         ))
     }
 
@@ -118,7 +124,7 @@ impl TableView {
         generations: &BTreeMap<i64, u32>,
         markers: BTreeMap<i64, Result<WindowRecord, Torn>>,
         open: Vec<WindowRecord>,
-        is_current: &dyn Fn(&str) -> bool,
+        compacted: &dyn Fn(&[&FileEntry]) -> bool,
     ) -> TableView {
         let readable: BTreeMap<i64, &WindowRecord> = markers
             .iter()
@@ -136,11 +142,12 @@ impl TableView {
                 Ok(record) => record.span().unwrap_or(grid_window),
                 Err(torn) => compaction_day(grid, start, torn.generation, committed)
                     .filter(|day| {
-                        // A compacted day's other windows' files are no longer the table's.
-                        !readable
+                        // A compaction removes the day's other windows' files ([`Current`]).
+                        let files: Vec<&FileEntry> = readable
                             .range(start + 1..day.end)
                             .flat_map(|(_, m)| &m.files)
-                            .any(|f| is_current(&f.path))
+                            .collect();
+                        compacted(&files)
                     })
                     .unwrap_or(grid_window),
             };
@@ -294,15 +301,13 @@ mod tests {
     #[test]
     fn a_torn_first_marker_of_a_compacted_day_spans_the_day_and_covers_its_hours() {
         let (generations, markers) = day(2);
-        let view = TableView::build(hourly(), &generations, markers, vec![], &|_| false);
+        let view = TableView::build(hourly(), &generations, markers, vec![], &|_| true);
         let torn = &view.torn[&DAY];
-        assert_eq!(
-            torn.span,
-            Window {
-                start: DAY,
-                end: DAY + 86_400
-            }
-        );
+        let whole = Window {
+            start: DAY,
+            end: DAY + 86_400,
+        };
+        assert_eq!(torn.span, whole);
         assert!(view.standing.is_empty(), "{:?}", view.standing.keys());
         assert_eq!(view.covered.len(), 23);
         assert!(view.torn_over(DAY + 5 * HOUR).is_some());
@@ -312,19 +317,32 @@ mod tests {
     fn a_torn_first_marker_of_a_day_whose_hours_are_still_the_tables_covers_its_hour() {
         // Generation 2 by a repair of the hour, not a compaction: the hours' files are current.
         let (generations, markers) = day(2);
-        let view = TableView::build(hourly(), &generations, markers, vec![], &|p| p == "hour-7");
-        assert_eq!(
-            view.torn[&DAY].span,
-            Window {
-                start: DAY,
-                end: DAY + HOUR
-            }
-        );
+        let view = TableView::build(hourly(), &generations, markers, vec![], &|_| false);
+        assert_eq!(view.torn[&DAY].span.end, DAY + HOUR);
         assert_eq!(view.standing.len(), 23);
         // Generation 1 is never a compaction's.
         let (generations, markers) = day(1);
-        let view = TableView::build(hourly(), &generations, markers, vec![], &|_| false);
+        let view = TableView::build(hourly(), &generations, markers, vec![], &|_| true);
         assert_eq!(view.torn[&DAY].span.end, DAY + HOUR);
+    }
+
+    #[test]
+    fn a_compaction_is_told_by_none_held_in_a_delta_log_and_by_any_gone_from_a_plain_lake() {
+        let (a, b) = (file("hour-1"), file("hour-2"));
+        let files = [&a, &b];
+        let held = |paths: &[&str]| Current::Held(paths.iter().map(|p| p.to_string()).collect());
+        // The log removed them all in one commit; one behind its markers still holds others.
+        assert!(held(&[]).compacted(&files, &BTreeSet::new()));
+        assert!(!held(&["hour-2"]).compacted(&files, &BTreeSet::new()));
+        // A plain lake's compaction deletes them; a crash in its sweep leaves some.
+        let (_dir, lake) = crate::lake::storage::temp_lake();
+        let listed = Current::Listed {
+            lake: &lake,
+            subdomain: "acme",
+        };
+        let present = |paths: &[&str]| paths.iter().map(|p| p.to_string()).collect();
+        assert!(listed.compacted(&files, &present(&["hour-2"])));
+        assert!(!listed.compacted(&files, &present(&["hour-1", "hour-2"])));
     }
 
     #[test]

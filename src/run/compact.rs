@@ -124,11 +124,12 @@ fn backlog(context: &Context<'_>, generations: &BTreeMap<i64, u32>) -> Vec<i64> 
 }
 
 /// The most records a day may hold to be compacted with `pagination`: offset pagination pages
-/// through at most [`OFFSET_CAP`] records of one query, and a compacted day is one window (one
-/// query) for the recheck and `repair`.
+/// through at most [`OFFSET_CAP`] records of one query, and a compacted day is one window for the
+/// recheck and `repair`. Half the cap leaves room for the records that arrive late (the recheck
+/// counts them, one query a day; a repair then fetches the day by its grid windows).
 pub(crate) fn day_cap(pagination: Pagination) -> Option<u64> {
     match pagination {
-        Pagination::Offset => Some(OFFSET_CAP),
+        Pagination::Offset => Some(OFFSET_CAP / 2),
         Pagination::Cursor => None,
     }
 }

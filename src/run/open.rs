@@ -44,6 +44,9 @@ pub(crate) async fn export_open(
     context: &Context<'_>,
     window: Window,
 ) -> Result<Done, WindowError> {
+    // Any record of the window: one that does not grow by deltas (rebuilt from its parts, or
+    // of a window exported whole) has its parts replaced by an export from its start.
+    let existing = context.open_state.iter().find(|o| o.window == window.id());
     let mut state = open_record(&context.open_state, &window);
     // The whole grid cell: parts of an earlier run whose `until` was later may lie on its later
     // days (multi-day windows), beyond the cut at this run's `until`.
@@ -51,7 +54,7 @@ pub(crate) async fn export_open(
         start: window.start,
         end: window.start + context.config.grid.seconds(),
     };
-    let mut restarted = None;
+    let mut restarted = existing.filter(|_| state.is_none());
     if let Some(held) = state {
         // A close killed half way (its sweep removed some parts, its marker never came) leaves a
         // record naming parts that are gone: building on it would lose their records, so the
@@ -163,14 +166,10 @@ pub(crate) async fn close_open(
             commit_as(context, window, made, false, ChangeKind::Rearrange).await
         }
         None => {
-            let (mut parts, counts) = fetch_window(context, window).await?;
             // The parts' records stay unless the window fetched whole holds them all (an API
-            // that served a record may fail to serve it later).
-            let held = open_record(&context.committer.open_records().await, &window)
-                .cloned()
-                .unwrap_or_else(|| state.clone());
-            keeps_every_record(context, &window, &held, &mut parts).await?;
-            commit_as(context, window, (parts, counts), true, ChangeKind::Repair).await
+            // that served a record may fail to serve it later): the commit checks it.
+            let made = fetch_window(context, window).await?;
+            commit_as(context, window, made, true, ChangeKind::Repair).await
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::plan::window::Window;
 use crate::table::decode::decode_page;
 use crate::table::route::{RouteCounts, RoutedPart, WindowRouter};
 use crate::table::schema::Schema;
-use crate::zendesk::{pagination, ApiError, Page, PageRequest};
+use crate::zendesk::{pagination, ApiError, Page, PageRequest, Pagination};
 use futures::StreamExt;
 use std::pin::pin;
 use tokio::sync::mpsc;
@@ -81,7 +81,28 @@ pub(crate) async fn fetch_window(
     context: &Context<'_>,
     window: Window,
 ) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
-    fetch_piece(context, window, window).await
+    let grid = context.config.grid.seconds();
+    if context.config.pagination != Pagination::Offset || window.end - window.start <= grid {
+        return fetch_piece(context, window, window).await;
+    }
+    // A compacted day with offset pagination: one query could hold more records than the
+    // offset form pages through, its grid windows each fewer (as they were exported). The
+    // pieces' parts are numbered on across the day.
+    let mut parts: Vec<RoutedPart> = Vec::new();
+    let mut counts = RouteCounts::default();
+    for start in (window.start..window.end).step_by(grid as usize) {
+        let piece = Window {
+            start,
+            end: (start + grid).min(window.end),
+        };
+        let (more, more_counts) = fetch_piece(context, piece, window).await?;
+        for mut part in more {
+            part.seq = parts.iter().filter(|p| p.day == part.day).count() as u32;
+            parts.push(part);
+        }
+        counts.add(more_counts);
+    }
+    Ok((parts, counts))
 }
 
 /// Fetches and encodes the records of the seconds `piece` of `window` (files labelled with the

@@ -11,7 +11,7 @@ use super::summary::Failure;
 use super::Context;
 use crate::config::{ExportConfig, RepairConfig};
 use crate::lake::change::Change;
-use crate::lake::commit::{ids_of_parts, ids_present, Committer};
+use crate::lake::commit::Committer;
 use crate::lake::lease::LeaseError;
 use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::Lake;
@@ -231,22 +231,16 @@ pub(crate) async fn repair_window(
         .await?;
     let (mut parts, _) = fetch_window(context, *window).await?;
     // Never drop what the lake holds: intact files (only a count that grew at Zendesk) are read
-    // whole; of a damaged window, what its readable files still hold (a marker that does not
-    // parse, a file missing or cut: the records Zendesk no longer serves stay where they are).
-    let dropped = match damaged {
-        false => records_dropped(context, &current, &mut parts).await?,
-        true => {
-            let committer = &context.committer;
-            let held = ids_present(committer.lake(), committer.subdomain(), window).await?;
-            let fresh = ids_of_parts(&mut parts)?;
-            held.iter().filter(|id| !fresh.contains(id)).count() as u64
+    // whole here; of a damaged window (a marker that does not parse, a file missing or cut), the
+    // commit keeps every record its readable files hold ([`Committer::commit`]).
+    if !damaged {
+        let dropped = records_dropped(context, &current, &mut parts).await?;
+        if dropped > 0 {
+            return Err(WindowError::WouldDrop {
+                window: window.id(),
+                dropped,
+            });
         }
-    };
-    if dropped > 0 {
-        return Err(WindowError::WouldDrop {
-            window: window.id(),
-            dropped,
-        });
     }
     let rows: u64 = parts.iter().map(|p| p.part.rows).sum();
     if rows < current.rows {

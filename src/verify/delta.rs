@@ -80,7 +80,9 @@ impl Check<'_> {
                 );
                 continue;
             }
-            let of_unreadable = part_window(path).is_some_and(|s| self.owned_by_torn(s));
+            let maybe_open = |s: i64| self.open_unreadable && !self.committed.contains(&s);
+            let of_unreadable =
+                part_window(path).is_some_and(|s| self.owned_by_torn(s) || maybe_open(s));
             if !named.contains_key(path) && !of_unreadable {
                 self.found(
                     Kind::LogDisagrees,

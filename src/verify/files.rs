@@ -156,7 +156,10 @@ impl Check<'_> {
             .filter(|p| !named.contains(p.as_str()))
             .filter(|p| {
                 let start = Check::window_of(&name_of(p));
-                !start.is_some_and(|s| self.owned_by_torn(s))
+                // With `open.json` unreadable, an uncommitted window's files may be its open
+                // parts: never strays.
+                let maybe_open = |s: i64| self.open_unreadable && !self.committed.contains(&s);
+                !start.is_some_and(|s| self.owned_by_torn(s) || maybe_open(s))
                     && start.is_none_or(|s| self.in_range(s))
             })
             .cloned()

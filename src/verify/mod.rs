@@ -348,14 +348,14 @@ pub async fn verify(
         ),
         TableFormat::Parquet => None,
     };
-    // Which files are the table's now: the log's latest version, or the lake's listing.
-    let held: Option<&std::collections::BTreeMap<String, u64>> =
-        log.as_ref().and_then(|l| l.as_ref().ok()).map(|s| &s.files);
-    let current = |path: &str| match held {
-        Some(files) => files.contains_key(path),
-        None => listing.contains_key(path),
+    // Whether a day was compacted, told by its other windows' files (see `lake::view::Current`):
+    // the log holds none of them, or one is gone from a plain lake.
+    let held = log.as_ref().and_then(|l| l.as_ref().ok()).map(|s| &s.files);
+    let compacted = |files: &[&crate::lake::manifest::FileEntry]| match held {
+        Some(held) => !files.iter().any(|f| held.contains_key(&f.path)),
+        None => files.iter().any(|f| !listing.contains_key(&f.path)),
     };
-    check.read_table(&current).await?;
+    check.read_table(&compacted).await?;
     if let Some(Ok(snapshot)) = &log {
         check.retained(snapshot, &mut listing);
     }
@@ -408,6 +408,10 @@ struct Check<'a> {
     unreadable_days: BTreeMap<i64, i64>,
     /// The open windows' records, but those committed since.
     open: Vec<WindowRecord>,
+    /// `open.json` does not parse: the files of windows without a marker may be open parts.
+    open_unreadable: bool,
+    /// The starts of every committed window (the markers' listing).
+    committed: BTreeSet<i64>,
     windows: Vec<WindowCheck>,
     findings: Vec<Finding>,
     chain_links: Option<u64>,
@@ -443,6 +447,8 @@ impl<'a> Check<'a> {
             covered: BTreeSet::new(),
             unreadable_days: BTreeMap::new(),
             open: Vec::new(),
+            open_unreadable: false,
+            committed: BTreeSet::new(),
             windows: Vec::new(),
             findings: Vec::new(),
             chain_links: None,
@@ -451,21 +457,27 @@ impl<'a> Check<'a> {
     }
 
     /// Reads the table as the run sees it ([`TableView`]): the markers that stand, the torn ones
-    /// with what they may cover (`is_current`: the files that are the table's now), and the
-    /// open windows.
-    async fn read_table(&mut self, is_current: &dyn Fn(&str) -> bool) -> Result<(), VerifyError> {
+    /// with what they may cover (`compacted`: whether a day's other windows' files say it was
+    /// compacted), and the open windows.
+    async fn read_table(
+        &mut self,
+        compacted: &dyn Fn(&[&crate::lake::manifest::FileEntry]) -> bool,
+    ) -> Result<(), VerifyError> {
         let manifest = Manifest::new(self.lake.clone(), self.subdomain);
         let generations = manifest.generations().await?;
         let open = match manifest.open_windows().await {
             Ok(open) => open,
             Err(ManifestError::Corrupt { path, reason }) => {
-                self.found(Kind::CorruptManifest, None, Some(path), reason);
+                let detail = format!("the open windows' state does not parse ({reason}); the next run rebuilds it from their parts");
+                self.found(Kind::CorruptManifest, None, Some(path), detail);
+                self.open_unreadable = true;
                 Vec::new()
             }
             Err(e) => return Err(e.into()),
         };
         let markers = manifest.read_markers(generations.clone()).await?;
-        let view = TableView::build(self.grid, &generations, markers, open, is_current);
+        self.committed = generations.keys().copied().collect();
+        let view = TableView::build(self.grid, &generations, markers, open, compacted);
         for (&start, torn) in &view.torn {
             self.unreadable.insert(start, torn.torn.generation);
             if torn.span.end - torn.span.start != self.grid.seconds() {

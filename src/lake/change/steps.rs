@@ -8,7 +8,7 @@ use std::io::Seek;
 use object_store::path::Path;
 
 use super::{Change, ChangeKind, Target};
-use crate::lake::commit::{CommitError, Committer};
+use crate::lake::commit::{ids_in_paths, CommitError, Committer};
 use crate::lake::layout;
 use crate::lake::manifest::{FileEntry, OpenState, RepairJournal, WindowRecord};
 use crate::lake::storage::{Created, StorageError};
@@ -62,10 +62,15 @@ impl Committer {
             self.sweep(&span, &record.files).await?;
             return Ok((record, Created::Created));
         }
+        // Records fetched again in place of files: none the lake holds may go.
+        let plan = self.sweep_plan(&span, &files).await?;
+        if kind.changes_data() {
+            self.keeps_every_record(&span, &files, &plan).await?;
+        }
         if !journaled {
             // Nothing readers see is replaced: what is left of earlier attempts goes first, so
             // that the marker finds the window exactly as it names it.
-            self.sweep(&span, &files).await?;
+            self.sweep_planned(&span, plan).await?;
         }
         let mut record = self.marker(&span, files);
         record.generation = generation;
@@ -299,6 +304,68 @@ impl Committer {
         })
     }
 
+    /// What the sweep of `window` keeping `keep` would remove (the window's part files of any
+    /// generation or attempt that `keep` does not name, but those a Delta table keeps for its
+    /// older versions), and the other part files of the table in its day partitions: one
+    /// listing per day.
+    async fn sweep_plan(
+        &self,
+        window: &Window,
+        keep: &[FileEntry],
+    ) -> Result<SweepPlan, CommitError> {
+        let kept: BTreeSet<&str> = keep.iter().map(|f| f.path.as_str()).collect();
+        let mut plan = SweepPlan::default();
+        for day in window.days() {
+            let partition = layout::partition(self.subdomain(), day);
+            for path in self.lake().list(&partition).await? {
+                let is_part = path.filename().and_then(layout::parse_part_name).is_some();
+                if kept.contains(path.as_ref()) || !is_part && !layout::is_part_of(&path, window) {
+                    continue;
+                }
+                if !layout::is_part_of(&path, window) {
+                    if self.delta().is_none_or(|log| log.holds(path.as_ref())) {
+                        plan.others.push(path);
+                    }
+                } else if self.retains(&path) {
+                    tracing::debug!(path = %path, window = %window.id(), "keeping a part the Delta log removed, for its older versions");
+                } else {
+                    plan.doomed.push(path);
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Fails with [`CommitError::WouldDrop`] when `plan` (the sweep of `window` keeping `keep`,
+    /// the change's files) would remove a record that neither `keep` nor another file of the
+    /// table in the window's day partitions holds: a change that fetched records again never
+    /// drops one the lake holds because the API stopped serving it. Nothing is read when the
+    /// sweep removes nothing; otherwise the part files of those partitions are (a repair's, a
+    /// close's cost). Files that do not read are passed over: nothing can be saved of them.
+    async fn keeps_every_record(
+        &self,
+        window: &Window,
+        keep: &[FileEntry],
+        plan: &SweepPlan,
+    ) -> Result<(), CommitError> {
+        if plan.doomed.is_empty() {
+            return Ok(());
+        }
+        let mut held = ids_in_paths(self.lake(), &plan.doomed).await?;
+        let mut elsewhere: Vec<Path> = keep.iter().map(|f| Path::from(f.path.as_str())).collect();
+        elsewhere.extend(plan.others.iter().cloned());
+        for id in ids_in_paths(self.lake(), &elsewhere).await? {
+            held.remove(&id);
+        }
+        match held.len() as u64 {
+            0 => Ok(()),
+            dropped => Err(CommitError::WouldDrop {
+                window: window.id(),
+                dropped,
+            }),
+        }
+    }
+
     /// Removes every part of `window` (of any generation, by any attempt) that `keep` does not
     /// name, and the staging leftovers of the window's writes; a Delta table's older versions
     /// keep the parts its log removed, for its retention (`retention.rs`). Returns how many were
@@ -308,22 +375,21 @@ impl Committer {
         window: &Window,
         keep: &[FileEntry],
     ) -> Result<u64, CommitError> {
-        let keep: BTreeSet<&str> = keep.iter().map(|f| f.path.as_str()).collect();
+        let plan = self.sweep_plan(window, keep).await?;
+        self.sweep_planned(window, plan).await
+    }
+
+    /// Removes what `plan` dooms, and the staging leftovers of `window`'s writes.
+    async fn sweep_planned(&self, window: &Window, plan: SweepPlan) -> Result<u64, CommitError> {
         let mut removed = 0;
+        for path in plan.doomed {
+            self.fence_check()?;
+            tracing::info!(path = %path, window = %window.id(), "removing a part this window no longer names");
+            self.lake().delete(&path).await?;
+            removed += 1;
+        }
         for day in window.days() {
             let partition = layout::partition(self.subdomain(), day);
-            for path in self.lake().list(&partition).await? {
-                if layout::is_part_of(&path, window) && !keep.contains(path.as_ref()) {
-                    if self.retains(&path) {
-                        tracing::debug!(path = %path, window = %window.id(), "keeping a part the Delta log removed, for its older versions");
-                        continue;
-                    }
-                    self.fence_check()?;
-                    tracing::info!(path = %path, window = %window.id(), "removing a part this window no longer names");
-                    self.lake().delete(&path).await?;
-                    removed += 1;
-                }
-            }
             for staged in self.lake().staging_leftovers(&partition)? {
                 let name = staged.rsplit('/').next().unwrap_or(&staged);
                 let of_window = layout::staging_target(name)
@@ -338,4 +404,11 @@ impl Committer {
         }
         Ok(removed)
     }
+}
+
+/// What a sweep removes, and the table's other part files beside it.
+#[derive(Default)]
+struct SweepPlan {
+    doomed: Vec<Path>,
+    others: Vec<Path>,
 }
