@@ -352,10 +352,15 @@ impl Committer {
             return Ok(());
         }
         let mut held = ids_in_paths(self.lake(), &plan.doomed).await?;
-        let mut elsewhere: Vec<Path> = keep.iter().map(|f| Path::from(f.path.as_str())).collect();
-        elsewhere.extend(plan.others.iter().cloned());
-        for id in ids_in_paths(self.lake(), &elsewhere).await? {
+        let kept: Vec<Path> = keep.iter().map(|f| Path::from(f.path.as_str())).collect();
+        for id in ids_in_paths(self.lake(), &kept).await? {
             held.remove(&id);
+        }
+        // Only what the change's own files lack is looked for in the table's other files.
+        if !held.is_empty() {
+            for id in ids_in_paths(self.lake(), &plan.others).await? {
+                held.remove(&id);
+            }
         }
         match held.len() as u64 {
             0 => Ok(()),
