@@ -10,8 +10,8 @@
 //! _auditlake/subdomain=SUB/dataset.json                                 what the dataset is (pinned)
 //! _auditlake/subdomain=SUB/windows/<window>.json                        marker of a closed window (generation 1)
 //! _auditlake/subdomain=SUB/windows/<window>.g<G>.json                   marker generation G, written by a repair
-//! _auditlake/subdomain=SUB/repairs/<window>.json                        a repair in progress (its journal)
-//! _auditlake/subdomain=SUB/open.json                                    the open window's last export
+//! _auditlake/subdomain=SUB/repairs/<window>.json                        a change in progress (its journal)
+//! _auditlake/subdomain=SUB/open.json                                    the open windows' parts (and those whose close failed)
 //! _auditlake/subdomain=SUB/last_run.json                                the last export: when, outcome, summary
 //! _auditlake/subdomain=SUB/api.json                                     what runs learned of the API (created_at bounds)
 //! _auditlake/subdomain=SUB/recheck.json                                 how far the recheck has confirmed the lake

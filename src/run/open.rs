@@ -8,11 +8,18 @@
 //!   never overlap, and a part the record names is never rewritten.
 //! - **The close.** Once a run's `until` passes the window's end, only the rest
 //!   `[covered_to, end)` is fetched; the window is proven complete by Zendesk's count against the
-//!   rows of its parts and the rest, and the parts are compacted into the window's final files
-//!   (one per day partition, sorted, with statistics) from the parts themselves, not from the
-//!   API; then the window commits as any closed window. When the count differs (a record that
-//!   became visible late inside the window, after the delta that covered its second), cannot be
-//!   told, or a part is missing, the window is fetched whole instead.
+//!   rows of its parts and the rest; the rest is added as a delta of its own (new records), and
+//!   the parts are compacted into the window's final files (one per day partition, sorted, with
+//!   statistics) from the parts themselves, not from the API: the close itself only rearranges
+//!   (in a Delta table, `dataChange: false`). When the count differs (a record that became
+//!   visible late inside the window, after the delta that covered its second), cannot be told,
+//!   or a part is missing, the window is fetched whole instead, and replaces its parts only if it
+//!   holds every record they hold.
+//! - **Several open windows.** A window whose close failed keeps its record beside the next open
+//!   window's (`open.json`'s `earlier`), and a later run closes it with its parts. A window
+//!   whose record does not grow by deltas (rebuilt from its parts after `open.json` was torn)
+//!   is exported again from its start, and its parts go only once the new export holds their
+//!   records.
 //!
 //! A committed window is never touched here (it changes only by repair): the plan leaves out an
 //! open window that has a marker.
