@@ -516,9 +516,15 @@ async fn a_torn_day_marker_after_a_compaction_crashed_in_its_sweep_loses_nothing
 async fn a_torn_open_state_is_rebuilt_from_the_parts_and_drops_nothing() {
     let _serial = SERIAL.lock().await;
     for format in formats() {
-        let (sim, dir) = exported(2_000, "2024-03-01T10:30:00Z", format).await;
+        let (sim, dir) = exported(2_000, "2024-03-01T10:20:00Z", format).await;
         let dest = dir.path();
-        let committed = expected_ids(&sim, FROM, "2024-03-01T10:30:00Z");
+        assert_eq!(
+            export(config(&sim, dest, "2024-03-01T10:40:00Z", format))
+                .await
+                .exit_code(),
+            0
+        );
+        let committed = expected_ids(&sim, FROM, "2024-03-01T10:40:00Z");
         let open = dest.join("_auditlake/subdomain=acme/open.json");
         std::fs::write(&open, b"{\"window\": \"2024").unwrap();
         let report = verify_lake_with(dest, VerifyOptions::default()).await;
@@ -528,15 +534,20 @@ async fn a_torn_open_state_is_rebuilt_from_the_parts_and_drops_nothing() {
             "{format}: {report}"
         );
         assert!(report.files_to_remove().is_empty());
-        // The API has lost the open window's records after 10:10: the parts keep them.
-        sim.hide_from(Some(utc(t("2024-03-01T10:10:00Z"))));
-        let summary = export(config(&sim, dest, "2024-03-01T10:40:00Z", format)).await;
-        assert_ne!(
-            summary.exit_code(),
-            0,
-            "{format}: the open window cannot drop its parts"
-        );
-        assert_seen_once(dest, &committed, &format!("{format}: API short"));
+        // The API has lost the open window's records after 10:10: the parts keep them. So do
+        // they when a run ends before the parts' end (second review of issue 26).
+        for (hidden, until) in [("10:10", "10:40"), ("10:30", "10:30")] {
+            sim.hide_from(Some(utc(t(&format!("2024-03-01T{hidden}:00Z")))));
+            let until = format!("2024-03-01T{until}:00Z");
+            let summary = export(config(&sim, dest, &until, format)).await;
+            assert_ne!(summary.exit_code(), 0, "{format}: the parts stay");
+            assert_seen_once(dest, &committed, &format!("{format}: API short to {until}"));
+            let left = std::fs::read_dir(dest.join("_auditlake/subdomain=acme/repairs"));
+            assert!(
+                left.map_or(0, |d| d.count()) == 0,
+                "a refused change leaves no journal"
+            );
+        }
         sim.hide_from(None);
         let summary = export(config(&sim, dest, "2024-03-01T11:30:00Z", format)).await;
         assert_eq!(summary.exit_code(), 0, "{format}: {:?}", summary.fatal);
@@ -548,7 +559,81 @@ async fn a_torn_open_state_is_rebuilt_from_the_parts_and_drops_nothing() {
             FROM,
             "2024-03-01T11:30:00Z",
         );
+        if let Some(root) = delta_root(dest) {
+            // No file the log named was rewritten under its name: each path added once.
+            let mut added = BTreeSet::new();
+            for action in delta_actions(&root) {
+                if let Some(path) = action["add"]["path"].as_str() {
+                    assert!(added.insert(path.to_string()), "{path} added twice");
+                }
+            }
+            let (fed, rows) = delta_change_feed(&root);
+            assert_eq!(fed, rows);
+        }
     }
+}
+
+/// Second review of issue 26: a repair refused for the records it would drop leaves nothing
+/// behind (no uploaded file beside the window's, no journal).
+#[tokio::test]
+async fn a_refused_repair_leaves_nothing_behind() {
+    let _serial = SERIAL.lock().await;
+    let (sim, dir) = exported(3_000, UNTIL, TableFormat::Parquet).await;
+    let dest = dir.path();
+    let expected = expected_ids(&sim, FROM, UNTIL);
+    let marker = dest.join("_auditlake/subdomain=acme/windows/20240302T1000Z.json");
+    std::fs::write(&marker, b"{\"window").unwrap();
+    sim.hide_from(Some(utc(t("2024-03-02T10:30:00Z"))));
+    let refused = repair_with(config(&sim, dest, UNTIL, TableFormat::Parquet), false)
+        .await
+        .unwrap();
+    assert!(refused.windows_repaired.is_empty());
+    assert!(refused.failures[0].error.contains("no longer returns"));
+    let ids = ids_seen(dest);
+    assert_eq!(ids.len(), expected.len());
+    assert!(
+        ids.values().all(|&n| n == 1),
+        "nothing uploaded beside the window's file"
+    );
+    assert!(
+        std::fs::read_dir(dest.join("_auditlake/subdomain=acme/repairs"))
+            .map_or(true, |mut d| d.next().is_none())
+    );
+}
+
+/// Second review of issue 26: a day compacted while its later hours' records had not arrived
+/// (their markers name no file), repaired whole, then its marker torn: the marker is the day's,
+/// and neither `repair` nor the recheck writes its hours a second time.
+#[tokio::test]
+async fn a_torn_marker_of_a_day_whose_hours_had_no_file_is_the_days() {
+    let _serial = SERIAL.lock().await;
+    let sim = start(sim_config(3_000, FROM, UNTIL)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path();
+    sim.hide_from(Some(utc(t("2024-03-01T01:00:00Z"))));
+    let mut run = config(&sim, dest, "2024-03-02T01:00:00Z", TableFormat::Parquet);
+    assert_eq!(export(run.clone()).await.days_compacted, 1);
+    sim.hide_from(None);
+    let repaired = repair_with(run.clone(), true).await.unwrap();
+    assert!(repaired.windows_repaired.contains(&"20240301T0000Z".to_string()));
+    let marker = dest.join("_auditlake/subdomain=acme/windows/20240301T0000Z.g3.json");
+    std::fs::write(&marker, b"{\"window").unwrap();
+    let report = verify_lake_with(dest, VerifyOptions::default()).await;
+    let day = report.windows.iter().find(|w| w.window == "20240301T0000Z");
+    assert_eq!(day.map(|w| w.end - w.start), Some(86_400), "{report}");
+    run.recheck = Duration::from_secs(2 * 86_400);
+    assert_eq!(export(run.clone()).await.exit_code(), 0);
+    let ids = ids_seen(dest);
+    assert!(ids.values().all(|&n| n == 1), "no hour written twice");
+    repair_with(run.clone(), false).await.unwrap();
+    assert!(verify_deep(dest).await.is_clean());
+    assert_lake_exact(
+        dest,
+        &sim,
+        &SimFilter::default(),
+        FROM,
+        "2024-03-02T01:00:00Z",
+    );
 }
 
 async fn status_of(dest: &Path) -> auditlake::status::Status {

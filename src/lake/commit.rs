@@ -75,8 +75,6 @@ impl CommitError {
 /// How a compaction's marker gives its reason (see `run/compact.rs`).
 pub const COMPACTION_REASON: &str = "compaction:";
 
-pub use crate::lake::change::ChangeKind;
-
 /// Commits windows of one subdomain in one lake, fenced by the run's lease.
 #[derive(Clone, Debug)]
 pub struct Committer {
@@ -214,20 +212,6 @@ impl Committer {
     /// The lake this committer writes.
     pub fn lake(&self) -> &Lake {
         &self.lake
-    }
-
-    /// Takes the open window's parts out of the Delta log, if it holds any, before the window is
-    /// exported again from its start (a part its record names is missing): the new parts take
-    /// the first delta's names, and a logged file must never be rewritten under the log.
-    pub async fn forget_open(&self, window: &Window) -> Result<(), CommitError> {
-        self.log_window(
-            window,
-            &[],
-            "DELETE",
-            Some("a part of the open window is missing; it is exported again from its start"),
-            ChangeKind::Repair,
-        )
-        .await
     }
 
     /// Brings the open window back to exactly the parts `record` names, when a run adds no delta:

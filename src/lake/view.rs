@@ -44,10 +44,13 @@ pub enum Current<'a> {
 impl Current<'_> {
     /// Whether the files of a day's other windows (`files`, some of them `present` where the
     /// lake was listed) say the day was compacted.
-    fn compacted(&self, files: &[&FileEntry], present: &BTreeSet<String>) -> bool {
+    pub fn compacted(&self, files: &[&FileEntry], present: &BTreeSet<String>) -> bool {
         match self {
             Current::Held(held) => !files.iter().any(|f| held.contains(&f.path)),
-            Current::Listed { .. } => files.iter().any(|f| !present.contains(&f.path)),
+            // A day whose other windows had no file at all cannot tell: the day (safe).
+            Current::Listed { .. } => {
+                files.is_empty() || files.iter().any(|f| !present.contains(&f.path))
+            }
         }
     }
 }
@@ -343,6 +346,9 @@ mod tests {
         let present = |paths: &[&str]| paths.iter().map(|p| p.to_string()).collect();
         assert!(listed.compacted(&files, &present(&["hour-2"])));
         assert!(!listed.compacted(&files, &present(&["hour-1", "hour-2"])));
+        // Hours without a file at all (empty, or their records not arrived at the compaction)
+        // cannot tell: the day, whose repair loses nothing.
+        assert!(listed.compacted(&[], &present(&[])));
     }
 
     #[test]

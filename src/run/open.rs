@@ -35,7 +35,6 @@ use super::pipeline::{commit_as, fetch_piece, fetch_window};
 use super::summary::Done;
 use super::Context;
 use crate::lake::change::{Change, ChangeKind};
-use crate::lake::commit::{ids_in_files, ids_of_parts};
 use crate::lake::layout;
 use crate::lake::manifest::{FileEntry, WindowRecord};
 use crate::lake::view::open_record;
@@ -87,14 +86,22 @@ pub(crate) async fn export_open(
         start: from,
         end: window.end,
     };
-    let (mut parts, counts) = fetch_piece(context, delta, window).await?;
-    if let Some(held) = restarted {
-        // The parts still there go only if the new export holds their records.
-        keeps_every_record(context, &window, held, &mut parts).await?;
-        context.committer.forget_open(&cell).await?;
+    let (parts, counts) = fetch_piece(context, delta, window).await?;
+    let mut change = Change::delta(window, state, from, window.end, parts);
+    if restarted.is_some() {
+        // The new parts take names of their own (a Delta log's older versions still read the
+        // old ones); the old go, in the same commit, only if the new hold their records.
+        let present = context.committer.files_present(&cell).await?;
+        let first = present
+            .iter()
+            .filter_map(|p| layout::parse_part_name(p.rsplit('/').next().unwrap_or(p)))
+            .filter(|p| p.window_id == window.id())
+            .map(|p| p.seq + 1)
+            .max()
+            .unwrap_or(0);
+        change = change.numbered_from(first);
     }
     let before = state.map_or(0, |s| s.files.len());
-    let change = Change::delta(window, state, from, window.end, parts);
     let (record, _) = context.committer.commit(change).await?;
     if cell.days() != window.days() {
         context.committer.settle_open(&cell, &record).await?;
@@ -178,28 +185,6 @@ pub(crate) async fn close_open(
             let made = fetch_window(context, window).await?;
             commit_as(context, window, made, true, ChangeKind::Repair).await
         }
-    }
-}
-
-/// Fails with [`WindowError::WouldDrop`] unless `parts` (a new export of `window`) hold every
-/// record of `window` that the files `held` names still hold: the table never drops a record
-/// a run committed because the API stopped serving it.
-async fn keeps_every_record(
-    context: &Context<'_>,
-    window: &Window,
-    held: &WindowRecord,
-    parts: &mut [RoutedPart],
-) -> Result<(), WindowError> {
-    let lake = context.committer.lake();
-    let before = ids_in_files(lake, &held.files, Some(window)).await?;
-    let fresh = ids_of_parts(parts)?;
-    let dropped = before.iter().filter(|id| !fresh.contains(id)).count() as u64;
-    match dropped {
-        0 => Ok(()),
-        dropped => Err(WindowError::WouldDrop {
-            window: window.id(),
-            dropped,
-        }),
     }
 }
 

@@ -34,7 +34,7 @@ use crate::lake::delta::TableFormat;
 use crate::lake::layout;
 use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::{Lake, StorageError};
-use crate::lake::view::TableView;
+use crate::lake::view::{Current, TableView};
 use crate::plan::window::{format_compact, Grid, Window};
 use crate::zendesk::{ApiError, Client};
 
@@ -350,11 +350,13 @@ pub async fn verify(
     };
     // Whether a day was compacted, told by its other windows' files (see `lake::view::Current`):
     // the log holds none of them, or one is gone from a plain lake.
-    let held = log.as_ref().and_then(|l| l.as_ref().ok()).map(|s| &s.files);
-    let compacted = |files: &[&crate::lake::manifest::FileEntry]| match held {
-        Some(held) => !files.iter().any(|f| held.contains_key(&f.path)),
-        None => files.iter().any(|f| !listing.contains_key(&f.path)),
+    let current = match log.as_ref().and_then(|l| l.as_ref().ok()) {
+        Some(snapshot) => Current::Held(snapshot.files.keys().cloned().collect()),
+        None => Current::Listed { lake, subdomain },
     };
+    let present: BTreeSet<String> = listing.keys().cloned().collect();
+    let compacted =
+        |files: &[&crate::lake::manifest::FileEntry]| current.compacted(files, &present);
     check.read_table(&compacted).await?;
     if let Some(Ok(snapshot)) = &log {
         check.retained(snapshot, &mut listing);

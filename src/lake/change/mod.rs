@@ -63,6 +63,10 @@ pub(crate) enum Target {
         previous: Option<WindowRecord>,
         from: i64,
         covered_to: i64,
+        /// The first sequence number of the delta's parts: past those of an earlier export of
+        /// the same delta whose parts it replaces (a window started over), so that no file a
+        /// Delta log names is rewritten under its name.
+        first_seq: u32,
     },
 }
 
@@ -120,10 +124,20 @@ impl Change {
                 previous: previous.cloned(),
                 from,
                 covered_to,
+                first_seq: 0,
             },
             parts,
             reason: None,
         }
+    }
+
+    /// The delta, its parts numbered from `first_seq` on (a window started over: past the parts
+    /// of the delta it replaces).
+    pub fn numbered_from(mut self, first: u32) -> Change {
+        if let Target::Open { first_seq, .. } = &mut self.target {
+            *first_seq = first;
+        }
+        self
     }
 
     /// A repair of a committed window (`current` its marker): `parts`, re-exported from
@@ -165,18 +179,10 @@ impl Change {
         }
     }
 
-    /// The generation the change's marker has (the open window's record: 1).
-    pub(crate) fn generation(&self) -> u32 {
-        match &self.target {
-            Target::Next { replaces } => replaces.generation + 1,
-            _ => 1,
-        }
-    }
-
-    /// What the Delta log's `commitInfo` calls the change; `replaces` whether it replaces files
-    /// readers see.
-    pub(crate) fn operation(&self, replaces: bool) -> &'static str {
-        match (&self.target, self.kind) {
+    /// What the Delta log's `commitInfo` calls a change of `target` and `kind`; `replaces`
+    /// whether it replaces files readers see.
+    pub(crate) fn operation_of(target: &Target, kind: ChangeKind, replaces: bool) -> &'static str {
+        match (target, kind) {
             (Target::Open { .. }, _) => "STREAMING UPDATE",
             (Target::First, _) if !replaces => "WRITE",
             (_, ChangeKind::Rearrange) => "OPTIMIZE",

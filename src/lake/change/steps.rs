@@ -8,13 +8,24 @@ use std::io::Seek;
 use object_store::path::Path;
 
 use super::{Change, ChangeKind, Target};
-use crate::lake::commit::{ids_in_paths, CommitError, Committer};
+use crate::lake::commit::{ids_in_paths, ids_of_parts, CommitError, Committer};
 use crate::lake::layout;
 use crate::lake::manifest::{FileEntry, OpenState, RepairJournal, WindowRecord};
 use crate::lake::storage::{Created, StorageError};
 use crate::plan::window::{format_rfc3339, Window};
 use crate::table::encode::FileStats;
 use crate::table::route::RoutedPart;
+
+/// A file known only by its path (the change's own, not uploaded yet): what a sweep keeps.
+fn named_only(path: &Path) -> FileEntry {
+    FileEntry {
+        path: path.to_string(),
+        rows: 0,
+        bytes: 0,
+        stats: None,
+        sha256: None,
+    }
+}
 
 impl Committer {
     /// Commits `change`, in the one order every change takes:
@@ -33,21 +44,43 @@ impl Committer {
     /// export whose marker another run created first is `AlreadyExisted` (that marker stands);
     /// a next generation another run wrote first is [`CommitError::Conflict`].
     pub async fn commit(&self, change: Change) -> Result<(WindowRecord, Created), CommitError> {
-        let span = change.span;
-        let kind = change.kind;
-        let generation = change.generation();
-        let replaced = self.replaced_by(&change).await;
-        let journaled = !replaced.is_empty() || matches!(change.target, Target::Next { .. });
+        let Change {
+            span,
+            kind,
+            target,
+            mut parts,
+            reason,
+        } = change;
+        let generation = match &target {
+            Target::Next { replaces } => replaces.generation + 1,
+            _ => 1,
+        };
+        let replaced = self.replaced_by(&span, &target).await;
+        let journaled = !replaced.is_empty() || matches!(target, Target::Next { .. });
+        let operation = Change::operation_of(&target, kind, !replaced.is_empty());
+        let names = self.names(&span, &target, &parts);
+        // What the change leaves of the span: its own files, and an open window's earlier parts.
+        let mut keep: Vec<FileEntry> = names.iter().map(named_only).collect();
+        if let Target::Open {
+            previous: Some(previous),
+            ..
+        } = &target
+        {
+            keep.extend(previous.files.iter().cloned());
+        }
+        let plan = self.sweep_plan(&span, &keep).await?;
+        if kind.changes_data() {
+            // Records fetched again in place of files: none the lake holds may go. Checked
+            // before anything is written, so that a refused change leaves nothing behind.
+            self.keeps_every_record(&span, &mut parts, &plan).await?;
+        }
         let from_generation = generation - 1;
         if journaled {
-            let reason = change.reason.clone().unwrap_or_default();
+            let reason = reason.clone().unwrap_or_default();
             self.journal(&span, from_generation, generation, &reason, kind)
                 .await?;
         }
-        let operation = change.operation(!replaced.is_empty());
-        let reason = change.reason.clone();
-        let target = change.target.clone();
-        let files = self.upload(&change.span, &target, change.parts).await?;
+        let files = self.upload(names, parts).await?;
         if let Target::Open {
             previous,
             covered_to,
@@ -61,11 +94,6 @@ impl Committer {
                 .await?;
             self.sweep(&span, &record.files).await?;
             return Ok((record, Created::Created));
-        }
-        // Records fetched again in place of files: none the lake holds may go.
-        let plan = self.sweep_plan(&span, &files).await?;
-        if kind.changes_data() {
-            self.keeps_every_record(&span, &files, &plan).await?;
         }
         if !journaled {
             // Nothing readers see is replaced: what is left of earlier attempts goes first, so
@@ -110,13 +138,13 @@ impl Committer {
     /// The files readers see of the change's span that it replaces: the current generation's
     /// (a next generation), the open window's parts (a close), and what the Delta log holds of
     /// the span.
-    async fn replaced_by(&self, change: &Change) -> Vec<FileEntry> {
-        let mut replaced = match &change.target {
+    async fn replaced_by(&self, span: &Window, target: &Target) -> Vec<FileEntry> {
+        let mut replaced = match target {
             Target::Open { .. } => return Vec::new(),
             Target::Next { replaces } => replaces.files.clone(),
             Target::First => {
                 let open = self.open_records().await;
-                let id = change.span.id();
+                let id = span.id();
                 open.into_iter()
                     .filter(|o| o.window == id)
                     .flat_map(|o| o.files)
@@ -124,7 +152,7 @@ impl Committer {
             }
         };
         if let Some(log) = self.delta() {
-            replaced.extend(log.logged(&change.span));
+            replaced.extend(log.logged(span));
         }
         replaced
     }
@@ -251,30 +279,47 @@ impl Committer {
         }))
     }
 
-    /// Uploads the parts of a change to `window` under the names of its target: a generation's
-    /// (sorted by path), or a delta's (in the order they were made).
-    async fn upload(
-        &self,
-        window: &Window,
-        target: &Target,
-        parts: Vec<RoutedPart>,
-    ) -> Result<Vec<FileEntry>, CommitError> {
-        let mut files = Vec::with_capacity(parts.len());
+    /// The names of a change's parts in `window`: a generation's, or a delta's (numbered from
+    /// its first sequence number).
+    fn names(&self, window: &Window, target: &Target, parts: &[RoutedPart]) -> Vec<Path> {
         let subdomain = self.subdomain();
-        for part in parts {
-            let path = match target {
-                Target::Open { from, .. } => {
-                    layout::delta_part_file(subdomain, part.day, window, *from, part.seq)
-                }
+        parts
+            .iter()
+            .map(|part| match target {
+                Target::Open {
+                    from, first_seq, ..
+                } => layout::delta_part_file(
+                    subdomain,
+                    part.day,
+                    window,
+                    *from,
+                    first_seq + part.seq,
+                ),
                 Target::First => layout::part_file(subdomain, part.day, window, 1, part.seq),
                 Target::Next { replaces } => {
                     let generation = replaces.generation + 1;
                     layout::part_file(subdomain, part.day, window, generation, part.seq)
                 }
-            };
+            })
+            .collect()
+    }
+
+    /// Uploads `parts` under `names` (one each): a generation's files sorted by path, a delta's
+    /// in the order they were made.
+    async fn upload(
+        &self,
+        names: Vec<Path>,
+        parts: Vec<RoutedPart>,
+    ) -> Result<Vec<FileEntry>, CommitError> {
+        let delta = names
+            .first()
+            .and_then(|p| p.filename().and_then(layout::parse_part_name))
+            .is_some_and(|p| p.delta_from.is_some());
+        let mut files = Vec::with_capacity(parts.len());
+        for (path, part) in names.into_iter().zip(parts) {
             files.push(self.upload_one(path, part).await?);
         }
-        if !matches!(target, Target::Open { .. }) {
+        if !delta {
             files.sort_by(|a, b| a.path.cmp(&b.path));
         }
         Ok(files)
@@ -336,26 +381,28 @@ impl Committer {
         Ok(plan)
     }
 
-    /// Fails with [`CommitError::WouldDrop`] when `plan` (the sweep of `window` keeping `keep`,
-    /// the change's files) would remove a record that neither `keep` nor another file of the
-    /// table in the window's day partitions holds: a change that fetched records again never
-    /// drops one the lake holds because the API stopped serving it. Nothing is read when the
-    /// sweep removes nothing; otherwise the part files of those partitions are (a repair's, a
-    /// close's cost). Files that do not read are passed over: nothing can be saved of them.
+    /// Fails with [`CommitError::WouldDrop`] when `plan` (the sweep of `window` once the change's
+    /// `parts` are in) would remove a record that neither `parts` nor another file of the table
+    /// in the window's day partitions holds: a change that fetched records again never drops one
+    /// the lake holds because the API stopped serving it, whatever its seconds. Nothing is read
+    /// when the sweep removes nothing; otherwise the files it removes are, then the parts, then,
+    /// for what they lack, the table's other part files there (a repair's, a close's cost).
+    /// Files that do not read are passed over: nothing can be saved of them.
     async fn keeps_every_record(
         &self,
         window: &Window,
-        keep: &[FileEntry],
+        parts: &mut [RoutedPart],
         plan: &SweepPlan,
     ) -> Result<(), CommitError> {
         if plan.doomed.is_empty() {
             return Ok(());
         }
         let mut held = ids_in_paths(self.lake(), &plan.doomed).await?;
-        let kept: Vec<Path> = keep.iter().map(|f| Path::from(f.path.as_str())).collect();
-        for id in ids_in_paths(self.lake(), &kept).await? {
-            held.remove(&id);
-        }
+        let fresh = ids_of_parts(parts).map_err(|e| CommitError::Unreadable {
+            path: format!("the new files of window {}", window.id()),
+            reason: e.to_string(),
+        })?;
+        held.retain(|id| !fresh.contains(id));
         // Only what the change's own files lack is looked for in the table's other files.
         if !held.is_empty() {
             for id in ids_in_paths(self.lake(), &plan.others).await? {
