@@ -59,7 +59,7 @@ readback: services
 # The model test (tests/model.rs) at length: many more random sequences of exports, faults,
 # crashes at the k-th write, verify, repair, late records and conversions than `make test` runs,
 # each checked against the lake's invariants. Not part of `make test`. SOAK_SEQUENCES sets how many.
-SOAK_SEQUENCES ?= 240
+SOAK_SEQUENCES ?= 200
 soak:
 	AUDITLAKE_MODEL_SEQUENCES=$(SOAK_SEQUENCES) AUDITLAKE_MODEL_BASE=1000 $(CARGO) test --locked --test model -- --nocapture
 
