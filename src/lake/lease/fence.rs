@@ -81,7 +81,7 @@ const REQUESTS_PER_RENEWAL: u32 = 3;
 /// the time to live later and its PUT lands by `s + W + ttl/3 + R` (`R` one worst-case request).
 /// With `W <= ttl/3` that is at most `s + ttl - (W - R)`, i.e. `2R` before the expiry: room for
 /// the whole-second rounding and for a prune that has more than one generation to delete. And
-/// a renewal that fails is retried only while a period is left (see [`Lease::keep`]).
+/// a renewal that fails is retried only while a period is left (see [`Lease::keep`](super::Lease::keep)).
 ///
 /// For a 30 s timeout: R = 61.6 s, W = 184.8 s, so at least 554.4 s, rounded up to 555 s (9m15s).
 /// For 2 s: R = 13 s, W = 39 s, at least 117 s.
