@@ -10,7 +10,8 @@
 //! - its files (encoded, uploaded by the commit) and, by its target, the files it replaces;
 //! - its kind ([`ChangeKind`]): whether records come or go, or are only rearranged.
 //!
-//! **One sequence commits any change** (`steps.rs`): a journal where the change replaces files
+//! **One sequence commits any change** (`steps.rs`): a guard that no record the lake holds is
+//! dropped by a change that fetched records again; a journal where the change replaces files
 //! readers see; the uploads; the digest chain's link; the lease's fence; the marker (or
 //! `open.json`); the Delta log's commit (`dataChange` as its kind says); the sweep of what it
 //! replaced; the journal's end. **One routine converges any change a crash interrupted**

@@ -29,6 +29,9 @@ fn named_only(path: &Path) -> FileEntry {
 
 impl Committer {
     /// Commits `change`, in the one order every change takes:
+    /// 0. before anything is written, for a change that fetched records again (not a
+    ///    rearrangement): the files its sweep would remove hold no record that neither its own
+    ///    parts nor another file of the table hold ([`CommitError::WouldDrop`] otherwise);
     /// 1. a journal, where the change replaces files readers see (a committed generation, the
     ///    open window's parts, what the Delta log holds of the span), so that a crash at any
     ///    later step is converged from it;
