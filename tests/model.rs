@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use zendesk_sim::{SimFilter, Simulator};
 
 /// Sequences `make test` runs (a few minutes on a 2-core machine, both formats and grids).
-const SEQUENCES: u64 = 8;
+const SEQUENCES: u64 = 6;
 /// Operations a sequence makes.
 const OPERATIONS: usize = 14;
 
