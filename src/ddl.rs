@@ -287,10 +287,13 @@ pub async fn read_lake(lake: &Lake, only: Option<&str>) -> Result<LakeFacts, Ddl
             .iter()
             .filter(|p| p.prefix_matches(&markers))
             .filter_map(|p| layout::parse_marker(p).map(|(start, _)| start));
-        let open = manifest
-            .open_window()
+        // Every open window's start, those whose close failed too (`open.json`'s `earlier`).
+        let open: Vec<i64> = manifest
+            .open_windows()
             .await?
-            .and_then(|w| parse_instant(&w.start).ok());
+            .iter()
+            .filter_map(|w| parse_instant(&w.start).ok())
+            .collect();
         for start in committed.chain(open) {
             first = Some(first.map_or(start, |f| f.min(start)));
         }

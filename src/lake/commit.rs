@@ -49,7 +49,7 @@ pub enum CommitError {
     Delta(#[from] DeltaError),
     /// The change would remove files holding records its own files do not hold (and no other
     /// file of the table does): it is not made.
-    #[error("window {window}: Zendesk no longer returns {dropped} records the lake holds; the window is left as it is rather than lose them")]
+    #[error("window {window}: Zendesk no longer returns {dropped} records the lake holds; the window is left as it is rather than lose them (a later run or `auditlake repair` retries it; `auditlake verify --against-api` compares the counts)")]
     WouldDrop { window: String, dropped: u64 },
 }
 

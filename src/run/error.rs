@@ -24,8 +24,6 @@ pub enum WindowError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Commit(#[from] CommitError),
-    #[error("window {window}: Zendesk no longer returns {dropped} records the lake holds; the window is left as it is rather than lose them")]
-    WouldDrop { window: String, dropped: u64 },
     #[error(
         "not exported: the stream of its range failed before it ({cause}); a rerun retries it"
     )]

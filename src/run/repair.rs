@@ -11,7 +11,7 @@ use super::summary::Failure;
 use super::Context;
 use crate::config::{ExportConfig, RepairConfig};
 use crate::lake::change::Change;
-use crate::lake::commit::Committer;
+use crate::lake::commit::{CommitError, Committer};
 use crate::lake::lease::LeaseError;
 use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::Lake;
@@ -236,10 +236,8 @@ pub(crate) async fn repair_window(
     if !damaged {
         let dropped = records_dropped(context, &current, &mut parts).await?;
         if dropped > 0 {
-            return Err(WindowError::WouldDrop {
-                window: window.id(),
-                dropped,
-            });
+            let window = window.id();
+            return Err(CommitError::WouldDrop { window, dropped }.into());
         }
     }
     let rows: u64 = parts.iter().map(|p| p.part.rows).sum();
