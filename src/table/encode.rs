@@ -352,7 +352,7 @@ pub fn concat(dir: &FsPath, window: &Window, inputs: Vec<File>) -> Result<Finish
 /// A Parquet writer on a new anonymous temporary file under `dir`, declaring the sort order of
 /// `(created_at, id)` when `sorted`.
 /// The order every sorted part declares: `(created_at, id)`, ascending.
-fn declared_sort() -> Vec<SortingColumn> {
+pub(crate) fn declared_sort() -> Vec<SortingColumn> {
     let schema = Schema::get();
     [schema.created_at_index, schema.id_index]
         .into_iter()
@@ -382,11 +382,11 @@ fn labels(window: &Window) -> Vec<KeyValue> {
 
 /// A part file's writer: Parquet into a buffered temporary file whose every byte is hashed on
 /// its way out.
-type PartWriter = ArrowWriter<BufWriter<Hashing<File>>>;
+pub(crate) type PartWriter = ArrowWriter<BufWriter<Hashing<File>>>;
 
 /// Passes writes on to `inner` and hashes (SHA-256) every byte that went through: a file's
 /// digest comes from writing it, never from reading it back.
-struct Hashing<W> {
+pub(crate) struct Hashing<W> {
     inner: W,
     digest: aws_lc_rs::digest::Context,
 }
@@ -403,7 +403,11 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-fn new_writer(dir: &FsPath, sorted: bool, labels: &[KeyValue]) -> Result<PartWriter, PartError> {
+pub(crate) fn new_writer(
+    dir: &FsPath,
+    sorted: bool,
+    labels: &[KeyValue],
+) -> Result<PartWriter, PartError> {
     let schema = Schema::get();
     let file = tempfile::tempfile_in(dir)?;
     let sorting = sorted.then(declared_sort);
@@ -435,10 +439,10 @@ fn new_writer(dir: &FsPath, sorted: bool, labels: &[KeyValue]) -> Result<PartWri
 }
 
 /// A written file and its SHA-256 (lowercase hex).
-type Hashed = (File, String);
+pub(crate) type Hashed = (File, String);
 
 /// Writes the Parquet footer and returns the file, with the SHA-256 of every byte written.
-fn close_writer(writer: PartWriter) -> Result<Hashed, PartError> {
+pub(crate) fn close_writer(writer: PartWriter) -> Result<Hashed, PartError> {
     let buffered = writer.into_inner()?;
     let hashing = buffered.into_inner().map_err(|e| e.into_error())?;
     let digest = hashing.digest.finish();

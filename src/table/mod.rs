@@ -7,5 +7,6 @@
 
 pub(crate) mod decode;
 pub(crate) mod encode;
+pub mod erase;
 pub(crate) mod route;
 pub mod schema;
