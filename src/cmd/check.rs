@@ -95,6 +95,24 @@ fn lake_command(command: &Command, cx: &Context, now: i64) -> Result<Option<Stri
                 c.check.subdomain
             )
         }
+        Command::Erase(args) => {
+            let c = config::erase(args, &cx.file, &cx.env)?;
+            let lake = store(&c.change.dest, &c.change.store)?;
+            format!(
+                "erase would erase {} user(s)' data from subdomain {} in {lake}",
+                c.user_ids.len(),
+                c.change.subdomain
+            )
+        }
+        Command::Expire(args) => {
+            let c = config::expire(args, &cx.file, &cx.env, now)?;
+            let lake = store(&c.change.dest, &c.change.store)?;
+            format!(
+                "expire would remove subdomain {}'s windows ending by {} in {lake}",
+                c.change.subdomain,
+                auditlake::plan::window::format_rfc3339(c.before)
+            )
+        }
         Command::Ddl(args) => {
             let c = config::ddl(args, &cx.file, &cx.env)?;
             let lake = auditlake::ddl::open(&c.dest, &c.store)?;
@@ -143,6 +161,8 @@ fn other_command(command: &Command, cx: &Context, now: i64) -> Result<String, Er
         | Command::Status(_)
         | Command::Verify(_)
         | Command::Repair(_)
+        | Command::Erase(_)
+        | Command::Expire(_)
         | Command::Ddl(_) => unreachable!("lake commands are described by lake_command"),
     })
 }

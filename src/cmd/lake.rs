@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use auditlake::config;
-use auditlake::config::cli::{DdlArgs, RepairArgs, StatusArgs, VerifyArgs};
+use auditlake::config::cli::{DdlArgs, EraseArgs, ExpireArgs, RepairArgs, StatusArgs, VerifyArgs};
 use auditlake::config::duration::format_duration;
 use auditlake::error::exit;
 use auditlake::lake::storage::Lake;
@@ -81,6 +81,70 @@ pub async fn repair(args: &RepairArgs, cx: &Context) -> Result<u8, Error> {
         }
     }
     Ok(outcome.exit_code())
+}
+
+/// `auditlake erase`.
+pub async fn erase(args: &EraseArgs, cx: &Context) -> Result<u8, Error> {
+    let mut config = config::erase(args, &cx.file, &cx.env)?;
+    config.change.run_id = cx.run_id.clone();
+    let outcome = run::erase(config, cancel_on_signals()).await?;
+    report_policy(&outcome, args.change.json);
+    Ok(exit::OK)
+}
+
+/// `auditlake expire`.
+pub async fn expire(args: &ExpireArgs, cx: &Context) -> Result<u8, Error> {
+    let now = chrono::Utc::now().timestamp();
+    let mut config = config::expire(args, &cx.file, &cx.env, now)?;
+    config.change.run_id = cx.run_id.clone();
+    let outcome = run::expire(config, cancel_on_signals()).await?;
+    report_policy(&outcome, args.change.json);
+    Ok(exit::OK)
+}
+
+/// Prints what an erasure or expiry did (ids, windows, counts: never a name).
+fn report_policy(outcome: &run::PolicyOutcome, json: bool) {
+    let mut text = String::new();
+    let verb = match (outcome.action, outcome.dry_run) {
+        ("erase", true) => "would erase",
+        ("erase", false) => "erased",
+        (_, true) => "would expire",
+        _ => "expired",
+    };
+    if outcome.windows.is_empty() {
+        let what = if outcome.action == "erase" {
+            "erase"
+        } else {
+            "expire"
+        };
+        text.push_str(&format!("{}: nothing to {what}\n", outcome.subdomain));
+    } else {
+        let unit = if outcome.action == "erase" {
+            "rows of the users' records"
+        } else {
+            "rows"
+        };
+        text.push_str(&format!(
+            "{}: {verb} {} window(s), {} {unit}",
+            outcome.subdomain,
+            outcome.windows.len(),
+            outcome.rows
+        ));
+        if let Some(entry) = outcome.ledger_entry {
+            text.push_str(&format!(
+                "; ledger entry {entry}, {} older cop(ies) purged",
+                outcome.files_purged
+            ));
+        }
+        text.push('\n');
+        for window in &outcome.windows {
+            text.push_str(&format!("  {}  {} rows\n", window.window, window.rows));
+        }
+    }
+    if let Some(floor) = &outcome.floor {
+        text.push_str(&format!("retention floor: {floor}\n"));
+    }
+    print(outcome, json, &text);
 }
 
 /// `auditlake ddl`: the SQL (or Glue input) on stdout, nothing else.

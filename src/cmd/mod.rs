@@ -59,6 +59,8 @@ pub async fn run(command: Command, cx: &Context) -> Result<u8, Error> {
         Command::Status(args) => lake::status(&args, cx).await,
         Command::Verify(args) => lake::verify(&args, cx).await,
         Command::Repair(args) => lake::repair(&args, cx).await,
+        Command::Erase(args) => lake::erase(&args, cx).await,
+        Command::Expire(args) => lake::expire(&args, cx).await,
         Command::Ddl(args) => lake::ddl(&args, cx).await,
         Command::Show(args) => api::show(&args, cx).await,
         Command::List(args) => api::list(&args, cx).await,

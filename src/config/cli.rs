@@ -18,6 +18,8 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, 
 use crate::lake::delta::TableFormat;
 use crate::zendesk::Pagination;
 
+mod policy;
+pub use policy::{ChangeArgs, EraseArgs, ExpireArgs};
 #[cfg(feature = "simulator")]
 mod simulator;
 #[cfg(feature = "simulator")]
@@ -203,6 +205,8 @@ impl Command {
             Command::Export(a) => a.api.subdomain.as_deref(),
             Command::Verify(a) => a.api.subdomain.as_deref(),
             Command::Repair(a) => a.check.api.subdomain.as_deref(),
+            Command::Erase(a) => a.change.subdomain.as_deref(),
+            Command::Expire(a) => a.change.subdomain.as_deref(),
             Command::Status(a) => a.subdomain.as_deref(),
             Command::Ddl(a) => a.subdomain.as_deref(),
             Command::Show(a) => a.api.subdomain.as_deref(),
@@ -252,6 +256,13 @@ pub enum Command {
     /// generation, then the old files removed), and remove files that no marker names.
     #[command(after_help = super::credentials::help())]
     Repair(RepairArgs),
+    /// Erase users' personal data from the lake the way Zendesk's "automatically delete PII"
+    /// does (names become the user id, the IP goes), purge every older copy, and record the
+    /// erasure in the ledger and the digest chain. Needs no Zendesk credentials.
+    Erase(EraseArgs),
+    /// Remove every closed window that ends at or before --before (files, Delta entries), leaving
+    /// a tombstone and a chain link per window: the lake's retention, applied once.
+    Expire(ExpireArgs),
     /// Print the SQL that makes an engine (Athena, Trino, Spark, DuckDB, BigQuery) see the lake's
     /// table root as one table. Reads the lake, never writes it.
     Ddl(DdlArgs),
@@ -631,6 +642,16 @@ pub struct ExportArgs {
         help_heading = "What to export"
     )]
     pub recheck: String,
+
+    /// Keep this long (e.g. 400d): at the end of each run, closed windows that ended longer ago
+    /// are removed, as `auditlake expire` removes them. Off unless given; at least one window.
+    #[arg(
+        long,
+        env = "AUDITLAKE_RETENTION",
+        value_name = "DURATION",
+        help_heading = "What to export"
+    )]
+    pub retention: Option<String>,
 }
 
 /// What `verify` checks.

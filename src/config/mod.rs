@@ -11,6 +11,8 @@ pub mod cli;
 mod credentials;
 pub mod duration;
 mod file;
+mod policy;
+pub use policy::{erase, expire, ChangeConfig, EraseConfig, ExpireConfig};
 pub(crate) mod net;
 mod store;
 
@@ -87,6 +89,9 @@ pub struct ExportConfig {
     pub run_id: String,
     /// The key that signs the digest chain's links (`--signing-key-file`).
     pub signer: Option<Arc<Signer>>,
+    /// `--retention`: closed windows that ended longer ago than this before the run are
+    /// expired at its end (off: `None`).
+    pub retention: Option<Duration>,
 }
 
 /// More windows at once only add memory (each holds an open Parquet row group).
@@ -259,6 +264,7 @@ pub fn export(
         lease_ttl: work.lease_ttl,
         signer: work.signer.clone(),
         recheck: recheck(&args.recheck)?,
+        retention: policy::retention(args.retention.as_deref(), grid)?,
         compact_days: true,
         store,
         api,
@@ -637,6 +643,7 @@ pub fn repair(
         lease_ttl: work.lease_ttl,
         signer: work.signer.clone(),
         recheck: Duration::ZERO,
+        retention: None,
         compact_days: true,
         store: check.store.clone(),
         run_id: new_run_id(),

@@ -40,6 +40,23 @@ pub struct Digest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub files: Vec<ChainedFile>,
+    /// What kind of change an erasure's or an expiry's link records (absent for every other
+    /// link: an export, a close, a compaction, a repair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<LinkKind>,
+    /// An erasure's user ids (what Zendesk keeps in place of their names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_ids: Vec<i64>,
+    /// The files an erasure or expiry replaced, with their hashes: the chain accounts for every
+    /// byte that changed after a file's first link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<Vec<ChainedFile>>,
+    /// Rows an erasure changed, or an expiry removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_changed: Option<u64>,
+    /// The ledger entry that decided it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<u64>,
     /// The SHA-256 of the previous digest's bytes (`None` for the first).
     pub previous: Option<String>,
     pub at: String,
@@ -50,6 +67,27 @@ pub struct Digest {
     pub key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+}
+
+/// The kinds of change a link records besides a window's files being written.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    /// The window's files rewritten with some users' data erased: same rows, same order.
+    Erase,
+    /// The window removed for the lake's retention: its marker is a tombstone, its files gone.
+    Expire,
+}
+
+/// What an erasure's or an expiry's link adds to a window's link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    pub kind: LinkKind,
+    pub user_ids: Vec<i64>,
+    /// The files replaced, as the window's marker named them.
+    pub replaced: Vec<ChainedFile>,
+    pub rows_changed: u64,
+    pub ledger: u64,
 }
 
 /// The bytes a link's signature signs: the link as written, without its signature.
@@ -68,6 +106,19 @@ pub struct ChainedFile {
 }
 
 impl ChainedFile {
+    /// The files of a marker as a link names what it replaced: a file without a recorded digest
+    /// (a marker older than digests) is named with an empty one.
+    pub fn replaced(files: &[FileEntry]) -> Vec<ChainedFile> {
+        files
+            .iter()
+            .map(|f| ChainedFile {
+                path: f.path.clone(),
+                sha256: f.sha256.clone().unwrap_or_default(),
+                rows: f.rows,
+            })
+            .collect()
+    }
+
     /// The files of a marker, as a digest names them; `None` if one has no recorded digest.
     pub fn of(files: &[FileEntry]) -> Option<Vec<ChainedFile>> {
         files
@@ -130,7 +181,7 @@ impl Head {
     }
 
     /// Appends the link of `record` (the marker about to be created): `replaces` the generation
-    /// before, for a repair. A first commit of an empty window is not chained (a backfill
+    /// before, for a repair; `evidence` what an erasure or an expiry adds. A first commit of an empty window is not chained (a backfill
     /// commits thousands before the first record); neither is a marker whose files have no
     /// recorded digest. Returns whether a link was written.
     pub async fn append(
@@ -139,6 +190,7 @@ impl Head {
         subdomain: &str,
         record: &WindowRecord,
         replaces: Option<u32>,
+        evidence: Option<&Evidence>,
         signer: Option<&Signer>,
     ) -> Result<bool, StorageError> {
         let Some(files) = ChainedFile::of(&record.files) else {
@@ -155,6 +207,11 @@ impl Head {
                 replaces,
                 reason: record.reason.clone(),
                 files: files.clone(),
+                kind: evidence.map(|e| e.kind),
+                user_ids: evidence.map(|e| e.user_ids.clone()).unwrap_or_default(),
+                replaced: evidence.map(|e| e.replaced.clone()),
+                rows_changed: evidence.map(|e| e.rows_changed),
+                ledger: evidence.map(|e| e.ledger),
                 previous: self.previous.clone(),
                 at: format_rfc3339(chrono::Utc::now().timestamp()),
                 run_id: record.run_id.clone(),

@@ -29,6 +29,7 @@ use crate::lake::signing::Signer;
 use crate::lake::storage::{Lake, StorageError};
 use crate::plan::window::{format_rfc3339, Window};
 use crate::table::encode::PartError;
+use crate::table::erase::Erasure;
 use crate::table::route::RoutedPart;
 use crate::table::schema::Schema;
 
@@ -51,6 +52,11 @@ pub enum CommitError {
     /// file of the table does): it is not made.
     #[error("window {window}: Zendesk no longer returns {dropped} records the lake holds; the window is left as it is rather than lose them (a later run or `auditlake repair` retries it; `auditlake verify --against-api` compares the counts)")]
     WouldDrop { window: String, dropped: u64 },
+    /// The lake is not in a state an erasure or an expiry can change safely.
+    #[error("{what}: run `auditlake repair` first, then this command again")]
+    Unsettled { what: String },
+    #[error(transparent)]
+    Ledger(#[from] crate::lake::ledger::LedgerError),
 }
 
 impl From<LeaseError> for CommitError {
@@ -68,6 +74,7 @@ impl CommitError {
                 | CommitError::Manifest(ManifestError::Storage(_))
                 // The log is in the destination: the kernel's failures are the store's.
                 | CommitError::Delta(_)
+                | CommitError::Ledger(crate::lake::ledger::LedgerError::Storage(_))
         )
     }
 }
@@ -97,6 +104,11 @@ pub struct Committer {
     /// of one keeps the others' (one whose close failed keeps its parts), and a window's marker
     /// takes it out. One write of `open.json` at a time.
     pub(crate) open: Arc<tokio::sync::Mutex<Vec<WindowRecord>>>,
+    /// The users the erasure ledger erases: every change's files are written without their
+    /// data (read by [`Committer::begin`], grown by an erasure).
+    erasure: Arc<std::sync::RwLock<Arc<Erasure>>>,
+    /// Where files rewritten before their upload are made.
+    pub(crate) tmp_dir: std::path::PathBuf,
 }
 
 impl Committer {
@@ -118,7 +130,36 @@ impl Committer {
             chain: Arc::new(tokio::sync::Mutex::new(None)),
             signer: None,
             open: Arc::new(tokio::sync::Mutex::new(Vec::new())),
+            erasure: Arc::default(),
+            tmp_dir: std::env::temp_dir(),
         }
+    }
+
+    /// The committer, making rewritten files under `dir`.
+    pub fn with_tmp_dir(mut self, dir: &std::path::Path) -> Committer {
+        self.tmp_dir = dir.to_path_buf();
+        self
+    }
+
+    /// The users the erasure ledger erases, as this run knows them.
+    pub fn erasure(&self) -> Arc<Erasure> {
+        self.erasure.read().expect("not poisoned").clone()
+    }
+
+    /// Every later change applies `erasure` too.
+    pub(crate) fn hold_erasure(&self, erasure: &Erasure) {
+        let mut held = self.erasure.write().expect("not poisoned");
+        let mut grown = (**held).clone();
+        grown.extend(erasure);
+        *held = Arc::new(grown);
+    }
+
+    /// A committer that only reads (`erase --dry-run`, the checks before a lease): its fence is
+    /// closed, so every write fails before it is made.
+    pub fn reading(lake: Lake, subdomain: &str) -> Committer {
+        let manifest = Manifest::new(lake.clone(), subdomain);
+        let fence = Fence::closed(subdomain);
+        Committer::new(lake, manifest, subdomain, fence, "reading")
     }
 
     /// The subdomain this committer writes.

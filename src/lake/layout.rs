@@ -257,6 +257,11 @@ pub fn digest(subdomain: &str, seq: u64) -> Path {
     digests(subdomain).join(format!("{seq:010}.json"))
 }
 
+/// The folder of the ledger of erasures and expiries (`ledger.rs`).
+pub fn ledger(subdomain: &str) -> Path {
+    meta(subdomain).join("ledger")
+}
+
 /// How far the recheck has confirmed the lake: the windows it need not count again.
 pub fn recheck(subdomain: &str) -> Path {
     meta(subdomain).join("recheck.json")

@@ -164,6 +164,10 @@ pub struct WindowRecord {
     /// window exported whole (before the open window grew by deltas).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covered_to: Option<String>,
+    /// A tombstone: the window expired under the lake's retention (`auditlake expire`); it
+    /// names no files, is never exported again, and is no gap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
 }
 
 impl WindowRecord {
@@ -242,6 +246,7 @@ impl WindowRecord {
             auditlake_version: env!("CARGO_PKG_VERSION").to_string(),
             run_id: String::new(),
             covered_to: None,
+            expired: false,
         }
     }
 }

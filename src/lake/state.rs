@@ -10,6 +10,7 @@ use crate::lake::signing::Signer;
 use crate::lake::commit::{CommitError, Committer};
 use crate::lake::delta::{DeltaLog, TableFormat};
 use crate::lake::layout;
+use crate::lake::ledger::Ledger;
 use crate::lake::manifest::{ApiFacts, Dataset, FileEntry, ManifestError, OpenState, WindowRecord};
 use crate::lake::view::{Current, TableView};
 use crate::plan::window::{parse_compact, Grid, Window};
@@ -30,6 +31,16 @@ pub struct LakeState {
     pub confirmed_to: Option<i64>,
     /// Interrupted repairs finished before the run.
     pub repairs_converged: u64,
+    /// The ledger of erasures and expiries (every one finished, those interrupted too).
+    pub ledger: Ledger,
+}
+
+impl LakeState {
+    /// The retention floor: windows ending at or before it expired and are never exported
+    /// again.
+    pub fn floor(&self) -> Option<i64> {
+        self.ledger.floor()
+    }
 }
 
 impl Committer {
@@ -142,12 +153,26 @@ impl Committer {
         if let Some(log) = self.delta() {
             self.converge_log(log, grid, &generations).await?;
         }
+        let mut ledger = Ledger::read(self.lake(), self.subdomain()).await?;
+        self.hold_erasure(&ledger.erasure());
+        let mut open = open;
+        if self.converge_ledger(grid, &ledger).await? > 0 {
+            ledger = Ledger::read(self.lake(), self.subdomain()).await?;
+            // An erasure replaces open parts.
+            open = self.open_records().await;
+        }
+        let generations = match ledger.entries.is_empty() {
+            true => generations,
+            // Erasures and expiries wrote new generations.
+            false => manifest.generations().await?,
+        };
         Ok(LakeState {
             open,
             facts: manifest.api_facts().await?,
             confirmed_to: manifest.confirmed_to(recheck_seconds).await?,
             generations,
             repairs_converged,
+            ledger,
         })
     }
 

@@ -49,7 +49,17 @@ impl Guard {
         subdomain: &str,
         config: &ExportConfig,
     ) -> Result<Guard, RunError> {
-        let held = Held::take(lake, subdomain, config.lease_ttl, &config.run_id).await?;
+        Guard::take_as(lake, subdomain, config.lease_ttl, &config.run_id).await
+    }
+
+    /// Takes the lease of `subdomain` in `lake` for `ttl`, as run `run_id`.
+    pub(crate) async fn take_as(
+        lake: &Lake,
+        subdomain: &str,
+        ttl: std::time::Duration,
+        run_id: &str,
+    ) -> Result<Guard, RunError> {
+        let held = Held::take(lake, subdomain, ttl, run_id).await?;
         Ok(Guard {
             held,
             started: Instant::now(),

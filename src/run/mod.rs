@@ -17,6 +17,7 @@ mod guard;
 mod open;
 mod pipeline;
 mod plan;
+mod policy;
 mod progress;
 pub(crate) mod ranges;
 mod recheck;
@@ -27,6 +28,7 @@ mod summary;
 mod workers;
 
 pub use error::{RunError, WindowError};
+pub use policy::{erase, expire, PolicyOutcome};
 pub use progress::{Meter, NoProgress, Progress};
 pub use repair::{repair, RepairOutcome};
 pub use summary::{drift, Failure, Summary};
@@ -175,7 +177,15 @@ async fn export_leased(
         .assume(state.facts.created_at_bounds);
     let facts = state.facts;
     let done: BTreeSet<i64> = generations.keys().copied().collect();
-    let plan = window::plan(config.grid, config.since, config.until);
+    let floor = state.ledger.floor();
+    let since = match floor {
+        Some(floor) if config.since < floor => {
+            tracing::warn!(since = %window::format_rfc3339(config.since), floor = %window::format_rfc3339(floor), "--since is older than the lake's retention floor (windows before it expired): starting at the floor");
+            floor
+        }
+        _ => config.since,
+    };
+    let plan = window::plan(config.grid, since.min(config.until), config.until);
 
     let (mut summary, pending) = pending_windows(&config, &lake, &plan, &done);
     summary.repairs_converged = state.repairs_converged;
@@ -224,6 +234,10 @@ async fn export_leased(
         compact_days(&context, &days, &mut summary).await;
     }
 
+    let stopped = summary.fatal.is_some() || summary.interrupted || lost.is_cancelled();
+    if let (Some(retention), false) = (context.config.retention, stopped || summary.store_failed) {
+        policy::retain(&context, retention, floor, &mut summary).await;
+    }
     keep_what_was_learned(&context, &facts).await;
     count_requests(&context.client, &mut summary);
     if !summary.extra_fields.is_empty() {

@@ -57,6 +57,11 @@ pub struct Summary {
     pub days_compacted: u64,
     /// Interrupted repairs that this run finished (see `repair`).
     pub repairs_converged: u64,
+    /// Closed windows this run expired (`--retention`).
+    pub windows_expired: u64,
+    /// The lake's retention floor after this run: windows ending at or before it expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_floor: Option<String>,
     /// OAuth access tokens minted by this run (client credentials only; never the tokens).
     pub tokens_minted: u64,
     /// The destination failed (after the store's own retries): the run stopped scheduling.

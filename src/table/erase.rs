@@ -177,7 +177,10 @@ fn inner_name(label: &str) -> Option<&str> {
 
 /// `text` with every `(from, to)` of `replacements` (longest first) replaced in one pass.
 fn replace_all(text: &str, replacements: &[(String, String)]) -> Option<String> {
-    if !replacements.iter().any(|(from, _)| text.contains(from.as_str())) {
+    if !replacements
+        .iter()
+        .any(|(from, _)| text.contains(from.as_str()))
+    {
         return None;
     }
     let mut out = String::with_capacity(text.len());
@@ -366,26 +369,27 @@ fn erase_batch(
     let actor = batch.column(c.actor_id).as_primitive::<Int64Type>().clone();
     let mut changed = vec![false; rows];
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    let mut edit = |column: usize, value: &dyn Fn(usize, Option<&str>) -> Option<Option<String>>| {
-        let array = batch.column(column).as_string::<i32>();
-        let mut any = false;
-        let values: Vec<Option<String>> = (0..rows)
-            .map(|r| {
-                let old = array.is_valid(r).then(|| array.value(r));
-                match value(r, old) {
-                    Some(new) if new.as_deref() != old => {
-                        changed[r] = true;
-                        any = true;
-                        new
+    let mut edit =
+        |column: usize, value: &dyn Fn(usize, Option<&str>) -> Option<Option<String>>| {
+            let array = batch.column(column).as_string::<i32>();
+            let mut any = false;
+            let values: Vec<Option<String>> = (0..rows)
+                .map(|r| {
+                    let old = array.is_valid(r).then(|| array.value(r));
+                    match value(r, old) {
+                        Some(new) if new.as_deref() != old => {
+                            changed[r] = true;
+                            any = true;
+                            new
+                        }
+                        _ => old.map(str::to_string),
                     }
-                    _ => old.map(str::to_string),
-                }
-            })
-            .collect();
-        if any {
-            columns[column] = Arc::new(StringArray::from(values));
-        }
-    };
+                })
+                .collect();
+            if any {
+                columns[column] = Arc::new(StringArray::from(values));
+            }
+        };
     let erased_actor = |r: usize| actor.is_valid(r) && erased.contains(&actor.value(r));
     edit(c.actor_name, &|r, old| {
         (erased_actor(r) && old.is_some()).then(|| Some(actor.value(r).to_string()))
@@ -422,13 +426,21 @@ mod tests {
     fn page() -> String {
         let records = [
             // Ada's: her name in the description and in an unknown field.
-            format!(r#"{{"id":1,"created_at":"2024-03-01T00:00:01Z","actor_id":{ADA},"actor_name":"Ada Lovelace","ip_address":"203.0.113.7","source_type":"ticket","source_id":5,"source_label":"Ticket: Printer","change_description":"Ada Lovelace signed in from 203.0.113.7","note":"by Ada Lovelace"}}"#),
+            format!(
+                r#"{{"id":1,"created_at":"2024-03-01T00:00:01Z","actor_id":{ADA},"actor_name":"Ada Lovelace","ip_address":"203.0.113.7","source_type":"ticket","source_id":5,"source_label":"Ticket: Printer","change_description":"Ada Lovelace signed in from 203.0.113.7","note":"by Ada Lovelace"}}"#
+            ),
             // Bo changes Ada's user: Ada is the source.
-            format!(r#"{{"id":2,"created_at":"2024-03-01T00:00:02Z","actor_id":{BO},"actor_name":"Bo","ip_address":"198.51.100.1","source_type":"user","source_id":{ADA},"source_label":"User: Ada L.","change_description":"Name changed from Ada L. to Ada Lovelace"}}"#),
+            format!(
+                r#"{{"id":2,"created_at":"2024-03-01T00:00:02Z","actor_id":{BO},"actor_name":"Bo","ip_address":"198.51.100.1","source_type":"user","source_id":{ADA},"source_label":"User: Ada L.","change_description":"Name changed from Ada L. to Ada Lovelace"}}"#
+            ),
             // Someone else named Ada: untouched.
-            format!(r#"{{"id":3,"created_at":"2024-03-01T00:00:03Z","actor_id":{BO},"actor_name":"Ada Lovelace","ip_address":"203.0.113.7","source_type":"ticket","source_id":6,"source_label":"Ticket: Ada Lovelace","change_description":"Ada Lovelace again"}}"#),
+            format!(
+                r#"{{"id":3,"created_at":"2024-03-01T00:00:03Z","actor_id":{BO},"actor_name":"Ada Lovelace","ip_address":"203.0.113.7","source_type":"ticket","source_id":6,"source_label":"Ticket: Ada Lovelace","change_description":"Ada Lovelace again"}}"#
+            ),
             // Ada, an old-style record without a name.
-            format!(r#"{{"id":4,"created_at":"2024-03-01T00:00:04Z","actor_id":{ADA},"source_type":"ticket","source_id":7,"source_label":"x","change_description":null}}"#),
+            format!(
+                r#"{{"id":4,"created_at":"2024-03-01T00:00:04Z","actor_id":{ADA},"source_type":"ticket","source_id":7,"source_label":"x","change_description":null}}"#
+            ),
         ];
         format!(r#"{{"audit_logs":[{}]}}"#, records.join(","))
     }
@@ -439,7 +451,10 @@ mod tests {
             end: 1_709_337_600,
         };
         let mut router = WindowRouter::new(window, dir.to_path_buf());
-        decode_page(page().as_bytes(), Schema::get(), |row| router.push(&row).unwrap()).unwrap();
+        decode_page(page().as_bytes(), Schema::get(), |row| {
+            router.push(&row).unwrap()
+        })
+        .unwrap();
         let (mut parts, _) = router.finish().unwrap();
         parts.remove(0).part.file
     }
@@ -508,13 +523,23 @@ mod tests {
             after[1][c.change_description].as_deref(),
             Some(format!("Name changed from {ADA} to {ADA}").as_str())
         );
-        assert_eq!(after[1][c.actor_name].as_deref(), Some("Bo"), "Bo is not erased");
+        assert_eq!(
+            after[1][c.actor_name].as_deref(),
+            Some("Bo"),
+            "Bo is not erased"
+        );
         assert_eq!(after[2], before[2], "another person's record is untouched");
         assert_eq!(after[3], before[3]);
         for r in [0, 1] {
             for (column, value) in after[r].iter().enumerate() {
-                if ![c.actor_name, c.ip_address, c.source_label, c.change_description, c.extra]
-                    .contains(&column)
+                if ![
+                    c.actor_name,
+                    c.ip_address,
+                    c.source_label,
+                    c.change_description,
+                    c.extra,
+                ]
+                .contains(&column)
                 {
                     assert_eq!(value, &before[r][column], "column {column} keeps its value");
                 }
@@ -535,7 +560,10 @@ mod tests {
         let mut file = part(dir.path());
         let erasure = Erasure::new([ADA]);
         let names = erasure.scan(&mut file).unwrap().names;
-        let out = erasure.rewrite(&mut file, dir.path(), &names).unwrap().unwrap();
+        let out = erasure
+            .rewrite(&mut file, dir.path(), &names)
+            .unwrap()
+            .unwrap();
         let meta = |f: &File| {
             let b = ParquetRecordBatchReaderBuilder::try_new(f.try_clone().unwrap()).unwrap();
             let m = b.metadata().clone();

@@ -51,7 +51,7 @@ impl Committer {
             stands.reason =
                 Some("an interrupted change was finished; this generation stands".into());
             // Not a replacement: the link restates the generation that stands.
-            self.chain_link(&stands, None).await?;
+            self.chain_link(&stands, None, None).await?;
         }
         let removed = self.sweep(window, keep).await?;
         self.fence_check()?;

@@ -24,6 +24,7 @@
 mod converge;
 mod steps;
 
+use crate::lake::chain::{ChainedFile, Evidence, LinkKind};
 use crate::lake::manifest::WindowRecord;
 use crate::plan::window::Window;
 use crate::table::route::RoutedPart;
@@ -40,12 +41,35 @@ pub enum ChangeKind {
     /// Records re-exported from Zendesk in place of the window's files (a repair, a recheck's
     /// repair, a close that fetched its window whole again).
     Repair,
+    /// The same records with some users' data erased (`auditlake erase`): same rows, same
+    /// order, other values.
+    Erase,
+    /// The window removed for the lake's retention (`auditlake expire`): its records go on
+    /// purpose.
+    Expire,
 }
 
 impl ChangeKind {
-    /// Whether records come or go (the Delta log's `dataChange`).
+    /// Whether records come or go, or change (the Delta log's `dataChange`).
     pub fn changes_data(self) -> bool {
         self != ChangeKind::Rearrange
+    }
+
+    /// Whether the commit checks that the change keeps every record the lake holds: every kind
+    /// whose files are made anew (an expiry removes records on purpose; a rearrangement is
+    /// joined from the lake's own files).
+    pub fn keeps_every_record(self) -> bool {
+        matches!(
+            self,
+            ChangeKind::Append | ChangeKind::Repair | ChangeKind::Erase
+        )
+    }
+
+    /// Whether the commit applies the erasure ledger to the change's files before it writes
+    /// them: every kind but an erasure (its files are the ledger applied) and an expiry (it
+    /// writes none).
+    pub fn applies_ledger(self) -> bool {
+        !matches!(self, ChangeKind::Erase | ChangeKind::Expire)
     }
 }
 
@@ -79,6 +103,8 @@ pub struct Change {
     pub(crate) target: Target,
     pub(crate) parts: Vec<RoutedPart>,
     pub(crate) reason: Option<String>,
+    /// What an erasure's or an expiry's chain link adds.
+    pub(crate) evidence: Option<Evidence>,
 }
 
 impl Change {
@@ -90,6 +116,7 @@ impl Change {
             target: Target::First,
             parts,
             reason: None,
+            evidence: None,
         }
     }
 
@@ -106,6 +133,7 @@ impl Change {
             target: Target::First,
             parts,
             reason: Some(reason.into()),
+            evidence: None,
         }
     }
 
@@ -129,6 +157,7 @@ impl Change {
             },
             parts,
             reason: None,
+            evidence: None,
         }
     }
 
@@ -157,6 +186,7 @@ impl Change {
             },
             parts,
             reason: Some(reason.into()),
+            evidence: None,
         }
     }
 
@@ -177,6 +207,81 @@ impl Change {
             },
             parts,
             reason: Some(reason.into()),
+            evidence: None,
+        }
+    }
+
+    /// An erasure of a committed window (`current` its marker): `parts`, its files with the
+    /// ledger entry `ledger`'s users erased (one for each of `current`'s, in order), become its
+    /// next generation; `rows_changed` of their rows differ.
+    pub fn erase(
+        window: Window,
+        current: &WindowRecord,
+        parts: Vec<RoutedPart>,
+        user_ids: &[i64],
+        ledger: u64,
+        rows_changed: u64,
+    ) -> Change {
+        Change {
+            span: window,
+            kind: ChangeKind::Erase,
+            target: Target::Next {
+                replaces: current.clone(),
+            },
+            parts,
+            reason: Some(format!("erase: ledger entry {ledger}")),
+            evidence: Some(Evidence {
+                kind: LinkKind::Erase,
+                user_ids: user_ids.to_vec(),
+                replaced: ChainedFile::replaced(&current.files),
+                rows_changed,
+                ledger,
+            }),
+        }
+    }
+
+    /// An erasure of the open window's parts (`record` its record so far): `parts`, its parts
+    /// with the users erased, in order, replace them, numbered from `first_seq` (past the old
+    /// ones, so that no name the Delta log holds is rewritten). Open parts are not chained.
+    pub fn erase_open(
+        window: Window,
+        record: &WindowRecord,
+        parts: Vec<RoutedPart>,
+        first_seq: u32,
+    ) -> Change {
+        Change {
+            span: window,
+            kind: ChangeKind::Erase,
+            target: Target::Open {
+                previous: None,
+                from: window.start,
+                covered_to: record.covered_to().unwrap_or(window.start),
+                first_seq,
+            },
+            parts,
+            reason: None,
+            evidence: None,
+        }
+    }
+
+    /// The expiry of a committed window (`current` its marker) under the retention decided by
+    /// ledger entry `ledger`: its next generation is a tombstone naming no files.
+    pub fn expire(window: Window, current: &WindowRecord, ledger: u64) -> Change {
+        Change {
+            span: window,
+            kind: ChangeKind::Expire,
+            target: Target::Next {
+                replaces: current.clone(),
+            },
+            parts: Vec::new(),
+            reason: Some(format!("expire: ledger entry {ledger}")),
+            evidence: Some(Evidence {
+                kind: LinkKind::Expire,
+                user_ids: Vec::new(),
+                replaced: ChainedFile::replaced(&current.files),
+                rows_changed: current.rows,
+                ledger,
+            }),
         }
     }
 
@@ -184,6 +289,8 @@ impl Change {
     /// whether it replaces files readers see.
     pub(crate) fn operation_of(target: &Target, kind: ChangeKind, replaces: bool) -> &'static str {
         match (target, kind) {
+            (_, ChangeKind::Erase) => "UPDATE",
+            (_, ChangeKind::Expire) => "DELETE",
             (Target::Open { .. }, _) => "STREAMING UPDATE",
             (Target::First, _) if !replaces => "WRITE",
             (_, ChangeKind::Rearrange) => "OPTIMIZE",

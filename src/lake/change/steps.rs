@@ -8,12 +8,14 @@ use std::io::Seek;
 use object_store::path::Path;
 
 use super::{Change, ChangeKind, Target};
+use crate::lake::chain::Evidence;
 use crate::lake::commit::{ids_in_paths, ids_of_parts, CommitError, Committer};
 use crate::lake::layout;
 use crate::lake::manifest::{FileEntry, OpenState, RepairJournal, WindowRecord};
 use crate::lake::storage::{Created, StorageError};
 use crate::plan::window::{format_rfc3339, Window};
-use crate::table::encode::FileStats;
+use crate::table::encode::{FileStats, PartError};
+use crate::table::erase::Names;
 use crate::table::route::RoutedPart;
 
 /// A file known only by its path (the change's own, not uploaded yet): what a sweep keeps.
@@ -53,7 +55,12 @@ impl Committer {
             target,
             mut parts,
             reason,
+            evidence,
         } = change;
+        if kind.applies_ledger() {
+            // Data the lake's owner erased never comes back, even where the API still serves it.
+            self.apply_ledger(&span, &mut parts).await?;
+        }
         let generation = match &target {
             Target::Next { replaces } => replaces.generation + 1,
             _ => 1,
@@ -72,8 +79,8 @@ impl Committer {
             keep.extend(previous.files.iter().cloned());
         }
         let plan = self.sweep_plan(&span, &keep).await?;
-        if kind.changes_data() {
-            // Records fetched again in place of files: none the lake holds may go. Checked
+        if kind.keeps_every_record() {
+            // Records made anew in place of files: none the lake holds may go. Checked
             // before anything is written, so that a refused change leaves nothing behind.
             self.keeps_every_record(&span, &mut parts, &plan).await?;
         }
@@ -105,11 +112,13 @@ impl Committer {
         }
         let mut record = self.marker(&span, files);
         record.generation = generation;
+        record.expired = kind == ChangeKind::Expire;
         if let Target::Next { .. } = target {
             record.reason.clone_from(&reason);
         }
         let replaces = (generation > 1).then_some(from_generation);
-        self.chain_link(&record, replaces).await?;
+        self.chain_link(&record, replaces, evidence.as_ref())
+            .await?;
         self.fence_check()?;
         let mut created = self.manifest().commit(&span, &record).await?;
         if created == Created::AlreadyExisted && self.is_own_marker(&span, &record).await? {
@@ -219,6 +228,7 @@ impl Committer {
         &self,
         record: &WindowRecord,
         replaces: Option<u32>,
+        evidence: Option<&Evidence>,
     ) -> Result<(), CommitError> {
         let mut chain = self.chain.lock().await;
         if chain.is_none() {
@@ -232,6 +242,7 @@ impl Committer {
                 self.subdomain(),
                 record,
                 replaces,
+                evidence,
                 self.signer.as_deref(),
             )
             .await;
@@ -305,6 +316,48 @@ impl Committer {
                 }
             })
             .collect()
+    }
+
+    /// Applies the erasure ledger to a change's `parts` before they are written: each that
+    /// holds an erased user's records is rewritten without their data (`table/erase.rs`), names
+    /// taken from the parts themselves. Nothing is read when the ledger is empty.
+    async fn apply_ledger(
+        &self,
+        window: &Window,
+        parts: &mut [RoutedPart],
+    ) -> Result<(), CommitError> {
+        let erasure = self.erasure();
+        if erasure.is_empty() || parts.is_empty() {
+            return Ok(());
+        }
+        let unreadable = |e: PartError| CommitError::Unreadable {
+            path: format!("the new files of window {}", window.id()),
+            reason: e.to_string(),
+        };
+        let mut names = Names::default();
+        let mut holding = Vec::new();
+        for (i, part) in parts.iter_mut().enumerate() {
+            let scan = erasure.scan(&mut part.part.file).map_err(unreadable)?;
+            if scan.rows > 0 {
+                holding.push(i);
+                names.extend(scan.names);
+            }
+        }
+        let mut rows = 0;
+        for i in holding {
+            let part = &mut parts[i];
+            if let Some(erased) = erasure
+                .rewrite(&mut part.part.file, &self.tmp_dir, &names)
+                .map_err(unreadable)?
+            {
+                rows += erased.rows_changed;
+                part.part = erased.part;
+            }
+        }
+        if rows > 0 {
+            tracing::info!(window = %window.id(), rows, "records of erased users written erased, as the erasure ledger says");
+        }
+        Ok(())
     }
 
     /// Uploads `parts` under `names` (one each): a generation's files sorted by path, a delta's

@@ -111,6 +111,14 @@ impl Fence {
         }
     }
 
+    /// A fence that is closed from the start: for a committer that only reads (a dry run), so
+    /// that any write it were asked for fails before it is made.
+    pub fn closed(subdomain: &str) -> Fence {
+        let fence = Fence::new(subdomain, Duration::from_secs(1), Instant::now(), now());
+        fence.lock().closed = Some(Closed::Released);
+        fence
+    }
+
     /// Ok while the lease is certainly still ours: the last confirmed renewal + ttl − margin is
     /// still in the future by the local monotonic clock and by the wall clock, and the lease has
     /// not been reported lost.

@@ -1,0 +1,258 @@
+//! The ledger of erasures and expiries (`_auditlake/subdomain=SUB/ledger/`): the lake owner's
+//! decisions that data must go, each recorded before the lake changes, so that every later
+//! write applies them and a crash is finished by the next run.
+//!
+//! An entry (`NNNNNNNNNN.json`, create-if-absent, never rewritten) says what was decided: the
+//! user ids to erase or the instant before which whole windows expire, the reason (a ticket or
+//! request number), when, and by which run. Its end (`NNNNNNNNNN.done.json`, create-if-absent)
+//! says what changed: the windows, their rows, the files purged. An entry without its end is
+//! pending: the change was interrupted, and the next run (or command) takes it up again, from
+//! the lake as it is.
+//!
+//! **What the ledger holds:** user ids (what Zendesk itself keeps in place of a name), reasons,
+//! times and window ids. Never a name, an address, or a hash of one (a hash of a name can be
+//! guessed).
+
+use bytes::Bytes;
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+
+use crate::lake::layout;
+use crate::lake::storage::{Created, Lake, StorageError};
+use crate::plan::window::{format_rfc3339, parse_instant};
+use crate::table::erase::Erasure;
+
+/// What an entry decides.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Decision {
+    /// The data of these users is erased from every record of theirs, and from every record
+    /// written later.
+    Erase { user_ids: Vec<i64> },
+    /// Every closed window that ends at or before `before` is removed; `before` is on the
+    /// lake's grid (the retention floor).
+    Expire { before: String },
+}
+
+/// One decision, as recorded before the lake changes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub decision: Decision,
+    pub reason: String,
+    pub at: String,
+    pub run_id: String,
+}
+
+/// One window a decision changed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Changed {
+    pub window: String,
+    /// The generation written (an erased copy, or an expired window's tombstone).
+    pub generation: u32,
+    /// Rows changed (erase) or removed (expire).
+    pub rows: u64,
+}
+
+/// What a decision changed, recorded once the change is complete.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Done {
+    pub seq: u64,
+    pub finished_at: String,
+    pub windows: Vec<Changed>,
+    /// Files removed besides the windows' own: older generations, files a Delta table kept
+    /// for its older versions, leftovers of interrupted attempts.
+    pub files_purged: u64,
+    pub run_id: String,
+}
+
+/// The ledger as read: every entry, with its end if it has one.
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    pub entries: Vec<(Entry, Option<Done>)>,
+}
+
+/// Why the ledger could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{path} is not a valid ledger entry ({reason}): the ledger of erasures is kept as written, never edited; restore it from a backup")]
+    Corrupt { path: String, reason: String },
+    #[error("the ledger's next entry is taken {0} times over: another writer is appending to it")]
+    Contended(u32),
+}
+
+/// Times an append re-reads the ledger after finding its number taken.
+const RELOADS: u32 = 3;
+
+fn entry_path(subdomain: &str, seq: u64) -> Path {
+    layout::ledger(subdomain).join(format!("{seq:010}.json"))
+}
+
+fn done_path(subdomain: &str, seq: u64) -> Path {
+    layout::ledger(subdomain).join(format!("{seq:010}.done.json"))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, LedgerError> {
+    serde_json::from_slice(bytes).map_err(|e| LedgerError::Corrupt {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+impl Ledger {
+    /// Reads the subdomain's ledger: one listing, then each entry.
+    pub async fn read(lake: &Lake, subdomain: &str) -> Result<Ledger, LedgerError> {
+        let mut entries = Vec::new();
+        let mut done = std::collections::BTreeMap::new();
+        let mut listed = lake.list(&layout::ledger(subdomain)).await?;
+        listed.sort();
+        for path in listed {
+            let Some(name) = path.filename() else {
+                continue;
+            };
+            let Some(bytes) = lake.read(&path).await? else {
+                continue;
+            };
+            if let Some(stem) = name.strip_suffix(".done.json") {
+                if stem.parse::<u64>().is_ok() {
+                    let end: Done = parse(&path, &bytes)?;
+                    done.insert(end.seq, end);
+                }
+            } else if name
+                .strip_suffix(".json")
+                .is_some_and(|s| s.parse::<u64>().is_ok())
+            {
+                entries.push(parse::<Entry>(&path, &bytes)?);
+            }
+        }
+        entries.sort_by_key(|e| e.seq);
+        Ok(Ledger {
+            entries: entries
+                .into_iter()
+                .map(|e| {
+                    let end = done.remove(&e.seq);
+                    (e, end)
+                })
+                .collect(),
+        })
+    }
+
+    /// Every user id the ledger erases: what every write applies.
+    pub fn erasure(&self) -> Erasure {
+        Erasure::new(self.entries.iter().flat_map(|(e, _)| match &e.decision {
+            Decision::Erase { user_ids } => user_ids.clone(),
+            Decision::Expire { .. } => Vec::new(),
+        }))
+    }
+
+    /// The retention floor: the latest `before` of every expiry (UTC seconds); windows ending
+    /// at or before it are gone and never exported again.
+    pub fn floor(&self) -> Option<i64> {
+        self.entries
+            .iter()
+            .filter_map(|(e, _)| match &e.decision {
+                Decision::Expire { before } => parse_instant(before).ok(),
+                Decision::Erase { .. } => None,
+            })
+            .max()
+    }
+
+    /// The entries whose change was interrupted.
+    pub fn pending(&self) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .filter(|(_, done)| done.is_none())
+            .map(|(e, _)| e)
+    }
+
+    /// The erasures, in order.
+    pub fn erasures(&self) -> impl Iterator<Item = &(Entry, Option<Done>)> {
+        self.entries
+            .iter()
+            .filter(|(e, _)| matches!(e.decision, Decision::Erase { .. }))
+    }
+
+    /// Appends `decision` for `reason` as the next entry (create-if-absent), returning it.
+    pub async fn append(
+        lake: &Lake,
+        subdomain: &str,
+        decision: Decision,
+        reason: &str,
+        run_id: &str,
+    ) -> Result<Entry, LedgerError> {
+        for _ in 0..=RELOADS {
+            let ledger = Ledger::read(lake, subdomain).await?;
+            let entry = Entry {
+                seq: ledger.entries.last().map_or(1, |(e, _)| e.seq + 1),
+                decision: decision.clone(),
+                reason: reason.to_string(),
+                at: format_rfc3339(chrono::Utc::now().timestamp()),
+                run_id: run_id.to_string(),
+            };
+            let body = Bytes::from(serde_json::to_vec_pretty(&entry).expect("plain data"));
+            let path = entry_path(subdomain, entry.seq);
+            if lake.create(&path, body.clone()).await? == Created::Created
+                || lake.read(&path).await?.as_ref() == Some(&body)
+            {
+                return Ok(entry);
+            }
+        }
+        Err(LedgerError::Contended(RELOADS))
+    }
+
+    /// Records the end of entry `done.seq` (create-if-absent: a second end, from a run that
+    /// finished the same entry again, leaves the first).
+    pub async fn finish(lake: &Lake, subdomain: &str, done: &Done) -> Result<(), LedgerError> {
+        let body = Bytes::from(serde_json::to_vec_pretty(done).expect("plain data"));
+        lake.create(&done_path(subdomain, done.seq), body).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_are_numbered_and_pending_until_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+        let erase = Decision::Erase {
+            user_ids: vec![7, 8],
+        };
+        let first = Ledger::append(&lake, "acme", erase, "DPO-1", "r1")
+            .await
+            .unwrap();
+        let expire = Decision::Expire {
+            before: "2024-01-01T00:00:00Z".into(),
+        };
+        let second = Ledger::append(&lake, "acme", expire, "policy", "r1")
+            .await
+            .unwrap();
+        assert_eq!((first.seq, second.seq), (1, 2));
+        let ledger = Ledger::read(&lake, "acme").await.unwrap();
+        assert_eq!(ledger.pending().count(), 2);
+        assert_eq!(ledger.erasure(), Erasure::new([7, 8]));
+        assert_eq!(ledger.floor(), Some(1_704_067_200));
+        let done = Done {
+            seq: 1,
+            finished_at: "2024-01-02T00:00:00Z".into(),
+            ..Done::default()
+        };
+        Ledger::finish(&lake, "acme", &done).await.unwrap();
+        let ledger = Ledger::read(&lake, "acme").await.unwrap();
+        assert_eq!(ledger.pending().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+        let text = String::from_utf8(
+            lake.read(&entry_path("acme", 1))
+                .await
+                .unwrap()
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(text.contains("\"kind\": \"erase\""), "{text}");
+    }
+}
