@@ -137,7 +137,7 @@ impl Error {
             Error::Status(e) => match e.as_ref() {
                 StatusError::NoLake { .. } => exit::NO_LAKE,
                 StatusError::Manifest(e) => manifest_code(e),
-                StatusError::Lease(_) => exit::DESTINATION,
+                StatusError::Lease(_) | StatusError::Ledger(_) => exit::DESTINATION,
             },
             Error::Ddl(e) => ddl_code(e),
             Error::NotFound(_) | Error::ExportThrottled { .. } => exit::WINDOWS_FAILED,

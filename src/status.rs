@@ -8,6 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::lake::lease::{self, LeaseError};
+use crate::lake::ledger::{Decision, Ledger, LedgerError};
 use crate::lake::manifest::{Dataset, LastRun, Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::Lake;
 use crate::lake::view::{Current, TableView};
@@ -22,6 +23,20 @@ pub enum StatusError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Lease(#[from] LeaseError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// The erasures the ledger records, as `status` shows them (ids and reasons, never names).
+#[derive(Debug, Clone, Serialize)]
+pub struct Erasures {
+    pub count: u64,
+    /// When the last one was decided, why, and how many users it erased.
+    pub last_at: String,
+    pub last_reason: String,
+    pub last_users: u64,
+    /// Erasures a crash interrupted: the next run (or erase) finishes them.
+    pub pending: u64,
 }
 
 /// Who holds the lease now.
@@ -70,6 +85,14 @@ pub struct Status {
     pub delta_version: Option<u64>,
     /// The digest chain's last link (its seq, window and time), if the chain has one.
     pub chain_head: Option<ChainHead>,
+    /// What the erasure ledger records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasures: Option<Erasures>,
+    /// The retention floor: closed windows ending at or before it expired (tombstones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_floor: Option<String>,
+    /// Expired windows (tombstones) among the done ones.
+    pub expired_windows: u64,
 }
 
 /// The last link of the digest chain, as `status` shows it.
@@ -138,7 +161,22 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
             since: l.acquired_at,
             expires: format_rfc3339(l.expires_at),
         });
+    let ledger = Ledger::read(lake, subdomain).await?;
+    let erasures: Vec<_> = ledger.erasures().collect();
+    let erasures = erasures.last().map(|(last, _)| Erasures {
+        count: erasures.len() as u64,
+        last_at: last.at.clone(),
+        last_reason: last.reason.clone(),
+        last_users: match &last.decision {
+            Decision::Erase { user_ids } => user_ids.len() as u64,
+            Decision::Expire { .. } => 0,
+        },
+        pending: erasures.iter().filter(|(_, done)| done.is_none()).count() as u64,
+    });
     Ok(Status {
+        erasures,
+        retention_floor: ledger.floor().map(format_rfc3339),
+        expired_windows: markers.values().filter(|m| m.expired).count() as u64,
         subdomain: subdomain.to_string(),
         dest: lake.display().to_string(),
         dataset,
@@ -196,6 +234,24 @@ async fn chain_head(lake: &Lake, subdomain: &str) -> Result<Option<ChainHead>, S
 }
 
 impl Status {
+    /// The erasures, in one line: how many, the last, and what a Delta table's history lost.
+    fn erasures_line(&self, erasures: &Erasures) -> String {
+        let mut line = format!(
+            "{}, the last at {} ({} user(s), reason {:?})",
+            erasures.count, erasures.last_at, erasures.last_users, erasures.last_reason
+        );
+        if erasures.pending > 0 {
+            line.push_str(&format!(
+                "; {} interrupted, finished by the next run",
+                erasures.pending
+            ));
+        }
+        if self.delta_version.is_some() {
+            line.push_str("; Delta versions from before an erasure may no longer read in full (their files held the erased data)");
+        }
+        line
+    }
+
     /// The digest chain's last link, or that there is none yet.
     fn chain(&self) -> String {
         match &self.chain_head {
@@ -282,6 +338,16 @@ impl fmt::Display for Status {
                 closing.end,
                 closing.rows,
                 closing.files.len(),
+            )?;
+        }
+        if let Some(erasures) = &self.erasures {
+            writeln!(f, "erasures:    {}", self.erasures_line(erasures))?;
+        }
+        if let Some(floor) = &self.retention_floor {
+            writeln!(
+                f,
+                "retention:   floor {floor}: closed windows ending by then expired ({} tombstones)",
+                self.expired_windows
             )?;
         }
         match self.age_seconds {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Check, Kind, VerifyError};
-use crate::lake::chain::{links, sha256_hex, signed_message, ChainedFile, Digest};
+use crate::lake::chain::{links, sha256_hex, signed_message, ChainedFile, Digest, LinkKind};
 use crate::plan::window::format_compact;
 
 /// What the walk found, for the report's note.
@@ -92,6 +92,14 @@ impl Check<'_> {
             }
             previous = Some(sha256_hex(&bytes));
             self.check_signature(&digest, &path_text);
+            if let Some(problem) = accounts_for(&digest, latest.get(&digest.window)) {
+                self.found(
+                    Kind::ChainDisagrees,
+                    Some(digest.window.clone()),
+                    Some(path_text.clone()),
+                    problem,
+                );
+            }
             first_at.get_or_insert_with(|| digest.at.clone());
             latest.insert(digest.window.clone(), digest);
         }
@@ -192,5 +200,29 @@ impl Check<'_> {
         self.unreadable
             .keys()
             .any(|&start| crate::plan::window::format_compact(start) == window)
+    }
+}
+
+/// What is wrong with an erasure's or an expiry's link, given the window's link before it: it
+/// must replace exactly the files that link names, and an erasure must keep every file's rows
+/// (same rows, other values), an expiry name no file. `None` for a sound link, or any other.
+fn accounts_for(link: &Digest, before: Option<&Digest>) -> Option<String> {
+    let kind = link.kind?;
+    let replaced = link.replaced.as_deref().unwrap_or_default();
+    if let Some(before) = before.filter(|b| b.files != replaced) {
+        return Some(format!(
+            "the {kind:?} link replaces other files than the window's link {} names: the chain does not account for the files it changed",
+            before.seq
+        ));
+    }
+    let rows = |files: &[ChainedFile]| files.iter().map(|f| f.rows).collect::<Vec<_>>();
+    match kind {
+        LinkKind::Erase if rows(&link.files) != rows(replaced) => Some(
+            "the erase link's files hold other rows than those it replaced: an erasure changes values, never rows".into(),
+        ),
+        LinkKind::Expire if !link.files.is_empty() => {
+            Some("the expire link names files: an expired window has none".into())
+        }
+        _ => None,
     }
 }
