@@ -264,7 +264,7 @@ pub fn export(
         lease_ttl: work.lease_ttl,
         signer: work.signer.clone(),
         recheck: recheck(&args.recheck)?,
-        retention: policy::retention(args.retention.as_deref(), grid)?,
+        retention: policy::retention(args.retention.as_deref(), grid, until, now)?,
         compact_days: true,
         store,
         api,

@@ -145,8 +145,14 @@ pub fn expire(
 }
 
 /// `export --retention`: at least one window of `grid` (a shorter one would expire each window
-/// as soon as it closed, and the open window's with it).
-pub fn retention(text: Option<&str>, grid: Grid) -> Result<Option<Duration>, ConfigError> {
+/// as soon as it closed), and not so short that it would expire the window the run leaves open
+/// (the one holding `until`, at `now`: a backfill of old records with a recent retention).
+pub fn retention(
+    text: Option<&str>,
+    grid: Grid,
+    until: i64,
+    now: i64,
+) -> Result<Option<Duration>, ConfigError> {
     let Some(text) = text else {
         return Ok(None);
     };
@@ -160,6 +166,13 @@ pub fn retention(text: Option<&str>, grid: Grid) -> Result<Option<Duration>, Con
     if seconds > 3_650 * 86_400 {
         return err(format!("--retention {text} is too long: at most 3650d"));
     }
+    let floor = grid.floor(now - seconds as i64);
+    if floor > grid.floor(until) {
+        return err(format!(
+            "--retention {text} would expire the window this run leaves open (it holds --until {}): the records it exports are older than the retention",
+            crate::plan::window::format_rfc3339(until)
+        ));
+    }
     Ok(Some(Duration::from_secs(seconds)))
 }
 
@@ -170,12 +183,16 @@ mod tests {
     #[test]
     fn a_retention_shorter_than_a_window_is_refused() {
         let daily = Grid::DAILY;
-        assert!(retention(Some("12h"), daily).is_err());
+        let now = 1_800_000_000;
+        assert!(retention(Some("12h"), daily, now, now).is_err());
         assert_eq!(
-            retention(Some("90d"), daily).unwrap(),
+            retention(Some("90d"), daily, now, now).unwrap(),
             Some(Duration::from_secs(90 * 86_400))
         );
-        assert_eq!(retention(None, daily).unwrap(), None);
+        assert_eq!(retention(None, daily, now, now).unwrap(), None);
+        // A backfill of records two years old with a retention of one.
+        let e = retention(Some("365d"), daily, now - 730 * 86_400, now).unwrap_err();
+        assert!(e.to_string().contains("would expire the window"), "{e}");
     }
 
     #[test]

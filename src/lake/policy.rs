@@ -196,6 +196,11 @@ impl Committer {
                 parts.push(RoutedPart { day, seq, part });
             }
             let window = holding.window;
+            if rows_changed == 0 {
+                // Erased already (an erasure taken up again after a crash, or a user erased
+                // before): the window stays as it is.
+                continue;
+            }
             let change = if holding.open {
                 let first_seq = holding
                     .record

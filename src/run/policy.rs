@@ -181,6 +181,16 @@ pub async fn expire(
     // Whole windows: those that end at or before `before`.
     let floor = grid.floor(config.before);
     let reader = Committer::reading(lake.clone(), &change.subdomain);
+    if let Some(open) = reader.manifest().open_windows().await?.first() {
+        let start = open.span().map_or(i64::MAX, |s| s.start);
+        if floor > start {
+            return Err(RunError::Config(crate::config::ConfigError(format!(
+                "--before {} would expire the open window ({} ..): only closed windows expire",
+                format_rfc3339(config.before),
+                open.start
+            ))));
+        }
+    }
     let expiring = expiring(&reader, grid, floor).await?;
     let mut outcome = PolicyOutcome::nothing(change, "expire");
     outcome.floor = Some(format_rfc3339(floor));

@@ -133,6 +133,7 @@ pub fn export_config(
         metrics_file: None,
         tmp_dir: std::env::temp_dir(),
         recheck: Duration::ZERO,
+        retention: None,
         compact_days: true,
         lease_ttl: Duration::from_secs(600),
         store: Default::default(),
