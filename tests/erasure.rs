@@ -628,3 +628,254 @@ async fn export_retention_expires_what_ended_before_it() {
         (0, 0, 0)
     );
 }
+
+/// Every file under `dest` and its bytes: what "writes nothing" compares.
+fn snapshot(dest: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    all_files(dest)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+/// The command line on a signed lake: bad inputs are one-line errors that write nothing; an
+/// erasure with the key is signed, verifies with the public key, shows no name in its debug
+/// log; a file edited by hand and an erase link whose signature was changed are still caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erase_and_expire_through_the_command_line_on_a_signed_lake() {
+    use auditlake::lake::signing::{generate_pem, public_pem, Signer};
+    let _serial = SERIAL.lock().await;
+    crash::heal();
+    let sim = start(sim_config(3_000, "2024-03-01", "2024-03-01T12:00:00Z")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let private = generate_pem();
+    let key = dir.path().join("chain.key");
+    std::fs::write(&key, &private).unwrap();
+    let public = dir.path().join("chain.pub");
+    std::fs::write(&public, public_pem(&Signer::from_pem(&private).unwrap())).unwrap();
+    let (lake_text, key_text) = (lake.to_str().unwrap(), key.to_str().unwrap());
+    let mut args = twelve_hour_export(lake_text, &sim.base_url());
+    args.extend(["--signing-key-file".to_string(), key_text.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = [("ZENDESK_OAUTH_TOKEN", TOKEN)];
+    let out = run_binary(&args, &env).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let before = records(&lake);
+    let user = before
+        .values()
+        .filter_map(|r| r.get("actor_id").and_then(Value::as_i64))
+        .filter(|&a| a > 0)
+        .max()
+        .unwrap();
+    let held = held_for(&before, user);
+    let user_text = user.to_string();
+    let lake_args = ["--dest", lake_text, "--subdomain", "acme"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        lake_args
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+
+    let bad: Vec<(Vec<String>, &str)> = vec![
+        (
+            [vec!["erase".to_string()], with(&["--user-id", &user_text])].concat(),
+            "--reason",
+        ),
+        (
+            [
+                vec!["erase".to_string()],
+                with(&["--user-id", "ada", "--reason", "R-1"]),
+            ]
+            .concat(),
+            "--user-id",
+        ),
+        (
+            [
+                vec!["expire".to_string()],
+                with(&["--before", "2999-01-01", "--reason", "R-1"]),
+            ]
+            .concat(),
+            "in the future",
+        ),
+        (
+            [
+                vec!["erase".to_string()],
+                with(&["--user-id", &user_text, "--reason", "R-1"]),
+            ]
+            .concat(),
+            "--signing-key-file",
+        ),
+        (
+            [
+                vec!["expire".to_string()],
+                with(&["--before", "2024-03-01T06:00:00Z", "--reason", "R-1"]),
+            ]
+            .concat(),
+            "--signing-key-file",
+        ),
+    ];
+    let untouched = snapshot(&lake);
+    for (args, says) in &bad {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_binary(&args, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{args:?}: one line: {stderr}"
+        );
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(snapshot(&lake) == untouched, "{args:?} wrote");
+    }
+    let mut retention = twelve_hour_export(lake_text, &sim.base_url());
+    retention.extend(["--retention".to_string(), "30m".to_string()]);
+    let retention: Vec<&str> = retention.iter().map(String::as_str).collect();
+    let out = run_binary(&retention, &env).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--retention"), "{}", text(&out));
+    // A user the lake does not hold: nothing to erase, nothing written.
+    let args = [
+        vec!["erase".to_string()],
+        with(&[
+            "--user-id",
+            "12345",
+            "--reason",
+            "R-1",
+            "--signing-key-file",
+            key_text,
+        ]),
+    ]
+    .concat();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_binary(&args, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("nothing to erase"), "{}", text(&out));
+    assert!(
+        snapshot(&lake) == untouched,
+        "a user not held: nothing written"
+    );
+
+    // The erasure, signed, at debug.
+    let args = [
+        vec!["erase".to_string()],
+        with(&[
+            "--user-id",
+            &user_text,
+            "--reason",
+            "DPO-9",
+            "--signing-key-file",
+            key_text,
+            "--log-level",
+            "debug",
+        ]),
+    ]
+    .concat();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_binary(&args, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for h in &held {
+        assert!(
+            !text(&out).contains(h.as_str()),
+            "the debug log holds a value held for the user"
+        );
+    }
+    assert_no_trace(&lake, user, &held, "signed");
+    let verify = |extra: Vec<String>| {
+        let mut args: Vec<String> = ["verify", "--deep"].iter().map(|s| s.to_string()).collect();
+        args.extend(with(&[]));
+        args.extend(extra);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_binary(&args, &[]).await
+        }
+    };
+    let public_args = vec![
+        "--public-key".to_string(),
+        public.to_str().unwrap().to_string(),
+    ];
+    let good = verify(public_args.clone()).await;
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    let status = run_binary(&[&["status"][..], &lake_args].concat(), &[]).await;
+    assert!(
+        text(&status).contains("erasures:    1"),
+        "{}",
+        text(&status)
+    );
+    assert!(text(&status).contains("DPO-9"), "{}", text(&status));
+
+    // An erase link whose signature changed is caught.
+    let links = dir.path().join("lake/_auditlake/subdomain=acme/digests");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&links)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let last = names.last().unwrap();
+    let link: Value = serde_json::from_slice(&std::fs::read(last).unwrap()).unwrap();
+    assert_eq!(link["kind"], "erase");
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&lake, copy.path());
+    let mut forged = link.clone();
+    let other = Signer::from_pem(&generate_pem()).unwrap();
+    forged["signature"] = Value::from(other.sign(b"not this link"));
+    std::fs::write(last, serde_json::to_vec_pretty(&forged).unwrap()).unwrap();
+    let bad = verify(public_args.clone()).await;
+    assert_eq!(bad.status.code(), Some(6), "{}", text(&bad));
+    assert!(text(&bad).contains("BadSignature"), "{}", text(&bad));
+    std::fs::write(last, serde_json::to_vec_pretty(&link).unwrap()).unwrap();
+
+    // A file edited by hand is still Altered.
+    let file = link["files"][0]["path"].as_str().unwrap();
+    let path = lake.join(file);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let altered = verify(vec![]).await;
+    assert_eq!(altered.status.code(), Some(6), "{}", text(&altered));
+    assert!(text(&altered).contains("Altered"), "{}", text(&altered));
+
+    // The expiry, signed, on the copy: verify with the public key stays clean.
+    let args: Vec<String> = [
+        "expire",
+        "--dest",
+        copy.path().to_str().unwrap(),
+        "--subdomain",
+        "acme",
+        "--before",
+        "2024-03-01T06:00:00Z",
+        "--reason",
+        "R-2",
+        "--signing-key-file",
+        key_text,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_binary(&args, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("expired 6 window(s)"), "{}", text(&out));
+    let public = public.to_str().unwrap();
+    let out = run_binary(
+        &[
+            "verify",
+            "--deep",
+            "--dest",
+            copy.path().to_str().unwrap(),
+            "--subdomain",
+            "acme",
+            "--public-key",
+            public,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
