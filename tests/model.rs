@@ -11,7 +11,9 @@
 //! - (c) in a Delta table, over all versions, the rows of the `dataChange: true` adds minus those
 //!   of the `dataChange: true` removes are the table's rows (a change feed counts each record
 //!   once);
-//! - (d) after an export (and a repair) against a healthy API, the lake is exact.
+//! - (d) after an export (and a repair) against a healthy API, the lake is exact: every record
+//!   from the retention floor on, each erased user's records erased (issue 27: erasures and
+//!   expiries, some killed at a write, are operations too; an expired record is not lost).
 //!
 //! Each sequence prints its seed; `AUDITLAKE_MODEL_SEED=N` replays one. `make test` runs
 //! [`SEQUENCES`] sequences; `make soak` sets `AUDITLAKE_MODEL_SEQUENCES` to run many more.
@@ -56,6 +58,8 @@ struct Model {
     hidden_from: Option<i64>,
     /// Every record a run that exited 0 committed.
     committed: BTreeSet<i64>,
+    /// Each record's `created_at` (UTC seconds), for what an expiry removes on purpose.
+    created: std::collections::BTreeMap<i64, i64>,
     /// What happened so far, for a failure's message.
     log: Vec<String>,
     /// Figures for the report.
@@ -84,9 +88,26 @@ impl Model {
         } else {
             TableFormat::Parquet
         };
+        let sim = start(account).await;
+        let created =
+            sim.account()
+                .expected(&SimFilter::default(), utc(t(FROM)), utc(t(END)))
+                .iter()
+                .map(|e| {
+                    (
+                        e.id,
+                        t(&serde_json::from_str::<serde_json::Value>(&e.json).unwrap()
+                            ["created_at"]
+                            .as_str()
+                            .unwrap()
+                            .to_string()),
+                    )
+                })
+                .collect();
         Model {
             seed,
-            sim: start(account).await,
+            created,
+            sim,
             faulty: start(faulty).await,
             dest: tempfile::tempdir().unwrap(),
             grid,
@@ -158,13 +179,97 @@ impl Model {
         let _ = std::fs::remove_dir_all(lease);
     }
 
+    /// What the ledger decided: the users erased and the retention floor.
+    fn ledger(&self) -> (BTreeSet<i64>, Option<i64>) {
+        let dir = self.dest().join("_auditlake/subdomain=acme/ledger");
+        let (mut erased, mut floor) = (BTreeSet::new(), None);
+        for entry in std::fs::read_dir(dir).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.ends_with(".done.json") {
+                continue;
+            }
+            let entry: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            for id in entry["user_ids"].as_array().into_iter().flatten() {
+                erased.insert(id.as_i64().unwrap());
+            }
+            if let Some(before) = entry["before"].as_str() {
+                floor = floor.max(Some(t(before)));
+            }
+        }
+        (erased, floor)
+    }
+
+    fn change(&self, reason: &str) -> auditlake::config::ChangeConfig {
+        auditlake::config::ChangeConfig {
+            dest: self.dest().to_str().unwrap().to_string(),
+            store: Default::default(),
+            subdomain: "acme".into(),
+            reason: reason.into(),
+            dry_run: false,
+            signer: None,
+            tmp_dir: std::env::temp_dir(),
+            lease_ttl: Duration::from_secs(600),
+            run_id: auditlake::config::new_run_id(),
+        }
+    }
+
+    /// An erasure of a random human actor, or an expiry to a day boundary, killed at a random
+    /// write half the time.
+    async fn policy(&mut self, erase: bool) {
+        let k = self.rng.bool().then(|| self.rng.u64(1..60));
+        if let Some(k) = k {
+            crash::after(k);
+        }
+        let said = if erase {
+            let users: Vec<i64> = self.created.keys().map(|&id| id).collect::<Vec<_>>();
+            let record = users[self.rng.usize(..users.len())];
+            let account = self.sim.account();
+            let actor = account
+                .expected(&SimFilter::default(), utc(t(FROM)), utc(t(END)))
+                .iter()
+                .find(|e| e.id == record)
+                .and_then(|e| {
+                    serde_json::from_str::<serde_json::Value>(&e.json).unwrap()["actor_id"].as_i64()
+                })
+                .filter(|&a| a > 0)
+                .unwrap_or(361_000_209_458);
+            let config = auditlake::config::EraseConfig {
+                change: self.change("DPO-model"),
+                user_ids: vec![actor],
+            };
+            let outcome = run::erase(config, CancellationToken::new()).await;
+            format!("erase {actor}: {}", policy_said(&outcome))
+        } else {
+            let before = if self.rng.bool() {
+                "2024-03-02"
+            } else {
+                "2024-03-03"
+            };
+            let config = auditlake::config::ExpireConfig {
+                change: self.change("retention"),
+                before: t(before),
+            };
+            let outcome = run::expire(config, CancellationToken::new()).await;
+            format!("expire before {before}: {}", policy_said(&outcome))
+        };
+        let crashed = crash::crashed();
+        self.restart();
+        self.stats.crashes += u64::from(crashed);
+        self.log
+            .push(format!("{said}, crashed at write {k:?}: {crashed}"));
+    }
+
     /// (a) and (c), after every step.
     fn check(&mut self) {
         self.stats.checks += 1;
         let seen = ids_seen(self.dest());
+        let (_, floor) = self.ledger();
         let lost: Vec<&i64> = self
             .committed
             .iter()
+            .filter(|id| floor.is_none_or(|f| self.created[*id] >= f))
             .filter(|id| !seen.contains_key(id))
             .take(5)
             .collect();
@@ -212,7 +317,9 @@ impl Model {
     /// One random operation.
     async fn step(&mut self) {
         self.stats.operations += 1;
-        match self.rng.u8(..10) {
+        match self.rng.u8(..12) {
+            10 => self.policy(true).await,
+            11 => self.policy(false).await,
             0..=2 => {
                 let until = self.later();
                 let outcome = self.export(until, false).await;
@@ -370,7 +477,91 @@ impl Model {
             }
             None => rows,
         };
-        assert_rows_exact(rows, &self.sim, &SimFilter::default(), FROM, END);
+        self.assert_exact(rows);
+    }
+
+    /// The lake holds exactly the account's records from the retention floor on, each once,
+    /// every field intact but the erased users' data, which holds none of what the account
+    /// serves for them.
+    fn assert_exact(&self, rows: Vec<LakeRow>) {
+        let (erased, floor) = self.ledger();
+        let since = floor.map_or(t(FROM), |f| f.max(t(FROM)));
+        let expected = self
+            .sim
+            .account()
+            .expected(&SimFilter::default(), utc(since), utc(t(END)));
+        let by_id: std::collections::BTreeMap<i64, &LakeRow> =
+            rows.iter().map(|r| (r.id, r)).collect();
+        if by_id.len() != rows.len() || rows.len() != expected.len() {
+            self.fail(&format!(
+                "(d) {} rows ({} ids), {} expected from {}",
+                rows.len(),
+                by_id.len(),
+                expected.len(),
+                utc(since)
+            ));
+        }
+        for e in &expected {
+            let Some(row) = by_id.get(&e.id) else {
+                self.fail(&format!("(d) record {} is missing", e.id));
+            };
+            let want = normalize(&e.json);
+            let user_of = |r: &serde_json::Map<String, serde_json::Value>| {
+                let actor = r.get("actor_id").and_then(|v| v.as_i64());
+                let source = (r.get("source_type").and_then(|v| v.as_str()) == Some("user"))
+                    .then(|| r.get("source_id").and_then(|v| v.as_i64()))
+                    .flatten();
+                [actor, source]
+                    .into_iter()
+                    .flatten()
+                    .find(|u| erased.contains(u))
+            };
+            match user_of(&want) {
+                None if row.record != want => self.fail(&format!("(d) record {} differs", e.id)),
+                None => {}
+                Some(_) => {
+                    for field in [
+                        "id",
+                        "created_at",
+                        "action",
+                        "actor_id",
+                        "source_id",
+                        "source_type",
+                    ] {
+                        if row.record.get(field) != want.get(field) {
+                            self.fail(&format!("(d) erased record {}'s {field} differs", e.id));
+                        }
+                    }
+                    let actor = want.get("actor_id").and_then(|v| v.as_i64());
+                    if actor.is_some_and(|a| erased.contains(&a)) {
+                        let name = want
+                            .get("actor_name")
+                            .and_then(|v| v.as_str())
+                            .filter(|n| !n.is_empty());
+                        let ip = want.get("ip_address").and_then(|v| v.as_str());
+                        for held in [name, ip].into_iter().flatten() {
+                            if row
+                                .record
+                                .values()
+                                .any(|v| v.as_str().is_some_and(|s| s.contains(held)))
+                            {
+                                self.fail(&format!(
+                                    "(d) erased record {} still holds its actor's data",
+                                    e.id
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn policy_said(outcome: &Result<auditlake::run::PolicyOutcome, RunError>) -> String {
+    match outcome {
+        Ok(o) => format!("{} window(s), {} rows", o.windows.len(), o.rows),
+        Err(e) => format!("error: {e}"),
     }
 }
 
