@@ -60,6 +60,8 @@ struct Model {
     committed: BTreeSet<i64>,
     /// Each record's `created_at` (UTC seconds), for what an expiry removes on purpose.
     created: std::collections::BTreeMap<i64, i64>,
+    /// The account's human actors: who an erasure erases.
+    actors: Vec<i64>,
     /// What happened so far, for a failure's message.
     log: Vec<String>,
     /// Figures for the report.
@@ -89,24 +91,33 @@ impl Model {
             TableFormat::Parquet
         };
         let sim = start(account).await;
-        let created =
-            sim.account()
-                .expected(&SimFilter::default(), utc(t(FROM)), utc(t(END)))
-                .iter()
-                .map(|e| {
-                    (
-                        e.id,
-                        t(&serde_json::from_str::<serde_json::Value>(&e.json).unwrap()
-                            ["created_at"]
-                            .as_str()
-                            .unwrap()
-                            .to_string()),
-                    )
-                })
-                .collect();
+        let expected = sim
+            .account()
+            .expected(&SimFilter::default(), utc(t(FROM)), utc(t(END)));
+        let records: Vec<serde_json::Value> = expected
+            .iter()
+            .map(|e| serde_json::from_str(&e.json).unwrap())
+            .collect();
+        let created = records
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_i64().unwrap(),
+                    t(r["created_at"].as_str().unwrap()),
+                )
+            })
+            .collect();
+        let mut actors: Vec<i64> = records
+            .iter()
+            .filter_map(|r| r["actor_id"].as_i64())
+            .filter(|&a| a > 0)
+            .collect();
+        actors.sort_unstable();
+        actors.dedup();
         Model {
             seed,
             created,
+            actors,
             sim,
             faulty: start(faulty).await,
             dest: tempfile::tempdir().unwrap(),
@@ -139,6 +150,13 @@ impl Model {
     }
 
     fn fail(&self, what: &str) -> ! {
+        if let Ok(keep) = std::env::var("AUDITLAKE_MODEL_KEEP") {
+            // The lake as it failed, for a person to look at.
+            let status = std::process::Command::new("cp")
+                .args(["-r", self.dest().to_str().unwrap(), &keep])
+                .status();
+            eprintln!("the failed lake is copied to {keep}: {status:?}");
+        }
         panic!(
             "model seed {} (replay: AUDITLAKE_MODEL_SEED={}): {what}\n{}",
             self.seed,
@@ -223,18 +241,7 @@ impl Model {
             crash::after(k);
         }
         let said = if erase {
-            let users: Vec<i64> = self.created.keys().map(|&id| id).collect::<Vec<_>>();
-            let record = users[self.rng.usize(..users.len())];
-            let account = self.sim.account();
-            let actor = account
-                .expected(&SimFilter::default(), utc(t(FROM)), utc(t(END)))
-                .iter()
-                .find(|e| e.id == record)
-                .and_then(|e| {
-                    serde_json::from_str::<serde_json::Value>(&e.json).unwrap()["actor_id"].as_i64()
-                })
-                .filter(|&a| a > 0)
-                .unwrap_or(361_000_209_458);
+            let actor = self.actors[self.rng.usize(..self.actors.len())];
             let config = auditlake::config::EraseConfig {
                 change: self.change("DPO-model"),
                 user_ids: vec![actor],
@@ -449,6 +456,10 @@ impl Model {
             Ok(r) => r,
             Err(e) => self.fail(&format!("(d) the repair failed: {e}")),
         };
+        self.log.push(format!(
+            "settle: repair: {:?} repaired; before: {}",
+            repaired.windows_repaired, repaired.before
+        ));
         if !repaired.after.is_clean() {
             self.fail(&format!(
                 "(d) the lake is not clean after a repair: {}",
@@ -493,8 +504,13 @@ impl Model {
         let by_id: std::collections::BTreeMap<i64, &LakeRow> =
             rows.iter().map(|r| (r.id, r)).collect();
         if by_id.len() != rows.len() || rows.len() != expected.len() {
+            let below: BTreeSet<String> = rows
+                .iter()
+                .filter(|r| r.created_at < since * 1_000)
+                .map(|r| r.path.file_name().unwrap().to_string_lossy().to_string())
+                .collect();
             self.fail(&format!(
-                "(d) {} rows ({} ids), {} expected from {}",
+                "(d) {} rows ({} ids), {} expected from {}; files below it: {below:?}",
                 rows.len(),
                 by_id.len(),
                 expected.len(),

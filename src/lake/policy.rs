@@ -6,7 +6,7 @@
 //! purge of every other copy of the data the lake still holds (older generations, files a Delta
 //! table keeps for its older versions, leftovers of an interrupted attempt), then the entry's
 //! end. A crash anywhere leaves the entry pending; the next run takes it up from the lake as it
-//! is ([`Committer::converge_ledger`]): every step looks at what the lake holds now, so doing it
+//! is (`Committer::converge_ledger`): every step looks at what the lake holds now, so doing it
 //! twice changes nothing.
 
 use std::collections::BTreeSet;
@@ -261,7 +261,26 @@ impl Committer {
                 expiring.push((torn.span, placeholder));
             }
         }
+        // Open windows whose close failed, left behind the floor: their parts go too.
+        let mut open = Vec::new();
+        for record in &view.open {
+            let span = record.span().filter(|s| s.end <= floor);
+            if let Some(span) = span.filter(|_| !record.files.is_empty()) {
+                open.push((span, record.clone()));
+            }
+        }
         let mut changed = Vec::new();
+        for (window, record) in open {
+            let (tombstone, _) = self
+                .commit(Change::expire_open(window, &record, ledger))
+                .await?;
+            tracing::info!(window = %window.id(), rows = record.rows, "an open window left behind the floor expired");
+            changed.push(Changed {
+                window: window.id(),
+                generation: tombstone.generation,
+                rows: record.rows,
+            });
+        }
         for (window, marker) in expiring {
             let (record, _) = self.commit(Change::expire(window, &marker, ledger)).await?;
             tracing::info!(window = %window.id(), rows = marker.rows, "window expired");

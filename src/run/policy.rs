@@ -254,6 +254,18 @@ async fn expiring(reader: &Committer, grid: Grid, floor: i64) -> Result<Vec<Chan
             });
         }
     }
+    for record in &view.open {
+        if let Some(span) = record
+            .span()
+            .filter(|s| s.end <= floor && !record.files.is_empty())
+        {
+            out.push(Changed {
+                window: span.id(),
+                generation: 1,
+                rows: record.rows,
+            });
+        }
+    }
     for torn in view.torn.values().filter(|t| t.span.end <= floor) {
         out.push(Changed {
             window: torn.span.id(),

@@ -354,6 +354,10 @@ fn scan_batch(batch: &RecordBatch, c: &Columns, erased: &BTreeSet<i64>, scan: &m
     }
 }
 
+/// A column's new value at a row, given its old one: `None` keeps it, `Some(v)` sets `v` (a
+/// string or null).
+type NewValue<'a> = dyn Fn(usize, Option<&str>) -> Option<Option<String>> + 'a;
+
 /// `batch` with the rule applied to the rows of `erased`, and how many rows changed.
 fn erase_batch(
     batch: &RecordBatch,
@@ -369,27 +373,26 @@ fn erase_batch(
     let actor = batch.column(c.actor_id).as_primitive::<Int64Type>().clone();
     let mut changed = vec![false; rows];
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    let mut edit =
-        |column: usize, value: &dyn Fn(usize, Option<&str>) -> Option<Option<String>>| {
-            let array = batch.column(column).as_string::<i32>();
-            let mut any = false;
-            let values: Vec<Option<String>> = (0..rows)
-                .map(|r| {
-                    let old = array.is_valid(r).then(|| array.value(r));
-                    match value(r, old) {
-                        Some(new) if new.as_deref() != old => {
-                            changed[r] = true;
-                            any = true;
-                            new
-                        }
-                        _ => old.map(str::to_string),
+    let mut edit = |column: usize, value: &NewValue| {
+        let array = batch.column(column).as_string::<i32>();
+        let mut any = false;
+        let values: Vec<Option<String>> = (0..rows)
+            .map(|r| {
+                let old = array.is_valid(r).then(|| array.value(r));
+                match value(r, old) {
+                    Some(new) if new.as_deref() != old => {
+                        changed[r] = true;
+                        any = true;
+                        new
                     }
-                })
-                .collect();
-            if any {
-                columns[column] = Arc::new(StringArray::from(values));
-            }
-        };
+                    _ => old.map(str::to_string),
+                }
+            })
+            .collect();
+        if any {
+            columns[column] = Arc::new(StringArray::from(values));
+        }
+    };
     let erased_actor = |r: usize| actor.is_valid(r) && erased.contains(&actor.value(r));
     edit(c.actor_name, &|r, old| {
         (erased_actor(r) && old.is_some()).then(|| Some(actor.value(r).to_string()))

@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 
 use super::{Check, Finding, Kind, VerifyError};
+use crate::lake::ledger::{Ledger, LedgerError};
 use crate::plan::window::Window;
 use crate::zendesk::count::count_window;
 use crate::zendesk::Client;
@@ -14,13 +15,24 @@ use crate::zendesk::Client;
 impl Check<'_> {
     /// Asks Zendesk how many records each window in range holds now.
     pub(super) async fn count_at_api(&mut self, client: &Client) -> Result<(), VerifyError> {
+        // Below the retention floor, records went on purpose (`auditlake expire`): windows whose
+        // marker is a tombstone, and those committed empty, which expire leaves as they are.
+        let floor = match Ledger::read(self.lake, self.subdomain).await {
+            Ok(ledger) => ledger.floor(),
+            Err(LedgerError::Storage(e)) => return Err(e.into()),
+            Err(e) => {
+                self.found(Kind::CorruptManifest, None, None, e.to_string());
+                None
+            }
+        };
         for i in 0..self.windows.len() {
             let window = Window {
                 start: self.windows[i].start,
                 end: self.windows[i].end,
             };
             // An expired window's records went on purpose (`auditlake expire`).
-            if self.markers.get(&window.start).is_some_and(|m| m.expired) {
+            let expired = self.markers.get(&window.start).is_some_and(|m| m.expired);
+            if expired || floor.is_some_and(|f| window.end <= f) {
                 continue;
             }
             let count = count_window(client, &self.filters, &window).await?;

@@ -28,6 +28,11 @@
 #   delta-log       100,000 records over 30 days, --window 1h (720 windows, one commit each, 7
 #                   checkpoints), plain and delta: time per commit and log bytes per window
 #
+# Erasure scenario (issue 27):
+#   erase-year   365,000 records over a year of 1d windows (plain, then delta), then `erase` of one
+#                user: windows and files rewritten, older copies purged, requests (none: erase
+#                asks Zendesk nothing), wall seconds, CPU-seconds and peak RSS
+#
 # Schedule scenarios (issue 18), in tests/bench/schedule.py: sched-hourly (a), sched-5min (b),
 # sched-hourly-1h (c), sched-hourly-nosort (d); they report the requests of a whole schedule, of a
 # run with nothing new, and the files per closed day partition.
@@ -38,7 +43,7 @@ BIN=${1:-target/release/auditlake}
 SIM_BIN=${BENCH_SIM_BIN:-$BIN}
 OUT=${BENCH_OUT:-bench-out}
 RECORDS=${BENCH_RECORDS:-1000000}
-SCENARIOS=${BENCH_SCENARIOS:-one-window hash-cost ten-days ten-days-delta delta-log window-2m req-sparse req-busy-day req-30d req-busy-day-nosort sched-hourly sched-5min sched-hourly-1h sched-hourly-nosort}
+SCENARIOS=${BENCH_SCENARIOS:-one-window hash-cost ten-days ten-days-delta delta-log erase-year window-2m req-sparse req-busy-day req-30d req-busy-day-nosort sched-hourly sched-5min sched-hourly-1h sched-hourly-nosort}
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -155,6 +160,31 @@ print(f"delta-log   commits={len(commits)}  checkpoints={len(checkpoints)}  log=
 PY
 }
 
+erase_year() { # one user erased from a year of daily windows, plain and delta
+  local format
+  for format in parquet delta; do
+    EXTRA_FLAGS="--recheck 0 --table-format $format" run "erase-year-$format" 2023-01-01 2024-01-01 1d 4 365000
+    # A human actor of the simulator (ids 361000000000 + a * 104729 for a >= 2).
+    /usr/bin/time -v -o "$OUT/erase-year-$format-erase.time" \
+      "$BIN" erase --subdomain bench --dest "$OUT/erase-year-$format-lake" --user-id 361000209458 \
+      --reason bench --json --quiet > "$OUT/erase-year-$format-erase.json"
+    python3 - "$OUT" "$format" <<'PY'
+import json, re, sys
+out, fmt = sys.argv[1], sys.argv[2]
+text = open(f"{out}/erase-year-{fmt}-erase.time").read()
+field = lambda label: re.search(re.escape(label) + r":\s*(.+)", text).group(1).strip()
+parts = [float(p) for p in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")]
+wall = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
+rss = int(field("Maximum resident set size (kbytes)")) / 1024
+outcome = json.load(open(f"{out}/erase-year-{fmt}-erase.json"))
+windows = json.load(open(f"{out}/erase-year-{fmt}.json"))["windows_done"]
+print(f"erase-year-{fmt:<7} windows={windows} rewritten={len(outcome['windows'])} rows-erased={outcome['rows']} "
+      f"purged={outcome['files_purged']} requests=0  wall={wall:.2f}s  cpu-s={cpu:.2f}  peak-rss={rss:.0f} MB")
+PY
+  done
+}
+
 echo "auditlake bench: $RECORDS records, $(nproc) cores, $(date -u +%Y-%m-%d)"
 for scenario in $SCENARIOS; do
   case $scenario in
@@ -163,6 +193,7 @@ for scenario in $SCENARIOS; do
     ten-days) run ten-days 2024-01-01 2024-01-11 1d 4 ;;
     ten-days-delta) EXTRA_FLAGS="--table-format delta" run ten-days-delta 2024-01-01 2024-01-11 1d 4 ;;
     delta-log) delta_log ;;
+    erase-year) erase_year ;;
     window-2m) run window-2m 2024-01-01 2024-01-02 1d 1 2000000 ;;
     req-sparse) requests req-sparse 2020-01-01 2025-01-01 50000 700 150ms 2019-01-01 2025-01-01 1h 4 0.5 ;;
     req-busy-day) requests req-busy-day 2024-01-01 2024-01-02 "${BENCH_BUSY_RECORDS:-300000}" 1400 250ms 2024-01-01 2024-01-02 1d 4 0.5 ;;

@@ -285,6 +285,25 @@ impl Change {
         }
     }
 
+    /// The expiry of an open window that never closed (one whose close failed, left behind
+    /// the retention floor): its first marker is a tombstone, and its parts (`record`'s) go.
+    pub fn expire_open(window: Window, record: &WindowRecord, ledger: u64) -> Change {
+        Change {
+            span: window,
+            kind: ChangeKind::Expire,
+            target: Target::First,
+            parts: Vec::new(),
+            reason: Some(format!("expire: ledger entry {ledger}")),
+            evidence: Some(Evidence {
+                kind: LinkKind::Expire,
+                user_ids: Vec::new(),
+                replaced: ChainedFile::replaced(&record.files),
+                rows_changed: record.rows,
+                ledger,
+            }),
+        }
+    }
+
     /// What the Delta log's `commitInfo` calls a change of `target` and `kind`; `replaces`
     /// whether it replaces files readers see.
     pub(crate) fn operation_of(target: &Target, kind: ChangeKind, replaces: bool) -> &'static str {
