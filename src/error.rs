@@ -192,7 +192,9 @@ fn run_code(e: &RunError) -> u8 {
         RunError::Commit(CommitError::Lease(_) | CommitError::Conflict { .. }) => exit::LEASE,
         RunError::Commit(CommitError::Manifest(m)) => manifest_code(m),
         RunError::Commit(CommitError::WouldDrop { .. }) => exit::WINDOWS_FAILED,
-        RunError::Commit(CommitError::Unsettled { .. }) => exit::NOT_EXACT,
+        RunError::Commit(CommitError::Unsettled { .. } | CommitError::Unauthorised { .. }) => {
+            exit::NOT_EXACT
+        }
         RunError::Interrupted => exit::INTERRUPTED,
         RunError::Verify(v) => verify_code(v),
         RunError::Storage(_) | RunError::Lease(_) | RunError::Commit(_) => exit::DESTINATION,

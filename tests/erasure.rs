@@ -446,6 +446,13 @@ async fn an_erasure_killed_at_any_write_is_finished_by_the_next_run() {
             // The next run (an export) finishes a recorded erasure first; one killed before
             // its ledger entry did not happen, and is asked for again.
             let recorded = decided(dest);
+            if recorded {
+                let report = verify_lake_with(dest, VerifyOptions::default()).await;
+                assert!(
+                    !findings_of(&report, auditlake::verify::Kind::Pending).is_empty(),
+                    "{when}: verify names the interrupted erasure: {report}"
+                );
+            }
             let summary = export(config(&sim, dest, UNTIL, format)).await;
             assert_eq!(summary.exit_code(), 0, "{when}");
             if !recorded {
@@ -878,4 +885,125 @@ async fn erase_and_expire_through_the_command_line_on_a_signed_lake() {
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// An open window whose record has no `covered_to` (rebuilt from a torn `open.json`) stays one
+/// that the next run exports again from its start when an erasure rewrites its parts: no record
+/// is added twice beside the erased parts.
+#[tokio::test]
+async fn erasing_a_rebuilt_open_window_adds_nothing_twice() {
+    let _serial = SERIAL.lock().await;
+    crash::heal();
+    for format in [TableFormat::Parquet, TableFormat::Delta] {
+        let (sim, dir) = lake_with_history(format).await;
+        let dest = dir.path();
+        let before = records(dest);
+        let user = busiest_actor(&before);
+        std::fs::write(
+            dest.join("_auditlake/subdomain=acme/open.json"),
+            "{\"window\": \"2024",
+        )
+        .unwrap();
+        repair_with(config(&sim, dest, UNTIL, format), false)
+            .await
+            .unwrap();
+        erase(dest, &[user]).await.unwrap();
+        let summary = export(config(&sim, dest, "2024-03-02T12:45:00Z", format)).await;
+        assert_eq!(summary.exit_code(), 0, "{format}");
+        let seen = ids_seen(dest);
+        let twice: Vec<_> = seen.iter().filter(|(_, &n)| n > 1).take(3).collect();
+        assert!(twice.is_empty(), "{format}: seen twice: {twice:?}");
+        let expected = expected_ids(&sim, FROM, "2024-03-02T12:45:00Z");
+        assert_eq!(seen.len(), expected.len(), "{format}");
+        assert_verified(dest, &format!("{format}: erased rebuilt open window")).await;
+        if let Some(root) = delta_root(dest) {
+            let (fed, live) = delta_change_feed(&root);
+            assert_eq!(fed, live, "{format}");
+        }
+    }
+}
+
+/// An open window whose close failed (Zendesk served fewer records than its parts hold) and
+/// that the retention floor leaves behind is expired too: its parts go, and it is no longer
+/// listed as closing.
+#[tokio::test]
+async fn an_expiry_removes_an_open_window_whose_close_failed() {
+    let _serial = SERIAL.lock().await;
+    crash::heal();
+    for format in [TableFormat::Parquet, TableFormat::Delta] {
+        let (sim, dir) = lake_with_history(format).await;
+        let dest = dir.path();
+        sim.hide_from(Some(utc(t("2024-03-02T12:10:00Z"))));
+        let summary = export(config(&sim, dest, "2024-03-02T13:30:00Z", format)).await;
+        assert_ne!(summary.exit_code(), 0, "{format}: the close of 12:00 fails");
+        let open =
+            std::fs::read_to_string(dest.join("_auditlake/subdomain=acme/open.json")).unwrap();
+        assert!(open.contains("earlier"), "{format}: {open}");
+        sim.hide_from(None);
+        let outcome = expire(dest, "2024-03-02T13:00:00Z").await.unwrap();
+        assert!(
+            outcome.windows.iter().any(|w| w.window == "20240302T1200Z"),
+            "{format}: {outcome:?}"
+        );
+        let summary = export(config(&sim, dest, "2024-03-02T14:30:00Z", format)).await;
+        assert_eq!(summary.exit_code(), 0, "{format}");
+        let floor = t("2024-03-02T13:00:00Z");
+        let left = records(dest);
+        assert!(
+            left.values()
+                .all(|r| t(r["created_at"].as_str().unwrap()) >= floor),
+            "{format}: records below the floor are left"
+        );
+        let lake =
+            auditlake::lake::storage::Lake::open(dest.to_str().unwrap(), &Default::default())
+                .unwrap();
+        let status = auditlake::status::status(&lake, "acme", t("2024-03-02T14:30:00Z"))
+            .await
+            .unwrap();
+        assert!(status.closing_windows.is_empty(), "{format}");
+        assert_verified(dest, &format!("{format}: after expiring a closing window")).await;
+    }
+}
+
+/// A pending entry written by hand into a signed lake is not carried out: the run refuses
+/// (exit 6) and destroys nothing; `verify --public-key` names the entry, and a pending erasure
+/// is reported by any verify.
+#[tokio::test]
+async fn a_forged_ledger_entry_in_a_signed_lake_destroys_nothing() {
+    use auditlake::lake::signing::{generate_pem, Signer};
+    let _serial = SERIAL.lock().await;
+    crash::heal();
+    let sim = start(sim_config(2_000, FROM, END)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path();
+    let signer = std::sync::Arc::new(Signer::from_pem(&generate_pem()).unwrap());
+    let mut signed = config(&sim, dest, UNTIL, TableFormat::Parquet);
+    signed.signer = Some(signer.clone());
+    assert_eq!(export(signed.clone()).await.exit_code(), 0);
+    let before = records(dest);
+    let ledger = dest.join("_auditlake/subdomain=acme/ledger");
+    std::fs::create_dir_all(&ledger).unwrap();
+    std::fs::write(
+        ledger.join("0000000001.json"),
+        r#"{"seq":1,"kind":"expire","before":"2024-03-02T12:00:00Z","reason":"x","at":"2024-03-02T12:00:00Z","run_id":"x"}"#,
+    )
+    .unwrap();
+    let refused = run::export(signed.clone(), CancellationToken::new(), &run::NoProgress).await;
+    let error = refused.unwrap_err();
+    assert_eq!(auditlake::Error::from(error).exit_code(), 6);
+    assert_eq!(records(dest), before, "nothing destroyed");
+    let options = VerifyOptions {
+        public_key: Some(signer.verifier()),
+        ..Default::default()
+    };
+    let report = verify_lake_with(dest, options).await;
+    let kinds: Vec<_> = report.findings.iter().map(|f| f.kind).collect();
+    assert!(
+        kinds.contains(&auditlake::verify::Kind::BadSignature),
+        "{report}"
+    );
+    assert!(
+        kinds.contains(&auditlake::verify::Kind::Pending),
+        "{report}"
+    );
 }

@@ -9,6 +9,10 @@
 //! pending: the change was interrupted, and the next run (or command) takes it up again, from
 //! the lake as it is.
 //!
+//! **Signed** when the lake is signed: an entry carries the key's fingerprint and its signature,
+//! and a run carries out a pending entry only if the lake's key signed it, so that an entry
+//! written by hand into a signed lake destroys nothing (`verify --public-key` names it).
+//!
 //! **What the ledger holds:** user ids (what Zendesk itself keeps in place of a name), reasons,
 //! times and window ids. Never a name, an address, or a hash of one (a hash of a name can be
 //! guessed).
@@ -18,6 +22,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::lake::layout;
+use crate::lake::signing::{Signer, Verifier};
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{format_rfc3339, parse_instant};
 use crate::table::erase::Erasure;
@@ -43,6 +48,46 @@ pub struct Entry {
     pub reason: String,
     pub at: String,
     pub run_id: String,
+    /// The fingerprint of the key that signed the entry, and its signature (base64) of the
+    /// entry's bytes without the signature; absent in an unsigned lake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl Entry {
+    /// The bytes the entry's signature signs: the entry without its signature.
+    pub fn signed_message(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.signature = None;
+        serde_json::to_vec_pretty(&unsigned).expect("plain data serializes")
+    }
+
+    /// Whether `verifier`'s key signed the entry as it is.
+    pub fn signed_by(&self, verifier: &Verifier) -> bool {
+        self.key.as_deref() == Some(verifier.fingerprint())
+            && self
+                .signature
+                .as_deref()
+                .is_some_and(|s| verifier.verifies(&self.signed_message(), s))
+    }
+
+    /// The decision in a few words, for messages (ids and times only).
+    pub fn describe(&self) -> String {
+        match &self.decision {
+            Decision::Erase { user_ids } => format!(
+                "ledger entry {}: erase {} user(s), reason {:?}",
+                self.seq,
+                user_ids.len(),
+                self.reason
+            ),
+            Decision::Expire { before } => format!(
+                "ledger entry {}: expire the windows ending by {before}, reason {:?}",
+                self.seq, self.reason
+            ),
+        }
+    }
 }
 
 /// One window a decision changed.
@@ -175,23 +220,30 @@ impl Ledger {
             .filter(|(e, _)| matches!(e.decision, Decision::Erase { .. }))
     }
 
-    /// Appends `decision` for `reason` as the next entry (create-if-absent), returning it.
+    /// Appends `decision` for `reason` as the next entry (create-if-absent), signed by
+    /// `signer` if given, returning it.
     pub async fn append(
         lake: &Lake,
         subdomain: &str,
         decision: Decision,
         reason: &str,
         run_id: &str,
+        signer: Option<&Signer>,
     ) -> Result<Entry, LedgerError> {
         for _ in 0..=RELOADS {
             let ledger = Ledger::read(lake, subdomain).await?;
-            let entry = Entry {
+            let mut entry = Entry {
                 seq: ledger.entries.last().map_or(1, |(e, _)| e.seq + 1),
                 decision: decision.clone(),
                 reason: reason.to_string(),
                 at: format_rfc3339(chrono::Utc::now().timestamp()),
                 run_id: run_id.to_string(),
+                key: signer.map(|s| s.fingerprint().to_string()),
+                signature: None,
             };
+            if let Some(signer) = signer {
+                entry.signature = Some(signer.sign(&entry.signed_message()));
+            }
             let body = Bytes::from(serde_json::to_vec_pretty(&entry).expect("plain data"));
             let path = entry_path(subdomain, entry.seq);
             if lake.create(&path, body.clone()).await? == Created::Created

@@ -21,7 +21,7 @@ use crate::lake::manifest::{FileEntry, WindowRecord};
 use crate::lake::view::TableView;
 use crate::plan::window::{format_rfc3339, parse_instant, Grid, Window};
 use crate::table::encode::FinishedPart;
-use crate::table::erase::{Erasure, Names};
+use crate::table::erase::{Erasure, Known, Names};
 use crate::table::route::RoutedPart;
 
 /// A window whose files hold an erased user's records.
@@ -51,13 +51,39 @@ impl ErasePlan {
 }
 
 impl Committer {
+    /// Records `decision` for `reason` as the ledger's next entry, signed with the lake's key
+    /// (if it has one), under the lease.
+    pub async fn decide(&self, decision: Decision, reason: &str) -> Result<Entry, CommitError> {
+        self.fence_check()?;
+        let signer = self.signer.as_deref();
+        let entry = Ledger::append(
+            self.lake(),
+            self.subdomain(),
+            decision,
+            reason,
+            self.run_id(),
+            signer,
+        )
+        .await?;
+        Ok(entry)
+    }
+
     /// Takes up the ledger's pending entries (an erasure or expiry a crash interrupted), in
-    /// order; returns how many.
+    /// order; returns how many. In a signed lake, an entry the lake's key did not sign (one
+    /// written by hand) is refused, and nothing is carried out.
     pub(crate) async fn converge_ledger(
         &self,
         grid: Grid,
         ledger: &Ledger,
     ) -> Result<u64, CommitError> {
+        if let Some(signer) = &self.signer {
+            let verifier = signer.verifier();
+            if let Some(forged) = ledger.pending().find(|e| !e.signed_by(&verifier)) {
+                return Err(CommitError::Unauthorised {
+                    entry: forged.describe(),
+                });
+            }
+        }
         let mut converged = 0;
         for entry in ledger.pending() {
             tracing::warn!(
@@ -182,7 +208,7 @@ impl Committer {
             for (seq, entry) in holding.record.files.iter().enumerate() {
                 let mut file = self.fetch(entry).await?;
                 let part = match erasure
-                    .rewrite(&mut file, &self.tmp_dir, &plan.names)
+                    .rewrite(&mut file, &self.tmp_dir, &plan.names, &Known::new())
                     .map_err(|e| unreadable(&entry.path, e))?
                 {
                     Some(erased) => {

@@ -36,6 +36,14 @@ impl Signer {
         &self.fingerprint
     }
 
+    /// The key's public half, to check what it signed.
+    pub fn verifier(&self) -> Verifier {
+        Verifier {
+            raw: self.pair.public_key().as_ref().to_vec(),
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+
     /// `message`'s signature, in base64.
     pub fn sign(&self, message: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.pair.sign(message).as_ref())

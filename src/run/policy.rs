@@ -14,7 +14,7 @@ use super::guard::Guard;
 use crate::config::{ChangeConfig, EraseConfig, ExpireConfig};
 use crate::lake::commit::Committer;
 use crate::lake::lease::LeaseError;
-use crate::lake::ledger::{Changed, Decision, Ledger};
+use crate::lake::ledger::{Changed, Decision};
 use crate::lake::manifest::{Dataset, Manifest, ManifestError};
 use crate::lake::storage::Lake;
 use crate::plan::window::{format_rfc3339, Grid, Window};
@@ -151,16 +151,7 @@ pub async fn erase(
     leased(&lake, change, &dataset, cancel, |committer| async move {
         let state = committer.begin(grid, 0).await?;
         drop(state);
-        committer.fence_check()?;
-        let entry = Ledger::append(
-            committer.lake(),
-            committer.subdomain(),
-            decision,
-            &change.reason,
-            committer.run_id(),
-        )
-        .await
-        .map_err(crate::lake::CommitError::from)?;
+        let entry = committer.decide(decision, &change.reason).await?;
         let done = committer.carry_out(grid, &entry).await?;
         outcome.ledger_entry = Some(entry.seq);
         outcome.rows = done.windows.iter().map(|w| w.rows).sum();
@@ -181,7 +172,10 @@ pub async fn expire(
     // Whole windows: those that end at or before `before`.
     let floor = grid.floor(config.before);
     let reader = Committer::reading(lake.clone(), &change.subdomain);
-    if let Some(open) = reader.manifest().open_windows().await?.first() {
+    // The newest open window is the one still growing; older ones (a close that failed) may
+    // expire.
+    let open = reader.manifest().open_windows().await?;
+    if let Some(open) = open.iter().max_by(|a, b| a.window.cmp(&b.window)) {
         let start = open.span().map_or(i64::MAX, |s| s.start);
         if floor > start {
             return Err(RunError::Config(crate::config::ConfigError(format!(
@@ -218,19 +212,10 @@ pub(crate) async fn expire_to(
     floor: i64,
     reason: &str,
 ) -> Result<(u64, crate::lake::ledger::Done), RunError> {
-    committer.fence_check()?;
     let decision = Decision::Expire {
         before: format_rfc3339(floor),
     };
-    let entry = Ledger::append(
-        committer.lake(),
-        committer.subdomain(),
-        decision,
-        reason,
-        committer.run_id(),
-    )
-    .await
-    .map_err(crate::lake::CommitError::from)?;
+    let entry = committer.decide(decision, reason).await?;
     let done = committer.carry_out(grid, &entry).await?;
     Ok((entry.seq, done))
 }

@@ -93,6 +93,10 @@ impl Names {
     }
 }
 
+/// The erased values of records the lake holds (`actor_name`, `ip_address`, `source_label`,
+/// `change_description`, `extra_json`), by record id.
+pub type Known = std::collections::HashMap<i64, [Option<String>; 5]>;
+
 /// What a file holds of the erased ids.
 #[derive(Debug, Default)]
 pub struct Scan {
@@ -265,14 +269,55 @@ impl Erasure {
         Ok(scan)
     }
 
+    /// The erased values the lake holds for the erased ids' records in `file` (a file the lake
+    /// holds, already erased), by record id: what a rewrite of the same records keeps. The file
+    /// is left rewound.
+    pub fn known(&self, file: &mut File) -> Result<Known, PartError> {
+        let mut known = Known::new();
+        if self.ids.is_empty() {
+            return Ok(known);
+        }
+        file.seek(SeekFrom::Start(0))?;
+        let c = Columns::get();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file.try_clone()?)?
+            .with_batch_size(BATCH_ROWS)
+            .build()?;
+        for batch in reader {
+            let batch = batch?;
+            let id = batch
+                .column(Schema::get().id_index)
+                .as_primitive::<Int64Type>();
+            let text = |column: usize, r: usize| {
+                let array = batch.column(column).as_string::<i32>();
+                array.is_valid(r).then(|| array.value(r).to_string())
+            };
+            for r in 0..batch.num_rows() {
+                if !ids_of(&batch, &c, &self.ids, r).is_empty() {
+                    let fields = [
+                        c.actor_name,
+                        c.ip_address,
+                        c.source_label,
+                        c.change_description,
+                        c.extra,
+                    ];
+                    known.insert(id.value(r), fields.map(|f| text(f, r)));
+                }
+            }
+        }
+        file.seek(SeekFrom::Start(0))?;
+        Ok(known)
+    }
+
     /// `file` rewritten under `dir` with the erased ids' data replaced as the rule says, names
-    /// from `names` (what the lake held for them); `None` when no value would change (the file
-    /// is left rewound). Streams batch by batch.
+    /// from `names` (what the lake held for them); a record in `known` (the lake's own erased
+    /// values) keeps those. `None` when no value would change (the file is left rewound).
+    /// Streams batch by batch.
     pub fn rewrite(
         &self,
         file: &mut File,
         dir: &FsPath,
         names: &Names,
+        known: &Known,
     ) -> Result<Option<Rewritten>, PartError> {
         if self.ids.is_empty() {
             return Ok(None);
@@ -297,7 +342,7 @@ impl Erasure {
         let (mut rows, mut rows_changed) = (0u64, 0u64);
         for batch in reader {
             let batch = RecordBatch::try_new(schema.arrow().clone(), batch?.columns().to_vec())?;
-            let (batch, changed) = erase_batch(&batch, &c, &self.ids, names)?;
+            let (batch, changed) = erase_batch(&batch, &c, &self.ids, names, known)?;
             rows += batch.num_rows() as u64;
             rows_changed += changed;
             writer.write(&batch)?;
@@ -364,6 +409,7 @@ fn erase_batch(
     c: &Columns,
     erased: &BTreeSet<i64>,
     names: &Names,
+    known: &Known,
 ) -> Result<(RecordBatch, u64), PartError> {
     let rows = batch.num_rows();
     let of: Vec<Vec<i64>> = (0..rows).map(|r| ids_of(batch, c, erased, r)).collect();
@@ -371,6 +417,18 @@ fn erase_batch(
         return Ok((batch.clone(), 0));
     }
     let actor = batch.column(c.actor_id).as_primitive::<Int64Type>().clone();
+    let id = batch
+        .column(Schema::get().id_index)
+        .as_primitive::<Int64Type>()
+        .clone();
+    // A record the lake already holds erased keeps the lake's values: what the rule made of it
+    // with every name the lake held then (a repair fetching it again may carry fewer).
+    let lake = |r: usize, field: usize| -> Option<Option<String>> {
+        if of[r].is_empty() {
+            return None;
+        }
+        known.get(&id.value(r)).map(|held| held[field].clone())
+    };
     let mut changed = vec![false; rows];
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     let mut edit = |column: usize, value: &NewValue| {
@@ -395,19 +453,27 @@ fn erase_batch(
     };
     let erased_actor = |r: usize| actor.is_valid(r) && erased.contains(&actor.value(r));
     edit(c.actor_name, &|r, old| {
-        (erased_actor(r) && old.is_some()).then(|| Some(actor.value(r).to_string()))
+        lake(r, 0).or_else(|| {
+            (erased_actor(r) && old.is_some()).then(|| Some(actor.value(r).to_string()))
+        })
     });
-    edit(c.ip_address, &|r, _| erased_actor(r).then_some(None));
+    edit(c.ip_address, &|r, _| {
+        lake(r, 1).or_else(|| erased_actor(r).then_some(None))
+    });
     edit(c.source_label, &|r, old| {
-        let source = user_source(batch, c, r).filter(|id| erased.contains(id))?;
-        old.is_some().then(|| Some(source.to_string()))
+        lake(r, 2).or_else(|| {
+            let source = user_source(batch, c, r).filter(|id| erased.contains(id))?;
+            old.is_some().then(|| Some(source.to_string()))
+        })
     });
     let replacements: Vec<Vec<(String, String)>> =
         of.iter().map(|ids| names.replacements(ids)).collect();
-    for column in [c.change_description, c.extra] {
+    for (field, column) in [(3, c.change_description), (4, c.extra)] {
         edit(column, &|r, old| {
-            let new = replace_all(old?, &replacements[r])?;
-            Some(Some(new))
+            lake(r, field).or_else(|| {
+                let new = replace_all(old?, &replacements[r])?;
+                Some(Some(new))
+            })
         });
     }
     let batch = RecordBatch::try_new(batch.schema(), columns)?;
@@ -503,7 +569,7 @@ mod tests {
         // "Ada Lovelace", "203.0.113.7", "User: Ada L.", "Ada L.".
         assert_eq!(scan.names.len(), 4);
         let out = erasure
-            .rewrite(&mut file, dir.path(), &scan.names)
+            .rewrite(&mut file, dir.path(), &scan.names, &Known::new())
             .unwrap()
             .expect("Ada's records change");
         assert_eq!(out.rows_changed, 2, "record 4 holds no name and no IP");
@@ -552,7 +618,7 @@ mod tests {
         let mut erased = out.part.file;
         let again = erasure.scan(&mut erased).unwrap();
         assert!(erasure
-            .rewrite(&mut erased, dir.path(), &again.names)
+            .rewrite(&mut erased, dir.path(), &again.names, &Known::new())
             .unwrap()
             .is_none());
     }
@@ -564,7 +630,7 @@ mod tests {
         let erasure = Erasure::new([ADA]);
         let names = erasure.scan(&mut file).unwrap().names;
         let out = erasure
-            .rewrite(&mut file, dir.path(), &names)
+            .rewrite(&mut file, dir.path(), &names, &Known::new())
             .unwrap()
             .unwrap();
         let meta = |f: &File| {
@@ -577,6 +643,30 @@ mod tests {
         };
         assert_eq!(meta(&file), meta(&out.part.file));
         assert_eq!(out.part.out_of_order, 0);
+    }
+
+    #[test]
+    fn a_record_the_lake_holds_erased_keeps_the_lakes_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = part(dir.path());
+        let erasure = Erasure::new([ADA]);
+        let names = erasure.scan(&mut file).unwrap().names;
+        let mut erased = erasure
+            .rewrite(&mut file, dir.path(), &names, &Known::new())
+            .unwrap()
+            .unwrap()
+            .part
+            .file;
+        let known = erasure.known(&mut erased).unwrap();
+        assert_eq!(known.len(), 3, "records 1, 2 and 4");
+        // Fetched again with fewer names to go by ("Ada L." alone is no longer held): the
+        // lake's erased values stand, not what the names of this file alone would make.
+        let fewer = Names::default();
+        let again = erasure
+            .rewrite(&mut file, dir.path(), &fewer, &known)
+            .unwrap()
+            .unwrap();
+        assert_eq!(rows(&again.part.file), rows(&erased));
     }
 
     #[test]

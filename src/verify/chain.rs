@@ -92,6 +92,15 @@ impl Check<'_> {
             }
             previous = Some(sha256_hex(&bytes));
             self.check_signature(&digest, &path_text);
+            if let Some(kind) = digest.kind {
+                self.policy_links.push(super::ledger::PolicyLink {
+                    path: path_text.clone(),
+                    window: digest.window.clone(),
+                    kind,
+                    ledger: digest.ledger,
+                    user_ids: digest.user_ids.clone(),
+                });
+            }
             if let Some(problem) = accounts_for(&digest, latest.get(&digest.window)) {
                 self.found(
                     Kind::ChainDisagrees,

@@ -22,6 +22,7 @@ mod deep;
 mod delta;
 mod files;
 mod integrity;
+mod ledger;
 #[cfg(test)]
 pub(crate) mod test_lake;
 
@@ -120,8 +121,12 @@ pub enum Kind {
     ChainDisagrees,
     /// A committed window with recorded digests has no link in the chain.
     Unchained,
-    /// A link unsigned, signed by another key, or whose signature does not verify.
+    /// A link or a ledger entry unsigned, signed by another key, or whose signature does not
+    /// verify.
     BadSignature,
+    /// An erasure or expiry that a crash interrupted: the data it removes is still in the lake
+    /// until the next run (or a repair) finishes it.
+    Pending,
 }
 
 impl Kind {
@@ -139,6 +144,7 @@ impl Kind {
                 | Kind::ChainDisagrees
                 | Kind::Unchained
                 | Kind::BadSignature
+                | Kind::Pending
         )
     }
 }
@@ -369,6 +375,7 @@ pub async fn verify(
     if options.integrity || options.deep {
         check.chain_links = Some(check.walk_chain(&listing).await?.links);
     }
+    check.check_ledger().await?;
     let files_checked = to_read.len() as u64;
     if options.deep {
         check.read_every_row(to_read).await?;
@@ -418,6 +425,8 @@ struct Check<'a> {
     findings: Vec<Finding>,
     chain_links: Option<u64>,
     retained: Option<Retained>,
+    /// The erase and expire links the chain's walk found, for the ledger's check.
+    policy_links: Vec<ledger::PolicyLink>,
 }
 
 impl<'a> Check<'a> {
@@ -455,6 +464,7 @@ impl<'a> Check<'a> {
             findings: Vec::new(),
             chain_links: None,
             retained: None,
+            policy_links: Vec::new(),
         })
     }
 

@@ -83,11 +83,13 @@ pub(crate) enum Target {
     /// a placeholder for one that is missing or does not parse).
     Next { replaces: WindowRecord },
     /// A delta of the open window: its records from `from`, complete up to `covered_to`, as
-    /// parts of their own beside those of `previous` (never rewritten).
+    /// parts of their own beside those of `previous` (never rewritten). `covered_to` is `None`
+    /// only for an erasure of a record that has none (one rebuilt, or exported whole before
+    /// deltas): it stays a record that the next run exports again from the window's start.
     Open {
         previous: Option<WindowRecord>,
         from: i64,
-        covered_to: i64,
+        covered_to: Option<i64>,
         /// The first sequence number of the delta's parts: past those of an earlier export of
         /// the same delta whose parts it replaces (a window started over), so that no file a
         /// Delta log names is rewritten under its name.
@@ -152,7 +154,7 @@ impl Change {
             target: Target::Open {
                 previous: previous.cloned(),
                 from,
-                covered_to,
+                covered_to: Some(covered_to),
                 first_seq: 0,
             },
             parts,
@@ -255,7 +257,7 @@ impl Change {
             target: Target::Open {
                 previous: None,
                 from: window.start,
-                covered_to: record.covered_to().unwrap_or(window.start),
+                covered_to: record.covered_to(),
                 first_seq,
             },
             parts,

@@ -15,7 +15,7 @@ use crate::lake::manifest::{FileEntry, OpenState, RepairJournal, WindowRecord};
 use crate::lake::storage::{Created, StorageError};
 use crate::plan::window::{format_rfc3339, Window};
 use crate::table::encode::{FileStats, PartError};
-use crate::table::erase::Names;
+use crate::table::erase::{Known, Names};
 use crate::table::route::RoutedPart;
 
 /// A file known only by its path (the change's own, not uploaded yet): what a sweep keeps.
@@ -57,15 +57,15 @@ impl Committer {
             reason,
             evidence,
         } = change;
+        let replaced = self.replaced_by(&span, &target).await;
         if kind.applies_ledger() {
             // Data the lake's owner erased never comes back, even where the API still serves it.
-            self.apply_ledger(&span, &mut parts).await?;
+            self.apply_ledger(&span, &mut parts, &replaced).await?;
         }
         let generation = match &target {
             Target::Next { replaces } => replaces.generation + 1,
             _ => 1,
         };
-        let replaced = self.replaced_by(&span, &target).await;
         let journaled = !replaced.is_empty() || matches!(target, Target::Next { .. });
         let operation = Change::operation_of(&target, kind, !replaced.is_empty());
         let names = self.names(&span, &target, &parts);
@@ -200,21 +200,26 @@ impl Committer {
         window: &Window,
         previous: Option<&WindowRecord>,
         files: Vec<FileEntry>,
-        covered_to: i64,
+        covered_to: Option<i64>,
     ) -> Result<WindowRecord, CommitError> {
         let mut all = previous.map_or_else(Vec::new, |p| p.files.clone());
         all.extend(files);
         let mut record = self.marker(window, all);
-        record.covered_to = Some(format_rfc3339(covered_to));
+        record.covered_to = covered_to.map(format_rfc3339);
         let mut open = self.open.lock().await;
-        let earlier: Vec<WindowRecord> = open
+        let mut windows: Vec<WindowRecord> = open
             .iter()
             .filter(|o| o.window != record.window)
             .cloned()
             .collect();
+        windows.push(record.clone());
+        // The newest window is `latest` (the one the run's deltas grow; an erasure may rewrite
+        // an older one whose close failed). Window ids sort as their starts.
+        windows.sort_by(|a, b| b.window.cmp(&a.window));
+        let latest = windows.remove(0);
         let state = OpenState {
-            latest: record.clone(),
-            earlier,
+            latest,
+            earlier: windows,
         };
         self.fence_check()?;
         self.manifest().record_open(&state).await?;
@@ -319,12 +324,16 @@ impl Committer {
     }
 
     /// Applies the erasure ledger to a change's `parts` before they are written: each that
-    /// holds an erased user's records is rewritten without their data (`table/erase.rs`), names
-    /// taken from the parts themselves. Nothing is read when the ledger is empty.
+    /// holds an erased user's records is rewritten without their data (`table/erase.rs`). A
+    /// record the lake already holds (in `replaced`, the files the change replaces: a repair, a
+    /// recheck, a close) keeps the lake's erased values, made with every name the lake held
+    /// when it was erased; a new record's names are taken from the parts themselves. Nothing is
+    /// read when the ledger is empty.
     async fn apply_ledger(
         &self,
         window: &Window,
         parts: &mut [RoutedPart],
+        replaced: &[FileEntry],
     ) -> Result<(), CommitError> {
         let erasure = self.erasure();
         if erasure.is_empty() || parts.is_empty() {
@@ -343,11 +352,24 @@ impl Committer {
                 names.extend(scan.names);
             }
         }
+        if holding.is_empty() {
+            return Ok(());
+        }
+        let mut known = Known::new();
+        for entry in replaced {
+            let path = Path::from(entry.path.as_str());
+            // A file that is gone or unreadable holds nothing to keep (a repair's reason).
+            if let Some(mut file) = self.lake().download(&path, &self.tmp_dir).await? {
+                if let Ok(held) = erasure.known(&mut file) {
+                    known.extend(held);
+                }
+            }
+        }
         let mut rows = 0;
         for i in holding {
             let part = &mut parts[i];
             if let Some(erased) = erasure
-                .rewrite(&mut part.part.file, &self.tmp_dir, &names)
+                .rewrite(&mut part.part.file, &self.tmp_dir, &names, &known)
                 .map_err(unreadable)?
             {
                 rows += erased.rows_changed;
