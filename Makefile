@@ -58,10 +58,13 @@ readback: services
 
 # The model test (tests/model.rs) at length: many more random sequences of exports, faults,
 # crashes at the k-th write, verify, repair, late records and conversions than `make test` runs,
-# each checked against the lake's invariants. Not part of `make test`. SOAK_SEQUENCES sets how many.
+# each checked against the lake's invariants; and an erasure and an expiry killed at every one of
+# their writes (`make test` kills them at one write in six). Not part of `make test`.
+# SOAK_SEQUENCES sets how many sequences.
 SOAK_SEQUENCES ?= 200
 soak:
 	AUDITLAKE_MODEL_SEQUENCES=$(SOAK_SEQUENCES) AUDITLAKE_MODEL_BASE=1000 $(CARGO) test --locked --test model -- --nocapture
+	AUDITLAKE_KILL_STEP=1 $(CARGO) test --locked --test erasure
 
 bench:
 	$(CARGO) build --locked --release

@@ -63,6 +63,16 @@ async fn expire(dest: &Path, before: &str) -> Result<PolicyOutcome, RunError> {
     run::expire(config, CancellationToken::new()).await
 }
 
+/// Of the writes of an erasure or expiry, the kill tests crash at one in this many:
+/// `AUDITLAKE_KILL_STEP` (`make soak` sets 1: every write), 6 by default.
+fn kill_step() -> u64 {
+    std::env::var("AUDITLAKE_KILL_STEP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(6)
+}
+
 fn restart(dest: &Path) {
     crash::heal();
     let _ = std::fs::remove_dir_all(dest.join("_auditlake/subdomain=acme/lease"));
@@ -423,8 +433,13 @@ async fn an_erasure_killed_at_any_write_is_finished_by_the_next_run() {
         erase(dir.path(), &[user]).await.unwrap();
         let writes = crash::writes() - first;
         assert!(writes > 10, "{format}: {writes} writes");
-        // Every third write, and the last ones.
-        let points: Vec<u64> = (0..writes).step_by(3).chain([writes - 1]).collect();
+        // Every `kill_step()`th write (the offset differs by format, so that together they
+        // cover more), and the last one.
+        let offset = u64::from(format == TableFormat::Delta) * 2 % kill_step();
+        let points: Vec<u64> = (offset..writes)
+            .step_by(kill_step() as usize)
+            .chain([writes - 1])
+            .collect();
         for k in points {
             let work = tempfile::tempdir().unwrap();
             let dest = work.path();
@@ -557,7 +572,7 @@ async fn an_expiry_removes_whole_windows_with_tombstones_the_chain_accounts_for(
         );
         assert!(status.gaps.is_empty(), "{when}: {:?}", status.gaps);
 
-        // Killed at every other write of a further expiry, the next run finishes it.
+        // Killed at a write of a further expiry (one in `kill_step()`), the next run finishes it.
         let pristine = tempfile::tempdir().unwrap();
         copy_dir(dest, pristine.path());
         crash::heal();
@@ -565,7 +580,12 @@ async fn an_expiry_removes_whole_windows_with_tombstones_the_chain_accounts_for(
         expire(dest, "2024-03-02T09:00:00Z").await.unwrap();
         let writes = crash::writes() - first;
         let expected = records(dest);
-        for k in (0..writes).step_by(2) {
+        // Every `kill_step()`th write (offset by format), and the last one.
+        let offset = u64::from(format == TableFormat::Delta) % kill_step();
+        for k in (offset..writes)
+            .step_by(kill_step() as usize)
+            .chain([writes - 1])
+        {
             let work = tempfile::tempdir().unwrap();
             copy_dir(pristine.path(), work.path());
             crash::after(k);

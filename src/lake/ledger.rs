@@ -275,15 +275,20 @@ mod tests {
         let erase = Decision::Erase {
             user_ids: vec![7, 8],
         };
-        let first = Ledger::append(&lake, "acme", erase, "DPO-1", "r1")
+        let first = Ledger::append(&lake, "acme", erase, "DPO-1", "r1", None)
             .await
             .unwrap();
         let expire = Decision::Expire {
             before: "2024-01-01T00:00:00Z".into(),
         };
-        let second = Ledger::append(&lake, "acme", expire, "policy", "r1")
+        let signer = Signer::from_pem(&crate::lake::signing::generate_pem()).unwrap();
+        let second = Ledger::append(&lake, "acme", expire, "policy", "r1", Some(&signer))
             .await
             .unwrap();
+        assert!(second.signed_by(&signer.verifier()) && !first.signed_by(&signer.verifier()));
+        let mut forged = second.clone();
+        forged.reason = "another".into();
+        assert!(!forged.signed_by(&signer.verifier()));
         assert_eq!((first.seq, second.seq), (1, 2));
         let ledger = Ledger::read(&lake, "acme").await.unwrap();
         assert_eq!(ledger.pending().count(), 2);
