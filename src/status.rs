@@ -171,7 +171,10 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
             Decision::Erase { user_ids } => user_ids.len() as u64,
             Decision::Expire { .. } => 0,
         },
-        pending: erasures.iter().filter(|(_, done)| done.is_none()).count() as u64,
+        pending: ledger
+            .pending()
+            .filter(|e| matches!(e.decision, Decision::Erase { .. }))
+            .count() as u64,
     });
     Ok(Status {
         erasures,

@@ -1003,27 +1003,106 @@ async fn a_forged_ledger_entry_in_a_signed_lake_destroys_nothing() {
     let before = records(dest);
     let ledger = dest.join("_auditlake/subdomain=acme/ledger");
     std::fs::create_dir_all(&ledger).unwrap();
-    std::fs::write(
+    let user = busiest_actor(&before);
+    let forged_expiry = r#"{"seq":1,"kind":"expire","before":"2024-03-02T12:00:00Z","reason":"x","at":"2024-03-02T12:00:00Z","run_id":"x"}"#;
+    let forged_erasure = format!(
+        r#"{{"seq":1,"kind":"erase","user_ids":[{user}],"reason":"x","at":"2024-03-02T12:00:00Z","run_id":"x"}}"#
+    );
+    let done = r#"{"seq":1,"finished_at":"2024-03-02T12:00:00Z","windows":[],"files_purged":0,"run_id":"x"}"#;
+    // Pending, and finished (so that only its erasure would be applied to later writes).
+    for (entry, end) in [
+        (forged_expiry.to_string(), None),
+        (forged_erasure, Some(done)),
+    ] {
+        std::fs::write(ledger.join("0000000001.json"), &entry).unwrap();
+        if let Some(end) = end {
+            std::fs::write(ledger.join("0000000001.done.json"), end).unwrap();
+        }
+        let mut later = signed.clone();
+        later.until = t("2024-03-02T16:00:00Z");
+        let refused = run::export(later, CancellationToken::new(), &run::NoProgress).await;
+        let error = refused.unwrap_err();
+        assert_eq!(auditlake::Error::from(error).exit_code(), 6, "{entry}");
+        assert_eq!(
+            records(dest),
+            before,
+            "nothing destroyed, nothing written: {entry}"
+        );
+        let options = VerifyOptions {
+            public_key: Some(signer.verifier()),
+            ..Default::default()
+        };
+        let report = verify_lake_with(dest, options).await;
+        let kinds: Vec<_> = report.findings.iter().map(|f| f.kind).collect();
+        assert!(
+            kinds.contains(&auditlake::verify::Kind::BadSignature),
+            "{report}"
+        );
+        assert_eq!(
+            kinds.contains(&auditlake::verify::Kind::Pending),
+            end.is_none(),
+            "{report}"
+        );
+    }
+    // A signed entry copied under another number: the ledger does not read.
+    let _ = std::fs::remove_file(ledger.join("0000000001.done.json"));
+    std::fs::remove_file(ledger.join("0000000001.json")).unwrap();
+    let config = EraseConfig {
+        change: ChangeConfig {
+            signer: Some(signer.clone()),
+            ..change(dest, "DPO-5")
+        },
+        user_ids: vec![user],
+    };
+    run::erase(config, CancellationToken::new()).await.unwrap();
+    std::fs::copy(
         ledger.join("0000000001.json"),
-        r#"{"seq":1,"kind":"expire","before":"2024-03-02T12:00:00Z","reason":"x","at":"2024-03-02T12:00:00Z","run_id":"x"}"#,
+        ledger.join("0000000002.json"),
     )
     .unwrap();
-    let refused = run::export(signed.clone(), CancellationToken::new(), &run::NoProgress).await;
-    let error = refused.unwrap_err();
-    assert_eq!(auditlake::Error::from(error).exit_code(), 6);
-    assert_eq!(records(dest), before, "nothing destroyed");
+    let refused = run::export(signed, CancellationToken::new(), &run::NoProgress).await;
+    assert!(
+        refused.unwrap_err().to_string().contains("0000000002.json"),
+        "the misnumbered entry is named"
+    );
+}
+
+/// A lake signed after an erasure: the first signed run signs the ledger's entries again, so
+/// that later runs go on applying them.
+#[tokio::test]
+async fn a_lake_signed_after_an_erasure_keeps_applying_it() {
+    use auditlake::lake::signing::{generate_pem, Signer};
+    let _serial = SERIAL.lock().await;
+    crash::heal();
+    let sim = start(sim_config(2_000, FROM, END)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path();
+    let plain = config(&sim, dest, UNTIL, TableFormat::Parquet);
+    assert_eq!(export(plain.clone()).await.exit_code(), 0);
+    let before = records(dest);
+    let user = busiest_actor(&before);
+    erase(dest, &[user]).await.unwrap();
+    let signer = std::sync::Arc::new(Signer::from_pem(&generate_pem()).unwrap());
+    let mut signed = plain;
+    signed.signer = Some(signer.clone());
+    signed.until = t("2024-03-02T23:00:00Z");
+    let summary = export(signed).await;
+    assert_eq!(summary.exit_code(), 0);
+    let held_later = held_for(&records_of_sim(&sim), user);
+    assert_no_trace(dest, user, &held_later, "signed after the erasure");
+    assert_verified(dest, "signed after the erasure").await;
+    // Its links from before it was signed are unsigned (verify --public-key names them); its
+    // ledger's entries are all signed again.
     let options = VerifyOptions {
         public_key: Some(signer.verifier()),
         ..Default::default()
     };
     let report = verify_lake_with(dest, options).await;
-    let kinds: Vec<_> = report.findings.iter().map(|f| f.kind).collect();
     assert!(
-        kinds.contains(&auditlake::verify::Kind::BadSignature),
-        "{report}"
-    );
-    assert!(
-        kinds.contains(&auditlake::verify::Kind::Pending),
+        report
+            .findings
+            .iter()
+            .all(|f| !f.path.as_deref().unwrap_or("").contains("ledger")),
         "{report}"
     );
 }

@@ -58,7 +58,7 @@ pub enum CommitError {
     #[error(transparent)]
     Ledger(#[from] crate::lake::ledger::LedgerError),
     /// A pending ledger entry in a signed lake that the lake's key did not sign.
-    #[error("{entry} is pending but not signed by the lake's key: `auditlake erase` and `expire` sign what they decide, so it was written by other means, and it is not carried out; `auditlake verify --public-key` names it, and removing it lets runs go on")]
+    #[error("{entry} is not signed by the lake's key: `auditlake erase` and `expire` sign what they decide in a signed lake, so it was written by other means, and nothing is done while it is there; `auditlake verify --public-key` names it, and removing it lets runs go on")]
     Unauthorised { entry: String },
 }
 

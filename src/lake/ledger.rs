@@ -54,6 +54,10 @@ pub struct Entry {
     pub key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The unsigned entry this one signs again, written by the run that first signed the lake:
+    /// the decision is this entry's from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub countersigns: Option<u64>,
 }
 
 impl Entry {
@@ -129,6 +133,20 @@ pub enum LedgerError {
     Contended(u32),
 }
 
+impl From<LedgerError> for crate::lake::manifest::ManifestError {
+    fn from(e: LedgerError) -> Self {
+        use crate::lake::manifest::ManifestError;
+        match e {
+            LedgerError::Storage(e) => ManifestError::Storage(e),
+            LedgerError::Corrupt { path, reason } => ManifestError::Corrupt { path, reason },
+            e @ LedgerError::Contended(_) => ManifestError::Corrupt {
+                path: "the ledger".into(),
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
 /// Times an append re-reads the ledger after finding its number taken.
 const RELOADS: u32 = 3;
 
@@ -161,16 +179,24 @@ impl Ledger {
             let Some(bytes) = lake.read(&path).await? else {
                 continue;
             };
+            let misnumbered = |seq: u64| LedgerError::Corrupt {
+                path: path.to_string(),
+                reason: format!("it says it is entry {seq}, its name another"),
+            };
             if let Some(stem) = name.strip_suffix(".done.json") {
-                if stem.parse::<u64>().is_ok() {
+                if let Ok(number) = stem.parse::<u64>() {
                     let end: Done = parse(&path, &bytes)?;
+                    if end.seq != number {
+                        return Err(misnumbered(end.seq));
+                    }
                     done.insert(end.seq, end);
                 }
-            } else if name
-                .strip_suffix(".json")
-                .is_some_and(|s| s.parse::<u64>().is_ok())
-            {
-                entries.push(parse::<Entry>(&path, &bytes)?);
+            } else if let Some(Ok(number)) = name.strip_suffix(".json").map(str::parse::<u64>) {
+                let entry: Entry = parse(&path, &bytes)?;
+                if entry.seq != number {
+                    return Err(misnumbered(entry.seq));
+                }
+                entries.push(entry);
             }
         }
         entries.sort_by_key(|e| e.seq);
@@ -183,6 +209,38 @@ impl Ledger {
                 })
                 .collect(),
         })
+    }
+
+    /// The ledger as a signed lake's runs take it: the entries `verifier`'s key signed, and
+    /// no other. An unsigned entry that a signed entry countersigns (one from before the lake
+    /// was signed) is that entry's; any other entry the key did not sign is returned as the
+    /// error: it was written by other means, and nothing it says is carried out or applied.
+    pub fn trusted(&self, verifier: &Verifier) -> Result<Ledger, Box<Entry>> {
+        if let Some(untrusted) = self.untrusted(verifier).first() {
+            return Err(Box::new((*untrusted).clone()));
+        }
+        let entries = self
+            .entries
+            .iter()
+            .filter(|(e, _)| e.signed_by(verifier))
+            .cloned()
+            .collect();
+        Ok(Ledger { entries })
+    }
+
+    /// The entries that `verifier`'s key did not sign and no signed entry countersigns.
+    pub fn untrusted(&self, verifier: &Verifier) -> Vec<&Entry> {
+        let countersigned: std::collections::BTreeSet<u64> = self
+            .entries
+            .iter()
+            .filter(|(e, _)| e.signed_by(verifier))
+            .filter_map(|(e, _)| e.countersigns)
+            .collect();
+        self.entries
+            .iter()
+            .map(|(e, _)| e)
+            .filter(|e| !e.signed_by(verifier) && !countersigned.contains(&e.seq))
+            .collect()
     }
 
     /// Every user id the ledger erases: what every write applies.
@@ -205,19 +263,30 @@ impl Ledger {
             .max()
     }
 
-    /// The entries whose change was interrupted.
+    /// The entries whose change was interrupted (an unsigned entry that a signed twin
+    /// countersigns is the twin's: it is pending only as the twin is).
     pub fn pending(&self) -> impl Iterator<Item = &Entry> {
+        let countersigned: std::collections::BTreeSet<u64> = self
+            .entries
+            .iter()
+            .filter_map(|(e, _)| e.countersigns)
+            .collect();
         self.entries
             .iter()
-            .filter(|(_, done)| done.is_none())
+            .filter(move |(e, done)| done.is_none() && !countersigned.contains(&e.seq))
             .map(|(e, _)| e)
     }
 
-    /// The erasures, in order.
+    /// The erasures, in order (an entry signed again counted once, as its twin).
     pub fn erasures(&self) -> impl Iterator<Item = &(Entry, Option<Done>)> {
-        self.entries
+        let countersigned: std::collections::BTreeSet<u64> = self
+            .entries
             .iter()
-            .filter(|(e, _)| matches!(e.decision, Decision::Erase { .. }))
+            .filter_map(|(e, _)| e.countersigns)
+            .collect();
+        self.entries.iter().filter(move |(e, _)| {
+            matches!(e.decision, Decision::Erase { .. }) && !countersigned.contains(&e.seq)
+        })
     }
 
     /// Appends `decision` for `reason` as the next entry (create-if-absent), signed by
@@ -230,6 +299,18 @@ impl Ledger {
         run_id: &str,
         signer: Option<&Signer>,
     ) -> Result<Entry, LedgerError> {
+        Ledger::append_entry(lake, subdomain, decision, reason, run_id, signer, None).await
+    }
+
+    async fn append_entry(
+        lake: &Lake,
+        subdomain: &str,
+        decision: Decision,
+        reason: &str,
+        run_id: &str,
+        signer: Option<&Signer>,
+        countersigns: Option<u64>,
+    ) -> Result<Entry, LedgerError> {
         for _ in 0..=RELOADS {
             let ledger = Ledger::read(lake, subdomain).await?;
             let mut entry = Entry {
@@ -240,6 +321,7 @@ impl Ledger {
                 run_id: run_id.to_string(),
                 key: signer.map(|s| s.fingerprint().to_string()),
                 signature: None,
+                countersigns,
             };
             if let Some(signer) = signer {
                 entry.signature = Some(signer.sign(&entry.signed_message()));
@@ -253,6 +335,54 @@ impl Ledger {
             }
         }
         Err(LedgerError::Contended(RELOADS))
+    }
+
+    /// Signs again, with `signer`, every unsigned entry of a lake being signed for the first
+    /// time (its entries were written before it had a key): each gets a signed twin that says
+    /// which entry it countersigns, finished when the original is. Returns how many.
+    pub async fn countersign(
+        lake: &Lake,
+        subdomain: &str,
+        run_id: &str,
+        signer: &Signer,
+    ) -> Result<u64, LedgerError> {
+        let ledger = Ledger::read(lake, subdomain).await?;
+        let verifier = signer.verifier();
+        let mut signed = 0;
+        for (entry, done) in &ledger.entries {
+            if ledger
+                .untrusted(&verifier)
+                .iter()
+                .all(|u| u.seq != entry.seq)
+            {
+                continue;
+            }
+            let reason = format!(
+                "{} (entry {} signed again when the lake was signed)",
+                entry.reason, entry.seq
+            );
+            let decision = entry.decision.clone();
+            let (signer, countersigns) = (Some(signer), Some(entry.seq));
+            let twin = Ledger::append_entry(
+                lake,
+                subdomain,
+                decision,
+                &reason,
+                run_id,
+                signer,
+                countersigns,
+            )
+            .await?;
+            if let Some(done) = done {
+                let end = Done {
+                    seq: twin.seq,
+                    ..done.clone()
+                };
+                Ledger::finish(lake, subdomain, &end).await?;
+            }
+            signed += 1;
+        }
+        Ok(signed)
     }
 
     /// Records the end of entry `done.seq` (create-if-absent: a second end, from a run that

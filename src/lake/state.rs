@@ -95,6 +95,19 @@ impl Committer {
             ))),
             (None, Some(b)) => {
                 tracing::info!(key = %b, "the digest chain is signed from now on; the key's fingerprint is pinned in dataset.json");
+                // The ledger's entries so far were written unsigned: signed again, so that a
+                // signed lake's runs go on applying them (and refuse any other unsigned one).
+                if let Some(signer) = &self.signer {
+                    let signed =
+                        Ledger::countersign(self.lake(), self.subdomain(), self.run_id(), signer)
+                            .await?;
+                    if signed > 0 {
+                        tracing::info!(
+                            entries = signed,
+                            "the ledger's unsigned entries signed again"
+                        );
+                    }
+                }
                 let mut signed = pinned.clone();
                 signed.signing_key = Some(b.clone());
                 self.manifest().record_dataset(&signed).await?;
@@ -153,11 +166,11 @@ impl Committer {
         if let Some(log) = self.delta() {
             self.converge_log(log, grid, &generations).await?;
         }
-        let mut ledger = Ledger::read(self.lake(), self.subdomain()).await?;
+        let mut ledger = self.trusted_ledger().await?;
         self.hold_erasure(&ledger.erasure());
         let mut open = open;
         if self.converge_ledger(grid, &ledger).await? > 0 {
-            ledger = Ledger::read(self.lake(), self.subdomain()).await?;
+            ledger = self.trusted_ledger().await?;
             // An erasure replaces open parts.
             open = self.open_records().await;
         }
@@ -174,6 +187,22 @@ impl Committer {
             repairs_converged,
             ledger,
         })
+    }
+
+    /// The ledger as this run takes it: in a signed lake, only what the lake's key signed;
+    /// another entry refuses the run ([`CommitError::Unauthorised`]).
+    async fn trusted_ledger(&self) -> Result<Ledger, CommitError> {
+        let ledger = Ledger::read(self.lake(), self.subdomain()).await?;
+        match &self.signer {
+            None => Ok(ledger),
+            Some(signer) => {
+                ledger
+                    .trusted(&signer.verifier())
+                    .map_err(|entry| CommitError::Unauthorised {
+                        entry: entry.describe(),
+                    })
+            }
+        }
     }
 
     /// The table as it is now (see [`TableView`]), over the windows starting in `range` (whole

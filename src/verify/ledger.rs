@@ -33,8 +33,13 @@ impl Check<'_> {
                 crate::lake::layout::ledger(self.subdomain)
             )
         };
-        for (entry, done) in &ledger.entries {
-            if done.is_none() {
+        let untrusted: Vec<u64> = match &self.options.public_key {
+            Some(verifier) => ledger.untrusted(verifier).iter().map(|e| e.seq).collect(),
+            None => Vec::new(),
+        };
+        let pending: Vec<u64> = ledger.pending().map(|e| e.seq).collect();
+        for (entry, _) in &ledger.entries {
+            if pending.contains(&entry.seq) {
                 self.found(
                     Kind::Pending,
                     None,
@@ -42,8 +47,8 @@ impl Check<'_> {
                     format!("{} was interrupted: the data it removes is still in the lake until the next run (or `auditlake repair`) finishes it", entry.describe()),
                 );
             }
-            if let Some(verifier) = self.options.public_key.clone() {
-                if !entry.signed_by(&verifier) {
+            {
+                if untrusted.contains(&entry.seq) {
                     self.found(
                         Kind::BadSignature,
                         None,

@@ -60,7 +60,20 @@ impl Committer {
         let replaced = self.replaced_by(&span, &target).await;
         if kind.applies_ledger() {
             // Data the lake's owner erased never comes back, even where the API still serves it.
-            self.apply_ledger(&span, &mut parts, &replaced).await?;
+            // What the lake holds of the span already: the files the change replaces, and an
+            // open window's parts (a delta exported again from the window's start holds the
+            // records of the parts it replaces).
+            let mut held = replaced.clone();
+            if let Target::Open { .. } = target {
+                let id = span.id();
+                let open = self.open_records().await;
+                held.extend(
+                    open.into_iter()
+                        .filter(|o| o.window == id)
+                        .flat_map(|o| o.files),
+                );
+            }
+            self.apply_ledger(&span, &mut parts, &held).await?;
         }
         let generation = match &target {
             Target::Next { replaces } => replaces.generation + 1,
