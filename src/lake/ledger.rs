@@ -228,14 +228,18 @@ impl Ledger {
         Ok(Ledger { entries })
     }
 
+    /// The entries that another entry countersigns (by `verifier`'s key, if given).
+    fn countersigned(&self, verifier: Option<&Verifier>) -> std::collections::BTreeSet<u64> {
+        self.entries
+            .iter()
+            .filter(|(e, _)| verifier.is_none_or(|v| e.signed_by(v)))
+            .filter_map(|(e, _)| e.countersigns)
+            .collect()
+    }
+
     /// The entries that `verifier`'s key did not sign and no signed entry countersigns.
     pub fn untrusted(&self, verifier: &Verifier) -> Vec<&Entry> {
-        let countersigned: std::collections::BTreeSet<u64> = self
-            .entries
-            .iter()
-            .filter(|(e, _)| e.signed_by(verifier))
-            .filter_map(|(e, _)| e.countersigns)
-            .collect();
+        let countersigned = self.countersigned(Some(verifier));
         self.entries
             .iter()
             .map(|(e, _)| e)
@@ -266,11 +270,7 @@ impl Ledger {
     /// The entries whose change was interrupted (an unsigned entry that a signed twin
     /// countersigns is the twin's: it is pending only as the twin is).
     pub fn pending(&self) -> impl Iterator<Item = &Entry> {
-        let countersigned: std::collections::BTreeSet<u64> = self
-            .entries
-            .iter()
-            .filter_map(|(e, _)| e.countersigns)
-            .collect();
+        let countersigned = self.countersigned(None);
         self.entries
             .iter()
             .filter(move |(e, done)| done.is_none() && !countersigned.contains(&e.seq))
@@ -279,30 +279,15 @@ impl Ledger {
 
     /// The erasures, in order (an entry signed again counted once, as its twin).
     pub fn erasures(&self) -> impl Iterator<Item = &(Entry, Option<Done>)> {
-        let countersigned: std::collections::BTreeSet<u64> = self
-            .entries
-            .iter()
-            .filter_map(|(e, _)| e.countersigns)
-            .collect();
+        let countersigned = self.countersigned(None);
         self.entries.iter().filter(move |(e, _)| {
             matches!(e.decision, Decision::Erase { .. }) && !countersigned.contains(&e.seq)
         })
     }
 
     /// Appends `decision` for `reason` as the next entry (create-if-absent), signed by
-    /// `signer` if given, returning it.
+    /// `signer` if given (`countersigns`: the unsigned entry it signs again), returning it.
     pub async fn append(
-        lake: &Lake,
-        subdomain: &str,
-        decision: Decision,
-        reason: &str,
-        run_id: &str,
-        signer: Option<&Signer>,
-    ) -> Result<Entry, LedgerError> {
-        Ledger::append_entry(lake, subdomain, decision, reason, run_id, signer, None).await
-    }
-
-    async fn append_entry(
         lake: &Lake,
         subdomain: &str,
         decision: Decision,
@@ -363,7 +348,7 @@ impl Ledger {
             );
             let decision = entry.decision.clone();
             let (signer, countersigns) = (Some(signer), Some(entry.seq));
-            let twin = Ledger::append_entry(
+            let twin = Ledger::append(
                 lake,
                 subdomain,
                 decision,
@@ -405,14 +390,14 @@ mod tests {
         let erase = Decision::Erase {
             user_ids: vec![7, 8],
         };
-        let first = Ledger::append(&lake, "acme", erase, "DPO-1", "r1", None)
+        let first = Ledger::append(&lake, "acme", erase, "DPO-1", "r1", None, None)
             .await
             .unwrap();
         let expire = Decision::Expire {
             before: "2024-01-01T00:00:00Z".into(),
         };
         let signer = Signer::from_pem(&crate::lake::signing::generate_pem()).unwrap();
-        let second = Ledger::append(&lake, "acme", expire, "policy", "r1", Some(&signer))
+        let second = Ledger::append(&lake, "acme", expire, "policy", "r1", Some(&signer), None)
             .await
             .unwrap();
         assert!(second.signed_by(&signer.verifier()) && !first.signed_by(&signer.verifier()));

@@ -63,6 +63,7 @@ impl Committer {
             reason,
             self.run_id(),
             signer,
+            None,
         )
         .await?;
         Ok(entry)
