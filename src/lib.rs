@@ -12,6 +12,10 @@
 //!                      run: the coordinator, bounded workers over the whole pipeline
 //!          verify · status · ddl · ops · metrics read what lake wrote, or ask the API
 //! ```
+//!
+//! `tests/layers.rs` reads the code's `crate::` paths and fails on an edge from a module to one
+//! of its rank or a later one (verify comes before run: a repair starts from what it finds), or
+//! from any stage to `config` or `error`, but for the edges it lists as not yet removed.
 
 // Stages, top to bottom.
 // Flags, the TOML file and the environment, validated once into one typed config.
@@ -29,7 +33,12 @@ pub mod table;
 // Storage, paths, manifest, lease and commit: what makes files the lake's truth.
 pub mod lake;
 
-// The run coordinator: an export, its ranges and workers, the open window, recheck, repair.
+// Proves the lake against its markers and, optionally, the API's counts (a repair starts from
+// what it finds, so it comes before the coordinator).
+pub mod verify;
+
+// The run coordinator: an export, its ranges and workers, the open window, recheck, repair,
+// erasure and expiry.
 pub mod run;
 
 // What reads the lake (or asks the API) for the other commands.
@@ -46,7 +55,5 @@ pub mod metrics;
 pub mod ops;
 // What the manifest says: windows done, the open window, gaps, freshness.
 pub mod status;
-// Proves the lake against its markers and, optionally, the API's counts.
-pub mod verify;
 
 pub use error::Error;
