@@ -21,7 +21,7 @@ pub async fn show(client: &Client, id: i64) -> Result<String, ApiError> {
         #[serde(borrow)]
         audit_log: &'a RawValue,
     }
-    let url = client.url(&format!("/api/v2/audit_logs/{id}"), &[]);
+    let url = client.url(&crate::zendesk::endpoint::show(id), &[]);
     let (body, ()) = client
         .get(&url, |body| {
             serde_json::from_slice::<Show>(body)
@@ -134,7 +134,7 @@ pub async fn request_export(
     client: &Client,
     filters: &Filters,
 ) -> Result<ExportRequested, ApiError> {
-    let url = client.url("/api/v2/audit_logs/export", &filters.pairs());
+    let url = client.url(crate::zendesk::endpoint::EXPORT, &filters.pairs());
     let (status, headers, body) = client.send_once(Method::POST, &url).await?;
     let limit = headers
         .get("zendesk-ratelimit-audit-logs-export")

@@ -45,7 +45,7 @@ const NOT_YET: &[(&str, &str)] = &[
     ("run/error.rs", "config"),
     ("run/guard.rs", "config"),
     ("run/mod.rs", "config"),
-    ("run/plan.rs", "config"),
+    ("run/pending.rs", "config"),
     ("run/policy.rs", "config"),
     ("run/repair.rs", "config"),
     // `run` picks an exit code (cmd/exit.rs, #28).

@@ -1,7 +1,7 @@
 //! The run coordinator: the only module that knows the whole order of a run.
 //!
 //! An export authenticates, takes the lake's lease (`guard`), plans the pending windows
-//! (`plan`), fetches them with bounded workers (`workers`) as ranges streamed once each and
+//! (`pending`), fetches them with bounded workers (`workers`) as ranges streamed once each and
 //! split while they run (`ranges`, `stream`, `routing`) or alone (`pipeline`; the open
 //! window: `open`), rechecks recent windows (`recheck`), compacts the closed days of a sub-day
 //! grid (`compact`), and reports (`summary`). `repair` is the other job (`repair.rs`).
@@ -15,8 +15,8 @@ mod compact;
 mod error;
 mod guard;
 mod open;
+mod pending;
 mod pipeline;
-mod plan;
 mod policy;
 mod progress;
 pub(crate) mod ranges;
@@ -41,7 +41,7 @@ use crate::plan::window::{self, Window};
 use crate::zendesk::{Client, Page};
 use compact::{compact_days, days_to_compact};
 use guard::{authenticated_client, Guard};
-use plan::{commit_empty_start, confirmed_through, pending_windows, recheck_windows};
+use pending::{commit_empty_start, confirmed_through, pending_windows, recheck_windows};
 use recheck::recheck_and_repair;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};

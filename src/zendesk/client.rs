@@ -789,7 +789,7 @@ mod tests {
         }
 
         fn export_url(client: &Client) -> Url {
-            client.url("/api/v2/audit_logs/export", &[])
+            client.url(crate::zendesk::endpoint::EXPORT, &[])
         }
 
         #[tokio::test]
@@ -979,7 +979,7 @@ mod tests {
         async fn an_untrusted_certificate_fails_once_and_stops_the_run_naming_the_host() {
             let (port, connections) = https_server().await;
             let client = client(&format!("https://127.0.0.1:{port}"));
-            let url = client.url("/api/v2/audit_logs", &[]);
+            let url = client.url(crate::zendesk::endpoint::LIST, &[]);
             let err = client.get(&url, |_| Ok(())).await.unwrap_err();
             assert!(
                 matches!(err, ApiError::UntrustedCertificate { .. }),
@@ -998,7 +998,7 @@ mod tests {
         async fn an_untrusted_certificate_is_fatal_for_requests_sent_once_too() {
             let (port, _) = https_server().await;
             let client = client(&format!("https://127.0.0.1:{port}"));
-            let url = client.url("/api/v2/audit_logs/export", &[]);
+            let url = client.url(crate::zendesk::endpoint::EXPORT, &[]);
             let err = client.send_once(Method::POST, &url).await.unwrap_err();
             assert!(err.is_fatal_for_run(), "{err}");
         }
@@ -1078,11 +1078,11 @@ mod tests {
             };
             let port: u16 = port.parse().unwrap();
             let trusted = client(&format!("https://127.0.0.1:{port}"));
-            let url = trusted.url("/api/v2/audit_logs", &[]);
+            let url = trusted.url(crate::zendesk::endpoint::LIST, &[]);
             trusted.get(&url, |_| Ok(())).await.unwrap();
             // The certificate is for 127.0.0.1 only: "localhost" is a name it is not valid for.
             let wrong_name = client(&format!("https://localhost:{port}"));
-            let url = wrong_name.url("/api/v2/audit_logs", &[]);
+            let url = wrong_name.url(crate::zendesk::endpoint::LIST, &[]);
             let err = wrong_name.get(&url, |_| Ok(())).await.unwrap_err();
             assert!(err.is_fatal_for_run(), "{err}");
             assert!(err.to_string().contains("localhost"), "{err}");

@@ -397,7 +397,7 @@ async fn cursor_page(
     let mut pairs = query(filters, range);
     pairs.push(("sort", order.sort().into()));
     pairs.push(("page[size]", PAGE_SIZE.to_string()));
-    let url = client.url("/api/v2/audit_logs", &pairs);
+    let url = client.url(crate::zendesk::endpoint::LIST, &pairs);
     let request = match order {
         Order::Ascending => "ascending cursor page",
         Order::Descending => "descending cursor page",
@@ -423,7 +423,7 @@ async fn offset_count(
     pairs.extend(filters.pairs());
     pairs.push(("per_page", "1".into()));
     pairs.push(("page", "1".into()));
-    let url = client.url("/api/v2/audit_logs", &pairs);
+    let url = client.url(crate::zendesk::endpoint::LIST, &pairs);
     let (_, answer) = client
         .get(&url, |body| {
             serde_json::from_slice::<OffsetCount>(body).map_err(|e| e.to_string())

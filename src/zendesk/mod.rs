@@ -10,6 +10,8 @@ pub(crate) mod budget;
 pub(crate) mod client;
 // How many records a window holds, asked of the API.
 pub mod count;
+// The API's operations by path.
+pub(crate) mod endpoint;
 // The client's errors, with the context a person needs.
 pub(crate) mod error;
 // Pages of the list operation as a stream.

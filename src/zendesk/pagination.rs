@@ -387,7 +387,7 @@ async fn cursor_page(
     if let Some(cursor) = &after {
         pairs.push(("page[after]", cursor.clone()));
     }
-    let url = client.url("/api/v2/audit_logs", &pairs);
+    let url = client.url(crate::zendesk::endpoint::LIST, &pairs);
     let result = client.get(&url, parse_cursor_envelope).await;
     let (body, envelope) = match result {
         Ok(ok) => ok,
@@ -516,7 +516,7 @@ async fn offset_page(
     pairs.push(("sort_order", "asc".into()));
     pairs.push(("per_page", PAGE_SIZE.to_string()));
     pairs.push(("page", page_number.to_string()));
-    let url = client.url("/api/v2/audit_logs", &pairs);
+    let url = client.url(crate::zendesk::endpoint::LIST, &pairs);
     let result = client.get(&url, parse_offset_envelope).await;
     let reached = u64::from(page_number) * u64::from(PAGE_SIZE);
     let (body, envelope) = match result {

@@ -1,4 +1,4 @@
-//! The plan of a run: which planned windows are pending, which committed ones the recheck
+//! Which of a run's planned windows are pending, which committed ones the recheck
 //! covers, and where the data starts (the pending windows before the first record are committed
 //! empty without a request each).
 
