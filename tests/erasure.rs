@@ -1060,11 +1060,93 @@ async fn a_forged_ledger_entry_in_a_signed_lake_destroys_nothing() {
         ledger.join("0000000002.json"),
     )
     .unwrap();
-    let refused = run::export(signed, CancellationToken::new(), &run::NoProgress).await;
+    let refused = run::export(signed.clone(), CancellationToken::new(), &run::NoProgress).await;
     assert!(
         refused.unwrap_err().to_string().contains("0000000002.json"),
         "the misnumbered entry is named"
     );
+    // Under a name the ledger does not write (the same number twice).
+    std::fs::remove_file(ledger.join("0000000002.json")).unwrap();
+    std::fs::copy(ledger.join("0000000001.json"), ledger.join("1.json")).unwrap();
+    let refused = run::export(signed.clone(), CancellationToken::new(), &run::NoProgress).await;
+    assert!(refused.unwrap_err().to_string().contains("1.json"));
+    std::fs::remove_file(ledger.join("1.json")).unwrap();
+    // A signed entry of another subdomain's ledger (the same key), copied in under the next
+    // number: not this subdomain's decision.
+    let other = tempfile::tempdir().unwrap();
+    let lake =
+        auditlake::lake::storage::Lake::open(other.path().to_str().unwrap(), &Default::default())
+            .unwrap();
+    let expire_all = auditlake::lake::ledger::Decision::Expire {
+        before: "2024-03-02T12:00:00Z".into(),
+    };
+    for _ in 0..2 {
+        auditlake::lake::ledger::Ledger::append(
+            &lake,
+            "globex",
+            expire_all.clone(),
+            "globex's",
+            "r",
+            Some(&signer),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    std::fs::copy(
+        other
+            .path()
+            .join("_auditlake/subdomain=globex/ledger/0000000002.json"),
+        ledger.join("0000000002.json"),
+    )
+    .unwrap();
+    let before = records(dest);
+    let refused = run::export(signed, CancellationToken::new(), &run::NoProgress).await;
+    assert_eq!(auditlake::Error::from(refused.unwrap_err()).exit_code(), 6);
+    assert_eq!(
+        records(dest),
+        before,
+        "another subdomain's entry destroys nothing"
+    );
+}
+
+/// A keyed command on a lake not signed yet (its ledger's entries unsigned) goes on: only a
+/// lake that pins a key requires its entries signed.
+#[tokio::test]
+async fn a_keyed_erase_of_a_lake_not_signed_yet_goes_on() {
+    use auditlake::lake::signing::{generate_pem, Signer};
+    let _serial = SERIAL.lock().await;
+    crash::heal();
+    let sim = start(sim_config(2_000, FROM, END)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path();
+    assert_eq!(
+        export(config(&sim, dest, UNTIL, TableFormat::Parquet))
+            .await
+            .exit_code(),
+        0
+    );
+    let users: Vec<i64> = {
+        let before = records(dest);
+        let first = busiest_actor(&before);
+        let second = before
+            .values()
+            .filter_map(|r| r.get("actor_id").and_then(Value::as_i64))
+            .find(|&a| a > 0 && a != first)
+            .unwrap();
+        vec![first, second]
+    };
+    erase(dest, &users[..1]).await.unwrap();
+    let signer = std::sync::Arc::new(Signer::from_pem(&generate_pem()).unwrap());
+    let config = EraseConfig {
+        change: ChangeConfig {
+            signer: Some(signer),
+            ..change(dest, "DPO-6")
+        },
+        user_ids: users[1..].to_vec(),
+    };
+    let outcome = run::erase(config, CancellationToken::new()).await.unwrap();
+    assert!(outcome.rows > 0);
 }
 
 /// A lake signed after an erasure: the first signed run signs the ledger's entries again, so

@@ -43,6 +43,10 @@ pub enum Decision {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Entry {
     pub seq: u64,
+    /// The subdomain whose ledger holds it: signed with the rest, so that an entry copied from
+    /// another subdomain's ledger is not this one's.
+    #[serde(default)]
+    pub subdomain: String,
     #[serde(flatten)]
     pub decision: Decision,
     pub reason: String,
@@ -119,6 +123,8 @@ pub struct Done {
 /// The ledger as read: every entry, with its end if it has one.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
+    /// The subdomain whose ledger this is.
+    pub subdomain: String,
     pub entries: Vec<(Entry, Option<Done>)>,
 }
 
@@ -150,12 +156,20 @@ impl From<LedgerError> for crate::lake::manifest::ManifestError {
 /// Times an append re-reads the ledger after finding its number taken.
 const RELOADS: u32 = 3;
 
+fn entry_name(seq: u64) -> String {
+    format!("{seq:010}.json")
+}
+
+fn done_name(seq: u64) -> String {
+    format!("{seq:010}.done.json")
+}
+
 fn entry_path(subdomain: &str, seq: u64) -> Path {
-    layout::ledger(subdomain).join(format!("{seq:010}.json"))
+    layout::ledger(subdomain).join(entry_name(seq))
 }
 
 fn done_path(subdomain: &str, seq: u64) -> Path {
-    layout::ledger(subdomain).join(format!("{seq:010}.done.json"))
+    layout::ledger(subdomain).join(done_name(seq))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, LedgerError> {
@@ -179,28 +193,52 @@ impl Ledger {
             let Some(bytes) = lake.read(&path).await? else {
                 continue;
             };
-            let misnumbered = |seq: u64| LedgerError::Corrupt {
+            // Only the names the ledger writes: `{seq:010}.json` and `{seq:010}.done.json`,
+            // each once, naming what they hold (another name for a number is an entry copied
+            // in by other means).
+            let corrupt = |reason: String| LedgerError::Corrupt {
                 path: path.to_string(),
-                reason: format!("it says it is entry {seq}, its name another"),
+                reason,
             };
-            if let Some(stem) = name.strip_suffix(".done.json") {
-                if let Ok(number) = stem.parse::<u64>() {
-                    let end: Done = parse(&path, &bytes)?;
-                    if end.seq != number {
-                        return Err(misnumbered(end.seq));
-                    }
-                    done.insert(end.seq, end);
+            let numbered = |stem: &str| stem.parse::<u64>().ok();
+            if let Some(number) = name.strip_suffix(".done.json").and_then(numbered) {
+                let end: Done = parse(&path, &bytes)?;
+                if name != done_name(end.seq) || number != end.seq {
+                    return Err(corrupt(format!(
+                        "an entry's end named {name}, for entry {}",
+                        end.seq
+                    )));
                 }
-            } else if let Some(Ok(number)) = name.strip_suffix(".json").map(str::parse::<u64>) {
+                done.insert(end.seq, end);
+            } else if let Some(number) = name.strip_suffix(".json").and_then(numbered) {
                 let entry: Entry = parse(&path, &bytes)?;
-                if entry.seq != number {
-                    return Err(misnumbered(entry.seq));
+                if name != entry_name(entry.seq) || number != entry.seq {
+                    return Err(corrupt(format!(
+                        "an entry named {name} says it is entry {}",
+                        entry.seq
+                    )));
                 }
                 entries.push(entry);
             }
         }
         entries.sort_by_key(|e| e.seq);
+        // Numbered from 1 without a gap: an entry removed would silently stop its decision from
+        // being applied.
+        if let Some((i, e)) = entries
+            .iter()
+            .enumerate()
+            .find(|(i, e)| e.seq != *i as u64 + 1)
+        {
+            return Err(LedgerError::Corrupt {
+                path: entry_path(subdomain, e.seq).to_string(),
+                reason: format!(
+                    "entry {} follows entry {i}: entries are missing from the ledger",
+                    e.seq
+                ),
+            });
+        }
         Ok(Ledger {
+            subdomain: subdomain.to_string(),
             entries: entries
                 .into_iter()
                 .map(|e| {
@@ -222,17 +260,25 @@ impl Ledger {
         let entries = self
             .entries
             .iter()
-            .filter(|(e, _)| e.signed_by(verifier))
+            .filter(|(e, _)| Ledger::signed_here(e, verifier, &self.subdomain))
             .cloned()
             .collect();
-        Ok(Ledger { entries })
+        Ok(Ledger {
+            subdomain: self.subdomain.clone(),
+            entries,
+        })
+    }
+
+    /// Whether `verifier`'s key signed `entry` for `subdomain`'s ledger.
+    fn signed_here(entry: &Entry, verifier: &Verifier, subdomain: &str) -> bool {
+        entry.subdomain == subdomain && entry.signed_by(verifier)
     }
 
     /// The entries that another entry countersigns (by `verifier`'s key, if given).
     fn countersigned(&self, verifier: Option<&Verifier>) -> std::collections::BTreeSet<u64> {
         self.entries
             .iter()
-            .filter(|(e, _)| verifier.is_none_or(|v| e.signed_by(v)))
+            .filter(|(e, _)| verifier.is_none_or(|v| Ledger::signed_here(e, v, &self.subdomain)))
             .filter_map(|(e, _)| e.countersigns)
             .collect()
     }
@@ -243,7 +289,10 @@ impl Ledger {
         self.entries
             .iter()
             .map(|(e, _)| e)
-            .filter(|e| !e.signed_by(verifier) && !countersigned.contains(&e.seq))
+            .filter(|e| {
+                !Ledger::signed_here(e, verifier, &self.subdomain)
+                    && !countersigned.contains(&e.seq)
+            })
             .collect()
     }
 
@@ -300,6 +349,7 @@ impl Ledger {
             let ledger = Ledger::read(lake, subdomain).await?;
             let mut entry = Entry {
                 seq: ledger.entries.last().map_or(1, |(e, _)| e.seq + 1),
+                subdomain: subdomain.to_string(),
                 decision: decision.clone(),
                 reason: reason.to_string(),
                 at: format_rfc3339(chrono::Utc::now().timestamp()),

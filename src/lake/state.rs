@@ -193,7 +193,15 @@ impl Committer {
     /// another entry refuses the run ([`CommitError::Unauthorised`]).
     async fn trusted_ledger(&self) -> Result<Ledger, CommitError> {
         let ledger = Ledger::read(self.lake(), self.subdomain()).await?;
-        match &self.signer {
+        // Only a lake that pins a key requires its entries signed: a keyed command on a lake
+        // not signed yet (an erase, an expire, a repair given the key) applies them all.
+        let pinned = self
+            .manifest()
+            .dataset()
+            .await?
+            .and_then(|d| d.signing_key)
+            .is_some();
+        match self.signer.as_ref().filter(|_| pinned) {
             None => Ok(ledger),
             Some(signer) => {
                 ledger
