@@ -81,20 +81,13 @@ fn restart(dest: &Path) {
 /// Every record readers see, by id (a plain lake's directory readers, a Delta table's latest
 /// version).
 fn records(dest: &Path) -> BTreeMap<i64, Map<String, Value>> {
-    let files: Vec<PathBuf> = match delta_root(dest) {
-        Some(root) => delta_live(&root).into_iter().collect(),
-        None => parquet_files(dest),
-    };
     let mut out = BTreeMap::new();
-    for path in files {
-        let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
-        for row in read_part_in(&path.to_string_lossy(), bytes, Order::AsDeclared) {
-            assert!(
-                out.insert(row.id, row.record).is_none(),
-                "{} seen twice",
-                row.id
-            );
-        }
+    for row in rows_seen(dest) {
+        assert!(
+            out.insert(row.id, row.record).is_none(),
+            "{} seen twice",
+            row.id
+        );
     }
     out
 }

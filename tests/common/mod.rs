@@ -523,18 +523,30 @@ pub fn delta_change_feed(root: &Path) -> (i64, i64) {
 /// How often each id appears in what readers of the lake at `dest` see: every Parquet file a
 /// directory reader finds, or a Delta table's latest version.
 pub fn ids_seen(dest: &Path) -> BTreeMap<i64, usize> {
+    let mut ids = BTreeMap::new();
+    for row in rows_seen(dest) {
+        *ids.entry(row.id).or_insert(0) += 1;
+    }
+    ids
+}
+
+/// Every row readers of the lake at `dest` see: every Parquet file a directory reader finds,
+/// or a Delta table's latest version.
+pub fn rows_seen(dest: &Path) -> Vec<LakeRow> {
     let files: Vec<PathBuf> = match delta_root(dest) {
         Some(root) => delta_live(&root).into_iter().collect(),
         None => parquet_files(dest),
     };
-    let mut ids = BTreeMap::new();
+    let mut rows = Vec::new();
     for path in files {
         let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
-        for row in read_part_in(&path.to_string_lossy(), bytes, Order::AsDeclared) {
-            *ids.entry(row.id).or_insert(0) += 1;
-        }
+        rows.extend(read_part_in(
+            &path.to_string_lossy(),
+            bytes,
+            Order::AsDeclared,
+        ));
     }
-    ids
+    rows
 }
 
 /// The ids of the records the simulator serves in `[since, until)`.
