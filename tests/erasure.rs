@@ -1181,3 +1181,32 @@ async fn a_lake_signed_after_an_erasure_keeps_applying_it() {
         "{report}"
     );
 }
+
+/// An erasure left pending beside a marker that does not parse waits for the repair that mends
+/// the window, instead of failing every run; the repair then finishes it.
+#[tokio::test]
+async fn a_pending_erasure_waits_for_the_repair_of_a_torn_marker() {
+    let _serial = SERIAL.lock().await;
+    crash::heal();
+    let (sim, dir) = lake_with_history(TableFormat::Parquet).await;
+    let dest = dir.path();
+    let before = records(dest);
+    let user = busiest_actor(&before);
+    let held = held_for(&before, user);
+    let ledger = dest.join("_auditlake/subdomain=acme/ledger");
+    std::fs::create_dir_all(&ledger).unwrap();
+    std::fs::write(
+        ledger.join("0000000001.json"),
+        format!(r#"{{"seq":1,"subdomain":"acme","kind":"erase","user_ids":[{user}],"reason":"DPO-7","at":"2024-03-02T12:00:00Z","run_id":"x"}}"#),
+    )
+    .unwrap();
+    let marker = dest.join("_auditlake/subdomain=acme/windows/20240302T0500Z.json");
+    let bytes = std::fs::read(&marker).unwrap();
+    std::fs::write(&marker, &bytes[..100]).unwrap();
+    let outcome = repair_with(config(&sim, dest, UNTIL, TableFormat::Parquet), false)
+        .await
+        .unwrap();
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+    assert!(outcome.after.is_clean(), "{}", outcome.after);
+    assert_no_trace(dest, user, &held, "after the repair");
+}

@@ -83,8 +83,16 @@ impl Committer {
                 entry = entry.seq,
                 "an interrupted erasure or expiry is finished first"
             );
-            self.carry_out(grid, entry).await?;
-            converged += 1;
+            match self.carry_out(grid, entry).await {
+                Ok(_) => converged += 1,
+                // A marker that does not parse: the entry stays pending (verify reports it, and
+                // every write applies its erasure meanwhile) so that this run, a repair above
+                // all, can mend the window; the next run finishes it.
+                Err(CommitError::Unsettled { what }) => {
+                    tracing::warn!(entry = entry.seq, %what, "an interrupted erasure or expiry waits for the lake to be repaired");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(converged)
     }
@@ -276,7 +284,13 @@ impl Committer {
         for (&start, torn) in &view.torn {
             if torn.span.end <= floor {
                 let generation = generations.get(&start).copied().unwrap_or(1);
-                let placeholder = self.marker_to_replace(&torn.span, generation).await?;
+                let mut placeholder = self.marker_to_replace(&torn.span, generation).await?;
+                // Its marker does not say which files it had; the chain's latest link of the
+                // window does, and the expire link must name what it replaced as that link did.
+                if let Some(files) = self.chained_files(&torn.span).await? {
+                    placeholder.rows = files.iter().map(|f| f.rows).sum();
+                    placeholder.files = files;
+                }
                 expiring.push((torn.span, placeholder));
             }
         }
@@ -359,6 +373,35 @@ impl Committer {
             purged += 1;
         }
         Ok(purged)
+    }
+
+    /// The files the chain's latest link of `window` names, as a marker would (one read of
+    /// every link: only for a window whose marker does not parse).
+    async fn chained_files(&self, window: &Window) -> Result<Option<Vec<FileEntry>>, CommitError> {
+        let id = window.id();
+        let mut latest = None;
+        for (_, path) in crate::lake::chain::links(self.lake(), self.subdomain()).await? {
+            let Some(bytes) = self.lake().read(&path).await? else {
+                continue;
+            };
+            if let Ok(link) = serde_json::from_slice::<crate::lake::chain::Digest>(&bytes) {
+                if link.window == id {
+                    latest = Some(link.files);
+                }
+            }
+        }
+        Ok(latest.map(|files| {
+            files
+                .into_iter()
+                .map(|f| FileEntry {
+                    path: f.path,
+                    rows: f.rows,
+                    bytes: 0,
+                    stats: None,
+                    sha256: Some(f.sha256),
+                })
+                .collect()
+        }))
     }
 
     /// A file the table names, downloaded; missing is an error (`repair` first).

@@ -189,6 +189,13 @@ impl Committer {
         })
     }
 
+    /// Finishes the ledger's pending entries once more (after a repair mended a window whose
+    /// marker did not parse, which had kept them waiting); returns how many.
+    pub(crate) async fn finish_pending(&self, grid: Grid) -> Result<u64, CommitError> {
+        let ledger = self.trusted_ledger().await?;
+        self.converge_ledger(grid, &ledger).await
+    }
+
     /// The ledger as this run takes it: in a signed lake, only what the lake's key signed;
     /// another entry refuses the run ([`CommitError::Unauthorised`]).
     async fn trusted_ledger(&self) -> Result<Ledger, CommitError> {

@@ -149,6 +149,14 @@ pub(crate) async fn repair_leased(
             });
         }
     }
+    // An erasure or expiry that waited for a damaged window goes on now that it is mended.
+    if let Err(e) = context.committer.finish_pending(context.config.grid).await {
+        tracing::error!(error = %e, "an interrupted erasure or expiry could not be finished");
+        failures.push(Failure {
+            window: "the erasure ledger".into(),
+            error: e.to_string(),
+        });
+    }
     let after = verify(&lake, &check.subdomain, &check.options, None).await?;
     Ok(RepairOutcome {
         before,
