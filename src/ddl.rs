@@ -24,8 +24,14 @@ use crate::lake::delta::TableFormat;
 use crate::lake::layout;
 use crate::lake::manifest::{Manifest, ManifestError};
 use crate::lake::storage::{Lake, StorageError, StoreOptions};
-use crate::plan::window::{day_of, parse_instant};
 use crate::table::schema::{ColumnType, Schema, SCHEMA_VERSION};
+use crate::units::time::{day_of, parse_instant};
+
+/// `ddl --engine`'s default: Athena, the usual engine over an S3 lake.
+pub const DEFAULT_ENGINE: Engine = Engine::Athena;
+
+/// `ddl --table`'s default.
+pub const DEFAULT_TABLE: &str = "audit_logs";
 
 /// The engine the SQL is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -247,7 +253,7 @@ pub async fn read_lake(lake: &Lake, only: Option<&str>) -> Result<LakeFacts, Ddl
             .strip_prefix(layout::META_DIR)
             .and_then(|p| p.strip_prefix("/subdomain="))
             .and_then(|p| p.strip_suffix("/dataset.json"));
-        if let Some(sub) = name.filter(|s| crate::config::valid_subdomain(s)) {
+        if let Some(sub) = name.filter(|s| crate::units::valid_subdomain(s)) {
             subdomains.insert(sub.to_string());
         }
     }

@@ -12,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 use zendesk_sim::{Bounds, OffsetSort, SimConfig, SimOptions, Simulator};
 
 use crate::config::cli::{ApiArgs, BoundsArg, DemoArgs, ExportArgs, SimulateArgs};
-use crate::config::duration::parse_duration_ms;
 use crate::config::{self, Env, FileConfig};
 use crate::lake::layout;
 use crate::lake::storage::{Lake, StoreOptions};
-use crate::plan::window::{format_rfc3339, parse_instant, utc};
 use crate::run::{self, Progress, RunError, Summary};
+use crate::units::duration::parse_duration_ms;
+use crate::units::time::{format_rfc3339, parse_instant, utc};
 
 /// The demo's subdomain: only this subdomain's files are replaced when the demo runs again.
 pub const DEMO_SUBDOMAIN: &str = "demo";

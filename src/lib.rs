@@ -21,6 +21,9 @@
 // Flags, the TOML file and the environment, validated once into one typed config.
 pub mod config;
 
+// Units every stage speaks (durations, instants, the subdomain, the run id): a leaf.
+pub mod units;
+
 // The fixed UTC window grid and the windows a run covers.
 pub mod plan;
 

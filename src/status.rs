@@ -12,7 +12,8 @@ use crate::lake::ledger::{Decision, Ledger, LedgerError};
 use crate::lake::manifest::{Dataset, LastRun, Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::Lake;
 use crate::lake::view::{Current, TableView};
-use crate::plan::window::{format_rfc3339, Grid};
+use crate::plan::window::Grid;
+use crate::units::time::format_rfc3339;
 
 /// Why there is no status to show.
 #[derive(Debug, thiserror::Error)]
@@ -358,7 +359,7 @@ impl fmt::Display for Status {
                 f,
                 "fresh to:    {} ({} ago)",
                 self.done_to.as_deref().unwrap_or_default(),
-                crate::config::duration::format_duration(age.max(0) as u64)
+                crate::units::duration::format_duration(age.max(0) as u64)
             )?,
             None => writeln!(f, "fresh to:    nothing committed yet")?,
         }

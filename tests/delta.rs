@@ -501,7 +501,7 @@ async fn two_subdomains_commit_to_one_table_at_once() {
     acme.table_format = TableFormat::Delta;
     let mut globex = acme.clone();
     globex.api.subdomain = "globex".into();
-    globex.run_id = auditlake::config::new_run_id();
+    globex.run_id = auditlake::units::new_run_id();
     let (a, b) = tokio::join!(export(acme), export(globex));
     assert_eq!((a.exit_code(), b.exit_code()), (0, 0), "{a:?} {b:?}");
     assert_eq!(table_files(dir.path()), files_on_disk(dir.path()));

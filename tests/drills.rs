@@ -129,7 +129,7 @@ fn twenty_kills_at_random_moments_then_one_clean_run_leave_the_lake_exact() {
             export_args(
                 &lake,
                 &sim,
-                &auditlake::plan::window::format_rfc3339(until),
+                &auditlake::units::time::format_rfc3339(until),
                 "2d",
             )
         };
@@ -186,7 +186,7 @@ fn schedules_at_hourly_and_five_minute_cadence_killed_at_random_moments_end_exac
             if round == runs / 2 {
                 sim.hide_from(None);
             }
-            let until = auditlake::plan::window::format_rfc3339(first + round * step);
+            let until = auditlake::units::time::format_rfc3339(first + round * step);
             let args = daily(export_args(&lake, &sim, &until, "1d"));
             if run_or_kill(&args, Duration::from_millis(rng.u64(20..600))) {
                 killed += 1;
@@ -264,7 +264,7 @@ fn a_delta_schedule_killed_at_random_moments_ends_with_log_markers_and_files_agr
         args
     };
     for round in 0..24 {
-        let until = auditlake::plan::window::format_rfc3339(t(FROM) + 6 * 3_600 + round * 3_600);
+        let until = auditlake::units::time::format_rfc3339(t(FROM) + 6 * 3_600 + round * 3_600);
         let args = delta(daily(export_args(&lake, &sim, &until, "1d")));
         if run_or_kill(&args, Duration::from_millis(rng.u64(20..600))) {
             killed += 1;

@@ -43,7 +43,7 @@ fn change(dest: &Path, reason: &str) -> ChangeConfig {
         signer: None,
         tmp_dir: std::env::temp_dir(),
         lease_ttl: std::time::Duration::from_secs(600),
-        run_id: auditlake::config::new_run_id(),
+        run_id: auditlake::units::new_run_id(),
     }
 }
 
@@ -527,7 +527,7 @@ async fn an_expiry_removes_whole_windows_with_tombstones_the_chain_accounts_for(
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             let start = &name["part-".len().."part-".len() + 14];
             assert!(
-                auditlake::plan::window::parse_compact(start).unwrap() >= floor / 1_000,
+                auditlake::units::time::parse_compact(start).unwrap() >= floor / 1_000,
                 "{format}: {name} is left"
             );
         }
@@ -614,12 +614,12 @@ async fn export_retention_expires_what_ended_before_it() {
     // Records of the last five days, up to now.
     let now = chrono::Utc::now().timestamp();
     let day = 86_400;
-    let from = auditlake::plan::window::format_rfc3339((now / day - 5) * day);
-    let to = auditlake::plan::window::format_rfc3339(now);
+    let from = auditlake::units::time::format_rfc3339((now / day - 5) * day);
+    let to = auditlake::units::time::format_rfc3339(now);
     let sim = start(sim_config(2_000, &from, &to)).await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path();
-    let until = auditlake::plan::window::format_rfc3339(now - 600);
+    let until = auditlake::units::time::format_rfc3339(now - 600);
     let mut config = export_config(&sim, dest, &from, &until, "1d");
     config.retention = Some(std::time::Duration::from_secs(2 * 86_400));
     let summary = export(config.clone()).await;
@@ -629,7 +629,7 @@ async fn export_retention_expires_what_ended_before_it() {
     assert_eq!(summary.windows_expired, 3, "{summary:?}");
     assert_eq!(
         summary.retention_floor,
-        Some(auditlake::plan::window::format_rfc3339(floor))
+        Some(auditlake::units::time::format_rfc3339(floor))
     );
     let left = records(dest);
     assert!(!left.is_empty());

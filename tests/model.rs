@@ -229,7 +229,7 @@ impl Model {
             signer: None,
             tmp_dir: std::env::temp_dir(),
             lease_ttl: Duration::from_secs(600),
-            run_id: auditlake::config::new_run_id(),
+            run_id: auditlake::units::new_run_id(),
         }
     }
 

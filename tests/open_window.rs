@@ -286,7 +286,7 @@ async fn hourly_windows_leave_one_file_per_closed_day() {
     let dir = tempfile::tempdir().unwrap();
     let mut compacted = 0;
     for hour in 1..=50 {
-        let until = auditlake::plan::window::format_rfc3339(t(FROM) + hour * 3_600);
+        let until = auditlake::units::time::format_rfc3339(t(FROM) + hour * 3_600);
         let run = export(hourly(&sim, dir.path(), &until)).await;
         assert_eq!(run.exit_code(), 0, "{:?}", run.failures);
         assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, &until);

@@ -241,7 +241,7 @@ async fn a_lease_left_by_a_killed_run_is_taken_over_after_it_expires() {
         "acme",
         Duration::from_secs(3),
         "killed-host pid 1",
-        &auditlake::config::new_run_id(),
+        &auditlake::units::new_run_id(),
     )
     .await
     .unwrap();
@@ -538,7 +538,7 @@ async fn erase_and_expire_in_a_bucket() {
             signer: None,
             tmp_dir: std::env::temp_dir(),
             lease_ttl: Duration::from_secs(60),
-            run_id: auditlake::config::new_run_id(),
+            run_id: auditlake::units::new_run_id(),
         };
         let erase = EraseConfig {
             change: change.clone(),

@@ -13,8 +13,8 @@ use auditlake::config::cli::Command;
 use auditlake::config::{self, ApiConfig};
 use auditlake::error::exit;
 use auditlake::lake::storage::{local_path, Lake, StorageError, StoreOptions};
-use auditlake::plan::window::format_rfc3339;
 use auditlake::status::StatusError;
+use auditlake::units::time::format_rfc3339;
 use auditlake::verify::VerifyError;
 use auditlake::zendesk::{Client, Credentials, RequestBudget};
 use auditlake::Error;
@@ -110,7 +110,7 @@ fn lake_command(command: &Command, cx: &Context, now: i64) -> Result<Option<Stri
             format!(
                 "expire would remove subdomain {}'s windows ending by {} in {lake}",
                 c.change.subdomain,
-                auditlake::plan::window::format_rfc3339(c.before)
+                auditlake::units::time::format_rfc3339(c.before)
             )
         }
         Command::Ddl(args) => {

@@ -4,11 +4,11 @@ use std::io::Write;
 
 use auditlake::config;
 use auditlake::config::cli::{DdlArgs, EraseArgs, ExpireArgs, RepairArgs, StatusArgs, VerifyArgs};
-use auditlake::config::duration::format_duration;
 use auditlake::error::exit;
 use auditlake::lake::storage::Lake;
 use auditlake::run;
 use auditlake::status::StatusError;
+use auditlake::units::duration::format_duration;
 use auditlake::{verify as check, Error};
 
 use super::{cancel_on_signals, client_for, print, Context};

@@ -47,7 +47,7 @@ impl Context {
             quiet,
             show_progress: !quiet && !json_logs && std::io::stderr().is_terminal(),
             json_logs,
-            run_id: auditlake::config::new_run_id(),
+            run_id: auditlake::units::new_run_id(),
         }
     }
 }

@@ -285,26 +285,6 @@ pub enum Command {
     Simulate(SimulateArgs),
 }
 
-/// `--rate-limit-share`'s default: half of the account's limit, leaving the other half to the
-/// account's other integrations.
-pub const DEFAULT_RATE_LIMIT_SHARE: f64 = 0.5;
-
-/// `--request-timeout`'s default: long enough for a slow page of records, short enough that a
-/// dead connection does not hold its window for long.
-pub const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
-
-/// `--max-attempts`'s default: eight attempts, with their timeouts and the backoff doubling from
-/// [`DEFAULT_RETRY_BASE_DELAY`], ride out a Zendesk incident of a few minutes without failing the
-/// window.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
-
-/// `--max-retry-time`'s default: a scheduled run still ends (and reports) well before the next one
-/// is due, even when Zendesk is down.
-pub const DEFAULT_MAX_RETRY_TIME: &str = "10m";
-
-/// `--retry-base-delay`'s default: the first retry of a transient failure comes almost at once.
-pub const DEFAULT_RETRY_BASE_DELAY: &str = "500ms";
-
 /// Where and how to reach Zendesk.
 #[derive(Debug, Args, Clone)]
 pub struct ApiArgs {
@@ -337,7 +317,7 @@ pub struct ApiArgs {
         long,
         env = "AUDITLAKE_RATE_LIMIT_SHARE",
         value_name = "FRACTION",
-        default_value_t = DEFAULT_RATE_LIMIT_SHARE,
+        default_value_t = crate::zendesk::DEFAULT_RATE_LIMIT_SHARE,
         help_heading = "Speed and limits"
     )]
     pub rate_limit_share: f64,
@@ -347,7 +327,7 @@ pub struct ApiArgs {
         long,
         env = "AUDITLAKE_REQUEST_TIMEOUT",
         value_name = "DURATION",
-        default_value = DEFAULT_REQUEST_TIMEOUT,
+        default_value_t = crate::zendesk::DEFAULT_REQUEST_TIMEOUT.to_string(),
         help_heading = "Retries"
     )]
     pub request_timeout: String,
@@ -358,7 +338,7 @@ pub struct ApiArgs {
         long,
         env = "AUDITLAKE_MAX_ATTEMPTS",
         value_name = "N",
-        default_value_t = DEFAULT_MAX_ATTEMPTS,
+        default_value_t = crate::zendesk::DEFAULT_MAX_ATTEMPTS,
         help_heading = "Retries"
     )]
     pub max_attempts: u32,
@@ -368,7 +348,7 @@ pub struct ApiArgs {
         long,
         env = "AUDITLAKE_MAX_RETRY_TIME",
         value_name = "DURATION",
-        default_value = DEFAULT_MAX_RETRY_TIME,
+        default_value_t = crate::zendesk::DEFAULT_MAX_RETRY_TIME.to_string(),
         help_heading = "Retries"
     )]
     pub max_retry_time: String,
@@ -378,7 +358,7 @@ pub struct ApiArgs {
         long,
         env = "AUDITLAKE_RETRY_BASE_DELAY",
         value_name = "DURATION",
-        default_value = DEFAULT_RETRY_BASE_DELAY,
+        default_value_t = crate::zendesk::DEFAULT_RETRY_BASE_DELAY.to_string(),
         help_heading = "Retries"
     )]
     pub retry_base_delay: String,
@@ -437,10 +417,6 @@ pub struct FilterArgs {
     pub filter_ip_address: Option<String>,
 }
 
-/// `--store-timeout`'s default: one upload part or small object takes seconds; the lease's
-/// shortest time to live grows with this (see [`crate::lake::lease::min_lease_ttl`]).
-pub const DEFAULT_STORE_TIMEOUT: &str = "30s";
-
 /// Reaching the lake's object store (credentials and other settings come from the cloud's usual
 /// environment variables, e.g. AWS_ACCESS_KEY_ID, AWS_REGION, AWS_ENDPOINT_URL).
 #[derive(Debug, Args, Clone)]
@@ -455,15 +431,11 @@ pub struct StoreArgs {
         long,
         env = "AUDITLAKE_STORE_TIMEOUT",
         value_name = "DURATION",
-        default_value = DEFAULT_STORE_TIMEOUT,
+        default_value_t = crate::lake::storage::DEFAULT_STORE_TIMEOUT.to_string(),
         help_heading = "Where to"
     )]
     pub store_timeout: String,
 }
-
-/// `--lease-ttl`'s default: a killed run blocks the next one at most this long, and it is above
-/// the shortest lease that [`DEFAULT_STORE_TIMEOUT`] allows on an object store.
-pub const DEFAULT_LEASE_TTL: &str = "10m";
 
 /// How a run that writes the lake (export, repair) fetches and stages windows and holds its lease.
 #[derive(Debug, Args, Clone)]
@@ -503,27 +475,11 @@ pub struct WorkArgs {
         long,
         env = "AUDITLAKE_LEASE_TTL",
         value_name = "DURATION",
-        default_value = DEFAULT_LEASE_TTL,
+        default_value_t = crate::lake::lease::DEFAULT_LEASE_TTL.to_string(),
         help_heading = "Where to"
     )]
     pub lease_ttl: String,
 }
-
-/// `--window`'s default: one window per day, the lake's partition (`created_date`).
-pub const DEFAULT_WINDOW: &str = "1d";
-
-/// `--settle-lag`'s default: Zendesk is eventually consistent and most records are visible
-/// within minutes; the few that come later, `--recheck` catches.
-pub const DEFAULT_SETTLE_LAG: &str = "5m";
-
-/// `--concurrency`'s default: enough streams to overlap requests, decoding and uploads; the
-/// request budget, not this, bounds the load on Zendesk.
-pub const DEFAULT_CONCURRENCY: usize = 4;
-
-/// `--recheck`'s default: the last day, since Zendesk's late records show up within minutes to
-/// hours; the span is counted as one query (at most three requests a run, one once the
-/// API's bounds are known), whatever the grid.
-pub const DEFAULT_RECHECK: &str = "1d";
 
 #[derive(Debug, Args, Clone)]
 pub struct ExportArgs {
@@ -571,7 +527,7 @@ pub struct ExportArgs {
         long,
         env = "AUDITLAKE_WINDOW",
         value_name = "STEP",
-        default_value = DEFAULT_WINDOW,
+        default_value_t = crate::plan::window::Grid::DAILY.to_string(),
         help_heading = "What to export"
     )]
     pub window: String,
@@ -593,7 +549,7 @@ pub struct ExportArgs {
         long,
         env = "AUDITLAKE_SETTLE_LAG",
         value_name = "DURATION",
-        default_value = DEFAULT_SETTLE_LAG,
+        default_value_t = crate::run::DEFAULT_SETTLE_LAG.to_string(),
         help_heading = "What to export"
     )]
     pub settle_lag: String,
@@ -605,7 +561,7 @@ pub struct ExportArgs {
         long,
         env = "AUDITLAKE_CONCURRENCY",
         value_name = "N",
-        default_value_t = DEFAULT_CONCURRENCY,
+        default_value_t = crate::run::DEFAULT_CONCURRENCY,
         help_heading = "Speed and limits"
     )]
     pub concurrency: usize,
@@ -640,7 +596,7 @@ pub struct ExportArgs {
         long,
         env = "AUDITLAKE_RECHECK",
         value_name = "DURATION",
-        default_value = DEFAULT_RECHECK,
+        default_value_t = crate::run::DEFAULT_RECHECK.to_string(),
         help_heading = "What to export"
     )]
     pub recheck: String,
@@ -656,12 +612,6 @@ pub struct ExportArgs {
     pub retention: Option<String>,
 }
 
-/// `ddl --engine`'s default: Athena, the usual engine over an S3 lake.
-pub const DEFAULT_ENGINE: crate::ddl::Engine = crate::ddl::Engine::Athena;
-
-/// `ddl --table`'s default.
-pub const DEFAULT_TABLE: &str = "audit_logs";
-
 /// What `ddl` describes, and for which engine.
 #[derive(Debug, Args, Clone)]
 pub struct DdlArgs {
@@ -673,11 +623,11 @@ pub struct DdlArgs {
     pub store: StoreArgs,
 
     /// The engine the SQL is for: athena and trino need an s3:// lake, bigquery a gs:// one.
-    #[arg(long, value_enum, default_value_t = DEFAULT_ENGINE)]
+    #[arg(long, value_enum, default_value_t = crate::ddl::DEFAULT_ENGINE)]
     pub engine: crate::ddl::Engine,
 
     /// The table (or view) to create: NAME or DATABASE.NAME (BigQuery: DATASET.NAME).
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_TABLE)]
+    #[arg(long, value_name = "NAME", default_value_t = crate::ddl::DEFAULT_TABLE.to_string())]
     pub table: String,
 
     /// Only this subdomain's data [default: every subdomain in the lake].
@@ -747,7 +697,13 @@ mod tests {
         }
         std::env::set_var("AUDITLAKE_TEST_PROBE_7F3A", "from the environment");
         assert_eq!(empty_command_line::<Probe>().value, "default");
-        assert_eq!(ExportArgs::default().concurrency, DEFAULT_CONCURRENCY);
-        assert_eq!(ExportArgs::default().settle_lag, DEFAULT_SETTLE_LAG);
+        assert_eq!(
+            ExportArgs::default().concurrency,
+            crate::run::DEFAULT_CONCURRENCY
+        );
+        assert_eq!(
+            ExportArgs::default().settle_lag,
+            crate::run::DEFAULT_SETTLE_LAG.to_string()
+        );
     }
 }

@@ -9,11 +9,9 @@
 
 pub mod cli;
 mod credentials;
-pub mod duration;
 mod file;
 mod policy;
 pub use policy::{erase, expire, ChangeConfig, EraseConfig, ExpireConfig};
-pub(crate) mod net;
 mod store;
 
 use std::path::PathBuf;
@@ -25,16 +23,18 @@ pub use file::{command_line, log_level, CommandLineError, Env, FileConfig, LogLe
 
 use crate::config::cli::{
     ApiArgs, DdlArgs, ExportArgs, FilterArgs, ListArgs, RepairArgs, StatusArgs, VerifyArgs,
-    WorkArgs, DEFAULT_CONCURRENCY,
+    WorkArgs,
 };
 use crate::config::credentials::credentials;
-use crate::config::duration::{parse_duration, parse_duration_ms};
 use crate::config::store::store;
 use crate::lake::delta::TableFormat;
 use crate::lake::lease::{min_lease_ttl, MIN_LOCAL_LEASE_TTL};
 use crate::lake::signing::{Signer, Verifier};
 use crate::lake::storage::StoreOptions;
-use crate::plan::window::{parse_instant, Grid};
+use crate::plan::window::Grid;
+use crate::units::duration::{parse_duration, parse_duration_ms};
+use crate::units::time::parse_instant;
+use crate::units::{new_run_id, valid_subdomain};
 use crate::zendesk::{ClientOptions, Filters, Pagination, RetryPolicy};
 use std::sync::Arc;
 
@@ -204,7 +204,7 @@ fn base_url(subdomain: &str, given: Option<&str>) -> Result<Url, ConfigError> {
     }
     match url.scheme() {
         "https" => Ok(url),
-        "http" if crate::config::net::is_loopback(&url) => Ok(url),
+        "http" if crate::lake::storage::is_loopback(&url) => Ok(url),
         "http" => err(format!(
             "--base-url {text:?}: plain http is accepted only for loopback addresses (127.0.0.1, ::1, localhost); use https"
         )),
@@ -248,7 +248,7 @@ pub fn export(
     if since >= until {
         return err(format!(
             "--since {since_text} is not before the end of the export ({}, i.e. --until or now minus --settle-lag)",
-            crate::plan::window::format_rfc3339(until)
+            crate::units::time::format_rfc3339(until)
         ));
     }
     let concurrency = args.concurrency;
@@ -635,7 +635,7 @@ pub fn repair(
         table_format: TableFormat::Parquet,
         since,
         until,
-        concurrency: DEFAULT_CONCURRENCY,
+        concurrency: crate::run::DEFAULT_CONCURRENCY,
         pagination: work.pagination,
         summary_json: None,
         metrics_file: None,
@@ -649,21 +649,6 @@ pub fn repair(
         run_id: new_run_id(),
     };
     Ok(RepairConfig { check, export })
-}
-
-/// A subdomain is a DNS label: it lands in paths and URLs, so nothing else is accepted.
-pub fn valid_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// A new run id: 128 random bits, so no two runs ever share one.
-pub fn new_run_id() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 #[cfg(test)]
@@ -762,7 +747,7 @@ mod tests {
             NOW - 300,
             "until defaults to now minus the 5m settle lag"
         );
-        assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(c.concurrency, crate::run::DEFAULT_CONCURRENCY);
         assert_eq!(c.api.rate_limit_share, 0.5);
         assert_eq!(c.api.client.base_url.as_str(), "https://acme.zendesk.com/");
         assert_eq!(c.pagination, Pagination::Cursor);

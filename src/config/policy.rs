@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cli::{ChangeArgs, EraseArgs, ExpireArgs};
-use super::duration::parse_duration;
 use super::FileConfig;
-use super::{err, lake_and_subdomain, lease_ttl, new_run_id, signer, store, ConfigError, Env};
+use super::{err, lake_and_subdomain, lease_ttl, signer, store, ConfigError, Env};
 use crate::lake::signing::Signer;
 use crate::lake::storage::StoreOptions;
-use crate::plan::window::{parse_instant, Grid};
+use crate::plan::window::Grid;
+use crate::units::duration::parse_duration;
+use crate::units::time::parse_instant;
 
 /// Longest reason kept in the ledger and the chain: a ticket or request number, not a story.
 const MAX_REASON: usize = 500;
@@ -74,7 +75,7 @@ fn change(args: &ChangeArgs, file: &FileConfig, env: &Env) -> Result<ChangeConfi
         reason: reason.to_string(),
         dry_run: args.dry_run,
         tmp_dir,
-        run_id: new_run_id(),
+        run_id: crate::units::new_run_id(),
     })
 }
 
@@ -170,7 +171,7 @@ pub fn retention(
     if floor > grid.floor(until) {
         return err(format!(
             "--retention {text} would expire the window this run leaves open (it holds --until {}): the records it exports are older than the retention",
-            crate::plan::window::format_rfc3339(until)
+            crate::units::time::format_rfc3339(until)
         ));
     }
     Ok(Some(Duration::from_secs(seconds)))

@@ -24,8 +24,8 @@ use crate::lake::layout;
 use crate::lake::manifest::{FileEntry, WindowRecord};
 use crate::lake::signing::Signer;
 use crate::lake::storage::{Created, Lake, StorageError};
-use crate::plan::window::format_rfc3339;
 use crate::table::encode::hex;
+use crate::units::time::format_rfc3339;
 
 /// One link of the chain.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

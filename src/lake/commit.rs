@@ -27,11 +27,12 @@ use crate::lake::manifest::{
 };
 use crate::lake::signing::Signer;
 use crate::lake::storage::{Lake, StorageError};
-use crate::plan::window::{format_rfc3339, Window};
+use crate::plan::window::Window;
 use crate::table::encode::PartError;
 use crate::table::erase::Erasure;
 use crate::table::route::RoutedPart;
 use crate::table::schema::Schema;
+use crate::units::time::format_rfc3339;
 
 /// Why a commit step failed.
 #[derive(Debug, thiserror::Error)]
@@ -445,7 +446,7 @@ mod tests {
     }
 
     async fn committer(lake: &Lake, ttl: Duration) -> (Lease, Committer) {
-        let lease = Lease::acquire(lake, "acme", ttl, "test", &crate::config::new_run_id())
+        let lease = Lease::acquire(lake, "acme", ttl, "test", &crate::units::new_run_id())
             .await
             .unwrap();
         let manifest = Manifest::new(lake.clone(), "acme");

@@ -136,7 +136,7 @@ pub fn parse_part_name(name: &str) -> Option<PartName<'_>> {
             None => (head, 1),
         },
     };
-    let valid_id = window_id.len() == 14 && crate::plan::window::parse_compact(window_id).is_some();
+    let valid_id = window_id.len() == 14 && crate::units::time::parse_compact(window_id).is_some();
     valid_id.then_some(PartName {
         window_id,
         generation,
@@ -165,7 +165,7 @@ fn digits(s: &str) -> Option<u32> {
 pub fn is_part_of(path: &Path, window: &Window) -> bool {
     path.filename()
         .and_then(parse_part_name)
-        .and_then(|p| crate::plan::window::parse_compact(p.window_id))
+        .and_then(|p| crate::units::time::parse_compact(p.window_id))
         .is_some_and(|start| window.start <= start && start < window.end)
 }
 
@@ -211,7 +211,7 @@ pub fn parse_marker(path: &Path) -> Option<(i64, u32)> {
         Some((id, g)) => (id, digits(g).filter(|&g| g >= 2)?),
         None => (stem, 1),
     };
-    Some((crate::plan::window::parse_compact(id)?, generation))
+    Some((crate::units::time::parse_compact(id)?, generation))
 }
 
 /// The folder of repair journals.
@@ -413,7 +413,7 @@ mod tests {
         fn part_names_never_collide(a in 0i64..10_000_000, b in 0i64..10_000_000, seq in 0u32..1000, generation in 1u32..50) {
             let wa = Window { start: a * 3600, end: a * 3600 + 3600 };
             let wb = Window { start: b * 3600, end: b * 3600 + 3600 };
-            let p = part_file("s", crate::plan::window::day_of(wa.start), &wa, generation, seq);
+            let p = part_file("s", crate::units::time::day_of(wa.start), &wa, generation, seq);
             prop_assert!(is_part_of(&p, &wa));
             prop_assert_eq!(is_part_of(&p, &wb), a == b);
             let parsed = parse_part_name(p.filename().unwrap()).unwrap();

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::lake::layout;
 use crate::lake::signing::{Signer, Verifier};
 use crate::lake::storage::{Created, Lake, StorageError};
-use crate::plan::window::{format_rfc3339, parse_instant};
 use crate::table::erase::Erasure;
+use crate::units::time::{format_rfc3339, parse_instant};
 
 /// What an entry decides.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::lake::delta::TableFormat;
 use crate::lake::layout;
 use crate::lake::storage::{Created, Lake, StorageError};
-use crate::plan::window::{format_rfc3339, parse_compact, Grid, Window};
+use crate::plan::window::{Grid, Window};
 use crate::table::encode::FileStats;
 use crate::table::schema::SCHEMA_VERSION;
+use crate::units::time::{format_rfc3339, parse_compact};
 use crate::zendesk::Filters;
 use crate::zendesk::KnownBounds;
 
@@ -175,7 +176,7 @@ impl WindowRecord {
     /// windows were compacted (see `run/compact.rs`), the whole day. `None` when its
     /// bounds do not parse.
     pub fn span(&self) -> Option<Window> {
-        let at = |t: &str| crate::plan::window::parse_instant(t).ok();
+        let at = |t: &str| crate::units::time::parse_instant(t).ok();
         let (start, end) = (at(&self.start)?, at(&self.end)?);
         (start < end).then_some(Window { start, end })
     }
@@ -184,7 +185,7 @@ impl WindowRecord {
     pub fn covered_to(&self) -> Option<i64> {
         self.covered_to
             .as_deref()
-            .and_then(|t| crate::plan::window::parse_instant(t).ok())
+            .and_then(|t| crate::units::time::parse_instant(t).ok())
     }
 }
 
@@ -646,7 +647,7 @@ impl Manifest {
         if confirmed.recheck_seconds < recheck_seconds {
             return Ok(None);
         }
-        Ok(crate::plan::window::parse_instant(&confirmed.confirmed_to).ok())
+        Ok(crate::units::time::parse_instant(&confirmed.confirmed_to).ok())
     }
 
     /// Records how far the recheck has confirmed the lake.

@@ -19,10 +19,11 @@ use crate::lake::layout;
 use crate::lake::ledger::{Changed, Decision, Done, Entry, Ledger};
 use crate::lake::manifest::{FileEntry, WindowRecord};
 use crate::lake::view::TableView;
-use crate::plan::window::{format_rfc3339, parse_instant, Grid, Window};
+use crate::plan::window::{Grid, Window};
 use crate::table::encode::FinishedPart;
 use crate::table::erase::{Erasure, Known, Names};
 use crate::table::route::RoutedPart;
+use crate::units::time::{format_rfc3339, parse_instant};
 
 /// A window whose files hold an erased user's records.
 #[derive(Clone, Debug)]
@@ -164,7 +165,7 @@ impl Committer {
             (span, marker, false)
         });
         let open = view.open.iter().filter_map(|record| {
-            let start = crate::plan::window::parse_compact(&record.window)?;
+            let start = crate::units::time::parse_compact(&record.window)?;
             let span = record.span().unwrap_or(Window {
                 start,
                 end: start + grid.seconds(),
@@ -350,7 +351,7 @@ impl Committer {
             let Some(start) = path
                 .filename()
                 .and_then(layout::parse_part_name)
-                .and_then(|p| crate::plan::window::parse_compact(p.window_id))
+                .and_then(|p| crate::units::time::parse_compact(p.window_id))
             else {
                 continue;
             };

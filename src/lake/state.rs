@@ -13,8 +13,9 @@ use crate::lake::layout;
 use crate::lake::ledger::Ledger;
 use crate::lake::manifest::{ApiFacts, Dataset, FileEntry, ManifestError, OpenState, WindowRecord};
 use crate::lake::view::{Current, TableView};
-use crate::plan::window::{parse_compact, Grid, Window};
+use crate::plan::window::{Grid, Window};
 use crate::table::encode::FileStats;
+use crate::units::time::parse_compact;
 use parquet::file::metadata::ParquetMetaDataReader;
 
 /// The lake's state for one subdomain as a run starts.

@@ -7,6 +7,7 @@
 //! `aws_endpoint`, `google_service_account`, `azure_storage_account_name`, ...), gathered by
 //! [`crate::config`] from the standard environment of each cloud and the TOML file.
 
+use crate::units::duration::Span;
 use std::fmt;
 use std::io::{Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -98,15 +99,28 @@ pub struct StoreOptions {
     pub timeout: Duration,
 }
 
+/// `--store-timeout`'s default: one upload part or small object takes seconds; the lease's
+/// shortest time to live grows with this (see [`crate::lake::lease::min_lease_ttl`]).
+pub const DEFAULT_STORE_TIMEOUT: Span = Span::seconds(30);
+
+/// Whether a URL points at this machine (localhost, 127.0.0.0/8, ::1): the only place plain HTTP
+/// is accepted without asking, since nothing crosses a network. The API's base URL follows the
+/// same rule (`config`).
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             settings: Vec::new(),
             allow_http: false,
-            timeout: crate::config::duration::parse_duration_ms(
-                crate::config::cli::DEFAULT_STORE_TIMEOUT,
-            )
-            .expect("the flag's default parses"),
+            timeout: DEFAULT_STORE_TIMEOUT.duration(),
         }
     }
 }
@@ -712,7 +726,7 @@ fn plain_http_allowed(options: &StoreOptions) -> Result<bool, String> {
         if url.scheme() != "http" {
             continue;
         }
-        if crate::config::net::is_loopback(&url) {
+        if is_loopback(&url) {
             loopback_http = true;
         } else if !explicit {
             return Err(format!(

@@ -27,7 +27,8 @@ use crate::lake::manifest::{
     compaction_day, FileEntry, Manifest, ManifestError, Torn, WindowRecord,
 };
 use crate::lake::storage::Lake;
-use crate::plan::window::{parse_compact, Grid, Window};
+use crate::plan::window::{Grid, Window};
+use crate::units::time::parse_compact;
 
 /// How to tell that a day was compacted from its other windows' files, for what a torn first
 /// marker may cover. A compaction removes them from a Delta log in one commit (every one of

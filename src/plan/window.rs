@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::NaiveDate;
+
+use crate::units::time::{day_from_index, format_compact, format_rfc3339};
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -24,13 +26,11 @@ pub struct Grid {
     step: i64,
 }
 
-/// Why a grid, duration or instant could not be parsed.
+/// Why a grid could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     #[error("invalid window {0:?}: use 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or Nd (N days, at most {MAX_DAYS})")]
     Grid(String),
-    #[error("invalid time {0:?}: use RFC 3339 (2024-01-01T00:00:00Z) or a date (2024-01-01, midnight UTC)")]
-    Instant(String),
 }
 
 impl Grid {
@@ -43,7 +43,7 @@ impl Grid {
     /// a panic.
     pub fn parse(text: &str) -> Result<Grid, ParseError> {
         let bad = || ParseError::Grid(text.to_string());
-        let (n, unit) = crate::config::duration::split_number(text.trim()).ok_or_else(bad)?;
+        let (n, unit) = split_number(text.trim()).ok_or_else(bad)?;
         let n = i64::try_from(n).map_err(|_| bad())?;
         let step = match unit {
             "h" if HOUR_STEPS.contains(&n) => n * 3600,
@@ -145,83 +145,24 @@ pub fn plan(grid: Grid, since: i64, until: i64) -> Plan {
     Plan { closed, open }
 }
 
-/// Earliest instant [`parse_instant`] accepts: audit logs are younger than the epoch, and
-/// refusing earlier times keeps every window (and its grid floor) inside chrono's range.
-const MIN_INSTANT: i64 = 0;
-
-/// Latest instant [`parse_instant`] accepts (9999-12-31T23:59:59Z): a four-digit year, so window
-/// ends a grid step later still format and partition paths stay the same width.
-const MAX_INSTANT: i64 = 253_402_300_799;
-
-/// Parses `2024-01-01T00:00:00Z` (any RFC 3339 offset) or `2024-01-01` (midnight UTC) into UTC
-/// seconds, from 1970 to 9999. Sub-second parts are refused: Zendesk's timestamps have second
-/// precision.
-pub fn parse_instant(text: &str) -> Result<i64, ParseError> {
-    let bad = || ParseError::Instant(text.to_string());
-    let trimmed = text.trim();
-    let t = if let Ok(date) = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d") {
-        date.and_hms_opt(0, 0, 0)
-            .ok_or_else(bad)?
-            .and_utc()
-            .timestamp()
-    } else {
-        let t = DateTime::parse_from_rfc3339(trimmed).map_err(|_| bad())?;
-        if t.timestamp_subsec_nanos() != 0 {
-            return Err(bad());
-        }
-        t.timestamp()
-    };
-    if !(MIN_INSTANT..=MAX_INSTANT).contains(&t) {
-        return Err(bad());
+/// Splits `6h` into `(6, "h")`: one or more ASCII digits (no sign), then the rest. `None` when
+/// there is no leading number or it does not fit in a `u64`. Works on characters, so any UTF-8
+/// input is safe (slicing by byte count once panicked on `1é`).
+fn split_number(text: &str) -> Option<(u64, &str)> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
     }
-    Ok(t)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ`, the only form `filter[created_at][]` accepts.
-pub fn format_rfc3339(t: i64) -> String {
-    utc(t).format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of UTC milliseconds `ms`.
-pub fn format_rfc3339_millis(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
-
-/// `YYYYMMDDTHHMMZ`: sortable, and safe in file names and object keys.
-pub fn format_compact(t: i64) -> String {
-    utc(t).format("%Y%m%dT%H%MZ").to_string()
-}
-
-/// Parses [`format_compact`] back into UTC seconds.
-pub fn parse_compact(text: &str) -> Option<i64> {
-    chrono::NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%MZ")
-        .ok()
-        .map(|t| t.and_utc().timestamp())
-}
-
-/// The UTC day of `t`.
-pub fn day_of(t: i64) -> NaiveDate {
-    day_from_index(t.div_euclid(SECONDS_PER_DAY))
-}
-
-fn day_from_index(index: i64) -> NaiveDate {
-    utc(index * SECONDS_PER_DAY).date_naive()
-}
-
-/// A UTC instant from seconds; every caller holds a parsed or planned instant (1970 to 9999).
-pub fn utc(t: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(t, 0)
-        .single()
-        .expect("timestamps come from parsed instants and stay in chrono's range")
+    // The first `digits` bytes are ASCII, so this index is a character boundary.
+    let (number, unit) = text.split_at(digits);
+    Some((number.parse().ok()?, unit))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::duration::{parse_duration, parse_duration_ms};
+    use crate::units::duration::{parse_duration, parse_duration_ms};
+    use crate::units::time::*;
     use proptest::prelude::*;
 
     const DAY: i64 = SECONDS_PER_DAY;
@@ -292,10 +233,9 @@ mod tests {
             assert!(parse_duration(text).is_err(), "{text}");
         }
         assert!(parse_duration_ms("18446744073709551615m").is_err());
-        assert_eq!(
-            parse_duration_ms("18446744073709551615ms").unwrap(),
-            std::time::Duration::from_millis(u64::MAX)
-        );
+        // humantime counts in nanoseconds: this many milliseconds overflow (the flags' bounds
+        // refuse anything past a week anyway).
+        assert!(parse_duration_ms("18446744073709551615ms").is_err());
     }
 
     #[test]

@@ -231,6 +231,6 @@ async fn join(
         tracing::warn!(day = %whole.id(), rows = part.rows, expected, "the day's files hold another number of rows than its markers record; not compacted");
         return Ok(None);
     }
-    let day = crate::plan::window::day_of(whole.start);
+    let day = crate::units::time::day_of(whole.start);
     Ok(Some(vec![RoutedPart { day, seq: 0, part }]))
 }

@@ -17,7 +17,7 @@ use crate::lake::lease::LeaseError;
 use crate::lake::manifest::LastRun;
 use crate::lake::storage::Lake;
 use crate::lake::{open_for_writing, Held};
-use crate::plan::window::format_rfc3339;
+use crate::units::time::format_rfc3339;
 use crate::zendesk::{Client, RequestBudget};
 
 /// The run's client, with its first access token minted when the credentials are an OAuth

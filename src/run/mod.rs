@@ -38,6 +38,7 @@ use crate::lake::commit::Committer;
 use crate::lake::manifest::{ApiFacts, Dataset, WindowRecord};
 use crate::lake::storage::Lake;
 use crate::plan::window::{self, Window};
+use crate::units::duration::Span;
 use crate::zendesk::{Client, Page};
 use compact::{compact_days, days_to_compact};
 use guard::{authenticated_client, Guard};
@@ -71,6 +72,19 @@ impl Context<'_> {
             .records(self.fetched.fetch_add(records, Ordering::Relaxed) + records);
     }
 }
+
+/// `--settle-lag`'s default: Zendesk is eventually consistent and most records are visible
+/// within minutes; the few that come later, `--recheck` catches.
+pub const DEFAULT_SETTLE_LAG: Span = Span::minutes(5);
+
+/// `--concurrency`'s default: enough streams to overlap requests, decoding and uploads; the
+/// request budget, not this, bounds the load on Zendesk.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// `--recheck`'s default: the last day, since Zendesk's late records show up within minutes to
+/// hours; the span is counted as one query (at most three requests a run, one once the
+/// API's bounds are known), whatever the grid.
+pub const DEFAULT_RECHECK: Span = Span::days(1);
 
 /// Runs an export until every pending window is done or failed, or `cancel` fires.
 pub async fn export(
@@ -180,7 +194,7 @@ async fn export_leased(
     let floor = state.ledger.floor();
     let since = match floor {
         Some(floor) if config.since < floor => {
-            tracing::warn!(since = %window::format_rfc3339(config.since), floor = %window::format_rfc3339(floor), "--since is older than the lake's retention floor (windows before it expired): starting at the floor");
+            tracing::warn!(since = %crate::units::time::format_rfc3339(config.since), floor = %crate::units::time::format_rfc3339(floor), "--since is older than the lake's retention floor (windows before it expired): starting at the floor");
             floor
         }
         _ => config.since,

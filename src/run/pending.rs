@@ -36,13 +36,13 @@ pub(crate) fn pending_windows(
         run_id: config.run_id.clone(),
         subdomain: config.api.subdomain.clone(),
         dest: lake.display().to_string(),
-        since: window::format_rfc3339(
+        since: crate::units::time::format_rfc3339(
             plan.closed
                 .first()
                 .or(plan.open.as_ref())
                 .map_or(config.since, |w| w.start),
         ),
-        until: window::format_rfc3339(config.until),
+        until: crate::units::time::format_rfc3339(config.until),
         window: config.grid.to_string(),
         windows_planned: plan.closed.len() as u64,
         ..Summary::default()
@@ -186,7 +186,7 @@ pub(crate) async fn commit_empty_start(
     if !empty.is_empty() {
         tracing::info!(
             windows = empty.len(),
-            data_from = %if start == i64::MAX { "none in the range".to_string() } else { window::format_rfc3339(start) },
+            data_from = %if start == i64::MAX { "none in the range".to_string() } else { crate::units::time::format_rfc3339(start) },
             "committing the windows before the first record empty, without a request each"
         );
     }

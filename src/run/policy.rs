@@ -17,8 +17,9 @@ use crate::lake::lease::LeaseError;
 use crate::lake::ledger::{Changed, Decision};
 use crate::lake::manifest::{Dataset, Manifest, ManifestError};
 use crate::lake::storage::Lake;
-use crate::plan::window::{format_rfc3339, Grid, Window};
+use crate::plan::window::{Grid, Window};
 use crate::table::erase::Erasure;
+use crate::units::time::format_rfc3339;
 use crate::verify::VerifyError;
 
 /// What `erase` or `expire` did, or with `--dry-run` would do.
@@ -279,7 +280,7 @@ pub(crate) async fn retain(
     }
     let reason = format!(
         "--retention {}",
-        crate::config::duration::format_duration(retention.as_secs())
+        crate::units::duration::format_duration(retention.as_secs())
     );
     match expire_to(&context.committer, grid, wanted, &reason).await {
         Ok((_, done)) => {

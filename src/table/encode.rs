@@ -27,9 +27,11 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use crate::plan::window::{format_rfc3339, Window};
+use crate::plan::window::Window;
+
 use crate::table::decode::{Cell, Row};
 use crate::table::schema::{ColumnType, Schema, SCHEMA_VERSION, TIMEZONE};
+use crate::units::time::format_rfc3339;
 
 /// Rows per record batch (a batch only ends between seconds, so it may run over): large enough
 /// for efficient encoding, small enough that the unsorted buffer stays a few MB.

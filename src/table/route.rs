@@ -13,9 +13,11 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
-use crate::plan::window::{day_of, Window};
+use crate::plan::window::Window;
+
 use crate::table::decode::Row;
 use crate::table::encode::{FinishedPart, PartError, PartFile};
+use crate::units::time::day_of;
 
 /// Rows per part file before the next part of the same day starts: keeps single files within
 /// what engines split and cache comfortably. A window's file names stay deterministic because

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Check, Kind, VerifyError};
 use crate::lake::chain::{links, sha256_hex, signed_message, ChainedFile, Digest, LinkKind};
-use crate::plan::window::format_compact;
+use crate::units::time::format_compact;
 
 /// What the walk found, for the report's note.
 #[derive(Debug, Default)]
@@ -208,7 +208,7 @@ impl Check<'_> {
     fn unreadable_window(&self, window: &str) -> bool {
         self.unreadable
             .keys()
-            .any(|&start| crate::plan::window::format_compact(start) == window)
+            .any(|&start| crate::units::time::format_compact(start) == window)
     }
 }
 

@@ -14,9 +14,10 @@ use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{Check, Finding, Kind, ToRead, VerifyError};
-use crate::plan::window::{day_of, Window};
+use crate::plan::window::Window;
 use crate::table::encode::FileStats;
 use crate::table::schema::Schema;
+use crate::units::time::day_of;
 
 impl Check<'_> {
     /// Reads every row of every file (`--deep`).

@@ -137,5 +137,5 @@ fn disagreement(
 fn part_window(path: &str) -> Option<i64> {
     let name = path.rsplit('/').next()?;
     crate::lake::layout::parse_part_name(name)
-        .and_then(|p| crate::plan::window::parse_compact(p.window_id))
+        .and_then(|p| crate::units::time::parse_compact(p.window_id))
 }

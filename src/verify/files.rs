@@ -17,7 +17,8 @@ use super::{Check, Kind, ToRead, VerifyError, WindowCheck};
 use crate::lake::layout;
 use crate::lake::manifest::WindowRecord;
 use crate::lake::storage::{Lake, StorageError};
-use crate::plan::window::{parse_compact, Window};
+use crate::plan::window::Window;
+use crate::units::time::parse_compact;
 
 /// Files whose footers are read at once: each is one or two small ranged reads.
 const FOOTER_READS: usize = 16;
@@ -187,7 +188,7 @@ impl Check<'_> {
             if start.is_some_and(|s| !self.in_range(s)) {
                 continue;
             }
-            let window = start.map(crate::plan::window::format_compact);
+            let window = start.map(crate::units::time::format_compact);
             self.found(kind, window, Some(path), detail.into());
         }
         Ok(())

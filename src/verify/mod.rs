@@ -36,7 +36,8 @@ use crate::lake::layout;
 use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::{Lake, StorageError};
 use crate::lake::view::{Current, TableView};
-use crate::plan::window::{format_compact, Grid, Window};
+use crate::plan::window::{Grid, Window};
+use crate::units::time::format_compact;
 use crate::zendesk::{ApiError, Client};
 
 /// Why verification could not run (as opposed to what it found).

@@ -9,10 +9,11 @@ use crate::lake::commit::Committer;
 use crate::lake::lease::Lease;
 use crate::lake::manifest::{Dataset, Manifest, WindowRecord};
 use crate::lake::storage::{temp_lake, Lake};
-use crate::plan::window::{format_rfc3339, Grid, Window};
+use crate::plan::window::{Grid, Window};
 use crate::table::decode::decode_page;
 use crate::table::route::{RoutedPart, WindowRouter};
 use crate::table::schema::Schema;
+use crate::units::time::format_rfc3339;
 use crate::zendesk::Filters;
 
 pub const SUBDOMAIN: &str = "acme";

@@ -15,6 +15,10 @@ use tokio::time::Instant;
 /// requests per minute), so a first burst of workers cannot exceed any account's limit.
 const ASSUMED_LIMIT: u32 = 200;
 
+/// `--rate-limit-share`'s default: half of the account's limit, leaving the other half to the
+/// account's other integrations.
+pub const DEFAULT_RATE_LIMIT_SHARE: f64 = 0.5;
+
 /// The request budget.
 #[derive(Debug)]
 pub struct RequestBudget {

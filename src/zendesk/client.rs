@@ -37,6 +37,11 @@ const TOKEN_PATH: &str = "/oauth/tokens";
 /// When Zendesk deactivates every API token, for the one warning a run with one gets.
 const API_TOKEN_END: &str = "2027-04-30";
 
+/// `--request-timeout`'s default: long enough for a slow page of records, short enough that a
+/// dead connection does not hold its window for long.
+pub const DEFAULT_REQUEST_TIMEOUT: crate::units::duration::Span =
+    crate::units::duration::Span::seconds(60);
+
 /// Settings of the HTTP client.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {

@@ -54,7 +54,9 @@ use std::pin::pin;
 use futures::StreamExt;
 use serde::Deserialize;
 
-use crate::plan::window::{format_rfc3339, Window};
+use crate::plan::window::Window;
+
+use crate::units::time::format_rfc3339;
 use crate::zendesk::pagination::{self, PAGE_SIZE};
 use crate::zendesk::query::created_at_pairs;
 use crate::zendesk::{ApiError, Client, CreatedAtBounds, Filters, PageRequest, Pagination};

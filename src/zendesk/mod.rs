@@ -24,9 +24,11 @@ pub(crate) mod retry;
 pub(crate) mod token;
 
 pub use auth::Credentials;
-pub use budget::RequestBudget;
-pub use client::{Client, ClientOptions, ClientStats};
+pub use budget::{RequestBudget, DEFAULT_RATE_LIMIT_SHARE};
+pub use client::{Client, ClientOptions, ClientStats, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{ApiError, ClientError, TokenRefusal};
 pub use pagination::{Page, PageRequest, Pagination};
 pub use query::{CreatedAtBounds, Filters, KnownBounds};
-pub use retry::RetryPolicy;
+pub use retry::{
+    RetryPolicy, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_TIME, DEFAULT_RETRY_BASE_DELAY,
+};

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use super::client::Client;
 use super::error::ApiError;
 use super::query::{created_at_pairs, Filters};
-use crate::plan::window::format_rfc3339;
+use crate::units::time::format_rfc3339;
 
 /// Records per page: the API's maximum, so a window takes the fewest requests.
 pub const PAGE_SIZE: u32 = 100;

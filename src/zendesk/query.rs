@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::window::format_rfc3339;
+use crate::units::time::format_rfc3339;
 
 /// What has been seen of Zendesk's `filter[created_at][]` bounds, which are undocumented: a bound
 /// is known *inclusive* once a record of its very second was served for a query bounded there

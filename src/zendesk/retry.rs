@@ -6,6 +6,7 @@
 //! 404, a redirect and the token endpoint's refusals are permanent, and so is a certificate the
 //! machine does not trust (fatal for the run, like a refused credential).
 
+use crate::units::duration::Span;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
@@ -19,6 +20,18 @@ use super::error::{
 /// Longest `Retry-After` honoured: a larger value is more likely a bug than a plan, and the run's
 /// retry time bound applies anyway.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// `--max-attempts`'s default: eight attempts, with their timeouts and the backoff doubling from
+/// [`DEFAULT_RETRY_BASE_DELAY`], ride out a Zendesk incident of a few minutes without failing the
+/// window.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+
+/// `--max-retry-time`'s default: a scheduled run still ends (and reports) well before the next one
+/// is due, even when Zendesk is down.
+pub const DEFAULT_MAX_RETRY_TIME: Span = Span::minutes(10);
+
+/// `--retry-base-delay`'s default: the first retry of a transient failure comes almost at once.
+pub const DEFAULT_RETRY_BASE_DELAY: Span = Span::millis(500);
 
 /// How transient failures are retried.
 #[derive(Clone, Debug)]
@@ -34,18 +47,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     /// The flags' defaults (`--max-attempts`, `--max-retry-time`, `--retry-base-delay`, each
-    /// explained beside its flag in [`crate::config::cli`]), and backoff doubling to a 60 s ceiling.
+    /// explained above), and backoff doubling to a 60 s ceiling.
     fn default() -> Self {
-        use crate::config::cli::{
-            DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_TIME, DEFAULT_RETRY_BASE_DELAY,
-        };
-        let duration = |text| {
-            crate::config::duration::parse_duration_ms(text).expect("the flags' defaults parse")
-        };
         RetryPolicy {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
-            max_elapsed: duration(DEFAULT_MAX_RETRY_TIME),
-            base_delay: duration(DEFAULT_RETRY_BASE_DELAY),
+            max_elapsed: DEFAULT_MAX_RETRY_TIME.duration(),
+            base_delay: DEFAULT_RETRY_BASE_DELAY.duration(),
             max_delay: Duration::from_secs(60),
         }
     }

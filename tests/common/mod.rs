@@ -14,8 +14,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
 
 use auditlake::config::{ApiConfig, ExportConfig};
-use auditlake::plan::window::{parse_instant, Grid};
+use auditlake::plan::window::Grid;
 use auditlake::run::{self, NoProgress, Summary};
+use auditlake::units::time::parse_instant;
 use auditlake::zendesk::auth::Secret;
 use auditlake::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
 use zendesk_sim::{SimConfig, SimFilter, Simulator};
@@ -137,7 +138,7 @@ pub fn export_config(
         compact_days: true,
         lease_ttl: Duration::from_secs(600),
         store: Default::default(),
-        run_id: auditlake::config::new_run_id(),
+        run_id: auditlake::units::new_run_id(),
         signer: None,
     }
 }

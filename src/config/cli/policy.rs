@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{StoreArgs, DEFAULT_LEASE_TTL};
+use super::StoreArgs;
 
 /// What every change of the lake that removes data needs: the lake, why, and the run's hold.
 #[derive(Debug, Args, Clone)]
@@ -57,7 +57,7 @@ pub struct ChangeArgs {
         long,
         env = "AUDITLAKE_LEASE_TTL",
         value_name = "DURATION",
-        default_value = DEFAULT_LEASE_TTL,
+        default_value_t = crate::lake::lease::DEFAULT_LEASE_TTL.to_string(),
         help_heading = "Where to"
     )]
     pub lease_ttl: String,

@@ -13,10 +13,11 @@ use crate::lake::commit::{ids_in_paths, ids_of_parts, CommitError, Committer};
 use crate::lake::layout;
 use crate::lake::manifest::{FileEntry, OpenState, RepairJournal, WindowRecord};
 use crate::lake::storage::{Created, StorageError};
-use crate::plan::window::{format_rfc3339, Window};
+use crate::plan::window::Window;
 use crate::table::encode::{FileStats, PartError};
 use crate::table::erase::{Known, Names};
 use crate::table::route::RoutedPart;
+use crate::units::time::format_rfc3339;
 
 /// A file known only by its path (the change's own, not uploaded yet): what a sweep keeps.
 fn named_only(path: &Path) -> FileEntry {

@@ -43,8 +43,9 @@ pub use crate::lake::delta::snapshot::LogSnapshot;
 use crate::lake::layout;
 use crate::lake::manifest::FileEntry;
 use crate::lake::storage::{Created, Lake, StorageError};
-use crate::plan::window::{format_rfc3339_millis, Window};
+use crate::plan::window::Window;
 use crate::table::schema::{ColumnType, Schema};
+use crate::units::time::format_rfc3339_millis;
 
 /// Commits between checkpoints: a reader replays at most this many JSON commits on top of the
 /// last checkpoint. A year of hourly runs is about 9,000 commits per subdomain.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{now, LeaseError};
-use crate::plan::window::format_rfc3339;
+use crate::units::time::format_rfc3339;
 
 /// Whether the lease is still certainly this run's, shared by every worker of the run and updated
 /// by the renewal task. Cheap to clone and to check: no store request. Every destructive step of

@@ -54,7 +54,12 @@ use holder::{known_dead, this_process};
 
 use crate::lake::layout;
 use crate::lake::storage::{Created, Lake, StorageError};
-use crate::plan::window::format_rfc3339;
+use crate::units::duration::Span;
+use crate::units::time::format_rfc3339;
+
+/// `--lease-ttl`'s default: a killed run blocks the next one at most this long, and it is above
+/// the shortest lease that [`crate::lake::storage::DEFAULT_STORE_TIMEOUT`] allows on an object store.
+pub const DEFAULT_LEASE_TTL: Span = Span::minutes(10);
 
 /// Attempts to settle a race with other runs acquiring at the same moment.
 const ACQUIRE_ATTEMPTS: u32 = 8;
@@ -413,7 +418,7 @@ pub async fn latest(lake: &Lake, subdomain: &str) -> Result<Option<LeaseRecord>,
 mod tests {
     use super::holder::start_time;
     use super::*;
-    use crate::config::new_run_id;
+    use crate::units::new_run_id;
 
     #[test]
     fn one_renewal_fits_in_a_third_of_the_shortest_lease() {
