@@ -20,8 +20,8 @@ use object_store::path::Path;
 
 mod delta;
 
-use crate::lake::delta::TableFormat;
 use crate::lake::layout;
+use crate::lake::manifest::TableFormat;
 use crate::lake::manifest::{Manifest, ManifestError};
 use crate::lake::storage::{Lake, StorageError, StoreOptions};
 use crate::table::schema::{ColumnType, Schema, SCHEMA_VERSION};
@@ -34,7 +34,7 @@ pub const DEFAULT_ENGINE: Engine = Engine::Athena;
 pub const DEFAULT_TABLE: &str = "audit_logs";
 
 /// The engine the SQL is written for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     /// Amazon Athena (S3 lakes): an external table with partition projection.
     Athena,

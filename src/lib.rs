@@ -1,24 +1,29 @@
 //! auditlake: exact, resumable export of Zendesk audit logs into a Hive-partitioned Parquet lake.
 //!
-//! One folder per stage, in the order data flows. A stage takes the types of the stages before it
-//! (their output is its input) and never reaches into a later one; the run coordinator ([`run`])
-//! is the only module that knows the whole order. One exception, by design: `config` builds the
-//! option values of the stages it configures (the client's `ClientOptions` and `RetryPolicy`,
-//! the store's `StoreOptions`, the lease's TTL floor), so each default has one home beside its
-//! flag and each stage keeps its own option type:
+//! The layers, bottom to top. A module uses only the layers below it; nothing uses the top.
 //!
 //! ```text
-//! config ─▶ plan ─▶ zendesk (fetch, count) ─▶ table (decode, route, encode) ─▶ lake (commit) ─▶ storage
-//!                      run: the coordinator, bounded workers over the whole pipeline
-//!          verify · status · ddl · ops · metrics read what lake wrote, or ask the API
+//! 0  units    durations, instants, the subdomain, the run id (a leaf: uses nothing)
+//! 1  plan     the fixed UTC window grid and the windows a run covers
+//! 2  zendesk  the API: auth, the request budget, retries, pagination, counts
+//! 3  table    records to rows of the declared schema, routed, encoded as Parquet
+//! 4  lake     storage, manifest, lease, ledger, the one commit of every change
+//! 5  verify   proves the lake against its markers and the API
+//! 6  run      the coordinator: export, the open window, recheck, repair, erase, expire
+//! 7  status · ddl · ops · metrics   read what the lake holds, or ask the API
+//! 9  config · error                 flags, file and environment into each stage's options;
+//!                                   the one error
+//! 10 cmd      the commands, and the one place outcomes become exit codes (`cmd/exit.rs`)
 //! ```
 //!
-//! `tests/layers.rs` reads the code's `crate::` paths and fails on an edge from a module to one
-//! of its rank or a later one (verify comes before run: a repair starts from what it finds), or
-//! from any stage to `config` or `error`, but for the edges it lists as not yet removed.
+//! A stage takes the types of the stages before it (their output is its input) and owns its
+//! options and their defaults (`zendesk::RetryPolicy` and `DEFAULT_MAX_ATTEMPTS`,
+//! `lake::storage::StoreOptions`, `run::ExportConfig`, ...); `config` builds them and
+//! `config::cli` shows the defaults in `--help`. [`run`] is the only module that knows the whole
+//! order. `tests/layers.rs` reads the code's `crate::` paths and fails on any edge to a module of
+//! the same or a higher layer, so the import graph has no circle.
 
-// Stages, top to bottom.
-// Flags, the TOML file and the environment, validated once into one typed config.
+// The top: flags, the TOML file and the environment, validated once into each stage's options.
 pub mod config;
 
 // Units every stage speaks (durations, instants, the subdomain, the run id): a leaf.
@@ -47,10 +52,7 @@ pub mod run;
 // What reads the lake (or asks the API) for the other commands.
 // Table definitions per engine (Athena, Trino, Spark, DuckDB, BigQuery).
 pub mod ddl;
-// The whole job against the built-in Zendesk (the `zendesk-sim` crate).
-#[cfg(feature = "simulator")]
-pub mod demo;
-// Every command's one error and its exit code.
+// Every command's one error.
 pub mod error;
 // A run's metrics as a Prometheus text file.
 pub mod metrics;
@@ -58,5 +60,9 @@ pub mod metrics;
 pub mod ops;
 // What the manifest says: windows done, the open window, gaps, freshness.
 pub mod status;
+
+// The commands: each reads its config, calls the stages and maps the outcome to an exit code
+// (`cmd/exit.rs`, the one place that does). The top: nothing else uses it.
+pub mod cmd;
 
 pub use error::Error;

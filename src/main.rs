@@ -1,14 +1,12 @@
 //! The `auditlake` binary: parses arguments, sets up logging, runs one command (one function per
-//! command, in [`cmd`]) and maps the outcome to an exit code — the only place that does. It is
-//! the only part of the crate that writes to stdout.
-
-mod cmd;
+//! command, in `auditlake::cmd`) and ends with the exit code `cmd/exit.rs` gives its outcome.
+//! The commands are the only part of the crate that writes to stdout.
 
 use std::process::ExitCode;
 
 use auditlake::config::cli::{Command, LogFormat};
 use auditlake::config::{self, CommandLineError, Env};
-use auditlake::Error;
+use auditlake::{cmd, Error};
 
 fn main() -> ExitCode {
     let env = Env::capture();

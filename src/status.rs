@@ -2,7 +2,8 @@
 //! how fresh it is, the last run and the lease. Reading only: `status` never writes.
 
 use crate::lake::chain;
-use crate::lake::delta::{DeltaLog, TableFormat};
+use crate::lake::delta::DeltaLog;
+use crate::lake::manifest::TableFormat;
 use std::fmt;
 
 use serde::Serialize;

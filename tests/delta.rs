@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use auditlake::lake::delta::TableFormat;
+use auditlake::lake::manifest::TableFormat;
 use auditlake::verify::{Kind, Report, VerifyOptions};
 use common::*;
 use serde_json::Value;
@@ -123,7 +123,7 @@ fn delta_config(
     sim: &zendesk_sim::Simulator,
     dest: &Path,
     until: &str,
-) -> auditlake::config::ExportConfig {
+) -> auditlake::run::ExportConfig {
     delta_in(sim, dest, until, "1d")
 }
 
@@ -133,7 +133,7 @@ fn delta_in(
     dest: &Path,
     until: &str,
     window: &str,
-) -> auditlake::config::ExportConfig {
+) -> auditlake::run::ExportConfig {
     let mut config = export_config(sim, dest, FROM, until, window);
     config.table_format = TableFormat::Delta;
     config
@@ -753,10 +753,10 @@ async fn a_compacted_days_torn_marker_is_repaired_as_the_whole_day() {
 }
 
 /// `auditlake repair` of the lake `export` names, from the lake alone.
-async fn repair_lake(export: auditlake::config::ExportConfig) -> auditlake::run::RepairOutcome {
+async fn repair_lake(export: auditlake::run::ExportConfig) -> auditlake::run::RepairOutcome {
     auditlake::run::repair(
-        auditlake::config::RepairConfig {
-            check: auditlake::config::VerifyConfig {
+        auditlake::run::RepairConfig {
+            check: auditlake::run::VerifyConfig {
                 dest: export.dest.clone(),
                 subdomain: "acme".into(),
                 store: auditlake::lake::storage::StoreOptions::default(),

@@ -9,10 +9,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use auditlake::config::{ChangeConfig, EraseConfig, ExpireConfig, ExportConfig};
-use auditlake::lake::delta::TableFormat;
+use auditlake::lake::manifest::TableFormat;
 use auditlake::lake::storage::crash;
 use auditlake::run::{self, PolicyOutcome, RunError};
+use auditlake::run::{ChangeConfig, EraseConfig, ExpireConfig, ExportConfig};
 use auditlake::verify::VerifyOptions;
 use common::*;
 use serde_json::{Map, Value};

@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use auditlake::config::{RepairConfig, VerifyConfig};
 use auditlake::lake::storage::{Lake, StoreOptions};
 use auditlake::run::{self, RepairOutcome};
+use auditlake::run::{RepairConfig, VerifyConfig};
 use auditlake::verify::{self, Kind, Report, VerifyOptions};
 use common::*;
 use tokio_util::sync::CancellationToken;

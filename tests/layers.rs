@@ -1,19 +1,18 @@
 //! The layering of DESIGN.md, read from the code (issue 28): a stage takes the types of the
 //! stages before it and never reaches into a later one, and no stage imports `config`, `error`
-//! or the binary's `cmd` (configuration and exit codes are at the top).
+//! or `cmd` (configuration, the one error and exit codes are at the top).
 //!
-//! Every `crate::<module>` path outside comments, in every file of `src/` but the binary's
-//! (`main.rs`, `cmd/`), is an edge from the file's top module to `<module>`. An edge to a module
-//! of the same rank or a later one fails the test, unless it is one of [`NOT_YET`]: the edges the
-//! code has today, which issue 28 removes one by one. An entry of [`NOT_YET`] that the code no
-//! longer has fails the test too, so the list only shrinks.
+//! Every `crate::<module>` path outside comments, in every file of `src/` but the top's
+//! (`config/`, `error.rs`, `cmd/`) and the crate roots (`lib.rs`, `main.rs`), is an edge from
+//! the file's top module to `<module>`. An edge to a module of the same rank or a later one
+//! fails the test. Since every edge goes to a lower rank, the graph has no circle.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Each module of the library and its rank, in the order data flows (lib.rs lists them so):
-/// a module may use only modules of a lower rank. `config` and `error` are the top: they may
-/// use every stage, and no stage may use them.
+/// a module may use only modules of a lower rank. `units` is a leaf: it uses nothing. `config`,
+/// `error` and `cmd` are the top: they may use every stage, and no stage may use them.
 const RANKS: &[(&str, u32)] = &[
     ("units", 0),
     ("plan", 1),
@@ -26,26 +25,9 @@ const RANKS: &[(&str, u32)] = &[
     ("ddl", 7),
     ("ops", 7),
     ("metrics", 7),
-    ("demo", 8),
     ("config", 9),
     ("error", 9),
-];
-
-/// The edges against the layering that the code still has (file under `src/`, module it
-/// uses): issue 28's work list. Each comes out of this list when its edge comes out of the code.
-const NOT_YET: &[(&str, &str)] = &[
-    // Stages that parse CLI text or take the command's config (stage-owned defaults, #28).
-    ("demo.rs", "config"),
-    ("run/error.rs", "config"),
-    ("run/guard.rs", "config"),
-    ("run/mod.rs", "config"),
-    ("run/pending.rs", "config"),
-    ("run/policy.rs", "config"),
-    ("run/repair.rs", "config"),
-    // `run` picks an exit code (cmd/exit.rs, #28).
-    ("run/guard.rs", "error"),
-    // A test of the lake's commit checks its result with verify.
-    ("lake/hostile.rs", "verify"),
+    ("cmd", 10),
 ];
 
 fn rank(module: &str) -> Option<u32> {
@@ -63,43 +45,45 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every Rust file under `src`, with its path relative to `src`.
+fn sources(src: &Path) -> Vec<(String, PathBuf)> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files
+        .into_iter()
+        .map(|path| {
+            let relative = path
+                .strip_prefix(src)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            (relative, path)
+        })
+        .collect()
+}
+
 /// The modules `text` names as `crate::<module>`, outside comments.
 fn used_modules(text: &str) -> BTreeSet<String> {
-    let mut used = BTreeSet::new();
-    for line in text.lines() {
-        let code = line.split("//").next().unwrap_or("");
-        let mut rest = code;
-        while let Some(at) = rest.find("crate::") {
-            let after = &rest[at + "crate::".len()..];
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() {
-                used.insert(name);
-            }
-            rest = after;
-        }
-    }
-    used
+    names_after(&without_comments(text), "crate::")
+}
+
+/// `text` without its line comments.
+fn without_comments(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Every edge against the layering, as (file under `src/`, module).
 fn violations(src: &Path) -> BTreeSet<(String, String)> {
-    let mut files = Vec::new();
-    rust_files(src, &mut files);
     let mut out = BTreeSet::new();
-    for path in files {
-        let relative = path
-            .strip_prefix(src)
-            .unwrap()
-            .to_string_lossy()
-            .to_string();
+    for (relative, path) in sources(src) {
         let top = relative.split('/').next().unwrap().trim_end_matches(".rs");
         let Some(own) = rank(top) else {
-            continue; // lib.rs, main.rs, cmd/: the binary and the crate root
+            continue; // lib.rs, main.rs: the crate roots
         };
-        if ["config", "error"].contains(&top) {
+        if ["config", "error", "cmd"].contains(&top) {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
@@ -117,19 +101,9 @@ fn violations(src: &Path) -> BTreeSet<(String, String)> {
 fn no_stage_reaches_into_a_later_one_nor_into_config_or_error() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let found = violations(&src);
-    let allowed: BTreeSet<(String, String)> = NOT_YET
-        .iter()
-        .map(|&(f, m)| (f.to_string(), m.to_string()))
-        .collect();
-    let new: Vec<_> = found.difference(&allowed).collect();
     assert!(
-        new.is_empty(),
-        "edges against the layering (a stage using a later stage, config or error): {new:?}"
-    );
-    let gone: Vec<_> = allowed.difference(&found).collect();
-    assert!(
-        gone.is_empty(),
-        "edges the code no longer has: take them out of NOT_YET: {gone:?}"
+        found.is_empty(),
+        "edges against the layering (a stage using a later stage, config, error or cmd): {found:?}"
     );
 }
 
@@ -162,4 +136,153 @@ fn the_reader_of_use_lines_finds_what_a_line_names() {
     let text = "use crate::lake::Committer;\n// crate::run in a comment\nlet x = crate::plan::window::Grid::DAILY; // crate::error";
     let used: Vec<String> = used_modules(text).into_iter().collect();
     assert_eq!(used, ["lake", "plan"]);
+}
+
+#[test]
+fn an_edge_against_the_layering_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    let write = |path: &str, text: &str| {
+        let path = src.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("units/mod.rs", "use crate::plan::window::Grid;\n");
+    write("plan/window.rs", "use crate::units::time::Timestamp;\n");
+    write(
+        "lake/commit.rs",
+        "use crate::config::ExportConfig;\nuse crate::run::Summary;\n",
+    );
+    write(
+        "run/guard.rs",
+        "use crate::cmd::exit;\nuse crate::lake::Held;\n",
+    );
+    write("cmd/exit.rs", "use crate::run::Summary;\n");
+    let found: Vec<(String, String)> = violations(src).into_iter().collect();
+    let pair = |f: &str, m: &str| (f.to_string(), m.to_string());
+    assert_eq!(
+        found,
+        [
+            pair("lake/commit.rs", "config"),
+            pair("lake/commit.rs", "run"),
+            pair("run/guard.rs", "cmd"),
+            pair("units/mod.rs", "plan"),
+        ]
+    );
+}
+
+/// The code of `text` before its tests (`#[cfg(test)]`), without comments.
+fn code_before_tests(text: &str) -> String {
+    without_comments(text.split("#[cfg(test)]").next().unwrap_or(""))
+}
+
+/// The names following `prefix` in `text` (`super::` gives `stream` for `super::stream::X`).
+fn names_after(text: &str, prefix: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(prefix) {
+        let after = &rest[at + prefix.len()..];
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            names.insert(name);
+        }
+        rest = after;
+    }
+    names
+}
+
+/// Edges between the children of each module (`run/stream.rs` → `run/routing.rs`), from
+/// `super::` paths in a child's own file and `crate::<module>::` paths anywhere in it.
+fn sibling_edges(src: &Path) -> BTreeSet<(String, String)> {
+    let mut edges = BTreeSet::new();
+    for (relative, path) in sources(src) {
+        let parts: Vec<&str> = relative.trim_end_matches(".rs").split('/').collect();
+        let parts: Vec<&str> = match parts.split_last() {
+            Some((&"mod", rest)) => rest.to_vec(),
+            _ => parts,
+        };
+        let [top, child, ..] = parts[..] else {
+            continue;
+        };
+        let code = code_before_tests(&std::fs::read_to_string(&path).unwrap());
+        let mut used = names_after(&code, &format!("crate::{top}::"));
+        if parts.len() == 2 {
+            used.extend(names_after(&code, "super::"));
+        }
+        for other in used {
+            let exists = src.join(top).join(format!("{other}.rs")).exists()
+                || src.join(top).join(&other).is_dir();
+            if other != child && exists {
+                edges.insert((format!("{top}/{child}"), format!("{top}/{other}")));
+            }
+        }
+    }
+    edges
+}
+
+/// A circle in `edges`, if there is one, as the path around it.
+fn circle(edges: &BTreeSet<(String, String)>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        edges: &BTreeSet<(String, String)>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut found = path[at..].to_vec();
+            found.push(node.to_string());
+            return Some(found);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for (_, to) in edges.iter().filter(|(from, _)| from == node) {
+            if let Some(found) = visit(to, edges, path, done) {
+                return Some(found);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    edges
+        .iter()
+        .find_map(|(from, _)| visit(from, edges, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_circle_among_the_files_of_a_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let edges = sibling_edges(&src);
+    assert!(!edges.is_empty(), "the reader of paths found no edge");
+    assert_eq!(
+        circle(&edges),
+        None,
+        "files of one module that import one another"
+    );
+}
+
+#[test]
+fn a_circle_is_found() {
+    let edge = |a: &str, b: &str| (a.to_string(), b.to_string());
+    let chain: BTreeSet<_> = [
+        edge("run/workers", "run/stream"),
+        edge("run/stream", "run/routing"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(circle(&chain), None);
+    let mut looped = chain.clone();
+    looped.insert(edge("run/routing", "run/workers"));
+    assert_eq!(
+        circle(&looped).map(|c| c.len()),
+        Some(4),
+        "{:?}",
+        circle(&looped)
+    );
 }

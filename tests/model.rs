@@ -24,9 +24,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use auditlake::config::ExportConfig;
-use auditlake::lake::delta::TableFormat;
+use auditlake::lake::manifest::TableFormat;
 use auditlake::lake::storage::crash;
+use auditlake::run::ExportConfig;
 use auditlake::run::{self, NoProgress, RepairOutcome, RunError, Summary};
 use auditlake::verify::VerifyOptions;
 use common::*;
@@ -219,8 +219,8 @@ impl Model {
         (erased, floor)
     }
 
-    fn change(&self, reason: &str) -> auditlake::config::ChangeConfig {
-        auditlake::config::ChangeConfig {
+    fn change(&self, reason: &str) -> auditlake::run::ChangeConfig {
+        auditlake::run::ChangeConfig {
             dest: self.dest().to_str().unwrap().to_string(),
             store: Default::default(),
             subdomain: "acme".into(),
@@ -242,7 +242,7 @@ impl Model {
         }
         let said = if erase {
             let actor = self.actors[self.rng.usize(..self.actors.len())];
-            let config = auditlake::config::EraseConfig {
+            let config = auditlake::run::EraseConfig {
                 change: self.change("DPO-model"),
                 user_ids: vec![actor],
             };
@@ -254,7 +254,7 @@ impl Model {
             } else {
                 "2024-03-03"
             };
-            let config = auditlake::config::ExpireConfig {
+            let config = auditlake::run::ExpireConfig {
                 change: self.change("retention"),
                 before: t(before),
             };

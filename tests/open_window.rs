@@ -263,7 +263,7 @@ async fn assert_exact_and_verified(dir: &Path, sim: &Simulator, until: &str) {
 }
 
 /// The same schedule with compaction off: the state just before a day's compaction.
-fn hourly_uncompacted(sim: &Simulator, dir: &Path, until: &str) -> auditlake::config::ExportConfig {
+fn hourly_uncompacted(sim: &Simulator, dir: &Path, until: &str) -> auditlake::run::ExportConfig {
     let mut config = hourly(sim, dir, until);
     config.compact_days = false;
     config
@@ -271,7 +271,7 @@ fn hourly_uncompacted(sim: &Simulator, dir: &Path, until: &str) -> auditlake::co
 
 /// An hourly schedule with `--window 1h`: `until` one hour later each run, and the recheck of a
 /// day.
-fn hourly(sim: &Simulator, dir: &Path, until: &str) -> auditlake::config::ExportConfig {
+fn hourly(sim: &Simulator, dir: &Path, until: &str) -> auditlake::run::ExportConfig {
     let mut config = export_config(sim, dir, FROM, until, "1h");
     config.recheck = std::time::Duration::from_secs(86_400);
     config

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use auditlake::config::ExportConfig;
-use auditlake::lake::delta::TableFormat;
+use auditlake::lake::manifest::TableFormat;
 use auditlake::lake::storage::crash;
+use auditlake::run::ExportConfig;
 use auditlake::run::{self, NoProgress, RunError, Summary};
 use auditlake::verify::{Kind, VerifyOptions};
 use auditlake::zendesk::Pagination;

@@ -58,7 +58,7 @@ fn s3_config(
     bucket: &str,
     since: &str,
     until: &str,
-) -> auditlake::config::ExportConfig {
+) -> auditlake::run::ExportConfig {
     let mut config = export_config(sim, std::path::Path::new("/unused"), since, until, "1d");
     config.dest = format!("s3://{bucket}/lake");
     config.store = options(endpoint);
@@ -492,8 +492,8 @@ async fn a_store_that_stops_answering_fails_the_run_in_bounded_time_and_a_rerun_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a local S3 server: run through `make test`"]
 async fn erase_and_expire_in_a_bucket() {
-    use auditlake::config::{ChangeConfig, EraseConfig, ExpireConfig};
-    use auditlake::lake::delta::TableFormat;
+    use auditlake::lake::manifest::TableFormat;
+    use auditlake::run::{ChangeConfig, EraseConfig, ExpireConfig};
     let endpoint = endpoint();
     let sim = start(sim_config(3_000, "2024-03-01", "2024-03-04")).await;
     for format in [TableFormat::Parquet, TableFormat::Delta] {
@@ -605,10 +605,13 @@ async fn erase_and_expire_in_a_bucket() {
 
 /// The table's rows as its readers see them: a plain lake's every part; a Delta table's latest
 /// version (the parts its log holds).
-async fn read_s3_table(lake: &Lake, format: auditlake::lake::delta::TableFormat) -> Vec<LakeRow> {
+async fn read_s3_table(
+    lake: &Lake,
+    format: auditlake::lake::manifest::TableFormat,
+) -> Vec<LakeRow> {
     let held: Option<std::collections::BTreeSet<String>> = match format {
-        auditlake::lake::delta::TableFormat::Parquet => None,
-        auditlake::lake::delta::TableFormat::Delta => {
+        auditlake::lake::manifest::TableFormat::Parquet => None,
+        auditlake::lake::manifest::TableFormat::Delta => {
             let mut live = std::collections::BTreeSet::new();
             let mut commits: Vec<Path> = lake
                 .list(&Path::from("audit_logs/_delta_log"))

@@ -2,12 +2,12 @@
 
 use std::io::Write;
 
-use auditlake::config;
-use auditlake::config::cli::{ListArgs, RequestExportArgs, ShowArgs};
-use auditlake::error::exit;
-use auditlake::ops::{self, ExportRequested};
-use auditlake::zendesk::ApiError;
-use auditlake::Error;
+use crate::cmd::exit;
+use crate::config;
+use crate::config::cli::{ListArgs, RequestExportArgs, ShowArgs};
+use crate::ops::{self, ExportRequested};
+use crate::zendesk::ApiError;
+use crate::Error;
 
 use super::{client, Context};
 

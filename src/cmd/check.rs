@@ -9,15 +9,16 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use auditlake::config::cli::Command;
-use auditlake::config::{self, ApiConfig};
-use auditlake::error::exit;
-use auditlake::lake::storage::{local_path, Lake, StorageError, StoreOptions};
-use auditlake::status::StatusError;
-use auditlake::units::time::format_rfc3339;
-use auditlake::verify::VerifyError;
-use auditlake::zendesk::{Client, Credentials, RequestBudget};
-use auditlake::Error;
+use crate::cmd::exit;
+use crate::config;
+use crate::config::cli::Command;
+use crate::lake::storage::{local_path, Lake, StorageError, StoreOptions};
+use crate::run::ApiConfig;
+use crate::status::StatusError;
+use crate::units::time::format_rfc3339;
+use crate::verify::VerifyError;
+use crate::zendesk::{Client, Credentials, RequestBudget};
+use crate::Error;
 
 use super::Context;
 
@@ -110,12 +111,12 @@ fn lake_command(command: &Command, cx: &Context, now: i64) -> Result<Option<Stri
             format!(
                 "expire would remove subdomain {}'s windows ending by {} in {lake}",
                 c.change.subdomain,
-                auditlake::units::time::format_rfc3339(c.before)
+                crate::units::time::format_rfc3339(c.before)
             )
         }
         Command::Ddl(args) => {
             let c = config::ddl(args, &cx.file, &cx.env)?;
-            let lake = auditlake::ddl::open(&c.dest, &c.store)?;
+            let lake = crate::ddl::open(&c.dest, &c.store)?;
             format!("ddl would describe the lake in {}", lake.display())
         }
         _ => return Ok(None),
@@ -149,8 +150,8 @@ fn other_command(command: &Command, cx: &Context, now: i64) -> Result<String, Er
         }
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => {
-            auditlake::demo::simulator_config(args).map_err(config::ConfigError)?;
-            auditlake::demo::simulator_hidden_from(args).map_err(config::ConfigError)?;
+            super::demo::simulator_config(args).map_err(config::ConfigError)?;
+            super::demo::simulator_hidden_from(args).map_err(config::ConfigError)?;
             format!(
                 "simulate would serve {} records on {}",
                 args.records, args.bind

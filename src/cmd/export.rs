@@ -1,18 +1,18 @@
 //! `export` and `demo`: a run, its summary for people and, as JSON, for schedulers.
 
-use auditlake::config;
 #[cfg(feature = "simulator")]
-use auditlake::config::cli::DemoArgs;
-use auditlake::config::cli::ExportArgs;
+use super::demo as sim_demo;
+use crate::cmd::exit;
+use crate::config;
 #[cfg(feature = "simulator")]
-use auditlake::demo as sim_demo;
-use auditlake::error::exit;
-use auditlake::lake::manifest::Manifest;
-use auditlake::lake::storage::{Lake, StoreOptions};
-use auditlake::metrics;
-use auditlake::plan::window::Grid;
-use auditlake::run::{self, Summary};
-use auditlake::Error;
+use crate::config::cli::DemoArgs;
+use crate::config::cli::ExportArgs;
+use crate::lake::manifest::Manifest;
+use crate::lake::storage::{Lake, StoreOptions};
+use crate::metrics;
+use crate::plan::window::Grid;
+use crate::run::{self, Summary};
+use crate::Error;
 
 use super::{cancel_on_signals, logging, progress, Context, ProgressBar};
 
@@ -39,7 +39,10 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
             .map_err(|source| Error::MetricsFile { path, source })?;
     }
     if cx.json_logs {
-        let fields = serde_json::Map::from_iter([("summary".to_string(), summary.json())]);
+        let fields = serde_json::Map::from_iter([(
+            "summary".to_string(),
+            summary.json(summary.exit_code()),
+        )]);
         logging::json_event(
             if code == 0 { "INFO" } else { "WARN" },
             "run finished",
@@ -114,7 +117,8 @@ fn parse_instant_opt(text: &str) -> Option<i64> {
 }
 
 fn write_summary_json(path: &std::path::Path, summary: &Summary) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(&summary.json()).expect("plain data serializes");
+    let text = serde_json::to_string_pretty(&summary.json(summary.exit_code()))
+        .expect("plain data serializes");
     std::fs::write(path, text + "\n").map_err(|source| Error::SummaryFile {
         path: path.to_path_buf(),
         source,

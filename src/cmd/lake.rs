@@ -2,14 +2,14 @@
 
 use std::io::Write;
 
-use auditlake::config;
-use auditlake::config::cli::{DdlArgs, EraseArgs, ExpireArgs, RepairArgs, StatusArgs, VerifyArgs};
-use auditlake::error::exit;
-use auditlake::lake::storage::Lake;
-use auditlake::run;
-use auditlake::status::StatusError;
-use auditlake::units::duration::format_duration;
-use auditlake::{verify as check, Error};
+use crate::cmd::exit;
+use crate::config;
+use crate::config::cli::{DdlArgs, EraseArgs, ExpireArgs, RepairArgs, StatusArgs, VerifyArgs};
+use crate::lake::storage::Lake;
+use crate::run;
+use crate::status::StatusError;
+use crate::units::duration::format_duration;
+use crate::{verify as check, Error};
 
 use super::{cancel_on_signals, client_for, print, Context};
 
@@ -22,7 +22,7 @@ pub async fn status(args: &StatusArgs, cx: &Context) -> Result<u8, Error> {
     };
     let lake = Lake::open_existing(&config.dest, &config.store)?.ok_or_else(no_lake)?;
     let now = chrono::Utc::now().timestamp();
-    let status = auditlake::status::status(&lake, &config.subdomain, now).await?;
+    let status = crate::status::status(&lake, &config.subdomain, now).await?;
     print(&status, args.json, &status);
     match config.max_age {
         Some(max_age) if status.is_stale(max_age) => {
@@ -149,11 +149,11 @@ fn report_policy(outcome: &run::PolicyOutcome, json: bool) {
 
 /// `auditlake ddl`: the SQL (or Glue input) on stdout, nothing else.
 pub async fn ddl(args: &DdlArgs, cx: &Context) -> Result<u8, Error> {
-    use auditlake::ddl;
+    use crate::ddl;
     let config = config::ddl(args, &cx.file, &cx.env)?;
     let lake = ddl::open(&config.dest, &config.store)?;
     let facts = ddl::read_lake(&lake, config.subdomain.as_deref()).await?;
-    let schema = auditlake::table::schema::Schema::get();
+    let schema = crate::table::schema::Schema::get();
     let text = if config.glue {
         ddl::glue(&config.table, &config.root, &facts, schema)?
     } else {
@@ -162,5 +162,5 @@ pub async fn ddl(args: &DdlArgs, cx: &Context) -> Result<u8, Error> {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is the reader's choice, not a failure of the command.
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    Ok(auditlake::error::exit::OK)
+    Ok(crate::cmd::exit::OK)
 }

@@ -13,7 +13,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
-use auditlake::config::{self, Env};
+use crate::config::{self, Env};
 
 /// What every JSON line carries, set once when logging starts.
 struct Labels {

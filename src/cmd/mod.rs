@@ -1,9 +1,13 @@
-//! One function per command: each validates its settings through [`auditlake::config`], calls
-//! into the library, and prints what the command prints. The binary's `main` only parses, sets up
-//! logging and maps the outcome to an exit code ([`auditlake::Error::exit_code`]).
+//! The commands, the top layer: one function per command validates its settings through
+//! [`crate::config`], calls the stages, and prints what the command prints. Its outcome becomes
+//! an exit code in [`exit`], the one place that numbers outcomes. The binary's `main` only
+//! parses, sets up logging and ends with that code.
 
 mod api;
 mod check;
+#[cfg(feature = "simulator")]
+pub mod demo;
+pub mod exit;
 mod export;
 mod lake;
 pub mod logging;
@@ -16,12 +20,11 @@ use std::time::Duration;
 use indicatif::{ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use auditlake::config::cli::{ApiArgs, Command};
-use auditlake::config::{self, Env, FileConfig};
-use auditlake::error::exit;
-use auditlake::run::{Meter, NoProgress, Progress};
-use auditlake::zendesk::{Client, RequestBudget};
-use auditlake::Error;
+use crate::config::cli::{ApiArgs, Command};
+use crate::config::{self, Env, FileConfig};
+use crate::run::{Meter, NoProgress, Progress};
+use crate::zendesk::{Client, RequestBudget};
+use crate::Error;
 
 pub use check::check_config;
 
@@ -47,7 +50,7 @@ impl Context {
             quiet,
             show_progress: !quiet && !json_logs && std::io::stderr().is_terminal(),
             json_logs,
-            run_id: auditlake::units::new_run_id(),
+            run_id: crate::units::new_run_id(),
         }
     }
 }
@@ -80,7 +83,7 @@ async fn client(args: &ApiArgs, cx: &Context) -> Result<Client, Error> {
 }
 
 /// A client for validated API settings, authenticated.
-async fn client_for(api: config::ApiConfig) -> Result<Client, Error> {
+async fn client_for(api: crate::run::ApiConfig) -> Result<Client, Error> {
     let budget = RequestBudget::new(api.max_requests_per_minute, api.rate_limit_share);
     let client = Client::new(api.client, std::sync::Arc::new(budget))?;
     client.authenticate().await?;
@@ -107,7 +110,7 @@ fn progress(bar: &Option<ProgressBar>) -> &dyn Progress {
 }
 
 /// Cancels on Ctrl-C or SIGTERM; a second signal exits at once.
-pub fn cancel_on_signals() -> CancellationToken {
+pub(crate) fn cancel_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
@@ -131,10 +134,10 @@ pub fn cancel_on_signals() -> CancellationToken {
 
 /// A progress bar on stderr, for terminals: windows done of all and the time left, then what a
 /// waiting person asks next — records and their rate, requests against the budget, 429s.
-pub struct ProgressBar(indicatif::ProgressBar, std::sync::Mutex<Option<Meter>>);
+pub(crate) struct ProgressBar(indicatif::ProgressBar, std::sync::Mutex<Option<Meter>>);
 
 impl ProgressBar {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let bar = indicatif::ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(

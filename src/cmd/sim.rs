@@ -2,10 +2,11 @@
 
 use std::io::Write;
 
-use auditlake::config::cli::SimulateArgs;
-use auditlake::config::ConfigError;
-use auditlake::error::exit;
-use auditlake::{demo, Error};
+use super::demo;
+use crate::cmd::exit;
+use crate::config::cli::SimulateArgs;
+use crate::config::ConfigError;
+use crate::Error;
 
 use super::cancel_on_signals;
 

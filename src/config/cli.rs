@@ -15,8 +15,9 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use crate::lake::delta::TableFormat;
+use crate::lake::manifest::TableFormat;
 use crate::zendesk::Pagination;
+pub use values::{EngineArg, PaginationArg, TableFormatArg};
 
 mod lake;
 mod policy;
@@ -24,6 +25,7 @@ pub use lake::{RepairArgs, StatusArgs, VerifyArgs};
 pub use policy::{ChangeArgs, EraseArgs, ExpireArgs};
 #[cfg(feature = "simulator")]
 mod simulator;
+mod values;
 #[cfg(feature = "simulator")]
 pub use simulator::{BoundsArg, DemoArgs, SimulateArgs};
 
@@ -446,10 +448,10 @@ pub struct WorkArgs {
         env = "AUDITLAKE_PAGINATION",
         value_enum,
         // Pagination's own default (cursor), declared on the enum.
-        default_value_t = Pagination::default(),
+        default_value_t = PaginationArg::from(Pagination::default()),
         help_heading = "Speed and limits"
     )]
-    pub pagination: Pagination,
+    pub pagination: PaginationArg,
 
     /// Ed25519 private key (PKCS#8 PEM) signing each digest-chain link; never shown in a log.
     #[arg(
@@ -539,10 +541,10 @@ pub struct ExportArgs {
         long,
         env = "AUDITLAKE_TABLE_FORMAT",
         value_enum,
-        default_value_t = TableFormat::default(),
+        default_value_t = TableFormatArg::from(TableFormat::default()),
         help_heading = "What to export"
     )]
-    pub table_format: TableFormat,
+    pub table_format: TableFormatArg,
 
     /// How far behind now data is treated as final; Zendesk is eventually consistent.
     #[arg(
@@ -623,8 +625,8 @@ pub struct DdlArgs {
     pub store: StoreArgs,
 
     /// The engine the SQL is for: athena and trino need an s3:// lake, bigquery a gs:// one.
-    #[arg(long, value_enum, default_value_t = crate::ddl::DEFAULT_ENGINE)]
-    pub engine: crate::ddl::Engine,
+    #[arg(long, value_enum, default_value_t = EngineArg::from(crate::ddl::DEFAULT_ENGINE))]
+    pub engine: EngineArg,
 
     /// The table (or view) to create: NAME or DATABASE.NAME (BigQuery: DATASET.NAME).
     #[arg(long, value_name = "NAME", default_value_t = crate::ddl::DEFAULT_TABLE.to_string())]
@@ -670,8 +672,8 @@ pub struct ListArgs {
     pub limit: Option<u64>,
 
     /// List pagination: cursor or offset (at most 10,000 records).
-    #[arg(long, value_enum, default_value_t = Pagination::default(), help_heading = "Speed and limits")]
-    pub pagination: Pagination,
+    #[arg(long, value_enum, default_value_t = PaginationArg::from(Pagination::default()), help_heading = "Speed and limits")]
+    pub pagination: PaginationArg,
 }
 
 #[derive(Debug, Args, Clone)]

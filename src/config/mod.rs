@@ -11,7 +11,7 @@ pub mod cli;
 mod credentials;
 mod file;
 mod policy;
-pub use policy::{erase, expire, ChangeConfig, EraseConfig, ExpireConfig};
+pub use policy::{erase, expire};
 mod store;
 
 use std::path::PathBuf;
@@ -27,11 +27,12 @@ use crate::config::cli::{
 };
 use crate::config::credentials::credentials;
 use crate::config::store::store;
-use crate::lake::delta::TableFormat;
 use crate::lake::lease::{min_lease_ttl, MIN_LOCAL_LEASE_TTL};
+use crate::lake::manifest::TableFormat;
 use crate::lake::signing::{Signer, Verifier};
 use crate::lake::storage::StoreOptions;
 use crate::plan::window::Grid;
+use crate::run::{ApiConfig, ExportConfig, RepairConfig, VerifyConfig};
 use crate::units::duration::{parse_duration, parse_duration_ms};
 use crate::units::time::parse_instant;
 use crate::units::{new_run_id, valid_subdomain};
@@ -46,52 +47,6 @@ pub struct ConfigError(pub String);
 
 fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
-}
-
-/// Reaching the API.
-#[derive(Clone, Debug)]
-pub struct ApiConfig {
-    pub subdomain: String,
-    pub client: ClientOptions,
-    pub max_requests_per_minute: Option<u32>,
-    pub rate_limit_share: f64,
-}
-
-/// Everything `export` needs.
-#[derive(Clone, Debug)]
-pub struct ExportConfig {
-    pub api: ApiConfig,
-    pub filters: Filters,
-    pub dest: String,
-    pub grid: Grid,
-    /// Plain Parquet, or Parquet with a Delta log (pinned by the lake).
-    pub table_format: TableFormat,
-    /// UTC seconds, as given (the plan rounds it down to the grid).
-    pub since: i64,
-    /// UTC seconds: the requested end, never later than now minus the settle lag.
-    pub until: i64,
-    pub concurrency: usize,
-    pub pagination: Pagination,
-    pub summary_json: Option<PathBuf>,
-    /// Where to write the run's Prometheus metrics.
-    pub metrics_file: Option<PathBuf>,
-    pub tmp_dir: PathBuf,
-    /// How long a lease lasts without renewal (a crashed run blocks the next one this long).
-    pub lease_ttl: Duration,
-    /// Committed windows ending within this span before `until` are re-counted against the API
-    /// (zero: never).
-    pub recheck: Duration,
-    /// Whether the closed days of a sub-day grid are compacted into one file per day partition
-    /// (see `run/compact.rs`): always from the command line; off, each window keeps its files.
-    pub compact_days: bool,
-    pub store: StoreOptions,
-    /// The run's id: in its lease, its summary and every JSON log line (see [`crate::lake::lease`]).
-    pub run_id: String,
-    /// The key that signs the digest chain's links (`--signing-key-file`).
-    pub signer: Option<Arc<Signer>>,
-    /// `--retention`: closed windows that ended longer ago than this before the run are
-    /// expired at its end (off: `None`).
-    pub retention: Option<Duration>,
 }
 
 /// More windows at once only add memory (each holds an open Parquet row group).
@@ -261,6 +216,7 @@ pub fn export(
     let work = work(&args.work, &dest, &store)?;
     Ok(ExportConfig {
         run_id: new_run_id(),
+        exit_code_of: crate::cmd::exit::of_outcome,
         lease_ttl: work.lease_ttl,
         signer: work.signer.clone(),
         recheck: recheck(&args.recheck)?,
@@ -271,7 +227,7 @@ pub fn export(
         filters,
         dest,
         grid,
-        table_format: args.table_format,
+        table_format: args.table_format.into(),
         since,
         until,
         concurrency,
@@ -343,7 +299,7 @@ fn work(args: &WorkArgs, dest: &str, store: &StoreOptions) -> Result<Work, Confi
         ));
     }
     Ok(Work {
-        pagination: args.pagination,
+        pagination: args.pagination.into(),
         tmp_dir,
         lease_ttl: lease_ttl(&args.lease_ttl, dest, store)?,
         signer: args.signing_key_file.as_deref().map(signer).transpose()?,
@@ -485,7 +441,7 @@ pub fn ddl(args: &DdlArgs, file: &FileConfig, env: &Env) -> Result<DdlConfig, Co
         .dest
         .clone()
         .ok_or_else(|| ConfigError("--dest is required".into()))?;
-    let engine = args.engine;
+    let engine: Engine = args.engine.into();
     let table_text = args.table.as_str();
     let table = TableName::parse(table_text).map_err(|e| ConfigError(format!("--table: {e}")))?;
     if engine == Engine::Bigquery && table.database.is_none() {
@@ -520,11 +476,7 @@ pub fn ddl(args: &DdlArgs, file: &FileConfig, env: &Env) -> Result<DdlConfig, Co
 }
 
 fn engine_name(engine: crate::ddl::Engine) -> String {
-    use clap::ValueEnum;
-    engine
-        .to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default()
+    cli::EngineArg::from(engine).flag_value()
 }
 
 /// Validates `list`'s settings (the client is built from `args.api` by [`api`]); `now` is the
@@ -548,19 +500,8 @@ pub fn list(args: &ListArgs, now: i64) -> Result<crate::ops::ListRequest, Config
         filters: filters(&args.filters)?,
         range,
         limit: args.limit,
-        pagination: args.pagination,
+        pagination: args.pagination.into(),
     })
-}
-
-/// Everything `verify` needs.
-#[derive(Clone, Debug)]
-pub struct VerifyConfig {
-    pub dest: String,
-    pub subdomain: String,
-    pub store: StoreOptions,
-    pub options: crate::verify::VerifyOptions,
-    /// Reaching Zendesk, with `--against-api`.
-    pub api: Option<ApiConfig>,
 }
 
 /// Validates `verify`'s settings.
@@ -594,14 +535,6 @@ pub fn verify(
             public_key: args.public_key.as_deref().map(verifier).transpose()?,
         },
     })
-}
-
-/// Everything `repair` needs: what to check, and how to re-export (the export's settings; the
-/// grid and filters come from the lake's `dataset.json`).
-#[derive(Clone, Debug)]
-pub struct RepairConfig {
-    pub check: VerifyConfig,
-    pub export: ExportConfig,
 }
 
 /// Validates `repair`'s settings; `now` is the current time in UTC seconds.
@@ -647,6 +580,7 @@ pub fn repair(
         compact_days: true,
         store: check.store.clone(),
         run_id: new_run_id(),
+        exit_code_of: crate::cmd::exit::of_outcome,
     };
     Ok(RepairConfig { check, export })
 }

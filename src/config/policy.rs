@@ -1,51 +1,18 @@
 //! The settings of `erase`, `expire` and `export --retention`, validated: every bad input is a
 //! one-line error (exit 2) before anything is read or written.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::cli::{ChangeArgs, EraseArgs, ExpireArgs};
 use super::FileConfig;
 use super::{err, lake_and_subdomain, lease_ttl, signer, store, ConfigError, Env};
-use crate::lake::signing::Signer;
-use crate::lake::storage::StoreOptions;
 use crate::plan::window::Grid;
+use crate::run::{ChangeConfig, EraseConfig, ExpireConfig};
 use crate::units::duration::parse_duration;
 use crate::units::time::parse_instant;
 
 /// Longest reason kept in the ledger and the chain: a ticket or request number, not a story.
 const MAX_REASON: usize = 500;
-
-/// What `erase` and `expire` share: the lake, why, and the run's hold on it.
-#[derive(Clone, Debug)]
-pub struct ChangeConfig {
-    pub dest: String,
-    pub store: StoreOptions,
-    pub subdomain: String,
-    pub reason: String,
-    pub dry_run: bool,
-    pub signer: Option<Arc<Signer>>,
-    pub tmp_dir: PathBuf,
-    pub lease_ttl: Duration,
-    pub run_id: String,
-}
-
-/// `erase`'s settings.
-#[derive(Clone, Debug)]
-pub struct EraseConfig {
-    pub change: ChangeConfig,
-    /// The user ids, sorted, each once.
-    pub user_ids: Vec<i64>,
-}
-
-/// `expire`'s settings.
-#[derive(Clone, Debug)]
-pub struct ExpireConfig {
-    pub change: ChangeConfig,
-    /// UTC seconds: windows ending at or before it go.
-    pub before: i64,
-}
 
 fn change(args: &ChangeArgs, file: &FileConfig, env: &Env) -> Result<ChangeConfig, ConfigError> {
     let (dest, subdomain) = lake_and_subdomain(args.dest.as_ref(), args.subdomain.as_ref())?;

@@ -442,7 +442,7 @@ mod tests {
         let body = br#"{"audit_logs":[{"id":1,"created_at":"2024-03-01T10:00:00Z","action":"login"},{"id":2,"created_at":"2024-03-01T11:00:00Z","action":"login"}]}"#;
         let mut router = WindowRouter::new(window, std::env::temp_dir());
         decode_page(body, Schema::get(), |row| router.push(&row).unwrap()).unwrap();
-        router.finish().unwrap().0
+        router.finish().unwrap().parts
     }
 
     async fn committer(lake: &Lake, ttl: Duration) -> (Lease, Committer) {

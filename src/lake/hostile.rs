@@ -144,25 +144,6 @@ proptest! {
     }
 }
 
-/// Damaged state is reported by `verify`, and a repair deletes nothing on its account: a torn
-/// marker's window keeps its files.
-#[tokio::test]
-async fn a_torn_marker_is_reported_and_its_files_are_kept() {
-    use crate::verify::test_lake::{TestLake, DAY1};
-    let t = TestLake::with(&[DAY1]).await;
-    let marker = layout::marker("acme", &DAY1, 1);
-    t.lake
-        .write(&marker, Bytes::from_static(b"{\"wind"))
-        .await
-        .unwrap();
-    let report = t.verify().await;
-    let kinds: Vec<_> = report.findings.iter().map(|f| f.kind).collect();
-    assert_eq!(kinds, [crate::verify::Kind::CorruptManifest], "{report}");
-    assert!(report.files_to_remove().is_empty(), "{report}");
-    let files = t.lake.list(&layout::data("acme")).await.unwrap();
-    assert_eq!(files.len(), 1);
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 

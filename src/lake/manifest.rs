@@ -12,7 +12,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::lake::delta::TableFormat;
 use crate::lake::layout;
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{Grid, Window};
@@ -45,6 +44,26 @@ pub enum ManifestError {
     /// An auditlake 0.1 lake: refused, never mixed with this version's files.
     #[error("the lake at {dest} holds an auditlake 0.1 table for subdomain {subdomain:?} (schema version 1: the table at the lake's root, created_at in microseconds); this auditlake writes schema version {SCHEMA_VERSION}, a table root audit_logs/ beside _auditlake/. Export into a new destination (auditlake export --dest NEW --since <the old lake's first day> ...), check it with `auditlake verify --dest NEW`, point readers at NEW/audit_logs, then delete the old lake")]
     Legacy { dest: String, subdomain: String },
+}
+
+/// The table's format, pinned by the dataset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// Hive-partitioned Parquet: every engine opens the table root with default options.
+    #[default]
+    Parquet,
+    /// The same files, plus a Delta Lake transaction log at the table root.
+    Delta,
+}
+
+impl std::fmt::Display for TableFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TableFormat::Parquet => "parquet",
+            TableFormat::Delta => "delta",
+        })
+    }
 }
 
 /// What a dataset is, pinned by its first run: later runs with other settings are refused,

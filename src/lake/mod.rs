@@ -29,6 +29,7 @@ pub mod policy;
 pub mod signing;
 mod state;
 pub mod storage;
+mod vacuum;
 pub mod view;
 
 pub use change::{Change, ChangeKind};

@@ -7,8 +7,6 @@
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use base64::Engine as _;
 
-use crate::lake::chain::sha256_hex;
-
 /// A private key that signs links. Its `Debug` shows the fingerprint only.
 pub struct Signer {
     pair: Ed25519KeyPair,
@@ -89,7 +87,10 @@ impl Verifier {
 
 /// A key's fingerprint: the SHA-256 of its raw public-key bytes.
 pub fn fingerprint(raw_public_key: &[u8]) -> String {
-    format!("ed25519:{}", sha256_hex(raw_public_key))
+    // The SHA-256 of the key, as the chain hashes its files (`chain::sha256_hex`, which
+    // signs with this module: so the digest is spelled here, not imported).
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, raw_public_key);
+    format!("ed25519:{}", crate::table::encode::hex(digest.as_ref()))
 }
 
 /// The DER bytes of a PEM block labelled `label`.

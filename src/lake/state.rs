@@ -8,9 +8,10 @@ use std::sync::Arc;
 use crate::lake::signing::Signer;
 
 use crate::lake::commit::{CommitError, Committer};
-use crate::lake::delta::{DeltaLog, TableFormat};
+use crate::lake::delta::DeltaLog;
 use crate::lake::layout;
 use crate::lake::ledger::Ledger;
+use crate::lake::manifest::TableFormat;
 use crate::lake::manifest::{ApiFacts, Dataset, FileEntry, ManifestError, OpenState, WindowRecord};
 use crate::lake::view::{Current, TableView};
 use crate::plan::window::{Grid, Window};

@@ -58,8 +58,10 @@ pub enum RunError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    /// What was asked cannot be done to the lake as it is (an expiry that would take the open
+    /// window): a usage error, said before anything is written.
+    #[error("{0}")]
+    Refused(String),
     #[error("cannot start the simulator: {0}")]
     Simulator(std::io::Error),
     /// The credentials were refused before the run started (a wrong client secret, a scope the

@@ -9,9 +9,8 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::error::RunError;
-use super::summary::Summary;
-use crate::config::ExportConfig;
-use crate::error::exit;
+use super::summary::{Outcome, Summary};
+use super::ExportConfig;
 use crate::lake::commit::Committer;
 use crate::lake::lease::LeaseError;
 use crate::lake::manifest::LastRun;
@@ -87,7 +86,11 @@ impl Guard {
     /// Ends an export: the lease's failure goes into `summary`, which is then recorded as the
     /// subdomain's last run (unless the lease was lost, or the store failed) before the lease
     /// is given up.
-    pub(crate) async fn finish_export(self, summary: &mut Summary) {
+    pub(crate) async fn finish_export(
+        self,
+        summary: &mut Summary,
+        exit_code_of: fn(Outcome) -> u8,
+    ) {
         summary.seconds = self.started.elapsed().as_secs_f64();
         let started_at = self.started_at;
         let (_, recorded) = self
@@ -95,7 +98,7 @@ impl Guard {
             .release(|failure| {
                 apply_lease_failure(summary, failure);
                 (!summary.lease_lost && !summary.store_failed)
-                    .then(|| last_run(summary, started_at))
+                    .then(|| last_run(summary, started_at, exit_code_of))
             })
             .await;
         match recorded {
@@ -130,16 +133,17 @@ fn apply_lease_failure(summary: &mut Summary, failure: Option<&LeaseError>) {
 }
 
 /// The record of the run that just ended, for `status`.
-fn last_run(summary: &Summary, started_at: i64) -> LastRun {
+fn last_run(summary: &Summary, started_at: i64, exit_code_of: fn(Outcome) -> u8) -> LastRun {
     let finished_at = chrono::Utc::now().timestamp();
-    let code = summary.exit_code();
+    let outcome = summary.outcome();
+    let code = exit_code_of(outcome);
     LastRun {
         run_id: summary.run_id.clone(),
         started_at: format_rfc3339(started_at),
         finished_at: format_rfc3339(finished_at),
         exit_code: code,
-        outcome: exit::describe(code).to_string(),
-        last_success_at: (code == exit::OK).then(|| format_rfc3339(finished_at)),
-        summary: summary.json(),
+        outcome: outcome.to_string(),
+        last_success_at: (outcome == Outcome::Done).then(|| format_rfc3339(finished_at)),
+        summary: summary.json(code),
     }
 }

@@ -11,6 +11,10 @@
 //! committed window's files change only through a repair or a compaction of its day
 //! ([`crate::lake::Committer`]); the open-window path never touches a window that has a marker.
 
+mod options;
+pub use options::{
+    ApiConfig, ChangeConfig, EraseConfig, ExpireConfig, ExportConfig, RepairConfig, VerifyConfig,
+};
 mod compact;
 mod error;
 mod guard;
@@ -22,6 +26,7 @@ mod progress;
 pub(crate) mod ranges;
 mod recheck;
 mod repair;
+mod report;
 mod routing;
 mod stream;
 mod summary;
@@ -31,9 +36,8 @@ pub use error::{RunError, WindowError};
 pub use policy::{erase, expire, PolicyOutcome};
 pub use progress::{Meter, NoProgress, Progress};
 pub use repair::{repair, RepairOutcome};
-pub use summary::{drift, Failure, Summary};
+pub use summary::{drift, Failure, Outcome, Summary};
 
-use crate::config::ExportConfig;
 use crate::lake::commit::Committer;
 use crate::lake::manifest::{ApiFacts, Dataset, WindowRecord};
 use crate::lake::storage::Lake;
@@ -95,6 +99,7 @@ pub async fn export(
     let client = authenticated_client(&config).await?;
     let (lake, guard) = Guard::take_for_export(&config).await?;
     let committer = guard.committer().clone();
+    let exit_code_of = config.exit_code_of;
     let outcome = export_leased(
         config,
         client,
@@ -107,7 +112,7 @@ pub async fn export(
     .await;
     match outcome {
         Ok(mut summary) => {
-            guard.finish_export(&mut summary).await;
+            guard.finish_export(&mut summary, exit_code_of).await;
             Ok(summary)
         }
         Err(e) => {
@@ -225,7 +230,7 @@ async fn export_leased(
     let days = days_to_compact(
         config.grid,
         config.until,
-        pending.iter().map(|(w, _)| w).chain(&recheck),
+        pending.iter().map(|p| &p.window).chain(&recheck),
     );
     let context = Arc::new(Context {
         config,

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use super::error::WindowError;
-use super::pipeline::{commit_as, fetch_piece, fetch_window};
+use super::pipeline::{commit_as, fetch_piece, fetch_window, Fetched};
 use super::summary::Done;
 use super::Context;
 use crate::lake::change::{Change, ChangeKind};
@@ -40,7 +40,7 @@ use crate::lake::manifest::{FileEntry, WindowRecord};
 use crate::lake::view::open_record;
 use crate::plan::window::Window;
 use crate::table::encode::concat;
-use crate::table::route::{RouteCounts, RoutedPart};
+use crate::table::route::{RouteCounts, RoutedPart, Staged};
 use crate::zendesk::count::quick_count;
 
 /// Exports what is new in the open window: the records of `[covered_to, until)` as a delta of
@@ -86,7 +86,7 @@ pub(crate) async fn export_open(
         start: from,
         end: window.end,
     };
-    let (parts, counts) = fetch_piece(context, delta, window).await?;
+    let Staged { parts, counts } = fetch_piece(context, delta, window).await?;
     let mut change = Change::delta(window, state, from, window.end, parts);
     if restarted.is_some() {
         // The new parts take names of their own (a Delta log's older versions still read the
@@ -136,14 +136,17 @@ pub(crate) async fn close_open(
         .covered_to()
         .unwrap_or(window.start)
         .clamp(window.start, window.end);
-    let (rest, counts) = if from < window.end {
+    let Staged {
+        parts: rest,
+        counts,
+    } = if from < window.end {
         let rest = Window {
             start: from,
             end: window.end,
         };
         fetch_piece(context, rest, window).await?
     } else {
-        (Vec::new(), RouteCounts::default())
+        Staged::default()
     };
     let held = state.rows + counts.kept;
     let zendesk = quick_count(&context.client, &context.config.filters, &window).await?;
@@ -176,14 +179,28 @@ pub(crate) async fn close_open(
     }
     match compacted {
         Some(parts) => {
-            let made = (parts, counts);
-            commit_as(context, window, made, false, ChangeKind::Rearrange).await
+            let staged = Staged { parts, counts };
+            commit_as(
+                context,
+                window,
+                staged,
+                Fetched::Once,
+                ChangeKind::Rearrange,
+            )
+            .await
         }
         None => {
             // The parts' records stay unless the window fetched whole holds them all (an API
             // that served a record may fail to serve it later): the commit checks it.
-            let made = fetch_window(context, window).await?;
-            commit_as(context, window, made, true, ChangeKind::Repair).await
+            let staged = fetch_window(context, window).await?;
+            commit_as(
+                context,
+                window,
+                staged,
+                Fetched::AgainWhole,
+                ChangeKind::Repair,
+            )
+            .await
         }
     }
 }

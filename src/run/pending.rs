@@ -5,7 +5,7 @@
 use super::error::WindowError;
 use super::summary::{record_done, record_failure, Done, Summary};
 use super::Context;
-use crate::config::ExportConfig;
+use super::ExportConfig;
 use crate::lake::change::Change;
 use crate::lake::storage::{Created, Lake};
 use crate::lake::view::open_record;
@@ -24,6 +24,14 @@ use std::sync::Arc;
 /// and every window is asked as usual.
 pub(crate) const FIRST_RECORD_PAGES: usize = 3;
 
+/// A window the run is to export.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pending {
+    pub(crate) window: Window,
+    /// Closed: it ended before the run's end (else it is the open window, still growing).
+    pub(crate) closed: bool,
+}
+
 /// The summary's start and the windows to export: closed windows without a marker, then the
 /// open window unless it is committed.
 pub(crate) fn pending_windows(
@@ -31,7 +39,7 @@ pub(crate) fn pending_windows(
     lake: &Lake,
     plan: &window::Plan,
     done: &BTreeSet<i64>,
-) -> (Summary, Vec<(Window, bool)>) {
+) -> (Summary, Vec<Pending>) {
     let mut summary = Summary {
         run_id: config.run_id.clone(),
         subdomain: config.api.subdomain.clone(),
@@ -47,12 +55,15 @@ pub(crate) fn pending_windows(
         windows_planned: plan.closed.len() as u64,
         ..Summary::default()
     };
-    let mut pending: Vec<(Window, bool)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
     for w in &plan.closed {
         if done.contains(&w.start) {
             summary.windows_skipped += 1;
         } else {
-            pending.push((*w, true));
+            pending.push(Pending {
+                window: *w,
+                closed: true,
+            });
         }
     }
     match plan.open {
@@ -62,7 +73,10 @@ pub(crate) fn pending_windows(
             window = %open.id(),
             "the run ends inside a committed window; it is left as committed"
         ),
-        Some(open) => pending.push((open, false)),
+        Some(open) => pending.push(Pending {
+            window: open,
+            closed: false,
+        }),
         None => {}
     }
     (summary, pending)
@@ -149,14 +163,14 @@ pub(crate) enum DataStart {
 /// Returns the windows still to export.
 pub(crate) async fn commit_empty_start(
     context: &Arc<Context<'_>>,
-    pending: Vec<(Window, bool)>,
+    pending: Vec<Pending>,
     summary: &mut Summary,
-) -> Vec<(Window, bool)> {
+) -> Vec<Pending> {
     // The window the open window's deltas grew closes with its parts: it needs no search.
     let closed: Vec<Window> = pending
         .iter()
-        .filter(|(w, closed)| *closed && open_record(&context.open_state, w).is_none())
-        .map(|p| p.0)
+        .filter(|p| p.closed && open_record(&context.open_state, &p.window).is_none())
+        .map(|p| p.window)
         .collect();
     // One window is one range: its own first page finds its first record as the search would,
     // so a search would only cost a request more (every scheduled run that closes one window).
@@ -180,8 +194,10 @@ pub(crate) async fn commit_empty_start(
     let (empty, rest): (Vec<_>, Vec<_>) = pending
         .into_iter()
         // The window the open window's deltas closes with its parts, whatever the search says.
-        .partition(|(w, closed)| {
-            *closed && w.end <= start && open_record(&context.open_state, w).is_none()
+        .partition(|p| {
+            p.closed
+                && p.window.end <= start
+                && open_record(&context.open_state, &p.window).is_none()
         });
     if !empty.is_empty() {
         tracing::info!(
@@ -190,7 +206,7 @@ pub(crate) async fn commit_empty_start(
             "committing the windows before the first record empty, without a request each"
         );
     }
-    for (window, _) in empty {
+    for Pending { window, .. } in empty {
         let committed = context
             .committer
             .commit(Change::append(window, Vec::new()))

@@ -11,7 +11,7 @@ use crate::lake::change::{Change, ChangeKind};
 use crate::lake::storage::Created;
 use crate::plan::window::Window;
 use crate::table::decode::decode_page;
-use crate::table::route::{RouteCounts, RoutedPart, WindowRouter};
+use crate::table::route::{Staged, WindowRouter};
 use crate::table::schema::Schema;
 use crate::zendesk::{pagination, ApiError, Page, PageRequest, Pagination};
 use futures::StreamExt;
@@ -36,28 +36,36 @@ pub(crate) async fn export_window(
     context: &Context<'_>,
     window: Window,
 ) -> Result<Done, WindowError> {
-    let (parts, counts) = fetch_window(context, window).await?;
-    commit_closed(context, window, (parts, counts), false).await
+    let staged = fetch_window(context, window).await?;
+    commit_closed(context, window, staged, Fetched::Once).await
 }
 
-/// Commits a closed window's parts (its first export) and says what became of it; `refetched`
-/// when the window was fetched again whole before this commit.
+/// How a window's records were fetched before its commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fetched {
+    /// By the query that first asked for them.
+    Once,
+    /// Again, whole, as a query of its own: its first fetch fell short of Zendesk's count, or
+    /// could not be counted (see `windows_refetched`).
+    AgainWhole,
+}
+
+/// Commits a closed window's parts (its first export) and says what became of it.
 pub(crate) async fn commit_closed(
     context: &Context<'_>,
     window: Window,
-    (parts, counts): (Vec<RoutedPart>, RouteCounts),
-    refetched: bool,
+    staged: Staged,
+    fetched: Fetched,
 ) -> Result<Done, WindowError> {
-    let made = (parts, counts);
-    commit_as(context, window, made, refetched, ChangeKind::Append).await
+    commit_as(context, window, staged, fetched, ChangeKind::Append).await
 }
 
 /// [`commit_closed`], saying what the window's files are to the records the table held of it.
 pub(crate) async fn commit_as(
     context: &Context<'_>,
     window: Window,
-    (parts, counts): (Vec<RoutedPart>, RouteCounts),
-    refetched: bool,
+    Staged { parts, counts }: Staged,
+    fetched: Fetched,
     kind: ChangeKind,
 ) -> Result<Done, WindowError> {
     let change = match kind {
@@ -67,7 +75,7 @@ pub(crate) async fn commit_as(
     let (record, created) = context.committer.commit(change).await?;
     Ok(Done {
         window,
-        refetched,
+        refetched: fetched == Fetched::AgainWhole,
         closed: true,
         committed: created == Created::Created,
         record,
@@ -80,7 +88,7 @@ pub(crate) async fn commit_as(
 pub(crate) async fn fetch_window(
     context: &Context<'_>,
     window: Window,
-) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
+) -> Result<Staged, WindowError> {
     let grid = context.config.grid.seconds();
     if context.config.pagination != Pagination::Offset || window.end - window.start <= grid {
         return fetch_piece(context, window, window).await;
@@ -88,21 +96,20 @@ pub(crate) async fn fetch_window(
     // A compacted day with offset pagination: one query could hold more records than the
     // offset form pages through, its grid windows each fewer (as they were exported). The
     // pieces' parts are numbered on across the day.
-    let mut parts: Vec<RoutedPart> = Vec::new();
-    let mut counts = RouteCounts::default();
+    let mut staged = Staged::default();
     for start in (window.start..window.end).step_by(grid as usize) {
         let piece = Window {
             start,
             end: (start + grid).min(window.end),
         };
-        let (more, more_counts) = fetch_piece(context, piece, window).await?;
-        for mut part in more {
-            part.seq = parts.iter().filter(|p| p.day == part.day).count() as u32;
-            parts.push(part);
+        let more = fetch_piece(context, piece, window).await?;
+        for mut part in more.parts {
+            part.seq = staged.parts.iter().filter(|p| p.day == part.day).count() as u32;
+            staged.parts.push(part);
         }
-        counts.add(more_counts);
+        staged.counts.add(more.counts);
     }
-    Ok((parts, counts))
+    Ok(staged)
 }
 
 /// Fetches and encodes the records of the seconds `piece` of `window` (files labelled with the
@@ -112,7 +119,7 @@ pub(crate) async fn fetch_piece(
     context: &Context<'_>,
     piece: Window,
     window: Window,
-) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
+) -> Result<Staged, WindowError> {
     let mut restarts = 0;
     loop {
         match fetch_and_encode(context, piece, window).await {
@@ -197,7 +204,7 @@ async fn fetch_and_encode(
     context: &Context<'_>,
     piece: Window,
     window: Window,
-) -> Result<(Vec<RoutedPart>, RouteCounts), WindowError> {
+) -> Result<Staged, WindowError> {
     let (tx, mut rx) = mpsc::channel::<Handoff>(PIPELINE_DEPTH);
     let router = WindowRouter::piece(piece, window, context.config.tmp_dir.clone());
     let encoder = tokio::task::spawn_blocking(move || -> Result<_, WindowError> {

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::RunError;
 use super::guard::Guard;
-use crate::config::{ChangeConfig, EraseConfig, ExpireConfig};
+use super::{ChangeConfig, EraseConfig, ExpireConfig};
 use crate::lake::commit::Committer;
 use crate::lake::lease::LeaseError;
 use crate::lake::ledger::{Changed, Decision};
@@ -179,11 +179,11 @@ pub async fn expire(
     if let Some(open) = open.iter().max_by(|a, b| a.window.cmp(&b.window)) {
         let start = open.span().map_or(i64::MAX, |s| s.start);
         if floor > start {
-            return Err(RunError::Config(crate::config::ConfigError(format!(
+            return Err(RunError::Refused(format!(
                 "--before {} would expire the open window ({} ..): only closed windows expire",
                 format_rfc3339(config.before),
                 open.start
-            ))));
+            )));
         }
     }
     let expiring = expiring(&reader, grid, floor).await?;

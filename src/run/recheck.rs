@@ -194,7 +194,7 @@ pub(crate) async fn recheck_one(
     if api < lake {
         return Ok(Found::ApiFewer { lake, api });
     }
-    let (mut parts, _) = fetch_window(context, *window).await?;
+    let mut parts = fetch_window(context, *window).await?.parts;
     let dropped = records_dropped(context, current, &mut parts).await?;
     if dropped > 0 {
         return Ok(Found::WouldDrop { lake, api, dropped });

@@ -9,7 +9,7 @@ use super::progress::NoProgress;
 use super::recheck::records_dropped;
 use super::summary::Failure;
 use super::Context;
-use crate::config::{ExportConfig, RepairConfig};
+use super::{ExportConfig, RepairConfig};
 use crate::lake::change::Change;
 use crate::lake::commit::{CommitError, Committer};
 use crate::lake::lease::LeaseError;
@@ -102,7 +102,7 @@ pub async fn repair(
 pub(crate) async fn repair_leased(
     config: ExportConfig,
     client: Client,
-    check: &crate::config::VerifyConfig,
+    check: &crate::run::VerifyConfig,
     lake: Lake,
     committer: Committer,
 ) -> Result<RepairOutcome, RunError> {
@@ -237,7 +237,7 @@ pub(crate) async fn repair_window(
         .committer
         .marker_to_replace(window, generation.unwrap_or(1))
         .await?;
-    let (mut parts, _) = fetch_window(context, *window).await?;
+    let mut parts = fetch_window(context, *window).await?.parts;
     // Never drop what the lake holds: intact files (only a count that grew at Zendesk) are read
     // whole here; of a damaged window (a marker that does not parse, a file missing or cut), the
     // commit keeps every record its readable files hold ([`Committer::commit`]).

@@ -3,14 +3,24 @@
 
 use super::error::WindowError;
 use super::pipeline::Handoff;
-use super::ranges::Range;
-use super::stream::Routed;
+use super::ranges::{Range, Slot};
 use crate::table::decode::decode_page;
-use crate::table::route::WindowRouter;
+use crate::table::route::{Staged, WindowRouter};
 use crate::table::schema::Schema;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+
+/// What the encoder thread of a range hands on: a slot of the range, as it ended, complete.
+pub(crate) struct RoutedSlot {
+    /// The slot's index in the range.
+    pub(crate) index: usize,
+    pub(crate) slot: Slot,
+    pub(crate) staged: Staged,
+    /// Whether the window is counted before its commit: a whole window before a cut at a window
+    /// boundary (see [`Range::shortened`]).
+    pub(crate) count_first: bool,
+}
 
 /// The encoder side of a range's stream: routes each record to its slot, and hands a slot on as
 /// soon as a record past its end arrives (records come in `created_at` order across seconds, and
@@ -27,7 +37,7 @@ pub(crate) struct RangeRouting {
     pub(crate) tmp_dir: std::path::PathBuf,
     /// Set once the stream passed the range's end (moved down by a split): fetch no more.
     pub(crate) stop: Arc<std::sync::atomic::AtomicBool>,
-    pub(crate) out: mpsc::Sender<Routed>,
+    pub(crate) out: mpsc::Sender<RoutedSlot>,
     /// Records of an earlier slot that came after a later slot's: `(slot, id)`.
     pub(crate) misordered: Vec<(usize, i64)>,
 }
@@ -128,13 +138,13 @@ impl RangeRouting {
             &mut self.router,
             WindowRouter::piece(next.piece, next.window, self.tmp_dir.clone()),
         );
-        let made = router.finish()?;
-        let count = !mine && slot.is_whole() && self.range.shortened();
-        if self
-            .out
-            .blocking_send((self.at, slot, made, count))
-            .is_err()
-        {
+        let routed = RoutedSlot {
+            index: self.at,
+            slot,
+            staged: router.finish()?,
+            count_first: !mine && slot.is_whole() && self.range.shortened(),
+        };
+        if self.out.blocking_send(routed).is_err() {
             // The committer stopped (a failed commit): nothing more is handed on.
             self.stop.store(true, Ordering::Relaxed);
             return Ok(false);

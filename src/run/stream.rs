@@ -4,19 +4,19 @@
 
 use super::error::WindowError;
 use super::pipeline::{
-    commit_closed, fetch_pages, fetch_window, Handoff, PageWatch, MAX_WINDOW_RESTARTS,
+    commit_closed, fetch_pages, fetch_window, Fetched, Handoff, PageWatch, MAX_WINDOW_RESTARTS,
     PIPELINE_DEPTH,
 };
 use super::ranges::{Deposit, Range, Slot};
-use super::routing::RangeRouting;
+use super::report::{report_failed_slot, Queue, Results, WorkerReport};
+use super::routing::{RangeRouting, RoutedSlot};
 use super::summary::Done;
-use super::workers::{report_failed_slot, Made, Queue, Results, WorkerReport};
 use super::Context;
 use crate::lake::commit::ids_in_lake;
 use crate::lake::manifest::WindowRecord;
 use crate::plan::window::Window;
 use crate::table::decode::parse_timestamp_ms;
-use crate::table::route::{RouteCounts, WindowRouter};
+use crate::table::route::{RouteCounts, Staged, WindowRouter};
 use crate::zendesk::count::quick_count;
 use crate::zendesk::{ApiError, Page, PageRequest};
 use std::collections::BTreeMap;
@@ -93,11 +93,6 @@ pub(crate) fn fail_rest(
     }
 }
 
-/// What the encoder thread of a range hands on: slot `.0` of the range, as it ended, complete,
-/// and whether it is to be counted before its commit (a whole window before a cut at a window
-/// boundary; see [`Range::shortened`]).
-pub(crate) type Routed = (usize, Slot, Made, bool);
-
 /// Streams the range's slots from slot `from` on: fetches the pages of one query over them,
 /// routes the records on a blocking thread, and commits each window the stream has passed (or,
 /// for a piece, once its window's last piece is in).
@@ -115,7 +110,7 @@ pub(crate) async fn stream_range(
     range.stream_starts(from);
     let stop = Arc::new(AtomicBool::new(false));
     let (page_tx, page_rx) = mpsc::channel::<Handoff>(PIPELINE_DEPTH);
-    let (routed_tx, routed_rx) = mpsc::channel::<Routed>(PIPELINE_DEPTH);
+    let (routed_tx, routed_rx) = mpsc::channel::<RoutedSlot>(PIPELINE_DEPTH);
     let mut routing = RangeRouting {
         range: range.clone(),
         from,
@@ -212,22 +207,28 @@ impl PageWatch for RangeWatch<'_> {
 pub(crate) async fn commit_routed(
     context: &Context<'_>,
     queue: &Queue,
-    mut routed_rx: mpsc::Receiver<Routed>,
+    mut routed_rx: mpsc::Receiver<RoutedSlot>,
     stop: &AtomicBool,
     results: &Results,
 ) -> (BTreeMap<usize, WindowRecord>, Option<usize>) {
     let mut committed = BTreeMap::new();
-    while let Some((i, slot, made, count)) = routed_rx.recv().await {
-        let result = match queue.pieces.deposit(slot, made) {
-            Deposit::Whole(made) if count => {
-                commit_counted(context, queue, slot.window, made).await
+    while let Some(routed) = routed_rx.recv().await {
+        let RoutedSlot {
+            index: i,
+            slot,
+            staged,
+            count_first,
+        } = routed;
+        let result = match queue.pieces.deposit(slot, staged) {
+            Deposit::Whole(staged) if count_first => {
+                commit_counted(context, queue, slot.window, staged).await
             }
-            Deposit::Whole((parts, counts)) => {
-                commit_closed(context, slot.window, (parts, counts), false).await
+            Deposit::Whole(staged) => {
+                commit_closed(context, slot.window, staged, Fetched::Once).await
             }
             Deposit::Complete(pieces) => {
-                let made = join_pieces(pieces);
-                commit_counted(context, queue, slot.window, made).await
+                let staged = join_pieces(pieces);
+                commit_counted(context, queue, slot.window, staged).await
             }
             Deposit::Waiting | Deposit::Dropped => continue,
         };
@@ -262,38 +263,40 @@ pub(crate) async fn commit_counted(
     context: &Context<'_>,
     queue: &Queue,
     window: Window,
-    (parts, counts): Made,
+    staged: Staged,
 ) -> Result<Done, WindowError> {
+    let kept = staged.counts.kept;
     match quick_count(&context.client, &context.config.filters, &window).await? {
-        Some(zendesk) if zendesk > counts.kept => tracing::warn!(
+        Some(zendesk) if zendesk > kept => tracing::warn!(
             window = %window.id(),
-            fetched = counts.kept,
+            fetched = kept,
             zendesk,
             "a window holds fewer records than Zendesk counts; fetching it again whole"
         ),
         Some(zendesk) => {
-            if zendesk < counts.kept {
-                tracing::warn!(window = %window.id(), fetched = counts.kept, zendesk, "a window holds more records than Zendesk counts");
+            if zendesk < kept {
+                tracing::warn!(window = %window.id(), fetched = kept, zendesk, "a window holds more records than Zendesk counts");
             }
-            return commit_closed(context, window, (parts, counts), false).await;
+            return commit_closed(context, window, staged, Fetched::Once).await;
         }
         None => {
             tracing::info!(window = %window.id(), "no quick count of the window; fetching it again whole, and splitting no window inside from now on");
             queue.no_more_pieces();
         }
     }
-    drop(parts);
-    let made = fetch_window(context, window).await?;
-    commit_closed(context, window, made, true).await
+    drop(staged);
+    let staged = fetch_window(context, window).await?;
+    commit_closed(context, window, staged, Fetched::AgainWhole).await
 }
 
 /// One window's files and counts from its pieces, in order: part numbers run on per day across
 /// the pieces (each piece numbered its own from 0).
-pub(crate) fn join_pieces(pieces: Vec<Made>) -> Made {
+pub(crate) fn join_pieces(pieces: Vec<Staged>) -> Staged {
     let mut parts = Vec::new();
     let mut counts = RouteCounts::default();
     let mut next_seq: BTreeMap<chrono::NaiveDate, u32> = BTreeMap::new();
-    for (mut piece_parts, piece_counts) in pieces {
+    for piece in pieces {
+        let mut piece_parts = piece.parts;
         piece_parts.sort_by_key(|p| (p.day, p.seq));
         for mut part in piece_parts {
             let seq = next_seq.entry(part.day).or_insert(0);
@@ -301,9 +304,9 @@ pub(crate) fn join_pieces(pieces: Vec<Made>) -> Made {
             *seq += 1;
             parts.push(part);
         }
-        counts.add(piece_counts);
+        counts.add(piece.counts);
     }
-    (parts, counts)
+    Staged { parts, counts }
 }
 
 /// Records that came after later ones (`sort=created_at` broken): each is looked up in the files

@@ -7,6 +7,7 @@ use crate::plan::window::Window;
 use crate::table::route::RouteCounts;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// A failed window, for the summary.
 #[derive(Debug, Clone, Serialize)]
@@ -90,11 +91,61 @@ pub struct Summary {
     pub last_success_at: Option<String>,
 }
 
+/// How a run ended, most serious first: what it reports, for the top to number
+/// (`cmd/exit.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// Another run took the lease, or this run's lease ran out.
+    LeaseLost,
+    /// The destination failed.
+    DestinationFailed,
+    /// Zendesk refused the credentials or access.
+    AccessRefused,
+    /// Some windows failed (or held records out of order); a rerun retries them.
+    WindowsFailed,
+    /// Everything done (or already done).
+    Done,
+}
+
+impl fmt::Display for Outcome {
+    /// In a word or two, for `status` and metrics.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Interrupted => "interrupted",
+            Outcome::LeaseLost => "lease lost",
+            Outcome::DestinationFailed => "destination failed",
+            Outcome::AccessRefused => "access refused",
+            Outcome::WindowsFailed => "windows failed",
+            Outcome::Done => "success",
+        })
+    }
+}
+
 impl Summary {
-    /// The summary as `--summary-json` writes it: its fields and the exit code.
-    pub fn json(&self) -> serde_json::Value {
+    /// How the run ended: the most serious of what went wrong.
+    pub fn outcome(&self) -> Outcome {
+        if self.interrupted {
+            Outcome::Interrupted
+        } else if self.lease_lost {
+            Outcome::LeaseLost
+        } else if self.store_failed {
+            Outcome::DestinationFailed
+        } else if self.fatal.is_some() {
+            Outcome::AccessRefused
+        } else if self.windows_failed > 0 || self.records_misordered > 0 {
+            Outcome::WindowsFailed
+        } else {
+            Outcome::Done
+        }
+    }
+
+    /// The summary as `--summary-json` writes it: its fields and the exit code the top gave
+    /// its outcome.
+    pub fn json(&self, exit_code: u8) -> serde_json::Value {
         let mut value = serde_json::to_value(self).expect("plain data serializes");
-        value["exit_code"] = self.exit_code().into();
+        value["exit_code"] = exit_code.into();
         value
     }
 }

@@ -4,15 +4,16 @@
 
 use super::error::WindowError;
 use super::open::{close_open, export_open};
+use super::pending::Pending;
 use super::pipeline::export_window;
 use super::progress::Progress;
-use super::ranges::{self, Slot, WorkQueue};
+use super::ranges;
+use super::report::{Queue, Results, WorkerReport};
 use super::stream::export_range;
-use super::summary::{record_done, record_failure, Done, Failure, Summary};
+use super::summary::{record_done, record_failure, Failure, Summary};
 use super::Context;
 use crate::lake::view::open_record;
 use crate::plan::window::Window;
-use crate::table::route::{RouteCounts, RoutedPart};
 use crate::zendesk::Client;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -25,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 /// the run, it is cancelled or the lease is lost.
 pub(crate) async fn export_windows(
     context: &Arc<Context<'_>>,
-    pending: Vec<(Window, bool)>,
+    pending: Vec<Pending>,
     concurrency: usize,
     cancel: &CancellationToken,
     lost: &CancellationToken,
@@ -34,12 +35,12 @@ pub(crate) async fn export_windows(
     // Offset pagination checks a query's distinct records against its `count` only on its last
     // page: a window must not be committed before that, so each window is a query of its own
     // there, as are the open window and the one closing after growing by deltas always.
-    let (ranged, alone): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(w, closed)| {
-        *closed
+    let (ranged, alone): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| {
+        p.closed
             && context.config.pagination == crate::zendesk::Pagination::Cursor
-            && open_record(&context.open_state, w).is_none()
+            && open_record(&context.open_state, &p.window).is_none()
     });
-    let ranged: Vec<Window> = ranged.into_iter().map(|(w, _)| w).collect();
+    let ranged: Vec<Window> = ranged.into_iter().map(|p| p.window).collect();
     let queue = Queue::new(ranges::initial(&ranged, concurrency));
     let alone = std::sync::Mutex::new(alone.into_iter().collect::<VecDeque<_>>());
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -70,22 +71,6 @@ pub(crate) async fn export_windows(
     while let Ok(report) = rx.try_recv() {
         record_report(summary, report, context.progress);
     }
-}
-
-/// What a stream makes of one slot: its part files and counts.
-pub(crate) type Made = (Vec<RoutedPart>, RouteCounts);
-
-/// The ranges of a run, and the windows fetched in pieces.
-pub(crate) type Queue = WorkQueue<Made>;
-
-/// What a worker reports (through a channel; the size of a window's result costs nothing).
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum WorkerReport {
-    /// A window's result.
-    Window(Window, Result<Done, WindowError>),
-    /// A record that came after records of a later window, and is missing from the window it
-    /// belongs to, committed before it came.
-    Misordered { window: Window, id: i64 },
 }
 
 /// Adds a report to the summary; whether the run must stop.
@@ -120,28 +105,19 @@ pub(crate) fn record_report(
     }
 }
 
-/// Where a worker reports each window's result, as soon as it has one.
-pub(crate) type Results = mpsc::UnboundedSender<WorkerReport>;
-
-/// Reports that `slot` failed: as its window's failure when it is the whole window or the first
-/// piece of it to fail (a window fails once).
-pub(crate) fn report_failed_slot(queue: &Queue, slot: Slot, error: WindowError, results: &Results) {
-    if queue.pieces.fail(slot) {
-        let _ = results.send(WorkerReport::Window(slot.window, Err(error)));
-    }
-}
-
 /// One worker: windows exported alone (the open window; every window with offset pagination)
 /// while there are any, then ranges until none is left to take or split.
 pub(crate) async fn worker(
     context: &Context<'_>,
     queue: &Queue,
-    alone: &std::sync::Mutex<VecDeque<(Window, bool)>>,
+    alone: &std::sync::Mutex<VecDeque<Pending>>,
     results: Results,
 ) {
     loop {
         let next = alone.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-        let Some((window, closed)) = next else { break };
+        let Some(Pending { window, closed }) = next else {
+            break;
+        };
         let closing = open_record(&context.open_state, &window);
         let result = match (closed, closing) {
             (true, Some(state)) => close_open(context, window, state).await,

@@ -524,7 +524,7 @@ mod tests {
             router.push(&row).unwrap()
         })
         .unwrap();
-        let (mut parts, _) = router.finish().unwrap();
+        let mut parts = router.finish().unwrap().parts;
         parts.remove(0).part.file
     }
 

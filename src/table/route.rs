@@ -154,6 +154,14 @@ impl Dedupe {
     }
 }
 
+/// What a router made of a window's (or a piece's) records: the part files, staged on local
+/// disk, and the counts.
+#[derive(Debug, Default)]
+pub struct Staged {
+    pub parts: Vec<RoutedPart>,
+    pub counts: RouteCounts,
+}
+
 /// A part file of one day, finished and waiting for upload.
 #[derive(Debug)]
 pub struct RoutedPart {
@@ -329,12 +337,15 @@ impl WindowRouter {
     }
 
     /// Finishes every open file and returns all parts with the window's counts.
-    pub fn finish(mut self) -> Result<(Vec<RoutedPart>, RouteCounts), PartError> {
+    pub fn finish(mut self) -> Result<Staged, PartError> {
         let days: Vec<NaiveDate> = self.open.keys().copied().collect();
         for day in days {
             self.close(day)?;
         }
-        Ok((self.finished, self.counts))
+        Ok(Staged {
+            parts: self.finished,
+            counts: self.counts,
+        })
     }
 }
 
@@ -356,6 +367,11 @@ mod tests {
     }
 
     fn route(window: Window, body: &str) -> (Vec<RoutedPart>, RouteCounts) {
+        let staged = staged(window, body);
+        (staged.parts, staged.counts)
+    }
+
+    fn staged(window: Window, body: &str) -> Staged {
         let dir = tempfile::tempdir().unwrap();
         let mut router = WindowRouter::new(window, dir.path().to_path_buf());
         let mut err = None;

@@ -31,8 +31,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::lake::delta::TableFormat;
 use crate::lake::layout;
+use crate::lake::manifest::TableFormat;
 use crate::lake::manifest::{Manifest, ManifestError, WindowRecord};
 use crate::lake::storage::{Lake, StorageError};
 use crate::lake::view::{Current, TableView};

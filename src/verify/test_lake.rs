@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{verify, Kind, Report, VerifyOptions};
 use crate::lake::commit::Committer;
+use crate::lake::layout;
 use crate::lake::lease::Lease;
 use crate::lake::manifest::{Dataset, Manifest, WindowRecord};
 use crate::lake::storage::{temp_lake, Lake};
@@ -109,10 +110,28 @@ pub fn parts(window: Window) -> Vec<RoutedPart> {
         router.push(&row).unwrap()
     })
     .unwrap();
-    router.finish().unwrap().0
+    router.finish().unwrap().parts
 }
 
 /// The kinds of a report's findings, in the report's order.
 pub fn kinds(report: &Report) -> Vec<Kind> {
     report.findings.iter().map(|f| f.kind).collect()
+}
+
+/// Damaged state (issue 26's hostile bytes) is reported by `verify`, and a repair deletes nothing
+/// on its account: a torn marker's window keeps its files.
+#[tokio::test]
+async fn a_torn_marker_is_reported_and_its_files_are_kept() {
+    let t = TestLake::with(&[DAY1]).await;
+    let marker = layout::marker("acme", &DAY1, 1);
+    t.lake
+        .write(&marker, bytes::Bytes::from_static(b"{\"wind"))
+        .await
+        .unwrap();
+    let report = t.verify().await;
+    let kinds: Vec<_> = report.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [Kind::CorruptManifest], "{report}");
+    assert!(report.files_to_remove().is_empty(), "{report}");
+    let files = t.lake.list(&layout::data("acme")).await.unwrap();
+    assert_eq!(files.len(), 1);
 }

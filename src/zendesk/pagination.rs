@@ -33,7 +33,7 @@ pub const PAGE_SIZE: u32 = 100;
 pub const OFFSET_CAP: u64 = 10_000;
 
 /// How the list operation is paged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pagination {
     /// `page[size]` and `page[after]`: no depth limit, stable under concurrent inserts.

@@ -13,9 +13,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
 
-use auditlake::config::{ApiConfig, ExportConfig};
 use auditlake::plan::window::Grid;
 use auditlake::run::{self, NoProgress, Summary};
+use auditlake::run::{ApiConfig, ExportConfig};
 use auditlake::units::time::parse_instant;
 use auditlake::zendesk::auth::Secret;
 use auditlake::zendesk::{ClientOptions, Credentials, Filters, Pagination, RetryPolicy};
@@ -140,6 +140,7 @@ pub fn export_config(
         store: Default::default(),
         run_id: auditlake::units::new_run_id(),
         signer: None,
+        exit_code_of: auditlake::cmd::exit::of_outcome,
     }
 }
 
@@ -564,14 +565,14 @@ pub async fn repair_with(
     config: ExportConfig,
     against_api: bool,
 ) -> Result<auditlake::run::RepairOutcome, auditlake::run::RunError> {
-    let check = auditlake::config::VerifyConfig {
+    let check = auditlake::run::VerifyConfig {
         dest: config.dest.clone(),
         subdomain: "acme".into(),
         store: auditlake::lake::storage::StoreOptions::default(),
         options: auditlake::verify::VerifyOptions::default(),
         api: against_api.then(|| config.api.clone()),
     };
-    let config = auditlake::config::RepairConfig {
+    let config = auditlake::run::RepairConfig {
         check,
         export: config,
     };

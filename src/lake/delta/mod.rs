@@ -34,7 +34,6 @@ use delta_kernel::snapshot::Snapshot;
 use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
 use delta_kernel_default_engine::DefaultEngine;
 use object_store::path::Path;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::lake::delta::retention::Removed;
@@ -58,26 +57,6 @@ pub const LOG_RETENTION: std::time::Duration = std::time::Duration::from_secs(30
 
 /// How many versions a lost race for a commit's version is retried at.
 const MAX_VERSION_RACES: u32 = 64;
-
-/// The table's format, pinned by the dataset.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum TableFormat {
-    /// Hive-partitioned Parquet: every engine opens the table root with default options.
-    #[default]
-    Parquet,
-    /// The same files, plus a Delta Lake transaction log at the table root.
-    Delta,
-}
-
-impl std::fmt::Display for TableFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TableFormat::Parquet => "parquet",
-            TableFormat::Delta => "delta",
-        })
-    }
-}
 
 /// Why the log could not be read or written.
 #[derive(Debug, thiserror::Error)]

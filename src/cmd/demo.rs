@@ -87,7 +87,7 @@ pub async fn run(
         Ok(config) => config,
         Err(e) => {
             sim.stop().await;
-            return Err(RunError::Config(e));
+            return Err(RunError::Refused(e.to_string()));
         }
     };
     let summary = run::export(config, cancel, progress).await;
