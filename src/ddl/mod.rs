@@ -11,21 +11,24 @@
 //! recovered, DuckDB a view over `read_parquet` with typed partitions, BigQuery an external
 //! table with Hive partitioning.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
-use chrono::NaiveDate;
-use object_store::path::Path;
-
+mod athena;
+mod bigquery;
 mod delta;
+mod duckdb;
+mod lake;
+mod location;
+mod spark;
+mod trino;
 
-use crate::lake::layout;
-use crate::lake::manifest::TableFormat;
-use crate::lake::manifest::{Manifest, ManifestError};
-use crate::lake::storage::{Lake, StorageError, StoreOptions};
-use crate::table::schema::{ColumnType, Schema, SCHEMA_VERSION};
-use crate::units::time::{day_of, parse_instant};
+pub use athena::glue;
+pub use lake::{open, read_lake, LakeFacts};
+pub use location::Location;
+
+use crate::lake::manifest::ManifestError;
+use crate::lake::storage::StorageError;
+use crate::table::schema::{ColumnType, Schema};
 
 /// `ddl --engine`'s default: Athena, the usual engine over an S3 lake.
 pub const DEFAULT_ENGINE: Engine = Engine::Athena;
@@ -129,187 +132,6 @@ impl TableName {
             None => self.name.clone(),
         }
     }
-}
-
-/// Where the lake is: the destination as given, a local directory or an object-store URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Location {
-    /// An absolute local path (made absolute without touching the disk).
-    Local(PathBuf),
-    /// An object store: its scheme (`s3`, `gs`, ...) and the rest (`bucket/prefix`).
-    Remote { scheme: String, rest: String },
-}
-
-impl Location {
-    /// Reads a destination as `export` takes it: a local path, `file://` or an object-store URL.
-    pub fn parse(dest: &str) -> Result<Location, String> {
-        if dest.starts_with("file://") {
-            let url = url::Url::parse(dest).map_err(|e| format!("{dest:?}: {e}"))?;
-            let path = url
-                .to_file_path()
-                .map_err(|()| format!("{dest:?} is not a local file path"))?;
-            return Ok(Location::Local(path));
-        }
-        if let Some((scheme, rest)) = dest.split_once("://") {
-            let rest = rest.trim_end_matches('/');
-            if rest.is_empty() {
-                return Err(format!("{dest:?} names no bucket"));
-            }
-            return Ok(Location::Remote {
-                scheme: scheme.to_ascii_lowercase(),
-                rest: rest.to_string(),
-            });
-        }
-        let path = std::path::absolute(dest).map_err(|e| format!("{dest:?}: {e}"))?;
-        Ok(Location::Local(path))
-    }
-
-    /// The table root as `engine` names it, without a trailing slash, or why `engine` cannot
-    /// read a lake stored here.
-    pub fn table_root(&self, engine: Engine) -> Result<String, String> {
-        let local = |prefix: &str, path: &PathBuf| -> Result<String, String> {
-            let root = path.join(layout::TABLE_DIR);
-            let text = root
-                .to_str()
-                .ok_or_else(|| format!("{} is not valid UTF-8", root.display()))?;
-            Ok(format!("{prefix}{text}"))
-        };
-        let remote = |scheme: &str, rest: &str| format!("{scheme}://{rest}/{}", layout::TABLE_DIR);
-        let name = engine.name();
-        match (engine, self) {
-            (Engine::Athena | Engine::Trino, Location::Local(path)) => Err(format!(
-                "{name} reads only S3, and the lake at {} is on local disk: export to s3://BUCKET/PREFIX, or use --engine duckdb or --engine spark for a local lake",
-                path.display()
-            )),
-            (Engine::Athena | Engine::Trino, Location::Remote { scheme, rest }) => {
-                match scheme.as_str() {
-                    "s3" | "s3a" => Ok(remote("s3", rest)),
-                    other => Err(format!(
-                        "{name} reads only S3 (s3://), and the lake is on {other}://"
-                    )),
-                }
-            }
-            // Spark's own URI for a local file; a bare path would be resolved against the
-            // session's default file system, which may be HDFS.
-            (Engine::Spark, Location::Local(path)) => local("file:", path),
-            (Engine::Spark, Location::Remote { scheme, rest }) => match scheme.as_str() {
-                // Hadoop's S3 connector is s3a://; s3:// has no file system in stock Spark.
-                "s3" | "s3a" => Ok(remote("s3a", rest)),
-                "gs" | "abfs" | "abfss" => Ok(remote(scheme, rest)),
-                other => Err(format!(
-                    "Spark cannot name the lake at {other}://{rest}: for Azure it needs abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PREFIX, which says the account"
-                )),
-            },
-            (Engine::Duckdb, Location::Local(path)) => local("", path),
-            (Engine::Duckdb, Location::Remote { scheme, rest }) => match scheme.as_str() {
-                "s3" | "s3a" => Ok(remote("s3", rest)),
-                _ => Ok(remote(scheme, rest)),
-            },
-            (Engine::Bigquery, Location::Remote { scheme, rest }) if scheme == "gs" => {
-                Ok(remote("gs", rest))
-            }
-            (Engine::Bigquery, lake) => Err(format!(
-                "BigQuery reads external tables only from Google Cloud Storage (gs://), and the lake is {}",
-                match lake {
-                    Location::Local(path) => format!("on local disk at {}", path.display()),
-                    Location::Remote { scheme, .. } => format!("on {scheme}://"),
-                }
-            )),
-        }
-    }
-}
-
-/// Opens the lake at `dest` for reading. A local directory that does not exist is no lake:
-/// opening it would create it, and `ddl` never writes.
-pub fn open(dest: &str, store: &StoreOptions) -> Result<Lake, DdlError> {
-    Lake::open_existing(dest, store)?.ok_or_else(|| DdlError::NoLake {
-        dest: dest.to_string(),
-    })
-}
-
-/// What the DDL needs to know about a lake besides where it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LakeFacts {
-    /// The destination, for messages.
-    pub dest: String,
-    /// The subdomains whose datasets are in the lake, sorted.
-    pub subdomains: Vec<String>,
-    /// The UTC day of the earliest exported window (committed or open), if any.
-    pub first_day: Option<NaiveDate>,
-    /// Whether a subdomain's dataset is in table format `delta`: the table root is a Delta table.
-    pub delta: bool,
-}
-
-/// Reads the lake's subdomains (from its `dataset.json` files) and its first day (the earliest
-/// marker or open window), restricted to `only` if given. Reads only: one listing of
-/// `_auditlake/`, then each dataset and open-window record.
-pub async fn read_lake(lake: &Lake, only: Option<&str>) -> Result<LakeFacts, DdlError> {
-    let dest = lake.display().to_string();
-    let listing = lake.list(&Path::from(layout::META_DIR)).await?;
-    let mut subdomains = BTreeSet::new();
-    for path in &listing {
-        let name = path
-            .as_ref()
-            .strip_prefix(layout::META_DIR)
-            .and_then(|p| p.strip_prefix("/subdomain="))
-            .and_then(|p| p.strip_suffix("/dataset.json"));
-        if let Some(sub) = name.filter(|s| crate::units::valid_subdomain(s)) {
-            subdomains.insert(sub.to_string());
-        }
-    }
-    if subdomains.is_empty() {
-        return Err(DdlError::NoLake { dest });
-    }
-    if let Some(only) = only {
-        if !subdomains.contains(only) {
-            return Err(DdlError::NoSubdomain {
-                dest,
-                subdomain: only.to_string(),
-                found: subdomains.into_iter().collect::<Vec<_>>().join(", "),
-            });
-        }
-        subdomains = BTreeSet::from([only.to_string()]);
-    }
-    let mut first: Option<i64> = None;
-    let mut delta = false;
-    for sub in &subdomains {
-        let manifest = Manifest::new(lake.clone(), sub);
-        // A 0.1 lake (its dataset, or its data beside `_auditlake/`) is ManifestError::Legacy:
-        // a table over the root would show none of it.
-        manifest.refuse_legacy_data().await?;
-        if let Some(dataset) = manifest.dataset().await? {
-            if dataset.schema_version != SCHEMA_VERSION {
-                return Err(DdlError::SchemaVersion {
-                    dest,
-                    subdomain: sub.clone(),
-                    found: dataset.schema_version,
-                    code: SCHEMA_VERSION,
-                });
-            }
-            delta |= dataset.table_format == TableFormat::Delta;
-        }
-        let markers = layout::markers(sub);
-        let committed = listing
-            .iter()
-            .filter(|p| p.prefix_matches(&markers))
-            .filter_map(|p| layout::parse_marker(p).map(|(start, _)| start));
-        // Every open window's start, those whose close failed too (`open.json`'s `earlier`).
-        let open: Vec<i64> = manifest
-            .open_windows()
-            .await?
-            .iter()
-            .filter_map(|w| parse_instant(&w.start).ok())
-            .collect();
-        for start in committed.chain(open) {
-            first = Some(first.map_or(start, |f| f.min(start)));
-        }
-    }
-    Ok(LakeFacts {
-        dest,
-        subdomains: subdomains.into_iter().collect(),
-        first_day: first.map(day_of),
-        delta,
-    })
 }
 
 /// The partition columns, in the order of the folders.
@@ -454,11 +276,11 @@ pub fn sql(
         return Ok(out);
     }
     match engine {
-        Engine::Athena => athena(&mut out, table, root, lake, schema)?,
-        Engine::Trino => trino(&mut out, table, root, schema),
-        Engine::Spark => spark(&mut out, table, root, schema),
-        Engine::Duckdb => duckdb(&mut out, table, root, schema),
-        Engine::Bigquery => bigquery(&mut out, table, root, schema),
+        Engine::Athena => athena::athena(&mut out, table, root, lake, schema)?,
+        Engine::Trino => trino::trino(&mut out, table, root, schema),
+        Engine::Spark => spark::spark(&mut out, table, root, schema),
+        Engine::Duckdb => duckdb::duckdb(&mut out, table, root, schema),
+        Engine::Bigquery => bigquery::bigquery(&mut out, table, root, schema),
     }
     Ok(out)
 }
@@ -483,253 +305,13 @@ fn partition_columns(engine: Engine) -> Vec<(&'static str, &'static str, &'stati
         .collect()
 }
 
-fn athena(
-    out: &mut String,
-    table: &TableName,
-    root: &str,
-    lake: &LakeFacts,
-    schema: &Schema,
-) -> Result<(), DdlError> {
-    let engine = Engine::Athena;
-    let first_day = lake.first_day.ok_or_else(|| DdlError::NoWindow {
-        dest: lake.dest.clone(),
-    })?;
-    comment_line(out, "Partition projection: Athena computes the partitions from the properties below, so no MSCK REPAIR TABLE or ADD PARTITION is ever needed.");
-    comment_line(out, "A subdomain exported later is not in projection.subdomain.values: rerun `auditlake ddl` and set the new list with ALTER TABLE ... SET TBLPROPERTIES.");
-    let _ = writeln!(
-        out,
-        "CREATE EXTERNAL TABLE IF NOT EXISTS {} (",
-        table.qualified()
-    );
-    column_list(out, engine, &columns(engine, schema));
-    let _ = writeln!(out, ")");
-    let _ = writeln!(out, "COMMENT {}", quoted(engine, TABLE_COMMENT));
-    let _ = writeln!(out, "PARTITIONED BY (");
-    column_list(out, engine, &partition_columns(engine));
-    let _ = writeln!(out, ")");
-    let _ = writeln!(out, "STORED AS PARQUET");
-    let _ = writeln!(out, "LOCATION {}", quoted(engine, &format!("{root}/")));
-    let _ = writeln!(out, "TBLPROPERTIES (");
-    let properties = athena_properties(root, lake, first_day);
-    let last = properties.len() - 1;
-    for (i, (key, value)) in properties.iter().enumerate() {
-        let comma = if i < last { "," } else { "" };
-        let _ = writeln!(
-            out,
-            "  {} = {}{comma}",
-            quoted(engine, key),
-            quoted(engine, value)
-        );
-    }
-    let _ = writeln!(out, ");");
-    Ok(())
-}
-
-/// The table properties of Athena's partition projection (also the Glue table's parameters).
-fn athena_properties(
-    root: &str,
-    lake: &LakeFacts,
-    first_day: NaiveDate,
-) -> Vec<(&'static str, String)> {
-    vec![
-        ("classification", "parquet".to_string()),
-        ("projection.enabled", "true".to_string()),
-        ("projection.subdomain.type", "enum".to_string()),
-        ("projection.subdomain.values", lake.subdomains.join(",")),
-        ("projection.created_date.type", "date".to_string()),
-        (
-            "projection.created_date.range",
-            format!("{},NOW", first_day.format("%Y-%m-%d")),
-        ),
-        ("projection.created_date.format", "yyyy-MM-dd".to_string()),
-        ("projection.created_date.interval", "1".to_string()),
-        ("projection.created_date.interval.unit", "DAYS".to_string()),
-        (
-            "storage.location.template",
-            format!("{root}/subdomain=${{subdomain}}/created_date=${{created_date}}/"),
-        ),
-    ]
-}
-
-/// The Hive metastore schema Trino's sync procedure needs; Trino's `CALL` takes it by name.
-const TRINO_DEFAULT_SCHEMA: &str = "default";
-
-fn trino(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
-    let engine = Engine::Trino;
-    let database = table.database.as_deref().unwrap_or(TRINO_DEFAULT_SCHEMA);
-    comment_line(
-        out,
-        "Trino's Hive connector, in the schema of the table name (--table SCHEMA.NAME), else default. The partition columns come last, as the connector requires.",
-    );
-    let _ = writeln!(
-        out,
-        "CREATE TABLE IF NOT EXISTS {database}.{} (",
-        table.name
-    );
-    let mut all = columns(engine, schema);
-    all.extend(partition_columns(engine));
-    column_list(out, engine, &all);
-    let _ = writeln!(out, ")");
-    let _ = writeln!(out, "COMMENT {}", quoted(engine, TABLE_COMMENT));
-    let _ = writeln!(out, "WITH (");
-    let _ = writeln!(
-        out,
-        "  external_location = {},",
-        quoted(engine, &format!("{root}/"))
-    );
-    let _ = writeln!(out, "  format = 'PARQUET',");
-    let names: Vec<String> = PARTITIONS
-        .iter()
-        .map(|(n, _, _)| quoted(engine, n))
-        .collect();
-    let _ = writeln!(out, "  partitioned_by = ARRAY[{}]", names.join(", "));
-    let _ = writeln!(out, ");");
-    comment_line(
-        out,
-        "Registers the partitions in the metastore: rerun this after each export (FULL also forgets partitions that are gone).",
-    );
-    let _ = writeln!(
-        out,
-        "CALL system.sync_partition_metadata(schema_name => {}, table_name => {}, mode => 'FULL');",
-        quoted(engine, database),
-        quoted(engine, &table.name)
-    );
-}
-
-fn spark(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
-    let engine = Engine::Spark;
-    comment_line(out, "A Parquet datasource table (USING parquet): Hive's Parquet serde cannot read the INT64 timestamps of created_at.");
-    if let Some(database) = &table.database {
-        let _ = writeln!(out, "CREATE DATABASE IF NOT EXISTS {database};");
-    }
-    let _ = writeln!(out, "CREATE TABLE IF NOT EXISTS {} (", table.qualified());
-    let mut all = columns(engine, schema);
-    all.extend(partition_columns(engine));
-    column_list(out, engine, &all);
-    let _ = writeln!(out, ")");
-    let _ = writeln!(out, "USING parquet");
-    let names: Vec<&str> = PARTITIONS.iter().map(|(n, _, _)| *n).collect();
-    let _ = writeln!(out, "PARTITIONED BY ({})", names.join(", "));
-    let _ = writeln!(out, "LOCATION {}", quoted(engine, root));
-    let _ = writeln!(out, "COMMENT {};", quoted(engine, TABLE_COMMENT));
-    comment_line(
-        out,
-        "A table created over existing files has no partitions in the catalog until they are recovered: rerun this after each export.",
-    );
-    let _ = writeln!(out, "MSCK REPAIR TABLE {};", table.qualified());
-}
-
-fn duckdb(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
-    let engine = Engine::Duckdb;
-    if !root.starts_with('/') {
-        comment_line(out, "Object storage needs DuckDB's httpfs (or azure) extension and credentials, e.g. CREATE SECRET (TYPE s3, PROVIDER credential_chain), first.");
-    }
-    if let Some(database) = &table.database {
-        let _ = writeln!(out, "CREATE SCHEMA IF NOT EXISTS {database};");
-    }
-    let _ = writeln!(out, "CREATE OR REPLACE VIEW {} AS", table.qualified());
-    let _ = writeln!(out, "SELECT");
-    let mut all = columns(engine, schema);
-    all.extend(partition_columns(engine));
-    let last = all.len() - 1;
-    for (i, (name, _, doc)) in all.iter().enumerate() {
-        let comma = if i < last { "," } else { "" };
-        let _ = write!(out, "  {name}{comma} ");
-        comment_line(out, doc);
-    }
-    let types: Vec<String> = PARTITIONS
-        .iter()
-        .map(|&(n, t, _)| format!("{}: {}", quoted(engine, n), partition_type(engine, t)))
-        .collect();
-    let _ = writeln!(
-        out,
-        "FROM read_parquet({}, hive_partitioning = true, hive_types = {{{}}});",
-        quoted(
-            engine,
-            &format!("{root}/subdomain=*/created_date=*/*.parquet")
-        ),
-        types.join(", ")
-    );
-}
-
-fn bigquery(out: &mut String, table: &TableName, root: &str, schema: &Schema) {
-    let engine = Engine::Bigquery;
-    comment_line(
-        out,
-        "BigQuery discovers the partitions from the folders at each query: nothing to rerun after an export.",
-    );
-    let _ = writeln!(
-        out,
-        "CREATE OR REPLACE EXTERNAL TABLE {} (",
-        table.qualified()
-    );
-    column_list(out, engine, &columns(engine, schema));
-    let _ = writeln!(out, ")");
-    let partitions: Vec<String> = partition_columns(engine)
-        .iter()
-        .map(|(n, t, _)| format!("{n} {t}"))
-        .collect();
-    let _ = writeln!(out, "WITH PARTITION COLUMNS ({})", partitions.join(", "));
-    let _ = writeln!(out, "OPTIONS (");
-    let _ = writeln!(out, "  format = 'PARQUET',");
-    let _ = writeln!(out, "  uris = [{}],", quoted(engine, &format!("{root}/*")));
-    let _ = writeln!(
-        out,
-        "  hive_partition_uri_prefix = {},",
-        quoted(engine, root)
-    );
-    let _ = writeln!(out, "  description = {}", quoted(engine, TABLE_COMMENT));
-    let _ = writeln!(out, ");");
-}
-
-/// The Athena table as the input of `aws glue create-table --cli-input-json file://FILE`: the
-/// same columns, location and partition projection as [`sql`] for Athena, as JSON.
-pub fn glue(
-    table: &TableName,
-    root: &str,
-    lake: &LakeFacts,
-    schema: &Schema,
-) -> Result<String, DdlError> {
-    use serde_json::{json, Map, Value};
-    let engine = Engine::Athena;
-    let first_day = lake.first_day.ok_or_else(|| DdlError::NoWindow {
-        dest: lake.dest.clone(),
-    })?;
-    let column =
-        |(name, ty, doc): &(&str, &str, &str)| json!({ "Name": name, "Type": ty, "Comment": doc });
-    let mut parameters = Map::new();
-    parameters.insert("EXTERNAL".into(), Value::from("TRUE"));
-    for (key, value) in athena_properties(root, lake, first_day) {
-        parameters.insert(key.into(), Value::from(value));
-    }
-    let input = json!({
-        "DatabaseName": table.database.as_deref().unwrap_or("default"),
-        "TableInput": {
-            "Name": table.name,
-            "Description": TABLE_COMMENT,
-            "TableType": "EXTERNAL_TABLE",
-            "Parameters": parameters,
-            "PartitionKeys": partition_columns(engine).iter().map(column).collect::<Vec<_>>(),
-            "StorageDescriptor": {
-                "Columns": columns(engine, schema).iter().map(column).collect::<Vec<_>>(),
-                "Location": format!("{root}/"),
-                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                "SerdeInfo": {
-                    "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-                    "Parameters": { "serialization.format": "1" }
-                }
-            }
-        }
-    });
-    let mut text = serde_json::to_string_pretty(&input).expect("plain data serializes");
-    text.push('\n');
-    Ok(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lake::manifest::Manifest;
+    use crate::units::time::day_of;
+    use chrono::NaiveDate;
+    use object_store::path::Path;
 
     fn facts(subdomains: &[&str], first_day: Option<&str>) -> LakeFacts {
         LakeFacts {
