@@ -80,7 +80,7 @@ fn athena_properties(
 }
 
 /// The Athena table as the input of `aws glue create-table --cli-input-json file://FILE`: the
-/// same columns, location and partition projection as [`sql`] for Athena, as JSON.
+/// same columns, location and partition projection as [`super::sql`] for Athena, as JSON.
 pub fn glue(
     table: &TableName,
     root: &str,
