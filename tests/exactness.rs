@@ -299,12 +299,7 @@ async fn late_records_are_reported_by_verify_and_healed_by_recheck() {
 
     sim.hide_from(None);
     let lake = lake(dir.path());
-    let api = export_config(&sim, dir.path(), FROM, TO, "1d").api;
-    let client = auditlake::zendesk::Client::new(
-        api.client,
-        std::sync::Arc::new(auditlake::zendesk::RequestBudget::new(None, 1.0)),
-    )
-    .unwrap();
+    let client = api_client(&sim);
     sim.reset_stats();
     let report = verify::verify(&lake, "acme", &VerifyOptions::default(), Some(&client))
         .await
@@ -370,12 +365,7 @@ async fn a_window_is_counted_exactly_in_at_most_three_requests_under_both_bound_
         let mut config = sim_config(3_000, FROM, TO);
         config.bounds = bounds;
         let sim = start(config).await;
-        let api = export_config(&sim, Path::new("/unused"), FROM, TO, "1d").api;
-        let client = auditlake::zendesk::Client::new(
-            api.client,
-            std::sync::Arc::new(auditlake::zendesk::RequestBudget::new(None, 1.0)),
-        )
-        .unwrap();
+        let client = api_client(&sim);
         for grid in ["1h", "1d"] {
             for window in plan(Grid::parse(grid).unwrap(), t(FROM), t(TO)).closed {
                 sim.reset_stats();

@@ -628,6 +628,32 @@ impl RateLimits {
     }
 }
 
+/// A client of `base` for the unit tests: an OAuth token the simulator accepts, quick retries
+/// (`max_attempts` of them, 1 ms apart), and, when `unlimited`, a budget that knows the account
+/// allows any rate (else it assumes 200 requests a minute until an answer says otherwise).
+#[cfg(test)]
+pub(crate) fn test_client(base: &str, max_attempts: u32, unlimited: bool) -> Client {
+    let budget = Arc::new(RequestBudget::new(None, 1.0));
+    if unlimited {
+        budget.observe_limit(u32::MAX);
+    }
+    Client::new(
+        ClientOptions {
+            base_url: Url::parse(base).unwrap(),
+            credentials: Credentials::OAuth(crate::zendesk::auth::Secret::new("sim-token")),
+            request_timeout: Duration::from_secs(10),
+            retry: RetryPolicy {
+                max_attempts,
+                max_elapsed: Duration::from_secs(30),
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(1),
+            },
+        },
+        budget,
+    )
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -741,7 +767,6 @@ mod tests {
         use axum::http::{HeaderName, Response};
 
         use super::super::*;
-        use crate::zendesk::auth::Secret;
         use crate::zendesk::retry::retry_after;
 
         /// One canned answer: status, headers and body.
@@ -776,21 +801,7 @@ mod tests {
         /// A client of `base` with a fresh budget (it assumes 200 requests a minute until an
         /// answer reports the account's limit) and quick retries.
         fn client(base: &str) -> Client {
-            Client::new(
-                ClientOptions {
-                    base_url: Url::parse(base).unwrap(),
-                    credentials: Credentials::OAuth(Secret::new("test-token")),
-                    request_timeout: Duration::from_secs(10),
-                    retry: RetryPolicy {
-                        max_attempts: 2,
-                        max_elapsed: Duration::from_secs(10),
-                        base_delay: Duration::from_millis(1),
-                        max_delay: Duration::from_millis(1),
-                    },
-                },
-                Arc::new(RequestBudget::new(None, 1.0)),
-            )
-            .unwrap()
+            test_client(base, 2, false)
         }
 
         fn export_url(client: &Client) -> Url {
@@ -961,23 +972,7 @@ mod tests {
         }
 
         fn client(base: &str) -> Client {
-            let budget = Arc::new(RequestBudget::new(None, 1.0));
-            budget.observe_limit(u32::MAX);
-            Client::new(
-                ClientOptions {
-                    base_url: Url::parse(base).unwrap(),
-                    credentials: Credentials::OAuth(Secret::new("test-token")),
-                    request_timeout: Duration::from_secs(10),
-                    retry: RetryPolicy {
-                        max_attempts: 4,
-                        max_elapsed: Duration::from_secs(30),
-                        base_delay: Duration::from_millis(1),
-                        max_delay: Duration::from_millis(1),
-                    },
-                },
-                budget,
-            )
-            .unwrap()
+            test_client(base, 4, true)
         }
 
         #[tokio::test]

@@ -52,7 +52,10 @@ use std::fmt;
 use std::pin::pin;
 
 use futures::StreamExt;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
+
+use super::endpoint::{CursorPage, OffsetPage};
 
 use crate::plan::window::Window;
 
@@ -129,27 +132,12 @@ struct Slim {
     created_at: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct CursorPage {
-    audit_logs: Vec<Slim>,
-    meta: Option<Meta>,
-}
+/// A cursor page as a count reads it: a few fields of each record; `meta.has_more` may be
+/// missing (the count then says it cannot tell).
+type SlimPage = CursorPage<Vec<Slim>>;
 
-#[derive(Deserialize)]
-struct Meta {
-    has_more: Option<bool>,
-}
-
-/// The offset form's answer, of which only `count` is read.
-#[derive(Deserialize)]
-struct OffsetCount {
-    count: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct AnyPage {
-    audit_logs: Vec<Slim>,
-}
+/// The offset form's answer, of which only `count` is read (the records may even be missing).
+type OffsetCount = OffsetPage<Option<IgnoredAny>>;
 
 /// A record's id and UTC second; records without either cannot be in the lake.
 fn key(record: &Slim) -> Option<(i64, i64)> {
@@ -356,7 +344,7 @@ struct Edge {
 /// an ascending page, the second at its end on a descending one. A page that holds nothing but
 /// that second (a bulk change) is fine: it proves the bound inclusive, and the count is then
 /// asked without that second.
-fn edge(page: &CursorPage, range: &Window, order: Order) -> Result<Edge, Uncountable> {
+fn edge(page: &SlimPage, range: &Window, order: Order) -> Result<Edge, Uncountable> {
     let keys = page
         .audit_logs
         .iter()
@@ -395,7 +383,7 @@ async fn cursor_page(
     filters: &Filters,
     range: &Window,
     order: Order,
-) -> Result<CursorPage, Stop> {
+) -> Result<SlimPage, Stop> {
     let mut pairs = query(filters, range);
     pairs.push(("sort", order.sort().into()));
     pairs.push(("page[size]", PAGE_SIZE.to_string()));
@@ -406,7 +394,7 @@ async fn cursor_page(
     };
     let (_, page) = client
         .get(&url, |body| {
-            serde_json::from_slice::<CursorPage>(body).map_err(|e| e.to_string())
+            serde_json::from_slice::<SlimPage>(body).map_err(|e| e.to_string())
         })
         .await
         .map_err(refused(request))?;
@@ -446,7 +434,7 @@ async fn list_whole(client: &Client, filters: &Filters, range: &Window) -> Resul
     let mut pages = pin!(pagination::pages(client.clone(), request));
     while let Some(page) = pages.next().await {
         let page = page?;
-        let parsed: AnyPage =
+        let parsed: SlimPage =
             serde_json::from_slice(&page.body).map_err(|e| ApiError::Protocol {
                 url: format!("list page {}", page.number),
                 reason: e.to_string(),
@@ -474,14 +462,11 @@ mod tests {
     use std::net::SocketAddr;
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
-    use std::time::Duration;
 
     use chrono::{DateTime, Utc};
     use zendesk_sim::{Bounds, Faults, OffsetSort, SimConfig, SimFilter, Simulator};
 
     use super::*;
-    use crate::zendesk::auth::{Credentials, Secret};
-    use crate::zendesk::{ClientOptions, RequestBudget, RetryPolicy};
 
     /// 2024-03-01T00:00:00Z; the account spans two days from here.
     const FROM: i64 = 1_709_251_200;
@@ -502,23 +487,7 @@ mod tests {
     }
 
     fn client_for(base_url: &str) -> Client {
-        let budget = Arc::new(RequestBudget::new(None, 1.0));
-        budget.observe_limit(u32::MAX);
-        Client::new(
-            ClientOptions {
-                base_url: url::Url::parse(base_url).unwrap(),
-                credentials: Credentials::OAuth(Secret::new("sim-token")),
-                request_timeout: Duration::from_secs(10),
-                retry: RetryPolicy {
-                    max_attempts: 2,
-                    max_elapsed: Duration::from_secs(10),
-                    base_delay: Duration::from_millis(1),
-                    max_delay: Duration::from_millis(1),
-                },
-            },
-            budget,
-        )
-        .unwrap()
+        crate::zendesk::client::test_client(base_url, 2, true)
     }
 
     struct Api {

@@ -1,4 +1,7 @@
-//! The Audit Logs API's operations, by path: the one place they are spelled.
+//! The Audit Logs API's operations, by path, and the list operation's page envelopes: the one
+//! place each is spelled.
+
+use serde::Deserialize;
 
 /// The list operation (`GET`), both paginations; a window's count asks it too.
 pub(crate) const LIST: &str = "/api/v2/audit_logs";
@@ -9,4 +12,37 @@ pub(crate) const EXPORT: &str = "/api/v2/audit_logs/export";
 /// The show operation (`GET`) of record `id`.
 pub(crate) fn show(id: i64) -> String {
     format!("{LIST}/{id}")
+}
+
+/// A page of the list operation in its cursor form, as the API sends it: the records, then
+/// `meta` and `links`. Every field the records do not need is optional here; each reader says
+/// which it requires (pagination needs `meta.has_more`, a count can do without). `R` is what a
+/// reader makes of the `audit_logs` array (ids only, or a few fields of each record).
+#[derive(Deserialize)]
+pub(crate) struct CursorPage<R> {
+    pub(crate) audit_logs: R,
+    pub(crate) meta: Option<CursorMeta>,
+    pub(crate) links: Option<Links>,
+}
+
+/// A cursor page's `meta`.
+#[derive(Deserialize)]
+pub(crate) struct CursorMeta {
+    pub(crate) has_more: Option<bool>,
+    pub(crate) after_cursor: Option<String>,
+}
+
+/// A cursor page's `links`.
+#[derive(Deserialize)]
+pub(crate) struct Links {
+    pub(crate) next: Option<String>,
+}
+
+/// A page of the list operation in its offset form: the records, `next_page` and `count` (the
+/// query's records, reported up to a cap).
+#[derive(Deserialize)]
+pub(crate) struct OffsetPage<R> {
+    pub(crate) audit_logs: R,
+    pub(crate) next_page: Option<String>,
+    pub(crate) count: Option<u64>,
 }

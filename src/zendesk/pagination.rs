@@ -22,6 +22,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::client::Client;
+use super::endpoint::{CursorPage, Links, OffsetPage};
 use super::error::ApiError;
 use super::query::{created_at_pairs, Filters};
 use crate::units::time::format_rfc3339;
@@ -77,36 +78,22 @@ const REMEMBERED_PAGES: usize = NO_PROGRESS_LIMIT as usize + 1;
 /// Longest excerpt of a cursor kept in an error message.
 const CURSOR_EXCERPT: usize = 80;
 
-#[derive(Deserialize)]
+/// A cursor page as pagination reads it: the records' count and ids, and where the query goes
+/// on. `meta.has_more` is required: without it no page can say it is the last.
 pub(crate) struct CursorEnvelope {
     audit_logs: RecordIds,
-    meta: CursorMeta,
-    #[serde(default)]
+    has_more: bool,
+    after_cursor: Option<String>,
     links: Option<Links>,
 }
 
-#[derive(Deserialize)]
-struct Links {
-    next: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct CursorMeta {
-    has_more: bool,
-    after_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct OffsetEnvelope {
-    audit_logs: RecordIds,
-    next_page: Option<String>,
-    count: Option<u64>,
-}
+/// An offset page as pagination reads it.
+pub(crate) type OffsetEnvelope = OffsetPage<RecordIds>;
 
 /// The `audit_logs` array reduced to what pagination needs: how many records, and the integer
 /// `id` of each that has one. Every other field is skipped, not decoded (records are decoded once,
 /// later, against the schema), so this costs one pass over the bytes and one `i64` per record.
-struct RecordIds {
+pub(crate) struct RecordIds {
     count: usize,
     /// Ids in page order; records without an integer `id` are counted but not listed.
     ids: Vec<i64>,
@@ -223,7 +210,14 @@ impl<'de> Deserialize<'de> for Key {
 
 /// Parses a cursor page's envelope (records counted and their ids picked, nothing else decoded).
 pub(crate) fn parse_cursor_envelope(body: &[u8]) -> Result<CursorEnvelope, String> {
-    serde_json::from_slice(body).map_err(|e| e.to_string())
+    let page: CursorPage<RecordIds> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let meta = page.meta.ok_or("missing field `meta`")?;
+    Ok(CursorEnvelope {
+        audit_logs: page.audit_logs,
+        has_more: meta.has_more.ok_or("missing field `meta.has_more`")?,
+        after_cursor: meta.after_cursor,
+        links: page.links,
+    })
 }
 
 /// Parses an offset page's envelope (records counted and their ids picked, nothing else decoded).
@@ -422,8 +416,8 @@ async fn cursor_page(
     progress
         .page(envelope.audit_logs.count, &envelope.audit_logs.ids)
         .map_err(|reason| stalled(current, reason))?;
-    let after_cursor = next_cursor(envelope.meta.after_cursor, envelope.links);
-    let next = match (envelope.meta.has_more, after_cursor) {
+    let after_cursor = next_cursor(envelope.after_cursor, envelope.links);
+    let next = match (envelope.has_more, after_cursor) {
         (false, _) => Next::Done,
         (true, Some(cursor)) if !cursor.is_empty() => {
             if !progress.first_use_of(&cursor) {
@@ -601,8 +595,8 @@ mod tests {
     #[test]
     fn the_next_cursor_falls_back_to_links_next() {
         let body = br#"{"audit_logs":[],"meta":{"has_more":true},"links":{"next":"https://acme.zendesk.com/api/v2/audit_logs?page%5Bafter%5D=xyz&page%5Bsize%5D=100"}}"#;
-        let e: CursorEnvelope = serde_json::from_slice(body).unwrap();
-        assert_eq!(e.meta.after_cursor, None);
+        let e = parse_cursor_envelope(body).unwrap();
+        assert_eq!(e.after_cursor, None);
         let next = url::Url::parse(e.links.unwrap().next.as_deref().unwrap()).unwrap();
         assert!(next
             .query_pairs()
@@ -612,13 +606,16 @@ mod tests {
     #[test]
     fn envelopes_parse_without_decoding_records() {
         let body = br#"{"audit_logs":[{"id":1},{"anything":[1,2]}],"meta":{"has_more":true,"after_cursor":"abc","before_cursor":null},"links":{"next":"x","prev":null}}"#;
-        let e: CursorEnvelope = serde_json::from_slice(body).unwrap();
+        let e = parse_cursor_envelope(body).unwrap();
         assert_eq!(e.audit_logs.count, 2);
         assert_eq!(e.audit_logs.ids, vec![1]);
-        assert!(e.meta.has_more);
-        assert_eq!(e.meta.after_cursor.as_deref(), Some("abc"));
+        assert!(e.has_more);
+        assert_eq!(e.after_cursor.as_deref(), Some("abc"));
         let truncated = &body[..body.len() / 2];
-        assert!(serde_json::from_slice::<CursorEnvelope>(truncated).is_err());
+        assert!(parse_cursor_envelope(truncated).is_err());
+        // Without `meta.has_more` no page can say it is the last: unparseable for pagination.
+        assert!(parse_cursor_envelope(br#"{"audit_logs":[]}"#).is_err());
+        assert!(parse_cursor_envelope(br#"{"audit_logs":[],"meta":{}}"#).is_err());
         let offset = br#"{"audit_logs":[],"next_page":null,"previous_page":null,"count":0}"#;
         let o: OffsetEnvelope = serde_json::from_slice(offset).unwrap();
         assert_eq!((o.audit_logs.count, o.count), (0, Some(0)));
@@ -725,7 +722,7 @@ mod tests {
                 let e = parse_cursor_envelope(body.as_bytes()).unwrap();
                 prop_assert_eq!(e.audit_logs.count, ids.len());
                 prop_assert_eq!(&e.audit_logs.ids, &expected);
-                prop_assert_eq!(e.meta.after_cursor, Some(cursor));
+                prop_assert_eq!(e.after_cursor, Some(cursor));
                 let body = format!(
                     r#"{{"audit_logs":[{}],"next_page":null,"count":{count}}}"#,
                     records(&ids)
@@ -747,15 +744,11 @@ mod tests {
         use std::collections::HashMap;
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Arc;
-        use std::time::Duration;
 
         use axum::extract::RawQuery;
         use futures::StreamExt;
 
         use super::super::*;
-        use crate::zendesk::auth::{Credentials, Secret};
-        use crate::zendesk::budget::RequestBudget;
-        use crate::zendesk::{ClientOptions, RetryPolicy};
 
         type Script = dyn Fn(&HashMap<String, String>) -> String + Send + Sync;
 
@@ -782,23 +775,7 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             tokio::spawn(async move { axum::serve(listener, app).await });
-            let budget = Arc::new(RequestBudget::new(None, 1.0));
-            budget.observe_limit(u32::MAX);
-            let client = Client::new(
-                ClientOptions {
-                    base_url: url::Url::parse(&format!("http://{addr}")).unwrap(),
-                    credentials: Credentials::OAuth(Secret::new("test-token")),
-                    request_timeout: Duration::from_secs(10),
-                    retry: RetryPolicy {
-                        max_attempts: 2,
-                        max_elapsed: Duration::from_secs(10),
-                        base_delay: Duration::from_millis(1),
-                        max_delay: Duration::from_millis(1),
-                    },
-                },
-                budget,
-            )
-            .unwrap();
+            let client = crate::zendesk::client::test_client(&format!("http://{addr}"), 2, true);
             (client, served)
         }
 

@@ -144,6 +144,16 @@ pub fn export_config(
     }
 }
 
+/// A client of `sim` as an export's (its options from [`export_config`]), with a fresh budget.
+pub fn api_client(sim: &Simulator) -> auditlake::zendesk::Client {
+    let api = export_config(sim, Path::new("/unused"), "2024-01-01", "2024-01-02", "1d").api;
+    auditlake::zendesk::Client::new(
+        api.client,
+        std::sync::Arc::new(auditlake::zendesk::RequestBudget::new(None, 1.0)),
+    )
+    .unwrap()
+}
+
 pub async fn export(config: ExportConfig) -> Summary {
     run::export(
         config,
