@@ -326,7 +326,7 @@ impl fmt::Display for Status {
         match &self.open_window {
             Some(open) => writeln!(
                 f,
-                "open window: {} .. {}, {} rows in {} parts, complete to {} (grows by a delta every run; compacted and marked done once closed)",
+                "open window: {} .. {}, {} rows in {} parts, complete to {} (grows by an increment every run; compacted and marked done once closed)",
                 open.start,
                 open.end,
                 open.rows,

@@ -283,7 +283,7 @@ async fn the_open_window_commits_each_delta_and_its_compaction_once() {
         );
         assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, until);
     }
-    // Issue 26: the close adds the rest it fetched as a delta of its own (new records), then
+    // Issue 26: the close adds the rest it fetched as an increment of its own (new records), then
     // compacts the three parts without a change of data.
     assert_eq!(
         operations(dir.path()),

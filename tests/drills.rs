@@ -164,7 +164,7 @@ fn twenty_kills_at_random_moments_then_one_clean_run_leave_the_lake_exact() {
 }
 
 /// Issue 18: a schedule at hourly and at 5-minute cadence, with the default one-day windows (the
-/// open window grows by deltas and closes by a count and a compaction), each run killed at a
+/// open window grows by increments and closes by a count and a compaction), each run killed at a
 /// random moment or left to finish, records arriving late in between: the lake ends exact.
 #[test]
 fn schedules_at_hourly_and_five_minute_cadence_killed_at_random_moments_end_exact() {

@@ -1,5 +1,5 @@
-//! The open window grows by deltas and closes by a count (issue 18): each run fetches only what
-//! is new, a delta whose record was lost leaves no duplicate, a late record inside the open
+//! The open window grows by increments and closes by a count (issue 18): each run fetches only what
+//! is new, an increment whose record was lost leaves no duplicate, a late record inside the open
 //! window is in the lake after the close, and a closed day is one file.
 
 mod common;
@@ -60,7 +60,7 @@ async fn each_run_fetches_only_what_is_new_and_the_close_compacts_each_day_into_
         let run = run_until(&sim, dir.path(), until).await;
         assert_eq!(run.exit_code(), 0);
         assert_eq!(
-            // The delta's query starts one second before what is covered.
+            // The increment's query starts one second before what is covered.
             sim.list_requests_overlapping(utc(t(FROM)), utc(t("2024-03-02T05:59:59Z"))),
             0,
             "nothing already in the lake is asked for again"
@@ -78,7 +78,7 @@ async fn each_run_fetches_only_what_is_new_and_the_close_compacts_each_day_into_
     assert_eq!(
         open["files"].as_array().unwrap().len(),
         3,
-        "one part per delta"
+        "one part per increment"
     );
     assert_eq!(files_of_day(dir.path(), "2024-03-02").len(), 3);
 
@@ -119,7 +119,7 @@ async fn a_run_with_nothing_new_makes_no_request_for_the_open_window() {
     );
 }
 
-/// A run killed after uploading its delta but before recording it: the next run's delta starts
+/// A run killed after uploading its increment but before recording it: the next run's increment starts
 /// at the same instant, so it overwrites those parts (or removes them) rather than repeating
 /// their records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +151,7 @@ async fn a_delta_whose_record_was_lost_leaves_no_duplicate() {
     assert_lake_exact(dir.path(), &sim, &SimFilter::default(), FROM, "2024-03-03");
 }
 
-/// A record that became visible only after the delta that covered its second: the count at the
+/// A record that became visible only after the increment that covered its second: the count at the
 /// close tells, and the window is fetched whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_that_became_visible_late_inside_the_open_window_is_in_the_lake_after_the_close() {
@@ -168,7 +168,7 @@ async fn a_record_that_became_visible_late_inside_the_open_window_is_in_the_lake
 }
 
 /// Issue 18: a scheduled run with nothing new costs at most three requests in all, the default
-/// recheck included: the open window's delta is one empty page, and the recheck counts its span
+/// recheck included: the open window's increment is one empty page, and the recheck counts its span
 /// as one exact query once a run has proven the API's bounds (kept in the lake's `api.json`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_run_with_nothing_new_costs_at_most_three_requests() {
@@ -210,7 +210,7 @@ async fn a_scheduled_run_with_nothing_new_costs_at_most_three_requests() {
 
 /// Review of issue 18: a close killed after uploading the window's final files (before its
 /// sweep and marker), then a run whose `until` falls back inside the window: that run adds no
-/// delta, and used to leave the final files beside the parts, every record twice.
+/// increment, and used to leave the final files beside the parts, every record twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_adds_no_delta_removes_what_a_killed_close_left() {
     let sim = start(sim_config(3_000, FROM, TO)).await;
@@ -233,7 +233,7 @@ async fn a_run_that_adds_no_delta_removes_what_a_killed_close_left() {
 }
 
 /// Review of issue 18: a close killed half way through its sweep (some parts gone, no marker),
-/// then a run ending inside the window again: a delta built on the record would lose the
+/// then a run ending inside the window again: an increment built on the record would lose the
 /// records of the parts that are gone, so the window starts over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_naming_a_part_that_is_gone_starts_the_window_over() {

@@ -305,7 +305,7 @@ async fn offset_pagination_never_compacts_a_day_past_its_cap() {
 }
 
 /// Finding 5: a day of runs every 20 minutes on an hourly grid: every close rearranges (its
-/// commit says `dataChange: false`), the rest it fetched is a delta of its own, and the change
+/// commit says `dataChange: false`), the rest it fetched is an increment of its own, and the change
 /// feed counts each record once.
 #[tokio::test]
 async fn closes_rearrange_and_the_change_feed_counts_each_record_once() {

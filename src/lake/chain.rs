@@ -5,7 +5,7 @@
 //! and never rewritten, so an auditor walking the chain sees every change, not only the latest
 //! state: a repair is a link saying which generation it replaces and why.
 //!
-//! Open-window deltas are not chained: they are provisional (the close replaces them by its
+//! Open-window increments are not chained: they are provisional (the close replaces them by its
 //! compaction, which is chained), and chaining each would add a link per scheduled run.
 //!
 //! **Order**: files, digest, marker. The digest is the commit's evidence, written before the

@@ -104,7 +104,7 @@ pub struct Committer {
     pub(crate) chain: Arc<tokio::sync::Mutex<Option<Head>>>,
     /// The key that signs the chain's links, if the run has one.
     pub(crate) signer: Option<Arc<Signer>>,
-    /// The records of the open windows without a marker, as `open.json` holds them: a delta
+    /// The records of the open windows without a marker, as `open.json` holds them: an increment
     /// of one keeps the others' (one whose close failed keeps its parts), and a window's marker
     /// takes it out. One write of `open.json` at a time.
     pub(crate) open: Arc<tokio::sync::Mutex<Vec<WindowRecord>>>,
@@ -261,8 +261,8 @@ impl Committer {
 
     /// Brings the open window back to exactly the parts `record` names, when a run adds no delta:
     /// removes what an interrupted step left (a close's final files uploaded before a kill, the
-    /// parts of a delta whose record was never written, the files of a window exported whole
-    /// before deltas), so that no completed run leaves a record visible twice.
+    /// parts of an increment whose record was never written, the files of a window exported whole
+    /// before increments), so that no completed run leaves a record visible twice.
     pub async fn settle_open(
         &self,
         window: &Window,

@@ -5,7 +5,7 @@
 //! audit_logs/                                                           the table root: only Parquet, Hive-partitioned
 //! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-<n>.parquet       data
 //! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-g<G>-<n>.parquet  generation G (G >= 2) of a repaired window
-//! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-d<from>-<n>.parquet a delta of the open window, from UTC second <from>
+//! audit_logs/subdomain=SUB/created_date=YYYY-MM-DD/part-<window>-d<from>-<n>.parquet an increment of the open window, from UTC second <from> (`d`: the name earlier versions gave increments)
 //! audit_logs/_delta_log/<version>.json                                 the Delta log (--table-format delta)
 //! _auditlake/subdomain=SUB/dataset.json                                 what the dataset is (pinned)
 //! _auditlake/subdomain=SUB/windows/<window>.json                        marker of a closed window (generation 1)
@@ -94,12 +94,12 @@ pub fn part_file(
     partition(subdomain, day).join(format!("{}{seq}.parquet", part_prefix(window, generation)))
 }
 
-/// The path of part `seq` of the open window's delta that starts at UTC second `from`, in the
-/// partition of `day`. Named after where the delta starts: a run killed between uploading a
-/// delta and recording it leaves parts that the next run's delta (which starts at the same
+/// The path of part `seq` of the open window's increment that starts at UTC second `from`, in the
+/// partition of `day`. Named after where the increment starts: a run killed between uploading an
+/// increment and recording it leaves parts that the next run's increment (which starts at the same
 /// instant, since the state was not updated) overwrites, instead of files that would repeat
 /// its records.
-pub fn delta_part_file(
+pub fn increment_part_file(
     subdomain: &str,
     day: NaiveDate,
     window: &Window,
@@ -110,13 +110,13 @@ pub fn delta_part_file(
 }
 
 /// What a part file's name says: its window (as [`Window::id`]), generation and sequence number,
-/// and for a delta of the open window, the second the delta starts at.
+/// and for an increment of the open window, the second the increment starts at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartName<'a> {
     pub window_id: &'a str,
     pub generation: u32,
     pub seq: u32,
-    pub delta_from: Option<i64>,
+    pub increment_from: Option<i64>,
 }
 
 /// Parses a part file name (`part-<window>-<n>.parquet`, `part-<window>-g<G>-<n>.parquet` or
@@ -125,12 +125,12 @@ pub fn parse_part_name(name: &str) -> Option<PartName<'_>> {
     let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
     let (head, seq) = rest.rsplit_once('-')?;
     let seq = digits(seq)?;
-    let mut delta_from = None;
+    let mut increment_from = None;
     let (window_id, generation) = match head.rsplit_once("-g") {
         Some((id, g)) if digits(g).is_some_and(|g| g >= 2) => (id, digits(g)?),
         _ => match head.rsplit_once("-d") {
             Some((id, from)) => {
-                delta_from = Some(long_digits(from)?);
+                increment_from = Some(long_digits(from)?);
                 (id, 1)
             }
             None => (head, 1),
@@ -141,7 +141,7 @@ pub fn parse_part_name(name: &str) -> Option<PartName<'_>> {
         window_id,
         generation,
         seq,
-        delta_from,
+        increment_from,
     })
 }
 
@@ -339,7 +339,7 @@ mod tests {
             start: 1_704_067_200,
             end: 1_704_153_600,
         };
-        let p = delta_part_file("acme", day("2024-01-01"), &w, 1_704_070_800, 1);
+        let p = increment_part_file("acme", day("2024-01-01"), &w, 1_704_070_800, 1);
         assert_eq!(
             p.as_ref(),
             "audit_logs/subdomain=acme/created_date=2024-01-01/part-20240101T0000Z-d1704070800-1.parquet"
@@ -351,7 +351,7 @@ mod tests {
                 window_id: "20240101T0000Z",
                 generation: 1,
                 seq: 1,
-                delta_from: Some(1_704_070_800),
+                increment_from: Some(1_704_070_800),
             })
         );
         assert_eq!(parse_part_name("part-20240101T0000Z-d-1.parquet"), None);
@@ -377,7 +377,7 @@ mod tests {
             Some(PartName {
                 window_id: "19700101T0000Z",
                 generation: 4,
-                delta_from: None,
+                increment_from: None,
                 seq: 0
             })
         );

@@ -181,7 +181,7 @@ pub struct WindowRecord {
     pub run_id: String,
     /// The open window's record only: the instant up to which its parts hold every record (the
     /// `until` of the run that wrote them). Absent from markers, and from the record of an open
-    /// window exported whole (before the open window grew by deltas).
+    /// window exported whole (before the open window grew by increments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covered_to: Option<String>,
     /// A tombstone: the window expired under the lake's retention (`auditlake expire`); it
@@ -229,10 +229,10 @@ pub struct RepairJournal {
     pub data_change: Option<bool>,
 }
 
-/// `open.json`: the open window's record (`latest`, the window the last delta grew) and the
+/// `open.json`: the open window's record (`latest`, the window the last increment grew) and the
 /// records of earlier open windows whose close has not committed yet (a close that failed):
 /// their parts stay the table's until their window's marker names its files, so no later
-/// delta may drop them from the state.
+/// increment may drop them from the state.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OpenState {
     #[serde(flatten)]

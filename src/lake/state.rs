@@ -25,7 +25,7 @@ pub struct LakeState {
     /// The current generation of each committed window, by start.
     pub generations: BTreeMap<i64, u32>,
     /// The records of the open windows without a marker (the latest first): the window the
-    /// last delta grew, and any whose close failed.
+    /// last increment grew, and any whose close failed.
     pub open: Vec<WindowRecord>,
     /// What earlier runs learned of the API.
     pub facts: ApiFacts,
@@ -316,9 +316,9 @@ impl Committer {
         Ok(())
     }
 
-    /// The open windows' records as their parts in the lake tell them (the delta parts of every
+    /// The open windows' records as their parts in the lake tell them (the increment parts of every
     /// window without a marker), written as `open.json` in place of one that does not parse.
-    /// How far each is complete cannot be told: none grows by deltas, so each is exported again
+    /// How far each is complete cannot be told: none grows by increments, so each is exported again
     /// from its start (or, closed, whole), and its parts stay until that holds their records.
     async fn rebuild_open(
         &self,
@@ -329,7 +329,7 @@ impl Committer {
         for path in self.lake().list(&layout::data(self.subdomain())).await? {
             let part = path.filename().and_then(layout::parse_part_name);
             if let Some(start) = part
-                .filter(|p| p.delta_from.is_some())
+                .filter(|p| p.increment_from.is_some())
                 .and_then(|p| parse_compact(p.window_id))
                 .filter(|s| !generations.contains_key(s))
             {
@@ -348,7 +348,7 @@ impl Committer {
                 .into_iter()
                 .filter(|f| {
                     let name = f.path.rsplit('/').next().unwrap_or(&f.path);
-                    layout::parse_part_name(name).is_some_and(|p| p.delta_from.is_some())
+                    layout::parse_part_name(name).is_some_and(|p| p.increment_from.is_some())
                 })
                 .collect();
             let mut record = WindowRecord::new(&cell, parts);

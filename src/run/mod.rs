@@ -62,7 +62,7 @@ pub(crate) struct Context<'a> {
     pub(crate) committer: Committer,
     pub(crate) fetched: AtomicU64,
     /// The open windows' records as the run found them (`open.json`): where the open window's
-    /// deltas go on from, or what a window they name closes with (one whose close failed
+    /// increments go on from, or what a window they name closes with (one whose close failed
     /// closes with its parts too).
     pub(crate) open_state: Vec<WindowRecord>,
     pub(crate) progress: &'a dyn Progress,

@@ -1,30 +1,30 @@
-//! The open window: the last window of a run, cut at `until`, grown by deltas and closed by a
+//! The open window: the last window of a run, cut at `until`, grown by increments and closed by a
 //! count.
 //!
 //! - **Deltas.** `open.json` records the instant up to which the window's parts hold every
 //!   record (`covered_to`, the `until` of the run that wrote them). A run fetches only
 //!   `[covered_to, until)` (the usual wider query, exact cut and dedupe) and adds those records as
-//!   parts of their own, named after where the delta starts ([`Change::delta`]). Parts
+//!   parts of their own, named after where the increment starts ([`Change::increment`]). Parts
 //!   never overlap, and a part the record names is never rewritten.
 //! - **The close.** Once a run's `until` passes the window's end, only the rest
 //!   `[covered_to, end)` is fetched; the window is proven complete by Zendesk's count against the
-//!   rows of its parts and the rest; the rest is added as a delta of its own (new records), and
+//!   rows of its parts and the rest; the rest is added as an increment of its own (new records), and
 //!   the parts are compacted into the window's final files (one per day partition, sorted, with
 //!   statistics) from the parts themselves, not from the API: the close itself only rearranges
 //!   (in a Delta table, `dataChange: false`). When the count differs (a record that became
-//!   visible late inside the window, after the delta that covered its second), cannot be told,
+//!   visible late inside the window, after the increment that covered its second), cannot be told,
 //!   or a part is missing, the window is fetched whole instead, and replaces its parts only if it
 //!   holds every record they hold.
 //! - **Several open windows.** A window whose close failed keeps its record beside the next open
 //!   window's (`open.json`'s `earlier`), and a later run closes it with its parts. A window
-//!   whose record does not grow by deltas (rebuilt from its parts after `open.json` was torn)
+//!   whose record does not grow by increments (rebuilt from its parts after `open.json` was torn)
 //!   is exported again from its start, and its parts go only once the new export holds their
 //!   records.
 //!
 //! A committed window is never touched here (it changes only by repair): the plan leaves out an
 //! open window that has a marker.
 //!
-//! [`Change::delta`]: crate::lake::change::Change::delta
+//! [`Change::increment`]: crate::lake::change::Change::increment
 
 use std::collections::BTreeMap;
 
@@ -43,14 +43,14 @@ use crate::table::encode::concat;
 use crate::table::route::{RouteCounts, RoutedPart, Staged};
 use crate::zendesk::count::quick_count;
 
-/// Exports what is new in the open window: the records of `[covered_to, until)` as a delta of
-/// parts of their own (the whole of `[start, until)` when the window has no delta yet). A run
+/// Exports what is new in the open window: the records of `[covered_to, until)` as an increment of
+/// parts of their own (the whole of `[start, until)` when the window has no increment yet). A run
 /// whose `until` has not moved past `covered_to` makes no request.
 pub(crate) async fn export_open(
     context: &Context<'_>,
     window: Window,
 ) -> Result<Done, WindowError> {
-    // Any record of the window: one that does not grow by deltas (rebuilt from its parts, or
+    // Any record of the window: one that does not grow by increments (rebuilt from its parts, or
     // of a window exported whole) has its parts replaced by an export from its start.
     let existing = context.open_state.iter().find(|o| o.window == window.id());
     let mut state = open_record(&context.open_state, &window);
@@ -82,12 +82,12 @@ pub(crate) async fn export_open(
         }
         return Ok(open_done(window, record, RouteCounts::default()));
     }
-    let delta = Window {
+    let increment = Window {
         start: from,
         end: window.end,
     };
-    let Staged { parts, counts } = fetch_piece(context, delta, window).await?;
-    let mut change = Change::delta(window, state, from, window.end, parts);
+    let Staged { parts, counts } = fetch_piece(context, increment, window).await?;
+    let mut change = Change::increment(window, state, from, window.end, parts);
     if restarted.is_some() {
         // The new parts take names of their own (a Delta log's older versions still read the
         // old ones); the old go, in the same commit, only if the new hold their records.
@@ -106,8 +106,8 @@ pub(crate) async fn export_open(
     if cell.days() != window.days() {
         context.committer.settle_open(&cell, &record).await?;
     }
-    tracing::info!(window = %window.id(), from = %delta, parts = record.files.len(), rows = record.rows, "open window grew by a delta");
-    // The summary counts what this run wrote: the delta's files.
+    tracing::info!(window = %window.id(), from = %increment, parts = record.files.len(), rows = record.rows, "open window grew by an increment");
+    // The summary counts what this run wrote: the increment's files.
     let mut written = WindowRecord::new(&window, record.files[before..].to_vec());
     written.covered_to = record.covered_to;
     Ok(open_done(window, written, counts))
@@ -163,15 +163,15 @@ pub(crate) async fn close_open(
     };
     let mut compacted = None;
     if proven {
-        // The rest is new records: a delta of its own (a change of data), so that the close
+        // The rest is new records: an increment of its own (a change of data), so that the close
         // itself only rearranges what the table holds (no change of data: a change feed must
         // not read the parts' records twice).
         let state = match rest.is_empty() {
             true => state.clone(),
             false => {
-                let change = Change::delta(window, Some(state), from, window.end, rest);
+                let change = Change::increment(window, Some(state), from, window.end, rest);
                 let (added, _) = context.committer.commit(change).await?;
-                tracing::info!(window = %window.id(), rows = counts.kept, "the rest of the closing window added as a delta");
+                tracing::info!(window = %window.id(), rows = counts.kept, "the rest of the closing window added as an increment");
                 added
             }
         };
@@ -220,8 +220,8 @@ async fn compact(
     let expected = state.rows;
     let mut days: BTreeMap<NaiveDate, Vec<(i64, u32, std::fs::File)>> = BTreeMap::new();
     for (entry, file) in held {
-        let Some((day, from, seq)) = delta_place(&entry) else {
-            tracing::warn!(path = %entry.path, "an open window's part has a name that is not a delta's; fetching the window whole");
+        let Some((day, from, seq)) = increment_place(&entry) else {
+            tracing::warn!(path = %entry.path, "an open window's part has a name that is not an increment's; fetching the window whole");
             return Ok(None);
         };
         days.entry(day).or_default().push((from, seq, file));
@@ -247,13 +247,13 @@ async fn compact(
     Ok(Some(joined))
 }
 
-/// The day, delta start and sequence number of an open window's part.
-fn delta_place(entry: &FileEntry) -> Option<(NaiveDate, i64, u32)> {
+/// The day, increment start and sequence number of an open window's part.
+fn increment_place(entry: &FileEntry) -> Option<(NaiveDate, i64, u32)> {
     let (folder, name) = entry.path.rsplit_once('/')?;
     let part = layout::parse_part_name(name)?;
     Some((
         layout::parse_partition_day(folder)?,
-        part.delta_from?,
+        part.increment_from?,
         part.seq,
     ))
 }

@@ -166,7 +166,7 @@ pub(crate) async fn commit_empty_start(
     pending: Vec<Pending>,
     summary: &mut Summary,
 ) -> Vec<Pending> {
-    // The window the open window's deltas grew closes with its parts: it needs no search.
+    // The window the open window's increments grew closes with its parts: it needs no search.
     let closed: Vec<Window> = pending
         .iter()
         .filter(|p| p.closed && open_record(&context.open_state, &p.window).is_none())
@@ -193,7 +193,7 @@ pub(crate) async fn commit_empty_start(
     };
     let (empty, rest): (Vec<_>, Vec<_>) = pending
         .into_iter()
-        // The window the open window's deltas closes with its parts, whatever the search says.
+        // The window the open window's increments closes with its parts, whatever the search says.
         .partition(|p| {
             p.closed
                 && p.window.end <= start

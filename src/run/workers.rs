@@ -34,7 +34,7 @@ pub(crate) async fn export_windows(
 ) {
     // Offset pagination checks a query's distinct records against its `count` only on its last
     // page: a window must not be committed before that, so each window is a query of its own
-    // there, as are the open window and the one closing after growing by deltas always.
+    // there, as are the open window and the one closing after growing by increments always.
     let (ranged, alone): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| {
         p.closed
             && context.config.pagination == crate::zendesk::Pagination::Cursor

@@ -463,7 +463,7 @@ mod tests {
     async fn the_open_windows_files_are_not_strays() {
         let t = TestLake::with(&[DAY1]).await;
         let parts = super::super::test_lake::parts(DAY2);
-        let change = crate::lake::Change::delta(DAY2, None, DAY2.start, DAY2.end, parts);
+        let change = crate::lake::Change::increment(DAY2, None, DAY2.start, DAY2.end, parts);
         let (open, _) = t.committer.commit(change).await.unwrap();
         assert!(t.on_disk(&open.files[0].path).exists());
         let report = t.verify().await;

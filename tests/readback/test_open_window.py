@@ -1,5 +1,5 @@
-"""The open window read by DuckDB at each step of an hourly schedule (issue 18): after each delta,
-after a run killed between a delta's upload and its record, and after the close's compaction,
+"""The open window read by DuckDB at each step of an hourly schedule (issue 18): after each increment,
+after a run killed between an increment's upload and its record, and after the close's compaction,
 every record up to the run's end is in the table root exactly once."""
 
 import json
@@ -49,7 +49,7 @@ def test_duckdb_sees_the_open_window_once_at_every_step_and_one_file_a_day_after
             recorded = state.read_bytes()
     assert json.loads(state.read_text())["covered_to"] == f"{DAY}T12:00:00Z"
 
-    # A run killed between its delta's upload and its record: the part is there, unnamed.
+    # A run killed between its increment's upload and its record: the part is there, unnamed.
     state.write_bytes(recorded)
     rows, ids = read(dest)
     assert rows == ids == expected(source, f"{DAY}T12:00:00Z")

@@ -1,7 +1,7 @@
 //! Every change of the lake goes one way.
 //!
 //! A change is one value ([`Change`]), built by the stage that knows what it wants (a window's
-//! first export, a delta of the open window, its close, a day's compaction, a repair), then
+//! first export, an increment of the open window, its close, a day's compaction, a repair), then
 //! committed once by [`Committer::commit`], the way delta-kernel-rs builds a `Transaction` and
 //! commits it with a typed outcome. A change says:
 //! - the span of windows it covers (a grid window, or a compacted day);
@@ -33,7 +33,7 @@ use crate::table::route::RoutedPart;
 /// that the Delta log (a change feed) says `dataChange` only where records come or go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChangeKind {
-    /// New records: a window's first export, a delta of the open window.
+    /// New records: a window's first export, an increment of the open window.
     Append,
     /// The same records in other files: a close that compacts the open window's parts, a
     /// day's compaction.
@@ -82,16 +82,16 @@ pub(crate) enum Target {
     /// The next generation of a committed window, replacing `replaces` (its current marker, or
     /// a placeholder for one that is missing or does not parse).
     Next { replaces: WindowRecord },
-    /// A delta of the open window: its records from `from`, complete up to `covered_to`, as
+    /// An increment of the open window: its records from `from`, complete up to `covered_to`, as
     /// parts of their own beside those of `previous` (never rewritten). `covered_to` is `None`
     /// only for an erasure of a record that has none (one rebuilt, or exported whole before
-    /// deltas): it stays a record that the next run exports again from the window's start.
+    /// increments): it stays a record that the next run exports again from the window's start.
     Open {
         previous: Option<WindowRecord>,
         from: i64,
         covered_to: Option<i64>,
-        /// The first sequence number of the delta's parts: past those of an earlier export of
-        /// the same delta whose parts it replaces (a window started over), so that no file a
+        /// The first sequence number of the increment's parts: past those of an earlier export of
+        /// the same increment whose parts it replaces (a window started over), so that no file a
         /// Delta log names is rewritten under its name.
         first_seq: u32,
     },
@@ -139,9 +139,9 @@ impl Change {
         }
     }
 
-    /// A delta of the open window (cut at the run's `until`): its records of
+    /// An increment of the open window (cut at the run's `until`): its records of
     /// `[from, covered_to)` added to `previous`, its record so far.
-    pub fn delta(
+    pub fn increment(
         window: Window,
         previous: Option<&WindowRecord>,
         from: i64,
@@ -163,8 +163,8 @@ impl Change {
         }
     }
 
-    /// The delta, its parts numbered from `first_seq` on (a window started over: past the parts
-    /// of the delta it replaces).
+    /// The increment, its parts numbered from `first_seq` on (a window started over: past the parts
+    /// of the increment it replaces).
     pub fn numbered_from(mut self, first: u32) -> Change {
         if let Target::Open { first_seq, .. } = &mut self.target {
             *first_seq = first;

@@ -39,7 +39,7 @@ impl Committer {
     ///    open window's parts, what the Delta log holds of the span), so that a crash at any
     ///    later step is converged from it;
     /// 2. the change's files, uploaded under their names (of their generation, or of the
-    ///    delta);
+    ///    increment);
     /// 3. the digest chain's link (a marker's change);
     /// 4. the fence, then the marker, created if absent (or `open.json`, written);
     /// 5. the Delta log's commit, `dataChange` as the change's kind says;
@@ -62,7 +62,7 @@ impl Committer {
         if kind.applies_ledger() {
             // Data the lake's owner erased never comes back, even where the API still serves it.
             // What the lake holds of the span already: the files the change replaces, and an
-            // open window's parts (a delta exported again from the window's start holds the
+            // open window's parts (an increment exported again from the window's start holds the
             // records of the parts it replaces).
             let mut held = replaced.clone();
             if let Target::Open { .. } = target {
@@ -227,7 +227,7 @@ impl Committer {
             .cloned()
             .collect();
         windows.push(record.clone());
-        // The newest window is `latest` (the one the run's deltas grow; an erasure may rewrite
+        // The newest window is `latest` (the one the run's increments grow; an erasure may rewrite
         // an older one whose close failed). Window ids sort as their starts.
         windows.sort_by(|a, b| b.window.cmp(&a.window));
         let latest = windows.remove(0);
@@ -312,7 +312,7 @@ impl Committer {
         }))
     }
 
-    /// The names of a change's parts in `window`: a generation's, or a delta's (numbered from
+    /// The names of a change's parts in `window`: a generation's, or an increment's (numbered from
     /// its first sequence number).
     fn names(&self, window: &Window, target: &Target, parts: &[RoutedPart]) -> Vec<Path> {
         let subdomain = self.subdomain();
@@ -321,7 +321,7 @@ impl Committer {
             .map(|part| match target {
                 Target::Open {
                     from, first_seq, ..
-                } => layout::delta_part_file(
+                } => layout::increment_part_file(
                     subdomain,
                     part.day,
                     window,
@@ -396,22 +396,22 @@ impl Committer {
         Ok(())
     }
 
-    /// Uploads `parts` under `names` (one each): a generation's files sorted by path, a delta's
+    /// Uploads `parts` under `names` (one each): a generation's files sorted by path, an increment's
     /// in the order they were made.
     async fn upload(
         &self,
         names: Vec<Path>,
         parts: Vec<RoutedPart>,
     ) -> Result<Vec<FileEntry>, CommitError> {
-        let delta = names
+        let increment = names
             .first()
             .and_then(|p| p.filename().and_then(layout::parse_part_name))
-            .is_some_and(|p| p.delta_from.is_some());
+            .is_some_and(|p| p.increment_from.is_some());
         let mut files = Vec::with_capacity(parts.len());
         for (path, part) in names.into_iter().zip(parts) {
             files.push(self.upload_one(path, part).await?);
         }
-        if !delta {
+        if !increment {
             files.sort_by(|a, b| a.path.cmp(&b.path));
         }
         Ok(files)
