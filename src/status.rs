@@ -14,7 +14,7 @@ use crate::lake::manifest::{Dataset, LastRun, Manifest, ManifestError, WindowRec
 use crate::lake::storage::Lake;
 use crate::lake::view::{Current, TableView};
 use crate::plan::window::Grid;
-use crate::units::time::format_rfc3339;
+use crate::units::time::Timestamp;
 
 /// Why there is no status to show.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +52,8 @@ pub struct LeaseHolder {
 /// A run of consecutive windows missing between done ones.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Gap {
-    pub from: String,
-    pub to: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
     pub windows: u64,
 }
 
@@ -65,8 +65,8 @@ pub struct Status {
     pub dataset: Option<Dataset>,
     pub done_windows: u64,
     /// Start of the first done window and end of the last one.
-    pub done_from: Option<String>,
-    pub done_to: Option<String>,
+    pub done_from: Option<Timestamp>,
+    pub done_to: Option<Timestamp>,
     pub rows: u64,
     pub files: u64,
     pub bytes: u64,
@@ -118,6 +118,24 @@ impl Status {
     }
 }
 
+/// What the ledger says of erasures, for `status`: none when there was none.
+fn erasures(ledger: &Ledger) -> Option<Erasures> {
+    let erasures: Vec<_> = ledger.erasures().collect();
+    erasures.last().map(|(last, _)| Erasures {
+        count: erasures.len() as u64,
+        last_at: last.at.to_string(),
+        last_reason: last.reason.clone(),
+        last_users: match &last.decision {
+            Decision::Erase { user_ids } => user_ids.len() as u64,
+            Decision::Expire { .. } => 0,
+        },
+        pending: ledger
+            .pending()
+            .filter(|e| matches!(e.decision, Decision::Erase { .. }))
+            .count() as u64,
+    })
+}
+
 /// Reads the status of `subdomain` in `lake` at `now` (UTC seconds); a lake without a dataset for
 /// the subdomain is [`StatusError::NoLake`].
 pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, StatusError> {
@@ -148,7 +166,7 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
     let view = TableView::read(&manifest, grid, &generations, None, current).await?;
     let markers = &view.standing;
     let mut open = view.open.clone();
-    open.sort_by_key(|o| std::cmp::Reverse(o.start.clone()));
+    open.sort_by_key(|o| std::cmp::Reverse(o.start));
     let mut open = open.into_iter();
     let open_window = open.next();
     let closing_windows: Vec<WindowRecord> = open.collect();
@@ -157,37 +175,25 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
     let fresh_to = starts.last().map(|&s| s + grid.seconds());
     let lease = lease::latest(lake, subdomain)
         .await?
-        .filter(|l| !l.holder.is_empty() && l.expires_at > now)
+        .filter(|l| !l.holder.is_empty() && l.expires_at.seconds() > now)
         .map(|l| LeaseHolder {
             holder: l.holder,
-            since: l.acquired_at,
-            expires: format_rfc3339(l.expires_at),
+            since: l.acquired_at.to_string(),
+            expires: l.expires_at.to_string(),
         });
     let ledger = Ledger::read(lake, subdomain).await?;
-    let erasures: Vec<_> = ledger.erasures().collect();
-    let erasures = erasures.last().map(|(last, _)| Erasures {
-        count: erasures.len() as u64,
-        last_at: last.at.clone(),
-        last_reason: last.reason.clone(),
-        last_users: match &last.decision {
-            Decision::Erase { user_ids } => user_ids.len() as u64,
-            Decision::Expire { .. } => 0,
-        },
-        pending: ledger
-            .pending()
-            .filter(|e| matches!(e.decision, Decision::Erase { .. }))
-            .count() as u64,
-    });
     Ok(Status {
-        erasures,
-        retention_floor: ledger.floor().map(format_rfc3339),
+        erasures: erasures(&ledger),
+        retention_floor: ledger
+            .floor()
+            .map(|t| Timestamp::from_seconds(t).to_string()),
         expired_windows: markers.values().filter(|m| m.expired).count() as u64,
         subdomain: subdomain.to_string(),
         dest: lake.display().to_string(),
         dataset,
         done_windows: starts.len() as u64,
-        done_from: starts.first().map(|&s| format_rfc3339(s)),
-        done_to: fresh_to.map(format_rfc3339),
+        done_from: starts.first().map(|&s| Timestamp::from_seconds(s)),
+        done_to: fresh_to.map(Timestamp::from_seconds),
         age_seconds: fresh_to.map(|end| now - end),
         last_run: manifest.last_run().await?,
         lease,
@@ -208,8 +214,8 @@ pub fn gaps(starts: &[i64], grid: Grid) -> Vec<Gap> {
         .windows(2)
         .filter(|pair| pair[1] - pair[0] > grid.seconds())
         .map(|pair| Gap {
-            from: format_rfc3339(pair[0] + grid.seconds()),
-            to: format_rfc3339(pair[1]),
+            from: Timestamp::from_seconds(pair[0] + grid.seconds()),
+            to: Timestamp::from_seconds(pair[1]),
             windows: ((pair[1] - pair[0]) / grid.seconds() - 1) as u64,
         })
         .collect()
@@ -233,7 +239,7 @@ async fn chain_head(lake: &Lake, subdomain: &str) -> Result<Option<ChainHead>, S
             .as_ref()
             .map_or_else(|| "?".into(), |d| d.window.clone()),
         signed: digest.as_ref().is_some_and(|d| d.signature.is_some()),
-        at: digest.map_or_else(|| "unreadable".into(), |d| d.at),
+        at: digest.map_or_else(|| "unreadable".into(), |d| d.at.to_string()),
         sha256: bytes.map_or_else(String::new, |b| chain::sha256_hex(&b)),
     }))
 }
@@ -304,6 +310,15 @@ impl fmt::Display for Status {
         )?;
         writeln!(f, "table:       {}", self.table())?;
         writeln!(f, "chain:       {}", self.chain())?;
+        self.fmt_windows(f)?;
+        self.fmt_policy(f)?;
+        self.fmt_runs(f)
+    }
+}
+
+impl Status {
+    /// The committed windows, the gaps, the open window and the windows still closing.
+    fn fmt_windows(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.done_from, &self.done_to) {
             (Some(from), Some(to)) => writeln!(
                 f,
@@ -331,7 +346,7 @@ impl fmt::Display for Status {
                 open.end,
                 open.rows,
                 open.files.len(),
-                open.covered_to.as_deref().unwrap_or(&open.completed_at),
+                open.covered_to.unwrap_or(open.completed_at),
             )?,
             None => writeln!(f, "open window: none")?,
         }
@@ -345,6 +360,11 @@ impl fmt::Display for Status {
                 closing.files.len(),
             )?;
         }
+        Ok(())
+    }
+
+    /// The erasures and the retention floor.
+    fn fmt_policy(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(erasures) = &self.erasures {
             writeln!(f, "erasures:    {}", self.erasures_line(erasures))?;
         }
@@ -355,11 +375,16 @@ impl fmt::Display for Status {
                 self.expired_windows
             )?;
         }
+        Ok(())
+    }
+
+    /// How fresh the lake is, the last run, and the lease.
+    fn fmt_runs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.age_seconds {
             Some(age) => writeln!(
                 f,
                 "fresh to:    {} ({} ago)",
-                self.done_to.as_deref().unwrap_or_default(),
+                self.done_to.map(|t| t.to_string()).unwrap_or_default(),
                 crate::units::duration::format_duration(age.max(0) as u64)
             )?,
             None => writeln!(f, "fresh to:    nothing committed yet")?,
@@ -373,7 +398,8 @@ impl fmt::Display for Status {
                 run.outcome,
                 run.exit_code,
                 run.run_id,
-                run.last_success_at.as_deref().unwrap_or("never")
+                run.last_success_at
+                    .map_or_else(|| "never".to_string(), |at| at.to_string())
             )?,
             None => writeln!(f, "last run:    none recorded")?,
         }
@@ -401,13 +427,13 @@ mod tests {
             gaps(&[0, 4 * h, 5 * h, 7 * h], grid),
             [
                 Gap {
-                    from: format_rfc3339(h),
-                    to: format_rfc3339(4 * h),
+                    from: Timestamp::from_seconds(h),
+                    to: Timestamp::from_seconds(4 * h),
                     windows: 3
                 },
                 Gap {
-                    from: format_rfc3339(6 * h),
-                    to: format_rfc3339(7 * h),
+                    from: Timestamp::from_seconds(6 * h),
+                    to: Timestamp::from_seconds(7 * h),
                     windows: 1
                 }
             ]

@@ -1071,7 +1071,7 @@ async fn a_forged_ledger_entry_in_a_signed_lake_destroys_nothing() {
         auditlake::lake::storage::Lake::open(other.path().to_str().unwrap(), &Default::default())
             .unwrap();
     let expire_all = auditlake::lake::ledger::Decision::Expire {
-        before: "2024-03-02T12:00:00Z".into(),
+        before: auditlake::units::time::Timestamp::parse("2024-03-02T12:00:00Z").unwrap(),
     };
     for _ in 0..2 {
         auditlake::lake::ledger::Ledger::append(

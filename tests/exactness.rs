@@ -692,7 +692,7 @@ fn chain_link_for(dest: &Path, marker: &str, replaces: u32) {
         rows_changed: None,
         ledger: None,
         previous: Some(sha256_hex(&last)),
-        at: "2024-03-05T00:00:00Z".into(),
+        at: auditlake::units::time::Timestamp::parse("2024-03-05T00:00:00Z").unwrap(),
         run_id: "test".into(),
         key: None,
         signature: None,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::cmd::exit;
 use crate::config;
-use crate::config::cli::Command;
+use crate::config::cli::{Command, ExportArgs, VerifyArgs};
 use crate::lake::storage::{local_path, Lake, StorageError, StoreOptions};
 use crate::run::ApiConfig;
 use crate::status::StatusError;
@@ -41,21 +41,7 @@ pub fn check_config(command: &Command, cx: &Context) -> Result<u8, Error> {
 /// What a command that works on a lake would do; `None` for the other commands.
 fn lake_command(command: &Command, cx: &Context, now: i64) -> Result<Option<String>, Error> {
     Ok(Some(match command {
-        Command::Export(args) => {
-            let c = config::export(args, &cx.file, &cx.env, now)?;
-            let zendesk = api(&c.api)?;
-            let lake = store(&c.dest, &c.store)?;
-            if let Some(path) = &c.summary_json {
-                summary_file(path)?;
-            }
-            format!(
-                "export would run: {zendesk} into {lake}, {} to {} on a {} grid, {} streams at once",
-                format_rfc3339(c.since),
-                format_rfc3339(c.until),
-                c.grid,
-                c.concurrency
-            )
-        }
+        Command::Export(args) => export_command(args, cx, now)?,
         Command::Status(args) => {
             let c = config::status(args, &cx.file, &cx.env)?;
             let lake =
@@ -69,24 +55,7 @@ fn lake_command(command: &Command, cx: &Context, now: i64) -> Result<Option<Stri
                 lake.display()
             )
         }
-        Command::Verify(args) => {
-            let c = config::verify(args, &cx.file, &cx.env)?;
-            let lake = Lake::open_existing(&c.dest, &c.store)?
-                .ok_or_else(|| VerifyError::NoDataset {
-                    dest: c.dest.clone(),
-                    subdomain: c.subdomain.clone(),
-                })?
-                .display()
-                .to_string();
-            let against = match &c.api {
-                Some(a) => format!(", against {}", api(a)?),
-                None => String::new(),
-            };
-            format!(
-                "verify would check subdomain {} in {lake}{against}",
-                c.subdomain
-            )
-        }
+        Command::Verify(args) => verify_command(args, cx)?,
         Command::Repair(args) => {
             let c = config::repair(args, &cx.file, &cx.env, now)?;
             let lake = store(&c.check.dest, &c.check.store)?;
@@ -121,6 +90,43 @@ fn lake_command(command: &Command, cx: &Context, now: i64) -> Result<Option<Stri
         }
         _ => return Ok(None),
     }))
+}
+
+/// What `export` would do.
+fn export_command(args: &ExportArgs, cx: &Context, now: i64) -> Result<String, Error> {
+    let c = config::export(args, &cx.file, &cx.env, now)?;
+    let zendesk = api(&c.api)?;
+    let lake = store(&c.dest, &c.store)?;
+    if let Some(path) = &c.summary_json {
+        summary_file(path)?;
+    }
+    Ok(format!(
+        "export would run: {zendesk} into {lake}, {} to {} on a {} grid, {} streams at once",
+        format_rfc3339(c.since),
+        format_rfc3339(c.until),
+        c.grid,
+        c.concurrency
+    ))
+}
+
+/// What `verify` would do.
+fn verify_command(args: &VerifyArgs, cx: &Context) -> Result<String, Error> {
+    let c = config::verify(args, &cx.file, &cx.env)?;
+    let lake = Lake::open_existing(&c.dest, &c.store)?
+        .ok_or_else(|| VerifyError::NoDataset {
+            dest: c.dest.clone(),
+            subdomain: c.subdomain.clone(),
+        })?
+        .display()
+        .to_string();
+    let against = match &c.api {
+        Some(a) => format!(", against {}", api(a)?),
+        None => String::new(),
+    };
+    Ok(format!(
+        "verify would check subdomain {} in {lake}{against}",
+        c.subdomain
+    ))
 }
 
 /// What a command that does not work on a lake would do.

@@ -84,12 +84,8 @@ async fn after_run(
         last_success_at: (code == exit::OK).then_some(finished),
         fresh_to: None,
     };
-    if let Some(at) = summary
-        .last_success_at
-        .as_deref()
-        .and_then(parse_instant_opt)
-    {
-        facts.last_success_at = Some(at);
+    if let Some(at) = summary.last_success_at {
+        facts.last_success_at = Some(at.seconds());
     }
     // A destination that failed already cost the run its retries: it is not asked again (the
     // run must end within about a minute; metrics then lack the lake's figures).
@@ -108,12 +104,6 @@ async fn after_run(
         Err(error) => tracing::warn!(%error, "could not list the committed windows"),
     }
     facts
-}
-
-fn parse_instant_opt(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.timestamp())
 }
 
 fn write_summary_json(path: &std::path::Path, summary: &Summary) -> Result<(), Error> {

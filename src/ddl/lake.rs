@@ -11,7 +11,7 @@ use crate::lake::layout;
 use crate::lake::manifest::{Manifest, TableFormat};
 use crate::lake::storage::{Lake, StoreOptions};
 use crate::table::schema::SCHEMA_VERSION;
-use crate::units::time::{day_of, parse_instant};
+use crate::units::time::day_of;
 
 /// Opens the lake at `dest` for reading. A local directory that does not exist is no lake:
 /// opening it would create it, and `ddl` never writes.
@@ -92,7 +92,7 @@ pub async fn read_lake(lake: &Lake, only: Option<&str>) -> Result<LakeFacts, Ddl
             .open_windows()
             .await?
             .iter()
-            .filter_map(|w| parse_instant(&w.start).ok())
+            .map(|w| w.start.seconds())
             .collect();
         for start in committed.chain(open) {
             first = Some(first.map_or(start, |f| f.min(start)));

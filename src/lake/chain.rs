@@ -25,7 +25,7 @@ use crate::lake::manifest::{FileEntry, WindowRecord};
 use crate::lake::signing::Signer;
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::table::encode::hex;
-use crate::units::time::format_rfc3339;
+use crate::units::time::Timestamp;
 
 /// One link of the chain.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub struct Digest {
     pub ledger: Option<u64>,
     /// The SHA-256 of the previous digest's bytes (`None` for the first).
     pub previous: Option<String>,
-    pub at: String,
+    pub at: Timestamp,
     pub run_id: String,
     /// The fingerprint of the key that signed the link, and its signature (base64) of the
     /// link's bytes without the signature (see [`signed_message`]); absent when unsigned.
@@ -213,7 +213,7 @@ impl Head {
                 rows_changed: evidence.map(|e| e.rows_changed),
                 ledger: evidence.map(|e| e.ledger),
                 previous: self.previous.clone(),
-                at: format_rfc3339(chrono::Utc::now().timestamp()),
+                at: Timestamp::now(),
                 run_id: record.run_id.clone(),
                 key: signer.map(|s| s.fingerprint().to_string()),
                 signature: None,

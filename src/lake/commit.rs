@@ -32,7 +32,7 @@ use crate::table::encode::PartError;
 use crate::table::erase::Erasure;
 use crate::table::route::RoutedPart;
 use crate::table::schema::Schema;
-use crate::units::time::format_rfc3339;
+use crate::units::time::Timestamp;
 
 /// Why a commit step failed.
 #[derive(Debug, thiserror::Error)]
@@ -242,7 +242,7 @@ impl Committer {
     ) -> Result<(), CommitError> {
         self.fence.check()?;
         let confirmed = Confirmed {
-            confirmed_to: format_rfc3339(confirmed_to),
+            confirmed_to: Timestamp::from_seconds(confirmed_to),
             recheck_seconds,
             run_id: self.run_id.clone(),
         };

@@ -20,7 +20,7 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
     let marker = br#"{"window":"20240301T0000Z","generation":2,"start":"2024-03-01T00:00:00Z","end":"2024-03-01T01:00:00Z","rows":1,"bytes":10,"files":[{"path":"audit_logs/subdomain=acme/created_date=2024-03-01/part-20240301T0000Z-g2-0.parquet","rows":1,"bytes":10,"sha256":"00"}],"completed_at":"2024-03-01T02:00:00Z","auditlake_version":"0.1.0","run_id":"r"}"#;
     let journal = br#"{"window":"20240301T0000Z","from_generation":1,"to_generation":2,"reason":"repair","started_at":"2024-03-01T02:00:00Z","data_change":true}"#;
     let dataset = br#"{"format":1,"subdomain":"acme","schema_version":2,"window":"1h","filters":{},"created_by":"auditlake","table_format":"delta"}"#;
-    let open = br#"{"window":"20240301T0000Z","start":"2024-03-01T00:00:00Z","end":"2024-03-01T00:30:00Z","rows":0,"bytes":0,"files":[],"completed_at":"x","auditlake_version":"0.1.0","covered_to":"2024-03-01T00:30:00Z","earlier":[]}"#;
+    let open = br#"{"window":"20240301T0000Z","start":"2024-03-01T00:00:00Z","end":"2024-03-01T00:30:00Z","rows":0,"bytes":0,"files":[],"completed_at":"2024-03-01T00:31:00Z","auditlake_version":"0.1.0","covered_to":"2024-03-01T00:30:00Z","earlier":[]}"#;
     let link = br#"{"seq":1,"window":"20240301T0000Z","generation":1,"files":[],"previous":null,"at":"2024-03-01T00:00:00Z","run_id":"r"}"#;
     let page = br#"{"audit_logs":[{"id":1,"created_at":"2024-03-01T00:00:00Z","action":"login"}],"meta":{"has_more":false,"after_cursor":null},"links":{"next":null},"count":1}"#;
     vec![

@@ -25,7 +25,7 @@ use crate::lake::layout;
 use crate::lake::signing::{Signer, Verifier};
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::table::erase::Erasure;
-use crate::units::time::{format_rfc3339, parse_instant};
+use crate::units::time::Timestamp;
 
 /// What an entry decides.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub enum Decision {
     Erase { user_ids: Vec<i64> },
     /// Every closed window that ends at or before `before` is removed; `before` is on the
     /// lake's grid (the retention floor).
-    Expire { before: String },
+    Expire { before: Timestamp },
 }
 
 /// One decision, as recorded before the lake changes.
@@ -50,7 +50,7 @@ pub struct Entry {
     #[serde(flatten)]
     pub decision: Decision,
     pub reason: String,
-    pub at: String,
+    pub at: Timestamp,
     pub run_id: String,
     /// The fingerprint of the key that signed the entry, and its signature (base64) of the
     /// entry's bytes without the signature; absent in an unsigned lake.
@@ -109,10 +109,10 @@ pub struct Changed {
 }
 
 /// What a decision changed, recorded once the change is complete.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Done {
     pub seq: u64,
-    pub finished_at: String,
+    pub finished_at: Timestamp,
     pub windows: Vec<Changed>,
     /// Files removed besides the windows' own: older generations, files a Delta table kept
     /// for its older versions, leftovers of interrupted attempts.
@@ -310,7 +310,7 @@ impl Ledger {
         self.entries
             .iter()
             .filter_map(|(e, _)| match &e.decision {
-                Decision::Expire { before } => parse_instant(before).ok(),
+                Decision::Expire { before } => Some(before.seconds()),
                 Decision::Erase { .. } => None,
             })
             .max()
@@ -352,7 +352,7 @@ impl Ledger {
                 subdomain: subdomain.to_string(),
                 decision: decision.clone(),
                 reason: reason.to_string(),
-                at: format_rfc3339(chrono::Utc::now().timestamp()),
+                at: Timestamp::now(),
                 run_id: run_id.to_string(),
                 key: signer.map(|s| s.fingerprint().to_string()),
                 signature: None,
@@ -444,7 +444,7 @@ mod tests {
             .await
             .unwrap();
         let expire = Decision::Expire {
-            before: "2024-01-01T00:00:00Z".into(),
+            before: Timestamp::parse("2024-01-01T00:00:00Z").unwrap(),
         };
         let signer = Signer::from_pem(&crate::lake::signing::generate_pem()).unwrap();
         let second = Ledger::append(&lake, "acme", expire, "policy", "r1", Some(&signer), None)
@@ -461,8 +461,10 @@ mod tests {
         assert_eq!(ledger.floor(), Some(1_704_067_200));
         let done = Done {
             seq: 1,
-            finished_at: "2024-01-02T00:00:00Z".into(),
-            ..Done::default()
+            finished_at: Timestamp::parse("2024-01-02T00:00:00Z").unwrap(),
+            windows: Vec::new(),
+            files_purged: 0,
+            run_id: String::new(),
         };
         Ledger::finish(&lake, "acme", &done).await.unwrap();
         let ledger = Ledger::read(&lake, "acme").await.unwrap();

@@ -17,7 +17,7 @@ use crate::lake::storage::{Created, Lake, StorageError};
 use crate::plan::window::{Grid, Window};
 use crate::table::encode::FileStats;
 use crate::table::schema::SCHEMA_VERSION;
-use crate::units::time::{format_rfc3339, parse_compact};
+use crate::units::time::{parse_compact, Timestamp};
 use crate::zendesk::Filters;
 use crate::zendesk::KnownBounds;
 
@@ -169,12 +169,12 @@ pub struct WindowRecord {
     /// Why this generation was written, for a repair (absent for a first export).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    pub start: String,
-    pub end: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
     pub rows: u64,
     pub bytes: u64,
     pub files: Vec<FileEntry>,
-    pub completed_at: String,
+    pub completed_at: Timestamp,
     pub auditlake_version: String,
     /// The run that wrote it (absent from markers written before run ids were recorded).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -183,7 +183,7 @@ pub struct WindowRecord {
     /// `until` of the run that wrote them). Absent from markers, and from the record of an open
     /// window exported whole (before the open window grew by increments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub covered_to: Option<String>,
+    pub covered_to: Option<Timestamp>,
     /// A tombstone: the window expired under the lake's retention (`auditlake expire`); it
     /// names no files, is never exported again, and is no gap.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -193,18 +193,15 @@ pub struct WindowRecord {
 impl WindowRecord {
     /// The window the record covers, as it records it: a grid window, or for a day whose
     /// windows were compacted (see `run/compact.rs`), the whole day. `None` when its
-    /// bounds do not parse.
+    /// bounds are not in order.
     pub fn span(&self) -> Option<Window> {
-        let at = |t: &str| crate::units::time::parse_instant(t).ok();
-        let (start, end) = (at(&self.start)?, at(&self.end)?);
+        let (start, end) = (self.start.seconds(), self.end.seconds());
         (start < end).then_some(Window { start, end })
     }
 
-    /// The instant up to which the open window's parts are complete, if it grows by deltas.
+    /// The instant up to which the open window's parts are complete, if it grows by increments.
     pub fn covered_to(&self) -> Option<i64> {
-        self.covered_to
-            .as_deref()
-            .and_then(|t| crate::units::time::parse_instant(t).ok())
+        self.covered_to.map(Timestamp::seconds)
     }
 }
 
@@ -220,7 +217,7 @@ pub struct RepairJournal {
     pub from_generation: u32,
     pub to_generation: u32,
     pub reason: String,
-    pub started_at: String,
+    pub started_at: Timestamp,
     /// Whether the change adds or removes records (a repair) or only rearranges them (a close
     /// that compacts the open window's parts, a day's compaction): what the Delta log's commit
     /// that finishes it says as `dataChange`. Absent in journals written before it was
@@ -257,12 +254,12 @@ impl WindowRecord {
             window: window.id(),
             generation: 1,
             reason: None,
-            start: format_rfc3339(window.start),
-            end: format_rfc3339(window.end),
+            start: Timestamp::from_seconds(window.start),
+            end: Timestamp::from_seconds(window.end),
             rows: files.iter().map(|f| f.rows).sum(),
             bytes: files.iter().map(|f| f.bytes).sum(),
             files,
-            completed_at: format_rfc3339(chrono::Utc::now().timestamp()),
+            completed_at: Timestamp::now(),
             auditlake_version: env!("CARGO_PKG_VERSION").to_string(),
             run_id: String::new(),
             covered_to: None,
@@ -565,13 +562,13 @@ pub struct Torn {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct LastRun {
     pub run_id: String,
-    pub started_at: String,
-    pub finished_at: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
     /// The run's exit code (see `auditlake --help`), and the word for it.
     pub exit_code: u8,
     pub outcome: String,
     /// When the last run that exited 0 finished (this one or an earlier one).
-    pub last_success_at: Option<String>,
+    pub last_success_at: Option<Timestamp>,
     /// The run's summary, as `--summary-json` writes it.
     pub summary: serde_json::Value,
 }
@@ -640,7 +637,7 @@ impl Manifest {
 /// is past what the recheck promises to find (`verify --against-api` still counts every window).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Confirmed {
-    pub confirmed_to: String,
+    pub confirmed_to: Timestamp,
     /// The `--recheck` span the confirmations were made for.
     pub recheck_seconds: u64,
     #[serde(default)]
@@ -666,7 +663,7 @@ impl Manifest {
         if confirmed.recheck_seconds < recheck_seconds {
             return Ok(None);
         }
-        Ok(crate::units::time::parse_instant(&confirmed.confirmed_to).ok())
+        Ok(Some(confirmed.confirmed_to.seconds()))
     }
 
     /// Records how far the recheck has confirmed the lake.

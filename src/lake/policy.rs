@@ -23,7 +23,7 @@ use crate::plan::window::{Grid, Window};
 use crate::table::encode::FinishedPart;
 use crate::table::erase::{Erasure, Known, Names};
 use crate::table::route::RoutedPart;
-use crate::units::time::{format_rfc3339, parse_instant};
+use crate::units::time::Timestamp;
 
 /// A window whose files hold an erased user's records.
 #[derive(Clone, Debug)]
@@ -110,10 +110,7 @@ impl Committer {
                 (windows, purged)
             }
             Decision::Expire { before } => {
-                let floor = parse_instant(before).map_err(|_| CommitError::Unreadable {
-                    path: format!("ledger entry {}", entry.seq),
-                    reason: format!("its instant {before:?} does not parse"),
-                })?;
+                let floor = before.seconds();
                 let windows = self.expire(grid, floor, entry.seq).await?;
                 let purged = self.purge(grid, |start| start < floor, None).await?;
                 (windows, purged)
@@ -121,7 +118,7 @@ impl Committer {
         };
         let done = Done {
             seq: entry.seq,
-            finished_at: format_rfc3339(chrono::Utc::now().timestamp()),
+            finished_at: Timestamp::now(),
             windows,
             files_purged,
             run_id: self.run_id().to_string(),

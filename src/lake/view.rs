@@ -378,7 +378,8 @@ mod tests {
     fn every_open_window_without_a_marker_is_open() {
         let open = |start: i64| {
             let mut r = marker(start, start + HOUR, 1, &["p"]);
-            r.covered_to = Some("2024-03-01T10:30:00Z".into());
+            r.covered_to =
+                Some(crate::units::time::Timestamp::parse("2024-03-01T10:30:00Z").unwrap());
             r
         };
         let mut generations = BTreeMap::new();

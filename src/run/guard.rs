@@ -16,7 +16,7 @@ use crate::lake::lease::LeaseError;
 use crate::lake::manifest::LastRun;
 use crate::lake::storage::Lake;
 use crate::lake::{open_for_writing, Held};
-use crate::units::time::format_rfc3339;
+use crate::units::time::Timestamp;
 use crate::zendesk::{Client, RequestBudget};
 
 /// The run's client, with its first access token minted when the credentials are an OAuth
@@ -139,11 +139,11 @@ fn last_run(summary: &Summary, started_at: i64, exit_code_of: fn(Outcome) -> u8)
     let code = exit_code_of(outcome);
     LastRun {
         run_id: summary.run_id.clone(),
-        started_at: format_rfc3339(started_at),
-        finished_at: format_rfc3339(finished_at),
+        started_at: Timestamp::from_seconds(started_at),
+        finished_at: Timestamp::from_seconds(finished_at),
         exit_code: code,
         outcome: outcome.to_string(),
-        last_success_at: (outcome == Outcome::Done).then(|| format_rfc3339(finished_at)),
+        last_success_at: (outcome == Outcome::Done).then_some(Timestamp::from_seconds(finished_at)),
         summary: summary.json(code),
     }
 }

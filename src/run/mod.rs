@@ -197,13 +197,7 @@ async fn export_leased(
     let facts = state.facts;
     let done: BTreeSet<i64> = generations.keys().copied().collect();
     let floor = state.ledger.floor();
-    let since = match floor {
-        Some(floor) if config.since < floor => {
-            tracing::warn!(since = %crate::units::time::format_rfc3339(config.since), floor = %crate::units::time::format_rfc3339(floor), "--since is older than the lake's retention floor (windows before it expired): starting at the floor");
-            floor
-        }
-        _ => config.since,
-    };
+    let since = start_at(&config, floor);
     let plan = window::plan(config.grid, since.min(config.until), config.until);
 
     let (mut summary, pending) = pending_windows(&config, &lake, &plan, &done);
@@ -259,11 +253,28 @@ async fn export_leased(
     }
     keep_what_was_learned(&context, &facts).await;
     count_requests(&context.client, &mut summary);
+    warn_of_drift(&summary);
+    Ok(summary)
+}
+
+/// Where the run starts: `--since`, or the lake's retention floor when `--since` is older
+/// (the windows before it expired, and are never exported again).
+fn start_at(config: &ExportConfig, floor: Option<i64>) -> i64 {
+    match floor {
+        Some(floor) if config.since < floor => {
+            tracing::warn!(since = %crate::units::time::format_rfc3339(config.since), floor = %crate::units::time::format_rfc3339(floor), "--since is older than the lake's retention floor (windows before it expired): starting at the floor");
+            floor
+        }
+        _ => config.since,
+    }
+}
+
+/// Says which fields the schema does not know the run's records carried, if any.
+fn warn_of_drift(summary: &Summary) {
     if !summary.extra_fields.is_empty() {
         tracing::warn!(
             fields = %drift(&summary.extra_fields),
             "records carried fields the schema does not know: kept in extra_json (schema drift)"
         );
     }
-    Ok(summary)
 }

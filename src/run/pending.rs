@@ -13,6 +13,7 @@ use crate::plan::window::{self, Window};
 use crate::table::decode::decode_page;
 use crate::table::route::RouteCounts;
 use crate::table::schema::Schema;
+use crate::units::time::Timestamp;
 use crate::zendesk::{pagination, ApiError, PageRequest, Pagination};
 use futures::StreamExt;
 use std::collections::BTreeSet;
@@ -44,13 +45,14 @@ pub(crate) fn pending_windows(
         run_id: config.run_id.clone(),
         subdomain: config.api.subdomain.clone(),
         dest: lake.display().to_string(),
-        since: crate::units::time::format_rfc3339(
+        since: Timestamp::from_seconds(
             plan.closed
                 .first()
                 .or(plan.open.as_ref())
                 .map_or(config.since, |w| w.start),
-        ),
-        until: crate::units::time::format_rfc3339(config.until),
+        )
+        .to_string(),
+        until: Timestamp::from_seconds(config.until).to_string(),
         window: config.grid.to_string(),
         windows_planned: plan.closed.len() as u64,
         ..Summary::default()

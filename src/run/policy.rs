@@ -214,7 +214,7 @@ pub(crate) async fn expire_to(
     reason: &str,
 ) -> Result<(u64, crate::lake::ledger::Done), RunError> {
     let decision = Decision::Expire {
-        before: format_rfc3339(floor),
+        before: crate::units::time::Timestamp::from_seconds(floor),
     };
     let entry = committer.decide(decision, reason).await?;
     let done = committer.carry_out(grid, &entry).await?;

@@ -5,6 +5,7 @@ use super::error::WindowError;
 use crate::lake::manifest::WindowRecord;
 use crate::plan::window::Window;
 use crate::table::route::RouteCounts;
+use crate::units::time::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -88,7 +89,7 @@ pub struct Summary {
     /// When the last export that exited 0 finished (this one or an earlier one), as recorded
     /// in the lake's `last_run.json`; not part of the summary's JSON.
     #[serde(skip)]
-    pub last_success_at: Option<String>,
+    pub last_success_at: Option<Timestamp>,
 }
 
 /// How a run ended, most serious first: what it reports, for the top to number

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::{Check, Kind, VerifyError};
 use crate::lake::chain::{links, sha256_hex, signed_message, ChainedFile, Digest, LinkKind};
 use crate::units::time::format_compact;
+use crate::units::time::Timestamp;
 
 /// What the walk found, for the report's note.
 #[derive(Debug, Default)]
@@ -26,20 +27,12 @@ impl Check<'_> {
         let walk = Walk {
             links: links.len() as u64,
         };
-        if let (Some(verifier), Some(pinned)) = (&self.options.public_key, &self.signing_key) {
-            if verifier.fingerprint() != pinned {
-                let detail = format!(
-                    "--public-key is key {}, the lake pins key {pinned} for its chain",
-                    verifier.fingerprint()
-                );
-                self.found(Kind::BadSignature, None, None, detail);
-            }
-        }
+        self.check_key_pin();
         let mut previous: Option<String> = None;
         let mut last_seq = 0;
         // Each window's latest link (by seq).
         let mut latest: BTreeMap<String, Digest> = BTreeMap::new();
-        let mut first_at: Option<String> = None;
+        let mut first_at: Option<Timestamp> = None;
         for (seq, path) in &links {
             let path_text = path.to_string();
             if *seq != last_seq + 1 {
@@ -71,49 +64,76 @@ impl Check<'_> {
                     continue;
                 }
             };
-            if digest.seq != *seq {
-                self.found(
-                    Kind::ChainBroken,
-                    Some(digest.window.clone()),
-                    Some(path_text.clone()),
-                    format!(
-                        "the link says it is link {}, its name {seq}: moved or swapped",
-                        digest.seq
-                    ),
-                );
-            }
-            if digest.previous != previous {
-                self.found(
-                    Kind::ChainBroken,
-                    Some(digest.window.clone()),
-                    Some(path_text.clone()),
-                    "the link does not follow the one before it (its previous hash differs): a link before it was edited, removed or swapped".into(),
-                );
-            }
+            self.check_link(&digest, *seq, &path_text, previous.as_deref(), &latest);
             previous = Some(sha256_hex(&bytes));
-            self.check_signature(&digest, &path_text);
-            if let Some(kind) = digest.kind {
-                self.policy_links.push(super::ledger::PolicyLink {
-                    path: path_text.clone(),
-                    window: digest.window.clone(),
-                    kind,
-                    ledger: digest.ledger,
-                    user_ids: digest.user_ids.clone(),
-                });
-            }
-            if let Some(problem) = accounts_for(&digest, latest.get(&digest.window)) {
-                self.found(
-                    Kind::ChainDisagrees,
-                    Some(digest.window.clone()),
-                    Some(path_text.clone()),
-                    problem,
-                );
-            }
-            first_at.get_or_insert_with(|| digest.at.clone());
+            first_at.get_or_insert(digest.at);
             latest.insert(digest.window.clone(), digest);
         }
-        self.compare_markers(&latest, first_at.as_deref(), listing);
+        self.compare_markers(&latest, first_at, listing);
         Ok(walk)
+    }
+
+    /// `--public-key` against the key the lake pins for its chain.
+    fn check_key_pin(&mut self) {
+        if let (Some(verifier), Some(pinned)) = (&self.options.public_key, &self.signing_key) {
+            if verifier.fingerprint() != pinned {
+                let detail = format!(
+                    "--public-key is key {}, the lake pins key {pinned} for its chain",
+                    verifier.fingerprint()
+                );
+                self.found(Kind::BadSignature, None, None, detail);
+            }
+        }
+    }
+
+    /// One link that parses, `seq` by its name, after the link whose hash is `previous`: its
+    /// place in the chain, its signature, and what it must account for (`latest`: each window's
+    /// link before it).
+    fn check_link(
+        &mut self,
+        digest: &Digest,
+        seq: u64,
+        path_text: &str,
+        previous: Option<&str>,
+        latest: &BTreeMap<String, Digest>,
+    ) {
+        if digest.seq != seq {
+            self.found(
+                Kind::ChainBroken,
+                Some(digest.window.clone()),
+                Some(path_text.to_string()),
+                format!(
+                    "the link says it is link {}, its name {seq}: moved or swapped",
+                    digest.seq
+                ),
+            );
+        }
+        if digest.previous.as_deref() != previous {
+            self.found(
+                Kind::ChainBroken,
+                Some(digest.window.clone()),
+                Some(path_text.to_string()),
+                "the link does not follow the one before it (its previous hash differs): a link before it was edited, removed or swapped".into(),
+            );
+        }
+        self.check_signature(digest, path_text);
+        if let Some(kind) = digest.kind {
+            self.policy_links.push(super::ledger::PolicyLink {
+                path: path_text.to_string(),
+                window: digest.window.clone(),
+                kind,
+                ledger: digest.ledger,
+                user_ids: digest.user_ids.clone(),
+            });
+        }
+        if let Some(problem) = accounts_for(digest, latest.get(&digest.window)) {
+            self.found(
+                Kind::ChainDisagrees,
+                Some(digest.window.clone()),
+                Some(path_text.to_string()),
+                problem,
+            );
+        }
     }
 
     /// Each current marker against its window's latest link, and each chained window without a
@@ -121,7 +141,7 @@ impl Check<'_> {
     fn compare_markers(
         &mut self,
         latest: &BTreeMap<String, Digest>,
-        first_at: Option<&str>,
+        first_at: Option<Timestamp>,
         listing: &HashMap<String, u64>,
     ) {
         let mut findings = Vec::new();
@@ -151,7 +171,7 @@ impl Check<'_> {
                     format!("the marker names other files or digests than the window's latest link ({}): edited?", link.seq),
                 )),
                 // Before the chain began (or an empty window): nothing to compare.
-                None if first_at.is_none_or(|at| marker.completed_at.as_str() < at) => {}
+                None if first_at.is_none_or(|at| marker.completed_at < at) => {}
                 // No digests recorded (written before they were), or an empty window.
                 None if named.as_ref().is_none_or(Vec::is_empty) => {}
                 None => findings.push((

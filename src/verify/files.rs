@@ -504,7 +504,7 @@ mod tests {
             from_generation: 1,
             to_generation: 2,
             reason: "test".into(),
-            started_at: "2024-03-05T00:00:00Z".into(),
+            started_at: crate::units::time::Timestamp::parse("2024-03-05T00:00:00Z").unwrap(),
             data_change: Some(true),
         };
         let manifest = t.committer.manifest();

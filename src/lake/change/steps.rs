@@ -17,7 +17,20 @@ use crate::plan::window::Window;
 use crate::table::encode::{FileStats, PartError};
 use crate::table::erase::{Known, Names};
 use crate::table::route::RoutedPart;
-use crate::units::time::format_rfc3339;
+use crate::units::time::Timestamp;
+
+/// What a change leaves of its span: its own files (`names`), and an open window's earlier parts.
+fn kept_of(names: &[Path], target: &Target) -> Vec<FileEntry> {
+    let mut keep: Vec<FileEntry> = names.iter().map(named_only).collect();
+    if let Target::Open {
+        previous: Some(previous),
+        ..
+    } = target
+    {
+        keep.extend(previous.files.iter().cloned());
+    }
+    keep
+}
 
 /// A file known only by its path (the change's own, not uploaded yet): what a sweep keeps.
 fn named_only(path: &Path) -> FileEntry {
@@ -60,20 +73,7 @@ impl Committer {
         } = change;
         let replaced = self.replaced_by(&span, &target).await;
         if kind.applies_ledger() {
-            // Data the lake's owner erased never comes back, even where the API still serves it.
-            // What the lake holds of the span already: the files the change replaces, and an
-            // open window's parts (an increment exported again from the window's start holds the
-            // records of the parts it replaces).
-            let mut held = replaced.clone();
-            if let Target::Open { .. } = target {
-                let id = span.id();
-                let open = self.open_records().await;
-                held.extend(
-                    open.into_iter()
-                        .filter(|o| o.window == id)
-                        .flat_map(|o| o.files),
-                );
-            }
+            let held = self.held_of(&span, &target, &replaced).await;
             self.apply_ledger(&span, &mut parts, &held).await?;
         }
         let generation = match &target {
@@ -83,16 +83,7 @@ impl Committer {
         let journaled = !replaced.is_empty() || matches!(target, Target::Next { .. });
         let operation = Change::operation_of(&target, kind, !replaced.is_empty());
         let names = self.names(&span, &target, &parts);
-        // What the change leaves of the span: its own files, and an open window's earlier parts.
-        let mut keep: Vec<FileEntry> = names.iter().map(named_only).collect();
-        if let Target::Open {
-            previous: Some(previous),
-            ..
-        } = &target
-        {
-            keep.extend(previous.files.iter().cloned());
-        }
-        let plan = self.sweep_plan(&span, &keep).await?;
+        let plan = self.sweep_plan(&span, &kept_of(&names, &target)).await?;
         if kind.keeps_every_record() {
             // Records made anew in place of files: none the lake holds may go. Checked
             // before anything is written, so that a refused change leaves nothing behind.
@@ -111,13 +102,10 @@ impl Committer {
             ..
         } = target
         {
-            let record = self
-                .record_open(&span, previous.as_ref(), files, covered_to)
-                .await?;
-            self.log_window(&span, &record.files, operation, None, kind)
-                .await?;
-            self.sweep(&span, &record.files).await?;
-            return Ok((record, Created::Created));
+            let opened = (previous.as_ref(), covered_to);
+            return self
+                .commit_open(&span, opened, files, operation, kind)
+                .await;
         }
         if !journaled {
             // Nothing readers see is replaced: what is left of earlier attempts goes first, so
@@ -134,12 +122,7 @@ impl Committer {
         self.chain_link(&record, replaces, evidence.as_ref())
             .await?;
         self.fence_check()?;
-        let mut created = self.manifest().commit(&span, &record).await?;
-        if created == Created::AlreadyExisted && self.is_own_marker(&span, &record).await? {
-            // A create the store applied but answered with an error, retried: this very one.
-            created = Created::Created;
-        }
-        self.closed(&span).await;
+        let created = self.create_marker(&span, &record).await?;
         if created == Created::AlreadyExisted {
             return match target {
                 // Another run's marker stands (its files, not these, may be what the log should
@@ -159,6 +142,63 @@ impl Committer {
             self.manifest().end_repair(&span).await?;
         }
         Ok((record, created))
+    }
+
+    /// What the lake holds of the change's span already, from which erased values are kept:
+    /// the files the change replaces, and an open window's parts (an increment exported again
+    /// from the window's start holds the records of the parts it replaces). Data the lake's owner
+    /// erased never comes back, even where the API still serves it.
+    async fn held_of(
+        &self,
+        span: &Window,
+        target: &Target,
+        replaced: &[FileEntry],
+    ) -> Vec<FileEntry> {
+        let mut held = replaced.to_vec();
+        if let Target::Open { .. } = target {
+            let id = span.id();
+            let open = self.open_records().await;
+            held.extend(
+                open.into_iter()
+                    .filter(|o| o.window == id)
+                    .flat_map(|o| o.files),
+            );
+        }
+        held
+    }
+
+    /// Step 4 onwards for an increment of the open window (uploaded as `files`, beside the
+    /// parts of `previous`, complete up to `covered_to`): `open.json`, the log's commit, the
+    /// sweep. No marker, no link, no journal.
+    async fn commit_open(
+        &self,
+        span: &Window,
+        (previous, covered_to): (Option<&WindowRecord>, Option<i64>),
+        files: Vec<FileEntry>,
+        operation: &'static str,
+        kind: ChangeKind,
+    ) -> Result<(WindowRecord, Created), CommitError> {
+        let record = self.record_open(span, previous, files, covered_to).await?;
+        self.log_window(span, &record.files, operation, None, kind)
+            .await?;
+        self.sweep(span, &record.files).await?;
+        Ok((record, Created::Created))
+    }
+
+    /// Creates the marker (after the fence), counting as ours a create the store applied but
+    /// answered with an error, retried; then the window is no longer open.
+    async fn create_marker(
+        &self,
+        span: &Window,
+        record: &WindowRecord,
+    ) -> Result<Created, CommitError> {
+        let mut created = self.manifest().commit(span, record).await?;
+        if created == Created::AlreadyExisted && self.is_own_marker(span, record).await? {
+            // A create the store applied but answered with an error, retried: this very one.
+            created = Created::Created;
+        }
+        self.closed(span).await;
+        Ok(created)
     }
 
     /// The files readers see of the change's span that it replaces: the current generation's
@@ -199,7 +239,7 @@ impl Committer {
             from_generation,
             to_generation,
             reason: reason.to_string(),
-            started_at: format_rfc3339(chrono::Utc::now().timestamp()),
+            started_at: Timestamp::now(),
             data_change: Some(kind.changes_data()),
         };
         self.manifest().begin_repair(window, &journal).await?;
@@ -219,7 +259,7 @@ impl Committer {
         let mut all = previous.map_or_else(Vec::new, |p| p.files.clone());
         all.extend(files);
         let mut record = self.marker(window, all);
-        record.covered_to = covered_to.map(format_rfc3339);
+        record.covered_to = covered_to.map(Timestamp::from_seconds);
         let mut open = self.open.lock().await;
         let mut windows: Vec<WindowRecord> = open
             .iter()

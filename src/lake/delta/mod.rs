@@ -17,8 +17,31 @@
 //! subdomain's files). Each commit carries a `txn` action (`auditlake-<subdomain>`, one more
 //! than the last), so that a commit whose create answer was lost is recognised as the run's own
 //! when retried, and applied exactly once. The kernel (`delta_kernel`) reads snapshots (the
-//! files, the `txn` versions) and writes checkpoints: the parts of the protocol where its replay
-//! of checkpoints and commits is worth more than a few lines of JSON.
+//! files, the `txn` versions, the removes kept for retention) and writes checkpoints: the parts
+//! of the protocol where its replay of checkpoints and commits is worth more than a few lines of
+//! JSON.
+//!
+//! **Not the kernel's transactions** (checked against delta_kernel 0.30.1). Its transaction API
+//! (`Snapshot::update_table`, `Transaction::add_files`, `remove_files`, `with_transaction_id`)
+//! writes a `txn` action, statistics we give it, and one `dataChange` for every add and remove of
+//! a commit, as ours do. What it does not write, or not as we need:
+//!
+//! - **Tags.** Its add actions are built from `add_files_schema()` (`BASE_ADD_FILES_SCHEMA` in
+//!   `src/transaction/mod.rs`: path, partitionValues, size, modificationTime, stats), which has no
+//!   `tags`; ours carry each file's SHA-256 there. A commit's adds and removes are one commit, so
+//!   the whole commit stays ours.
+//! - **Commit 0.** `create_table` is public only behind the unstable `internal-api` feature
+//!   (`src/transaction/mod.rs`), and it writes protocol (3, 7) with table features; ours is
+//!   (1, 2), which every engine above reads.
+//! - **A lost answer.** A transaction commits only at its snapshot's version plus one; an existing
+//!   version is a `Conflict` (`src/committer/filesystem.rs`), and every try writes a fresh
+//!   `commitInfo.txnId` (`CommitInfo::new`, `src/actions/mod.rs`), so a commit of ours whose
+//!   create answer was lost no longer reads as ours (we compare the bytes), and each lost race
+//!   costs a new snapshot and a new transaction instead of the next version.
+//! - **Crash points.** Its commits go through its own store, past `Lake::create`, where the
+//!   kill drills and the model test inject their crashes.
+//!
+//! Look again when `add_files` takes `tags` and `create_table` is stable.
 //!
 //! **Protocol (1, 2)** and no table features: the lowest that Athena engine v3, Trino, Spark,
 //! DuckDB and delta-rs all read.

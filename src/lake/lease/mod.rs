@@ -55,7 +55,7 @@ use holder::{known_dead, this_process};
 use crate::lake::layout;
 use crate::lake::storage::{Created, Lake, StorageError};
 use crate::units::duration::Span;
-use crate::units::time::format_rfc3339;
+use crate::units::time::Timestamp;
 
 /// `--lease-ttl`'s default: a killed run blocks the next one at most this long, and it is above
 /// the shortest lease that [`crate::lake::storage::DEFAULT_STORE_TIMEOUT`] allows on an object store.
@@ -101,10 +101,11 @@ pub struct LeaseRecord {
     pub generation: u64,
     /// Who holds it: host, process id and a per-run random tag. Empty once released.
     pub holder: String,
-    pub acquired_at: String,
-    pub renewed_at: String,
-    /// UTC seconds after which another run may take the lease over.
-    pub expires_at: i64,
+    pub acquired_at: Timestamp,
+    pub renewed_at: Timestamp,
+    /// When another run may take the lease over (written as RFC 3339; leases of earlier
+    /// versions wrote UTC seconds, which read too).
+    pub expires_at: Timestamp,
     /// The run that wrote this generation, unique per acquire: tells our own write, answered
     /// "already exists" after a retry, from another run's. Empty in leases of older versions.
     #[serde(default)]
@@ -149,27 +150,27 @@ impl Lease {
             let latest = latest(lake, subdomain).await?;
             let next_generation = latest.as_ref().map_or(1, |l| l.generation + 1);
             if let Some(held) = &latest {
-                if !held.holder.is_empty() && held.expires_at > now() {
+                if !held.holder.is_empty() && held.expires_at.seconds() > now() {
                     let Some(why) = known_dead(held) else {
                         return Err(LeaseError::Held {
                             dest: lake.display().to_string(),
                             subdomain: subdomain.to_string(),
                             holder: held.holder.clone(),
-                            since: held.acquired_at.clone(),
-                            renewed: held.renewed_at.clone(),
-                            expires: format_rfc3339(held.expires_at),
+                            since: held.acquired_at.to_string(),
+                            renewed: held.renewed_at.to_string(),
+                            expires: held.expires_at.to_string(),
                         });
                     };
                     tracing::warn!(
                         previous_holder = %held.holder,
                         why_dead = %why,
-                        expires = %format_rfc3339(held.expires_at),
+                        expires = %held.expires_at,
                         "taking over the lease at once: its holder is dead on this machine"
                     );
                 } else if !held.holder.is_empty() {
                     tracing::warn!(
                         previous_holder = %held.holder,
-                        expired = %format_rfc3339(held.expires_at),
+                        expired = %held.expires_at,
                         "taking over an expired lease (its run stopped renewing it)"
                     );
                 }
@@ -177,13 +178,13 @@ impl Lease {
             // Taken before the record's wall-clock stamp: the fence never outlasts `expires_at`.
             let sent = Instant::now();
             let sent_wall = now();
-            let stamp = format_rfc3339(sent_wall);
+            let stamp = Timestamp::from_seconds(sent_wall);
             let record = LeaseRecord {
                 generation: next_generation,
                 holder: holder.to_string(),
-                acquired_at: stamp.clone(),
+                acquired_at: stamp,
                 renewed_at: stamp,
-                expires_at: sent_wall + ttl.as_secs() as i64,
+                expires_at: Timestamp::from_seconds(sent_wall + ttl.as_secs() as i64),
                 run_id: run_id.clone(),
                 process: this_process(),
             };
@@ -237,8 +238,8 @@ impl Lease {
         let stamp = now();
         let record = LeaseRecord {
             generation,
-            renewed_at: format_rfc3339(stamp),
-            expires_at: stamp + self.ttl.as_secs() as i64,
+            renewed_at: Timestamp::from_seconds(stamp),
+            expires_at: Timestamp::from_seconds(stamp + self.ttl.as_secs() as i64),
             ..self.current.clone()
         };
         match write_generation(&self.lake, &self.subdomain, &record).await? {
@@ -306,9 +307,9 @@ impl Lease {
         let record = LeaseRecord {
             generation: self.current.generation + 1,
             holder: String::new(),
-            acquired_at: self.current.acquired_at.clone(),
-            renewed_at: format_rfc3339(now()),
-            expires_at: 0,
+            acquired_at: self.current.acquired_at,
+            renewed_at: Timestamp::now(),
+            expires_at: Timestamp::from_seconds(0),
             run_id: self.current.run_id.clone(),
             process: None,
         };
@@ -456,9 +457,9 @@ mod tests {
         let record = LeaseRecord {
             generation,
             holder: holder.to_string(),
-            acquired_at: format_rfc3339(now()),
-            renewed_at: format_rfc3339(now()),
-            expires_at: now() + 600,
+            acquired_at: Timestamp::now(),
+            renewed_at: Timestamp::now(),
+            expires_at: Timestamp::from_seconds(now() + 600),
             run_id: new_run_id(),
             process,
         };
