@@ -97,6 +97,16 @@ pub(crate) enum Target {
     },
 }
 
+impl Target {
+    /// The generation the change writes: the next of the one it replaces, else the first.
+    pub(crate) fn generation(&self) -> u32 {
+        match self {
+            Target::Next { replaces } => replaces.generation + 1,
+            _ => 1,
+        }
+    }
+}
+
 /// One change of the lake, built, then committed once.
 #[derive(Debug)]
 pub struct Change {

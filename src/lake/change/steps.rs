@@ -76,10 +76,7 @@ impl Committer {
             let held = self.held_of(&span, &target, &replaced).await;
             self.apply_ledger(&span, &mut parts, &held).await?;
         }
-        let generation = match &target {
-            Target::Next { replaces } => replaces.generation + 1,
-            _ => 1,
-        };
+        let generation = target.generation();
         let journaled = !replaced.is_empty() || matches!(target, Target::Next { .. });
         let operation = Change::operation_of(&target, kind, !replaced.is_empty());
         let names = self.names(&span, &target, &parts);
