@@ -23,7 +23,8 @@ pub struct RunFacts {
     pub finished_at: i64,
     /// When the last run that exited 0 finished (this one or an earlier one), UTC seconds.
     pub last_success_at: Option<i64>,
-    /// The end of the newest committed window, UTC seconds: how fresh the lake is.
+    /// The instant up to which the lake holds every record, UTC seconds (`status::complete_to`:
+    /// the open window's covered-to where there is one): how fresh the lake is.
     pub fresh_to: Option<i64>,
 }
 
@@ -99,7 +100,7 @@ pub fn render(summary: &Summary, facts: &RunFacts) -> String {
     if let Some(end) = facts.fresh_to {
         gauge(
             "fresh_to_timestamp_seconds",
-            "End of the newest committed window, Unix time: the lake holds every record before it",
+            "The instant up to which the lake holds every record (the open window counts), Unix time",
             end as f64,
         );
     }

@@ -67,6 +67,9 @@ pub struct Status {
     /// Start of the first done window and end of the last one.
     pub done_from: Option<Timestamp>,
     pub done_to: Option<Timestamp>,
+    /// How fresh the lake is: the instant up to which it holds every record (see
+    /// [`complete_to`]): the open window's covered-to where there is one, else `done_to`.
+    pub fresh_to: Option<Timestamp>,
     pub rows: u64,
     pub files: u64,
     pub bytes: u64,
@@ -76,8 +79,8 @@ pub struct Status {
     /// parts are the table's until a later run closes them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub closing_windows: Vec<WindowRecord>,
-    /// Seconds from the end of the newest committed window (`done_to`) to now: how far behind the
-    /// lake is. `None` before the first committed window.
+    /// Seconds from `fresh_to` to now: how far behind the lake is. `None` before anything is
+    /// committed.
     pub age_seconds: Option<i64>,
     /// The last export's record.
     pub last_run: Option<LastRun>,
@@ -111,11 +114,43 @@ pub struct ChainHead {
 }
 
 impl Status {
-    /// Whether the newest committed window ended longer than `max_age` seconds ago (or there is
-    /// none): what a monitor pages on.
+    /// Whether the lake is complete only to longer than `max_age` seconds ago (or nothing is
+    /// committed): what a monitor pages on.
     pub fn is_stale(&self, max_age: i64) -> bool {
         self.age_seconds.is_none_or(|age| age > max_age)
     }
+}
+
+/// The instant up to which the lake holds every record: the end of the last closed window
+/// (`closed_to`), carried on by each open window that starts by then and whose parts are complete
+/// to a later instant (its covered-to: the `until` of the run that grew it). With the default
+/// `1d` grid and hourly runs, that is minutes ago, not last midnight. An open window after a gap
+/// (a window that failed) does not count: the lake is not complete across the gap.
+pub fn complete_to(closed_to: Option<i64>, open: &[WindowRecord]) -> Option<i64> {
+    let mut windows: Vec<(i64, i64)> = open
+        .iter()
+        .filter_map(|w| Some((w.span()?.start, w.covered_to()?)))
+        .collect();
+    windows.sort_unstable();
+    let mut fresh = closed_to;
+    for (start, covered_to) in windows {
+        if fresh.is_none_or(|f| start <= f) {
+            fresh = Some(fresh.map_or(covered_to, |f| f.max(covered_to)));
+        }
+    }
+    fresh
+}
+
+/// How fresh the lake of `manifest` is, for a run's metrics: [`complete_to`] of its committed
+/// windows and open windows.
+pub async fn freshness(manifest: &Manifest, grid: Grid) -> Result<Option<i64>, ManifestError> {
+    let closed_to = manifest
+        .done()
+        .await?
+        .last()
+        .map(|start| start + grid.seconds());
+    let open = manifest.open_windows().await?;
+    Ok(complete_to(closed_to, &open))
 }
 
 /// What the ledger says of erasures, for `status`: none when there was none.
@@ -172,7 +207,8 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
     let closing_windows: Vec<WindowRecord> = open.collect();
     // Every committed window, those a compacted day's marker covers too (one listing).
     let starts: Vec<i64> = generations.into_keys().collect();
-    let fresh_to = starts.last().map(|&s| s + grid.seconds());
+    let closed_to = starts.last().map(|&s| s + grid.seconds());
+    let fresh_to = complete_to(closed_to, &view.open);
     let lease = lease::latest(lake, subdomain)
         .await?
         .filter(|l| !l.holder.is_empty() && l.expires_at.seconds() > now)
@@ -193,7 +229,8 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
         dataset,
         done_windows: starts.len() as u64,
         done_from: starts.first().map(|&s| Timestamp::from_seconds(s)),
-        done_to: fresh_to.map(Timestamp::from_seconds),
+        done_to: closed_to.map(Timestamp::from_seconds),
+        fresh_to: fresh_to.map(Timestamp::from_seconds),
         age_seconds: fresh_to.map(|end| now - end),
         last_run: manifest.last_run().await?,
         lease,
@@ -380,14 +417,19 @@ impl Status {
 
     /// How fresh the lake is, the last run, and the lease.
     fn fmt_runs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.age_seconds {
-            Some(age) => writeln!(
+        match (self.age_seconds, self.fresh_to) {
+            (Some(age), Some(fresh_to)) => writeln!(
                 f,
-                "fresh to:    {} ({} ago)",
-                self.done_to.map(|t| t.to_string()).unwrap_or_default(),
+                "fresh to:    {fresh_to} ({} ago): the lake holds every record before it",
                 crate::units::duration::format_duration(age.max(0) as u64)
             )?,
-            None => writeln!(f, "fresh to:    nothing committed yet")?,
+            _ => writeln!(f, "fresh to:    nothing committed yet")?,
+        }
+        if let Some(done_to) = self.done_to {
+            writeln!(
+                f,
+                "closed to:   {done_to} (the end of the last closed window)"
+            )?;
         }
         match &self.last_run {
             Some(run) => writeln!(
@@ -417,6 +459,38 @@ impl Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An open window's record covering `[start, covered_to)` of `[start, end)`.
+    fn open_record(start: i64, end: i64, covered_to: Option<i64>) -> WindowRecord {
+        let window = crate::plan::window::Window { start, end };
+        let mut record = WindowRecord::new(&window, Vec::new());
+        record.covered_to = covered_to.map(Timestamp::from_seconds);
+        record
+    }
+
+    #[test]
+    fn the_lake_is_complete_to_the_open_window_that_follows_without_a_gap() {
+        let day = 86_400;
+        // The last closed day ends where the open window starts: complete to its covered-to.
+        let open = [open_record(day, 2 * day, Some(day + 3600))];
+        assert_eq!(complete_to(Some(day), &open), Some(day + 3600));
+        // A failed day between them: complete only to the closed day's end.
+        let after_gap = [open_record(2 * day, 3 * day, Some(2 * day + 60))];
+        assert_eq!(complete_to(Some(day), &after_gap), Some(day));
+        // A close that failed, then the open window: both count, in order.
+        let both = [
+            open_record(2 * day, 3 * day, Some(3 * day)),
+            open_record(day, 2 * day, Some(2 * day)),
+        ];
+        assert_eq!(complete_to(Some(day), &both), Some(3 * day));
+        // Nothing closed yet: the first open window counts; one without covered-to does not.
+        assert_eq!(complete_to(None, &open), Some(day + 3600));
+        assert_eq!(
+            complete_to(Some(day), &[open_record(day, 2 * day, None)]),
+            Some(day)
+        );
+        assert_eq!(complete_to(None, &[]), None);
+    }
 
     #[test]
     fn gaps_group_consecutive_missing_windows() {

@@ -436,3 +436,57 @@ async fn days_left_uncompacted_are_caught_up_and_an_empty_day_has_no_file() {
     let again = export(hourly(&sim, dir.path(), "2024-03-05T01:00:00Z")).await;
     assert_eq!(again.days_compacted, 0);
 }
+
+/// Freshness counts the open window (issue 29): on the default `1d` grid with hourly runs, the
+/// lake is complete to the last run's end all day, so `status --max-age 2h` does not page from
+/// 02:00 on (it did: freshness was the end of the last closed day). `closed to` still says
+/// where the last closed window ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_counts_the_open_window_on_a_daily_grid_with_hourly_runs() {
+    let sim = start(sim_config(3_000, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake =
+        auditlake::lake::storage::Lake::open(dir.path().to_str().unwrap(), &Default::default())
+            .unwrap();
+    let midnight = t("2024-03-02");
+    for hour in 1..=23 {
+        // An hourly schedule: each run ends 5 minutes (the settle lag) before the hour.
+        let until = midnight + hour * 3600 - 300;
+        let until_text = auditlake::units::time::format_rfc3339(until);
+        let run = run_until(&sim, dir.path(), &until_text).await;
+        assert_eq!(run.exit_code(), 0);
+        // Checked ten minutes after the run's end, as a monitor would.
+        let now = until + 600;
+        let status = auditlake::status::status(&lake, "acme", now).await.unwrap();
+        assert_eq!(
+            status.fresh_to.map(|t| t.seconds()),
+            Some(until),
+            "{status}"
+        );
+        assert_eq!(status.done_to.map(|t| t.seconds()), Some(midnight));
+        assert_eq!(status.age_seconds, Some(600));
+        assert!(!status.is_stale(2 * 3600), "hour {hour}: {status}");
+        let shown = status.to_string();
+        assert!(
+            shown.contains(&format!("fresh to:    {until_text} (10m ago)")),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("closed to:   2024-03-02T00:00:00Z"),
+            "{shown}"
+        );
+        // The metrics' freshness is the same instant.
+        let manifest = auditlake::lake::manifest::Manifest::new(lake.clone(), "acme");
+        let grid = auditlake::plan::window::Grid::DAILY;
+        assert_eq!(
+            auditlake::status::freshness(&manifest, grid).await.unwrap(),
+            Some(until)
+        );
+    }
+    // Without runs the age grows past --max-age, and status pages again.
+    let last = midnight + 23 * 3600 - 300;
+    let status = auditlake::status::status(&lake, "acme", last + 3 * 3600)
+        .await
+        .unwrap();
+    assert!(status.is_stale(2 * 3600), "{status}");
+}

@@ -99,9 +99,9 @@ async fn after_run(
             return facts;
         }
     };
-    match manifest.done().await {
-        Ok(starts) => facts.fresh_to = starts.last().map(|start| start + grid.seconds()),
-        Err(error) => tracing::warn!(%error, "could not list the committed windows"),
+    match crate::status::freshness(&manifest, grid).await {
+        Ok(fresh_to) => facts.fresh_to = fresh_to,
+        Err(error) => tracing::warn!(%error, "could not read how fresh the lake is"),
     }
     facts
 }

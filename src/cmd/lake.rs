@@ -28,7 +28,7 @@ pub async fn status(args: &StatusArgs, cx: &Context) -> Result<u8, Error> {
         Some(max_age) if status.is_stale(max_age) => {
             let why = match status.age_seconds {
                 Some(age) => format!(
-                    "the newest committed window ended {} ago",
+                    "the lake is complete only to {} ago",
                     format_duration(age.max(0) as u64)
                 ),
                 None => "nothing is committed yet".to_string(),

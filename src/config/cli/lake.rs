@@ -84,8 +84,9 @@ pub struct StatusArgs {
     #[arg(long, env = "AUDITLAKE_SUBDOMAIN", help_heading = "What to export")]
     pub subdomain: Option<String>,
 
-    /// Exit 8 when the newest committed window ended longer ago than this (e.g. 2h, 1d), or
-    /// nothing is committed yet: for a monitor to page on.
+    /// Exit 8 when the lake is complete only to longer ago than this (e.g. 2h, 1d), or nothing
+    /// is committed yet: for a monitor to page on. The open window counts: with hourly runs on
+    /// the default 1d grid the lake is complete to the last run's end, not to midnight.
     #[arg(long, env = "AUDITLAKE_MAX_AGE", value_name = "DURATION")]
     pub max_age: Option<String>,
 
