@@ -575,11 +575,19 @@ pub struct LastRun {
 
 impl Manifest {
     /// The last run's record, if any run finished here.
+    /// A record that does not parse (torn, or edited) is none: it only informs `status` and
+    /// the metrics, and the next export writes it anew.
     pub async fn last_run(&self) -> Result<Option<LastRun>, ManifestError> {
         let path = layout::last_run(&self.subdomain);
         match self.lake.read(&path).await? {
             None => Ok(None),
-            Some(bytes) => parse(&path, &bytes).map(Some),
+            Some(bytes) => match parse(&path, &bytes) {
+                Ok(run) => Ok(Some(run)),
+                Err(error) => {
+                    tracing::warn!(%error, "the last run's record does not read; the next export writes it anew");
+                    Ok(None)
+                }
+            },
         }
     }
 

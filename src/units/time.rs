@@ -15,8 +15,11 @@ const SECONDS_PER_DAY: i64 = 86_400;
 pub struct InstantError(pub String);
 
 /// An instant to the second, kept as UTC seconds and written as RFC 3339
-/// (`2024-01-01T00:00:00Z`) wherever it is stored: in the manifest's markers, the lease and the
-/// chain. Reading also takes bare seconds, as the lease wrote its expiry before this type.
+/// (`2024-01-01T00:00:00Z`) wherever it is stored: in the manifest's markers, the lease, the
+/// chain and the ledger. It reads back only in the form it is written: another spelling of the
+/// same instant (`+00:00`, a fraction, a date) would re-serialize to other bytes than a
+/// signature signed, so a file holding one is not ours, as a torn one is not. (The lease's
+/// expiry is kept in UTC seconds, as it always was: [`seconds`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
@@ -56,16 +59,35 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Written {
-            Text(String),
-            Seconds(i64),
+        let text = String::deserialize(deserializer)?;
+        match Timestamp::parse(&text) {
+            Ok(t) if t.to_string() == text => Ok(t),
+            _ => Err(serde::de::Error::custom(format!(
+                "{text:?} is not a time as auditlake writes it (YYYY-MM-DDTHH:MM:SSZ)"
+            ))),
         }
-        match Written::deserialize(deserializer)? {
-            Written::Text(text) => Timestamp::parse(&text).map_err(serde::de::Error::custom),
-            Written::Seconds(seconds) => Ok(Timestamp(seconds)),
+    }
+}
+
+/// A [`Timestamp`] kept as UTC seconds (an integer), for `#[serde(with = ...)]`: the lease's
+/// expiry, which every version has written so (a version that reads seconds must go on reading
+/// the leases of one that writes them, and back). Reading refuses seconds outside 1970 to 9999.
+pub mod seconds {
+    use super::{Timestamp, MAX_INSTANT, MIN_INSTANT};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(t.seconds())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let seconds = i64::deserialize(deserializer)?;
+        if !(MIN_INSTANT..=MAX_INSTANT).contains(&seconds) {
+            return Err(serde::de::Error::custom(format!(
+                "{seconds} seconds is not a time from 1970 to 9999"
+            )));
         }
+        Ok(Timestamp::from_seconds(seconds))
     }
 }
 
@@ -152,8 +174,35 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(json, "\"2024-01-01T01:02:03Z\"");
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
-        assert_eq!(serde_json::from_str::<Timestamp>("1704070923").unwrap(), t);
-        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
         assert_eq!(t.to_string(), "2024-01-01T01:02:03Z");
+        // Only the form it is written in: another spelling of the instant is not ours.
+        for other in [
+            "\"yesterday\"",
+            "\"2024-01-01T01:02:03+00:00\"",
+            "\"2024-01-01T01:02:03.000Z\"",
+            "\"2024-01-01\"",
+            "1704070923",
+        ] {
+            assert!(serde_json::from_str::<Timestamp>(other).is_err(), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_lease_expiry_stays_in_seconds_within_the_calendar() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Lease {
+            #[serde(with = "seconds")]
+            expires_at: Timestamp,
+        }
+        let lease = Lease {
+            expires_at: Timestamp::from_seconds(1_704_067_800),
+        };
+        let json = serde_json::to_string(&lease).unwrap();
+        assert_eq!(json, r#"{"expires_at":1704067800}"#);
+        assert_eq!(serde_json::from_str::<Lease>(&json).unwrap(), lease);
+        for far in ["99999999999999", "-1"] {
+            let text = format!(r#"{{"expires_at":{far}}}"#);
+            assert!(serde_json::from_str::<Lease>(&text).is_err(), "{far}");
+        }
     }
 }

@@ -135,3 +135,32 @@ async fn a_torn_marker_is_reported_and_its_files_are_kept() {
     let files = t.lake.list(&layout::data("acme")).await.unwrap();
     assert_eq!(files.len(), 1);
 }
+
+/// A marker whose times are not as auditlake writes them (a huge integer, another spelling of
+/// the instant) is damaged like a torn one: reported, its files kept, and nothing panics on the
+/// way (a huge integer once reached the calendar's formatting).
+#[tokio::test]
+async fn a_marker_with_times_auditlake_does_not_write_is_reported_not_trusted() {
+    for (field, odd) in [
+        ("end", "99999999999999".to_string()),
+        ("start", "\"2024-03-01T00:00:00+00:00\"".to_string()),
+        ("completed_at", "\"n/a\"".to_string()),
+    ] {
+        let t = TestLake::with(&[DAY1]).await;
+        let path = layout::marker("acme", &DAY1, 1);
+        let bytes = t.lake.read(&path).await.unwrap().unwrap();
+        let mut marker: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        marker[field] = serde_json::from_str(&odd).unwrap();
+        t.lake
+            .write(
+                &path,
+                bytes::Bytes::from(serde_json::to_vec(&marker).unwrap()),
+            )
+            .await
+            .unwrap();
+        let report = t.verify().await;
+        let kinds: Vec<_> = report.findings.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [Kind::CorruptManifest], "{field}: {report}");
+        assert!(report.files_to_remove().is_empty(), "{report}");
+    }
+}

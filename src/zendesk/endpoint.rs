@@ -25,17 +25,18 @@ pub(crate) struct CursorPage<R> {
     pub(crate) links: Option<Links>,
 }
 
-/// A cursor page's `meta`.
+/// A cursor page's `meta`. The cursor is kept as sent: pagination requires a string (or
+/// null), a count never reads it.
 #[derive(Deserialize)]
 pub(crate) struct CursorMeta {
     pub(crate) has_more: Option<bool>,
-    pub(crate) after_cursor: Option<String>,
+    pub(crate) after_cursor: Option<serde_json::Value>,
 }
 
-/// A cursor page's `links`.
+/// A cursor page's `links`, `next` kept as sent (see [`CursorMeta`]).
 #[derive(Deserialize)]
 pub(crate) struct Links {
-    pub(crate) next: Option<String>,
+    pub(crate) next: Option<serde_json::Value>,
 }
 
 /// A page of the list operation in its offset form: the records, `next_page` and `count` (the
@@ -43,6 +44,19 @@ pub(crate) struct Links {
 #[derive(Deserialize)]
 pub(crate) struct OffsetPage<R> {
     pub(crate) audit_logs: R,
-    pub(crate) next_page: Option<String>,
+    /// Kept as sent (see [`CursorMeta`]).
+    pub(crate) next_page: Option<serde_json::Value>,
     pub(crate) count: Option<u64>,
+}
+
+/// A field of a page that is a string when present: its text, or why it is not one.
+pub(crate) fn text(
+    value: Option<serde_json::Value>,
+    field: &str,
+) -> Result<Option<String>, String> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(format!("{field} is {other}, not a string")),
+    }
 }

@@ -22,7 +22,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::client::Client;
-use super::endpoint::{CursorPage, Links, OffsetPage};
+use super::endpoint::{text, CursorPage, OffsetPage};
 use super::error::ApiError;
 use super::query::{created_at_pairs, Filters};
 use crate::units::time::format_rfc3339;
@@ -84,7 +84,8 @@ pub(crate) struct CursorEnvelope {
     audit_logs: RecordIds,
     has_more: bool,
     after_cursor: Option<String>,
-    links: Option<Links>,
+    /// `links.next`: the next page's URL.
+    links_next: Option<String>,
 }
 
 /// An offset page as pagination reads it.
@@ -215,14 +216,16 @@ pub(crate) fn parse_cursor_envelope(body: &[u8]) -> Result<CursorEnvelope, Strin
     Ok(CursorEnvelope {
         audit_logs: page.audit_logs,
         has_more: meta.has_more.ok_or("missing field `meta.has_more`")?,
-        after_cursor: meta.after_cursor,
-        links: page.links,
+        after_cursor: text(meta.after_cursor, "meta.after_cursor")?,
+        links_next: text(page.links.and_then(|l| l.next), "links.next")?,
     })
 }
 
 /// Parses an offset page's envelope (records counted and their ids picked, nothing else decoded).
 pub(crate) fn parse_offset_envelope(body: &[u8]) -> Result<OffsetEnvelope, String> {
-    serde_json::from_slice(body).map_err(|e| e.to_string())
+    let page: OffsetEnvelope = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    text(page.next_page.clone(), "next_page")?;
+    Ok(page)
 }
 
 enum Next {
@@ -416,7 +419,7 @@ async fn cursor_page(
     progress
         .page(envelope.audit_logs.count, &envelope.audit_logs.ids)
         .map_err(|reason| stalled(current, reason))?;
-    let after_cursor = next_cursor(envelope.after_cursor, envelope.links);
+    let after_cursor = next_cursor(envelope.after_cursor, envelope.links_next);
     let next = match (envelope.has_more, after_cursor) {
         (false, _) => Next::Done,
         (true, Some(cursor)) if !cursor.is_empty() => {
@@ -481,9 +484,9 @@ fn learn_bounds(client: &Client, request: &PageRequest, records: &RecordIds) {
 /// The next page's cursor. The API documents both `meta.after_cursor` and `links.next`; the
 /// cursor is preferred (it goes into our own query, to our own host), the `page[after]` of the
 /// link is the fallback.
-fn next_cursor(after_cursor: Option<String>, links: Option<Links>) -> Option<String> {
+fn next_cursor(after_cursor: Option<String>, links_next: Option<String>) -> Option<String> {
     after_cursor.filter(|c| !c.is_empty()).or_else(|| {
-        let next = url::Url::parse(links?.next.as_deref()?).ok()?;
+        let next = url::Url::parse(links_next.as_deref()?).ok()?;
         let cursor = next
             .query_pairs()
             .find(|(k, _)| k == "page[after]")
@@ -597,7 +600,7 @@ mod tests {
         let body = br#"{"audit_logs":[],"meta":{"has_more":true},"links":{"next":"https://acme.zendesk.com/api/v2/audit_logs?page%5Bafter%5D=xyz&page%5Bsize%5D=100"}}"#;
         let e = parse_cursor_envelope(body).unwrap();
         assert_eq!(e.after_cursor, None);
-        let next = url::Url::parse(e.links.unwrap().next.as_deref().unwrap()).unwrap();
+        let next = url::Url::parse(e.links_next.as_deref().unwrap()).unwrap();
         assert!(next
             .query_pairs()
             .any(|(k, v)| k == "page[after]" && v == "xyz"));
@@ -616,6 +619,13 @@ mod tests {
         // Without `meta.has_more` no page can say it is the last: unparseable for pagination.
         assert!(parse_cursor_envelope(br#"{"audit_logs":[]}"#).is_err());
         assert!(parse_cursor_envelope(br#"{"audit_logs":[],"meta":{}}"#).is_err());
+        // A cursor or a next page that is not a string is refused, as before the envelopes
+        // were shared with the counts (which never read them).
+        let odd = br#"{"audit_logs":[],"meta":{"has_more":true,"after_cursor":7}}"#;
+        assert!(parse_cursor_envelope(odd).is_err());
+        let odd = br#"{"audit_logs":[],"meta":{"has_more":true},"links":{"next":[]}}"#;
+        assert!(parse_cursor_envelope(odd).is_err());
+        assert!(parse_offset_envelope(br#"{"audit_logs":[],"next_page":3}"#).is_err());
         let offset = br#"{"audit_logs":[],"next_page":null,"previous_page":null,"count":0}"#;
         let o: OffsetEnvelope = serde_json::from_slice(offset).unwrap();
         assert_eq!((o.audit_logs.count, o.count), (0, Some(0)));
@@ -705,7 +715,7 @@ mod tests {
 
             #[test]
             fn any_next_link_is_a_cursor_or_none(after in proptest::option::of(".{0,40}"), next in proptest::option::of(".{0,80}")) {
-                let _ = next_cursor(after, Some(Links { next }));
+                let _ = next_cursor(after, next);
             }
 
             #[test]

@@ -103,8 +103,8 @@ pub struct LeaseRecord {
     pub holder: String,
     pub acquired_at: Timestamp,
     pub renewed_at: Timestamp,
-    /// When another run may take the lease over (written as RFC 3339; leases of earlier
-    /// versions wrote UTC seconds, which read too).
+    /// When another run may take the lease over, in UTC seconds (as every version writes it).
+    #[serde(with = "crate::units::time::seconds")]
     pub expires_at: Timestamp,
     /// The run that wrote this generation, unique per acquire: tells our own write, answered
     /// "already exists" after a retry, from another run's. Empty in leases of older versions.
