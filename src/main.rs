@@ -10,10 +10,17 @@ use auditlake::{cmd, Error};
 
 fn main() -> ExitCode {
     let env = Env::capture();
-    let (cli, file) = match config::command_line(std::env::args_os().collect(), &env) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let (cli, file) = match config::command_line(argv.clone(), &env) {
         Ok(parsed) => parsed,
         Err(CommandLineError::Clap(e)) => e.exit(),
         Err(CommandLineError::Config(e)) => return fail(&e.into()),
+    };
+    // The accounts of the file's [[account]] tables, when it lists some: each runs as a command
+    // line of its own, all checked before any runs.
+    let accounts = match cmd::accounts::expand(&argv, &cli, &file, &env) {
+        Ok(accounts) => accounts,
+        Err(e) => return fail(&e.into()),
     };
     let json = cli.log_format == LogFormat::Json;
     let cx = cmd::Context::new(file, env, cli.quiet, json);
@@ -23,7 +30,10 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    let subdomain = cli.command.subdomain();
+    let subdomain = match accounts {
+        Some(_) => None,
+        None => cli.command.subdomain(),
+    };
     cmd::logging::init(
         cli.log_level.as_deref(),
         default,
@@ -34,7 +44,11 @@ fn main() -> ExitCode {
     );
     if cli.check_config {
         // Validation only: no runtime, nothing contacted, nothing written.
-        return match cmd::check_config(&cli.command, &cx) {
+        let checked = match &accounts {
+            Some(runs) => cmd::accounts::check(runs, &cx),
+            None => cmd::check_config(&cli.command, &cx),
+        };
+        return match checked {
             Ok(code) => ExitCode::from(code),
             Err(e) => fail(&e),
         };
@@ -50,7 +64,11 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    match runtime.block_on(cmd::run(cli.command, &cx)) {
+    let ran = match accounts {
+        Some(runs) => runtime.block_on(cmd::accounts::run(runs, &cx)),
+        None => runtime.block_on(cmd::run(cli.command, &cx)),
+    };
+    match ran {
         Ok(code) => ExitCode::from(code),
         Err(e) => fail(&e),
     }

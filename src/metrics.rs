@@ -9,7 +9,6 @@ use std::path::Path;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::run::Summary;
@@ -33,81 +32,104 @@ struct Labels {
     subdomain: String,
 }
 
-/// The metrics of one finished run, as Prometheus text.
-pub fn render(summary: &Summary, facts: &RunFacts) -> String {
-    let labels = Labels {
-        subdomain: summary.subdomain.clone(),
-    };
-    let mut registry = Registry::with_prefix("auditlake");
-    let mut gauge = |name: &str, help: &str, value: f64| {
-        let family = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        family.get_or_create(&labels).set(value);
-        registry.register(name, help, family);
-    };
-    let count = |n: u64| n as f64;
-    gauge(
+/// One gauge: its name, help and value of a run (none: the sample is left out).
+type Gauge = (
+    &'static str,
+    &'static str,
+    fn(&Summary, &RunFacts) -> Option<f64>,
+);
+
+/// The gauges of a run, in the order a file lists them.
+const GAUGES: [Gauge; 11] = [
+    (
         "last_run_records",
         "Records written by the last run",
-        count(summary.rows),
-    );
-    gauge(
+        |s, _| Some(s.rows as f64),
+    ),
+    (
         "last_run_requests",
         "HTTP requests the last run made to Zendesk",
-        count(summary.requests),
-    );
-    gauge(
+        |s, _| Some(s.requests as f64),
+    ),
+    (
         "last_run_retries",
         "Requests the last run retried",
-        count(summary.retries),
-    );
-    gauge(
+        |s, _| Some(s.retries as f64),
+    ),
+    (
         "last_run_throttled",
         "429 answers the last run received",
-        count(summary.throttled),
-    );
-    gauge(
+        |s, _| Some(s.throttled as f64),
+    ),
+    (
         "last_run_windows_done",
         "Windows the last run committed",
-        count(summary.windows_done),
-    );
-    gauge(
+        |s, _| Some(s.windows_done as f64),
+    ),
+    (
         "last_run_windows_failed",
         "Windows the last run failed (a rerun retries them)",
-        count(summary.windows_failed),
-    );
-    gauge(
+        |s, _| Some(s.windows_failed as f64),
+    ),
+    (
         "last_run_duration_seconds",
         "How long the last run took",
-        summary.seconds,
-    );
-    gauge(
+        |s, _| Some(s.seconds),
+    ),
+    (
         "last_run_exit_code",
         "The last run's exit code (0: success; see auditlake --help)",
-        f64::from(facts.exit_code),
-    );
-    gauge(
+        |_, f| Some(f64::from(f.exit_code)),
+    ),
+    (
         "last_run_timestamp_seconds",
         "When the last run finished, Unix time",
-        facts.finished_at as f64,
-    );
-    if let Some(at) = facts.last_success_at {
-        gauge(
-            "last_success_timestamp_seconds",
-            "When the last run that exited 0 finished, Unix time",
-            at as f64,
-        );
-    }
-    if let Some(end) = facts.fresh_to {
-        gauge(
-            "fresh_to_timestamp_seconds",
-            "The instant up to which the lake holds every record (the open window counts), Unix time",
-            end as f64,
-        );
+        |_, f| Some(f.finished_at as f64),
+    ),
+    (
+        "last_success_timestamp_seconds",
+        "When the last run that exited 0 finished, Unix time",
+        |_, f| f.last_success_at.map(|at| at as f64),
+    ),
+    (
+        "fresh_to_timestamp_seconds",
+        "The instant up to which the lake holds every record (the open window counts), Unix time",
+        |_, f| f.fresh_to.map(|end| end as f64),
+    ),
+];
+
+/// The metrics of one finished run, as Prometheus text.
+pub fn render(summary: &Summary, facts: &RunFacts) -> String {
+    render_all(&[(summary, facts)])
+}
+
+/// The metrics of several runs (one per account), as Prometheus text: each gauge once, with one
+/// sample per run, labelled by its subdomain.
+pub fn render_all(runs: &[(&Summary, &RunFacts)]) -> String {
+    let mut registry = Registry::with_prefix("auditlake");
+    for (name, help, value) in GAUGES {
+        let family = Family::<Labels, Gauge64>::default();
+        let mut any = false;
+        for (summary, facts) in runs {
+            if let Some(v) = value(summary, facts) {
+                let labels = Labels {
+                    subdomain: summary.subdomain.clone(),
+                };
+                family.get_or_create(&labels).set(v);
+                any = true;
+            }
+        }
+        if any {
+            registry.register(name, help, family);
+        }
     }
     let mut text = String::new();
     encode(&mut text, &registry).expect("writing to a String cannot fail");
     text
 }
+
+/// A gauge of `f64` values.
+type Gauge64 = prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>;
 
 /// Writes `text` to `path` atomically: a temporary file in the same folder, renamed over it, so a
 /// collector never reads half a file.

@@ -328,6 +328,31 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The status in one line, for a listing of many accounts: how fresh, how much, the last run.
+    pub fn line(&self) -> String {
+        let fresh = match (self.fresh_to, self.age_seconds) {
+            (Some(to), Some(age)) => format!(
+                "fresh to {to} ({} ago)",
+                crate::units::duration::format_duration(age.max(0) as u64)
+            ),
+            _ => "nothing committed yet".to_string(),
+        };
+        let gaps = match self.gaps.len() {
+            0 => String::new(),
+            n => format!(", {n} gap(s)"),
+        };
+        let last = match &self.last_run {
+            Some(run) => format!("last run {} (exit {})", run.outcome, run.exit_code),
+            None => "no run recorded".to_string(),
+        };
+        format!(
+            "{}: {fresh}, {} windows done, {} rows{gaps}; {last}",
+            self.subdomain, self.done_windows, self.rows
+        )
+    }
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "lake:        {}", self.dest)?;

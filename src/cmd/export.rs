@@ -1,5 +1,7 @@
 //! `export` and `demo`: a run, its summary for people and, as JSON, for schedulers.
 
+use std::path::PathBuf;
+
 #[cfg(feature = "simulator")]
 use super::demo as sim_demo;
 use crate::cmd::exit;
@@ -11,7 +13,7 @@ use crate::lake::manifest::Manifest;
 use crate::lake::storage::{Lake, StoreOptions};
 use crate::metrics;
 use crate::plan::window::Grid;
-use crate::run::{self, Summary};
+use crate::run::{self, ExportConfig, Summary};
 use crate::Error;
 
 use super::{cancel_on_signals, logging, progress, Context, ProgressBar};
@@ -21,6 +23,33 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
     let now = chrono::Utc::now().timestamp();
     let mut config = config::export(args, &cx.file, &cx.env, now)?;
     config.run_id = cx.run_id.clone();
+    let exported = export_with(config, cx).await?;
+    if let Some(path) = &exported.summary_json {
+        write_summary_json(path, &exported.summary)?;
+    }
+    if let Some(path) = &exported.metrics_file {
+        metrics::write_atomically(path, &metrics::render(&exported.summary, &exported.facts))
+            .map_err(|source| Error::MetricsFile {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    report(&exported, cx);
+    Ok(exported.code)
+}
+
+/// A finished export: its summary and exit code, what its metrics say besides, and where its
+/// summary and metrics go.
+pub(super) struct Exported {
+    pub(super) summary: Summary,
+    pub(super) code: u8,
+    pub(super) facts: metrics::RunFacts,
+    pub(super) summary_json: Option<PathBuf>,
+    pub(super) metrics_file: Option<PathBuf>,
+}
+
+/// Runs the export `config` says, with a progress bar where the context shows one.
+pub(super) async fn export_with(config: ExportConfig, cx: &Context) -> Result<Exported, Error> {
     let summary_json = config.summary_json.clone();
     let metrics_file = config.metrics_file.clone();
     let (dest, store, grid) = (config.dest.clone(), config.store.clone(), config.grid);
@@ -30,28 +59,29 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
         bar.0.finish_and_clear();
     }
     let code = summary.exit_code();
-    if let Some(path) = summary_json {
-        write_summary_json(&path, &summary)?;
-    }
     let facts = after_run(&dest, &store, grid, &summary, code).await;
-    if let Some(path) = metrics_file {
-        metrics::write_atomically(&path, &metrics::render(&summary, &facts))
-            .map_err(|source| Error::MetricsFile { path, source })?;
-    }
+    Ok(Exported {
+        summary,
+        code,
+        facts,
+        summary_json,
+        metrics_file,
+    })
+}
+
+/// Says how an export ended: one JSON line with the summary, or the summary for people.
+pub(super) fn report(exported: &Exported, cx: &Context) {
+    let (summary, code) = (&exported.summary, exported.code);
     if cx.json_logs {
-        let fields = serde_json::Map::from_iter([(
-            "summary".to_string(),
-            summary.json(summary.exit_code()),
-        )]);
+        let fields = serde_json::Map::from_iter([("summary".to_string(), summary.json(code))]);
         logging::json_event(
             if code == 0 { "INFO" } else { "WARN" },
             "run finished",
             fields,
         );
     } else if !cx.quiet {
-        eprint!("{}", human_summary(&summary));
+        eprint!("{}", human_summary(summary));
     }
-    Ok(code)
 }
 
 /// `auditlake demo`.

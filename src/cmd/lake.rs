@@ -15,6 +15,19 @@ use super::{cancel_on_signals, client_for, print, Context};
 
 /// `auditlake status`.
 pub async fn status(args: &StatusArgs, cx: &Context) -> Result<u8, Error> {
+    let (status, code, stale) = status_of(args, cx).await?;
+    print(&status, args.json, &status);
+    if let Some(why) = stale {
+        eprintln!("auditlake: stale: {why}");
+    }
+    Ok(code)
+}
+
+/// The status `args` asks for, its exit code, and why it is stale when `--max-age` says so.
+pub(super) async fn status_of(
+    args: &StatusArgs,
+    cx: &Context,
+) -> Result<(crate::status::Status, u8, Option<String>), Error> {
     let config = config::status(args, &cx.file, &cx.env)?;
     let no_lake = || StatusError::NoLake {
         dest: config.dest.clone(),
@@ -23,8 +36,7 @@ pub async fn status(args: &StatusArgs, cx: &Context) -> Result<u8, Error> {
     let lake = Lake::open_existing(&config.dest, &config.store)?.ok_or_else(no_lake)?;
     let now = chrono::Utc::now().timestamp();
     let status = crate::status::status(&lake, &config.subdomain, now).await?;
-    print(&status, args.json, &status);
-    match config.max_age {
+    let stale = match config.max_age {
         Some(max_age) if status.is_stale(max_age) => {
             let why = match status.age_seconds {
                 Some(age) => format!(
@@ -33,14 +45,19 @@ pub async fn status(args: &StatusArgs, cx: &Context) -> Result<u8, Error> {
                 ),
                 None => "nothing is committed yet".to_string(),
             };
-            eprintln!(
-                "auditlake: stale: {why}, more than --max-age {}",
+            Some(format!(
+                "{why}, more than --max-age {}",
                 format_duration(max_age as u64)
-            );
-            Ok(exit::STALE)
+            ))
         }
-        _ => Ok(exit::OK),
-    }
+        _ => None,
+    };
+    let code = if stale.is_some() {
+        exit::STALE
+    } else {
+        exit::OK
+    };
+    Ok((status, code, stale))
 }
 
 /// `auditlake verify`.

@@ -86,9 +86,13 @@ fn head(level: &str, message: &str) -> Map<String, Value> {
     line.insert("level".into(), level.into());
     line.insert("message".into(), message.into());
     line.insert("run_id".into(), labels.map(|l| l.run_id.clone()).into());
+    // The account this task runs for, when the process runs many (`cmd/accounts.rs`).
+    let account = super::accounts::ACCOUNT.try_with(Clone::clone).ok();
     line.insert(
         "subdomain".into(),
-        labels.and_then(|l| l.subdomain.clone()).into(),
+        account
+            .or_else(|| labels.and_then(|l| l.subdomain.clone()))
+            .into(),
     );
     line
 }

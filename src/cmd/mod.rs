@@ -3,6 +3,7 @@
 //! an exit code in [`exit`], the one place that numbers outcomes. The binary's `main` only
 //! parses, sets up logging and ends with that code.
 
+pub mod accounts;
 mod api;
 mod check;
 #[cfg(feature = "simulator")]

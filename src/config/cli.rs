@@ -19,8 +19,10 @@ use crate::lake::manifest::TableFormat;
 use crate::zendesk::Pagination;
 pub use values::{EngineArg, PaginationArg, TableFormatArg};
 
+mod accounts;
 mod lake;
 mod policy;
+pub use accounts::AccountArgs;
 pub use lake::{RepairArgs, StatusArgs, VerifyArgs};
 pub use policy::{ChangeArgs, EraseArgs, ExpireArgs};
 #[cfg(feature = "simulator")]
@@ -203,6 +205,19 @@ impl Default for ExportArgs {
 }
 
 impl Command {
+    /// The flags that pick accounts of the `[[account]]` tables, for the commands that run many
+    /// accounts (export, status, verify, repair, ddl); `None` for the others.
+    pub fn accounts(&self) -> Option<&AccountArgs> {
+        match self {
+            Command::Export(a) => Some(&a.accounts),
+            Command::Status(a) => Some(&a.accounts),
+            Command::Verify(a) => Some(&a.accounts),
+            Command::Repair(a) => Some(&a.check.accounts),
+            Command::Ddl(a) => Some(&a.accounts),
+            _ => None,
+        }
+    }
+
     /// The subdomain the command works on, when it names one (for the JSON logs' `subdomain`).
     pub fn subdomain(&self) -> Option<&str> {
         match self {
@@ -494,6 +509,20 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub filters: FilterArgs,
 
+    #[command(flatten)]
+    pub accounts: AccountArgs,
+
+    /// With [[account]] tables in --config: how many accounts export at once (each has its own
+    /// rate budget, lease and summary; the others go on when one fails).
+    #[arg(
+        long,
+        env = "AUDITLAKE_ACCOUNTS_AT_ONCE",
+        value_name = "N",
+        default_value_t = crate::cmd::accounts::DEFAULT_ACCOUNTS_AT_ONCE,
+        help_heading = "Accounts"
+    )]
+    pub accounts_at_once: usize,
+
     /// Required. The lake: a local path, file://, s3://bucket/prefix, gs://bucket/prefix or
     /// az://container/prefix.
     #[arg(
@@ -620,6 +649,9 @@ pub struct DdlArgs {
     /// The lake: a local path or an object store URL, as for export.
     #[arg(long, env = "AUDITLAKE_DEST", value_name = "PATH_OR_URL")]
     pub dest: Option<String>,
+
+    #[command(flatten)]
+    pub accounts: AccountArgs,
 
     #[command(flatten)]
     pub store: StoreArgs,

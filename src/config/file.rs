@@ -60,7 +60,16 @@ pub struct FileConfig {
     /// Every other key, as written.
     pub flags: toml::Table,
     /// The line of each key, for messages.
-    lines: BTreeMap<String, usize>,
+    pub(super) lines: BTreeMap<String, usize>,
+    /// The `[[account]]` tables, in the file's order (see `config/accounts.rs`).
+    pub accounts: Vec<AccountTable>,
+}
+
+/// One `[[account]]` table of the file: its keys, as written, and the line it starts on.
+#[derive(Clone, Debug, Default)]
+pub struct AccountTable {
+    pub keys: toml::Table,
+    pub line: usize,
 }
 
 /// The line (1-based) where `key` is set in `text`.
@@ -73,6 +82,18 @@ fn line_of(text: &str, key: &str) -> usize {
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
         .map_or(1, |i| i + 1)
+}
+
+/// The lines (1-based) where the file's `[[account]]` tables start, in order.
+fn account_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+            l.starts_with("[[account]]")
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
 }
 
 /// The message of an invalid `[storage]` entry: the line only, since the value may be a secret.
@@ -128,6 +149,32 @@ impl FileConfig {
                 invalid_storage(line)
             })?,
         };
+        let accounts = match flags.remove("account") {
+            None => Vec::new(),
+            Some(toml::Value::Array(tables)) => {
+                let starts = account_lines(text);
+                tables
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, table)| match table {
+                        toml::Value::Table(keys) => Ok(AccountTable {
+                            keys,
+                            line: starts.get(i).copied().unwrap_or(1),
+                        }),
+                        _ => Err(format!(
+                            "line {}: account: give each account as an [[account]] table",
+                            line_of(text, "account")
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            Some(_) => {
+                return Err(format!(
+                    "line {}: account: give each account as an [[account]] table",
+                    line_of(text, "account")
+                ))
+            }
+        };
         let lines = flags
             .keys()
             .map(|key| (key.clone(), line_of(text, key)))
@@ -136,6 +183,7 @@ impl FileConfig {
             storage,
             flags,
             lines,
+            accounts,
         })
     }
 }
@@ -163,14 +211,31 @@ pub fn command_line(argv: Vec<OsString>, env: &Env) -> Result<(Cli, FileConfig),
     if file.flags.is_empty() {
         return Ok((cli, file));
     }
+    let cli = command_line_with(argv, env, &file)?;
+    Ok((cli, file))
+}
+
+/// [`command_line`] with the file's settings given: `file`'s keys below the command line and
+/// the environment (an account's command line, with its keys over the file's top level).
+pub(super) fn command_line_with(
+    argv: Vec<OsString>,
+    env: &Env,
+    file: &FileConfig,
+) -> Result<Cli, CommandLineError> {
+    let matches = Cli::grammar()
+        .try_get_matches_from(&argv)
+        .map_err(CommandLineError::Clap)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(CommandLineError::Clap)?;
+    if file.flags.is_empty() {
+        return Ok(cli);
+    }
     let path = cli.config.clone().unwrap_or_default();
     let bad = |why: String| {
         CommandLineError::Config(ConfigError(format!("--config {}: {why}", path.display())))
     };
-    let extra = file_arguments(&file, &matches, env).map_err(bad)?;
+    let extra = file_arguments(file, &matches, env).map_err(bad)?;
     let argv: Vec<OsString> = argv.into_iter().chain(extra).collect();
-    let cli = Cli::parse_args(argv).map_err(|e| bad(e.render().to_string().trim().to_string()))?;
-    Ok((cli, file))
+    Cli::parse_args(argv).map_err(|e| bad(e.render().to_string().trim().to_string()))
 }
 
 /// The file's keys as `--key=value` arguments, for the flags of the command in `matches` that

@@ -7,6 +7,7 @@
 //! variables or the files they name, and never from flags; object-store settings come from the
 //! file's `[storage]` table and the clouds' variables (`store`).
 
+pub mod accounts;
 pub mod cli;
 mod credentials;
 mod file;

@@ -4,13 +4,16 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{ApiArgs, StoreArgs, WorkArgs};
+use super::{AccountArgs, ApiArgs, StoreArgs, WorkArgs};
 
 /// What `verify` checks.
 #[derive(Debug, Args, Clone, Default)]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub api: ApiArgs,
+
+    #[command(flatten)]
+    pub accounts: AccountArgs,
 
     #[command(flatten)]
     pub store: StoreArgs,
@@ -93,4 +96,7 @@ pub struct StatusArgs {
     /// Print the status as JSON.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
+
+    #[command(flatten)]
+    pub accounts: AccountArgs,
 }
