@@ -16,9 +16,10 @@ use futures::StreamExt;
 use tracing::Instrument;
 
 use super::export::{export_with, Exported};
-use super::{logging, Context};
+use super::logging::{self, ACCOUNT};
+use super::Context;
 use crate::cmd::exit;
-use crate::config::accounts::{accounts, in_account_terms, AccountRun};
+use crate::config::accounts::{accounts, in_account_terms, AccountRun, Selection};
 use crate::config::cli::{Cli, Command};
 use crate::config::{self, ConfigError, Env, FileConfig};
 use crate::metrics;
@@ -27,11 +28,6 @@ use crate::Error;
 /// `--accounts-at-once`'s default: enough to overlap accounts that wait on their own rate
 /// budgets, few enough that a 2-core machine's encoding keeps up (see BENCHMARKS.md).
 pub const DEFAULT_ACCOUNTS_AT_ONCE: usize = 4;
-
-tokio::task_local! {
-    /// The account a task runs for: the `subdomain` of its JSON log lines.
-    pub(crate) static ACCOUNT: String;
-}
 
 /// The accounts `cli` runs, when its command runs accounts and the file lists some; `None` for a
 /// single-account run. `--account` or `--shard` without accounts in the file is an error.
@@ -55,7 +51,11 @@ pub fn expand(
         }
         return Ok(None);
     }
-    accounts(argv, env, file, &args.selection()).map(Some)
+    let selection = Selection {
+        account: args.account.clone(),
+        shard: args.shard.clone(),
+    };
+    accounts(argv, env, file, &selection).map(Some)
 }
 
 /// The context of one account's run: its environment, no progress bar (several runs share the

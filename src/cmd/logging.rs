@@ -23,6 +23,12 @@ struct Labels {
 
 static JSON: OnceLock<Labels> = OnceLock::new();
 
+tokio::task_local! {
+    /// The account a task runs for, when the process runs many (`cmd/accounts.rs`): the
+    /// `subdomain` of its JSON log lines.
+    pub(crate) static ACCOUNT: String;
+}
+
 /// Starts logging at `default` level unless `--log-level` (or its variable) says otherwise; with
 /// `json`, every line is a JSON object carrying `run_id` and `subdomain`.
 pub fn init(
@@ -87,7 +93,7 @@ fn head(level: &str, message: &str) -> Map<String, Value> {
     line.insert("message".into(), message.into());
     line.insert("run_id".into(), labels.map(|l| l.run_id.clone()).into());
     // The account this task runs for, when the process runs many (`cmd/accounts.rs`).
-    let account = super::accounts::ACCOUNT.try_with(Clone::clone).ok();
+    let account = ACCOUNT.try_with(Clone::clone).ok();
     line.insert(
         "subdomain".into(),
         account

@@ -27,13 +27,3 @@ pub struct AccountArgs {
     )]
     pub shard: Option<String>,
 }
-
-impl AccountArgs {
-    /// The selection these flags make.
-    pub fn selection(&self) -> crate::config::accounts::Selection {
-        crate::config::accounts::Selection {
-            account: self.account.clone(),
-            shard: self.shard.clone(),
-        }
-    }
-}
