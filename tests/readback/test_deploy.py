@@ -10,6 +10,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 import types
 from pathlib import Path
 
@@ -278,8 +279,144 @@ def test_every_auditlake_command_in_the_readme_schedule_section_is_accepted(tmp_
     (shown,) = re.findall(r"```crontab\n(.*?)```", section, re.S)
     assert all(line in crontab for line in shown.splitlines()), "the README's crontab is the tested one"
     for example in ["kubernetes/cronjob.yaml", "airflow/auditlake_dag.py", "systemd/auditlake.service",
-                    "systemd/auditlake.timer", "cron/auditlake.crontab"]:
+                    "systemd/auditlake.timer", "cron/auditlake.crontab", "accounts.toml",
+                    "kubernetes/cronjob-accounts.yaml", "airflow/auditlake_accounts_dag.py"]:
         assert f"examples/{example}" in section, example
+
+
+
+def with_dummy_secrets(text, tmp_path):
+    """An accounts file's text with each `-file` key naming a temporary file that holds a dummy
+    secret, and the environment each `-env` key names; returns (path of the copy, environment)."""
+    env = {}
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(exist_ok=True)
+
+    def dummy_file(match):
+        secret = secrets / f"secret-{len(list(secrets.iterdir()))}"
+        secret.write_text(DUMMY_SECRET + "\n")
+        return f'{match.group(1)} = "{secret}"'
+
+    text = re.sub(r'^([a-z-]+-file) = "([^"]+)"', dummy_file, text, flags=re.M)
+    for name in re.findall(r'^[a-z-]+-env = "([A-Z0-9_]+)"', text, flags=re.M):
+        env[name] = DUMMY_SECRET
+    path = tmp_path / "accounts.toml"
+    path.write_text(text)
+    return path, env
+
+
+def account_subdomains(text):
+    return [a["subdomain"] for a in tomllib.loads(text)["account"]]
+
+
+def test_the_accounts_file_is_accepted_with_each_account_checked(tmp_path):
+    text = (EXAMPLES / "accounts.toml").read_text()
+    assert len(account_subdomains(text)) >= 3
+    # Secrets are named, never inline.
+    assert not re.search(r'^(oauth-client-secret|oauth-token|api-token) =', text, flags=re.M)
+    path, env = with_dummy_secrets(text, tmp_path)
+    out = accepted(["export", "--config", str(path)], env, tmp_path)
+    assert out.count("export would run") == len(account_subdomains(text)), out
+
+
+def test_the_kubernetes_indexed_job_fans_out_one_shard_per_pod_over_the_accounts(tmp_path):
+    docs = [d for d in yaml.safe_load_all((EXAMPLES / "kubernetes/cronjob-accounts.yaml").read_text()) if d]
+    by_kind = {d["kind"]: d for d in docs}
+    assert set(by_kind) == {"ServiceAccount", "ConfigMap", "CronJob"}
+    cron = by_kind["CronJob"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["completionMode"] == "Indexed"
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    shards = int(args[args.index("--shard") + 1])
+    # One pod per shard, all at once, and the shard count matches the file's accounts.
+    assert job["completions"] == job["parallelism"] == shards
+    accounts_toml = by_kind["ConfigMap"]["data"]["accounts.toml"]
+    subdomains = account_subdomains(accounts_toml)
+    assert len(subdomains) == shards
+    # The file is the mounted ConfigMap; every secret it names is in the mounted Secret.
+    config_path = Path(args[args.index("--config") + 1])
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (config_volume,) = [n for n, v in volumes.items() if "configMap" in v]
+    assert volumes[config_volume]["configMap"]["name"] == by_kind["ConfigMap"]["metadata"]["name"]
+    assert str(config_path.parent) == mounts[config_volume]
+    (secret_volume,) = [n for n, v in volumes.items() if "secret" in v]
+    for path in re.findall(r'-file = "([^"]+)"', accounts_toml):
+        assert path.startswith(mounts[secret_volume] + "/"), path
+    # Each pod's index picks one account, and every account is some pod's.
+    path, env = with_dummy_secrets(accounts_toml, tmp_path)
+    env.update({e["name"]: e["value"] for e in container.get("env", [])})
+    picked = []
+    for index in range(shards):
+        pod_args = [str(path) if a == str(config_path) else a for a in args]
+        out = accepted(pod_args, {**env, "JOB_COMPLETION_INDEX": str(index)}, tmp_path)
+        assert out.count("export would run") == 1, out
+        picked += [s for s in subdomains if f"export would run: subdomain {s} " in out]
+    assert sorted(picked) == sorted(subdomains)
+
+
+def test_the_airflow_dag_maps_one_task_over_each_account_of_the_file(tmp_path, monkeypatch):
+    path = EXAMPLES / "airflow/auditlake_accounts_dag.py"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    accounts_file = EXAMPLES / "accounts.toml"
+    monkeypatch.setenv("AUDITLAKE_ACCOUNTS_FILE", str(accounts_file))
+    dags, mapped = [], []
+
+    class DAG:
+        def __init__(self, **kwargs):
+            dags.append(kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    class Partial:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+        def expand(self, **kwargs):
+            mapped.append((self.kwargs, kwargs))
+
+    class BashOperator:
+        @staticmethod
+        def partial(**kwargs):
+            return Partial(**kwargs)
+
+    def task(function):
+        # Airflow runs the task when the DAG runs; here it runs at once.
+        return function
+
+    stand_ins = {"DAG": DAG, "BashOperator": BashOperator, "task": task}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module.startswith("airflow"):
+            parts = node.module.split(".")
+            for i in range(1, len(parts) + 1):
+                monkeypatch.setitem(sys.modules, ".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
+            for alias in node.names:
+                setattr(sys.modules[node.module], alias.name, stand_ins[alias.name])
+    exec(compile(tree, str(path), "exec"), {"__name__": "auditlake_accounts_dag"})
+    (dag,) = dags
+    assert dag["catchup"] is False and dag["max_active_runs"] == 1
+    ((partial, expanded),) = mapped
+    assert partial["append_env"] is True
+    commands = expanded["bash_command"]
+    text = accounts_file.read_text()
+    copy, env = with_dummy_secrets(text, tmp_path)
+    seen = []
+    for command in commands:
+        tokens = command_tokens(command)
+        assert tokens[0] == "auditlake"
+        assert tokens[tokens.index("--config") + 1] == str(accounts_file)
+        seen.append(tokens[tokens.index("--account") + 1])
+        tokens[tokens.index("--config") + 1] = str(copy)
+        out = accepted(tokens[1:], env, tmp_path)
+        assert out.count("export would run") == 1, out
+    assert seen == account_subdomains(text)
 
 
 if __name__ == "__main__":
