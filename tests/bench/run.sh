@@ -33,6 +33,12 @@
 #                user: windows and files rewritten, older copies purged, requests (none: erase
 #                asks Zendesk nothing), wall seconds, CPU-seconds and peak RSS
 #
+# Accounts scenario (issue 29):
+#   accounts-50  BENCH_ACCOUNTS (50) accounts of BENCH_ACCOUNT_RECORDS (20,000) records over 30 days in
+#                one process (--accounts-at-once BENCH_ACCOUNTS_AT_ONCE, 8), 100 ms a request: the
+#                backfill, then a run with nothing new; wall, CPU-s, peak RSS, requests per account
+#                against ceil(N/100)
+#
 # Schedule scenarios (issue 18), in tests/bench/schedule.py: sched-hourly (a), sched-5min (b),
 # sched-hourly-1h (c), sched-hourly-nosort (d); they report the requests of a whole schedule, of a
 # run with nothing new, and the files per closed day partition.
@@ -43,7 +49,7 @@ BIN=${1:-target/release/auditlake}
 SIM_BIN=${BENCH_SIM_BIN:-$BIN}
 OUT=${BENCH_OUT:-bench-out}
 RECORDS=${BENCH_RECORDS:-1000000}
-SCENARIOS=${BENCH_SCENARIOS:-one-window hash-cost ten-days ten-days-delta delta-log erase-year window-2m req-sparse req-busy-day req-30d req-busy-day-nosort sched-hourly sched-5min sched-hourly-1h sched-hourly-nosort}
+SCENARIOS=${BENCH_SCENARIOS:-one-window hash-cost ten-days ten-days-delta delta-log erase-year window-2m req-sparse req-busy-day req-30d req-busy-day-nosort sched-hourly sched-5min sched-hourly-1h sched-hourly-nosort accounts-50}
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -185,6 +191,48 @@ PY
   done
 }
 
+accounts() { # (issue 29) BENCH_ACCOUNTS accounts of BENCH_ACCOUNT_RECORDS records each, one process
+  local n=${BENCH_ACCOUNTS:-50} records=${BENCH_ACCOUNT_RECORDS:-20000} file="$OUT/accounts.toml"
+  # One simulator serves every account the same records (its rate limit lifted: each account has
+  # its own at Zendesk), 100 ms a request.
+  start_sim 2024-01-01 2024-01-31 "$records" 4000000000 100ms
+  {
+    echo "dest = \"$OUT/accounts-lake\""
+    echo "base-url = \"$(cat "$OUT/sim.url")\""
+    echo "since = \"2024-01-01\""
+    echo "until = \"2024-01-31\""
+    echo "rate-limit-share = 1"
+    echo "quiet = true"
+    for i in $(seq -w 0 $((n - 1))); do
+      printf '\n[[account]]\nsubdomain = "acct-%s"\noauth-token-env = "SIM_TOKEN"\n' "$i"
+    done
+  } > "$file"
+  local pass
+  for pass in backfill idle; do
+    SIM_TOKEN=sim-token /usr/bin/time -v -o "$OUT/accounts-$pass.time" \
+      "$BIN" export --config "$file" --accounts-at-once "${BENCH_ACCOUNTS_AT_ONCE:-8}" \
+      --summary-json "$OUT/accounts-$pass.jsonl"
+    python3 - "$OUT" "$pass" "$records" <<'PY'
+import json, math, re, sys
+out, name, records = sys.argv[1], sys.argv[2], int(sys.argv[3])
+text = open(f"{out}/accounts-{name}.time").read()
+field = lambda label: re.search(re.escape(label) + r":\s*(.+)", text).group(1).strip()
+parts = [float(p) for p in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")]
+wall = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
+rss = int(field("Maximum resident set size (kbytes)")) / 1024
+lines = [json.loads(l) for l in open(f"{out}/accounts-{name}.jsonl")]
+assert all(l["exit_code"] == 0 for l in lines), [l for l in lines if l["exit_code"]]
+requests = [l["requests"] for l in lines]
+rows = sum(l["rows"] for l in lines)
+minimum = math.ceil(records / 100)
+print(f"accounts-{name:<8} accounts={len(lines)} rows={rows} wall={wall:.1f}s cpu-s={cpu:.1f} "
+      f"peak-rss={rss:.0f} MB requests/account: min={min(requests)} max={max(requests)} "
+      f"mean={sum(requests) / len(requests):.1f} ({sum(requests) / len(requests) / minimum:.2f}x ceil(N/100)={minimum})")
+PY
+  done
+}
+
 echo "auditlake bench: $RECORDS records, $(nproc) cores, $(date -u +%Y-%m-%d)"
 for scenario in $SCENARIOS; do
   case $scenario in
@@ -200,6 +248,7 @@ for scenario in $SCENARIOS; do
     req-30d) requests req-30d 2024-01-01 2024-01-31 30000 700 150ms 2024-01-01 2024-01-31 1d 4 0.5 ;;
     req-busy-day-nosort) SIM_EXTRA=--ignore-offset-sort requests req-busy-day-nosort 2024-01-01 2024-01-02 "${BENCH_BUSY_RECORDS:-300000}" 1400 250ms 2024-01-01 2024-01-02 1d 4 0.5 ;;
     sched-*) python3 tests/bench/schedule.py "$BIN" "$OUT" "$scenario" ;;
+    accounts-50) accounts ;;
     *) echo "unknown scenario: $scenario"; exit 2 ;;
   esac
 done
