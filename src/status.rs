@@ -121,36 +121,55 @@ impl Status {
     }
 }
 
-/// The instant up to which the lake holds every record: the end of the last closed window
-/// (`closed_to`), carried on by each open window that starts by then and whose parts are complete
-/// to a later instant (its covered-to: the `until` of the run that grew it). With the default
-/// `1d` grid and hourly runs, that is minutes ago, not last midnight. An open window after a gap
-/// (a window that failed) does not count: the lake is not complete across the gap.
-pub fn complete_to(closed_to: Option<i64>, open: &[WindowRecord]) -> Option<i64> {
+/// The instant up to which the lake holds every record. It starts where the lake starts (`since`:
+/// the first window the last run planned, else the first committed window), goes on through every
+/// committed window that follows without a gap (`starts`, on a grid of `step` seconds), then
+/// through each open window that starts by then, to its covered-to (the `until` of the run that
+/// grew it). So with the default `1d` grid and hourly runs it is minutes ago, not last midnight;
+/// and it never passes a window that is not committed (a failed window, a gap): a monitor is never
+/// told the lake is fresher than it is. `None` when nothing tells where the lake starts.
+pub fn complete_to(
+    since: Option<i64>,
+    starts: &[i64],
+    step: i64,
+    open: &[WindowRecord],
+) -> Option<i64> {
+    let mut fresh = since.or_else(|| starts.first().copied())?;
+    for &start in starts {
+        if start + step <= fresh {
+            continue;
+        }
+        if start > fresh {
+            break;
+        }
+        fresh = start + step;
+    }
     let mut windows: Vec<(i64, i64)> = open
         .iter()
         .filter_map(|w| Some((w.span()?.start, w.covered_to()?)))
         .collect();
     windows.sort_unstable();
-    let mut fresh = closed_to;
     for (start, covered_to) in windows {
-        if fresh.is_none_or(|f| start <= f) {
-            fresh = Some(fresh.map_or(covered_to, |f| f.max(covered_to)));
+        if start <= fresh {
+            fresh = fresh.max(covered_to);
         }
     }
-    fresh
+    Some(fresh)
+}
+
+/// Where the lake starts, as the last run planned it (its summary's `since`).
+fn planned_since(last_run: Option<&LastRun>) -> Option<i64> {
+    let since = last_run?.summary.get("since")?.as_str()?;
+    crate::units::time::parse_instant(since).ok()
 }
 
 /// How fresh the lake of `manifest` is, for a run's metrics: [`complete_to`] of its committed
-/// windows and open windows.
+/// and open windows.
 pub async fn freshness(manifest: &Manifest, grid: Grid) -> Result<Option<i64>, ManifestError> {
-    let closed_to = manifest
-        .done()
-        .await?
-        .last()
-        .map(|start| start + grid.seconds());
+    let starts = manifest.done().await?;
     let open = manifest.open_windows().await?;
-    Ok(complete_to(closed_to, &open))
+    let since = planned_since(manifest.last_run().await?.as_ref());
+    Ok(complete_to(since, &starts, grid.seconds(), &open))
 }
 
 /// What the ledger says of erasures, for `status`: none when there was none.
@@ -208,7 +227,9 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
     // Every committed window, those a compacted day's marker covers too (one listing).
     let starts: Vec<i64> = generations.into_keys().collect();
     let closed_to = starts.last().map(|&s| s + grid.seconds());
-    let fresh_to = complete_to(closed_to, &view.open);
+    let last_run = manifest.last_run().await?;
+    let since = planned_since(last_run.as_ref());
+    let fresh_to = complete_to(since, &starts, grid.seconds(), &view.open);
     let lease = lease::latest(lake, subdomain)
         .await?
         .filter(|l| !l.holder.is_empty() && l.expires_at.seconds() > now)
@@ -232,7 +253,7 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
         done_to: closed_to.map(Timestamp::from_seconds),
         fresh_to: fresh_to.map(Timestamp::from_seconds),
         age_seconds: fresh_to.map(|end| now - end),
-        last_run: manifest.last_run().await?,
+        last_run,
         lease,
         delta_version,
         chain_head,
@@ -343,7 +364,7 @@ impl Status {
             n => format!(", {n} gap(s)"),
         };
         let last = match &self.last_run {
-            Some(run) => format!("last run {} (exit {})", run.outcome, run.exit_code),
+            Some(run) => format!("last run {}, exit {}", run.outcome, run.exit_code),
             None => "no run recorded".to_string(),
         };
         format!(
@@ -496,25 +517,38 @@ mod tests {
     #[test]
     fn the_lake_is_complete_to_the_open_window_that_follows_without_a_gap() {
         let day = 86_400;
-        // The last closed day ends where the open window starts: complete to its covered-to.
-        let open = [open_record(day, 2 * day, Some(day + 3600))];
-        assert_eq!(complete_to(Some(day), &open), Some(day + 3600));
-        // A failed day between them: complete only to the closed day's end.
-        let after_gap = [open_record(2 * day, 3 * day, Some(2 * day + 60))];
-        assert_eq!(complete_to(Some(day), &after_gap), Some(day));
+        let since = Some(0);
+        // Days 0 and 1 closed, day 2 open to 3 h: complete to its covered-to.
+        let open = [open_record(2 * day, 3 * day, Some(2 * day + 3 * 3600))];
+        assert_eq!(
+            complete_to(since, &[0, day], day, &open),
+            Some(2 * day + 3 * 3600)
+        );
+        // Day 1 failed (a gap): complete only to day 0's end, whatever follows.
+        assert_eq!(complete_to(since, &[0], day, &open), Some(day));
+        assert_eq!(complete_to(since, &[0, 2 * day], day, &[]), Some(day));
+        // The first window failed: complete to the start, nothing past it.
+        assert_eq!(complete_to(since, &[day], day, &open), Some(0));
+        // Nothing closed yet, the run started in the open window: its covered-to.
+        let first = [open_record(0, day, Some(3600))];
+        assert_eq!(complete_to(since, &[], day, &first), Some(3600));
+        // ... but not when the run started earlier (a window before it failed).
+        let later = [open_record(day, 2 * day, Some(day + 3600))];
+        assert_eq!(complete_to(since, &[], day, &later), Some(0));
         // A close that failed, then the open window: both count, in order.
         let both = [
             open_record(2 * day, 3 * day, Some(3 * day)),
             open_record(day, 2 * day, Some(2 * day)),
         ];
-        assert_eq!(complete_to(Some(day), &both), Some(3 * day));
-        // Nothing closed yet: the first open window counts; one without covered-to does not.
-        assert_eq!(complete_to(None, &open), Some(day + 3600));
-        assert_eq!(
-            complete_to(Some(day), &[open_record(day, 2 * day, None)]),
-            Some(day)
-        );
-        assert_eq!(complete_to(None, &[]), None);
+        assert_eq!(complete_to(since, &[0], day, &both), Some(3 * day));
+        // An open window without covered-to adds nothing.
+        let unknown = [open_record(day, 2 * day, None)];
+        assert_eq!(complete_to(since, &[0], day, &unknown), Some(day));
+        // Windows before `since` (an earlier --since) are complete already.
+        assert_eq!(complete_to(Some(day), &[0, day], day, &[]), Some(2 * day));
+        // Where the lake starts is not known: from its first committed window; else nothing.
+        assert_eq!(complete_to(None, &[day, 2 * day], day, &[]), Some(3 * day));
+        assert_eq!(complete_to(None, &[], day, &first), None);
     }
 
     #[test]

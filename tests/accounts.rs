@@ -156,12 +156,12 @@ async fn every_account_of_one_file_runs_in_one_process_and_a_failing_one_stops_n
         "{shown}"
     );
     assert!(
-        listed[0].ends_with("last run success (exit 0) (exit 0)"),
+        listed[0].ends_with("last run success, exit 0 [status: exit 0]"),
         "{shown}"
     );
     assert!(listed[1].starts_with("beta: "), "{shown}");
     assert!(
-        listed[2].contains("last run access refused (exit 3)"),
+        listed[2].contains("last run access refused, exit 3"),
         "{shown}"
     );
     // It fails with the worst code: an account with no lake (exit 7) beside the others.
@@ -178,7 +178,7 @@ async fn every_account_of_one_file_runs_in_one_process_and_a_failing_one_stops_n
         "{shown}"
     );
     assert!(
-        shown.lines().nth(3).unwrap().ends_with("(exit 7)"),
+        shown.lines().nth(3).unwrap().ends_with("[status: exit 7]"),
         "{shown}"
     );
     let json = run_binary(&["status", "--config", omega, "--json"], &env).await;
@@ -352,6 +352,24 @@ async fn a_bad_accounts_file_is_refused_naming_the_account_and_writes_nothing() 
             &env,
             "--subdomain cannot be given with [[account]] tables",
         ),
+        (
+            "[[account]]\nsubdomain = \"delta\"\noauth-token-env = \"ACME_TOKEN\"\naccounts-at-once = 9\n",
+            vec![],
+            &env,
+            "account delta (line 20): accounts-at-once is a setting of the whole process",
+        ),
+        (
+            "[[account]]\nsubdomain = \"delta\"\noauth-token-env = \"s3cr3t-inline.value\"\n",
+            vec![],
+            &env,
+            "account delta (line 20): oauth-token-env must name an environment variable",
+        ),
+        (
+            "",
+            vec!["--account", "beta", "--shard", "0/2"],
+            &env,
+            "--account beta is not in --shard 0/2",
+        ),
     ];
     for (extra, flags, env, said) in cases {
         let file = accounts_file(dir.path(), base, extra);
@@ -382,4 +400,94 @@ async fn a_bad_accounts_file_is_refused_naming_the_account_and_writes_nothing() 
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--account picks among the [[account]] tables"));
+}
+
+/// An account that fails before its run (its store cannot be opened) still has its summary line
+/// and metric samples, so its alert fires; `status` of the file needs no account's secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_account_still_reports_and_status_needs_no_secret() {
+    let sim = start(sim_config(500, FROM, TO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let extra = format!(
+        "[[account]]\nsubdomain = \"delta\"\noauth-token-env = \"ACME_TOKEN\"\ndest = \"{}\"\n",
+        blocker.join("lake").display()
+    );
+    let file = accounts_file(dir.path(), &sim.base_url(), &extra);
+    let config = file.to_str().unwrap();
+    let env = [("ACME_TOKEN", "sim-token"), ("GAMMA_TOKEN", "sim-token")];
+    let out = run_binary(&["export", "--config", config], &env).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let summaries = std::fs::read_to_string(dir.path().join("summary.jsonl")).unwrap();
+    let codes: Vec<(String, i64)> = summaries
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|l| {
+            (
+                l["subdomain"].as_str().unwrap().to_string(),
+                l["exit_code"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, i64)> = [("acme", 0), ("beta", 0), ("delta", 4), ("gamma", 0)]
+        .iter()
+        .map(|&(s, c)| (s.to_string(), c))
+        .collect();
+    assert_eq!(codes, expected);
+    let metrics = std::fs::read_to_string(dir.path().join("metrics.prom")).unwrap();
+    assert!(
+        metrics.contains("auditlake_last_run_exit_code{subdomain=\"delta\"} 4.0"),
+        "{metrics}"
+    );
+    // A monitor's status has none of the accounts' secrets in its environment.
+    let status = run_binary(&["status", "--config", config, "--account", "acme"], &[]).await;
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+}
+
+/// One SIGTERM stops the accounts under way and starts no other (exit 130).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_stops_every_account_and_starts_no_other() {
+    let mut config = sim_config(3_000, FROM, TO);
+    config.faults.latency = Some(std::time::Duration::from_millis(200));
+    let sim = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = accounts_file(dir.path(), &sim.base_url(), "");
+    let env = [("ACME_TOKEN", "sim-token"), ("GAMMA_TOKEN", "sim-token")];
+    let mut child = binary(
+        &[
+            "export",
+            "--config",
+            file.to_str().unwrap(),
+            "--accounts-at-once",
+            "1",
+        ],
+        &env,
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    // The first account stops at once; the two queued never start (each would take seconds).
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let lake = dir.path().join("lake/audit_logs");
+    let started_accounts = std::fs::read_dir(&lake).map_or(0, |d| d.count());
+    assert!(started_accounts <= 1, "{started_accounts} accounts wrote");
+    let summaries = std::fs::read_to_string(dir.path().join("summary.jsonl")).unwrap();
+    assert_eq!(summaries.lines().count(), 3, "{summaries}");
+    assert!(
+        summaries.lines().all(|l| l.contains("\"exit_code\":130")),
+        "{summaries}"
+    );
 }

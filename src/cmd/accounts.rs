@@ -23,6 +23,7 @@ use crate::config::accounts::{accounts, in_account_terms, AccountRun, Selection}
 use crate::config::cli::{Cli, Command};
 use crate::config::{self, ConfigError, Env, FileConfig};
 use crate::metrics;
+use crate::run::ExportConfig;
 use crate::Error;
 
 /// `--accounts-at-once`'s default: enough to overlap accounts that wait on their own rate
@@ -55,7 +56,13 @@ pub fn expand(
         account: args.account.clone(),
         shard: args.shard.clone(),
     };
-    accounts(argv, env, file, &selection).map(Some)
+    // Only what reaches Zendesk needs the accounts' credentials: a monitor's `status` does not.
+    let needs_credentials = match &cli.command {
+        Command::Export(_) | Command::Repair(_) => true,
+        Command::Verify(args) => args.against_api,
+        _ => false,
+    };
+    accounts(argv, env, file, &selection, needs_credentials).map(Some)
 }
 
 /// The context of one account's run: its environment, no progress bar (several runs share the
@@ -115,8 +122,10 @@ pub fn check(runs: &[AccountRun], cx: &Context) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-/// `export` of every account, up to `at_once` at a time. Every account's settings are validated
-/// before any runs (a usage error writes nothing); then each runs alone, its failure its own.
+/// `export` of every account, up to `at_once` at a time. Every account's settings (and where its
+/// summary and metrics go) are validated before any runs (a usage error writes nothing); then each
+/// runs alone, its failure its own. One Ctrl-C or SIGTERM stops the runs under way and starts no
+/// other.
 async fn export(runs: &[AccountRun], at_once: usize, cx: &Context) -> Result<u8, Error> {
     let now = chrono::Utc::now().timestamp();
     let mut configs = Vec::new();
@@ -124,21 +133,41 @@ async fn export(runs: &[AccountRun], at_once: usize, cx: &Context) -> Result<u8,
         let Command::Export(args) = &run.cli.command else {
             unreachable!("every account runs the same command")
         };
-        let mut config = config::export(args, &cx.file, &run.env, now)
-            .map_err(|e| ConfigError(account_error(&run.subdomain, &e.into())))?;
+        let refused = |e: Error| ConfigError(account_error(&run.subdomain, &e));
+        let mut config =
+            config::export(args, &cx.file, &run.env, now).map_err(|e| refused(e.into()))?;
+        for path in config.summary_json.iter().chain(&config.metrics_file) {
+            super::check::summary_file(path).map_err(refused)?;
+        }
         config.run_id = cx.run_id.clone();
         configs.push((run, config));
     }
-    let finished: Vec<(String, Result<Exported, Error>)> =
+    let cancel = super::cancel_on_signals();
+    let finished: Vec<Exported> =
         futures::stream::iter(configs.into_iter().map(|(run, config)| {
             let account = account_context(cx, run);
             let subdomain = run.subdomain.clone();
             let span = tracing::info_span!("account", subdomain = %subdomain);
+            let cancel = cancel.clone();
             ACCOUNT.scope(
                 subdomain.clone(),
                 async move {
-                    let result = export_with(config, &account).await;
-                    (subdomain, result)
+                    let failed = |config: &ExportConfig, e: &Error| failed_account(config, e);
+                    if cancel.is_cancelled() {
+                        return failed(
+                            &config,
+                            &Error::Run(Box::new(crate::run::RunError::Interrupted)),
+                        );
+                    }
+                    let (kept, result) =
+                        (config.clone(), export_with(config, &account, cancel).await);
+                    match result {
+                        Ok(one) => one,
+                        Err(e) => {
+                            print_failure(&subdomain, &e, &account);
+                            failed(&kept, &e)
+                        }
+                    }
                 }
                 .instrument(span),
             )
@@ -146,30 +175,31 @@ async fn export(runs: &[AccountRun], at_once: usize, cx: &Context) -> Result<u8,
         .buffer_unordered(at_once)
         .collect()
         .await;
-    let mut worst = exit::OK;
-    let mut exported = Vec::new();
-    for (subdomain, result) in finished {
-        match result {
-            Ok(mut one) => {
-                worst = worst.max(one.code);
-                // The account's credentials are its keys, not the ZENDESK_* variables.
-                let summary = &mut one.summary;
-                summary.fatal = summary.fatal.as_deref().map(in_account_terms);
-                for failure in &mut summary.failures {
-                    failure.error = in_account_terms(&failure.error);
-                }
-                exported.push(one);
-            }
-            Err(e) => {
-                worst = worst.max(e.exit_code());
-                print_failure(&subdomain, &e, cx);
-            }
+    let mut exported = finished;
+    exported.sort_by(|a, b| a.summary.subdomain.cmp(&b.summary.subdomain));
+    let mut worst = exported.iter().map(|e| e.code).max().unwrap_or(exit::OK);
+    for one in &mut exported {
+        // The account's credentials are its keys, not the ZENDESK_* variables.
+        let summary = &mut one.summary;
+        summary.fatal = summary.fatal.as_deref().map(in_account_terms);
+        for failure in &mut summary.failures {
+            failure.error = in_account_terms(&failure.error);
         }
     }
-    exported.sort_by(|a, b| a.summary.subdomain.cmp(&b.summary.subdomain));
-    write_outputs(&exported)?;
+    if let Err(e) = write_outputs(&exported) {
+        worst = worst.max(e.exit_code());
+        if cx.json_logs {
+            let fields =
+                serde_json::Map::from_iter([("exit_code".to_string(), e.exit_code().into())]);
+            logging::json_event("ERROR", &e.to_string(), fields);
+        } else {
+            eprintln!("auditlake: error: {e}");
+        }
+    }
     for one in &exported {
-        super::export::report(one, cx);
+        ACCOUNT.sync_scope(one.summary.subdomain.clone(), || {
+            super::export::report(one, cx)
+        });
     }
     if !cx.json_logs && !cx.quiet && runs.len() > 1 {
         eprintln!(
@@ -181,8 +211,34 @@ async fn export(runs: &[AccountRun], at_once: usize, cx: &Context) -> Result<u8,
     Ok(worst)
 }
 
+/// What a failed account's run says in the summaries and metrics: its subdomain, its exit code
+/// and why, so that its alert fires rather than disappears from a file shared by all accounts.
+fn failed_account(config: &ExportConfig, e: &Error) -> Exported {
+    let code = e.exit_code();
+    let summary = crate::run::Summary {
+        run_id: config.run_id.clone(),
+        subdomain: config.api.subdomain.clone(),
+        dest: config.dest.clone(),
+        fatal: Some(in_account_terms(&e.to_string())),
+        interrupted: code == exit::INTERRUPTED,
+        ..Default::default()
+    };
+    Exported {
+        summary,
+        code,
+        facts: metrics::RunFacts {
+            exit_code: code,
+            finished_at: chrono::Utc::now().timestamp(),
+            ..Default::default()
+        },
+        summary_json: config.summary_json.clone(),
+        metrics_file: config.metrics_file.clone(),
+    }
+}
+
 /// The accounts' summaries, as JSON lines, and metrics, one sample per account, each to the
-/// file its account names (the file's top level gives one file to all).
+/// file its account names (the file's top level gives one file to all). Every file is written,
+/// whatever another's failure; the first failure is returned.
 fn write_outputs(exported: &[Exported]) -> Result<(), Error> {
     let mut summaries: BTreeMap<&PathBuf, Vec<String>> = BTreeMap::new();
     let mut metrics_files: BTreeMap<&PathBuf, Vec<&Exported>> = BTreeMap::new();
@@ -196,22 +252,25 @@ fn write_outputs(exported: &[Exported]) -> Result<(), Error> {
             metrics_files.entry(path).or_default().push(one);
         }
     }
+    let mut first = None;
     for (path, lines) in summaries {
-        std::fs::write(path, lines.join("\n") + "\n").map_err(|source| Error::SummaryFile {
-            path: path.clone(),
-            source,
-        })?;
+        if let Err(source) = std::fs::write(path, lines.join("\n") + "\n") {
+            first.get_or_insert(Error::SummaryFile {
+                path: path.clone(),
+                source,
+            });
+        }
     }
     for (path, runs) in metrics_files {
         let samples: Vec<_> = runs.iter().map(|e| (&e.summary, &e.facts)).collect();
-        metrics::write_atomically(path, &metrics::render_all(&samples)).map_err(|source| {
-            Error::MetricsFile {
+        if let Err(source) = metrics::write_atomically(path, &metrics::render_all(&samples)) {
+            first.get_or_insert(Error::MetricsFile {
                 path: path.clone(),
                 source,
-            }
-        })?;
+            });
+        }
     }
-    Ok(())
+    first.map_or(Ok(()), Err)
 }
 
 /// `status` of every account: one line each (or one JSON array), and the worst code (a stale
@@ -249,7 +308,7 @@ async fn status(runs: &[AccountRun], json: bool, cx: &Context) -> Result<u8, Err
         if json {
             all.push(value);
         } else {
-            let _ = writeln!(out, "{line} (exit {code})");
+            let _ = writeln!(out, "{line} [status: exit {code}]");
         }
     }
     if json {
@@ -262,7 +321,11 @@ async fn status(runs: &[AccountRun], json: bool, cx: &Context) -> Result<u8, Err
 /// `verify` or `repair` of every account, one after another, each said with its subdomain.
 async fn one_after_another(runs: Vec<AccountRun>, cx: &Context) -> Result<u8, Error> {
     let mut worst = exit::OK;
+    let cancel = super::cancel_on_signals();
     for run in runs {
+        if cancel.is_cancelled() {
+            return Ok(worst.max(exit::INTERRUPTED));
+        }
         let account = account_context(cx, &run);
         if !cx.json_logs {
             let _ = writeln!(std::io::stdout().lock(), "== account {}", run.subdomain);

@@ -221,7 +221,7 @@ fn store(dest: &str, options: &StoreOptions) -> Result<String, Error> {
 
 /// The summary file is written after the run: its folder must be there now, or a whole export
 /// would end with exit 2.
-fn summary_file(path: &Path) -> Result<(), Error> {
+pub(super) fn summary_file(path: &Path) -> Result<(), Error> {
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

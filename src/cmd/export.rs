@@ -23,7 +23,7 @@ pub async fn export(args: &ExportArgs, cx: &Context) -> Result<u8, Error> {
     let now = chrono::Utc::now().timestamp();
     let mut config = config::export(args, &cx.file, &cx.env, now)?;
     config.run_id = cx.run_id.clone();
-    let exported = export_with(config, cx).await?;
+    let exported = export_with(config, cx, cancel_on_signals()).await?;
     if let Some(path) = &exported.summary_json {
         write_summary_json(path, &exported.summary)?;
     }
@@ -48,13 +48,18 @@ pub(super) struct Exported {
     pub(super) metrics_file: Option<PathBuf>,
 }
 
-/// Runs the export `config` says, with a progress bar where the context shows one.
-pub(super) async fn export_with(config: ExportConfig, cx: &Context) -> Result<Exported, Error> {
+/// Runs the export `config` says, with a progress bar where the context shows one, until done or
+/// `cancel` fires.
+pub(super) async fn export_with(
+    config: ExportConfig,
+    cx: &Context,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<Exported, Error> {
     let summary_json = config.summary_json.clone();
     let metrics_file = config.metrics_file.clone();
     let (dest, store, grid) = (config.dest.clone(), config.store.clone(), config.grid);
     let bar = cx.show_progress.then(ProgressBar::new);
-    let summary = run::export(config, cancel_on_signals(), progress(&bar)).await?;
+    let summary = run::export(config, cancel, progress(&bar)).await?;
     if let Some(bar) = &bar {
         bar.0.finish_and_clear();
     }

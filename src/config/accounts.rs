@@ -60,12 +60,14 @@ pub struct Selection {
 
 /// The accounts of `file` that `selection` picks, each as a run of the command of `argv` (the
 /// program's name first). Every account the file lists is checked first, so that a file with
-/// one bad account runs none: the error names the account and the key.
+/// one bad account runs none: the error names the account and the key. Credentials are checked
+/// and read only when the command reaches Zendesk (`needs_credentials`).
 pub fn accounts(
     argv: &[OsString],
     env: &Env,
     file: &FileConfig,
     selection: &Selection,
+    needs_credentials: bool,
 ) -> Result<Vec<AccountRun>, ConfigError> {
     let path = file_name(argv, env);
     let bad = |why: String| ConfigError(format!("--config {path}: {why}"));
@@ -73,15 +75,18 @@ pub fn accounts(
     if given_subdomain(argv, env) {
         return Err(bad("--subdomain cannot be given with [[account]] tables: each account names its subdomain (run one with --account SUBDOMAIN)".into()));
     }
+    if file.flags.contains_key("subdomain") {
+        return Err(bad("subdomain at the top level of a file with [[account]] tables: each account names its own".into()));
+    }
     let picked = pick(&subdomains, selection, env)?;
     let mut runs = Vec::new();
     for (position, table) in file.accounts.iter().enumerate() {
         let subdomain = &subdomains[position];
         let name = format!("account {subdomain} (line {})", table.line);
         let (flags, credentials) =
-            split_keys(table).map_err(|why| bad(format!("{name}: {why}")))?;
-        let account_env =
-            account_env(env, &credentials).map_err(|why| bad(format!("{name}: {why}")))?;
+            split_keys(table, needs_credentials).map_err(|why| bad(format!("{name}: {why}")))?;
+        let account_env = account_env(env, &credentials, needs_credentials)
+            .map_err(|why| bad(format!("{name}: {why}")))?;
         let mut merged = file.clone();
         merged.accounts.clear();
         for key in flags.keys() {
@@ -100,8 +105,27 @@ pub fn accounts(
             });
         }
     }
+    if runs.is_empty() && selection.account.is_some() {
+        let shard = selection.shard.as_deref().unwrap_or_default();
+        return Err(ConfigError(format!(
+            "--account {} is not in --shard {shard}",
+            selection.account.as_deref().unwrap_or_default()
+        )));
+    }
     Ok(runs)
 }
+
+/// Settings of the whole process, not of one account: refused in an `[[account]]` table.
+const PROCESS_KEYS: [&str; 8] = [
+    "accounts-at-once",
+    "account",
+    "shard",
+    "config",
+    "check-config",
+    "log-format",
+    "log-level",
+    "quiet",
+];
 
 /// The `--config` path as given, for messages.
 fn file_name(argv: &[OsString], env: &Env) -> String {
@@ -244,17 +268,25 @@ pub fn shard_of(text: &str, env: &Env) -> Result<(usize, usize), ConfigError> {
 /// An account's keys as the command's flags, and its credentials as `ZENDESK_*` variables with
 /// their values (a value, a file's path for a `_FILE` variable, or the name of the variable to
 /// read).
-fn split_keys(table: &AccountTable) -> Result<(toml::Table, Vec<Credential>), String> {
+fn split_keys(
+    table: &AccountTable,
+    needs_credentials: bool,
+) -> Result<(toml::Table, Vec<Credential>), String> {
     let mut flags = toml::Table::new();
     let mut credentials = Vec::new();
     for (key, value) in &table.keys {
+        if PROCESS_KEYS.contains(&key.as_str()) {
+            return Err(format!(
+                "{key} is a setting of the whole process: set it at the top level or on the command line"
+            ));
+        }
         let Some(credential) = credential_of(key, value)? else {
             flags.insert(key.clone(), value.clone());
             continue;
         };
         credentials.push(credential);
     }
-    if credentials.iter().all(|c| !c.identifies) {
+    if needs_credentials && credentials.iter().all(|c| !c.identifies) {
         return Err("no credentials: set oauth-client-id with oauth-client-secret-file (or -env), oauth-token-file (or -env), or email with api-token-file (or -env)".into());
     }
     Ok((flags, credentials))
@@ -306,12 +338,24 @@ fn credential_of(key: &str, value: &toml::Value) -> Result<Option<Credential>, S
                 source: Source::Value(text.clone()),
                 identifies,
             },
+            "-file" if has_file && !std::path::Path::new(text).is_absolute() => {
+                // Not quoted: a secret typed where its file's path goes must not be echoed.
+                return Err(format!(
+                    "{key} must be an absolute path to the file that holds the value"
+                ));
+            }
             "-file" if has_file => Credential {
                 variable: format!("{variable}_FILE"),
                 source: Source::Value(text.clone()),
                 identifies,
             },
             "-file" => return Err(format!("{key}: {stem} is not read from a file: give {stem} or {stem}-env")),
+            _ if !is_variable_name(text) => {
+                // Not quoted: a secret typed where its variable's name goes must not be echoed.
+                return Err(format!(
+                    "{key} must name an environment variable (letters, digits and _, not starting with a digit)"
+                ));
+            }
             _ => Credential {
                 variable: variable.to_string(),
                 source: Source::Variable(text.clone()),
@@ -323,9 +367,18 @@ fn credential_of(key: &str, value: &toml::Value) -> Result<Option<Credential>, S
     Ok(None)
 }
 
+/// Whether `text` is an environment variable's name.
+fn is_variable_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// The process's environment with the account's credentials as the only `ZENDESK_*` ones: a
 /// variable an `-env` key names is read here, so that one not set is said at once.
-fn account_env(env: &Env, credentials: &[Credential]) -> Result<Env, String> {
+fn account_env(env: &Env, credentials: &[Credential], needs: bool) -> Result<Env, String> {
     let mut pairs: Vec<(String, String)> = env
         .vars()
         .filter(|(name, _)| !name.starts_with("ZENDESK_"))
@@ -334,15 +387,16 @@ fn account_env(env: &Env, credentials: &[Credential]) -> Result<Env, String> {
     for credential in credentials {
         let value = match &credential.source {
             Source::Value(value) => value.clone(),
-            Source::Variable(name) => env
-                .get(name)
-                .ok_or_else(|| {
-                    format!(
+            Source::Variable(name) => match env.get(name) {
+                Some(value) => value.to_string(),
+                None if !needs => continue,
+                None => {
+                    return Err(format!(
                         "{}-env names {name}, which is not set",
                         key_of(&credential.variable)
-                    )
-                })?
-                .to_string(),
+                    ))
+                }
+            },
         };
         pairs.push((credential.variable.clone(), value));
     }
@@ -357,6 +411,18 @@ fn key_of(variable: &str) -> String {
         .replace('_', "-")
 }
 
+/// How a message names `variable` to an account: its key, and for a secret, which may only be
+/// named, the keys that name it (`oauth-client-secret-file (or -env)`).
+fn said_as(variable: &str) -> String {
+    let secret = CREDENTIALS
+        .iter()
+        .any(|&(_, name, secret, _)| secret && name == variable);
+    match secret {
+        true => format!("{}-file (or -env)", key_of(variable)),
+        false => key_of(variable),
+    }
+}
+
 /// A credentials message about `ZENDESK_*` variables, said in an account's keys instead.
 pub fn in_account_terms(message: &str) -> String {
     let mut names: Vec<String> = CREDENTIALS
@@ -366,7 +432,7 @@ pub fn in_account_terms(message: &str) -> String {
     names.sort_by_key(|n| std::cmp::Reverse(n.len()));
     let mut out = message.to_string();
     for name in names {
-        out = out.replace(&name, &key_of(&name));
+        out = out.replace(&name, &said_as(&name));
     }
     out
 }
@@ -432,6 +498,14 @@ mod tests {
             assert!(e.contains("is a secret") && !e.contains("s3cr3t"), "{e}");
         }
         assert!(credential_of("email-file", &value("/x")).is_err());
+        // A secret typed where a name or a path goes is refused, and not echoed.
+        for (key, typed) in [
+            ("oauth-token-env", "eyJ.SECRET.x"),
+            ("oauth-token-file", "SECRETVALUE4"),
+        ] {
+            let e = credential_of(key, &value(typed)).unwrap_err();
+            assert!(!e.contains(typed), "{e}");
+        }
         assert!(credential_of("dest", &value("/lake")).unwrap().is_none());
         assert_eq!(
             in_account_terms("ZENDESK_OAUTH_CLIENT_SECRET_FILE: cannot read /x"),
@@ -451,10 +525,12 @@ mod tests {
             source: Source::Variable("ACME_TOKEN".into()),
             identifies: true,
         };
-        let account = account_env(&process, std::slice::from_ref(&credential)).unwrap();
+        let account = account_env(&process, std::slice::from_ref(&credential), true).unwrap();
         assert_eq!(account.get("ZENDESK_OAUTH_TOKEN"), Some("acme-token"));
         assert_eq!(account.get("PATH"), Some("/bin"));
-        let e = account_env(&env(&[]), &[credential]).unwrap_err();
+        let e = account_env(&env(&[]), std::slice::from_ref(&credential), true).unwrap_err();
         assert_eq!(e, "oauth-token-env names ACME_TOKEN, which is not set");
+        // A command that does not reach Zendesk (status) does not need it.
+        assert!(account_env(&env(&[]), &[credential], false).is_ok());
     }
 }
