@@ -127,21 +127,7 @@ pub fn check(runs: &[AccountRun], cx: &Context) -> Result<u8, Error> {
 /// runs alone, its failure its own. One Ctrl-C or SIGTERM stops the runs under way and starts no
 /// other.
 async fn export(runs: &[AccountRun], at_once: usize, cx: &Context) -> Result<u8, Error> {
-    let now = chrono::Utc::now().timestamp();
-    let mut configs = Vec::new();
-    for run in runs {
-        let Command::Export(args) = &run.cli.command else {
-            unreachable!("every account runs the same command")
-        };
-        let refused = |e: Error| ConfigError(account_error(&run.subdomain, &e));
-        let mut config =
-            config::export(args, &cx.file, &run.env, now).map_err(|e| refused(e.into()))?;
-        for path in config.summary_json.iter().chain(&config.metrics_file) {
-            super::check::summary_file(path).map_err(refused)?;
-        }
-        config.run_id = cx.run_id.clone();
-        configs.push((run, config));
-    }
+    let configs = export_configs(runs, cx)?;
     let cancel = super::cancel_on_signals();
     let finished: Vec<Exported> =
         futures::stream::iter(configs.into_iter().map(|(run, config)| {
@@ -179,12 +165,7 @@ async fn export(runs: &[AccountRun], at_once: usize, cx: &Context) -> Result<u8,
     exported.sort_by(|a, b| a.summary.subdomain.cmp(&b.summary.subdomain));
     let mut worst = exported.iter().map(|e| e.code).max().unwrap_or(exit::OK);
     for one in &mut exported {
-        // The account's credentials are its keys, not the ZENDESK_* variables.
-        let summary = &mut one.summary;
-        summary.fatal = summary.fatal.as_deref().map(in_account_terms);
-        for failure in &mut summary.failures {
-            failure.error = in_account_terms(&failure.error);
-        }
+        in_account_summary(&mut one.summary);
     }
     if let Err(e) = write_outputs(&exported) {
         worst = worst.max(e.exit_code());
@@ -209,6 +190,38 @@ async fn export(runs: &[AccountRun], at_once: usize, cx: &Context) -> Result<u8,
         );
     }
     Ok(worst)
+}
+
+/// Every account's export settings, with where its summary and metrics go checked: a usage
+/// error of any account stops them all before anything is written.
+fn export_configs<'a>(
+    runs: &'a [AccountRun],
+    cx: &Context,
+) -> Result<Vec<(&'a AccountRun, ExportConfig)>, Error> {
+    let now = chrono::Utc::now().timestamp();
+    let mut configs = Vec::new();
+    for run in runs {
+        let Command::Export(args) = &run.cli.command else {
+            unreachable!("every account runs the same command")
+        };
+        let refused = |e: Error| ConfigError(account_error(&run.subdomain, &e));
+        let mut config =
+            config::export(args, &cx.file, &run.env, now).map_err(|e| refused(e.into()))?;
+        for path in config.summary_json.iter().chain(&config.metrics_file) {
+            super::check::summary_file(path).map_err(refused)?;
+        }
+        config.run_id = cx.run_id.clone();
+        configs.push((run, config));
+    }
+    Ok(configs)
+}
+
+/// A summary's errors said with the account's keys, not the `ZENDESK_*` variables.
+fn in_account_summary(summary: &mut crate::run::Summary) {
+    summary.fatal = summary.fatal.as_deref().map(in_account_terms);
+    for failure in &mut summary.failures {
+        failure.error = in_account_terms(&failure.error);
+    }
 }
 
 /// What a failed account's run says in the summaries and metrics: its subdomain, its exit code
