@@ -105,21 +105,28 @@ pub async fn run(runs: Vec<AccountRun>, cx: &Context) -> Result<u8, Error> {
         return Ok(exit::OK);
     }
     match &runs[0].cli.command {
-        Command::Export(args) => export(&runs, args.accounts_at_once.max(1), cx).await,
+        Command::Export(args) if args.accounts_at_once == 0 => {
+            Err(ConfigError("--accounts-at-once must be at least 1".into()).into())
+        }
+        Command::Export(args) => export(&runs, args.accounts_at_once, cx).await,
         Command::Status(args) => status(&runs, args.json, cx).await,
         Command::Ddl(_) => ddl(runs, cx).await,
         _ => one_after_another(runs, cx).await,
     }
 }
 
-/// Checks every account's settings (`--check-config`): one line per account.
+/// Checks every account's settings (`--check-config`): one line per account, what it would do or
+/// why it would not (the worst code, as its run would give it).
 pub fn check(runs: &[AccountRun], cx: &Context) -> Result<u8, Error> {
+    let mut worst = exit::OK;
     for run in runs {
         let account = account_context(cx, run);
-        super::check_config(&run.cli.command, &account)
-            .map_err(|e| ConfigError(account_error(&run.subdomain, &e)))?;
+        if let Err(e) = super::check_config(&run.cli.command, &account) {
+            worst = worst.max(e.exit_code());
+            print_failure(&run.subdomain, &e, cx);
+        }
     }
-    Ok(exit::OK)
+    Ok(worst)
 }
 
 /// `export` of every account, up to `at_once` at a time. Every account's settings (and where its
