@@ -440,6 +440,16 @@ async fn a_failed_account_still_reports_and_status_needs_no_secret() {
         metrics.contains("auditlake_last_run_exit_code{subdomain=\"delta\"} 4.0"),
         "{metrics}"
     );
+    // --check-config says each account's line, and exits with the worst code a run would give.
+    let checked = run_binary(&["status", "--config", config, "--check-config"], &env).await;
+    assert_eq!(checked.status.code(), Some(7), "{}", text(&checked));
+    let said = text(&checked);
+    assert_eq!(
+        said.matches("status would read subdomain").count(),
+        3,
+        "{said}"
+    );
+    assert!(said.contains("account delta: no lake"), "{said}");
     // A monitor's status has none of the accounts' secrets in its environment.
     let status = run_binary(&["status", "--config", config, "--account", "acme"], &[]).await;
     assert_eq!(status.status.code(), Some(0), "{}", text(&status));
