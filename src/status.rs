@@ -121,20 +121,27 @@ impl Status {
     }
 }
 
-/// The instant up to which the lake holds every record. It starts where the lake starts (`since`:
-/// the first window the last run planned, else the first committed window), goes on through every
+/// The instant up to which the lake holds every record. It starts where the lake starts (the
+/// earlier of `since`, the first window the last run planned, and the first committed window: a
+/// later `--since` does not hide a gap after older data), goes on through every
 /// committed window that follows without a gap (`starts`, on a grid of `step` seconds), then
 /// through each open window that starts by then, to its covered-to (the `until` of the run that
 /// grew it). So with the default `1d` grid and hourly runs it is minutes ago, not last midnight;
 /// and it never passes a window that is not committed (a failed window, a gap): a monitor is never
-/// told the lake is fresher than it is. `None` when nothing tells where the lake starts.
+/// told the lake is fresher than it is. `None` when nothing is committed (or nothing tells where
+/// the lake starts).
 pub fn complete_to(
     since: Option<i64>,
     starts: &[i64],
     step: i64,
     open: &[WindowRecord],
 ) -> Option<i64> {
-    let mut fresh = since.or_else(|| starts.first().copied())?;
+    let first = starts.first().copied();
+    let begin = match (since, first) {
+        (Some(since), Some(first)) => since.min(first),
+        (since, first) => since.or(first)?,
+    };
+    let mut fresh = begin;
     for &start in starts {
         if start + step <= fresh {
             continue;
@@ -154,7 +161,8 @@ pub fn complete_to(
             fresh = fresh.max(covered_to);
         }
     }
-    Some(fresh)
+    // Nothing committed at all: no instant to be fresh to.
+    (fresh > begin || !starts.is_empty()).then_some(fresh)
 }
 
 /// Where the lake starts, as the last run planned it (its summary's `since`).
@@ -534,7 +542,7 @@ mod tests {
         assert_eq!(complete_to(since, &[], day, &first), Some(3600));
         // ... but not when the run started earlier (a window before it failed).
         let later = [open_record(day, 2 * day, Some(day + 3600))];
-        assert_eq!(complete_to(since, &[], day, &later), Some(0));
+        assert_eq!(complete_to(since, &[], day, &later), None);
         // A close that failed, then the open window: both count, in order.
         let both = [
             open_record(2 * day, 3 * day, Some(3 * day)),
@@ -544,8 +552,15 @@ mod tests {
         // An open window without covered-to adds nothing.
         let unknown = [open_record(day, 2 * day, None)];
         assert_eq!(complete_to(since, &[0], day, &unknown), Some(day));
-        // Windows before `since` (an earlier --since) are complete already.
+        // A later --since than the data: the lake starts at its first window, and a gap after
+        // the older data stops freshness there.
         assert_eq!(complete_to(Some(day), &[0, day], day, &[]), Some(2 * day));
+        assert_eq!(
+            complete_to(Some(3 * day), &[0, 3 * day], day, &[]),
+            Some(day)
+        );
+        // Nothing committed at all: none (stale), even when a run planned a start.
+        assert_eq!(complete_to(since, &[], day, &[]), None);
         // Where the lake starts is not known: from its first committed window; else nothing.
         assert_eq!(complete_to(None, &[day, 2 * day], day, &[]), Some(3 * day));
         assert_eq!(complete_to(None, &[], day, &first), None);

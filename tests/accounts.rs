@@ -344,7 +344,7 @@ async fn a_bad_accounts_file_is_refused_naming_the_account_and_writes_nothing() 
             "",
             vec![],
             &[("ACME_TOKEN", "sim-token")],
-            "account gamma (line 17): oauth-token-env names GAMMA_TOKEN, which is not set",
+            "account gamma (line 17): oauth-token-env names a variable that is not set",
         ),
         (
             "",
@@ -369,6 +369,18 @@ async fn a_bad_accounts_file_is_refused_naming_the_account_and_writes_nothing() 
             vec!["--account", "beta", "--shard", "0/2"],
             &env,
             "--account beta is not in --shard 0/2",
+        ),
+        (
+            "",
+            vec!["--accounts-at-once", "0"],
+            &env,
+            "--accounts-at-once must be at least 1",
+        ),
+        (
+            "",
+            vec!["--accounts-at-once", "0", "--check-config"],
+            &env,
+            "--accounts-at-once must be at least 1",
         ),
     ];
     for (extra, flags, env, said) in cases {

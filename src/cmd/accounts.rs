@@ -56,6 +56,9 @@ pub fn expand(
         account: args.account.clone(),
         shard: args.shard.clone(),
     };
+    if matches!(&cli.command, Command::Export(a) if a.accounts_at_once == 0) {
+        return Err(ConfigError("--accounts-at-once must be at least 1".into()));
+    }
     // Only what reaches Zendesk needs the accounts' credentials: a monitor's `status` does not.
     let needs_credentials = match &cli.command {
         Command::Export(_) | Command::Repair(_) => true,
@@ -105,9 +108,6 @@ pub async fn run(runs: Vec<AccountRun>, cx: &Context) -> Result<u8, Error> {
         return Ok(exit::OK);
     }
     match &runs[0].cli.command {
-        Command::Export(args) if args.accounts_at_once == 0 => {
-            Err(ConfigError("--accounts-at-once must be at least 1".into()).into())
-        }
         Command::Export(args) => export(&runs, args.accounts_at_once, cx).await,
         Command::Status(args) => status(&runs, args.json, cx).await,
         Command::Ddl(_) => ddl(runs, cx).await,
@@ -140,7 +140,7 @@ async fn export(runs: &[AccountRun], at_once: usize, cx: &Context) -> Result<u8,
         futures::stream::iter(configs.into_iter().map(|(run, config)| {
             let account = account_context(cx, run);
             let subdomain = run.subdomain.clone();
-            let span = tracing::info_span!("account", subdomain = %subdomain);
+            let span = tracing::error_span!("account", subdomain = %subdomain);
             let cancel = cancel.clone();
             ACCOUNT.scope(
                 subdomain.clone(),
@@ -214,8 +214,16 @@ fn export_configs<'a>(
         let refused = |e: Error| ConfigError(account_error(&run.subdomain, &e));
         let mut config =
             config::export(args, &cx.file, &run.env, now).map_err(|e| refused(e.into()))?;
-        for path in config.summary_json.iter().chain(&config.metrics_file) {
+        if let Some(path) = &config.summary_json {
             super::check::summary_file(path).map_err(refused)?;
+        }
+        if let Some(path) = &config.metrics_file {
+            super::check::summary_file(path)
+                .map_err(|e| match e {
+                    Error::SummaryFile { path, source } => Error::MetricsFile { path, source },
+                    other => other,
+                })
+                .map_err(refused)?;
         }
         config.run_id = cx.run_id.clone();
         configs.push((run, config));
@@ -350,7 +358,7 @@ async fn one_after_another(runs: Vec<AccountRun>, cx: &Context) -> Result<u8, Er
         if !cx.json_logs {
             let _ = writeln!(std::io::stdout().lock(), "== account {}", run.subdomain);
         }
-        let span = tracing::info_span!("account", subdomain = %run.subdomain);
+        let span = tracing::error_span!("account", subdomain = %run.subdomain);
         let result = ACCOUNT
             .scope(
                 run.subdomain.clone(),
