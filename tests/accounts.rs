@@ -371,6 +371,12 @@ async fn a_bad_accounts_file_is_refused_naming_the_account_and_writes_nothing() 
             "--account beta is not in --shard 0/2",
         ),
         (
+            "[[account]]\nsubdomain = \"delta\"\noauth-token-env = \"ACME_TOKEN\"\ntable-format = \"csv\"\n",
+            vec![],
+            &env,
+            "account delta (line 20): invalid value 'csv' for '--table-format",
+        ),
+        (
             "",
             vec!["--accounts-at-once", "0"],
             &env,

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 use super::cli::Cli;
-use super::file::{command_line_with, AccountTable, CommandLineError, Env, FileConfig};
+use super::file::{command_line_with, one_line, AccountTable, CommandLineError, Env, FileConfig};
 use super::ConfigError;
 
 /// One account as a run of the command: its subdomain, command line and environment.
@@ -95,7 +95,7 @@ pub fn accounts(
         merged.flags.extend(flags);
         let cli = command_line_with(argv.to_vec(), env, &merged).map_err(|e| match e {
             CommandLineError::Config(e) => bad(format!("{name}: {}", strip_path(&e.0))),
-            CommandLineError::Clap(e) => bad(format!("{name}: {}", e.render().to_string().trim())),
+            CommandLineError::Clap(e) => bad(format!("{name}: {}", one_line(&e))),
         })?;
         if picked.contains(&position) {
             runs.push(AccountRun {

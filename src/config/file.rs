@@ -235,7 +235,20 @@ pub(super) fn command_line_with(
     };
     let extra = file_arguments(file, &matches, env).map_err(bad)?;
     let argv: Vec<OsString> = argv.into_iter().chain(extra).collect();
-    Cli::parse_args(argv).map_err(|e| bad(e.render().to_string().trim().to_string()))
+    Cli::parse_args(argv).map_err(|e| bad(one_line(&e)))
+}
+
+/// A clap error as one line: its message and the values it suggests, without the pointer to
+/// `--help` (a file's key is not a flag typed at a prompt).
+pub(super) fn one_line(e: &clap::Error) -> String {
+    e.render()
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .map(|l| l.trim_start_matches("error: "))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The file's keys as `--key=value` arguments, for the flags of the command in `matches` that
