@@ -76,11 +76,6 @@ fn main() -> ExitCode {
 
 fn fail(e: &Error) -> ExitCode {
     let code = e.exit_code();
-    if cmd::logging::is_json() {
-        let fields = serde_json::Map::from_iter([("exit_code".to_string(), code.into())]);
-        cmd::logging::json_event("ERROR", &e.to_string(), fields);
-    } else {
-        eprintln!("auditlake: error: {e}");
-    }
+    cmd::logging::error_line(&e.to_string(), code, Default::default());
     ExitCode::from(code)
 }

@@ -4,6 +4,7 @@
 use crate::lake::chain;
 use crate::lake::delta::DeltaLog;
 use crate::lake::manifest::TableFormat;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -171,13 +172,34 @@ fn planned_since(last_run: Option<&LastRun>) -> Option<i64> {
     crate::units::time::parse_instant(since).ok()
 }
 
-/// How fresh the lake of `manifest` is, for a run's metrics: [`complete_to`] of its committed
-/// and open windows.
-pub async fn freshness(manifest: &Manifest, grid: Grid) -> Result<Option<i64>, ManifestError> {
-    let starts = manifest.done().await?;
-    let open = manifest.open_windows().await?;
+/// How fresh the lake of `subdomain` is, for a run's metrics: [`complete_to`] of the table as
+/// [`status`] sees it (the one view), so that `status --max-age` and the metric never disagree.
+pub async fn freshness(
+    lake: &Lake,
+    subdomain: &str,
+    grid: Grid,
+) -> Result<Option<i64>, ManifestError> {
+    let manifest = Manifest::new(lake.clone(), subdomain);
+    let (generations, view) = table_now(&manifest, lake, subdomain, grid).await?;
+    let starts: Vec<i64> = generations.into_keys().collect();
     let since = planned_since(manifest.last_run().await?.as_ref());
-    Ok(complete_to(since, &starts, grid.seconds(), &open))
+    Ok(complete_to(since, &starts, grid.seconds(), &view.open))
+}
+
+/// The table as the run sees it: every committed window (from one listing: those a compacted
+/// day's marker covers too), and the one view of what stands (a marker that does not parse counts
+/// no rows; `verify` reports it) and of the open windows. Which files are the table's is asked of
+/// the listing: what it tells of a torn marker only moves which rows are counted.
+async fn table_now(
+    manifest: &Manifest,
+    lake: &Lake,
+    subdomain: &str,
+    grid: Grid,
+) -> Result<(BTreeMap<i64, u32>, TableView), ManifestError> {
+    let generations = manifest.generations().await?;
+    let current = Current::Listed { lake, subdomain };
+    let view = TableView::read(manifest, grid, &generations, None, current).await?;
+    Ok((generations, view))
 }
 
 /// What the ledger says of erasures, for `status`: none when there was none.
@@ -220,12 +242,7 @@ pub async fn status(lake: &Lake, subdomain: &str, now: i64) -> Result<Status, St
         .as_ref()
         .and_then(|d| Grid::parse(&d.window).ok())
         .unwrap_or(Grid::DAILY);
-    // The table as the run sees it: the markers that stand (a marker that does not parse counts
-    // no rows; `verify` reports it), and the open windows. Which files are the table's is asked
-    // of the listing: what it tells of a torn marker only moves which rows are counted.
-    let generations = manifest.generations().await?;
-    let current = Current::Listed { lake, subdomain };
-    let view = TableView::read(&manifest, grid, &generations, None, current).await?;
+    let (generations, view) = table_now(&manifest, lake, subdomain, grid).await?;
     let markers = &view.standing;
     let mut open = view.open.clone();
     open.sort_by_key(|o| std::cmp::Reverse(o.start));

@@ -476,10 +476,11 @@ async fn freshness_counts_the_open_window_on_a_daily_grid_with_hourly_runs() {
             "{shown}"
         );
         // The metrics' freshness is the same instant.
-        let manifest = auditlake::lake::manifest::Manifest::new(lake.clone(), "acme");
         let grid = auditlake::plan::window::Grid::DAILY;
         assert_eq!(
-            auditlake::status::freshness(&manifest, grid).await.unwrap(),
+            auditlake::status::freshness(&lake, "acme", grid)
+                .await
+                .unwrap(),
             Some(until)
         );
     }

@@ -65,7 +65,8 @@ pub fn expand(
         Command::Verify(args) => args.against_api,
         _ => false,
     };
-    accounts(argv, env, file, &selection, needs_credentials).map(Some)
+    let path = cli.config.as_deref().unwrap_or(std::path::Path::new(""));
+    accounts(argv, path, env, file, &selection, needs_credentials).map(Some)
 }
 
 /// The context of one account's run: its environment, no progress bar (several runs share the
@@ -87,17 +88,9 @@ fn account_error(subdomain: &str, e: &Error) -> String {
 }
 
 /// Prints a failure of one account (the others go on).
-fn print_failure(subdomain: &str, e: &Error, cx: &Context) {
-    let message = account_error(subdomain, e);
-    if cx.json_logs {
-        let fields = serde_json::Map::from_iter([
-            ("exit_code".to_string(), e.exit_code().into()),
-            ("subdomain".to_string(), subdomain.into()),
-        ]);
-        logging::json_event("ERROR", &message, fields);
-    } else {
-        eprintln!("auditlake: error: {message}");
-    }
+fn print_failure(subdomain: &str, e: &Error) {
+    let fields = serde_json::Map::from_iter([("subdomain".to_string(), subdomain.into())]);
+    logging::error_line(&account_error(subdomain, e), e.exit_code(), fields);
 }
 
 /// Runs the command of `runs` (each an account's command line) for every account; the worst
@@ -123,7 +116,7 @@ pub fn check(runs: &[AccountRun], cx: &Context) -> Result<u8, Error> {
         let account = account_context(cx, run);
         if let Err(e) = super::check_config(&run.cli.command, &account) {
             worst = worst.max(e.exit_code());
-            print_failure(&run.subdomain, &e, cx);
+            print_failure(&run.subdomain, &e);
         }
     }
     Ok(worst)
@@ -157,7 +150,7 @@ async fn export(runs: &[AccountRun], at_once: usize, cx: &Context) -> Result<u8,
                     match result {
                         Ok(one) => one,
                         Err(e) => {
-                            print_failure(&subdomain, &e, &account);
+                            print_failure(&subdomain, &e);
                             failed(&kept, &e)
                         }
                     }
@@ -176,13 +169,7 @@ async fn export(runs: &[AccountRun], at_once: usize, cx: &Context) -> Result<u8,
     }
     if let Err(e) = write_outputs(&exported) {
         worst = worst.max(e.exit_code());
-        if cx.json_logs {
-            let fields =
-                serde_json::Map::from_iter([("exit_code".to_string(), e.exit_code().into())]);
-            logging::json_event("ERROR", &e.to_string(), fields);
-        } else {
-            eprintln!("auditlake: error: {e}");
-        }
+        logging::error_line(&e.to_string(), e.exit_code(), Default::default());
     }
     for one in &exported {
         ACCOUNT.sync_scope(one.summary.subdomain.clone(), || {
@@ -369,7 +356,7 @@ async fn one_after_another(runs: Vec<AccountRun>, cx: &Context) -> Result<u8, Er
             Ok(code) => worst = worst.max(code),
             Err(e) => {
                 worst = worst.max(e.exit_code());
-                print_failure(&run.subdomain, &e, cx);
+                print_failure(&run.subdomain, &e);
             }
         }
     }

@@ -9,7 +9,6 @@ use crate::config;
 #[cfg(feature = "simulator")]
 use crate::config::cli::DemoArgs;
 use crate::config::cli::ExportArgs;
-use crate::lake::manifest::Manifest;
 use crate::lake::storage::{Lake, StoreOptions};
 use crate::metrics;
 use crate::plan::window::Grid;
@@ -127,14 +126,14 @@ async fn after_run(
     if summary.store_failed {
         return facts;
     }
-    let manifest = match Lake::open(dest, store) {
-        Ok(lake) => Manifest::new(lake, &summary.subdomain),
+    let lake = match Lake::open(dest, store) {
+        Ok(lake) => lake,
         Err(error) => {
             tracing::warn!(%error, "could not open the lake to read its freshness");
             return facts;
         }
     };
-    match crate::status::freshness(&manifest, grid).await {
+    match crate::status::freshness(&lake, &summary.subdomain, grid).await {
         Ok(fresh_to) => facts.fresh_to = fresh_to,
         Err(error) => tracing::warn!(%error, "could not read how fresh the lake is"),
     }

@@ -74,6 +74,18 @@ pub fn is_json() -> bool {
     JSON.get().is_some()
 }
 
+/// Says a failure on stderr, the one way every command does: a JSON line with its exit code
+/// (and `fields`) when logs are JSON, else `auditlake: error: MESSAGE`.
+pub fn error_line(message: &str, exit_code: u8, fields: Map<String, Value>) {
+    if is_json() {
+        let mut all = Map::from_iter([("exit_code".to_string(), exit_code.into())]);
+        all.extend(fields);
+        json_event("ERROR", message, all);
+    } else {
+        eprintln!("auditlake: error: {message}");
+    }
+}
+
 /// Writes one JSON event that is not a `tracing` event (the summary, a failure): the same
 /// labels as every other line, then `fields`.
 pub fn json_event(level: &str, message: &str, fields: Map<String, Value>) {

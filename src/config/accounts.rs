@@ -64,13 +64,13 @@ pub struct Selection {
 /// and read only when the command reaches Zendesk (`needs_credentials`).
 pub fn accounts(
     argv: &[OsString],
+    path: &std::path::Path,
     env: &Env,
     file: &FileConfig,
     selection: &Selection,
     needs_credentials: bool,
 ) -> Result<Vec<AccountRun>, ConfigError> {
-    let path = file_name(argv, env);
-    let bad = |why: String| ConfigError(format!("--config {path}: {why}"));
+    let bad = |why: String| ConfigError(format!("--config {}: {why}", path.display()));
     let subdomains = subdomains(&file.accounts).map_err(&bad)?;
     if given_subdomain(argv, env) {
         return Err(bad("--subdomain cannot be given with [[account]] tables: each account names its subdomain (run one with --account SUBDOMAIN)".into()));
@@ -126,20 +126,6 @@ const PROCESS_KEYS: [&str; 8] = [
     "log-level",
     "quiet",
 ];
-
-/// The `--config` path as given, for messages.
-fn file_name(argv: &[OsString], env: &Env) -> String {
-    let mut args = argv.iter().map(|a| a.to_string_lossy().to_string());
-    while let Some(arg) = args.next() {
-        if let Some(path) = arg.strip_prefix("--config=") {
-            return path.to_string();
-        }
-        if arg == "--config" {
-            return args.next().unwrap_or_default();
-        }
-    }
-    env.get("AUDITLAKE_CONFIG").unwrap_or_default().to_string()
-}
 
 /// A message of `command_line_with` without its `--config PATH: ` and `line N: ` heads (the
 /// caller names the account and its line).
@@ -528,6 +514,12 @@ mod tests {
         };
         let account = account_env(&process, std::slice::from_ref(&credential), true).unwrap();
         assert_eq!(account.get("ZENDESK_OAUTH_TOKEN"), Some("acme-token"));
+        // An environment shows its names, never a value.
+        let shown = format!("{account:?}");
+        assert!(
+            shown.contains("ZENDESK_OAUTH_TOKEN") && !shown.contains("acme-token"),
+            "{shown}"
+        );
         assert_eq!(account.get("PATH"), Some("/bin"));
         let e = account_env(&env(&[]), std::slice::from_ref(&credential), true).unwrap_err();
         assert!(

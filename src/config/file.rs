@@ -13,8 +13,17 @@ use crate::config::cli::Cli;
 use crate::config::ConfigError;
 
 /// The process environment, captured once (tests pass their own).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Env(HashMap<String, String>);
+
+/// Names only: values may be secrets (an account's credentials are put here).
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        f.debug_tuple("Env").field(&names).finish()
+    }
+}
 
 impl Env {
     /// The real environment.

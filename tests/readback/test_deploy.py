@@ -89,6 +89,18 @@ def test_the_kubernetes_cronjob_forbids_overlap_uses_irsa_and_its_command_is_acc
     accepted(args, env, tmp_path)
 
 
+def install_stand_ins(tree, stand_ins, monkeypatch):
+    """Airflow itself is not installed: the modules the DAG file imports from, made of stand-ins
+    that record what it builds (for the first of its try/except imports)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module.startswith("airflow"):
+            parts = node.module.split(".")
+            for i in range(1, len(parts) + 1):
+                monkeypatch.setitem(sys.modules, ".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
+            for alias in node.names:
+                setattr(sys.modules[node.module], alias.name, stand_ins[alias.name])
+
+
 def test_the_airflow_dag_has_one_accepted_task_per_subdomain(tmp_path, monkeypatch):
     path = EXAMPLES / "airflow/auditlake_dag.py"
     source = path.read_text()
@@ -114,13 +126,7 @@ def test_the_airflow_dag_has_one_accepted_task_per_subdomain(tmp_path, monkeypat
             tasks.append(kwargs)
 
     stand_ins = {"DAG": DAG, "BashOperator": BashOperator}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module.startswith("airflow"):
-            parts = node.module.split(".")
-            for i in range(1, len(parts) + 1):
-                monkeypatch.setitem(sys.modules, ".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
-            for alias in node.names:
-                setattr(sys.modules[node.module], alias.name, stand_ins[alias.name])
+    install_stand_ins(tree, stand_ins, monkeypatch)
     namespace = {"__name__": "auditlake_dag"}
     exec(compile(tree, str(path), "exec"), namespace)
     (dag,) = dags
@@ -392,13 +398,7 @@ def test_the_airflow_dag_maps_one_task_over_each_account_of_the_file(tmp_path, m
         return function
 
     stand_ins = {"DAG": DAG, "BashOperator": BashOperator, "task": task}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module.startswith("airflow"):
-            parts = node.module.split(".")
-            for i in range(1, len(parts) + 1):
-                monkeypatch.setitem(sys.modules, ".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
-            for alias in node.names:
-                setattr(sys.modules[node.module], alias.name, stand_ins[alias.name])
+    install_stand_ins(tree, stand_ins, monkeypatch)
     exec(compile(tree, str(path), "exec"), {"__name__": "auditlake_accounts_dag"})
     (dag,) = dags
     assert dag["catchup"] is False and dag["max_active_runs"] == 1
